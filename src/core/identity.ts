@@ -1,0 +1,44 @@
+/** Teams, users and API keys: who may do what (every resource belongs to a team). */
+
+export interface Team {
+  id: string;
+  name: string;
+  /** Runs admitted at once (PENDING, CLAIMED, INPROGRESS, BLOCKED). */
+  maxConcurrentRuns: number;
+  createdAt: number;
+}
+
+export type UserRole = 'admin' | 'member';
+
+export interface User {
+  id: string;
+  teamId: string;
+  email: string;
+  displayName: string | null;
+  role: UserRole;
+  createdAt: number;
+}
+
+/**
+ * An API key. Only a hash of the secret is stored; `prefix` is the visible
+ * start of the key so a user can tell keys apart in `oz api-key list`.
+ */
+export interface ApiKey {
+  id: string;
+  teamId: string;
+  userId: string;
+  name: string;
+  prefix: string;
+  createdAt: number;
+  expiresAt: number | null;
+  lastUsedAt: number | null;
+}
+
+export interface NewApiKey {
+  teamId: string;
+  userId: string;
+  name: string;
+  prefix: string;
+  secretHash: string;
+  expiresAt: number | null;
+}

@@ -1,0 +1,131 @@
+import type { PlatformErrorCode } from './errors.js';
+import type { RunState } from './run-state.js';
+
+/** The spec's RunSourceType. */
+export const RUN_SOURCES = [
+  'LINEAR',
+  'API',
+  'SLACK',
+  'LOCAL',
+  'SCHEDULED_AGENT',
+  'WEB_APP',
+  'GITHUB_ACTION',
+  'CLOUD_MODE',
+  'CLI',
+] as const;
+export type RunSource = (typeof RUN_SOURCES)[number];
+
+export const EXECUTION_LOCATIONS = ['LOCAL', 'REMOTE'] as const;
+export type ExecutionLocation = (typeof EXECUTION_LOCATIONS)[number];
+
+export const HARNESS_TYPES = ['oz', 'claude', 'codex', 'command'] as const;
+export type HarnessType = (typeof HARNESS_TYPES)[number];
+
+export interface HarnessConfig {
+  type: HarnessType;
+  /** For `command`: the executable and its arguments, run as a shell command line. */
+  command?: string;
+}
+
+/** What the run was asked to do, beyond the prompt. Stored as JSON. */
+export interface RunConfig {
+  /** The spec's `agent_config.name`: a label for grouping and filtering. */
+  name?: string;
+  modelId?: string;
+  harness: HarnessConfig;
+  /** A run's own secret allowlist; absent means "the environment's". */
+  secrets?: string[];
+  maxRuntimeMs?: number;
+}
+
+/** The spec's RunStatusMessage plus our `reason`. */
+export interface RunStatusMessage {
+  message: string;
+  error_code?: PlatformErrorCode;
+  retryable?: boolean;
+  reason?: string;
+}
+
+export interface RunUsage {
+  input_tokens: number;
+  output_tokens: number;
+  steps: number;
+}
+
+export interface ScheduleRef {
+  scheduleId: string;
+  scheduleName: string;
+  cronSchedule: string;
+}
+
+/** A run as the domain sees it. Timestamps are epoch milliseconds. */
+export interface Run {
+  id: string;
+  teamId: string;
+  creatorId: string | null;
+  title: string;
+  prompt: string;
+  source: RunSource;
+  executionLocation: ExecutionLocation;
+  state: RunState;
+  environmentId: string | null;
+  schedule: ScheduleRef | null;
+  parentRunId: string | null;
+  skillSpec: string | null;
+  config: RunConfig;
+  attempt: number;
+  workerId: string | null;
+  leaseToken: string | null;
+  leaseExpiresAt: number | null;
+  cancelRequestedAt: number | null;
+  statusMessage: RunStatusMessage | null;
+  usage: RunUsage | null;
+  createdAt: number;
+  updatedAt: number;
+  startedAt: number | null;
+  /** When each state was last entered (the `state_timestamps` extension). */
+  stateTimestamps: Partial<Record<RunState, number>>;
+  /** Sequence number of the last event appended to this run (0 = none). */
+  lastEventSeq: number;
+}
+
+export const ARTIFACT_TYPES = ['PLAN', 'PULL_REQUEST', 'SCREENSHOT', 'FILE', 'BRANCH'] as const;
+export type ArtifactType = (typeof ARTIFACT_TYPES)[number];
+
+export const RUN_SORT_FIELDS = ['updated_at', 'created_at', 'title', 'agent'] as const;
+export type RunSortField = (typeof RUN_SORT_FIELDS)[number];
+export type SortOrder = 'asc' | 'desc';
+
+/** The spec's `GET /agent/runs` filters, already validated. */
+export interface RunFilters {
+  states?: RunState[];
+  name?: string;
+  modelId?: string;
+  creatorId?: string;
+  source?: RunSource;
+  executionLocation?: ExecutionLocation;
+  createdAfter?: number;
+  createdBefore?: number;
+  updatedAfter?: number;
+  environmentId?: string;
+  skillSpec?: string;
+  scheduleId?: string;
+  ancestorRunId?: string;
+  artifactType?: ArtifactType;
+  query?: string;
+}
+
+export interface ListRunsQuery {
+  teamId: string;
+  filters: RunFilters;
+  sortBy: RunSortField;
+  sortOrder: SortOrder;
+  limit: number;
+  cursor?: string;
+}
+
+export interface RunPage {
+  runs: Run[];
+  /** Present when more rows may follow. */
+  nextCursor: string | null;
+}

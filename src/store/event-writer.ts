@@ -1,0 +1,29 @@
+import type { Kysely } from 'kysely';
+import type { NewRunEvent } from '../core/run-event.js';
+import type { Database } from './schema.js';
+
+/**
+ * Insert events whose sequence numbers were already reserved by bumping
+ * `runs.last_event_seq` in the same transaction: the row lock on the run
+ * serializes appenders, so `(run_id, seq)` never collides and never skips.
+ */
+export async function insertEvents(
+  tx: Kysely<Database>,
+  runId: string,
+  firstSeq: number,
+  events: readonly NewRunEvent[],
+): Promise<void> {
+  if (events.length === 0) return;
+  await tx
+    .insertInto('run_events')
+    .values(
+      events.map((event, i) => ({
+        run_id: runId,
+        seq: firstSeq + i,
+        type: event.type,
+        at: event.at,
+        data: JSON.stringify(event.data),
+      })),
+    )
+    .execute();
+}

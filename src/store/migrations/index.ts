@@ -1,0 +1,29 @@
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { OzError } from '../../core/errors.js';
+import type { DialectName } from '../schema.js';
+import * as m0001 from './0001-init.js';
+
+/**
+ * Versioned migrations, applied on open. Kysely's Migrator records applied
+ * names in `kysely_migration` and takes a lock (an advisory lock on
+ * PostgreSQL), so several servers starting at once apply each migration once.
+ */
+function provider(dialect: DialectName): MigrationProvider {
+  const all: Record<string, Migration> = {
+    '0001-init': { up: (db) => m0001.up(db, dialect) },
+  };
+  return { getMigrations: async () => all };
+}
+
+export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName): Promise<void> {
+  const migrator = new Migrator({ db, provider: provider(dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new OzError('internal_error', `database migration ${failed} failed: ${String(error)}`, {
+      reason: 'migration_failed',
+      retryable: false,
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,123 @@
+import type { Selectable } from 'kysely';
+import type { Environment, EnvironmentConfig } from '../core/environment.js';
+import type { ApiKey, Team, User, UserRole } from '../core/identity.js';
+import type { RunEvent, RunEventType } from '../core/run-event.js';
+import { RUN_STATES, type RunState } from '../core/run-state.js';
+import type { ExecutionLocation, Run, RunConfig, RunSource, RunStatusMessage, RunUsage } from '../core/run.js';
+import type {
+  ApiKeysTable,
+  EnvironmentsTable,
+  RunEventsTable,
+  RunsTable,
+  TeamsTable,
+  UsersTable,
+} from './schema.js';
+
+/** Rows → domain objects. The only place that knows the storage encoding. */
+
+export type RunRow = Selectable<RunsTable>;
+
+/** The column holding the time a state was last entered: `inprogress_at`, … */
+export function stateColumn(state: RunState): `${Lowercase<RunState>}_at` {
+  return `${state.toLowerCase() as Lowercase<RunState>}_at`;
+}
+
+function parseJson<T>(text: string | null): T | null {
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+export function toRun(row: RunRow): Run {
+  const stateTimestamps: Partial<Record<RunState, number>> = {};
+  for (const state of RUN_STATES) {
+    const at = row[stateColumn(state)];
+    if (at !== null) stateTimestamps[state] = Number(at);
+  }
+  return {
+    id: row.id,
+    teamId: row.team_id,
+    creatorId: row.creator_id,
+    title: row.title,
+    prompt: row.prompt,
+    source: row.source as RunSource,
+    executionLocation: row.execution_location as ExecutionLocation,
+    state: row.state as RunState,
+    environmentId: row.environment_id,
+    schedule:
+      row.schedule_id === null
+        ? null
+        : { scheduleId: row.schedule_id, scheduleName: row.schedule_name ?? '', cronSchedule: row.schedule_cron ?? '' },
+    parentRunId: row.parent_run_id,
+    skillSpec: row.skill_spec,
+    config: JSON.parse(row.config) as RunConfig,
+    attempt: Number(row.attempt),
+    workerId: row.worker_id,
+    leaseToken: row.lease_token,
+    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
+    cancelRequestedAt: row.cancel_requested_at === null ? null : Number(row.cancel_requested_at),
+    statusMessage: parseJson<RunStatusMessage>(row.status_message),
+    usage: parseJson<RunUsage>(row.usage),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    startedAt: row.started_at === null ? null : Number(row.started_at),
+    stateTimestamps,
+    lastEventSeq: Number(row.last_event_seq),
+  };
+}
+
+export function toTeam(row: Selectable<TeamsTable>): Team {
+  return {
+    id: row.id,
+    name: row.name,
+    maxConcurrentRuns: Number(row.max_concurrent_runs),
+    createdAt: Number(row.created_at),
+  };
+}
+
+export function toUser(row: Selectable<UsersTable>): User {
+  return {
+    id: row.id,
+    teamId: row.team_id,
+    email: row.email,
+    displayName: row.display_name,
+    role: row.role as UserRole,
+    createdAt: Number(row.created_at),
+  };
+}
+
+export function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
+  return {
+    id: row.id,
+    teamId: row.team_id,
+    userId: row.user_id,
+    name: row.name,
+    prefix: row.prefix,
+    createdAt: Number(row.created_at),
+    expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+    lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
+  };
+}
+
+export function toEnvironment(row: Selectable<EnvironmentsTable>): Environment {
+  return {
+    id: row.id,
+    teamId: row.team_id,
+    scope: row.owner_user_id === null ? { type: 'team' } : { type: 'user', userId: row.owner_user_id },
+    creatorId: row.creator_id,
+    name: row.name,
+    description: row.description,
+    config: JSON.parse(row.config) as EnvironmentConfig,
+    setupFailed: Number(row.setup_failed) === 1,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+export function toRunEvent(row: Selectable<RunEventsTable>): RunEvent {
+  return {
+    runId: row.run_id,
+    seq: Number(row.seq),
+    type: row.type as RunEventType,
+    at: Number(row.at),
+    data: JSON.parse(row.data) as Record<string, unknown>,
+  };
+}

@@ -1,0 +1,80 @@
+import type { Kysely, Updateable } from 'kysely';
+import { conflict, notFound, OzError } from '../core/errors.js';
+import { isLegalTransition, isTerminal } from '../core/run-state.js';
+import type { Run } from '../core/run.js';
+import { insertEvents } from './event-writer.js';
+import { stateColumn, toRun } from './rows.js';
+import type { Database, RunsTable } from './schema.js';
+import type { TransitionInput } from './store.js';
+
+/**
+ * One compare-and-set on a run's state, inside the caller's transaction:
+ *
+ *   UPDATE runs SET state = :to, <to>_at = :at, updated_at = :at,
+ *                   last_event_seq = last_event_seq + 1, …
+ *   WHERE id = :id AND state = :from [AND lease_token = :token] [AND lease expired]
+ *   RETURNING *
+ *
+ * and the `state` event with the reserved sequence number. Zero rows updated
+ * means someone else moved first (or the lease is not ours): a 409, never a
+ * silent overwrite. The legality check happens before any SQL.
+ */
+export async function transitionIn(tx: Kysely<Database>, input: TransitionInput): Promise<Run> {
+  const { runId, from, to, at } = input;
+  if (!isLegalTransition(from, to)) {
+    throw new OzError('conflict', `illegal run transition ${from} → ${to}`, { reason: 'illegal_transition' });
+  }
+  const set: Updateable<RunsTable> = { state: to, updated_at: at, [stateColumn(to)]: at };
+  if (to === 'PENDING') {
+    // Re-queued: the old lease is void.
+    Object.assign(set, { worker_id: null, lease_token: null, lease_expires_at: null });
+  }
+  if (isTerminal(to)) set.lease_expires_at = null;
+  if (input.statusMessage !== undefined) {
+    set.status_message = input.statusMessage === null ? null : JSON.stringify(input.statusMessage);
+  }
+  if (input.usage !== undefined) set.usage = JSON.stringify(input.usage);
+
+  let query = tx
+    .updateTable('runs')
+    .set((eb) => ({
+      ...set,
+      last_event_seq: eb('last_event_seq', '+', 1),
+      ...(to === 'INPROGRESS' ? { started_at: eb.fn.coalesce('started_at', eb.val(at)) } : {}),
+    }))
+    .where('id', '=', runId)
+    .where('state', '=', from);
+  if (input.leaseToken !== undefined) query = query.where('lease_token', '=', input.leaseToken);
+  if (input.leaseExpiredBefore !== undefined) query = query.where('lease_expires_at', '<=', input.leaseExpiredBefore);
+  if (input.noLiveLeaseAt !== undefined) {
+    const liveAt = input.noLiveLeaseAt;
+    query = query.where((eb) => eb.or([eb('lease_expires_at', 'is', null), eb('lease_expires_at', '<=', liveAt)]));
+  }
+  const row = await query.returningAll().executeTakeFirst();
+  if (!row) throw await explainMiss(tx, input);
+
+  await insertEvents(tx, runId, Number(row.last_event_seq), [
+    {
+      type: 'state',
+      at,
+      data: { from, to, ...(input.statusMessage ? { status_message: input.statusMessage } : {}) },
+    },
+  ]);
+  return toRun(row);
+}
+
+async function explainMiss(tx: Kysely<Database>, input: TransitionInput): Promise<OzError> {
+  const current = await tx
+    .selectFrom('runs')
+    .select(['state', 'lease_token', 'lease_expires_at'])
+    .where('id', '=', input.runId)
+    .executeTakeFirst();
+  if (!current) return notFound('run', input.runId);
+  if (current.state !== input.from) {
+    return conflict(`run ${input.runId} is ${current.state}, not ${input.from}`, 'stale_state');
+  }
+  if (input.leaseToken !== undefined && current.lease_token !== input.leaseToken) {
+    return conflict(`run ${input.runId}: lease token is stale`, 'stale_lease');
+  }
+  return conflict(`run ${input.runId}: lease is still live`, 'lease_live');
+}

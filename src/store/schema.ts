@@ -1,0 +1,127 @@
+/**
+ * Row types of the tables, as Kysely sees them. One representation for both
+ * SQLite and PostgreSQL, chosen so the same SQL works on both:
+ * - timestamps are epoch milliseconds (`bigint`; PostgreSQL's int8 is parsed
+ *   to a JS number by the pool's type parser, exact up to year 287,396);
+ *   the clock is injected and the store never calls the database's now();
+ * - JSON documents are `text` (parsed by the row mappers), not `jsonb`;
+ * - booleans are integers 0/1.
+ */
+
+export interface TeamsTable {
+  id: string;
+  name: string;
+  max_concurrent_runs: number;
+  created_at: number;
+}
+
+export interface UsersTable {
+  id: string;
+  team_id: string;
+  email: string;
+  display_name: string | null;
+  role: string;
+  created_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  team_id: string;
+  user_id: string;
+  name: string;
+  prefix: string;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface EnvironmentsTable {
+  id: string;
+  team_id: string;
+  owner_user_id: string | null;
+  creator_id: string | null;
+  name: string;
+  description: string | null;
+  config: string;
+  setup_failed: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RunsTable {
+  id: string;
+  team_id: string;
+  creator_id: string | null;
+  title: string;
+  prompt: string;
+  source: string;
+  execution_location: string;
+  state: string;
+  environment_id: string | null;
+  schedule_id: string | null;
+  schedule_name: string | null;
+  schedule_cron: string | null;
+  parent_run_id: string | null;
+  skill_spec: string | null;
+  name: string | null;
+  model_id: string | null;
+  config: string;
+  attempt: number;
+  worker_id: string | null;
+  lease_token: string | null;
+  lease_expires_at: number | null;
+  cancel_requested_at: number | null;
+  status_message: string | null;
+  usage: string | null;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  queued_at: number | null;
+  pending_at: number | null;
+  claimed_at: number | null;
+  inprogress_at: number | null;
+  blocked_at: number | null;
+  succeeded_at: number | null;
+  failed_at: number | null;
+  error_at: number | null;
+  cancelled_at: number | null;
+  last_event_seq: number;
+}
+
+export interface RunEventsTable {
+  run_id: string;
+  seq: number;
+  type: string;
+  at: number;
+  data: string;
+}
+
+export interface RunArtifactsTable {
+  id: string;
+  run_id: string;
+  type: string;
+  data: string;
+  created_at: number;
+}
+
+export interface IdempotencyKeysTable {
+  team_id: string;
+  key: string;
+  request_hash: string;
+  run_id: string;
+  created_at: number;
+}
+
+export interface Database {
+  teams: TeamsTable;
+  users: UsersTable;
+  api_keys: ApiKeysTable;
+  environments: EnvironmentsTable;
+  runs: RunsTable;
+  run_events: RunEventsTable;
+  run_artifacts: RunArtifactsTable;
+  idempotency_keys: IdempotencyKeysTable;
+}
+
+export type DialectName = 'sqlite' | 'postgres';

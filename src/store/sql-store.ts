@@ -1,0 +1,143 @@
+import type { Kysely } from 'kysely';
+import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
+import type { ApiKey, NewApiKey, Team, User, UserRole } from '../core/identity.js';
+import type { NewRunEvent, RunEvent } from '../core/run-event.js';
+import type { ListRunsQuery, Run, RunPage } from '../core/run.js';
+import { EnvironmentRepository } from './environment-repository.js';
+import { EventRepository } from './event-repository.js';
+import { IdentityRepository } from './identity-repository.js';
+import { LeaseRepository } from './lease-repository.js';
+import { RunRepository } from './run-repository.js';
+import type { Database, DialectName } from './schema.js';
+import type { DialectOps } from './store-context.js';
+import type {
+  ClaimInput,
+  CreateRunResult,
+  IdempotencyInput,
+  NewRun,
+  Store,
+  SweepOutcome,
+  TransitionInput,
+} from './store.js';
+
+/**
+ * The {@link Store} over Kysely, the same code for SQLite and PostgreSQL; what
+ * differs lives in {@link DialectOps}. Each concern is its own repository.
+ */
+export class SqlStore implements Store {
+  readonly dialect: DialectName;
+  readonly supportsSkipLocked: boolean;
+  private readonly identity: IdentityRepository;
+  private readonly environments: EnvironmentRepository;
+  private readonly runs: RunRepository;
+  private readonly leases: LeaseRepository;
+  private readonly events: EventRepository;
+
+  constructor(
+    readonly db: Kysely<Database>,
+    ops: DialectOps,
+    private readonly onClose: () => Promise<void> = async () => {},
+  ) {
+    this.dialect = ops.name;
+    this.supportsSkipLocked = ops.supportsSkipLocked;
+    const ctx = { db, ops };
+    this.identity = new IdentityRepository(ctx);
+    this.environments = new EnvironmentRepository(ctx);
+    this.runs = new RunRepository(ctx);
+    this.leases = new LeaseRepository(ctx);
+    this.events = new EventRepository(ctx);
+  }
+
+  createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team> {
+    return this.identity.createTeam(input, at);
+  }
+  getTeam(id: string): Promise<Team | null> {
+    return this.identity.getTeam(id);
+  }
+  getTeamByName(name: string): Promise<Team | null> {
+    return this.identity.getTeamByName(name);
+  }
+  countTeams(): Promise<number> {
+    return this.identity.countTeams();
+  }
+  createUser(input: { teamId: string; email: string; displayName: string | null; role: UserRole }, at: number): Promise<User> {
+    return this.identity.createUser(input, at);
+  }
+  getUser(id: string): Promise<User | null> {
+    return this.identity.getUser(id);
+  }
+  getUserByEmail(email: string): Promise<User | null> {
+    return this.identity.getUserByEmail(email);
+  }
+  createApiKey(input: NewApiKey, at: number): Promise<ApiKey> {
+    return this.identity.createApiKey(input, at);
+  }
+  findApiKeyByHash(secretHash: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null> {
+    return this.identity.findApiKeyByHash(secretHash, at);
+  }
+  listApiKeys(teamId: string, userId?: string): Promise<ApiKey[]> {
+    return this.identity.listApiKeys(teamId, userId);
+  }
+  expireApiKey(teamId: string, keyId: string, at: number): Promise<boolean> {
+    return this.identity.expireApiKey(teamId, keyId, at);
+  }
+
+  createEnvironment(input: NewEnvironment, at: number): Promise<Environment> {
+    return this.environments.create(input, at);
+  }
+  getEnvironment(teamId: string, id: string, viewerId?: string): Promise<Environment | null> {
+    return this.environments.get(teamId, id, viewerId);
+  }
+  listEnvironments(teamId: string, viewerId?: string): Promise<Environment[]> {
+    return this.environments.list(teamId, viewerId);
+  }
+  updateEnvironment(teamId: string, id: string, patch: EnvironmentPatch, at: number): Promise<Environment | null> {
+    return this.environments.update(teamId, id, patch, at);
+  }
+  deleteEnvironment(teamId: string, id: string): Promise<boolean> {
+    return this.environments.delete(teamId, id);
+  }
+
+  createRun(input: NewRun, at: number, idempotency?: IdempotencyInput): Promise<CreateRunResult> {
+    return this.runs.create(input, at, idempotency);
+  }
+  getRun(teamId: string, id: string): Promise<Run | null> {
+    return this.runs.get(teamId, id);
+  }
+  getRunById(id: string): Promise<Run | null> {
+    return this.runs.getById(id);
+  }
+  listRuns(query: ListRunsQuery): Promise<RunPage> {
+    return this.runs.list(query);
+  }
+  transitionRun(input: TransitionInput): Promise<Run> {
+    return this.runs.transition(input);
+  }
+  admitQueuedRuns(teamId: string, at: number): Promise<Run[]> {
+    return this.runs.admit(teamId, at);
+  }
+  requestCancel(runId: string, at: number): Promise<Run | null> {
+    return this.runs.requestCancel(runId, at);
+  }
+  claimRuns(input: ClaimInput): Promise<Run[]> {
+    return this.leases.claim(input);
+  }
+  renewLease(runId: string, leaseToken: string, leaseTtlMs: number, at: number): Promise<boolean> {
+    return this.leases.renew(runId, leaseToken, leaseTtlMs, at);
+  }
+  sweepExpiredLeases(at: number): Promise<SweepOutcome[]> {
+    return this.leases.sweep(at);
+  }
+
+  appendRunEvents(runId: string, events: NewRunEvent[]): Promise<RunEvent[]> {
+    return this.events.append(runId, events);
+  }
+  listRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]> {
+    return this.events.list(runId, afterSeq, limit);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+    await this.onClose();
+  }
+}

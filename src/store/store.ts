@@ -1,0 +1,133 @@
+import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
+import type { ApiKey, NewApiKey, Team, User, UserRole } from '../core/identity.js';
+import type { NewRunEvent, RunEvent } from '../core/run-event.js';
+import type { RunState } from '../core/run-state.js';
+import type {
+  ExecutionLocation,
+  ListRunsQuery,
+  Run,
+  RunConfig,
+  RunPage,
+  RunSource,
+  RunStatusMessage,
+  RunUsage,
+  ScheduleRef,
+} from '../core/run.js';
+import type { DialectName } from './schema.js';
+
+export interface NewRun {
+  teamId: string;
+  creatorId: string | null;
+  title: string;
+  prompt: string;
+  source: RunSource;
+  executionLocation: ExecutionLocation;
+  environmentId: string | null;
+  schedule: ScheduleRef | null;
+  parentRunId: string | null;
+  skillSpec: string | null;
+  config: RunConfig;
+}
+
+export interface IdempotencyInput {
+  key: string;
+  /** A hash of the canonical request body: same key + other body is refused. */
+  requestHash: string;
+}
+
+export interface CreateRunResult {
+  run: Run;
+  /** False when an earlier request with the same idempotency key made it. */
+  created: boolean;
+}
+
+/**
+ * One compare-and-set on a run's state. It succeeds only if the run is in
+ * `from` (and, when given, still holds `leaseToken`, its lease expired before
+ * `leaseExpiredBefore`, or it has no live lease at `noLiveLeaseAt`), and the
+ * transition is in the table of `core/run-state.ts`. A `state` event is
+ * appended in the same transaction.
+ */
+export interface TransitionInput {
+  runId: string;
+  from: RunState;
+  to: RunState;
+  at: number;
+  leaseToken?: string;
+  leaseExpiredBefore?: number;
+  noLiveLeaseAt?: number;
+  statusMessage?: RunStatusMessage | null;
+  usage?: RunUsage;
+}
+
+export interface ClaimInput {
+  workerId: string;
+  /** How many runs to claim at most (batched claim). */
+  limit: number;
+  leaseTtlMs: number;
+  at: number;
+}
+
+export interface SweepOutcome {
+  runId: string;
+  from: RunState;
+  to: RunState;
+  reason: string;
+}
+
+export interface Store {
+  readonly dialect: DialectName;
+  /** PostgreSQL claims with `FOR UPDATE SKIP LOCKED`; SQLite serializes writers. */
+  readonly supportsSkipLocked: boolean;
+
+  // Teams, users, API keys
+  createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team>;
+  getTeam(id: string): Promise<Team | null>;
+  getTeamByName(name: string): Promise<Team | null>;
+  countTeams(): Promise<number>;
+  createUser(input: { teamId: string; email: string; displayName: string | null; role: UserRole }, at: number): Promise<User>;
+  getUser(id: string): Promise<User | null>;
+  getUserByEmail(email: string): Promise<User | null>;
+  createApiKey(input: NewApiKey, at: number): Promise<ApiKey>;
+  /** The live (unexpired) key with this secret hash, with its owner. */
+  findApiKeyByHash(secretHash: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null>;
+  listApiKeys(teamId: string, userId?: string): Promise<ApiKey[]>;
+  /** Expire a key now; false when it does not exist in the team. */
+  expireApiKey(teamId: string, keyId: string, at: number): Promise<boolean>;
+
+  // Environments
+  createEnvironment(input: NewEnvironment, at: number): Promise<Environment>;
+  /** Visible to `viewerId`: team-scoped, or personal to that user. */
+  getEnvironment(teamId: string, id: string, viewerId?: string): Promise<Environment | null>;
+  listEnvironments(teamId: string, viewerId?: string): Promise<Environment[]>;
+  updateEnvironment(teamId: string, id: string, patch: EnvironmentPatch, at: number): Promise<Environment | null>;
+  deleteEnvironment(teamId: string, id: string): Promise<boolean>;
+
+  // Runs
+  createRun(input: NewRun, at: number, idempotency?: IdempotencyInput): Promise<CreateRunResult>;
+  /** A run of the team; another team's run is `null` (the API answers 404). */
+  getRun(teamId: string, id: string): Promise<Run | null>;
+  /** Any run by id, for the worker protocol (lease-checked by the caller). */
+  getRunById(id: string): Promise<Run | null>;
+  listRuns(query: ListRunsQuery): Promise<RunPage>;
+  transitionRun(input: TransitionInput): Promise<Run>;
+  /**
+   * Admit the team's oldest QUEUED runs to PENDING while fewer than the team's
+   * `maxConcurrentRuns` are active. Returns the admitted runs.
+   */
+  admitQueuedRuns(teamId: string, at: number): Promise<Run[]>;
+  /** Record a cancel request on a leased run (the worker learns it and stops). */
+  requestCancel(runId: string, at: number): Promise<Run | null>;
+  /** Claim the oldest admitted runs, each with its own random lease token. */
+  claimRuns(input: ClaimInput): Promise<Run[]>;
+  /** Extend a held lease; writes only `lease_expires_at`. False when the token is stale. */
+  renewLease(runId: string, leaseToken: string, leaseTtlMs: number, at: number): Promise<boolean>;
+  /** Resolve runs whose lease expired (re-queue once, cancel, or ERROR `worker_lost`). */
+  sweepExpiredLeases(at: number): Promise<SweepOutcome[]>;
+
+  // Run events
+  appendRunEvents(runId: string, events: NewRunEvent[]): Promise<RunEvent[]>;
+  listRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]>;
+
+  close(): Promise<void>;
+}

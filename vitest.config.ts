@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Store suites spawn claimer processes and open real databases; keep the
+    // two-core machines from oversubscribing.
+    maxWorkers: 2,
+  },
+});
