@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { conflict, notFound } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { ACTIVE_STATES, LEASED_STATES, type RunState } from '../core/run-state.js';
-import type { ListRunsQuery, Run, RunPage } from '../core/run.js';
+import type { ArtifactType, ListRunsQuery, Run, RunPage } from '../core/run.js';
 import { insertEvents } from './event-writer.js';
 import { toRun } from './rows.js';
 import { decodeCursor, encodeCursor, queryFingerprint, sortValueOf } from './run-cursor.js';
@@ -145,6 +145,13 @@ export class RunRepository {
       }
       return admitted;
     });
+  }
+
+  async addArtifact(runId: string, type: ArtifactType, data: Record<string, unknown>, at: number): Promise<void> {
+    await this.ctx.db
+      .insertInto('run_artifacts')
+      .values({ id: newId(), run_id: runId, type, data: JSON.stringify(data), created_at: at })
+      .execute();
   }
 
   async requestCancel(runId: string, at: number): Promise<Run | null> {

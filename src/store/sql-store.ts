@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
 import type { ApiKey, NewApiKey, Team, User, UserRole } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
-import type { ListRunsQuery, Run, RunPage } from '../core/run.js';
+import type { ArtifactType, ListRunsQuery, Run, RunPage } from '../core/run.js';
 import { EnvironmentRepository } from './environment-repository.js';
 import { EventRepository } from './event-repository.js';
 import { IdentityRepository } from './identity-repository.js';
@@ -127,6 +127,10 @@ export class SqlStore implements Store {
   }
   sweepExpiredLeases(at: number): Promise<SweepOutcome[]> {
     return this.leases.sweep(at);
+  }
+
+  addRunArtifact(runId: string, type: ArtifactType, data: Record<string, unknown>, at: number): Promise<void> {
+    return this.runs.addArtifact(runId, type, data, at);
   }
 
   appendRunEvents(runId: string, events: NewRunEvent[]): Promise<RunEvent[]> {

@@ -3,6 +3,7 @@ import type { ApiKey, NewApiKey, Team, User, UserRole } from '../core/identity.j
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { RunState } from '../core/run-state.js';
 import type {
+  ArtifactType,
   ExecutionLocation,
   ListRunsQuery,
   Run,
@@ -124,6 +125,9 @@ export interface Store {
   renewLease(runId: string, leaseToken: string, leaseTtlMs: number, at: number): Promise<boolean>;
   /** Resolve runs whose lease expired (re-queue once, cancel, or ERROR `worker_lost`). */
   sweepExpiredLeases(at: number): Promise<SweepOutcome[]>;
+
+  /** Record an output of a run (pull request, branch, file, plan): filterable by type. */
+  addRunArtifact(runId: string, type: ArtifactType, data: Record<string, unknown>, at: number): Promise<void>;
 
   // Run events
   appendRunEvents(runId: string, events: NewRunEvent[]): Promise<RunEvent[]>;

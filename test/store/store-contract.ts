@@ -1,0 +1,13 @@
+import type { StoreFactory } from '../support/store-factories.js';
+import { claimContract } from './contract/claims.contract.js';
+import { resourceContract } from './contract/resources.contract.js';
+import { runContract } from './contract/runs.contract.js';
+import { transitionContract } from './contract/transitions.contract.js';
+
+/** The one store contract, run against every database (sqlite-store.test.ts, postgres-store.test.ts). */
+export function describeStoreContract(factory: StoreFactory): void {
+  transitionContract(factory);
+  claimContract(factory);
+  runContract(factory);
+  resourceContract(factory);
+}
