@@ -8,5 +8,8 @@ export default defineConfig({
     // Store suites spawn claimer processes and open real databases; keep the
     // two-core machines from oversubscribing.
     maxWorkers: 2,
+    // .ci/run asks for a machine-readable report to print "N passed, N failed".
+    reporters: process.env.OZ_VITEST_JSON ? ['default', 'json'] : ['default'],
+    ...(process.env.OZ_VITEST_JSON ? { outputFile: { json: process.env.OZ_VITEST_JSON } } : {}),
   },
 });

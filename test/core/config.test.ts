@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { defaultDataDir, loadConfig } from '../../src/core/config.js';
+
+describe('configuration', () => {
+  it('defaults to the XDG data directory and the embedded database', () => {
+    const config = loadConfig({}, { HOME: '/home/u' });
+    expect(config).toEqual({ dataDir: '/home/u/.local/share/oz', databaseUrl: null, leaseTtlMs: 30_000 });
+    expect(defaultDataDir({ XDG_DATA_HOME: '/x/data', HOME: '/home/u' })).toBe('/x/data/oz');
+    expect(defaultDataDir({ XDG_DATA_HOME: 'relative', HOME: '/home/u' })).toBe('/home/u/.local/share/oz');
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('takes flags over environment variables', () => {
+    const config = loadConfig({ dataDir: '/flag' }, { OZ_DATA_DIR: '/env', OZ_DATABASE_URL: 'postgres://h/db' });
+    expect(config.dataDir).toBe('/flag');
+    expect(config.databaseUrl).toBe('postgres://h/db');
+  });
+
+  it('names the flag and the variable when a value is wrong', () => {
+    expect(() => loadConfig({}, { OZ_DATABASE_URL: 'mysql://h/db' })).toThrow(/--database-url \/ OZ_DATABASE_URL: must be a postgres/);
+    expect(() => loadConfig({}, { OZ_LEASE_TTL_MS: 'soon' })).toThrow(/OZ_LEASE_TTL_MS/);
+    expect(() => loadConfig({}, { OZ_LEASE_TTL_MS: '10' })).toThrow(/OZ_LEASE_TTL_MS/);
+  });
+});
