@@ -15,12 +15,33 @@ export interface OzConfig {
   readonly databaseUrl: string | null;
   /** Lease length for claimed runs (`OZ_LEASE_TTL_MS`). */
   readonly leaseTtlMs: number;
+  /** Address the API binds (`--host` / `OZ_HOST`), loopback by default. */
+  readonly host: string;
+  /** API port (`--port` / `OZ_PORT`); 0 picks a free one. */
+  readonly port: number;
+  /** Model used when a run names none (`OZ_DEFAULT_MODEL`). */
+  readonly defaultModel: string | null;
+  /** Models offered by `/agent/models` (`OZ_MODELS`, comma-separated `provider/model` ids). */
+  readonly models: readonly string[];
+  /** Concurrency limit given to teams created without one (`OZ_TEAM_MAX_CONCURRENT_RUNS`). */
+  readonly teamMaxConcurrentRuns: number;
+  /** The CLI's config file (server URL, API key): `$XDG_CONFIG_HOME/oz/config.json`. */
+  readonly cliConfigPath: string;
+  /** Server log level (`OZ_LOG_LEVEL`): fatal, error, warn, info, debug, trace, silent. */
+  readonly logLevel: string;
 }
 
 export interface ConfigOverrides {
   dataDir?: string;
   databaseUrl?: string;
+  host?: string;
+  port?: string;
 }
+
+/** Default API port of `oz server` and default target of the CLI. */
+export const DEFAULT_PORT = 7420;
+
+export const MODEL_ID_PATTERN = /^(anthropic|openai|openai-compatible)\/[A-Za-z0-9._:-]{1,120}$/;
 
 type Env = Record<string, string | undefined>;
 
@@ -60,5 +81,68 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     env.OZ_LEASE_TTL_MS === undefined
       ? 30_000
       : check(positiveMs, env.OZ_LEASE_TTL_MS, '--lease-ttl-ms', 'OZ_LEASE_TTL_MS');
-  return Object.freeze({ dataDir, databaseUrl, leaseTtlMs });
+  const host = check(z.string().min(1, 'must not be empty'), overrides.host ?? env.OZ_HOST ?? '127.0.0.1', '--host', 'OZ_HOST');
+  const port = check(
+    z.coerce.number().int().min(0, 'must be 0..65535').max(65535, 'must be 0..65535'),
+    overrides.port ?? env.OZ_PORT ?? DEFAULT_PORT,
+    '--port',
+    'OZ_PORT',
+  );
+  const modelId = z.string().regex(MODEL_ID_PATTERN, 'must be provider/model with provider anthropic, openai or openai-compatible');
+  const defaultModel = env.OZ_DEFAULT_MODEL ? check(modelId, env.OZ_DEFAULT_MODEL, '--default-model', 'OZ_DEFAULT_MODEL') : null;
+  const listed = (env.OZ_MODELS ?? '')
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m) => m.length > 0)
+    .map((m) => check(modelId, m, '--models', 'OZ_MODELS'));
+  const models = Object.freeze([...new Set([...(defaultModel ? [defaultModel] : []), ...listed])]);
+  const teamMaxConcurrentRuns = check(
+    z.coerce.number().int().min(1, 'must be at least 1').max(10_000, 'must be at most 10000'),
+    env.OZ_TEAM_MAX_CONCURRENT_RUNS ?? 4,
+    '--team-max-concurrent-runs',
+    'OZ_TEAM_MAX_CONCURRENT_RUNS',
+  );
+  return Object.freeze({
+    dataDir,
+    databaseUrl,
+    leaseTtlMs,
+    host,
+    port,
+    defaultModel,
+    models,
+    teamMaxConcurrentRuns,
+    cliConfigPath: cliConfigPath(env),
+    logLevel: check(
+      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+      env.OZ_LOG_LEVEL ?? 'info',
+      '--log-level',
+      'OZ_LOG_LEVEL',
+    ),
+  });
+}
+
+/** `$XDG_CONFIG_HOME/oz/config.json`, else `~/.config/oz/config.json`. */
+export function cliConfigPath(env: Env = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  const base = xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.config');
+  return join(base, 'oz', 'config.json');
+}
+
+/** What the CLI takes from its environment (flags win over these). */
+export interface CliEnvironment {
+  readonly apiKey: string | null;
+  readonly serverUrl: string | null;
+  readonly outputFormat: string | null;
+  readonly configPath: string;
+  readonly isTty: boolean;
+}
+
+export function loadCliEnvironment(env: Env = process.env): CliEnvironment {
+  return Object.freeze({
+    apiKey: env.WARP_API_KEY || env.OZ_API_KEY || null,
+    serverUrl: env.OZ_SERVER_URL || null,
+    outputFormat: env.WARP_OUTPUT_FORMAT || null,
+    configPath: cliConfigPath(env),
+    isTty: Boolean(process.stdout.isTTY),
+  });
 }

@@ -42,3 +42,21 @@ export interface NewApiKey {
   secretHash: string;
   expiresAt: number | null;
 }
+
+/** A credential for `oz worker`, deployment-wide. Only its hash is stored. */
+export interface WorkerToken {
+  id: string;
+  name: string;
+  prefix: string;
+  createdBy: string | null;
+  createdAt: number;
+  revokedAt: number | null;
+  lastUsedAt: number | null;
+}
+
+export interface NewWorkerToken {
+  name: string;
+  prefix: string;
+  secretHash: string;
+  createdBy: string | null;
+}

@@ -1,6 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { Environment, EnvironmentConfig } from '../core/environment.js';
-import type { ApiKey, Team, User, UserRole } from '../core/identity.js';
+import type { ApiKey, Team, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { RunEvent, RunEventType } from '../core/run-event.js';
 import { RUN_STATES, type RunState } from '../core/run-state.js';
 import type { ExecutionLocation, Run, RunConfig, RunSource, RunStatusMessage, RunUsage } from '../core/run.js';
@@ -11,6 +11,7 @@ import type {
   RunsTable,
   TeamsTable,
   UsersTable,
+  WorkerTokensTable,
 } from './schema.js';
 
 /** Rows → domain objects. The only place that knows the storage encoding. */
@@ -119,5 +120,17 @@ export function toRunEvent(row: Selectable<RunEventsTable>): RunEvent {
     type: row.type as RunEventType,
     at: Number(row.at),
     data: JSON.parse(row.data) as Record<string, unknown>,
+  };
+}
+
+export function toWorkerToken(row: Selectable<WorkerTokensTable>): WorkerToken {
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    createdBy: row.created_by,
+    createdAt: Number(row.created_at),
+    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
+    lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
   };
 }

@@ -113,6 +113,17 @@ export interface IdempotencyKeysTable {
   created_at: number;
 }
 
+export interface WorkerTokensTable {
+  id: string;
+  name: string;
+  prefix: string;
+  secret_hash: string;
+  created_by: string | null;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
 export interface Database {
   teams: TeamsTable;
   users: UsersTable;
@@ -122,6 +133,7 @@ export interface Database {
   run_events: RunEventsTable;
   run_artifacts: RunArtifactsTable;
   idempotency_keys: IdempotencyKeysTable;
+  worker_tokens: WorkerTokensTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

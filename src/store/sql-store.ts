@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
-import type { ApiKey, NewApiKey, Team, User, UserRole } from '../core/identity.js';
+import type { ApiKey, NewApiKey, NewWorkerToken, Team, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { ArtifactType, ListRunsQuery, Run, RunPage } from '../core/run.js';
 import { EnvironmentRepository } from './environment-repository.js';
@@ -8,6 +8,7 @@ import { EventRepository } from './event-repository.js';
 import { IdentityRepository } from './identity-repository.js';
 import { LeaseRepository } from './lease-repository.js';
 import { RunRepository } from './run-repository.js';
+import { WorkerTokenRepository } from './worker-token-repository.js';
 import type { Database, DialectName } from './schema.js';
 import type { DialectOps } from './store-context.js';
 import type {
@@ -32,6 +33,7 @@ export class SqlStore implements Store {
   private readonly runs: RunRepository;
   private readonly leases: LeaseRepository;
   private readonly events: EventRepository;
+  private readonly workerTokens: WorkerTokenRepository;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -46,6 +48,7 @@ export class SqlStore implements Store {
     this.runs = new RunRepository(ctx);
     this.leases = new LeaseRepository(ctx);
     this.events = new EventRepository(ctx);
+    this.workerTokens = new WorkerTokenRepository(ctx);
   }
 
   createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team> {
@@ -80,6 +83,19 @@ export class SqlStore implements Store {
   }
   expireApiKey(teamId: string, keyId: string, at: number): Promise<boolean> {
     return this.identity.expireApiKey(teamId, keyId, at);
+  }
+
+  createWorkerToken(input: NewWorkerToken, at: number): Promise<WorkerToken> {
+    return this.workerTokens.create(input, at);
+  }
+  listWorkerTokens(): Promise<WorkerToken[]> {
+    return this.workerTokens.list();
+  }
+  findWorkerTokenByHash(secretHash: string): Promise<WorkerToken | null> {
+    return this.workerTokens.findByHash(secretHash);
+  }
+  revokeWorkerToken(id: string, at: number): Promise<boolean> {
+    return this.workerTokens.revoke(id, at);
   }
 
   createEnvironment(input: NewEnvironment, at: number): Promise<Environment> {

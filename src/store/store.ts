@@ -1,5 +1,5 @@
 import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
-import type { ApiKey, NewApiKey, Team, User, UserRole } from '../core/identity.js';
+import type { ApiKey, NewApiKey, NewWorkerToken, Team, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { RunState } from '../core/run-state.js';
 import type {
@@ -95,6 +95,12 @@ export interface Store {
   listApiKeys(teamId: string, userId?: string): Promise<ApiKey[]>;
   /** Expire a key now; false when it does not exist in the team. */
   expireApiKey(teamId: string, keyId: string, at: number): Promise<boolean>;
+
+  // Worker tokens (deployment-wide)
+  createWorkerToken(input: NewWorkerToken, at: number): Promise<WorkerToken>;
+  listWorkerTokens(): Promise<WorkerToken[]>;
+  findWorkerTokenByHash(secretHash: string): Promise<WorkerToken | null>;
+  revokeWorkerToken(id: string, at: number): Promise<boolean>;
 
   // Environments
   createEnvironment(input: NewEnvironment, at: number): Promise<Environment>;

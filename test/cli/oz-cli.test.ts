@@ -1,7 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -30,15 +28,6 @@ describe('the oz executable', () => {
     const result = oz(['no-such-command']);
     expect(result.status).toBe(2);
     expect(result.stderr).toContain("unknown command 'no-such-command'");
-  });
-
-  it('oz server prepares the embedded store in the data dir, then says the API is not built yet', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'oz-cli-'));
-    dirs.push(dir);
-    const result = oz(['server', '--data-dir', join(dir, 'data')]);
-    expect(result.stderr).toContain('API server is not built yet');
-    expect(result.status).toBe(1);
-    expect(existsSync(join(dir, 'data', 'oz.db'))).toBe(true);
   });
 
   it('names the variable when the configuration is wrong', () => {

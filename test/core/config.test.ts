@@ -4,7 +4,18 @@ import { defaultDataDir, loadConfig } from '../../src/core/config.js';
 describe('configuration', () => {
   it('defaults to the XDG data directory and the embedded database', () => {
     const config = loadConfig({}, { HOME: '/home/u' });
-    expect(config).toEqual({ dataDir: '/home/u/.local/share/oz', databaseUrl: null, leaseTtlMs: 30_000 });
+    expect(config).toEqual({
+      dataDir: '/home/u/.local/share/oz',
+      databaseUrl: null,
+      leaseTtlMs: 30_000,
+      host: '127.0.0.1',
+      port: 7420,
+      defaultModel: null,
+      models: [],
+      teamMaxConcurrentRuns: 4,
+      cliConfigPath: '/home/u/.config/oz/config.json',
+      logLevel: 'info',
+    });
     expect(defaultDataDir({ XDG_DATA_HOME: '/x/data', HOME: '/home/u' })).toBe('/x/data/oz');
     expect(defaultDataDir({ XDG_DATA_HOME: 'relative', HOME: '/home/u' })).toBe('/home/u/.local/share/oz');
     expect(Object.isFrozen(config)).toBe(true);
@@ -16,7 +27,14 @@ describe('configuration', () => {
     expect(config.databaseUrl).toBe('postgres://h/db');
   });
 
+  it('lists the default model first among the configured models', () => {
+    const config = loadConfig({}, { HOME: '/h', OZ_DEFAULT_MODEL: 'anthropic/claude-sonnet-4-5', OZ_MODELS: 'openai/gpt-5, anthropic/claude-sonnet-4-5' });
+    expect(config.models).toEqual(['anthropic/claude-sonnet-4-5', 'openai/gpt-5']);
+    expect(() => loadConfig({}, { OZ_MODELS: 'gpt-5' })).toThrow(/OZ_MODELS: must be provider\/model/);
+  });
+
   it('names the flag and the variable when a value is wrong', () => {
+    expect(() => loadConfig({ port: '70000' })).toThrow(/--port \/ OZ_PORT: must be 0..65535/);
     expect(() => loadConfig({}, { OZ_DATABASE_URL: 'mysql://h/db' })).toThrow(/--database-url \/ OZ_DATABASE_URL: must be a postgres/);
     expect(() => loadConfig({}, { OZ_LEASE_TTL_MS: 'soon' })).toThrow(/OZ_LEASE_TTL_MS/);
     expect(() => loadConfig({}, { OZ_LEASE_TTL_MS: '10' })).toThrow(/OZ_LEASE_TTL_MS/);

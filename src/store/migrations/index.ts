@@ -2,6 +2,7 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import { OzError } from '../../core/errors.js';
 import type { DialectName } from '../schema.js';
 import * as m0001 from './0001-init.js';
+import * as m0002 from './0002-worker-tokens.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -11,6 +12,7 @@ import * as m0001 from './0001-init.js';
 function provider(dialect: DialectName): MigrationProvider {
   const all: Record<string, Migration> = {
     '0001-init': { up: (db) => m0001.up(db, dialect) },
+    '0002-worker-tokens': { up: (db) => m0002.up(db) },
   };
   return { getMigrations: async () => all };
 }

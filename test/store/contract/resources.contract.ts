@@ -39,6 +39,21 @@ export function resourceContract(factory: StoreFactory): void {
       expect(await store.expireApiKey(team.id, forever.id, T0 + 6)).toBe(false);
     });
 
+    it('worker tokens are unique by name, found by hash until revoked', async () => {
+      const { store } = h.current;
+      const token = await store.createWorkerToken({ name: 'box-1', prefix: 'ozw_ab', secretHash: 'wh-1', createdBy: null }, T0);
+      await expect(store.createWorkerToken({ name: 'box-1', prefix: 'ozw_cd', secretHash: 'wh-2', createdBy: null }, T0)).rejects.toMatchObject({
+        code: 'conflict',
+        reason: 'name',
+      });
+      expect(await store.findWorkerTokenByHash('wh-1')).toEqual(token);
+      expect(await store.listWorkerTokens()).toEqual([token]);
+      expect(await store.revokeWorkerToken(token.id, T0 + 1)).toBe(true);
+      expect(await store.revokeWorkerToken(token.id, T0 + 2)).toBe(false);
+      expect(await store.findWorkerTokenByHash('wh-1')).toBeNull();
+      expect((await store.listWorkerTokens())[0]?.revokedAt).toBe(T0 + 1);
+    });
+
     it('environments: create, read, list, update and delete, within the team and scope', async () => {
       const { store } = h.current;
       const team = await seedTeam(store);

@@ -1,0 +1,247 @@
+import { Command } from 'commander';
+import type { Json } from '../../client/oz-client.js';
+import type { CliContext } from '../context.js';
+import { collect, oneOf } from '../parse.js';
+import { UsageError } from '../usage-error.js';
+import { str } from './run-views.js';
+
+/** `owner/repo[@branch]` (GitHub) or any git URL with an optional `@branch` suffix. */
+export function parseRepo(spec: string): { github?: { owner: string; repo: string }; repo?: { url: string; branch?: string } } {
+  const at = spec.lastIndexOf('@');
+  // user@host:path has its @ before the first colon; a branch suffix comes after the last slash.
+  const hasBranch = at > spec.lastIndexOf('/') && at > spec.indexOf(':');
+  const target = hasBranch ? spec.slice(0, at) : spec;
+  const branch = hasBranch ? spec.slice(at + 1) : undefined;
+  const short = /^([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/.exec(target);
+  if (short?.[1] && short[2] && branch === undefined) return { github: { owner: short[1], repo: short[2] } };
+  const url = short ? `https://github.com/${short[1]}/${short[2]}.git` : target;
+  if (!short && !/^(?:(?:https?|ssh|git|file):\/\/|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)/.test(url)) {
+    throw new UsageError(`--repo: "${spec}" is neither owner/repo nor a git URL (https://, ssh://, git://, file://, user@host:path)`);
+  }
+  return { repo: { url, ...(branch ? { branch } : {}) } };
+}
+
+function parseEnvPair(pair: string): [string, string] {
+  const eq = pair.indexOf('=');
+  if (eq <= 0) throw new UsageError(`--env: expected KEY=VALUE (got "${pair}")`);
+  return [pair.slice(0, eq), pair.slice(eq + 1)];
+}
+
+function reposBody(specs: string[]): Json {
+  const github: Json[] = [];
+  const repos: Json[] = [];
+  for (const spec of specs) {
+    const parsed = parseRepo(spec);
+    if (parsed.github) github.push(parsed.github);
+    if (parsed.repo) repos.push(parsed.repo);
+  }
+  return { github_repos: github, repos };
+}
+
+const COLUMNS = [
+  { header: 'ID', value: (e: Json) => str(e.uid) },
+  { header: 'NAME', value: (e: Json) => str((e.config as Json).name) },
+  { header: 'REPOS', value: (e: Json) => String(((e.config as Json).repos as Json[]).length) },
+  { header: 'SCOPE', value: (e: Json) => str((e.scope as Json).type) },
+  { header: 'UPDATED', value: (e: Json) => str(e.last_updated) },
+];
+
+function fields(env: Json): [string, string][] {
+  const c = env.config as Json;
+  const repos = (c.repos as Json[]).map((r) => `${str(r.url)}${r.branch ? `@${str(r.branch)}` : ''}`);
+  return [
+    ['ID', str(env.uid)],
+    ['Name', str(c.name)],
+    ['Description', str(c.description) || '-'],
+    ['Docker image', str(c.docker_image) || '-'],
+    ['Repos', repos.join(', ') || '-'],
+    ['Setup commands', (c.setup_commands as string[]).join(' && ') || '-'],
+    ['Env', Object.keys(c.env as Json).join(', ') || '-'],
+    ['Secrets', (c.secrets as string[]).join(', ') || '-'],
+    ['Network', str(c.network)],
+    ['Scope', str((env.scope as Json).type)],
+    ['Updated', str(env.last_updated)],
+  ];
+}
+
+interface CreateOptions {
+  name: string;
+  description?: string;
+  dockerImage?: string;
+  repo: string[];
+  setupCommand: string[];
+  team?: boolean;
+  personal?: boolean;
+  env: string[];
+  secret: string[];
+  network?: string;
+}
+
+interface UpdateOptions {
+  name?: string;
+  description?: string;
+  removeDescription?: boolean;
+  dockerImage?: string;
+  repo: string[];
+  removeRepo: string[];
+  setupCommand: string[];
+  removeSetupCommand: string[];
+  env: string[];
+  removeEnv: string[];
+  secret: string[];
+  removeSecret: string[];
+  network?: string;
+  force?: boolean;
+}
+
+export function environmentCommand(context: (cmd: Command) => CliContext): Command {
+  const env = new Command('environment').alias('e').description('Manage environments: where runs execute');
+
+  env
+    .command('create')
+    .description('Create an environment')
+    .requiredOption('-n, --name <name>', 'a name')
+    .option('--description <text>', 'a description (at most 240 characters)')
+    .option('-d, --docker-image <image>', 'container image (for container backends)')
+    .option('-r, --repo <repo>', 'owner/repo or any git URL, optional @branch (repeatable)', collect, [])
+    .option('-c, --setup-command <cmd>', 'run after cloning, in order (repeatable)', collect, [])
+    .option('--team', 'team-owned (default)')
+    .option('--personal', 'visible only to you')
+    .option('--env <KEY=VALUE>', 'a plain environment variable (repeatable)', collect, [])
+    .option('--secret <name>', 'attach a secret by name (repeatable)', collect, [])
+    .option('--network <policy>', 'off (default) or on', oneOf('--network', ['off', 'on'] as const))
+    .action(async (o: CreateOptions, cmd: Command) => {
+      const ctx = context(cmd);
+      if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
+      if (o.description !== undefined && o.description.length > 240) throw new UsageError('--description: at most 240 characters');
+      const body: Json = {
+        name: o.name,
+        ...(o.description !== undefined ? { description: o.description } : {}),
+        ...(o.dockerImage !== undefined ? { docker_image: o.dockerImage } : {}),
+        ...reposBody(o.repo),
+        setup_commands: o.setupCommand,
+        env: Object.fromEntries(o.env.map(parseEnvPair)),
+        secrets: o.secret,
+        ...(o.network !== undefined ? { network: o.network } : {}),
+        ...(o.personal ? { team: false } : {}),
+      };
+      const created = await ctx.client.createEnvironment(body);
+      ctx.out.result(`Created environment ${str((created.config as Json).name)} with ID: ${str(created.uid)}`, created, str(created.uid));
+    });
+
+  env
+    .command('list')
+    .description('List environments')
+    .action(async (_o: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const result = await ctx.client.listEnvironments();
+      const items = result.environments as Json[];
+      ctx.out.list(items, COLUMNS, result, items, 'No environments.');
+    });
+
+  env
+    .command('get <id>')
+    .description('Show an environment')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const item = await ctx.client.getEnvironment(id);
+      ctx.out.object(fields(item), item);
+    });
+
+  env
+    .command('update <id>')
+    .description('Change an environment (lists are edited: add with -r/-c/--env/--secret, remove with --remove-*)')
+    .option('-n, --name <name>', 'a new name')
+    .option('--description <text>', 'a new description')
+    .option('--remove-description', 'remove the description')
+    .option('-d, --docker-image <image>', 'a new container image')
+    .option('-r, --repo <repo>', 'add a repo (repeatable)', collect, [])
+    .option('--remove-repo <repo>', 'remove a repo (owner/repo or URL; repeatable)', collect, [])
+    .option('-c, --setup-command <cmd>', 'append a setup command (repeatable)', collect, [])
+    .option('--remove-setup-command <cmd>', 'remove a setup command, exact match (repeatable)', collect, [])
+    .option('--env <KEY=VALUE>', 'set a variable (repeatable)', collect, [])
+    .option('--remove-env <KEY>', 'remove a variable (repeatable)', collect, [])
+    .option('--secret <name>', 'attach a secret (repeatable)', collect, [])
+    .option('--remove-secret <name>', 'detach a secret (repeatable)', collect, [])
+    .option('--network <policy>', 'off or on', oneOf('--network', ['off', 'on'] as const))
+    .option('--force', 'do not fail when a --remove-* value is not present')
+    .action(async (id: string, o: UpdateOptions, cmd: Command) => {
+      const ctx = context(cmd);
+      if (o.description !== undefined && o.removeDescription) throw new UsageError('--description and --remove-description: choose one');
+      const current = await ctx.client.getEnvironment(id);
+      const c = current.config as Json;
+      const missing = (what: string, value: string) => {
+        if (!o.force) throw new UsageError(`${what}: "${value}" is not in the environment (use --force to ignore)`);
+      };
+      const body: Json = {};
+      if (o.name !== undefined) body.name = o.name;
+      if (o.description !== undefined) body.description = o.description;
+      if (o.removeDescription) body.description = null;
+      if (o.dockerImage !== undefined) body.docker_image = o.dockerImage;
+      if (o.repo.length > 0 || o.removeRepo.length > 0) {
+        let repos = (c.repos as { url: string; branch?: string }[]).slice();
+        for (const spec of o.removeRepo) {
+          const parsed = parseRepo(spec.replace(/@[^/@:]*$/, ''));
+          const url = parsed.repo?.url ?? `https://github.com/${parsed.github?.owner}/${parsed.github?.repo}.git`;
+          const before = repos.length;
+          repos = repos.filter((r) => r.url !== url);
+          if (repos.length === before) missing('--remove-repo', spec);
+        }
+        for (const spec of o.repo) {
+          const parsed = parseRepo(spec);
+          repos.push(parsed.repo ?? { url: `https://github.com/${parsed.github?.owner}/${parsed.github?.repo}.git` });
+        }
+        body.repos = repos;
+        body.github_repos = [];
+      }
+      if (o.setupCommand.length > 0 || o.removeSetupCommand.length > 0) {
+        let commands = (c.setup_commands as string[]).slice();
+        for (const command of o.removeSetupCommand) {
+          if (!commands.includes(command)) missing('--remove-setup-command', command);
+          commands = commands.filter((x) => x !== command);
+        }
+        body.setup_commands = [...commands, ...o.setupCommand];
+      }
+      if (o.env.length > 0 || o.removeEnv.length > 0) {
+        const vars = { ...(c.env as Record<string, string>) };
+        for (const key of o.removeEnv) {
+          if (!(key in vars)) missing('--remove-env', key);
+          delete vars[key];
+        }
+        for (const [k, v] of o.env.map(parseEnvPair)) vars[k] = v;
+        body.env = vars;
+      }
+      if (o.secret.length > 0 || o.removeSecret.length > 0) {
+        let secrets = (c.secrets as string[]).slice();
+        for (const s of o.removeSecret) {
+          if (!secrets.includes(s)) missing('--remove-secret', s);
+          secrets = secrets.filter((x) => x !== s);
+        }
+        body.secrets = [...new Set([...secrets, ...o.secret])];
+      }
+      if (o.network !== undefined) body.network = o.network;
+      if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one option (see --help)');
+      const updated = await ctx.client.updateEnvironment(id, body);
+      ctx.out.result(`Updated environment ${str(updated.uid)}.`, updated, str(updated.uid));
+    });
+
+  env
+    .command('delete <id>')
+    .description('Delete an environment (runs that used it keep their history)')
+    .option('--force', 'do not ask for confirmation (required when not on a terminal)')
+    .action(async (id: string, o: { force?: boolean }, cmd: Command) => {
+      const ctx = context(cmd);
+      if (!o.force) {
+        if (!ctx.env.isTty || !process.stdin.isTTY) throw new UsageError('--force: required to delete without an interactive confirmation');
+        const { createInterface } = await import('node:readline/promises');
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        const answer = await rl.question(`Delete environment ${id}? [y/N] `);
+        rl.close();
+        if (!/^y(es)?$/i.test(answer.trim())) return ctx.out.line('Not deleted.');
+      }
+      await ctx.client.deleteEnvironment(id);
+      ctx.out.result(`Deleted environment ${id}.`, { uid: id, deleted: true }, id);
+    });
+
+  return env;
+}

@@ -1,0 +1,189 @@
+import { Command } from 'commander';
+import type { Json } from '../../client/oz-client.js';
+import type { CliContext } from '../context.js';
+import { duration, positiveInt, oneOf } from '../parse.js';
+import { UsageError } from '../usage-error.js';
+import { str } from './run-views.js';
+
+const KEY_COLUMNS = [
+  { header: 'ID', value: (k: Json) => str(k.uid) },
+  { header: 'NAME', value: (k: Json) => str(k.name) },
+  { header: 'PREFIX', value: (k: Json) => str(k.prefix) },
+  { header: 'CREATED', value: (k: Json) => str(k.created_at) },
+  { header: 'EXPIRES', value: (k: Json) => (k.expired ? 'expired' : str(k.expires_at) || 'never') },
+];
+
+function expiry(o: { expiresIn?: number; expiration?: boolean }): number | null {
+  if (o.expiresIn !== undefined && o.expiration === false) throw new UsageError('--expires-in and --no-expiration: choose one');
+  return o.expiresIn ?? null;
+}
+
+/** Print a freshly minted secret: the only time it is ever shown. */
+function shownOnce(ctx: CliContext, what: string, secret: string, json: Json): void {
+  ctx.out.result(`Created ${what}. It is shown only now; store it safely:\n${secret}`, json, secret);
+}
+
+export function apiKeyCommand(context: (cmd: Command) => CliContext): Command {
+  const cmd = new Command('api-key').description('Manage your API keys');
+  cmd
+    .command('create <name>')
+    .description('Create an API key (shown once)')
+    .option('--expires-in <duration>', 'expire after e.g. 30d, 12h, 2w', duration('--expires-in'))
+    .option('--no-expiration', 'never expire (default)')
+    .action(async (name: string, o: { expiresIn?: number; expiration?: boolean }, c: Command) => {
+      const ctx = context(c);
+      const key = await ctx.client.createApiKey({ name, expires_in_seconds: expiry(o) });
+      shownOnce(ctx, `API key ${name}`, str(key.key), key);
+    });
+  cmd
+    .command('list')
+    .description('List your API keys (never their secrets)')
+    .action(async (_o: unknown, c: Command) => {
+      const ctx = context(c);
+      const result = await ctx.client.listApiKeys();
+      const keys = result.api_keys as Json[];
+      ctx.out.list(keys, KEY_COLUMNS, result, keys, 'No API keys.');
+    });
+  cmd
+    .command('expire <nameOrId>')
+    .description('Expire one of your API keys now')
+    .action(async (nameOrId: string, _o: unknown, c: Command) => {
+      const ctx = context(c);
+      const keys = ((await ctx.client.listApiKeys()).api_keys as Json[]).filter((k) => !k.expired);
+      const matches = keys.filter((k) => k.uid === nameOrId || k.name === nameOrId);
+      if (matches.length === 0) throw new UsageError(`no live API key named or with ID "${nameOrId}"`);
+      if (matches.length > 1) throw new UsageError(`several live keys are named "${nameOrId}"; give the ID`);
+      const result = await ctx.client.expireApiKey(str(matches[0]?.uid));
+      ctx.out.result(`Expired API key ${nameOrId}.`, result, str(result.uid));
+    });
+  return cmd;
+}
+
+export function adminCommand(context: (cmd: Command) => CliContext): Command {
+  const admin = new Command('admin').description('Administer teams and users (admin key required)');
+  const team = admin.command('team').description('Teams');
+  team
+    .command('create <name>')
+    .description('Create a team')
+    .option('--max-concurrent-runs <n>', 'runs the team may have admitted at once', positiveInt('--max-concurrent-runs', 10_000))
+    .action(async (name: string, o: { maxConcurrentRuns?: number }, c: Command) => {
+      const ctx = context(c);
+      const created = await ctx.client.createTeam({ name, ...(o.maxConcurrentRuns ? { max_concurrent_runs: o.maxConcurrentRuns } : {}) });
+      ctx.out.result(`Created team ${name} with ID: ${str(created.uid)}`, created, str(created.uid));
+    });
+  const user = admin.command('user').description('Users');
+  user
+    .command('create <email>')
+    .description('Create a user in a team')
+    .requiredOption('--team <team>', 'team name or ID')
+    .option('--role <role>', 'member (default) or admin', oneOf('--role', ['member', 'admin'] as const))
+    .option('--display-name <name>', 'a display name')
+    .action(async (email: string, o: { team: string; role?: string; displayName?: string }, c: Command) => {
+      const ctx = context(c);
+      const created = await ctx.client.createUser({
+        email,
+        team: o.team,
+        ...(o.role ? { role: o.role } : {}),
+        ...(o.displayName ? { display_name: o.displayName } : {}),
+      });
+      ctx.out.result(`Created user ${email} with ID: ${str(created.uid)}`, created, str(created.uid));
+    });
+  user
+    .command('key <emailOrId>')
+    .description("Issue an API key for a user (shown once)")
+    .requiredOption('--name <name>', 'a name for the key')
+    .option('--expires-in <duration>', 'expire after e.g. 30d, 12h', duration('--expires-in'))
+    .action(async (who: string, o: { name: string; expiresIn?: number }, c: Command) => {
+      const ctx = context(c);
+      const key = await ctx.client.createUserApiKey(who, { name: o.name, expires_in_seconds: o.expiresIn ?? null });
+      shownOnce(ctx, `API key ${o.name} for ${who}`, str(key.key), key);
+    });
+  return admin;
+}
+
+export function workerTokenCommand(context: (cmd: Command) => CliContext): Command {
+  const cmd = new Command('worker-token').description('Credentials for `oz worker` (admin key required)');
+  cmd
+    .command('create <name>')
+    .description('Create a worker token (shown once)')
+    .action(async (name: string, _o: unknown, c: Command) => {
+      const ctx = context(c);
+      const token = await ctx.client.createWorkerToken({ name });
+      shownOnce(ctx, `worker token ${name}`, str(token.token), token);
+    });
+  cmd
+    .command('list')
+    .description('List worker tokens')
+    .action(async (_o: unknown, c: Command) => {
+      const ctx = context(c);
+      const result = await ctx.client.listWorkerTokens();
+      const tokens = result.worker_tokens as Json[];
+      ctx.out.list(
+        tokens,
+        [
+          { header: 'ID', value: (t) => str(t.uid) },
+          { header: 'NAME', value: (t) => str(t.name) },
+          { header: 'PREFIX', value: (t) => str(t.prefix) },
+          { header: 'CREATED', value: (t) => str(t.created_at) },
+          { header: 'REVOKED', value: (t) => str(t.revoked_at) || '-' },
+        ],
+        result,
+        tokens,
+        'No worker tokens.',
+      );
+    });
+  cmd
+    .command('revoke <nameOrId>')
+    .description('Revoke a worker token for good')
+    .action(async (nameOrId: string, _o: unknown, c: Command) => {
+      const ctx = context(c);
+      const tokens = ((await ctx.client.listWorkerTokens()).worker_tokens as Json[]).filter((t) => !t.revoked_at);
+      const match = tokens.find((t) => t.uid === nameOrId || t.name === nameOrId);
+      if (!match) throw new UsageError(`no live worker token named or with ID "${nameOrId}"`);
+      const result = await ctx.client.revokeWorkerToken(str(match.uid));
+      ctx.out.result(`Revoked worker token ${nameOrId}.`, result, str(result.uid));
+    });
+  return cmd;
+}
+
+export function modelCommand(context: (cmd: Command) => CliContext): Command {
+  const cmd = new Command('model').description('Models');
+  cmd
+    .command('list')
+    .description('Models configured on the server')
+    .action(async (_o: unknown, c: Command) => {
+      const ctx = context(c);
+      const result = await ctx.client.listModels();
+      const models = result.models as Json[];
+      ctx.out.list(
+        models,
+        [
+          { header: 'ID', value: (m) => `${str(m.id)}${m.id === result.default_model_id ? ' (default)' : ''}` },
+          { header: 'PROVIDER', value: (m) => str(m.provider) },
+        ],
+        result,
+        models,
+        'No models configured (set OZ_DEFAULT_MODEL or OZ_MODELS on the server).',
+      );
+    });
+  return cmd;
+}
+
+export function whoamiCommand(context: (cmd: Command) => CliContext): Command {
+  return new Command('whoami').description('Show the user, team and key in use').action(async (_o: unknown, c: Command) => {
+    const ctx = context(c);
+    const me = await ctx.client.whoami();
+    const user = me.user as Json;
+    const team = me.team as Json;
+    const key = me.api_key as Json;
+    ctx.out.object(
+      [
+        ['User', `${str(user.email)} (${str(user.role)})`],
+        ['Team', `${str(team.name)} (${str(team.uid)})`],
+        ['API key', `${str(key.name)} (${str(key.prefix)}…)`],
+        ['Server', ctx.serverUrl],
+      ],
+      me,
+    );
+  });
+}

@@ -1,0 +1,137 @@
+import { Command } from 'commander';
+import type { Json } from '../../client/oz-client.js';
+import { parseCliStateName, RUN_STATES, cliStateName } from '../../core/run-state.js';
+import { RUN_SOURCES } from '../../core/run.js';
+import type { CliContext } from '../context.js';
+import { collect, oneOf, positiveInt, rfc3339 } from '../parse.js';
+import { renderEvent } from '../render-events.js';
+import { UsageError } from '../usage-error.js';
+import { RUN_COLUMNS, runFields, str } from './run-views.js';
+
+interface ListOptions {
+  limit: number;
+  state: string[];
+  source?: string;
+  environment?: string;
+  schedule?: string;
+  name?: string;
+  model?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+  query?: string;
+  sortBy?: string;
+  sortOrder?: string;
+  cursor?: string;
+}
+
+const SORTS = ['created-at', 'updated-at', 'title', 'agent'] as const;
+
+export function listQuery(o: ListOptions): URLSearchParams {
+  const q = new URLSearchParams();
+  q.set('limit', String(o.limit));
+  for (const s of o.state) {
+    const state = parseCliStateName(s);
+    if (!state) throw new UsageError(`--state: must be one of ${RUN_STATES.map(cliStateName).join(', ')} (got "${s}")`);
+    q.append('state', state);
+  }
+  const put = (key: string, value: string | undefined) => value !== undefined && q.set(key, value);
+  put('source', o.source);
+  put('environment_id', o.environment);
+  put('schedule_id', o.schedule);
+  put('name', o.name);
+  put('model_id', o.model);
+  put('created_after', o.createdAfter);
+  put('created_before', o.createdBefore);
+  put('q', o.query);
+  put('sort_by', o.sortBy?.replace('-', '_'));
+  put('sort_order', o.sortOrder);
+  put('cursor', o.cursor);
+  return q;
+}
+
+async function printConversation(ctx: CliContext, runId: string): Promise<void> {
+  const conversation = await ctx.client.getConversation(runId);
+  if (ctx.out.format === 'json' || ctx.out.format === 'ndjson') return ctx.out.result('', conversation, '');
+  for (const step of (conversation.steps as Json[]) ?? []) {
+    for (const message of (step.messages as Json[]) ?? []) {
+      for (const block of (message.content as Json[]) ?? []) {
+        const text =
+          block.type === 'text'
+            ? str(block.text)
+            : block.type === 'event'
+              ? `${str(block.name)} ${JSON.stringify(block.data)}`
+              : block.type === 'action'
+                ? `${str(block.name)} ${JSON.stringify(block.input)}`
+                : `${str(block.name)} ${str(block.state)} ${JSON.stringify(block.output)}`;
+        ctx.out.line(ctx.out.format === 'pretty' ? `${str(message.role)}: ${text}` : `${str(message.role)}\t${block.type as string}\t${text.replace(/\s+/g, ' ')}`);
+      }
+    }
+  }
+}
+
+export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliContext): Command {
+  const run = new Command(name).description(name === 'run' ? 'Inspect and control runs (alias: task)' : 'Alias of "oz run"');
+
+  run
+    .command('list')
+    .description('List runs, most recently updated first')
+    .option('-L, --limit <n>', 'how many runs (1-500)', positiveInt('--limit', 500), 10)
+    .option('--state <state>', `only runs in this state (repeatable: ${RUN_STATES.map(cliStateName).join(', ')})`, collect, [])
+    .option('--source <source>', `only runs from this source (${RUN_SOURCES.join(', ')})`, oneOf('--source', RUN_SOURCES))
+    .option('--environment <id>', 'only runs in this environment')
+    .option('--schedule <id>', 'only runs spawned by this schedule')
+    .option('--name <name>', 'only runs with this config name')
+    .option('--model <id>', 'only runs with this model')
+    .option('--created-after <time>', 'only runs created after this RFC 3339 time', rfc3339('--created-after'))
+    .option('--created-before <time>', 'only runs created before this RFC 3339 time', rfc3339('--created-before'))
+    .option('-q, --query <text>', 'search titles and prompts')
+    .option('--sort-by <field>', `sort field: ${SORTS.join(', ')}`, oneOf('--sort-by', SORTS))
+    .option('--sort-order <order>', 'asc or desc', oneOf('--sort-order', ['asc', 'desc'] as const))
+    .option('--cursor <cursor>', 'continue a previous listing (printed as next_cursor)')
+    .action(async (options: ListOptions, cmd: Command) => {
+      const ctx = context(cmd);
+      const page = await ctx.client.listRuns(listQuery(options));
+      const runs = (page.runs as Json[]) ?? [];
+      ctx.out.list(runs, RUN_COLUMNS, page, runs, 'No runs.');
+      const info = page.page_info as Json | undefined;
+      if (ctx.out.format === 'pretty' && info?.has_next_page) ctx.out.line(`More: --cursor ${str(info.next_cursor)}`);
+    });
+
+  run
+    .command('get <runId>')
+    .description('Show a run')
+    .option('--conversation', 'show its conversation instead')
+    .option('--follow', 'stream its events live until it ends')
+    .action(async (runId: string, options: { conversation?: boolean; follow?: boolean }, cmd: Command) => {
+      const ctx = context(cmd);
+      if (options.conversation && options.follow) throw new UsageError('--conversation and --follow: choose one');
+      if (options.conversation) return printConversation(ctx, runId);
+      if (options.follow) {
+        await ctx.client.followRun(runId, { reconnect: true, onEvent: (e) => renderEvent(ctx.out, e) });
+        const final = await ctx.client.getRun(runId);
+        if (ctx.out.format === 'pretty') ctx.out.line(`Run ${runId} is ${str(final.state).toLowerCase()}.`);
+        return;
+      }
+      const item = await ctx.client.getRun(runId);
+      ctx.out.object(runFields(item), item);
+    });
+
+  run
+    .command('cancel <runId>')
+    .description('Cancel a run (a waiting run at once; a running one within a second)')
+    .action(async (runId: string, _options: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const id = await ctx.client.cancelRun(runId);
+      const now = await ctx.client.getRun(runId);
+      const pretty = now.state === 'CANCELLED' ? `Cancelled run ${id}.` : `Cancel requested for run ${id}; the worker is stopping it.`;
+      ctx.out.result(pretty, { run_id: id, state: now.state }, `${id}\t${str(now.state)}`);
+    });
+
+  const conversation = run.command('conversation').description("A run's conversation");
+  conversation
+    .command('get <conversationId>')
+    .description('Show a conversation (its id is the run id)')
+    .action(async (id: string, _options: unknown, cmd: Command) => printConversation(context(cmd), id));
+
+  return run;
+}

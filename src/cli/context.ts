@@ -1,0 +1,60 @@
+import { DEFAULT_PORT, loadCliEnvironment, type CliEnvironment } from '../core/config.js';
+import { OzClient } from '../client/oz-client.js';
+import { readCliConfigFile } from './cli-config-file.js';
+import { Output, OUTPUT_FORMATS, type OutputFormat } from './output.js';
+import { UsageError } from './usage-error.js';
+
+/** Global options, as commander parses them. */
+export interface GlobalOptions {
+  apiKey?: string;
+  outputFormat?: string;
+  debug?: boolean;
+  serverUrl?: string;
+}
+
+/** What every command gets: an API client, the output, and the environment. */
+export interface CliContext {
+  client: OzClient;
+  out: Output;
+  env: CliEnvironment;
+  serverUrl: string;
+  err: (text: string) => void;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * Resolve the context. Precedence: flag, then environment variable, then the
+ * CLI config file written by the local server's first start, then defaults.
+ */
+export function buildContext(options: GlobalOptions, write: (t: string) => void, err: (t: string) => void): CliContext {
+  const env = loadCliEnvironment();
+  const file = readCliConfigFile(env.configPath);
+  const formatRaw = options.outputFormat ?? env.outputFormat ?? 'pretty';
+  if (!(OUTPUT_FORMATS as readonly string[]).includes(formatRaw)) {
+    throw new UsageError(`--output-format / WARP_OUTPUT_FORMAT: must be one of ${OUTPUT_FORMATS.join(', ')} (got "${formatRaw}")`);
+  }
+  const serverUrl = options.serverUrl ?? env.serverUrl ?? file.server_url ?? `http://127.0.0.1:${DEFAULT_PORT}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(serverUrl);
+  } catch {
+    throw new UsageError(`--server-url / OZ_SERVER_URL: "${serverUrl}" is not a URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new UsageError(`--server-url / OZ_SERVER_URL: must be http:// or https:// (got ${parsed.protocol})`);
+  }
+  if (parsed.protocol === 'http:' && !isLoopback(parsed.hostname)) {
+    err(`warning: ${serverUrl} is plain HTTP to another machine; your API key travels unencrypted\n`);
+  }
+  const apiKey = options.apiKey ?? env.apiKey ?? file.api_key ?? null;
+  const client = new OzClient({
+    serverUrl,
+    apiKey,
+    client: 'cli',
+    ...(options.debug ? { trace: (line: string) => err(`[debug] ${line}\n`) } : {}),
+  });
+  return { client, out: new Output(formatRaw as OutputFormat, write), env, serverUrl, err };
+}

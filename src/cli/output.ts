@@ -1,0 +1,77 @@
+/**
+ * The four output formats of the `oz` CLI:
+ * - pretty: for people — aligned tables, labelled fields, short sentences;
+ * - json: the API's JSON, indented;
+ * - ndjson: one JSON value per line (a list prints one item per line);
+ * - text: plain tab-separated values without headers or decoration, for scripts.
+ */
+export const OUTPUT_FORMATS = ['pretty', 'json', 'ndjson', 'text'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+export interface Column<T> {
+  header: string;
+  value: (item: T) => string;
+}
+
+export type Writer = (text: string) => void;
+
+function cell(value: string): string {
+  return value.replace(/[\t\n\r]+/g, ' ');
+}
+
+export class Output {
+  constructor(
+    readonly format: OutputFormat,
+    private readonly write: Writer,
+  ) {}
+
+  line(text: string): void {
+    this.write(`${text}\n`);
+  }
+
+  /** A list of items: a table (pretty), an array (json), lines (ndjson / text). */
+  list<T>(items: readonly T[], columns: readonly Column<T>[], json: unknown, jsonItems: readonly unknown[], empty = 'Nothing to show.'): void {
+    switch (this.format) {
+      case 'json':
+        return this.line(JSON.stringify(json, null, 2));
+      case 'ndjson':
+        for (const item of jsonItems) this.line(JSON.stringify(item));
+        return;
+      case 'text':
+        for (const item of items) this.line(columns.map((c) => cell(c.value(item))).join('\t'));
+        return;
+      case 'pretty': {
+        if (items.length === 0) return this.line(empty);
+        const rows = items.map((item) => columns.map((c) => cell(c.value(item))));
+        const widths = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? '').length)));
+        const fmt = (cells: string[]) => cells.map((v, i) => (i === cells.length - 1 ? v : v.padEnd(widths[i] ?? 0))).join('  ');
+        this.line(fmt(columns.map((c) => c.header)));
+        for (const row of rows) this.line(fmt(row));
+      }
+    }
+  }
+
+  /** One object: labelled fields (pretty), `key\tvalue` lines (text), JSON (json / ndjson). */
+  object(fields: readonly [string, string][], json: unknown): void {
+    switch (this.format) {
+      case 'json':
+        return this.line(JSON.stringify(json, null, 2));
+      case 'ndjson':
+        return this.line(JSON.stringify(json));
+      case 'text':
+        for (const [key, value] of fields) this.line(`${key}\t${cell(value)}`);
+        return;
+      case 'pretty': {
+        const width = Math.max(0, ...fields.map(([k]) => k.length));
+        for (const [key, value] of fields) this.line(`${`${key}:`.padEnd(width + 1)} ${value}`);
+      }
+    }
+  }
+
+  /** A result sentence in pretty mode; the JSON in json/ndjson; `text` for scripts. */
+  result(pretty: string, json: unknown, text: string): void {
+    if (this.format === 'pretty') return this.line(pretty);
+    if (this.format === 'text') return this.line(text);
+    this.line(this.format === 'json' ? JSON.stringify(json, null, 2) : JSON.stringify(json));
+  }
+}

@@ -1,0 +1,92 @@
+import { Command, CommanderError, Option } from 'commander';
+import { OzClientError } from '../client/client-error.js';
+import { isOzError } from '../core/errors.js';
+import { agentCommand } from './commands/agent.js';
+import { completionsCommand } from './commands/completions.js';
+import { environmentCommand } from './commands/environment.js';
+import { adminCommand, apiKeyCommand, modelCommand, whoamiCommand, workerTokenCommand } from './commands/identity.js';
+import { runCommand } from './commands/run.js';
+import { buildContext, type CliContext, type GlobalOptions } from './context.js';
+import { OUTPUT_FORMATS } from './output.js';
+import { UsageError } from './usage-error.js';
+
+export interface ServerCommandOptions {
+  worker: boolean;
+  port?: string;
+  host?: string;
+  dataDir?: string;
+}
+
+/** What the CLI cannot build itself: the composition roots live in src/main. */
+export interface ProgramDeps {
+  runServer(options: ServerCommandOptions): Promise<void>;
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+export const VERSION = '0.1.0';
+
+function everyCommand(cmd: Command): Command[] {
+  return [cmd, ...cmd.commands.flatMap(everyCommand)];
+}
+
+export function buildProgram(deps: ProgramDeps): Command {
+  const program = new Command('oz')
+    .description('Oz: open, self-hosted orchestration for cloud coding agents')
+    .version(VERSION)
+    .addOption(new Option('--api-key <key>', 'API key (env WARP_API_KEY; default: the one `oz server` wrote to the CLI config)'))
+    .addOption(new Option('--output-format <format>', 'pretty, json, ndjson or text (env WARP_OUTPUT_FORMAT)').choices(OUTPUT_FORMATS))
+    .option('--debug', 'trace requests and responses to stderr (keys masked)')
+    .option('--server-url <url>', 'the Oz server (env OZ_SERVER_URL; default from the CLI config, else http://127.0.0.1:7420)');
+
+  const context = (cmd: Command): CliContext => buildContext(cmd.optsWithGlobals<GlobalOptions>(), deps.stdout, deps.stderr);
+
+  program
+    .command('server')
+    .description('Start the platform: the API (and, once built, the scheduler and an embedded worker)')
+    .option('--no-worker', 'do not run the embedded worker (scaled deployments)')
+    .option('--port <port>', 'port to listen on (env OZ_PORT; default 7420; 0 = any free port)')
+    .option('--host <host>', 'address to bind (env OZ_HOST; default 127.0.0.1)')
+    .option('--data-dir <dir>', 'embedded store location (env OZ_DATA_DIR; default $XDG_DATA_HOME/oz)')
+    .action(async (options: ServerCommandOptions) => deps.runServer(options));
+
+  program.addCommand(agentCommand(context));
+  program.addCommand(runCommand('run', context));
+  program.addCommand(runCommand('task', context));
+  program.addCommand(environmentCommand(context));
+  program.addCommand(apiKeyCommand(context));
+  program.addCommand(adminCommand(context));
+  program.addCommand(workerTokenCommand(context));
+  program.addCommand(modelCommand(context));
+  program.addCommand(whoamiCommand(context));
+  program.addCommand(completionsCommand(program));
+
+  for (const cmd of everyCommand(program)) {
+    cmd.exitOverride().showHelpAfterError('(add --help for usage)');
+    cmd.configureOutput({ writeOut: deps.stdout, writeErr: deps.stderr });
+  }
+  return program;
+}
+
+/** Run the CLI; returns the exit code (usage errors 2, failures 1). */
+export async function runCli(argv: string[], deps: ProgramDeps): Promise<number> {
+  const program = buildProgram(deps);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof UsageError) {
+      deps.stderr(`oz: ${error.message}\n`);
+      return 2;
+    }
+    if (error instanceof OzClientError) {
+      const code = error.code ? ` [${error.code}]` : '';
+      deps.stderr(`oz: ${error.message}${code}\n`);
+      if (error.status === 401) deps.stderr('hint: pass --api-key or set WARP_API_KEY (a local `oz server` writes one to the CLI config)\n');
+      return 1;
+    }
+    deps.stderr(`oz: ${isOzError(error) ? error.message : error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,35 @@
+import type { RunEventMessage } from '../client/oz-client.js';
+import { cliStateName, isRunState } from '../core/run-state.js';
+import type { Output } from './output.js';
+
+function stateName(value: unknown): string {
+  return isRunState(value) ? cliStateName(value) : String(value);
+}
+
+/** One event, live: a readable line (pretty/text) or one JSON line (json/ndjson). */
+export function renderEvent(out: Output, event: RunEventMessage): void {
+  if (out.format === 'json' || out.format === 'ndjson') return out.line(JSON.stringify(event));
+  const d = event.data;
+  const time = out.format === 'pretty' ? `[${event.at.slice(11, 19)}] ` : '';
+  switch (event.type) {
+    case 'state': {
+      const sm = d.status_message as { message?: string } | undefined;
+      const from = d.from === null || d.from === undefined ? '' : `${stateName(d.from)} → `;
+      return out.line(`${time}state ${from}${stateName(d.to)}${sm?.message ? ` (${sm.message})` : ''}`);
+    }
+    case 'output':
+      return out.line(`${time}${String(d.text ?? '').replace(/\n$/, '')}`);
+    case 'message':
+      return out.line(`${time}${String(d.role ?? 'assistant')}: ${String(d.text ?? '')}`);
+    case 'tool_call':
+      return out.line(`${time}→ ${String(d.name ?? 'tool')} ${JSON.stringify(d.input ?? {})}`);
+    case 'tool_result':
+      return out.line(`${time}← ${String(d.name ?? 'tool')}${d.is_error ? ' (error)' : ''}`);
+    case 'setup':
+      return out.line(`${time}setup ${String(d.status ?? '')}: ${String(d.command ?? '')}`);
+    case 'notice':
+      return out.line(`${time}${String(d.message ?? '')}`);
+    default:
+      return out.line(`${time}${event.type} ${JSON.stringify(d)}`);
+  }
+}

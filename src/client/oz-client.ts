@@ -1,0 +1,202 @@
+import { OzClientError } from './client-error.js';
+import { readSse } from './sse-reader.js';
+
+export type Json = Record<string, unknown>;
+
+export interface OzClientOptions {
+  serverUrl: string;
+  apiKey: string | null;
+  /** Sent as X-Oz-Client so runs record their source (CLI vs API). */
+  client?: 'cli' | 'sdk';
+  /** Request/response tracing (the CLI's --debug); the key is masked. */
+  trace?: (line: string) => void;
+  fetch?: typeof fetch;
+}
+
+export interface RunEventMessage {
+  seq: number;
+  type: string;
+  at: string;
+  data: Json;
+}
+
+export interface FollowOptions {
+  after?: number;
+  signal?: AbortSignal;
+  onEvent: (event: RunEventMessage) => void;
+  /** Reconnect after a dropped connection (resumes with Last-Event-ID). */
+  reconnect?: boolean;
+}
+
+/** The typed HTTP client for the Oz API, used by the CLI and the tests. */
+export class OzClient {
+  private readonly base: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: OzClientOptions) {
+    this.base = options.serverUrl.replace(/\/+$/, '');
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      accept: 'application/json',
+      ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
+      ...(this.options.client ? { 'x-oz-client': this.options.client } : {}),
+      ...extra,
+    };
+  }
+
+  async request<T = Json>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
+    const url = `${this.base}${path}`;
+    const headers = this.headers(body === undefined ? extraHeaders : { 'content-type': 'application/json', ...extraHeaders });
+    this.options.trace?.(`> ${method} ${url}${body === undefined ? '' : ` ${JSON.stringify(body)}`} (authorization: ${this.options.apiKey ? 'Bearer ***' : 'none'})`);
+    let response: Response;
+    try {
+      response = await this.fetchImpl(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    } catch (error) {
+      throw new OzClientError(`cannot reach the Oz server at ${this.base}: ${(error as Error).cause ?? (error as Error).message}`, null, null);
+    }
+    const text = await response.text();
+    this.options.trace?.(`< ${response.status} ${text.length > 2000 ? `${text.slice(0, 2000)}…` : text}`);
+    let parsed: unknown = undefined;
+    if (text.length > 0) {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = text;
+      }
+    }
+    if (!response.ok) {
+      const problem = parsed && typeof parsed === 'object' ? (parsed as Json) : null;
+      const message = typeof problem?.detail === 'string' ? problem.detail : `HTTP ${response.status} ${response.statusText}`;
+      throw new OzClientError(message, response.status, problem);
+    }
+    return parsed as T;
+  }
+
+  get api(): string {
+    return '/api/v1';
+  }
+
+  // Runs
+  createRun(body: Json, idempotencyKey?: string): Promise<Json> {
+    return this.request('POST', `${this.api}/agent/runs`, body, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
+  }
+  listRuns(query: URLSearchParams): Promise<Json> {
+    const qs = query.toString();
+    return this.request('GET', `${this.api}/agent/runs${qs ? `?${qs}` : ''}`);
+  }
+  getRun(id: string): Promise<Json> {
+    return this.request('GET', `${this.api}/agent/runs/${encodeURIComponent(id)}`);
+  }
+  getConversation(id: string): Promise<Json> {
+    return this.request('GET', `${this.api}/agent/conversations/${encodeURIComponent(id)}`);
+  }
+  cancelRun(id: string): Promise<string> {
+    return this.request<string>('POST', `${this.api}/agent/runs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /**
+   * Follow a run's events until the stream's `end` event (the run is terminal).
+   * On a dropped connection it reconnects with Last-Event-ID, so nothing is
+   * lost or repeated. Returns the run's final state.
+   */
+  async followRun(id: string, options: FollowOptions): Promise<string | null> {
+    let after = options.after ?? 0;
+    for (let attempt = 0; ; attempt++) {
+      const url = `${this.base}${this.api}/agent/runs/${encodeURIComponent(id)}/events`;
+      let response: Response;
+      try {
+        response = await this.fetchImpl(url, {
+          headers: this.headers({ accept: 'text/event-stream', 'last-event-id': String(after) }),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      } catch (error) {
+        if (options.signal?.aborted) return null;
+        if (options.reconnect && attempt < 30) {
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        throw new OzClientError(`cannot reach the Oz server at ${this.base}: ${(error as Error).message}`, null, null);
+      }
+      if (!response.ok || !response.body) {
+        const text = await response.text();
+        let problem: Json | null = null;
+        try {
+          problem = JSON.parse(text) as Json;
+        } catch {
+          problem = null;
+        }
+        throw new OzClientError(typeof problem?.detail === 'string' ? problem.detail : `HTTP ${response.status}`, response.status, problem);
+      }
+      try {
+        for await (const message of readSse(response.body)) {
+          if (message.event === 'end') return (JSON.parse(message.data) as { state: string | null }).state;
+          const event = JSON.parse(message.data) as RunEventMessage;
+          if (event.seq <= after) continue;
+          after = event.seq;
+          options.onEvent(event);
+        }
+      } catch (error) {
+        if (options.signal?.aborted) return null;
+        if (!options.reconnect) throw error;
+      }
+      if (options.signal?.aborted) return null;
+      if (!options.reconnect) return null;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  // Environments
+  listEnvironments(): Promise<Json> {
+    return this.request('GET', `${this.api}/agent/environments`);
+  }
+  createEnvironment(body: Json): Promise<Json> {
+    return this.request('POST', `${this.api}/agent/environments`, body);
+  }
+  getEnvironment(id: string): Promise<Json> {
+    return this.request('GET', `${this.api}/agent/environments/${encodeURIComponent(id)}`);
+  }
+  updateEnvironment(id: string, body: Json): Promise<Json> {
+    return this.request('PATCH', `${this.api}/agent/environments/${encodeURIComponent(id)}`, body);
+  }
+  deleteEnvironment(id: string): Promise<Json> {
+    return this.request('DELETE', `${this.api}/agent/environments/${encodeURIComponent(id)}`);
+  }
+
+  // Models, identity, admin
+  listModels(): Promise<Json> {
+    return this.request('GET', `${this.api}/agent/models`);
+  }
+  whoami(): Promise<Json> {
+    return this.request('GET', `${this.api}/me`);
+  }
+  createApiKey(body: Json): Promise<Json> {
+    return this.request('POST', `${this.api}/api-keys`, body);
+  }
+  listApiKeys(): Promise<Json> {
+    return this.request('GET', `${this.api}/api-keys`);
+  }
+  expireApiKey(id: string): Promise<Json> {
+    return this.request('POST', `${this.api}/api-keys/${encodeURIComponent(id)}/expire`);
+  }
+  createTeam(body: Json): Promise<Json> {
+    return this.request('POST', `${this.api}/admin/teams`, body);
+  }
+  createUser(body: Json): Promise<Json> {
+    return this.request('POST', `${this.api}/admin/users`, body);
+  }
+  createUserApiKey(user: string, body: Json): Promise<Json> {
+    return this.request('POST', `${this.api}/admin/users/${encodeURIComponent(user)}/api-keys`, body);
+  }
+  createWorkerToken(body: Json): Promise<Json> {
+    return this.request('POST', `${this.api}/worker-tokens`, body);
+  }
+  listWorkerTokens(): Promise<Json> {
+    return this.request('GET', `${this.api}/worker-tokens`);
+  }
+  revokeWorkerToken(id: string): Promise<Json> {
+    return this.request('POST', `${this.api}/worker-tokens/${encodeURIComponent(id)}/revoke`);
+  }
+}

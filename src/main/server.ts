@@ -1,0 +1,62 @@
+import { pino } from 'pino';
+import { systemClock } from '../core/clock.js';
+import { loadConfig, type ConfigOverrides } from '../core/config.js';
+import { createApp } from '../server/create-app.js';
+import { EventHub } from '../server/event-hub.js';
+import { bootstrapAdmin } from './bootstrap-admin.js';
+import { openStore } from './open-store.js';
+
+export interface ServerOptions extends ConfigOverrides {
+  worker: boolean;
+}
+
+/**
+ * `oz server`: the composition root of the API. Builds the store, clock, logger
+ * and event hub, serves the app, bootstraps the first admin, and shuts down
+ * cleanly on SIGTERM / SIGINT (stop accepting, end streams, close the store).
+ */
+export async function runServer(options: ServerOptions): Promise<void> {
+  const config = loadConfig(options);
+  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization'] }, pino.destination(2));
+  const store = await openStore(config);
+  const hub = new EventHub();
+  const app = await createApp({
+    store,
+    clock: systemClock,
+    hub,
+    logger,
+    models: { defaultModel: config.defaultModel, models: config.models },
+    teamMaxConcurrentRuns: config.teamMaxConcurrentRuns,
+  });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  const print = (line: string): void => void process.stdout.write(`${line}\n`);
+  await bootstrapAdmin({ store, clock: systemClock, logger, config, isTty: Boolean(process.stdout.isTTY), print }, url);
+  const where = config.databaseUrl ? 'PostgreSQL' : `SQLite in ${config.dataDir}`;
+  print(`Oz server listening on ${url} (${where})`);
+  if (options.worker) print('Note: no embedded worker yet; runs wait in QUEUED/PENDING until workers exist.');
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      void app
+        .close()
+        .then(() => store.close())
+        .catch((error: unknown) => logger.error({ err: error }, 'error during shutdown'))
+        .finally(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

@@ -1,0 +1,88 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { OzError } from '../core/errors.js';
+import { authenticate } from './auth.js';
+import type { ServerDeps } from './deps.js';
+import { problemHandler, sendProblem } from './problem.js';
+import { environmentRoutes } from './routes/environments.js';
+import { identityRoutes } from './routes/identity.js';
+import { modelRoutes } from './routes/models.js';
+import { runEventRoutes } from './routes/run-events.js';
+import { runRoutes } from './routes/runs.js';
+import { unimplementedRoutes } from './routes/unimplemented.js';
+import { RunService } from './run-service.js';
+
+export const API_PREFIX = '/api/v1';
+
+/**
+ * The API server, built from its dependencies (no listening, no globals):
+ * tests call it in-process or on a port; `src/main/server.ts` serves it.
+ */
+export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    forceCloseConnections: true,
+    bodyLimit: 1024 * 1024,
+    disableRequestLogging: false,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(problemHandler);
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, new OzError('resource_not_found', `no route ${request.method} ${request.url.split('?')[0]}`), request),
+  );
+  // An empty body with Content-Type: application/json is "no body", not a parse error.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(new OzError('invalid_request', `the body is not valid JSON: ${(error as Error).message}`, { reason: 'body' }), undefined);
+    }
+  });
+  app.decorateRequest('principal', null);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Oz API',
+        version: '1.0.0',
+        description: 'Self-hosted Oz: the Oz Agent API v1 plus environments, keys, teams and worker tokens.',
+      },
+      servers: [{ url: '/' }],
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearerAuth: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  const streams = new Set<AbortController>();
+  app.addHook('preClose', async () => {
+    for (const stream of streams) stream.abort();
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, async () => {
+    await deps.store.countTeams();
+    return { status: 'ok' };
+  });
+  app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, async () => app.swagger());
+
+  const runs = new RunService(deps);
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', authenticate(deps));
+      await api.register(runRoutes(deps, runs));
+      await api.register(runEventRoutes(deps, streams));
+      await api.register(environmentRoutes(deps));
+      await api.register(modelRoutes(deps));
+      await api.register(identityRoutes(deps));
+      await api.register(unimplementedRoutes);
+    },
+    { prefix: API_PREFIX },
+  );
+  return app;
+}

@@ -1,0 +1,17 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../core/clock.js';
+import type { Store } from '../store/store.js';
+import type { EventHub } from './event-hub.js';
+
+/** Everything the API needs, constructed by the composition root (src/main/server.ts). */
+export interface ServerDeps {
+  store: Store;
+  clock: Clock;
+  hub: EventHub;
+  logger: Logger;
+  models: { defaultModel: string | null; models: readonly string[] };
+  /** Concurrency limit for teams created without one. */
+  teamMaxConcurrentRuns: number;
+  /** How long an SSE reader waits before re-reading the store without a wake-up. */
+  eventPollMs?: number;
+}

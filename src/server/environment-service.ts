@@ -1,0 +1,69 @@
+import type { EnvironmentConfig, EnvironmentLimits, RepoSpec } from '../core/environment.js';
+import { defaultEnvironmentConfig } from '../core/environment.js';
+import { OzError } from '../core/errors.js';
+import { githubRepoUrl } from './presenters/environment.js';
+import type { CreateEnvironmentBody, PatchEnvironmentBody } from './schemas/environment-schemas.js';
+
+type Limits = NonNullable<CreateEnvironmentBody['limits']>;
+
+function toLimits(limits: Limits): EnvironmentLimits {
+  const mb = 2 ** 20;
+  return {
+    ...(limits.max_runtime_seconds !== undefined ? { maxRuntimeMs: limits.max_runtime_seconds * 1000 } : {}),
+    ...(limits.pids !== undefined ? { pids: limits.pids } : {}),
+    ...(limits.memory_mb !== undefined ? { memoryBytes: limits.memory_mb * mb } : {}),
+    ...(limits.disk_mb !== undefined ? { diskBytes: limits.disk_mb * mb } : {}),
+    ...(limits.output_mb !== undefined ? { outputBytes: limits.output_mb * mb } : {}),
+  };
+}
+
+/** `github_repos` become https URLs; with `repos` they form one list, deduplicated by URL (first wins). */
+function mergeRepos(github: { owner: string; repo: string }[] | undefined, repos: RepoSpec[] | undefined): RepoSpec[] {
+  const all: RepoSpec[] = [...(github ?? []).map((g) => ({ url: githubRepoUrl(g.owner, g.repo) })), ...(repos ?? [])];
+  const seen = new Set<string>();
+  return all.filter((r) => (seen.has(r.url) ? false : (seen.add(r.url), true)));
+}
+
+function rejectProviders(body: { providers?: unknown }): void {
+  if (body.providers !== undefined) {
+    throw new OzError('feature_not_available', 'providers (cloud provider auth) is not available on this server yet', { reason: 'providers' });
+  }
+}
+
+export function configFromCreate(body: CreateEnvironmentBody): EnvironmentConfig {
+  rejectProviders(body);
+  const base = defaultEnvironmentConfig();
+  return {
+    ...base,
+    ...(body.docker_image !== undefined ? { dockerImage: body.docker_image } : {}),
+    repos: mergeRepos(body.github_repos, body.repos),
+    setupCommands: body.setup_commands ?? [],
+    env: body.env ?? {},
+    network: body.network ?? base.network,
+    secrets: [...new Set(body.secrets ?? [])],
+    limits: body.limits ? toLimits(body.limits) : {},
+  };
+}
+
+/** Apply a PATCH to a stored config: each given field replaces the stored one. */
+export function configFromPatch(current: EnvironmentConfig, body: PatchEnvironmentBody): EnvironmentConfig {
+  rejectProviders(body);
+  const next: EnvironmentConfig = { ...current };
+  if (body.docker_image === null) delete next.dockerImage;
+  else if (body.docker_image !== undefined) next.dockerImage = body.docker_image;
+  if (body.github_repos !== undefined || body.repos !== undefined) {
+    const keepGithub = body.github_repos === undefined;
+    const keepOther = body.repos === undefined;
+    const isGithub = (r: RepoSpec) => r.url.startsWith('https://github.com/');
+    next.repos = mergeRepos(body.github_repos, [
+      ...(keepGithub ? current.repos.filter(isGithub) : []),
+      ...(keepOther ? current.repos.filter((r) => !isGithub(r)) : (body.repos ?? [])),
+    ]);
+  }
+  if (body.setup_commands !== undefined) next.setupCommands = body.setup_commands;
+  if (body.env !== undefined) next.env = body.env;
+  if (body.network !== undefined) next.network = body.network;
+  if (body.secrets !== undefined) next.secrets = [...new Set(body.secrets)];
+  if (body.limits !== undefined) next.limits = toLimits(body.limits);
+  return next;
+}

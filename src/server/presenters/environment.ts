@@ -1,0 +1,51 @@
+import { toRfc3339 } from '../../core/clock.js';
+import type { Environment, EnvironmentLimits, RepoSpec } from '../../core/environment.js';
+
+const GITHUB_HTTPS = /^https:\/\/github\.com\/([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?$/;
+
+export function githubRepoUrl(owner: string, repo: string): string {
+  return `https://github.com/${owner}/${repo}.git`;
+}
+
+/** The GitHub entries among the repos, as the spec's `github_repos`. */
+export function githubReposOf(repos: readonly RepoSpec[]): { owner: string; repo: string }[] {
+  const out: { owner: string; repo: string }[] = [];
+  for (const r of repos) {
+    const m = GITHUB_HTTPS.exec(r.url);
+    if (m?.[1] && m[2]) out.push({ owner: m[1], repo: m[2] });
+  }
+  return out;
+}
+
+export function presentLimits(limits: EnvironmentLimits): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (limits.maxRuntimeMs !== undefined) out.max_runtime_seconds = Math.round(limits.maxRuntimeMs / 1000);
+  if (limits.pids !== undefined) out.pids = limits.pids;
+  if (limits.memoryBytes !== undefined) out.memory_mb = Math.round(limits.memoryBytes / 2 ** 20);
+  if (limits.diskBytes !== undefined) out.disk_mb = Math.round(limits.diskBytes / 2 ** 20);
+  if (limits.outputBytes !== undefined) out.output_mb = Math.round(limits.outputBytes / 2 ** 20);
+  return out;
+}
+
+/** The spec's CloudEnvironment; our extensions live inside `config`. */
+export function presentEnvironment(env: Environment): Record<string, unknown> {
+  return {
+    uid: env.id,
+    config: {
+      name: env.name,
+      description: env.description,
+      ...(env.config.dockerImage !== undefined ? { docker_image: env.config.dockerImage } : {}),
+      github_repos: githubReposOf(env.config.repos),
+      setup_commands: env.config.setupCommands,
+      repos: env.config.repos,
+      env: env.config.env,
+      network: env.config.network,
+      secrets: env.config.secrets,
+      limits: presentLimits(env.config.limits),
+    },
+    last_updated: toRfc3339(env.updatedAt),
+    setup_failed: env.setupFailed,
+    scope: env.scope.type === 'team' ? { type: 'Team', uid: env.teamId } : { type: 'User', uid: env.scope.userId },
+    ...(env.creatorId ? { creator: { type: 'user', uid: env.creatorId } } : {}),
+  };
+}

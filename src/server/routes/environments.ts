@@ -1,0 +1,79 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { notFound } from '../../core/errors.js';
+import { principalOf } from '../auth.js';
+import type { ServerDeps } from '../deps.js';
+import { configFromCreate, configFromPatch } from '../environment-service.js';
+import { presentEnvironment } from '../presenters/environment.js';
+import { idParam } from '../schemas/common.js';
+import { createEnvironmentSchema, patchEnvironmentSchema } from '../schemas/environment-schemas.js';
+
+/** The spec's `GET /agent/environments`, and our create / get / patch / delete. */
+export function environmentRoutes(deps: ServerDeps) {
+  return async (app: FastifyInstance): Promise<void> => {
+    const r = app.withTypeProvider<ZodTypeProvider>();
+    const params = z.object({ uid: idParam });
+
+    r.get('/agent/environments', { schema: { summary: 'List environments', tags: ['environments'] } }, async (request) => {
+      const { team, user } = principalOf(request);
+      const environments = await deps.store.listEnvironments(team.id, user.id);
+      return { environments: environments.map(presentEnvironment) };
+    });
+
+    r.post('/agent/environments', { schema: { body: createEnvironmentSchema, summary: 'Create an environment', tags: ['environments'] } }, async (request, reply) => {
+      const { team, user } = principalOf(request);
+      const body = request.body;
+      const config = configFromCreate(body);
+      const env = await deps.store.createEnvironment(
+        {
+          teamId: team.id,
+          scope: body.team === false ? { type: 'user', userId: user.id } : { type: 'team' },
+          creatorId: user.id,
+          name: body.name,
+          description: body.description ?? null,
+          config,
+        },
+        deps.clock.now(),
+      );
+      return reply.status(201).send(presentEnvironment(env));
+    });
+
+    r.get('/agent/environments/:uid', { schema: { params, summary: 'Get an environment', tags: ['environments'] } }, async (request) => {
+      const { team, user } = principalOf(request);
+      const env = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
+      if (!env) throw notFound('environment', request.params.uid);
+      return presentEnvironment(env);
+    });
+
+    r.patch(
+      '/agent/environments/:uid',
+      { schema: { params, body: patchEnvironmentSchema, summary: 'Change an environment', tags: ['environments'] } },
+      async (request) => {
+        const { team, user } = principalOf(request);
+        const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
+        if (!current) throw notFound('environment', request.params.uid);
+        const body = request.body;
+        const updated = await deps.store.updateEnvironment(
+          team.id,
+          current.id,
+          {
+            ...(body.name !== undefined ? { name: body.name } : {}),
+            ...(body.description !== undefined ? { description: body.description } : {}),
+            config: configFromPatch(current.config, body),
+          },
+          deps.clock.now(),
+        );
+        if (!updated) throw notFound('environment', request.params.uid);
+        return presentEnvironment(updated);
+      },
+    );
+
+    r.delete('/agent/environments/:uid', { schema: { params, summary: 'Delete an environment', tags: ['environments'] } }, async (request) => {
+      const { team, user } = principalOf(request);
+      const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
+      if (!current || !(await deps.store.deleteEnvironment(team.id, current.id))) throw notFound('environment', request.params.uid);
+      return { success: true };
+    });
+  };
+}

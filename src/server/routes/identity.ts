@@ -1,0 +1,178 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { toRfc3339 } from '../../core/clock.js';
+import { notFound, OzError } from '../../core/errors.js';
+import type { ApiKey, Team, User, WorkerToken } from '../../core/identity.js';
+import { principalOf, requireAdmin } from '../auth.js';
+import { API_KEY_PREFIX, mintCredential, WORKER_TOKEN_PREFIX } from '../credentials.js';
+import type { ServerDeps } from '../deps.js';
+import { idParam } from '../schemas/common.js';
+
+const keyName = z.string().trim().min(1, 'must not be empty').max(100);
+const newKeyBody = z
+  .object({
+    name: keyName,
+    /** Seconds until the key expires; null or absent = never. */
+    expires_in_seconds: z.number().int().min(60, 'must be at least 60').max(10 * 365 * 86400).nullable().optional(),
+  })
+  .strict();
+
+export const presentTeam = (t: Team) => ({ uid: t.id, name: t.name, max_concurrent_runs: t.maxConcurrentRuns, created_at: toRfc3339(t.createdAt) });
+export const presentUser = (u: User) => ({ uid: u.id, team_uid: u.teamId, email: u.email, display_name: u.displayName, role: u.role, created_at: toRfc3339(u.createdAt) });
+const presentKey = (k: ApiKey, now: number) => ({
+  uid: k.id,
+  name: k.name,
+  prefix: k.prefix,
+  user_uid: k.userId,
+  created_at: toRfc3339(k.createdAt),
+  expires_at: k.expiresAt === null ? null : toRfc3339(k.expiresAt),
+  expired: k.expiresAt !== null && k.expiresAt <= now,
+});
+const presentWorkerToken = (t: WorkerToken) => ({
+  uid: t.id,
+  name: t.name,
+  prefix: t.prefix,
+  created_at: toRfc3339(t.createdAt),
+  revoked_at: t.revokedAt === null ? null : toRfc3339(t.revokedAt),
+});
+
+/** Mint a key for a user; the secret is in this response only. */
+async function issueKey(deps: ServerDeps, user: User, name: string, expiresInSeconds: number | null | undefined) {
+  const now = deps.clock.now();
+  const minted = mintCredential(API_KEY_PREFIX);
+  const key = await deps.store.createApiKey(
+    {
+      teamId: user.teamId,
+      userId: user.id,
+      name,
+      prefix: minted.prefix,
+      secretHash: minted.secretHash,
+      expiresAt: expiresInSeconds ? now + expiresInSeconds * 1000 : null,
+    },
+    now,
+  );
+  return { ...presentKey(key, now), key: minted.secret };
+}
+
+/** Who am I, my API keys, and the admin surface (teams, users, their keys, worker tokens). */
+export function identityRoutes(deps: ServerDeps) {
+  return async (app: FastifyInstance): Promise<void> => {
+    const r = app.withTypeProvider<ZodTypeProvider>();
+
+    r.get('/me', { schema: { summary: 'The caller: user, team and key', tags: ['identity'] } }, async (request) => {
+      const { user, team, key } = principalOf(request);
+      return { user: presentUser(user), team: presentTeam(team), api_key: presentKey(key, deps.clock.now()) };
+    });
+
+    r.post('/api-keys', { schema: { body: newKeyBody, summary: 'Create an API key for yourself (shown once)', tags: ['identity'] } }, async (request, reply) => {
+      const { user } = principalOf(request);
+      return reply.status(201).send(await issueKey(deps, user, request.body.name, request.body.expires_in_seconds));
+    });
+
+    r.get('/api-keys', { schema: { summary: 'Your API keys (never their secrets)', tags: ['identity'] } }, async (request) => {
+      const { user, team } = principalOf(request);
+      const now = deps.clock.now();
+      return { api_keys: (await deps.store.listApiKeys(team.id, user.id)).map((k) => presentKey(k, now)) };
+    });
+
+    r.post(
+      '/api-keys/:keyId/expire',
+      { schema: { params: z.object({ keyId: idParam }), summary: 'Expire one of your API keys now', tags: ['identity'] } },
+      async (request) => {
+        const { user, team } = principalOf(request);
+        const own = (await deps.store.listApiKeys(team.id, user.id)).find((k) => k.id === request.params.keyId);
+        if (!own || !(await deps.store.expireApiKey(team.id, own.id, deps.clock.now()))) throw notFound('API key', request.params.keyId);
+        return { uid: own.id, expired: true };
+      },
+    );
+
+    r.post(
+      '/admin/teams',
+      {
+        schema: {
+          body: z.object({ name: keyName, max_concurrent_runs: z.number().int().min(1).max(10_000).optional() }).strict(),
+          summary: 'Create a team (admin)',
+          tags: ['admin'],
+        },
+      },
+      async (request, reply) => {
+        requireAdmin(request);
+        const team = await deps.store.createTeam(
+          { name: request.body.name, maxConcurrentRuns: request.body.max_concurrent_runs ?? deps.teamMaxConcurrentRuns },
+          deps.clock.now(),
+        );
+        return reply.status(201).send(presentTeam(team));
+      },
+    );
+
+    r.post(
+      '/admin/users',
+      {
+        schema: {
+          body: z
+            .object({
+              email: z.email('must be an email address').max(320),
+              team: z.string().min(1).max(200).describe('team name or uid'),
+              role: z.enum(['admin', 'member']).optional(),
+              display_name: z.string().trim().min(1).max(200).optional(),
+            })
+            .strict(),
+          summary: 'Create a user in a team (admin)',
+          tags: ['admin'],
+        },
+      },
+      async (request, reply) => {
+        requireAdmin(request);
+        const body = request.body;
+        const team = (await deps.store.getTeamByName(body.team)) ?? (await deps.store.getTeam(body.team));
+        if (!team) throw new OzError('resource_not_found', `team: team ${body.team} not found`, { reason: 'team' });
+        const user = await deps.store.createUser(
+          { teamId: team.id, email: body.email.toLowerCase(), displayName: body.display_name ?? null, role: body.role ?? 'member' },
+          deps.clock.now(),
+        );
+        return reply.status(201).send(presentUser(user));
+      },
+    );
+
+    r.post(
+      '/admin/users/:userId/api-keys',
+      { schema: { params: z.object({ userId: idParam }), body: newKeyBody, summary: "Issue a key for a user (admin; shown once)", tags: ['admin'] } },
+      async (request, reply) => {
+        requireAdmin(request);
+        const user = (await deps.store.getUser(request.params.userId)) ?? (await deps.store.getUserByEmail(request.params.userId.toLowerCase()));
+        if (!user) throw notFound('user', request.params.userId);
+        return reply.status(201).send(await issueKey(deps, user, request.body.name, request.body.expires_in_seconds));
+      },
+    );
+
+    r.post(
+      '/worker-tokens',
+      { schema: { body: z.object({ name: keyName }).strict(), summary: 'Create a worker token (admin; shown once)', tags: ['workers'] } },
+      async (request, reply) => {
+        const { user } = requireAdmin(request);
+        const minted = mintCredential(WORKER_TOKEN_PREFIX);
+        const token = await deps.store.createWorkerToken(
+          { name: request.body.name, prefix: minted.prefix, secretHash: minted.secretHash, createdBy: user.id },
+          deps.clock.now(),
+        );
+        return reply.status(201).send({ ...presentWorkerToken(token), token: minted.secret });
+      },
+    );
+
+    r.get('/worker-tokens', { schema: { summary: 'List worker tokens (admin)', tags: ['workers'] } }, async (request) => {
+      requireAdmin(request);
+      return { worker_tokens: (await deps.store.listWorkerTokens()).map(presentWorkerToken) };
+    });
+
+    r.post(
+      '/worker-tokens/:tokenId/revoke',
+      { schema: { params: z.object({ tokenId: idParam }), summary: 'Revoke a worker token (admin)', tags: ['workers'] } },
+      async (request) => {
+        requireAdmin(request);
+        if (!(await deps.store.revokeWorkerToken(request.params.tokenId, deps.clock.now()))) throw notFound('worker token', request.params.tokenId);
+        return { uid: request.params.tokenId, revoked: true };
+      },
+    );
+  };
+}

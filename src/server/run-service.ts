@@ -1,0 +1,172 @@
+import { createHash } from 'node:crypto';
+import { notFound, OzError, isOzError } from '../core/errors.js';
+import { isTerminal } from '../core/run-state.js';
+import type { Run, RunConfig, RunSource, ScheduleRef } from '../core/run.js';
+import type { Principal } from './auth.js';
+import type { ServerDeps } from './deps.js';
+import type { RunAgentRequest } from './schemas/run-schemas.js';
+
+export interface CreateRunOptions {
+  source: RunSource;
+  idempotencyKey?: string;
+  schedule?: ScheduleRef;
+}
+
+export interface CreatedRun {
+  run: Run;
+  atCapacity: boolean;
+}
+
+function featureNotAvailable(field: string, why = 'is not available on this server yet'): OzError {
+  return new OzError('feature_not_available', `${field} ${why}`, { reason: field });
+}
+
+/** Spec fields we accept in the schema but do not implement: named, never silently ignored. */
+function rejectUnimplemented(body: RunAgentRequest): void {
+  const c = body.config ?? {};
+  const present: [string, unknown][] = [
+    ['skill', body.skill],
+    ['attachments', body.attachments],
+    ['conversation_id', body.conversation_id],
+    ['agent_identity_uid', body.agent_identity_uid],
+    ['interactive', body.interactive === true ? true : undefined],
+    ['team', body.team === false ? false : undefined],
+    ['config.base_prompt', c.base_prompt],
+    ['config.skill_spec', c.skill_spec],
+    ['config.mcp_servers', c.mcp_servers],
+    ['config.computer_use_enabled', c.computer_use_enabled === true ? true : undefined],
+    ['config.idle_timeout_minutes', c.idle_timeout_minutes],
+    ['config.worker_host', c.worker_host],
+    ['config.harness_auth_secrets', c.harness_auth_secrets],
+  ];
+  for (const [field, value] of present) if (value !== undefined) throw featureNotAvailable(field);
+}
+
+/** A title from the prompt's first line when none is given. */
+export function titleFromPrompt(prompt: string): string {
+  const firstLine = prompt.trim().split('\n')[0]?.trim() ?? '';
+  const title = firstLine.length > 0 ? firstLine : 'Untitled run';
+  return title.length > 80 ? `${title.slice(0, 77).trimEnd()}…` : title;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * Run creation and cancellation: one service for the API, the scheduler and
+ * run-now. Validation beyond the schema (references, unimplemented fields),
+ * idempotency, admission and wake-ups happen here.
+ */
+export class RunService {
+  constructor(private readonly deps: ServerDeps) {}
+
+  async create(principal: Principal, body: RunAgentRequest, options: CreateRunOptions): Promise<CreatedRun> {
+    rejectUnimplemented(body);
+    const { store, clock } = this.deps;
+    const team = principal.team;
+    const c = body.config ?? {};
+    if (c.environment_id !== undefined) {
+      const env = await store.getEnvironment(team.id, c.environment_id, principal.user.id);
+      if (!env) throw new OzError('resource_not_found', `config.environment_id: environment ${c.environment_id} not found`, { reason: 'config.environment_id' });
+    }
+    if (body.parent_run_id !== undefined && !(await store.getRun(team.id, body.parent_run_id))) {
+      throw new OzError('resource_not_found', `parent_run_id: run ${body.parent_run_id} not found`, { reason: 'parent_run_id' });
+    }
+    const harness = c.harness ?? { type: 'oz' as const };
+    const modelId = c.model_id ?? (harness.type === 'oz' ? (this.deps.models.defaultModel ?? undefined) : undefined);
+    const config: RunConfig = {
+      harness: harness.command !== undefined ? { type: harness.type, command: harness.command } : { type: harness.type },
+      ...(c.name !== undefined ? { name: c.name } : {}),
+      ...(modelId !== undefined ? { modelId } : {}),
+      ...(c.secrets !== undefined ? { secrets: c.secrets } : {}),
+      ...(c.max_runtime_seconds !== undefined ? { maxRuntimeMs: c.max_runtime_seconds * 1000 } : {}),
+    };
+    const now = clock.now();
+    const idempotency = options.idempotencyKey
+      ? {
+          key: options.idempotencyKey,
+          requestHash: createHash('sha256').update(canonicalJson({ body, source: options.source })).digest('hex'),
+        }
+      : undefined;
+    const { run, created } = await store.createRun(
+      {
+        teamId: team.id,
+        creatorId: principal.user.id,
+        title: body.title ?? titleFromPrompt(body.prompt),
+        prompt: body.prompt,
+        source: options.source,
+        executionLocation: 'REMOTE',
+        environmentId: c.environment_id ?? null,
+        schedule: options.schedule ?? null,
+        parentRunId: body.parent_run_id ?? null,
+        skillSpec: null,
+        config,
+      },
+      now,
+      idempotency,
+    );
+    if (created) this.deps.hub.publish(run.id);
+    await this.admit(team.id);
+    const current = (await store.getRun(team.id, run.id)) ?? run;
+    return { run: current, atCapacity: current.state === 'QUEUED' };
+  }
+
+  /** Admit what fits under the team's limit, and wake readers of the admitted runs. */
+  async admit(teamId: string): Promise<void> {
+    const admitted = await this.deps.store.admitQueuedRuns(teamId, this.deps.clock.now());
+    for (const run of admitted) this.deps.hub.publish(run.id);
+  }
+
+  /**
+   * Cancel (DESIGN.md "Run lifecycle"): a waiting run (QUEUED, PENDING, or
+   * BLOCKED without a live lease) is CANCELLED here and now; a run a worker
+   * holds gets `cancel_requested_at`, and the worker stops it and writes
+   * CANCELLED. A terminal run is a 400. Races with a claim are retried.
+   */
+  async cancel(principal: Principal, runId: string): Promise<Run> {
+    const { store, clock, hub } = this.deps;
+    const who = principal.user.email;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const run = await store.getRun(principal.team.id, runId);
+      if (!run) throw notFound('run', runId);
+      if (isTerminal(run.state)) {
+        throw new OzError('invalid_request', `run ${runId} is already ${run.state} and cannot be cancelled`, { reason: 'state' });
+      }
+      const now = clock.now();
+      const statusMessage = { message: `Cancelled by ${who}`, reason: 'cancelled_by_user' };
+      try {
+        if (run.state === 'QUEUED' || run.state === 'PENDING') {
+          const cancelled = await store.transitionRun({ runId, from: run.state, to: 'CANCELLED', at: now, statusMessage });
+          hub.publish(runId);
+          if (run.state === 'PENDING') await this.admit(principal.team.id);
+          return cancelled;
+        }
+        if (run.state === 'BLOCKED' && (run.leaseExpiresAt === null || run.leaseExpiresAt <= now)) {
+          const cancelled = await store.transitionRun({ runId, from: 'BLOCKED', to: 'CANCELLED', at: now, noLiveLeaseAt: now, statusMessage });
+          hub.publish(runId);
+          await this.admit(principal.team.id);
+          return cancelled;
+        }
+        const requested = await store.requestCancel(runId, now);
+        if (!requested) continue;
+        if (run.cancelRequestedAt === null) {
+          await store.appendRunEvents(runId, [{ type: 'notice', at: now, data: { level: 'info', message: `Cancel requested by ${who}` } }]);
+        }
+        hub.publish(runId);
+        return requested;
+      } catch (error) {
+        if (isOzError(error) && error.code === 'conflict') continue;
+        throw error;
+      }
+    }
+    throw new OzError('conflict', `run ${runId} kept changing state; try the cancel again`, { retryable: true, reason: 'busy' });
+  }
+}

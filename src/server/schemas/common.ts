@@ -1,0 +1,20 @@
+import { z } from 'zod';
+
+/** Env var names a user may set (DESIGN.md "Secrets" 4 lists the reserved ones). */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const RESERVED_EXACT = new Set(['PATH', 'HOME', 'USER', 'SHELL', 'BASH_ENV', 'ENV', 'NODE_OPTIONS']);
+
+export function isReservedEnvName(name: string): boolean {
+  return RESERVED_EXACT.has(name) || name.startsWith('LD_') || name.startsWith('OZ_') || name.startsWith('WARP_');
+}
+
+export const envName = z
+  .string()
+  .regex(ENV_NAME, 'must be an environment variable name: letters, digits and _, not starting with a digit')
+  .refine((n) => !isReservedEnvName(n), {
+    message: 'is reserved (PATH, HOME, USER, SHELL, LD_*, BASH_ENV, ENV, NODE_OPTIONS, OZ_*, WARP_*)',
+  });
+
+export const rfc3339 = z.iso.datetime({ offset: true, message: 'must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z' });
+
+export const idParam = z.string().min(1).max(200);

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { NETWORK_POLICIES } from '../../core/environment.js';
+import { envName } from './common.js';
+
+/** `owner/repo` as on GitHub. */
+const GITHUB_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
+
+/** Any git URL we can fetch: https, http, ssh, git, file, or scp-like `user@host:path`. */
+const GIT_URL = /^(?:(?:https?|ssh|git|file):\/\/\S+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:\S+)$/;
+
+/** A branch name git accepts (a conservative subset of check-ref-format). */
+const BRANCH = /^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[A-Za-z0-9._/-]{1,200}(?<!\.lock)(?<![./])$/;
+
+export const githubRepoSchema = z
+  .object({
+    owner: z.string().regex(GITHUB_NAME, 'must be a GitHub owner name'),
+    repo: z.string().regex(GITHUB_NAME, 'must be a GitHub repository name'),
+  })
+  .strict();
+
+export const repoSpecSchema = z
+  .object({
+    url: z.string().max(2000).regex(GIT_URL, 'must be a git URL (https://, ssh://, git://, file:// or user@host:path)'),
+    branch: z.string().regex(BRANCH, 'must be a valid branch name').optional(),
+  })
+  .strict();
+
+export const limitsSchema = z
+  .object({
+    max_runtime_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    pids: z.number().int().min(16).max(100_000).optional(),
+    memory_mb: z.number().int().min(64).max(1_048_576).optional(),
+    disk_mb: z.number().int().min(16).max(10_485_760).optional(),
+    output_mb: z.number().int().min(1).max(10_240).optional(),
+  })
+  .strict();
+
+const envSchema = z
+  .record(envName, z.string().max(128 * 1024))
+  .refine((e) => Object.keys(e).length <= 200, { message: 'at most 200 variables' });
+
+const setupCommands = z.array(z.string().trim().min(1, 'must not be empty').max(10_000)).max(100);
+
+const fields = {
+  name: z.string().trim().min(1, 'must not be empty').max(100),
+  description: z.string().max(240, 'must be at most 240 characters'),
+  docker_image: z.string().trim().min(1).max(500),
+  github_repos: z.array(githubRepoSchema).max(50),
+  repos: z.array(repoSpecSchema).max(50),
+  setup_commands: setupCommands,
+  env: envSchema,
+  network: z.enum(NETWORK_POLICIES, { message: 'must be "off" or "on"' }),
+  secrets: z.array(envName).max(100),
+  limits: limitsSchema,
+};
+
+export const createEnvironmentSchema = z
+  .object({
+    ...fields,
+    description: fields.description.optional(),
+    docker_image: fields.docker_image.optional(),
+    github_repos: fields.github_repos.optional(),
+    repos: fields.repos.optional(),
+    setup_commands: fields.setup_commands.optional(),
+    env: fields.env.optional(),
+    network: fields.network.optional(),
+    secrets: fields.secrets.optional(),
+    limits: fields.limits.optional(),
+    team: z.boolean().optional(),
+    providers: z.unknown().optional(),
+  })
+  .strict();
+
+/** PATCH: each given field replaces the stored one; `description`/`docker_image` null removes it. */
+export const patchEnvironmentSchema = z
+  .object({
+    name: fields.name.optional(),
+    description: fields.description.nullable().optional(),
+    docker_image: fields.docker_image.nullable().optional(),
+    github_repos: fields.github_repos.optional(),
+    repos: fields.repos.optional(),
+    setup_commands: fields.setup_commands.optional(),
+    env: fields.env.optional(),
+    network: fields.network.optional(),
+    secrets: fields.secrets.optional(),
+    limits: fields.limits.optional(),
+    providers: z.unknown().optional(),
+  })
+  .strict()
+  .refine((p) => Object.keys(p).length > 0, { message: 'give at least one field to change' });
+
+export type CreateEnvironmentBody = z.infer<typeof createEnvironmentSchema>;
+export type PatchEnvironmentBody = z.infer<typeof patchEnvironmentSchema>;

@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { MODEL_ID_PATTERN } from '../../core/config.js';
+import { RUN_STATES } from '../../core/run-state.js';
+import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SORT_FIELDS, RUN_SOURCES } from '../../core/run.js';
+import { envName, rfc3339 } from './common.js';
+
+export const harnessSchema = z
+  .object(
+    {
+      type: z.enum(HARNESS_TYPES, { message: `must be one of ${HARNESS_TYPES.join(', ')}` }),
+      command: z.string().min(1).max(10_000).optional(),
+    },
+    { message: 'must be an object like {"type": "oz"} (a bare string is not accepted)' },
+  )
+  .strict()
+  .refine((h) => h.type === 'command' || h.command === undefined, {
+    message: 'command is only allowed with type "command"',
+    path: ['command'],
+  });
+
+/**
+ * The spec's AmbientAgentConfig. Fields we do not implement yet are accepted by
+ * the schema so the handler can answer `feature_not_available` naming them
+ * (never silently ignored); unknown fields are a 400.
+ */
+export const agentConfigSchema = z
+  .object({
+    name: z.string().min(1).max(200).optional(),
+    model_id: z.string().regex(MODEL_ID_PATTERN, 'must be provider/model, provider one of anthropic, openai, openai-compatible').optional(),
+    environment_id: z.string().min(1).max(200).optional(),
+    harness: harnessSchema.optional(),
+    // ours
+    secrets: z.array(envName).max(100).optional(),
+    max_runtime_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    // the spec's, not implemented yet
+    base_prompt: z.unknown().optional(),
+    skill_spec: z.unknown().optional(),
+    mcp_servers: z.unknown().optional(),
+    computer_use_enabled: z.boolean().optional(),
+    idle_timeout_minutes: z.unknown().optional(),
+    worker_host: z.unknown().optional(),
+    harness_auth_secrets: z.unknown().optional(),
+  })
+  .strict();
+
+export const runAgentRequestSchema = z
+  .object({
+    prompt: z.string().trim().min(1, 'must not be empty').max(200_000),
+    title: z.string().trim().min(1).max(200).optional(),
+    config: agentConfigSchema.optional(),
+    parent_run_id: z.string().min(1).max(200).optional(),
+    team: z.boolean().optional(),
+    interactive: z.boolean().optional(),
+    // the spec's, not implemented yet
+    skill: z.unknown().optional(),
+    attachments: z.unknown().optional(),
+    conversation_id: z.unknown().optional(),
+    agent_identity_uid: z.unknown().optional(),
+  })
+  .strict();
+
+export type RunAgentRequest = z.infer<typeof runAgentRequestSchema>;
+
+const stateList = z
+  .union([z.enum(RUN_STATES), z.array(z.enum(RUN_STATES))], { message: `must be one or more of ${RUN_STATES.join(', ')}` })
+  .transform((v) => (Array.isArray(v) ? v : [v]));
+
+export const listRunsQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1, 'must be 1..500').max(500, 'must be 1..500').default(20),
+    cursor: z.string().min(1).max(2000).optional(),
+    sort_by: z.enum(RUN_SORT_FIELDS).default('updated_at'),
+    sort_order: z.enum(['asc', 'desc']).default('desc'),
+    state: stateList.optional(),
+    name: z.string().min(1).optional(),
+    model_id: z.string().min(1).optional(),
+    creator: z.string().min(1).optional(),
+    source: z.enum(RUN_SOURCES).optional(),
+    execution_location: z.enum(EXECUTION_LOCATIONS).optional(),
+    created_after: rfc3339.optional(),
+    created_before: rfc3339.optional(),
+    updated_after: rfc3339.optional(),
+    environment_id: z.string().min(1).optional(),
+    skill: z.string().min(1).optional(),
+    skill_spec: z.string().min(1).optional(),
+    schedule_id: z.string().min(1).optional(),
+    ancestor_run_id: z.string().min(1).optional(),
+    artifact_type: z.enum(ARTIFACT_TYPES).optional(),
+    q: z.string().min(1).max(500).optional(),
+  })
+  .strict();
+
+export type ListRunsQueryParams = z.infer<typeof listRunsQuerySchema>;
