@@ -1,0 +1,173 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+/** The real `oz` executable (npm test builds dist/ before the tests run). */
+export const OZ_BIN = fileURLToPath(new URL('../../bin/oz.js', import.meta.url));
+
+export type Backend = 'sqlite' | 'postgres';
+
+export interface OzServerHandle {
+  backend: Backend;
+  url: string;
+  /** The admin key the server's first start wrote to the CLI config. */
+  adminKey: string;
+  /** Environment for CLI processes that talk to this server (its CLI config, no stray OZ_/WARP_ vars). */
+  cliEnv: Record<string, string>;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** The process environment without our own variables, so tests never pick up a developer's settings. */
+export function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('OZ_') && !k.startsWith('WARP_') && k !== 'XDG_CONFIG_HOME' && k !== 'XDG_DATA_HOME') env[k] = v;
+  }
+  return env;
+}
+
+async function waitForListening(child: ChildProcess, stderr: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`oz server did not start in 20 s; stderr:\n${stderr()}`)), 20_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`oz server exited with ${code} before listening; stderr:\n${stderr()}`));
+    });
+  });
+}
+
+/**
+ * Start `oz server --port 0` as a real process: SQLite in a temp data dir, or
+ * PostgreSQL in a fresh schema of the test database (dropped on stop). Its
+ * CLI config (with the bootstrap admin key) lives in a temp XDG_CONFIG_HOME.
+ */
+export async function startOzServer(backend: Backend, options: { pgUrl?: string; env?: Record<string, string> } = {}): Promise<OzServerHandle> {
+  const dir = mkdtempSync(join(tmpdir(), 'oz-server-'));
+  const configHome = join(dir, 'config');
+  const env: Record<string, string> = {
+    ...cleanEnv(),
+    XDG_CONFIG_HOME: configHome,
+    OZ_DATA_DIR: join(dir, 'data'),
+    OZ_LOG_LEVEL: 'warn',
+    ...options.env,
+  };
+  let schema: string | null = null;
+  if (backend === 'postgres') {
+    if (!options.pgUrl) throw new Error('pgUrl is required for the postgres backend');
+    schema = `oz_srv_${randomBytes(6).toString('hex')}`;
+    const client = new pg.Client({ connectionString: options.pgUrl });
+    await client.connect();
+    await client.query(`CREATE SCHEMA ${schema}`);
+    await client.end();
+    const url = new URL(options.pgUrl);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    env.OZ_DATABASE_URL = url.toString();
+  }
+  const child = spawn(process.execPath, [OZ_BIN, 'server', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const cleanup = async (): Promise<void> => {
+    if (schema && options.pgUrl) {
+      const client = new pg.Client({ connectionString: options.pgUrl });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await client.end();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let url: string;
+  try {
+    url = await waitForListening(child, () => stderr);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await cleanup();
+    throw error;
+  }
+  const config = JSON.parse(readFileSync(join(configHome, 'oz', 'config.json'), 'utf8')) as { api_key: string };
+  return {
+    backend,
+    url,
+    adminKey: config.api_key,
+    cliEnv: { ...cleanEnv(), XDG_CONFIG_HOME: configHome },
+    pid: child.pid ?? -1,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await cleanup();
+    },
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run the real `oz` CLI as a process and collect its output. */
+export function runOz(args: string[], env: Record<string, string>, options: { timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [OZ_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`oz ${args.join(' ')} timed out; stdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** Small fetch helper for API tests: JSON in, status + parsed body + headers out. */
+export async function api(
+  server: { url: string },
+  method: string,
+  path: string,
+  options: { key?: string | null; body?: unknown; headers?: Record<string, string>; rawBody?: string } = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
+  const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  if (options.key) headers.authorization = `Bearer ${options.key}`;
+  let body: string | undefined;
+  if (options.rawBody !== undefined) body = options.rawBody;
+  else if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers['content-type'] ??= 'application/json';
+  }
+  const response = await fetch(`${server.url}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text.length > 0 ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  return { status: response.status, body: parsed, headers: response.headers };
+}
