@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
 import type { Json } from '../../client/oz-client.js';
 import { HARNESS_TYPES, type HarnessType } from '../../core/run.js';
 import type { CliContext, GlobalOptions } from '../context.js';
@@ -30,7 +29,7 @@ interface RunCloudOptions {
 }
 
 /** A run config file (`-f agent.yaml|json`): the API's request body, flags override it. */
-function readRunFile(path: string): Json {
+async function readRunFile(path: string): Promise<Json> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -38,7 +37,8 @@ function readRunFile(path: string): Json {
     throw new UsageError(`--file: cannot read ${path}: ${(error as Error).message}`);
   }
   try {
-    const value: unknown = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? parseYaml(text) : JSON.parse(text);
+    // yaml is loaded only when a YAML file is given: it costs CLI start-up time.
+    const value: unknown = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? (await import('yaml')).parse(text) : JSON.parse(text);
     if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('must contain an object');
     return value as Json;
   } catch (error) {
@@ -46,8 +46,8 @@ function readRunFile(path: string): Json {
   }
 }
 
-export function buildRunBody(o: RunCloudOptions): Json {
-  const body: Json = o.file ? readRunFile(o.file) : {};
+export async function buildRunBody(o: RunCloudOptions): Promise<Json> {
+  const body: Json = o.file ? await readRunFile(o.file) : {};
   const config: Json = { ...((body.config as Json | undefined) ?? {}) };
   if (o.prompt !== undefined) body.prompt = o.prompt;
   if (typeof body.prompt !== 'string' || body.prompt.trim() === '') throw new UsageError('--prompt: a prompt is required (-p TEXT or "prompt" in --file)');
@@ -107,7 +107,7 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
     .option('--secret <name>', "limit the run's secrets to these names (repeatable)", collect, [])
     .action(async (options: RunCloudOptions, cmd: Command) => {
       const ctx = context(cmd);
-      const body = buildRunBody(options);
+      const body = await buildRunBody(options);
       const created = await ctx.client.createRun(body, options.idempotencyKey);
       const runId = str(created.run_id);
       ctx.out.result(

@@ -1,0 +1,3 @@
+import { describeCliContract } from './cli-contract.js';
+
+describeCliContract('sqlite');
