@@ -55,9 +55,10 @@ export function runEventRoutes(deps: ServerDeps, streams: Set<AbortController>) 
 
         const abort = new AbortController();
         streams.add(abort);
-        request.raw.on('close', () => abort.abort());
         reply.hijack();
         const res = reply.raw;
+        // The response's 'close' is the client going away (or the stream ending).
+        res.on('close', () => abort.abort());
         res.writeHead(200, {
           'content-type': 'text/event-stream; charset=utf-8',
           'cache-control': 'no-cache, no-transform',
