@@ -32,8 +32,8 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, new OzError('resource_not_found', `no route ${request.method} ${request.url.split('?')[0]}`), request),
   );
-  // An empty body with Content-Type: application/json is "no body", not a parse error.
-  app.removeContentTypeParser('application/json');
+  // JSON only (anything else is a 415); an empty JSON body is "no body", not a parse error.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);

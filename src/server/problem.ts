@@ -54,11 +54,17 @@ export function toOzError(error: unknown): OzError {
   if (error instanceof OzError) return error;
   const fe = error as FastifyError & { validationContext?: string };
   if (hasZodFastifySchemaValidationErrors(fe)) {
-    const messages = fe.validation.map((v) => `${fieldPath(fe.validationContext, v.instancePath)}: ${v.message ?? 'invalid'}`);
+    // An unknown key is reported on its parent object; name the key itself.
+    const pathOf = (v: (typeof fe.validation)[number]): string => {
+      const keys = (v.params as { keys?: unknown }).keys;
+      const key = v.keyword === 'unrecognized_keys' && Array.isArray(keys) && typeof keys[0] === 'string' ? `/${keys[0]}` : '';
+      return fieldPath(fe.validationContext, `${v.instancePath}${key}`);
+    };
+    const messages = fe.validation.map((v) =>
+      v.keyword === 'unrecognized_keys' ? `${pathOf(v)}: unknown field` : `${pathOf(v)}: ${v.message ?? 'invalid'}`,
+    );
     const first = fe.validation[0];
-    return new OzError('invalid_request', messages.join('; '), {
-      ...(first ? { reason: fieldPath(fe.validationContext, first.instancePath) } : {}),
-    });
+    return new OzError('invalid_request', messages.join('; '), { ...(first ? { reason: pathOf(first) } : {}) });
   }
   switch (fe.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

@@ -15,6 +15,13 @@ export const envName = z
     message: 'is reserved (PATH, HOME, USER, SHELL, LD_*, BASH_ENV, ENV, NODE_OPTIONS, OZ_*, WARP_*)',
   });
 
+/** Why a name cannot be an env var, or null when it can. */
+export function envNameProblem(name: string): string | null {
+  if (!ENV_NAME.test(name)) return 'must be an environment variable name: letters, digits and _, not starting with a digit';
+  if (isReservedEnvName(name)) return 'is reserved (PATH, HOME, USER, SHELL, LD_*, BASH_ENV, ENV, NODE_OPTIONS, OZ_*, WARP_*)';
+  return null;
+}
+
 export const rfc3339 = z.iso.datetime({ offset: true, message: 'must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z' });
 
 export const idParam = z.string().min(1).max(200);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NETWORK_POLICIES } from '../../core/environment.js';
-import { envName } from './common.js';
+import { envName, envNameProblem } from './common.js';
 
 /** `owner/repo` as on GitHub. */
 const GITHUB_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -35,9 +35,16 @@ export const limitsSchema = z
   })
   .strict();
 
-const envSchema = z
-  .record(envName, z.string().max(128 * 1024))
-  .refine((e) => Object.keys(e).length <= 200, { message: 'at most 200 variables' });
+// Keys are checked here rather than with a key schema: zod reports a bad record
+// key only as "Invalid key in record", and users need to know why.
+const envSchema = z.record(z.string(), z.string().max(128 * 1024)).superRefine((vars, ctx) => {
+  const names = Object.keys(vars);
+  if (names.length > 200) ctx.addIssue({ code: 'custom', message: 'at most 200 variables' });
+  for (const name of names) {
+    const problem = envNameProblem(name);
+    if (problem) ctx.addIssue({ code: 'custom', path: [name], message: problem });
+  }
+});
 
 const setupCommands = z.array(z.string().trim().min(1, 'must not be empty').max(10_000)).max(100);
 
