@@ -17,9 +17,19 @@ export interface ServerCommandOptions {
   dataDir?: string;
 }
 
+export interface WorkerCommandOptions {
+  server: string;
+  token: string;
+  concurrency?: string;
+  backend: 'direct';
+  drainGraceMs?: string;
+  allowInsecureHttp?: boolean;
+}
+
 /** What the CLI cannot build itself: the composition roots live in src/main. */
 export interface ProgramDeps {
   runServer(options: ServerCommandOptions): Promise<void>;
+  runWorker(options: WorkerCommandOptions): Promise<void>;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
 }
@@ -43,12 +53,23 @@ export function buildProgram(deps: ProgramDeps): Command {
 
   program
     .command('server')
-    .description('Start the platform: the API (and, once built, the scheduler and an embedded worker)')
+    .description('Start the platform: the API and an embedded worker')
     .option('--no-worker', 'do not run the embedded worker (scaled deployments)')
     .option('--port <port>', 'port to listen on (env OZ_PORT; default 7420; 0 = any free port)')
     .option('--host <host>', 'address to bind (env OZ_HOST; default 127.0.0.1)')
     .option('--data-dir <dir>', 'embedded store location (env OZ_DATA_DIR; default $XDG_DATA_HOME/oz)')
     .action(async (options: ServerCommandOptions) => deps.runServer(options));
+
+  program
+    .command('worker')
+    .description('Run a standalone worker: claims runs from a server and executes them')
+    .requiredOption('--server <url>', 'the Oz server, e.g. https://oz.example.com')
+    .requiredOption('--token <token>', 'a worker token (`oz worker-token create NAME`)')
+    .option('--concurrency <n>', 'runs at once (env OZ_WORKER_CONCURRENCY; default 2)')
+    .addOption(new Option('--backend <backend>', 'sandbox backend; "direct" isolates nothing (bubblewrap lands next)').choices(['direct']).default('direct'))
+    .option('--drain-grace-ms <ms>', 'on SIGTERM, how long running runs may finish (env OZ_DRAIN_GRACE_MS; default 30000)')
+    .option('--allow-insecure-http', 'allow a plain-HTTP server URL that is not loopback')
+    .action(async (options: WorkerCommandOptions) => deps.runWorker(options));
 
   program.addCommand(agentCommand(context));
   program.addCommand(runCommand('run', context));

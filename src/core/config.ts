@@ -29,6 +29,16 @@ export interface OzConfig {
   readonly cliConfigPath: string;
   /** Server log level (`OZ_LOG_LEVEL`): fatal, error, warn, info, debug, trace, silent. */
   readonly logLevel: string;
+  /** Runs a worker executes at once (`--concurrency` / `OZ_WORKER_CONCURRENCY`). */
+  readonly workerConcurrency: number;
+  /** SIGTERM → SIGKILL grace when a run is stopped (`OZ_KILL_GRACE_MS`). */
+  readonly killGraceMs: number;
+  /** How long a draining worker lets runs finish (`--drain-grace-ms` / `OZ_DRAIN_GRACE_MS`). */
+  readonly drainGraceMs: number;
+  /** Output stored per run before truncation (`OZ_MAX_OUTPUT_BYTES`). */
+  readonly maxOutputBytes: number;
+  /** How often the server sweeps expired leases and admits queued runs (`OZ_SWEEP_INTERVAL_MS`). */
+  readonly sweepIntervalMs: number;
 }
 
 export interface ConfigOverrides {
@@ -36,6 +46,8 @@ export interface ConfigOverrides {
   databaseUrl?: string;
   host?: string;
   port?: string;
+  concurrency?: string;
+  drainGraceMs?: string;
 }
 
 /** Default API port of `oz server` and default target of the CLI. */
@@ -112,6 +124,26 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     models,
     teamMaxConcurrentRuns,
     cliConfigPath: cliConfigPath(env),
+    workerConcurrency: check(
+      z.coerce.number().int().min(1, 'must be 1..64').max(64, 'must be 1..64'),
+      overrides.concurrency ?? env.OZ_WORKER_CONCURRENCY ?? 2,
+      '--concurrency',
+      'OZ_WORKER_CONCURRENCY',
+    ),
+    killGraceMs: check(z.coerce.number().int().min(0).max(600_000), env.OZ_KILL_GRACE_MS ?? 2000, '--kill-grace-ms', 'OZ_KILL_GRACE_MS'),
+    drainGraceMs: check(
+      z.coerce.number().int().min(0).max(24 * 3600 * 1000),
+      overrides.drainGraceMs ?? env.OZ_DRAIN_GRACE_MS ?? 30_000,
+      '--drain-grace-ms',
+      'OZ_DRAIN_GRACE_MS',
+    ),
+    maxOutputBytes: check(
+      z.coerce.number().int().min(1024).max(1024 ** 3),
+      env.OZ_MAX_OUTPUT_BYTES ?? 8 * 1024 * 1024,
+      '--max-output-bytes',
+      'OZ_MAX_OUTPUT_BYTES',
+    ),
+    sweepIntervalMs: check(z.coerce.number().int().min(100).max(600_000), env.OZ_SWEEP_INTERVAL_MS ?? 2000, '--sweep-interval-ms', 'OZ_SWEEP_INTERVAL_MS'),
     logLevel: check(
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
       env.OZ_LOG_LEVEL ?? 'info',

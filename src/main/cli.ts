@@ -7,6 +7,7 @@ import { runCli } from '../cli/program.js';
  */
 const code = await runCli(process.argv, {
   runServer: async (options) => (await import('./server.js')).runServer(options),
+  runWorker: async (options) => (await import('./worker.js')).runWorker(options),
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
 });

@@ -1,9 +1,11 @@
 import { pino } from 'pino';
 import { systemClock } from '../core/clock.js';
 import { loadConfig, type ConfigOverrides } from '../core/config.js';
+import { randomToken } from '../core/ids.js';
 import { createApp } from '../server/create-app.js';
 import { EventHub } from '../server/event-hub.js';
 import { bootstrapAdmin } from './bootstrap-admin.js';
+import { buildWorker } from './build-worker.js';
 import { openStore } from './open-store.js';
 
 export interface ServerOptions extends ConfigOverrides {
@@ -11,15 +13,17 @@ export interface ServerOptions extends ConfigOverrides {
 }
 
 /**
- * `oz server`: the composition root of the API. Builds the store, clock, logger
- * and event hub, serves the app, bootstraps the first admin, and shuts down
- * cleanly on SIGTERM / SIGINT (stop accepting, end streams, close the store).
+ * `oz server`: the composition root of the API and (unless --no-worker) the
+ * embedded worker. Builds the store, clock, logger and event hub, serves the
+ * app, bootstraps the first admin, and on SIGTERM / SIGINT drains the
+ * embedded worker, stops accepting, ends streams and closes the store.
  */
 export async function runServer(options: ServerOptions): Promise<void> {
   const config = loadConfig(options);
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization'] }, pino.destination(2));
   const store = await openStore(config);
   const hub = new EventHub();
+  const embeddedWorkerSecret = options.worker ? randomToken(32) : undefined;
   const app = await createApp({
     store,
     clock: systemClock,
@@ -27,6 +31,9 @@ export async function runServer(options: ServerOptions): Promise<void> {
     logger,
     models: { defaultModel: config.defaultModel, models: config.models },
     teamMaxConcurrentRuns: config.teamMaxConcurrentRuns,
+    leaseTtlMs: config.leaseTtlMs,
+    sweepIntervalMs: config.sweepIntervalMs,
+    ...(embeddedWorkerSecret ? { embeddedWorkerSecret } : {}),
   });
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -40,9 +47,12 @@ export async function runServer(options: ServerOptions): Promise<void> {
   const url = `http://${host}:${port}`;
   const print = (line: string): void => void process.stdout.write(`${line}\n`);
   await bootstrapAdmin({ store, clock: systemClock, logger, config, isTty: Boolean(process.stdout.isTTY), print }, url);
+  const worker = embeddedWorkerSecret
+    ? buildWorker({ serverUrl: url, token: embeddedWorkerSecret, backend: 'direct', config, logger: logger.child({ component: 'worker' }) })
+    : null;
+  worker?.start();
   const where = config.databaseUrl ? 'PostgreSQL' : `SQLite in ${config.dataDir}`;
-  print(`Oz server listening on ${url} (${where})`);
-  if (options.worker) print('Note: no embedded worker yet; runs wait in QUEUED/PENDING until workers exist.');
+  print(`Oz server listening on ${url} (${where}${worker ? `, embedded worker x${config.workerConcurrency}` : ', no worker'})`);
 
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -50,8 +60,8 @@ export async function runServer(options: ServerOptions): Promise<void> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'shutting down');
-      void app
-        .close()
+      void (worker ? worker.drain(config.drainGraceMs) : Promise.resolve())
+        .then(() => app.close())
         .then(() => store.close())
         .catch((error: unknown) => logger.error({ err: error }, 'error during shutdown'))
         .finally(resolve);

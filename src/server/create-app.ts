@@ -12,6 +12,9 @@ import { runEventRoutes } from './routes/run-events.js';
 import { runRoutes } from './routes/runs.js';
 import { unimplementedRoutes } from './routes/unimplemented.js';
 import { RunService } from './run-service.js';
+import { LifecycleSweeper } from './lifecycle-sweeper.js';
+import { workerProtocolRoutes } from './routes/worker-protocol.js';
+import { WORKER_API } from '../core/worker-protocol.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -24,7 +27,6 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     forceCloseConnections: true,
     bodyLimit: 1024 * 1024,
-    disableRequestLogging: false,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -72,6 +74,10 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
   app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, async () => app.swagger());
 
   const runs = new RunService(deps);
+  const sweeper = new LifecycleSweeper(deps, runs, deps.sweepIntervalMs ?? 2000);
+  app.addHook('onReady', async () => sweeper.start());
+  app.addHook('onClose', async () => sweeper.stop());
+  await app.register(workerProtocolRoutes(deps, runs, streams), { prefix: WORKER_API });
   await app.register(
     async (api) => {
       api.addHook('onRequest', authenticate(deps));

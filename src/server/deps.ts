@@ -12,6 +12,16 @@ export interface ServerDeps {
   models: { defaultModel: string | null; models: readonly string[] };
   /** Concurrency limit for teams created without one. */
   teamMaxConcurrentRuns: number;
+  /** Lease length given to claims. */
+  leaseTtlMs: number;
+  /**
+   * The in-process worker's credential: a random secret held only in memory by
+   * this server and its embedded worker (never stored), so `oz server` needs no
+   * worker token in the database.
+   */
+  embeddedWorkerSecret?: string;
+  /** How often the lifecycle sweeper runs (expired leases, admission). */
+  sweepIntervalMs?: number;
   /** How long an SSE reader waits before re-reading the store without a wake-up. */
   eventPollMs?: number;
 }

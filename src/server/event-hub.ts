@@ -6,6 +6,9 @@
  * costs a read. Readers also wake on a timeout, which covers writers in other
  * processes until PostgreSQL LISTEN/NOTIFY is wired in.
  */
+/** The wake-up key of claim long-polls (run ids are UUIDs, so it cannot collide). */
+const CLAIMABLE = '*claimable';
+
 export class EventHub {
   private readonly waiters = new Map<string, Set<() => void>>();
 
@@ -36,6 +39,15 @@ export class EventHub {
       signal?.addEventListener('abort', done, { once: true });
       set.add(done);
     });
+  }
+
+  /** A run became claimable (admitted or re-queued): wake claim long-polls. */
+  publishClaimable(): void {
+    this.publish(CLAIMABLE);
+  }
+
+  waitClaimable(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.wait(CLAIMABLE, timeoutMs, signal);
   }
 
   /** Number of runs with waiting readers (tests check nothing leaks). */

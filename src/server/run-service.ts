@@ -123,6 +123,7 @@ export class RunService {
   async admit(teamId: string): Promise<void> {
     const admitted = await this.deps.store.admitQueuedRuns(teamId, this.deps.clock.now());
     for (const run of admitted) this.deps.hub.publish(run.id);
+    if (admitted.length > 0) this.deps.hub.publishClaimable();
   }
 
   /**

@@ -1,4 +1,5 @@
-import { notFound } from '../core/errors.js';
+import { conflict, notFound } from '../core/errors.js';
+import { LEASED_STATES, type RunState } from '../core/run-state.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import { insertEvents } from './event-writer.js';
 import { toRunEvent } from './rows.js';
@@ -21,6 +22,44 @@ export class EventRepository {
       const firstSeq = Number(row.last_event_seq) - events.length + 1;
       await insertEvents(tx, runId, firstSeq, events);
       return events.map((event, i) => ({ ...event, runId, seq: firstSeq + i }));
+    });
+  }
+
+  /**
+   * Append a worker's batch once: `(run, lease token, batch number)` is
+   * recorded with the events in one transaction, so a retried batch (the
+   * worker never saw the answer) is acknowledged without a second append.
+   * Refused when the lease is not the run's current one or the run is no
+   * longer leased (stale writes from a fenced-off worker).
+   */
+  async appendBatch(runId: string, leaseToken: string, batchNo: number, events: NewRunEvent[]): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
+    return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
+      const run = await tx.selectFrom('runs').select(['state', 'lease_token']).where('id', '=', runId).executeTakeFirst();
+      if (!run) throw notFound('run', runId);
+      const seen = await tx
+        .selectFrom('run_event_batches')
+        .select(['first_seq', 'count'])
+        .where('run_id', '=', runId)
+        .where('lease_token', '=', leaseToken)
+        .where('batch_no', '=', batchNo)
+        .executeTakeFirst();
+      if (seen) return { firstSeq: Number(seen.first_seq), count: Number(seen.count), duplicate: true };
+      if (run.lease_token !== leaseToken || !LEASED_STATES.includes(run.state as RunState)) {
+        throw conflict(`run ${runId}: lease token is stale`, 'stale_lease');
+      }
+      const row = await tx
+        .updateTable('runs')
+        .set((eb) => ({ last_event_seq: eb('last_event_seq', '+', events.length) }))
+        .where('id', '=', runId)
+        .returning('last_event_seq')
+        .executeTakeFirstOrThrow();
+      const firstSeq = Number(row.last_event_seq) - events.length + 1;
+      await insertEvents(tx, runId, firstSeq, events);
+      await tx
+        .insertInto('run_event_batches')
+        .values({ run_id: runId, lease_token: leaseToken, batch_no: batchNo, first_seq: firstSeq, count: events.length })
+        .execute();
+      return { firstSeq, count: events.length, duplicate: false };
     });
   }
 

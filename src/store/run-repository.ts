@@ -154,6 +154,11 @@ export class RunRepository {
       .execute();
   }
 
+  async teamsWithQueued(): Promise<string[]> {
+    const rows = await this.ctx.db.selectFrom('runs').select('team_id').distinct().where('state', '=', 'QUEUED').execute();
+    return rows.map((r) => r.team_id);
+  }
+
   async requestCancel(runId: string, at: number): Promise<Run | null> {
     const row = await this.ctx.db
       .updateTable('runs')

@@ -124,6 +124,14 @@ export interface WorkerTokensTable {
   last_used_at: number | null;
 }
 
+export interface RunEventBatchesTable {
+  run_id: string;
+  lease_token: string;
+  batch_no: number;
+  first_seq: number;
+  count: number;
+}
+
 export interface Database {
   teams: TeamsTable;
   users: UsersTable;
@@ -134,6 +142,7 @@ export interface Database {
   run_artifacts: RunArtifactsTable;
   idempotency_keys: IdempotencyKeysTable;
   worker_tokens: WorkerTokensTable;
+  run_event_batches: RunEventBatchesTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

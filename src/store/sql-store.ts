@@ -156,6 +156,18 @@ export class SqlStore implements Store {
     return this.events.list(runId, afterSeq, limit);
   }
 
+  appendRunEventBatch(
+    runId: string,
+    leaseToken: string,
+    batchNo: number,
+    events: NewRunEvent[],
+  ): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
+    return this.events.appendBatch(runId, leaseToken, batchNo, events);
+  }
+  listTeamsWithQueuedRuns(): Promise<string[]> {
+    return this.runs.teamsWithQueued();
+  }
+
   async close(): Promise<void> {
     await this.db.destroy();
     await this.onClose();

@@ -138,6 +138,15 @@ export interface Store {
   // Run events
   appendRunEvents(runId: string, events: NewRunEvent[]): Promise<RunEvent[]>;
   listRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]>;
+  /** A worker's numbered batch under its lease, appended at most once (retries are acknowledged). */
+  appendRunEventBatch(
+    runId: string,
+    leaseToken: string,
+    batchNo: number,
+    events: NewRunEvent[],
+  ): Promise<{ firstSeq: number; count: number; duplicate: boolean }>;
+  /** Teams that have QUEUED runs (periodic admission). */
+  listTeamsWithQueuedRuns(): Promise<string[]>;
 
   close(): Promise<void>;
 }

@@ -15,6 +15,11 @@ describe('configuration', () => {
       teamMaxConcurrentRuns: 4,
       cliConfigPath: '/home/u/.config/oz/config.json',
       logLevel: 'info',
+      workerConcurrency: 2,
+      killGraceMs: 2000,
+      drainGraceMs: 30_000,
+      maxOutputBytes: 8 * 1024 * 1024,
+      sweepIntervalMs: 2000,
     });
     expect(defaultDataDir({ XDG_DATA_HOME: '/x/data', HOME: '/home/u' })).toBe('/x/data/oz');
     expect(defaultDataDir({ XDG_DATA_HOME: 'relative', HOME: '/home/u' })).toBe('/home/u/.local/share/oz');

@@ -201,6 +201,29 @@ export function claimContract(factory: StoreFactory): void {
       }
     });
 
+    it("a worker's event batch is appended once, retries are acknowledged, and a stale lease is refused", async () => {
+      const { store } = h.current;
+      const team = await seedTeam(store);
+      await pendingRuns(store, team.id, 1);
+      const [run] = await store.claimRuns({ workerId: 'w1', limit: 1, leaseTtlMs: LEASE_MS, at: T0 + 10 });
+      if (!run?.leaseToken) throw new Error('no claim');
+      const batch = [
+        { type: 'output' as const, at: T0 + 11, data: { stream: 'stdout', text: 'a\n' } },
+        { type: 'output' as const, at: T0 + 12, data: { stream: 'stdout', text: 'b\n' } },
+      ];
+      const first = await store.appendRunEventBatch(run.id, run.leaseToken, 1, batch);
+      expect(first).toEqual({ firstSeq: run.lastEventSeq + 1, count: 2, duplicate: false });
+      expect(await store.appendRunEventBatch(run.id, run.leaseToken, 1, batch)).toEqual({ ...first, duplicate: true });
+      const events = await store.listRunEvents(run.id, run.lastEventSeq, 10);
+      expect(events.map((e) => e.data.text)).toEqual(['a\n', 'b\n']);
+      await expect(store.appendRunEventBatch(run.id, 'stale', 2, batch)).rejects.toMatchObject({ code: 'conflict', reason: 'stale_lease' });
+      await store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'SUCCEEDED', at: T0 + 20, leaseToken: run.leaseToken });
+      await expect(store.appendRunEventBatch(run.id, run.leaseToken, 2, batch)).rejects.toMatchObject({ reason: 'stale_lease' });
+      expect(await store.listTeamsWithQueuedRuns()).toEqual([]);
+      await store.createRun(newRun(team.id), T0 + 30);
+      expect(await store.listTeamsWithQueuedRuns()).toEqual([team.id]);
+    });
+
     it("admission keeps a team under its concurrency limit and does not touch other teams' runs", async () => {
       const { store } = h.current;
       const small = await seedTeam(store, 2);

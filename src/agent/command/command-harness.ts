@@ -1,0 +1,30 @@
+import type { Harness, HarnessInput, HarnessResult } from '../harness.js';
+
+/**
+ * The `command` harness: any executable. `config.harness.command` runs as a
+ * shell command line with the prompt in `OZ_PROMPT` and on stdin; with no
+ * command, the prompt itself is the shell script. Exit 0 is success.
+ */
+export class CommandHarness implements Harness {
+  readonly type = 'command' as const;
+
+  async run(input: HarnessInput): Promise<HarnessResult> {
+    const env = { ...input.env, OZ_PROMPT: input.prompt, OZ_HARNESS: 'command' };
+    let argv: string[];
+    if (input.harness.command) {
+      argv = ['/bin/sh', '-c', input.harness.command];
+    } else {
+      // A file, not `sh -c`: an argument is capped at 128 KiB, a prompt is not.
+      const script = await input.sandbox.writeFile('.oz/prompt.sh', input.prompt);
+      argv = ['/bin/bash', script];
+    }
+    const result = await input.sandbox.exec(argv, {
+      env,
+      stdin: input.harness.command ? input.prompt : '',
+      onOutput: (stream, chunk) => input.sink.output(stream, chunk),
+    });
+    const ok = result.exitCode === 0;
+    const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+    return { ok, summary: ok ? 'The command exited with code 0.' : `The command ${how}.` };
+  }
+}

@@ -1,0 +1,78 @@
+import type { EnvironmentConfig } from './environment.js';
+import type { RunEventType } from './run-event.js';
+import type { HarnessConfig, RunStatusMessage, RunUsage } from './run.js';
+
+/**
+ * The worker protocol (DESIGN.md "Architecture"): the only way a worker talks
+ * to the platform, over HTTP with a worker token, under `/api/v1/worker`.
+ * Workers never touch the database.
+ *
+ *   POST /claim                      long-poll: lease up to `max_runs` runs
+ *   POST /runs/{id}/start            CLAIMED → INPROGRESS (the harness started)
+ *   POST /runs/{id}/heartbeat        renew the lease; tells of a cancel request
+ *   GET  /runs/{id}/control          long-poll: returns the moment a cancel is requested
+ *   POST /runs/{id}/events           a numbered batch of events (idempotent on retry)
+ *   POST /runs/{id}/finish           the terminal state and its status message
+ *
+ * Every per-run call carries the lease token; a stale one gets 409.
+ */
+export const WORKER_API = '/api/v1/worker';
+
+export interface ClaimRequest {
+  worker_id: string;
+  max_runs: number;
+  wait_ms: number;
+}
+
+export interface ClaimedRun {
+  run_id: string;
+  team_id: string;
+  attempt: number;
+  lease_token: string;
+  lease_expires_at: number;
+  lease_ttl_ms: number;
+  prompt: string;
+  title: string;
+  harness: HarnessConfig;
+  model_id: string | null;
+  /** The run's own limit, else the environment's; null = no limit. */
+  max_runtime_ms: number | null;
+  environment: ({ id: string; name: string } & EnvironmentConfig) | null;
+  cancel_requested: boolean;
+}
+
+export interface ClaimResponse {
+  runs: ClaimedRun[];
+}
+
+export interface LeaseRequest {
+  lease_token: string;
+}
+
+export interface HeartbeatResponse {
+  lease_expires_at: number;
+  cancel_requested: boolean;
+}
+
+export interface ControlResponse {
+  cancel_requested: boolean;
+}
+
+export interface WorkerEvent {
+  type: RunEventType;
+  at: number;
+  data: Record<string, unknown>;
+}
+
+export interface EventBatchRequest extends LeaseRequest {
+  batch_no: number;
+  events: WorkerEvent[];
+}
+
+export type FinishState = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'ERROR';
+
+export interface FinishRequest extends LeaseRequest {
+  state: FinishState;
+  status_message?: RunStatusMessage;
+  usage?: RunUsage;
+}

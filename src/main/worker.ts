@@ -1,0 +1,52 @@
+import { pino } from 'pino';
+import { loadConfig } from '../core/config.js';
+import { OzError } from '../core/errors.js';
+import { buildWorker, type BackendName } from './build-worker.js';
+
+export interface WorkerCommandOptions {
+  server: string;
+  token: string;
+  concurrency?: string;
+  backend: BackendName;
+  drainGraceMs?: string;
+  allowInsecureHttp?: boolean;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/**
+ * `oz worker`: a standalone worker. Speaks only the worker protocol; refuses
+ * plain HTTP to another machine (the token would travel in clear) unless told
+ * otherwise. SIGTERM drains: no new claims, running runs get the grace period,
+ * then are cancelled; exit 0.
+ */
+export async function runWorker(options: WorkerCommandOptions): Promise<void> {
+  const config = loadConfig({
+    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
+    ...(options.drainGraceMs !== undefined ? { drainGraceMs: options.drainGraceMs } : {}),
+  });
+  let url: URL;
+  try {
+    url = new URL(options.server);
+  } catch {
+    throw new OzError('invalid_request', `--server: "${options.server}" is not a URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OzError('invalid_request', '--server: must be http:// or https://');
+  if (url.protocol === 'http:' && !isLoopback(url.hostname) && !options.allowInsecureHttp) {
+    throw new OzError('invalid_request', `--server: ${options.server} is plain HTTP to another machine; use https:// or pass --allow-insecure-http`);
+  }
+  const logger = pino({ level: config.logLevel }, pino.destination(2));
+  const worker = buildWorker({ serverUrl: url.toString(), token: options.token, backend: options.backend, config, logger });
+  worker.start();
+  process.stdout.write(`Oz worker ${worker.id} serving ${url.origin} (concurrency ${config.workerConcurrency}, backend ${options.backend})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info({ signal, activeRuns: worker.activeRuns }, 'draining');
+      void worker.drain(config.drainGraceMs).finally(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}

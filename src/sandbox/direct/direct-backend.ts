@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { ExecOptions, ExecResult, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
+
+/**
+ * No isolation: processes run as the worker's user in a temporary workspace.
+ * Opt-in only (the worker prints a loud warning). Each exec gets its own
+ * process group (`detached`), so a signal reaches its children too — but a
+ * process that starts its own session escapes, which only a real sandbox
+ * (bubblewrap's pid namespace) prevents.
+ */
+export class DirectBackend implements SandboxBackend {
+  readonly name = 'direct';
+  readonly isolates = false;
+
+  constructor(private readonly root: string = tmpdir()) {}
+
+  async create(spec: SandboxSpec): Promise<Sandbox> {
+    const dir = mkdtempSync(join(this.root, `oz-run-${spec.runId.slice(0, 8)}-`));
+    return new DirectSandbox(dir);
+  }
+}
+
+class DirectSandbox implements Sandbox {
+  private readonly groups = new Set<ChildProcess>();
+  private destroyed = false;
+
+  constructor(readonly workspacePath: string) {}
+
+  async writeFile(relativePath: string, content: string): Promise<string> {
+    const path = join(this.workspacePath, relativePath);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, content, { mode: 0o600 });
+    return path;
+  }
+
+  exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
+    if (this.destroyed) return Promise.reject(new Error('sandbox destroyed'));
+    const [command, ...args] = argv;
+    if (!command) return Promise.reject(new Error('exec: empty argv'));
+    return new Promise((resolve, reject) => {
+      const child = spawn(command, args, {
+        cwd: options.cwd ? join(this.workspacePath, options.cwd) : this.workspacePath,
+        env: options.env,
+        detached: true,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      this.groups.add(child);
+      child.stdout.on('data', (chunk: Buffer) => options.onOutput('stdout', chunk));
+      child.stderr.on('data', (chunk: Buffer) => options.onOutput('stderr', chunk));
+      child.stdin.on('error', () => {});
+      child.stdin.end(options.stdin ?? '');
+      child.on('error', (error) => {
+        this.groups.delete(child);
+        reject(error);
+      });
+      child.on('close', (code, signal) => {
+        resolve({ exitCode: code, signal });
+      });
+    });
+  }
+
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void {
+    for (const child of this.groups) {
+      if (child.pid === undefined) continue;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // The group is gone.
+      }
+    }
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.signal('SIGKILL');
+    this.groups.clear();
+    rmSync(this.workspacePath, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,49 @@
+import type { ServerDeps } from './deps.js';
+import type { RunService } from './run-service.js';
+
+/**
+ * The server's housekeeping loop, every `intervalMs`: resolve expired leases
+ * (store.sweepExpiredLeases: re-queue once, cancel, or ERROR worker_lost), and
+ * admit queued runs of every team that has some (covers slots freed by
+ * finishes handled on other servers). Safe on any number of servers: each
+ * outcome is a compare-and-set, and admission is serialized per team.
+ */
+export class LifecycleSweeper {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly deps: ServerDeps,
+    private readonly runs: RunService,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.tick().finally(() => (this.running = null));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One pass (tests call it directly). */
+  async tick(): Promise<void> {
+    try {
+      const outcomes = await this.deps.store.sweepExpiredLeases(this.deps.clock.now());
+      for (const o of outcomes) {
+        this.deps.hub.publish(o.runId);
+        this.deps.logger.warn({ runId: o.runId, from: o.from, to: o.to, reason: o.reason }, 'lease expired');
+      }
+      if (outcomes.some((o) => o.to === 'PENDING')) this.deps.hub.publishClaimable();
+      for (const teamId of await this.deps.store.listTeamsWithQueuedRuns()) await this.runs.admit(teamId);
+    } catch (error) {
+      this.deps.logger.error({ err: error }, 'lifecycle sweep failed');
+    }
+  }
+}

@@ -1,0 +1,221 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { conflict, notFound } from '../../core/errors.js';
+import { RUN_EVENT_TYPES } from '../../core/run-event.js';
+import { isTerminal, LEASED_STATES, type RunState } from '../../core/run-state.js';
+import type { Run } from '../../core/run.js';
+import type { ClaimedRun } from '../../core/worker-protocol.js';
+import { PLATFORM_ERROR_CODES } from '../../core/errors.js';
+import type { ServerDeps } from '../deps.js';
+import type { RunService } from '../run-service.js';
+import { idParam } from '../schemas/common.js';
+import { authenticateWorker } from '../worker-auth.js';
+
+const lease = { lease_token: z.string().min(1).max(200) };
+const params = z.object({ runId: idParam });
+const statusMessage = z
+  .object({
+    message: z.string().max(10_000),
+    error_code: z.enum(PLATFORM_ERROR_CODES).optional(),
+    retryable: z.boolean().optional(),
+    reason: z.string().max(500).optional(),
+  })
+  .strict();
+
+/** A run the caller holds: its lease token must be the current one, in a leased state. */
+async function heldRun(deps: ServerDeps, runId: string, leaseToken: string): Promise<Run> {
+  const run = await deps.store.getRunById(runId);
+  if (!run) throw notFound('run', runId);
+  if (run.leaseToken !== leaseToken || !LEASED_STATES.includes(run.state)) {
+    throw conflict(`run ${runId}: lease token is stale (the run is ${run.state})`, 'stale_lease');
+  }
+  return run;
+}
+
+async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
+  const env = run.environmentId ? await deps.store.getEnvironment(run.teamId, run.environmentId, run.creatorId ?? undefined) : null;
+  return {
+    run_id: run.id,
+    team_id: run.teamId,
+    attempt: run.attempt,
+    lease_token: run.leaseToken ?? '',
+    lease_expires_at: run.leaseExpiresAt ?? 0,
+    lease_ttl_ms: deps.leaseTtlMs,
+    prompt: run.prompt,
+    title: run.title,
+    harness: run.config.harness,
+    model_id: run.config.modelId ?? null,
+    max_runtime_ms: run.config.maxRuntimeMs ?? env?.config.limits.maxRuntimeMs ?? null,
+    environment: env ? { id: env.id, name: env.name, ...env.config } : null,
+    cancel_requested: run.cancelRequestedAt !== null,
+  };
+}
+
+/**
+ * The worker protocol (src/core/worker-protocol.ts). Claims long-poll on the
+ * event hub's "claimable" wake-up; control long-polls on the run's own.
+ */
+export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts: Set<AbortController>) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.decorateRequest('worker', null);
+    app.addHook('onRequest', authenticateWorker(deps));
+    const r = app.withTypeProvider<ZodTypeProvider>();
+
+    const closeSignal = (request: FastifyRequest): AbortController => {
+      const abort = new AbortController();
+      aborts.add(abort);
+      request.raw.socket.once('close', () => abort.abort());
+      return abort;
+    };
+
+    r.post(
+      '/claim',
+      {
+        schema: {
+          body: z
+            .object({ worker_id: z.string().min(1).max(200), max_runs: z.number().int().min(1).max(64), wait_ms: z.number().int().min(0).max(30_000) })
+            .strict(),
+          summary: 'Claim runs (long-poll)',
+          tags: ['worker protocol'],
+        },
+      },
+      async (request) => {
+        const { worker_id, max_runs, wait_ms } = request.body;
+        const deadline = Date.now() + wait_ms;
+        const abort = closeSignal(request);
+        try {
+          for (;;) {
+            const claimed = await deps.store.claimRuns({ workerId: worker_id, limit: max_runs, leaseTtlMs: deps.leaseTtlMs, at: deps.clock.now() });
+            for (const run of claimed) deps.hub.publish(run.id);
+            const left = deadline - Date.now();
+            if (claimed.length > 0 || left <= 0 || abort.signal.aborted) {
+              return { runs: await Promise.all(claimed.map((run) => toClaimed(deps, run))) };
+            }
+            await deps.hub.waitClaimable(Math.min(left, deps.eventPollMs ?? 1000), abort.signal);
+          }
+        } finally {
+          aborts.delete(abort);
+        }
+      },
+    );
+
+    r.post(
+      '/runs/:runId/start',
+      { schema: { params, body: z.object(lease).strict(), summary: 'The harness started', tags: ['worker protocol'] } },
+      async (request) => {
+        const run = await heldRun(deps, request.params.runId, request.body.lease_token);
+        if (run.state === 'CLAIMED') {
+          await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', at: deps.clock.now(), leaseToken: request.body.lease_token });
+          deps.hub.publish(run.id);
+        }
+        return { cancel_requested: run.cancelRequestedAt !== null };
+      },
+    );
+
+    r.post(
+      '/runs/:runId/heartbeat',
+      { schema: { params, body: z.object(lease).strict(), summary: 'Renew the lease', tags: ['worker protocol'] } },
+      async (request) => {
+        const now = deps.clock.now();
+        const renewed = await deps.store.renewLease(request.params.runId, request.body.lease_token, deps.leaseTtlMs, now);
+        if (!renewed) throw conflict(`run ${request.params.runId}: lease token is stale or expired`, 'stale_lease');
+        const run = await deps.store.getRunById(request.params.runId);
+        return { lease_expires_at: run?.leaseExpiresAt ?? now + deps.leaseTtlMs, cancel_requested: run?.cancelRequestedAt != null };
+      },
+    );
+
+    r.get(
+      '/runs/:runId/control',
+      {
+        schema: {
+          params,
+          querystring: z.object({ ...lease, wait_ms: z.coerce.number().int().min(0).max(30_000).default(25_000) }).strict(),
+          summary: 'Wait for a cancel request (long-poll)',
+          tags: ['worker protocol'],
+        },
+      },
+      async (request) => {
+        const deadline = Date.now() + request.query.wait_ms;
+        const abort = closeSignal(request);
+        try {
+          for (;;) {
+            const run = await heldRun(deps, request.params.runId, request.query.lease_token);
+            const left = deadline - Date.now();
+            if (run.cancelRequestedAt !== null || left <= 0 || abort.signal.aborted) return { cancel_requested: run.cancelRequestedAt !== null };
+            await deps.hub.wait(run.id, Math.min(left, deps.eventPollMs ?? 1000), abort.signal);
+          }
+        } finally {
+          aborts.delete(abort);
+        }
+      },
+    );
+
+    r.post(
+      '/runs/:runId/events',
+      {
+        schema: {
+          params,
+          body: z
+            .object({
+              ...lease,
+              batch_no: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+              events: z
+                .array(z.object({ type: z.enum(RUN_EVENT_TYPES), at: z.number().int().min(0), data: z.record(z.string(), z.unknown()) }).strict())
+                .min(1)
+                .max(1000),
+            })
+            .strict(),
+          summary: 'Append a numbered batch of events (idempotent)',
+          tags: ['worker protocol'],
+        },
+      },
+      async (request) => {
+        const { lease_token, batch_no, events } = request.body;
+        if (events.some((e) => e.type === 'state')) throw conflict('events: state events are written by transitions only', 'events');
+        const result = await deps.store.appendRunEventBatch(request.params.runId, lease_token, batch_no, events);
+        deps.hub.publish(request.params.runId);
+        return { first_seq: result.firstSeq, count: result.count, duplicate: result.duplicate };
+      },
+    );
+
+    r.post(
+      '/runs/:runId/finish',
+      {
+        schema: {
+          params,
+          body: z
+            .object({
+              ...lease,
+              state: z.enum(['SUCCEEDED', 'FAILED', 'CANCELLED', 'ERROR']),
+              status_message: statusMessage.optional(),
+              usage: z.object({ input_tokens: z.number().int().min(0), output_tokens: z.number().int().min(0), steps: z.number().int().min(0) }).strict().optional(),
+            })
+            .strict(),
+          summary: 'Finish a run',
+          tags: ['worker protocol'],
+        },
+      },
+      async (request) => {
+        const { lease_token, state, status_message, usage } = request.body;
+        const current = await deps.store.getRunById(request.params.runId);
+        if (!current) throw notFound('run', request.params.runId);
+        // A retried finish (the first answer was lost) is acknowledged.
+        if (isTerminal(current.state) && current.leaseToken === lease_token && current.state === state) return { state };
+        const run = await heldRun(deps, request.params.runId, lease_token);
+        await deps.store.transitionRun({
+          runId: run.id,
+          from: run.state as RunState,
+          to: state,
+          at: deps.clock.now(),
+          leaseToken: lease_token,
+          ...(status_message ? { statusMessage: status_message } : {}),
+          ...(usage ? { usage } : {}),
+        });
+        deps.hub.publish(run.id);
+        await runs.admit(run.teamId);
+        return { state };
+      },
+    );
+  };
+}

@@ -1,0 +1,87 @@
+import {
+  WORKER_API,
+  type ClaimRequest,
+  type ClaimResponse,
+  type ControlResponse,
+  type EventBatchRequest,
+  type FinishRequest,
+  type HeartbeatResponse,
+} from '../core/worker-protocol.js';
+
+/** A protocol call the server refused: `stale` when our lease is gone (409). */
+export class ProtocolError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly reason: string | null,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+
+  get stale(): boolean {
+    return this.status === 409 || this.status === 404;
+  }
+
+  /** Network failures and 5xx are worth retrying; 4xx are not. */
+  get transient(): boolean {
+    return this.status === null || this.status >= 500;
+  }
+}
+
+/** The worker's HTTP client for the worker protocol (src/core/worker-protocol.ts). */
+export class ProtocolClient {
+  private readonly base: string;
+
+  constructor(serverUrl: string, private readonly token: string) {
+    this.base = `${serverUrl.replace(/\/+$/, '')}${WORKER_API}`;
+  }
+
+  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.base}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (error) {
+      throw new ProtocolError(`cannot reach the server: ${(error as Error).message}`, null, null);
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      let problem: { detail?: string; reason?: string } = {};
+      try {
+        problem = JSON.parse(text) as typeof problem;
+      } catch {
+        problem = {};
+      }
+      throw new ProtocolError(problem.detail ?? `HTTP ${response.status}`, response.status, problem.reason ?? null);
+    }
+    return JSON.parse(text) as T;
+  }
+
+  claim(request: ClaimRequest, signal?: AbortSignal): Promise<ClaimResponse> {
+    return this.call('POST', '/claim', request, signal);
+  }
+  start(runId: string, leaseToken: string): Promise<{ cancel_requested: boolean }> {
+    return this.call('POST', `/runs/${runId}/start`, { lease_token: leaseToken });
+  }
+  heartbeat(runId: string, leaseToken: string): Promise<HeartbeatResponse> {
+    return this.call('POST', `/runs/${runId}/heartbeat`, { lease_token: leaseToken });
+  }
+  control(runId: string, leaseToken: string, waitMs: number, signal?: AbortSignal): Promise<ControlResponse> {
+    const q = new URLSearchParams({ lease_token: leaseToken, wait_ms: String(waitMs) });
+    return this.call('GET', `/runs/${runId}/control?${q.toString()}`, undefined, signal);
+  }
+  events(runId: string, request: EventBatchRequest): Promise<{ first_seq: number; count: number; duplicate: boolean }> {
+    return this.call('POST', `/runs/${runId}/events`, request);
+  }
+  finish(runId: string, request: FinishRequest): Promise<{ state: string }> {
+    return this.call('POST', `/runs/${runId}/finish`, request);
+  }
+}

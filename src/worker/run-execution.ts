@@ -1,0 +1,228 @@
+import type { Logger } from 'pino';
+import type { RunStatusMessage } from '../core/run.js';
+import type { ClaimedRun, FinishState } from '../core/worker-protocol.js';
+import type { Harness } from '../agent/harness.js';
+import type { Sandbox, SandboxBackend } from '../sandbox/sandbox-backend.js';
+import { EventUploader } from './event-uploader.js';
+import { OutputCollector } from './output-collector.js';
+import { ProtocolError, type ProtocolClient } from './protocol-client.js';
+
+export interface ExecutionDeps {
+  client: ProtocolClient;
+  backend: SandboxBackend;
+  harnesses: ReadonlyMap<string, Harness>;
+  logger: Logger;
+  /** SIGTERM → SIGKILL grace when stopping a run. */
+  killGraceMs: number;
+  maxOutputBytes: number;
+  /** The environment every run starts from (PATH and friends), never the worker's own. */
+  baseEnv: Record<string, string>;
+}
+
+type StopReason = { kind: 'cancel'; message: RunStatusMessage } | { kind: 'runtime'; limitMs: number } | { kind: 'fenced' };
+
+/**
+ * One claimed run, start to finish:
+ *
+ *   sandbox up → start (INPROGRESS) → harness ──exit──▶ flush events → sandbox destroyed → finish
+ *        heartbeat every ttl/6 ─┘  control long-poll ─┘ (cancel → SIGTERM, SIGKILL after grace)
+ *
+ * Self-fencing: if the lease cannot be renewed, the run is killed before the
+ * lease would expire (a 409 means it is already gone) and nothing more is
+ * written — the sweeper owns it from then on.
+ */
+export class RunExecution {
+  private sandbox: Sandbox | null = null;
+  private stopReason: StopReason | null = null;
+  private readonly done = new AbortController();
+  private leaseDeadline: number;
+  private killTimer: NodeJS.Timeout | null = null;
+  readonly finished: Promise<void>;
+
+  constructor(
+    private readonly run: ClaimedRun,
+    private readonly deps: ExecutionDeps,
+  ) {
+    this.leaseDeadline = Date.now() + run.lease_ttl_ms;
+    this.finished = this.execute().catch((error: unknown) => {
+      deps.logger.error({ err: error, runId: run.run_id }, 'run execution failed');
+    });
+  }
+
+  get runId(): string {
+    return this.run.run_id;
+  }
+
+  /** Stop the run (cancel request, drain): SIGTERM now, SIGKILL after the grace period. */
+  stop(reason: StopReason): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    this.sandbox?.signal('SIGTERM');
+    this.killTimer = setTimeout(() => this.sandbox?.signal('SIGKILL'), reason.kind === 'fenced' ? 0 : this.deps.killGraceMs);
+  }
+
+  cancel(message: RunStatusMessage): void {
+    this.stop({ kind: 'cancel', message });
+  }
+
+  private async execute(): Promise<void> {
+    const { client, logger } = this.deps;
+    const run = this.run;
+    const lease = run.lease_token;
+    const uploader = new EventUploader(client, run.run_id, lease, () => this.stop({ kind: 'fenced' }));
+    const heartbeat = this.heartbeatLoop();
+    const control = this.controlLoop();
+    let outcome: { state: FinishState; message?: RunStatusMessage } | null = null;
+    try {
+      if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
+      const harness = this.deps.harnesses.get(run.harness.type);
+      if (!harness) {
+        outcome = {
+          state: 'FAILED',
+          message: { message: `The ${run.harness.type} harness is not available on this worker yet.`, error_code: 'feature_not_available', reason: `harness_${run.harness.type}` },
+        };
+        return;
+      }
+      try {
+        this.sandbox = await this.deps.backend.create({ runId: run.run_id });
+      } catch (error) {
+        outcome = {
+          state: 'ERROR',
+          message: { message: `The sandbox could not start: ${(error as Error).message}`, error_code: 'resource_unavailable', retryable: true, reason: 'sandbox_start_failed' },
+        };
+        return;
+      }
+      if (this.stopReason) return;
+      await client.start(run.run_id, lease);
+      const runtimeTimer = run.max_runtime_ms ? setTimeout(() => this.stop({ kind: 'runtime', limitMs: run.max_runtime_ms ?? 0 }), run.max_runtime_ms) : null;
+      const output = new OutputCollector((e) => uploader.add(e), this.deps.maxOutputBytes);
+      try {
+        const result = await harness.run({
+          runId: run.run_id,
+          prompt: run.prompt,
+          harness: run.harness,
+          sandbox: this.sandbox,
+          env: this.runEnv(),
+          sink: { output: (stream, chunk) => output.push(stream, chunk) },
+        });
+        output.flush();
+        if (!this.stopReason) {
+          outcome = result.ok ? { state: 'SUCCEEDED', message: { message: result.summary } } : { state: 'FAILED', message: { message: result.summary, reason: 'harness_failed' } };
+        }
+      } finally {
+        if (runtimeTimer) clearTimeout(runtimeTimer);
+      }
+    } catch (error) {
+      if (!(error instanceof ProtocolError && error.stale)) {
+        logger.error({ err: error, runId: run.run_id }, 'run failed on the platform side');
+        outcome = { state: 'ERROR', message: { message: `The worker failed: ${(error as Error).message}`, error_code: 'internal_error', retryable: true, reason: 'worker_error' } };
+      } else {
+        this.stopReason = { kind: 'fenced' };
+      }
+    } finally {
+      await this.sandbox?.destroy();
+      if (this.killTimer) clearTimeout(this.killTimer);
+      await uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId: run.run_id }, 'could not send the last events'));
+      const final = this.finalOutcome(outcome);
+      if (final) {
+        await this.finish(final.state, final.message);
+      }
+      this.done.abort();
+      uploader.stop();
+      await Promise.allSettled([heartbeat, control]);
+    }
+  }
+
+  private finalOutcome(outcome: { state: FinishState; message?: RunStatusMessage } | null): { state: FinishState; message?: RunStatusMessage } | null {
+    const reason = this.stopReason;
+    if (reason?.kind === 'fenced') return null;
+    if (reason?.kind === 'cancel') return { state: 'CANCELLED', message: reason.message };
+    if (reason?.kind === 'runtime') {
+      return {
+        state: 'FAILED',
+        message: { message: `The run exceeded its maximum runtime of ${Math.round(reason.limitMs / 1000)} s.`, error_code: 'budget_exceeded', reason: 'max_runtime_exceeded' },
+      };
+    }
+    return outcome;
+  }
+
+  private async finish(state: FinishState, message?: RunStatusMessage): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        await this.deps.client.finish(this.run.run_id, { lease_token: this.run.lease_token, state, ...(message ? { status_message: message } : {}) });
+        return;
+      } catch (error) {
+        if (error instanceof ProtocolError && !error.transient) {
+          this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'finish refused (the lease was lost)');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)));
+      }
+    }
+  }
+
+  /** The run's environment: a clean base, the environment's plain variables, the run's ids. */
+  private runEnv(): Record<string, string> {
+    return {
+      ...this.deps.baseEnv,
+      ...(this.run.environment?.env ?? {}),
+      HOME: this.sandbox?.workspacePath ?? '/tmp',
+      OZ_RUN_ID: this.run.run_id,
+      WARP_RUN_ID: this.run.run_id,
+    };
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    const interval = Math.max(500, Math.floor(this.run.lease_ttl_ms / 6));
+    const margin = Math.min(5000, interval);
+    while (!this.done.signal.aborted) {
+      await sleep(interval, this.done.signal);
+      if (this.done.signal.aborted) return;
+      const sentAt = Date.now();
+      try {
+        const beat = await this.deps.client.heartbeat(this.run.run_id, this.run.lease_token);
+        this.leaseDeadline = sentAt + this.run.lease_ttl_ms;
+        if (beat.cancel_requested) this.cancel({ message: 'Cancelled by request.', reason: 'cancelled_by_user' });
+      } catch (error) {
+        if (error instanceof ProtocolError && error.stale) {
+          this.deps.logger.warn({ runId: this.run.run_id }, 'lease lost; stopping the run');
+          this.stop({ kind: 'fenced' });
+          return;
+        }
+      }
+      if (Date.now() > this.leaseDeadline - margin) {
+        this.deps.logger.warn({ runId: this.run.run_id }, 'cannot renew the lease; stopping the run before it expires');
+        this.stop({ kind: 'fenced' });
+        return;
+      }
+    }
+  }
+
+  private async controlLoop(): Promise<void> {
+    while (!this.done.signal.aborted && !this.stopReason) {
+      try {
+        const control = await this.deps.client.control(this.run.run_id, this.run.lease_token, 25_000, this.done.signal);
+        if (control.cancel_requested) {
+          this.cancel({ message: 'Cancelled by request.', reason: 'cancelled_by_user' });
+          return;
+        }
+      } catch (error) {
+        if (this.done.signal.aborted) return;
+        if (error instanceof ProtocolError && error.stale) return;
+        await sleep(1000, this.done.signal);
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

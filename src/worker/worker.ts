@@ -1,0 +1,94 @@
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { randomToken } from '../core/ids.js';
+import { ProtocolError } from './protocol-client.js';
+import { RunExecution, type ExecutionDeps } from './run-execution.js';
+
+export interface WorkerOptions {
+  concurrency: number;
+  /** How long a claim long-poll waits on the server. */
+  claimWaitMs?: number;
+}
+
+/**
+ * A worker: claims runs (long-poll) while it has free slots and runs each in a
+ * {@link RunExecution}. `drain(graceMs)` stops claiming, lets running runs
+ * finish within the grace period, then cancels the rest with a clear reason.
+ */
+export class Worker {
+  readonly id = `${hostname()}-${process.pid}-${randomToken(4)}`;
+  private readonly executions = new Map<string, RunExecution>();
+  private readonly claiming = new AbortController();
+  private loop: Promise<void> | null = null;
+  private slotFreed: (() => void) | null = null;
+
+  constructor(
+    private readonly deps: ExecutionDeps,
+    private readonly options: WorkerOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.loop ??= this.claimLoop();
+  }
+
+  get activeRuns(): number {
+    return this.executions.size;
+  }
+
+  private async claimLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.claiming.signal.aborted) {
+      const free = this.options.concurrency - this.executions.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      try {
+        const { runs } = await this.deps.client.claim(
+          { worker_id: this.id, max_runs: free, wait_ms: this.options.claimWaitMs ?? 25_000 },
+          this.claiming.signal,
+        );
+        failures = 0;
+        for (const run of runs) {
+          const execution = new RunExecution(run, this.deps);
+          this.executions.set(run.run_id, execution);
+          this.logger.info({ runId: run.run_id, attempt: run.attempt }, 'claimed run');
+          void execution.finished.finally(() => {
+            this.executions.delete(run.run_id);
+            this.slotFreed?.();
+            this.slotFreed = null;
+          });
+        }
+      } catch (error) {
+        if (this.claiming.signal.aborted) break;
+        failures += 1;
+        const level = error instanceof ProtocolError && error.status === 401 ? 'error' : 'warn';
+        this.logger[level]({ err: error }, 'claim failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** Math.min(failures, 6))));
+      }
+    }
+  }
+
+  /**
+   * Graceful drain: stop claiming; wait up to `graceMs` for running runs; then
+   * cancel what is left (CANCELLED, reason `worker_draining`) and wait for it.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.claiming.abort();
+    this.slotFreed?.();
+    await this.loop;
+    const all = () => Promise.all([...this.executions.values()].map((e) => e.finished));
+    const timedOut = await Promise.race([all().then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
+    if (timedOut) {
+      for (const execution of this.executions.values()) {
+        this.logger.warn({ runId: execution.runId }, 'drain grace period over; cancelling the run');
+        execution.cancel({
+          message: `Cancelled: the worker shut down and the run did not finish within the ${Math.round(graceMs / 1000)} s drain grace period.`,
+          reason: 'worker_draining',
+        });
+      }
+      await all();
+    }
+  }
+}
