@@ -119,7 +119,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string): void {
     const unique = (what: string): string => `${what}-${++seq}-${Date.now().toString(36)}`;
 
     beforeAll(async () => {
-      server = await startOzServer(backend, { ...(pgUrl ? { pgUrl } : {}), env: { OZ_DEFAULT_MODEL: DEFAULT_MODEL } });
+      server = await startOzServer(backend, { ...(pgUrl ? { pgUrl } : {}), env: { OZ_DEFAULT_MODEL: DEFAULT_MODEL }, args: ['--no-worker'] });
       admin = server.adminKey;
     });
     afterEach(() => {

@@ -13,7 +13,8 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
     const oz = (...args: string[]) => runOz(args, server.cliEnv);
 
     beforeAll(async () => {
-      server = await startOzServer(backend, pgUrl ? { pgUrl } : {});
+      // No worker: these tests need runs that wait (the lifecycle suite covers execution).
+      server = await startOzServer(backend, { ...(pgUrl ? { pgUrl } : {}), args: ['--no-worker'] });
     });
     afterAll(async () => {
       await server?.stop();

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import type { StoreSpec } from './store-factories.js';
 
 /** The real `oz` executable (npm test builds dist/ before the tests run). */
 export const OZ_BIN = fileURLToPath(new URL('../../bin/oz.js', import.meta.url));
@@ -19,7 +20,10 @@ export interface OzServerHandle {
   /** Environment for CLI processes that talk to this server (its CLI config, no stray OZ_/WARP_ vars). */
   cliEnv: Record<string, string>;
   pid: number;
-  stop(): Promise<void>;
+  /** How a test process opens the same database (for checks from the store, not from logs). */
+  storeSpec: StoreSpec;
+  /** Stop with SIGTERM; resolves to the server's exit code. */
+  stop(): Promise<number | null>;
 }
 
 /** The process environment without our own variables, so tests never pick up a developer's settings. */
@@ -55,7 +59,10 @@ async function waitForListening(child: ChildProcess, stderr: () => string): Prom
  * PostgreSQL in a fresh schema of the test database (dropped on stop). Its
  * CLI config (with the bootstrap admin key) lives in a temp XDG_CONFIG_HOME.
  */
-export async function startOzServer(backend: Backend, options: { pgUrl?: string; env?: Record<string, string> } = {}): Promise<OzServerHandle> {
+export async function startOzServer(
+  backend: Backend,
+  options: { pgUrl?: string; env?: Record<string, string>; args?: string[] } = {},
+): Promise<OzServerHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'oz-server-'));
   const configHome = join(dir, 'config');
   const env: Record<string, string> = {
@@ -77,7 +84,7 @@ export async function startOzServer(backend: Backend, options: { pgUrl?: string;
     url.searchParams.set('options', `-c search_path=${schema}`);
     env.OZ_DATABASE_URL = url.toString();
   }
-  const child = spawn(process.execPath, [OZ_BIN, 'server', '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [OZ_BIN, 'server', '--port', '0', ...(options.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -106,15 +113,19 @@ export async function startOzServer(backend: Backend, options: { pgUrl?: string;
     adminKey: config.api_key,
     cliEnv: { ...cleanEnv(), XDG_CONFIG_HOME: configHome },
     pid: child.pid ?? -1,
+    storeSpec:
+      schema && options.pgUrl ? { kind: 'postgres', url: options.pgUrl, schema } : { kind: 'sqlite', file: join(dir, 'data', 'oz.db') },
     async stop() {
+      let code: number | null = child.exitCode;
       if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
+        const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
         child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        code = await exited;
         clearTimeout(timer);
       }
       await cleanup();
+      return code;
     },
   };
 }
@@ -170,4 +181,50 @@ export async function api(
     parsed = text;
   }
   return { status: response.status, body: parsed, headers: response.headers };
+}
+
+export interface OzWorkerHandle {
+  pid: number;
+  output: () => string;
+  exited: Promise<number | null>;
+  signal(signal: NodeJS.Signals): void;
+  /** SIGKILL if still running (cleanup). */
+  kill(): Promise<void>;
+}
+
+/** Start `oz worker` as a real process against a server. */
+export async function startOzWorker(server: OzServerHandle, token: string, env: Record<string, string> = {}, args: string[] = []): Promise<OzWorkerHandle> {
+  const child = spawn(process.execPath, [OZ_BIN, 'worker', '--server', server.url, '--token', token, ...args], {
+    env: { ...cleanEnv(), OZ_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`oz worker did not start:\n${out}`)), 20_000);
+    child.stdout.on('data', () => {
+      if (out.includes('serving')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`oz worker exited with ${code}:\n${out}`));
+    });
+  });
+  return {
+    pid: child.pid ?? -1,
+    output: () => out,
+    exited,
+    signal: (signal) => void child.kill(signal),
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import { OzError } from '../../core/errors.js';
 import type { DialectName } from '../schema.js';
 import * as m0001 from './0001-init.js';
@@ -20,7 +20,13 @@ function provider(dialect: DialectName): MigrationProvider {
 }
 
 export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName): Promise<void> {
-  const migrator = new Migrator({ db, provider: provider(dialect) });
+  // PostgreSQL: name the schema of the migration tables explicitly. Unqualified,
+  // Kysely looks for an existing `kysely_migration_lock` in *every* schema,
+  // finds another deployment's (or test's), skips creating its own, and then
+  // fails to find it through our search_path.
+  const migrationTableSchema =
+    dialect === 'postgres' ? (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(db)).rows[0]?.schema : undefined;
+  const migrator = new Migrator({ db, provider: provider(dialect), ...(migrationTableSchema ? { migrationTableSchema } : {}) });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';

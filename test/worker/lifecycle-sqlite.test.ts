@@ -1,0 +1,3 @@
+import { describeLifecycleContract } from './lifecycle-contract.js';
+
+describeLifecycleContract('sqlite');
