@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { conflict, notFound } from '../../core/errors.js';
@@ -62,10 +62,12 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
     app.addHook('onRequest', authenticateWorker(deps));
     const r = app.withTypeProvider<ZodTypeProvider>();
 
-    const closeSignal = (request: FastifyRequest): AbortController => {
+    // Per response, not per socket: a keep-alive socket serves many polls, and
+    // a listener on it per poll would pile up for as long as the worker lives.
+    const closeSignal = (reply: FastifyReply): AbortController => {
       const abort = new AbortController();
       aborts.add(abort);
-      request.raw.socket.once('close', () => abort.abort());
+      reply.raw.once('close', () => abort.abort());
       return abort;
     };
 
@@ -80,10 +82,10 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
           tags: ['worker protocol'],
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { worker_id, max_runs, wait_ms } = request.body;
         const deadline = Date.now() + wait_ms;
-        const abort = closeSignal(request);
+        const abort = closeSignal(reply);
         try {
           for (;;) {
             const claimed = await deps.store.claimRuns({ workerId: worker_id, limit: max_runs, leaseTtlMs: deps.leaseTtlMs, at: deps.clock.now() });
@@ -135,9 +137,9 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
           tags: ['worker protocol'],
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const deadline = Date.now() + request.query.wait_ms;
-        const abort = closeSignal(request);
+        const abort = closeSignal(reply);
         try {
           for (;;) {
             const run = await heldRun(deps, request.params.runId, request.query.lease_token);
