@@ -39,6 +39,8 @@ export interface OzConfig {
   readonly maxOutputBytes: number;
   /** How often the server sweeps expired leases and admits queued runs (`OZ_SWEEP_INTERVAL_MS`). */
   readonly sweepIntervalMs: number;
+  /** Long-poll and event-stream readers re-read the store at least this often (`OZ_EVENT_POLL_MS`). */
+  readonly eventPollMs: number;
 }
 
 export interface ConfigOverrides {
@@ -143,6 +145,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
       '--max-output-bytes',
       'OZ_MAX_OUTPUT_BYTES',
     ),
+    eventPollMs: check(z.coerce.number().int().min(50).max(600_000), env.OZ_EVENT_POLL_MS ?? 1000, '--event-poll-ms', 'OZ_EVENT_POLL_MS'),
     sweepIntervalMs: check(z.coerce.number().int().min(100).max(600_000), env.OZ_SWEEP_INTERVAL_MS ?? 2000, '--sweep-interval-ms', 'OZ_SWEEP_INTERVAL_MS'),
     logLevel: check(
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

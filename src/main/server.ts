@@ -22,7 +22,8 @@ export async function runServer(options: ServerOptions): Promise<void> {
   const config = loadConfig(options);
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization'] }, pino.destination(2));
   const store = await openStore(config);
-  const hub = new EventHub();
+  const hub = new EventHub(store.wakeups);
+  await hub.connect();
   const embeddedWorkerSecret = options.worker ? randomToken(32) : undefined;
   const app = await createApp({
     store,
@@ -33,6 +34,7 @@ export async function runServer(options: ServerOptions): Promise<void> {
     teamMaxConcurrentRuns: config.teamMaxConcurrentRuns,
     leaseTtlMs: config.leaseTtlMs,
     sweepIntervalMs: config.sweepIntervalMs,
+    eventPollMs: config.eventPollMs,
     ...(embeddedWorkerSecret ? { embeddedWorkerSecret } : {}),
   });
   try {
@@ -62,6 +64,7 @@ export async function runServer(options: ServerOptions): Promise<void> {
       logger.info({ signal }, 'shutting down');
       void (worker ? worker.drain(config.drainGraceMs) : Promise.resolve())
         .then(() => app.close())
+        .then(() => hub.disconnect())
         .then(() => store.close())
         .catch((error: unknown) => logger.error({ err: error }, 'error during shutdown'))
         .finally(resolve);

@@ -1,18 +1,39 @@
+import type { WakeupBus } from '../store/store.js';
+
 /**
  * In-process wake-ups for run event readers (SSE streams): whoever appends
  * events or changes a run's state calls {@link EventHub.publish}; readers wait
  * on {@link EventHub.wait} and then read the store. The store stays the source
  * of truth — a wake-up carries no data — so a missed or duplicate wake-up only
- * costs a read. Readers also wake on a timeout, which covers writers in other
- * processes until PostgreSQL LISTEN/NOTIFY is wired in.
+ * costs a read. Across servers the wake-ups travel over the store's bus
+ * (PostgreSQL LISTEN/NOTIFY); readers also wake on a timeout, in case one is lost.
  */
 /** The wake-up key of claim long-polls (run ids are UUIDs, so it cannot collide). */
 const CLAIMABLE = '*claimable';
 
 export class EventHub {
   private readonly waiters = new Map<string, Set<() => void>>();
+  private unsubscribe: (() => void) | null = null;
+
+  /** With a bus (PostgreSQL LISTEN/NOTIFY), wake-ups also reach every other server. */
+  constructor(private readonly bus: WakeupBus | null = null) {}
+
+  /** Start receiving other servers' wake-ups. */
+  async connect(): Promise<void> {
+    if (this.bus && !this.unsubscribe) this.unsubscribe = await this.bus.subscribe((key) => this.wakeLocal(key));
+  }
+
+  disconnect(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+  }
 
   publish(runId: string): void {
+    this.wakeLocal(runId);
+    this.bus?.notify(runId);
+  }
+
+  private wakeLocal(runId: string): void {
     const set = this.waiters.get(runId);
     if (!set) return;
     this.waiters.delete(runId);

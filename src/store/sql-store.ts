@@ -18,6 +18,7 @@ import type {
   NewRun,
   Store,
   SweepOutcome,
+  WakeupBus,
   TransitionInput,
 } from './store.js';
 
@@ -28,6 +29,7 @@ import type {
 export class SqlStore implements Store {
   readonly dialect: DialectName;
   readonly supportsSkipLocked: boolean;
+  readonly wakeups: WakeupBus | null;
   private readonly identity: IdentityRepository;
   private readonly environments: EnvironmentRepository;
   private readonly runs: RunRepository;
@@ -39,7 +41,9 @@ export class SqlStore implements Store {
     readonly db: Kysely<Database>,
     ops: DialectOps,
     private readonly onClose: () => Promise<void> = async () => {},
+    wakeups: WakeupBus | null = null,
   ) {
+    this.wakeups = wakeups;
     this.dialect = ops.name;
     this.supportsSkipLocked = ops.supportsSkipLocked;
     const ctx = { db, ops };

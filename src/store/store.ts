@@ -76,10 +76,21 @@ export interface SweepOutcome {
   reason: string;
 }
 
+/** Keys (run ids, "claimable") broadcast to every server on the same database. */
+export interface WakeupBus {
+  subscribe(handler: (key: string) => void): Promise<() => void>;
+  notify(key: string): void;
+}
+
 export interface Store {
   readonly dialect: DialectName;
   /** PostgreSQL claims with `FOR UPDATE SKIP LOCKED`; SQLite serializes writers. */
   readonly supportsSkipLocked: boolean;
+  /**
+   * Wake-ups across processes (PostgreSQL LISTEN/NOTIFY). Null where one
+   * process owns the database (the embedded SQLite), so in-process is enough.
+   */
+  readonly wakeups: WakeupBus | null;
 
   // Teams, users, API keys
   createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team>;

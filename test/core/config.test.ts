@@ -20,6 +20,7 @@ describe('configuration', () => {
       drainGraceMs: 30_000,
       maxOutputBytes: 8 * 1024 * 1024,
       sweepIntervalMs: 2000,
+      eventPollMs: 1000,
     });
     expect(defaultDataDir({ XDG_DATA_HOME: '/x/data', HOME: '/home/u' })).toBe('/x/data/oz');
     expect(defaultDataDir({ XDG_DATA_HOME: 'relative', HOME: '/home/u' })).toBe('/home/u/.local/share/oz');

@@ -61,7 +61,7 @@ async function waitForListening(child: ChildProcess, stderr: () => string): Prom
  */
 export async function startOzServer(
   backend: Backend,
-  options: { pgUrl?: string; env?: Record<string, string>; args?: string[] } = {},
+  options: { pgUrl?: string; env?: Record<string, string>; args?: string[]; shareDatabaseWith?: OzServerHandle } = {},
 ): Promise<OzServerHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'oz-server-'));
   const configHome = join(dir, 'config');
@@ -73,13 +73,20 @@ export async function startOzServer(
     ...options.env,
   };
   let schema: string | null = null;
+  let ownsSchema = false;
+  const shared = options.shareDatabaseWith?.storeSpec;
   if (backend === 'postgres') {
     if (!options.pgUrl) throw new Error('pgUrl is required for the postgres backend');
-    schema = `oz_srv_${randomBytes(6).toString('hex')}`;
-    const client = new pg.Client({ connectionString: options.pgUrl });
-    await client.connect();
-    await client.query(`CREATE SCHEMA ${schema}`);
-    await client.end();
+    if (shared?.kind === 'postgres') {
+      schema = shared.schema;
+    } else {
+      schema = `oz_srv_${randomBytes(6).toString('hex')}`;
+      ownsSchema = true;
+      const client = new pg.Client({ connectionString: options.pgUrl });
+      await client.connect();
+      await client.query(`CREATE SCHEMA ${schema}`);
+      await client.end();
+    }
     const url = new URL(options.pgUrl);
     url.searchParams.set('options', `-c search_path=${schema}`);
     env.OZ_DATABASE_URL = url.toString();
@@ -90,7 +97,7 @@ export async function startOzServer(
     stderr += chunk.toString();
   });
   const cleanup = async (): Promise<void> => {
-    if (schema && options.pgUrl) {
+    if (schema && ownsSchema && options.pgUrl) {
       const client = new pg.Client({ connectionString: options.pgUrl });
       await client.connect();
       await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -106,11 +113,14 @@ export async function startOzServer(
     await cleanup();
     throw error;
   }
-  const config = JSON.parse(readFileSync(join(configHome, 'oz', 'config.json'), 'utf8')) as { api_key: string };
+  // A server joining an existing database does not bootstrap: it uses the first server's key.
+  const adminKey = options.shareDatabaseWith
+    ? options.shareDatabaseWith.adminKey
+    : (JSON.parse(readFileSync(join(configHome, 'oz', 'config.json'), 'utf8')) as { api_key: string }).api_key;
   return {
     backend,
     url,
-    adminKey: config.api_key,
+    adminKey,
     cliEnv: { ...cleanEnv(), XDG_CONFIG_HOME: configHome },
     pid: child.pid ?? -1,
     storeSpec:

@@ -264,4 +264,41 @@ export function describeLifecycleContract(backend: Backend, pgUrl?: string): voi
     });
 
   });
+
+  describe.skipIf(backend !== 'postgres')(`two servers on one ${backend} database`, () => {
+    // Both servers re-read the store only every 10 minutes without a wake-up,
+    // so what crosses between them here crosses through LISTEN/NOTIFY.
+    const slow = { OZ_EVENT_POLL_MS: '600000', OZ_SWEEP_INTERVAL_MS: '600000' };
+    let a: OzServerHandle;
+    let b: OzServerHandle;
+    const markers: string[] = [];
+    beforeAll(async () => {
+      a = await startOzServer(backend, { ...pg, args: ['--no-worker'], env: slow });
+      b = await startOzServer(backend, { ...pg, env: slow, shareDatabaseWith: a });
+    });
+    afterAll(async () => {
+      for (const marker of markers) for (const pid of pidsWith(marker)) process.kill(pid, 'SIGKILL');
+      expect(await b?.stop()).toBe(0);
+      expect(await a?.stop()).toBe(0);
+    });
+
+    it("a run created on one server is executed by the other's worker, and a cancel on the first reaches it and the other's event stream", async () => {
+      const marker = `600.${randomBytes(3).readUIntBE(0, 3)}`;
+      markers.push(`sleep ${marker}`);
+      const created = await api(a, 'POST', '/api/v1/agent/runs', { key: a.adminKey, body: { prompt: `sleep ${marker}`, config: { harness: { type: 'command' } } } });
+      const runId = (created.body as { run_id: string }).run_id;
+      const get = async (server: OzServerHandle) => ((await api(server, 'GET', `/api/v1/agent/runs/${runId}`, { key: a.adminKey })).body as Json).state;
+      await until('the worker on b to start it', async () => (await get(b)) === 'INPROGRESS', 10_000);
+
+      const follow = runOz(['run', 'get', runId, '--follow', '--output-format', 'ndjson', '--server-url', b.url, '--api-key', a.adminKey], b.cliEnv);
+      await new Promise((r) => setTimeout(r, 500));
+      const cancel = await api(a, 'POST', `/api/v1/agent/runs/${runId}/cancel`, { key: a.adminKey });
+      expect(cancel.status).toBe(200);
+      await until('CANCELLED', async () => (await get(a)) === 'CANCELLED', 10_000);
+      const followed = await follow;
+      const last = JSON.parse(followed.stdout.trim().split('\n').at(-1) ?? '{}') as { data?: { to?: string } };
+      expect(last.data?.to).toBe('CANCELLED');
+      expect(pidsWith(`sleep ${marker}`)).toEqual([]);
+    });
+  });
 }

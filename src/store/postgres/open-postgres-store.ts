@@ -4,6 +4,7 @@ import { OzError } from '../../core/errors.js';
 import { migrateToLatest } from '../migrations/index.js';
 import type { Database } from '../schema.js';
 import { SqlStore } from '../sql-store.js';
+import { PgNotifier } from './pg-notifier.js';
 import { postgresOps } from './postgres-ops.js';
 
 const INT8_OID = 20;
@@ -42,11 +43,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     ...(schema !== undefined ? { options: `-c search_path=${schema}` } : {}),
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  let current: string;
   try {
     await migrateToLatest(db as Kysely<unknown>, 'postgres');
+    current = (await pool.query<{ schema: string }>('SELECT current_schema() AS schema')).rows[0]?.schema ?? 'public';
   } catch (error) {
     await db.destroy();
     throw error;
   }
-  return new SqlStore(db, postgresOps);
+  const notifier = new PgNotifier(options.url, pool, `oz_wakeup_${current}`.slice(0, 63));
+  return new SqlStore(db, postgresOps, () => notifier.close(), notifier);
 }
