@@ -1,7 +1,7 @@
 import { conflict, notFound } from '../core/errors.js';
 import { LEASED_STATES, type RunState } from '../core/run-state.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
-import { insertEvents } from './event-writer.js';
+import { insertEvents, reserveEventSeqs } from './event-writer.js';
 import { toRunEvent } from './rows.js';
 import type { StoreContext } from './store-context.js';
 
@@ -12,14 +12,8 @@ export class EventRepository {
   async append(runId: string, events: NewRunEvent[]): Promise<RunEvent[]> {
     if (events.length === 0) return [];
     return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
-      const row = await tx
-        .updateTable('runs')
-        .set((eb) => ({ last_event_seq: eb('last_event_seq', '+', events.length) }))
-        .where('id', '=', runId)
-        .returning('last_event_seq')
-        .executeTakeFirst();
-      if (!row) throw notFound('run', runId);
-      const firstSeq = Number(row.last_event_seq) - events.length + 1;
+      const firstSeq = await reserveEventSeqs(tx, runId, events.length);
+      if (firstSeq === null) throw notFound('run', runId);
       await insertEvents(tx, runId, firstSeq, events);
       return events.map((event, i) => ({ ...event, runId, seq: firstSeq + i }));
     });
@@ -47,13 +41,8 @@ export class EventRepository {
       if (run.lease_token !== leaseToken || !LEASED_STATES.includes(run.state as RunState)) {
         throw conflict(`run ${runId}: lease token is stale`, 'stale_lease');
       }
-      const row = await tx
-        .updateTable('runs')
-        .set((eb) => ({ last_event_seq: eb('last_event_seq', '+', events.length) }))
-        .where('id', '=', runId)
-        .returning('last_event_seq')
-        .executeTakeFirstOrThrow();
-      const firstSeq = Number(row.last_event_seq) - events.length + 1;
+      const firstSeq = await reserveEventSeqs(tx, runId, events.length);
+      if (firstSeq === null) throw notFound('run', runId);
       await insertEvents(tx, runId, firstSeq, events);
       await tx
         .insertInto('run_event_batches')

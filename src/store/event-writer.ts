@@ -27,3 +27,18 @@ export async function insertEvents(
     )
     .execute();
 }
+
+/**
+ * Reserve `count` sequence numbers for a run's events (bumps `last_event_seq`,
+ * taking the run's row lock until the transaction ends). Returns the first, or
+ * null when the run does not exist.
+ */
+export async function reserveEventSeqs(tx: Kysely<Database>, runId: string, count: number): Promise<number | null> {
+  const row = await tx
+    .updateTable('runs')
+    .set((eb) => ({ last_event_seq: eb('last_event_seq', '+', count) }))
+    .where('id', '=', runId)
+    .returning('last_event_seq')
+    .executeTakeFirst();
+  return row ? Number(row.last_event_seq) - count + 1 : null;
+}
