@@ -15,13 +15,26 @@ export interface ServerCommandOptions {
   port?: string;
   host?: string;
   dataDir?: string;
+  backend: SandboxBackendName;
+  cacheDir?: string;
 }
+
+export const SANDBOX_BACKENDS = ['bwrap', 'direct'] as const;
+export type SandboxBackendName = (typeof SANDBOX_BACKENDS)[number];
+
+const backendOption = (): Option =>
+  new Option('--backend <backend>', 'sandbox backend: "bwrap" (bubblewrap jails) or "direct" (no isolation, trusted code only)')
+    .choices(SANDBOX_BACKENDS)
+    .env('OZ_SANDBOX_BACKEND')
+    .default('bwrap');
+const cacheDirOption = (): Option => new Option('--cache-dir <dir>', 'repository mirrors (env OZ_CACHE_DIR; default /var/cache/oz as root, else $XDG_CACHE_HOME/oz)');
 
 export interface WorkerCommandOptions {
   server: string;
   token: string;
   concurrency?: string;
-  backend: 'direct';
+  backend: SandboxBackendName;
+  cacheDir?: string;
   drainGraceMs?: string;
   allowInsecureHttp?: boolean;
 }
@@ -58,6 +71,8 @@ export function buildProgram(deps: ProgramDeps): Command {
     .option('--port <port>', 'port to listen on (env OZ_PORT; default 7420; 0 = any free port)')
     .option('--host <host>', 'address to bind (env OZ_HOST; default 127.0.0.1)')
     .option('--data-dir <dir>', 'embedded store location (env OZ_DATA_DIR; default $XDG_DATA_HOME/oz)')
+    .addOption(backendOption())
+    .addOption(cacheDirOption())
     .action(async (options: ServerCommandOptions) => deps.runServer(options));
 
   program
@@ -66,7 +81,8 @@ export function buildProgram(deps: ProgramDeps): Command {
     .requiredOption('--server <url>', 'the Oz server, e.g. https://oz.example.com')
     .requiredOption('--token <token>', 'a worker token (`oz worker-token create NAME`)')
     .option('--concurrency <n>', 'runs at once (env OZ_WORKER_CONCURRENCY; default 2)')
-    .addOption(new Option('--backend <backend>', 'sandbox backend; "direct" isolates nothing (bubblewrap lands next)').choices(['direct']).default('direct'))
+    .addOption(backendOption())
+    .addOption(cacheDirOption())
     .option('--drain-grace-ms <ms>', 'on SIGTERM, how long running runs may finish (env OZ_DRAIN_GRACE_MS; default 30000)')
     .option('--allow-insecure-http', 'allow a plain-HTTP server URL that is not loopback')
     .action(async (options: WorkerCommandOptions) => deps.runWorker(options));

@@ -41,6 +41,14 @@ export interface OzConfig {
   readonly sweepIntervalMs: number;
   /** Long-poll and event-stream readers re-read the store at least this often (`OZ_EVENT_POLL_MS`). */
   readonly eventPollMs: number;
+  /** Where the worker finds host tools (bwrap, setpriv, git): the process's `PATH`. */
+  readonly hostPath: string;
+  /** Worker-side repository mirrors (`--cache-dir` / `OZ_CACHE_DIR`). */
+  readonly cacheDir: string;
+  /** Directories `file://` repositories may come from (`OZ_FILE_REPO_ROOTS`, `:`-separated); none = refused. */
+  readonly fileRepoRoots: readonly string[];
+  /** Per-run limits where the environment sets none (`OZ_SANDBOX_PIDS`, `_MEMORY_MB`, `_DISK_MB`, `_OUTPUT_MB`). */
+  readonly sandboxDefaults: { readonly pids: number; readonly memoryBytes: number; readonly diskBytes: number; readonly outputBytes: number };
 }
 
 export interface ConfigOverrides {
@@ -50,6 +58,7 @@ export interface ConfigOverrides {
   port?: string;
   concurrency?: string;
   drainGraceMs?: string;
+  cacheDir?: string;
 }
 
 /** Default API port of `oz server` and default target of the CLI. */
@@ -145,6 +154,20 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
       '--max-output-bytes',
       'OZ_MAX_OUTPUT_BYTES',
     ),
+    hostPath: env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    cacheDir: absoluteDir(overrides.cacheDir ?? env.OZ_CACHE_DIR, defaultCacheDir(env), '--cache-dir', 'OZ_CACHE_DIR'),
+    fileRepoRoots: Object.freeze(
+      (env.OZ_FILE_REPO_ROOTS ?? '')
+        .split(':')
+        .filter((dir) => dir.length > 0)
+        .map((dir) => absoluteDir(dir, '', 'OZ_FILE_REPO_ROOTS', 'OZ_FILE_REPO_ROOTS')),
+    ),
+    sandboxDefaults: Object.freeze({
+      pids: check(z.coerce.number().int().min(16).max(100_000), env.OZ_SANDBOX_PIDS ?? 1024, '--sandbox-pids', 'OZ_SANDBOX_PIDS'),
+      memoryBytes: check(z.coerce.number().int().min(64).max(1_048_576), env.OZ_SANDBOX_MEMORY_MB ?? 4096, '--sandbox-memory-mb', 'OZ_SANDBOX_MEMORY_MB') * MIB,
+      diskBytes: check(z.coerce.number().int().min(16).max(10_485_760), env.OZ_SANDBOX_DISK_MB ?? 10_240, '--sandbox-disk-mb', 'OZ_SANDBOX_DISK_MB') * MIB,
+      outputBytes: check(z.coerce.number().int().min(1).max(10_240), env.OZ_SANDBOX_OUTPUT_MB ?? 256, '--sandbox-output-mb', 'OZ_SANDBOX_OUTPUT_MB') * MIB,
+    }),
     eventPollMs: check(z.coerce.number().int().min(50).max(600_000), env.OZ_EVENT_POLL_MS ?? 1000, '--event-poll-ms', 'OZ_EVENT_POLL_MS'),
     sweepIntervalMs: check(z.coerce.number().int().min(100).max(600_000), env.OZ_SWEEP_INTERVAL_MS ?? 2000, '--sweep-interval-ms', 'OZ_SWEEP_INTERVAL_MS'),
     logLevel: check(
@@ -154,6 +177,25 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
       'OZ_LOG_LEVEL',
     ),
   });
+}
+
+const MIB = 1024 * 1024;
+
+function absoluteDir(value: string | undefined, fallback: string, flag: string, variable: string): string {
+  const dir = value ?? fallback;
+  if (!isAbsolute(dir)) throw new OzError('invalid_request', `${flag} (${variable}): "${dir}" must be an absolute path`);
+  return resolve(dir);
+}
+
+/**
+ * Mirrors must sit on a path the sandbox uids can search (bwrap resolves its
+ * bind sources as them), so a root worker keeps them in /var/cache, not in
+ * root's 0700 home.
+ */
+function defaultCacheDir(env: Env): string {
+  if (process.getuid?.() === 0) return '/var/cache/oz';
+  const xdg = env.XDG_CACHE_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.cache'), 'oz');
 }
 
 /** `$XDG_CONFIG_HOME/oz/config.json`, else `~/.config/oz/config.json`. */

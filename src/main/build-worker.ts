@@ -2,12 +2,15 @@ import type { Logger } from 'pino';
 import { CommandHarness } from '../agent/command/command-harness.js';
 import type { Harness } from '../agent/harness.js';
 import type { OzConfig } from '../core/config.js';
+import { OzError } from '../core/errors.js';
+import { BwrapBackend, SandboxUnavailableError } from '../sandbox/bwrap/bwrap-backend.js';
 import { DirectBackend } from '../sandbox/direct/direct-backend.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
+import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
 import { ProtocolClient } from '../worker/protocol-client.js';
 import { Worker } from '../worker/worker.js';
 
-export const BACKENDS = ['direct'] as const;
+export const BACKENDS = ['bwrap', 'direct'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 /** What every run's processes start from: never the worker's own environment (it holds credentials). */
@@ -17,29 +20,54 @@ const BASE_ENV = {
   TERM: 'dumb',
 };
 
-function backendNamed(name: BackendName, logger: Logger): SandboxBackend {
-  // Only `direct` exists until the bubblewrap backend lands; it isolates nothing.
-  logger.warn(
-    `sandbox backend "${name}": runs execute WITHOUT isolation, as this worker's user, on this host. Use only with trusted prompts and code.`,
-  );
-  return new DirectBackend();
+/** The sandbox backend by name; bwrap refuses to start, with the one line to print, on a host that cannot run it. */
+async function openBackend(name: BackendName, config: OzConfig, logger: Logger): Promise<SandboxBackend> {
+  if (name === 'direct') {
+    logger.warn(
+      'sandbox backend "direct": runs execute WITHOUT isolation, as this worker\'s user, on this host, with no network policy or limits. Use only with trusted prompts and code.',
+    );
+    return new DirectBackend();
+  }
+  try {
+    const backend = await BwrapBackend.open({ hostPath: config.hostPath });
+    logger.info({ enforcement: backend.enforcement }, 'sandbox backend bwrap ready');
+    return backend;
+  } catch (error) {
+    if (error instanceof SandboxUnavailableError) throw new OzError('invalid_request', error.message);
+    throw error;
+  }
 }
 
-/** Build a worker that talks to `serverUrl` with `token` (the composition roots' one way to make one). */
-export function buildWorker(args: { serverUrl: string; token: string; backend: BackendName; config: OzConfig; logger: Logger; concurrency?: number }): Worker {
+/**
+ * Open the sandbox backend (which may refuse this host) and the mirror cache,
+ * then return how to build the worker once the server's URL is known: the
+ * composition roots' one way to make one.
+ */
+export async function prepareWorker(args: {
+  token: string;
+  backend: BackendName;
+  config: OzConfig;
+  logger: Logger;
+  concurrency?: number;
+}): Promise<(serverUrl: string) => Worker> {
+  const { config } = args;
+  const backend = await openBackend(args.backend, config, args.logger);
+  const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots);
   const harnesses = new Map<string, Harness>([['command', new CommandHarness()]]);
-  const client = new ProtocolClient(args.serverUrl, args.token);
-  return new Worker(
-    {
-      client,
-      backend: backendNamed(args.backend, args.logger),
-      harnesses,
-      logger: args.logger,
-      killGraceMs: args.config.killGraceMs,
-      maxOutputBytes: args.config.maxOutputBytes,
-      baseEnv: BASE_ENV,
-    },
-    { concurrency: args.concurrency ?? args.config.workerConcurrency },
-    args.logger,
-  );
+  return (serverUrl) =>
+    new Worker(
+      {
+        client: new ProtocolClient(serverUrl, args.token),
+        backend,
+        harnesses,
+        logger: args.logger,
+        killGraceMs: config.killGraceMs,
+        maxOutputBytes: config.maxOutputBytes,
+        baseEnv: BASE_ENV,
+        mirrors,
+        sandboxDefaults: config.sandboxDefaults,
+      },
+      { concurrency: args.concurrency ?? config.workerConcurrency },
+      args.logger,
+    );
 }

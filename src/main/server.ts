@@ -5,11 +5,12 @@ import { randomToken } from '../core/ids.js';
 import { createApp } from '../server/create-app.js';
 import { EventHub } from '../server/event-hub.js';
 import { bootstrapAdmin } from './bootstrap-admin.js';
-import { buildWorker } from './build-worker.js';
+import { prepareWorker, type BackendName } from './build-worker.js';
 import { openStore } from './open-store.js';
 
 export interface ServerOptions extends ConfigOverrides {
   worker: boolean;
+  backend: BackendName;
 }
 
 /**
@@ -21,10 +22,16 @@ export interface ServerOptions extends ConfigOverrides {
 export async function runServer(options: ServerOptions): Promise<void> {
   const config = loadConfig(options);
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization'] }, pino.destination(2));
+  // The embedded worker's sandbox backend first: a host that cannot run it
+  // stops the server before anything is opened or bound.
+  const workerLogger = logger.child({ component: 'worker' });
+  const embeddedWorkerSecret = options.worker ? randomToken(32) : undefined;
+  const buildEmbedded = embeddedWorkerSecret
+    ? await prepareWorker({ token: embeddedWorkerSecret, backend: options.backend, config, logger: workerLogger })
+    : null;
   const store = await openStore(config);
   const hub = new EventHub(store.wakeups);
   await hub.connect();
-  const embeddedWorkerSecret = options.worker ? randomToken(32) : undefined;
   const app = await createApp({
     store,
     clock: systemClock,
@@ -49,9 +56,7 @@ export async function runServer(options: ServerOptions): Promise<void> {
   const url = `http://${host}:${port}`;
   const print = (line: string): void => void process.stdout.write(`${line}\n`);
   await bootstrapAdmin({ store, clock: systemClock, logger, config, isTty: Boolean(process.stdout.isTTY), print }, url);
-  const worker = embeddedWorkerSecret
-    ? buildWorker({ serverUrl: url, token: embeddedWorkerSecret, backend: 'direct', config, logger: logger.child({ component: 'worker' }) })
-    : null;
+  const worker = buildEmbedded ? buildEmbedded(url) : null;
   worker?.start();
   const where = config.databaseUrl ? 'PostgreSQL' : `SQLite in ${config.dataDir}`;
   print(`Oz server listening on ${url} (${where}${worker ? `, embedded worker x${config.workerConcurrency}` : ', no worker'})`);

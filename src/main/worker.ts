@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { loadConfig } from '../core/config.js';
 import { OzError } from '../core/errors.js';
-import { buildWorker, type BackendName } from './build-worker.js';
+import { prepareWorker, type BackendName } from './build-worker.js';
 
 export interface WorkerCommandOptions {
   server: string;
@@ -10,6 +10,7 @@ export interface WorkerCommandOptions {
   backend: BackendName;
   drainGraceMs?: string;
   allowInsecureHttp?: boolean;
+  cacheDir?: string;
 }
 
 function isLoopback(hostname: string): boolean {
@@ -26,6 +27,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   const config = loadConfig({
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     ...(options.drainGraceMs !== undefined ? { drainGraceMs: options.drainGraceMs } : {}),
+    ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
   });
   let url: URL;
   try {
@@ -38,7 +40,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     throw new OzError('invalid_request', `--server: ${options.server} is plain HTTP to another machine; use https:// or pass --allow-insecure-http`);
   }
   const logger = pino({ level: config.logLevel }, pino.destination(2));
-  const worker = buildWorker({ serverUrl: url.toString(), token: options.token, backend: options.backend, config, logger });
+  const worker = (await prepareWorker({ token: options.token, backend: options.backend, config, logger }))(url.toString());
   worker.start();
   process.stdout.write(`Oz worker ${worker.id} serving ${url.origin} (concurrency ${config.workerConcurrency}, backend ${options.backend})\n`);
   await new Promise<void>((resolve) => {

@@ -1,3 +1,5 @@
+import type { NetworkPolicy } from '../core/environment.js';
+
 /**
  * Where a run's processes execute (DESIGN.md "Sandboxes"). One sandbox per
  * run, alive for the whole run; `exec` starts a process in it; `signal`
@@ -13,28 +15,50 @@ export interface ExecOptions {
   /** Relative to the workspace. */
   cwd?: string;
   stdin?: string;
+  /** Kill the process (and its process group) after this long. */
+  timeoutMs?: number;
   onOutput: (stream: OutputStream, chunk: Buffer) => void;
 }
 
 export interface ExecResult {
   exitCode: number | null;
   signal: string | null;
+  timedOut?: boolean;
 }
+
+/** A per-run limit the sandbox enforced by ending the run's processes. */
+export type LimitKind = 'memory' | 'disk' | 'pids';
 
 export interface Sandbox {
   /** The workspace as the sandbox's processes see it. */
   readonly workspacePath: string;
+  /** Read-only mounts as the sandbox sees them, in the order of `SandboxSpec.mounts`. */
+  readonly mountPaths: readonly string[];
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
-  /** Write a file into the workspace (0600); returns its path as the sandbox sees it. */
+  /** Write a file into the workspace (0600) as the sandbox user; returns its path as the sandbox sees it. */
   writeFile(relativePath: string, content: string): Promise<string>;
-  /** Signal every process of the sandbox (their process groups). */
+  /** Signal every process of the sandbox. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
+  /** A limit that was hit so far (memory: the kernel killed a process for it). */
+  limitHit(): Promise<LimitKind | null>;
   /** Kill everything left and remove the workspace. Idempotent. */
   destroy(): Promise<void>;
 }
 
+export interface SandboxLimits {
+  pids: number;
+  memoryBytes: number;
+  diskBytes: number;
+}
+
 export interface SandboxSpec {
   runId: string;
+  network: NetworkPolicy;
+  limits: SandboxLimits;
+  /** Host directories bound read-only into the sandbox (repository mirrors). */
+  mounts: readonly string[];
+  /** Called once when a limit ends the sandbox's processes (the run must end). */
+  onLimit: (kind: LimitKind) => void;
 }
 
 export interface SandboxBackend {

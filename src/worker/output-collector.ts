@@ -2,36 +2,62 @@ import { StringDecoder } from 'node:string_decoder';
 import type { WorkerEvent } from '../core/worker-protocol.js';
 
 /**
+ * One run's output allowance, shared by its setup and harness output: past
+ * `storedMax` bytes output is dropped (one `notice` says so); past `limit`
+ * the run has printed too much and `onExceeded` ends it.
+ */
+export class OutputBudget {
+  stored = 0;
+  total = 0;
+  truncated = false;
+  private exceeded = false;
+
+  constructor(
+    readonly storedMax: number,
+    readonly limit: number,
+    private readonly onExceeded: () => void,
+  ) {}
+
+  count(bytes: number): void {
+    this.total += bytes;
+    if (this.total > this.limit && !this.exceeded) {
+      this.exceeded = true;
+      this.onExceeded();
+    }
+  }
+}
+
+/**
  * Turns a process's output chunks into `output` events: line-buffered per
  * stream (a line is never split across events unless it alone exceeds the
- * event size), UTF-8 safe across chunk boundaries, and capped per run: past
- * `maxBytes` the rest is dropped and one `notice` says so.
+ * event size), UTF-8 safe across chunk boundaries, within the run's
+ * {@link OutputBudget}.
  */
 export class OutputCollector {
   private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
   private readonly partial = { stdout: '', stderr: '' };
-  private bytes = 0;
-  private truncated = false;
 
   constructor(
     private readonly emit: (event: WorkerEvent) => void,
-    private readonly maxBytes: number,
+    private readonly budget: OutputBudget,
     private readonly phase: 'setup' | 'harness' = 'harness',
     private readonly maxEventChars = 16 * 1024,
   ) {}
 
   push(stream: 'stdout' | 'stderr', chunk: Buffer): void {
-    if (this.truncated) return;
-    if (this.bytes + chunk.length > this.maxBytes) {
-      const room = Math.max(0, this.maxBytes - this.bytes);
-      this.bytes = this.maxBytes;
+    const budget = this.budget;
+    budget.count(chunk.length);
+    if (budget.truncated) return;
+    if (budget.stored + chunk.length > budget.storedMax) {
+      const room = Math.max(0, budget.storedMax - budget.stored);
+      budget.stored = budget.storedMax;
       if (room > 0) this.take(stream, chunk.subarray(0, room));
       this.flush();
-      this.truncated = true;
-      this.emit({ type: 'notice', at: Date.now(), data: { level: 'warn', message: `Output truncated: this run printed more than ${this.maxBytes} bytes.`, reason: 'output_truncated' } });
+      budget.truncated = true;
+      this.emit({ type: 'notice', at: Date.now(), data: { level: 'warn', message: `Output truncated: this run printed more than ${budget.storedMax} bytes.`, reason: 'output_truncated' } });
       return;
     }
-    this.bytes += chunk.length;
+    budget.stored += chunk.length;
     this.take(stream, chunk);
   }
 
@@ -56,9 +82,5 @@ export class OutputCollector {
       this.partial[stream] = '';
       if (rest.length > 0) this.emit({ type: 'output', at: Date.now(), data: { stream, phase: this.phase, text: rest } });
     }
-  }
-
-  get totalBytes(): number {
-    return this.bytes;
   }
 }

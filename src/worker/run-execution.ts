@@ -2,10 +2,12 @@ import type { Logger } from 'pino';
 import type { RunStatusMessage } from '../core/run.js';
 import type { ClaimedRun, FinishState } from '../core/worker-protocol.js';
 import type { Harness } from '../agent/harness.js';
-import type { Sandbox, SandboxBackend } from '../sandbox/sandbox-backend.js';
+import type { LimitKind, Sandbox, SandboxBackend, SandboxLimits } from '../sandbox/sandbox-backend.js';
 import { EventUploader } from './event-uploader.js';
-import { OutputCollector } from './output-collector.js';
+import { OutputBudget, OutputCollector } from './output-collector.js';
 import { ProtocolError, type ProtocolClient } from './protocol-client.js';
+import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
+import { SetupFailure, setUpWorkspace } from './provisioning/workspace-setup.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -17,15 +19,30 @@ export interface ExecutionDeps {
   maxOutputBytes: number;
   /** The environment every run starts from (PATH and friends), never the worker's own. */
   baseEnv: Record<string, string>;
+  mirrors: MirrorCache;
+  /** Limits where the run's environment sets none. */
+  sandboxDefaults: SandboxLimits & { outputBytes: number };
 }
 
-type StopReason = { kind: 'cancel'; message: RunStatusMessage } | { kind: 'runtime'; limitMs: number } | { kind: 'fenced' };
+type RunLimit = LimitKind | 'output';
+
+type StopReason =
+  | { kind: 'cancel'; message: RunStatusMessage }
+  | { kind: 'runtime'; limitMs: number }
+  | { kind: 'limit'; limit: RunLimit; value: number }
+  | { kind: 'fenced' };
+
+type Outcome = { state: FinishState; message?: RunStatusMessage };
+
+const MIB = 1024 * 1024;
 
 /**
  * One claimed run, start to finish:
  *
- *   sandbox up → start (INPROGRESS) → harness ──exit──▶ flush events → sandbox destroyed → finish
- *        heartbeat every ttl/6 ─┘  control long-poll ─┘ (cancel → SIGTERM, SIGKILL after grace)
+ *   mirrors fetched → sandbox up → repos cloned, setup commands → start (INPROGRESS) → harness
+ *     ──exit──▶ flush events → sandbox destroyed → finish
+ *   heartbeat every ttl/6, control long-poll (cancel → SIGTERM, SIGKILL after grace),
+ *   max runtime counted from the claim, limits (memory, pids, disk, output) end the run.
  *
  * Self-fencing: if the lease cannot be renewed, the run is killed before the
  * lease would expire (a 409 means it is already gone) and nothing more is
@@ -65,14 +82,32 @@ export class RunExecution {
     this.stop({ kind: 'cancel', message });
   }
 
+  /** The run's limits: the environment's, else this worker's defaults. */
+  private limits(): SandboxLimits & { outputBytes: number } {
+    const own = this.run.environment?.limits ?? {};
+    const fallback = this.deps.sandboxDefaults;
+    return {
+      pids: own.pids ?? fallback.pids,
+      memoryBytes: own.memoryBytes ?? fallback.memoryBytes,
+      diskBytes: own.diskBytes ?? fallback.diskBytes,
+      outputBytes: own.outputBytes ?? fallback.outputBytes,
+    };
+  }
+
   private async execute(): Promise<void> {
     const { client, logger } = this.deps;
     const run = this.run;
     const lease = run.lease_token;
     const uploader = new EventUploader(client, run.run_id, lease, () => this.stop({ kind: 'fenced' }));
+    const notice = (message: string, reason: string): void => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'warn', message, reason } });
     const heartbeat = this.heartbeatLoop();
     const control = this.controlLoop();
-    let outcome: { state: FinishState; message?: RunStatusMessage } | null = null;
+    const limits = this.limits();
+    const budget = new OutputBudget(Math.min(this.deps.maxOutputBytes, limits.outputBytes), limits.outputBytes, () =>
+      this.stop({ kind: 'limit', limit: 'output', value: limits.outputBytes }),
+    );
+    let outcome: Outcome | null = null;
+    let runtimeTimer: NodeJS.Timeout | null = null;
     try {
       if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
       const harness = this.deps.harnesses.get(run.harness.type);
@@ -83,8 +118,27 @@ export class RunExecution {
         };
         return;
       }
+      runtimeTimer = run.max_runtime_ms ? setTimeout(() => this.stop({ kind: 'runtime', limitMs: run.max_runtime_ms ?? 0 }), run.max_runtime_ms) : null;
+      const environment = run.environment;
+      const repos = environment?.repos ?? [];
+      let mounts: string[];
       try {
-        this.sandbox = await this.deps.backend.create({ runId: run.run_id });
+        mounts = [];
+        for (const repo of repos) mounts.push(await this.deps.mirrors.ensure(run.team_id, repo.url));
+      } catch (error) {
+        if (!(error instanceof FetchError)) throw error;
+        outcome = { state: 'FAILED', message: { message: `Could not fetch a repository: ${error.message}`, error_code: 'environment_setup_failed', reason: 'repository_fetch_failed' } };
+        return;
+      }
+      if (this.stopReason) return;
+      try {
+        this.sandbox = await this.deps.backend.create({
+          runId: run.run_id,
+          network: environment?.network ?? 'off',
+          limits,
+          mounts,
+          onLimit: (kind) => this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes }),
+        });
       } catch (error) {
         outcome = {
           state: 'ERROR',
@@ -92,34 +146,65 @@ export class RunExecution {
         };
         return;
       }
+      if (!this.deps.backend.isolates) {
+        notice(`This run executes on the "${this.deps.backend.name}" backend: no isolation; network policy and limits (memory, pids, disk) are not enforced.`, 'not_isolated');
+      }
+      if (environment?.dockerImage) {
+        notice(`docker_image "${environment.dockerImage}" is not applicable to the ${this.deps.backend.name} backend: the run uses the worker host's system.`, 'docker_image_not_applicable');
+      }
+      if (this.stopReason) return;
+      const env = this.runEnv();
+      const setupOutput = new OutputCollector((e) => uploader.add(e), budget, 'setup');
+      try {
+        await setUpWorkspace({
+          sandbox: this.sandbox,
+          repos,
+          setupCommands: environment?.setupCommands ?? [],
+          env,
+          emit: (e) => uploader.add(e),
+          output: (stream, chunk) => setupOutput.push(stream, chunk),
+          stopped: () => this.stopReason !== null,
+        });
+      } catch (error) {
+        if (!(error instanceof SetupFailure)) throw error;
+        outcome = { state: 'FAILED', message: error.status };
+        return;
+      } finally {
+        setupOutput.flush();
+      }
       if (this.stopReason) return;
       await client.start(run.run_id, lease);
-      const runtimeTimer = run.max_runtime_ms ? setTimeout(() => this.stop({ kind: 'runtime', limitMs: run.max_runtime_ms ?? 0 }), run.max_runtime_ms) : null;
-      const output = new OutputCollector((e) => uploader.add(e), this.deps.maxOutputBytes);
+      const output = new OutputCollector((e) => uploader.add(e), budget);
       try {
         const result = await harness.run({
           runId: run.run_id,
           prompt: run.prompt,
           harness: run.harness,
           sandbox: this.sandbox,
-          env: this.runEnv(),
+          env,
           sink: { output: (stream, chunk) => output.push(stream, chunk) },
         });
-        output.flush();
         if (!this.stopReason) {
           outcome = result.ok ? { state: 'SUCCEEDED', message: { message: result.summary } } : { state: 'FAILED', message: { message: result.summary, reason: 'harness_failed' } };
         }
       } finally {
-        if (runtimeTimer) clearTimeout(runtimeTimer);
+        output.flush();
       }
     } catch (error) {
-      if (!(error instanceof ProtocolError && error.stale)) {
+      if (error instanceof ProtocolError && error.stale) {
+        this.stopReason = { kind: 'fenced' };
+      } else if (!this.stopReason && this.sandbox && (await this.sandbox.limitHit()) === null && /sandbox is gone/.test((error as Error).message)) {
+        outcome = { state: 'ERROR', message: { message: 'The sandbox ended unexpectedly.', error_code: 'resource_unavailable', retryable: true, reason: 'sandbox_lost' } };
+      } else if (!this.stopReason) {
         logger.error({ err: error, runId: run.run_id }, 'run failed on the platform side');
         outcome = { state: 'ERROR', message: { message: `The worker failed: ${(error as Error).message}`, error_code: 'internal_error', retryable: true, reason: 'worker_error' } };
-      } else {
-        this.stopReason = { kind: 'fenced' };
       }
     } finally {
+      if (runtimeTimer) clearTimeout(runtimeTimer);
+      // A process the kernel killed for memory ends the run as over budget,
+      // whatever the harness made of it.
+      const hit = this.stopReason ? null : await this.sandbox?.limitHit().catch(() => null);
+      if (hit) this.stopReason = { kind: 'limit', limit: hit, value: hit === 'pids' ? limits.pids : hit === 'memory' ? limits.memoryBytes : limits.diskBytes };
       await this.sandbox?.destroy();
       if (this.killTimer) clearTimeout(this.killTimer);
       await uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId: run.run_id }, 'could not send the last events'));
@@ -133,7 +218,7 @@ export class RunExecution {
     }
   }
 
-  private finalOutcome(outcome: { state: FinishState; message?: RunStatusMessage } | null): { state: FinishState; message?: RunStatusMessage } | null {
+  private finalOutcome(outcome: Outcome | null): Outcome | null {
     const reason = this.stopReason;
     if (reason?.kind === 'fenced') return null;
     if (reason?.kind === 'cancel') return { state: 'CANCELLED', message: reason.message };
@@ -141,6 +226,14 @@ export class RunExecution {
       return {
         state: 'FAILED',
         message: { message: `The run exceeded its maximum runtime of ${Math.round(reason.limitMs / 1000)} s.`, error_code: 'budget_exceeded', reason: 'max_runtime_exceeded' },
+      };
+    }
+    if (reason?.kind === 'limit') {
+      const amount = reason.limit === 'pids' ? `${reason.value} processes` : `${Math.round(reason.value / MIB)} MiB`;
+      const what = { memory: 'memory', pids: 'process', disk: 'disk', output: 'output' }[reason.limit];
+      return {
+        state: 'FAILED',
+        message: { message: `The run exceeded its ${what} limit (${amount}).`, error_code: 'budget_exceeded', reason: `${reason.limit}_limit_exceeded` },
       };
     }
     return outcome;
@@ -169,6 +262,8 @@ export class RunExecution {
       HOME: this.sandbox?.workspacePath ?? '/tmp',
       OZ_RUN_ID: this.run.run_id,
       WARP_RUN_ID: this.run.run_id,
+      OZ_HARNESS: this.run.harness.type,
+      ...(this.run.environment ? { OZ_ENVIRONMENT_ID: this.run.environment.id } : {}),
     };
   }
 

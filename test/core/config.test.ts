@@ -21,10 +21,26 @@ describe('configuration', () => {
       maxOutputBytes: 8 * 1024 * 1024,
       sweepIntervalMs: 2000,
       eventPollMs: 1000,
+      hostPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      // Root keeps mirrors where sandbox uids can search the path; others in the XDG cache.
+      cacheDir: process.getuid?.() === 0 ? '/var/cache/oz' : '/home/u/.cache/oz',
+      fileRepoRoots: [],
+      sandboxDefaults: { pids: 1024, memoryBytes: 4 * 1024 ** 3, diskBytes: 10 * 1024 ** 3, outputBytes: 256 * 1024 ** 2 },
     });
     expect(defaultDataDir({ XDG_DATA_HOME: '/x/data', HOME: '/home/u' })).toBe('/x/data/oz');
     expect(defaultDataDir({ XDG_DATA_HOME: 'relative', HOME: '/home/u' })).toBe('/home/u/.local/share/oz');
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('validates the worker settings, naming the flag and the variable', () => {
+    expect(() => loadConfig({}, { HOME: '/h', OZ_CACHE_DIR: 'relative' })).toThrow(/--cache-dir \(OZ_CACHE_DIR\): "relative" must be an absolute path/);
+    expect(() => loadConfig({}, { HOME: '/h', OZ_FILE_REPO_ROOTS: '/ok:rel' })).toThrow(/OZ_FILE_REPO_ROOTS/);
+    expect(() => loadConfig({}, { HOME: '/h', OZ_SANDBOX_PIDS: '3' })).toThrow(/OZ_SANDBOX_PIDS/);
+    expect(loadConfig({ cacheDir: '/flag' }, { HOME: '/h', OZ_CACHE_DIR: '/env', OZ_FILE_REPO_ROOTS: '/a:/b/' }).cacheDir).toBe('/flag');
+    expect(loadConfig({}, { HOME: '/h', OZ_FILE_REPO_ROOTS: '/a:/b/', OZ_SANDBOX_MEMORY_MB: '512' })).toMatchObject({
+      fileRepoRoots: ['/a', '/b'],
+      sandboxDefaults: { memoryBytes: 512 * 1024 ** 2 },
+    });
   });
 
   it('takes flags over environment variables', () => {

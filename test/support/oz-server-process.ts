@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,11 +64,14 @@ export async function startOzServer(
   options: { pgUrl?: string; env?: Record<string, string>; args?: string[]; shareDatabaseWith?: OzServerHandle } = {},
 ): Promise<OzServerHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'oz-server-'));
+  // Searchable by the sandboxes' uids: the repository cache lives in here.
+  chmodSync(dir, 0o711);
   const configHome = join(dir, 'config');
   const env: Record<string, string> = {
     ...cleanEnv(),
     XDG_CONFIG_HOME: configHome,
     OZ_DATA_DIR: join(dir, 'data'),
+    OZ_CACHE_DIR: join(dir, 'cache'),
     OZ_LOG_LEVEL: 'warn',
     ...options.env,
   };
@@ -204,14 +207,21 @@ export interface OzWorkerHandle {
 
 /** Start `oz worker` as a real process against a server. */
 export async function startOzWorker(server: OzServerHandle, token: string, env: Record<string, string> = {}, args: string[] = []): Promise<OzWorkerHandle> {
+  const cache = mkdtempSync(join(tmpdir(), 'oz-worker-cache-'));
+  chmodSync(cache, 0o711);
   const child = spawn(process.execPath, [OZ_BIN, 'worker', '--server', server.url, '--token', token, ...args], {
-    env: { ...cleanEnv(), OZ_LOG_LEVEL: 'warn', ...env },
+    env: { ...cleanEnv(), OZ_LOG_LEVEL: 'warn', OZ_CACHE_DIR: cache, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      rmSync(cache, { recursive: true, force: true });
+      resolve(code);
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`oz worker did not start:\n${out}`)), 20_000);
     child.stdout.on('data', () => {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { ExecOptions, ExecResult, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
 
 /**
@@ -19,7 +19,7 @@ export class DirectBackend implements SandboxBackend {
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
     const dir = mkdtempSync(join(this.root, `oz-run-${spec.runId.slice(0, 8)}-`));
-    return new DirectSandbox(dir);
+    return new DirectSandbox(dir, spec.mounts);
   }
 }
 
@@ -27,7 +27,16 @@ class DirectSandbox implements Sandbox {
   private readonly groups = new Set<ChildProcess>();
   private destroyed = false;
 
-  constructor(readonly workspacePath: string) {}
+  constructor(
+    readonly workspacePath: string,
+    /** No mount namespace: the sandbox reads the host paths themselves. */
+    readonly mountPaths: readonly string[],
+  ) {}
+
+  /** Limits are not enforced here (the worker says so in the run's events). */
+  async limitHit(): Promise<null> {
+    return null;
+  }
 
   async writeFile(relativePath: string, content: string): Promise<string> {
     const path = join(this.workspacePath, relativePath);
@@ -42,23 +51,49 @@ class DirectSandbox implements Sandbox {
     if (!command) return Promise.reject(new Error('exec: empty argv'));
     return new Promise((resolve, reject) => {
       const child = spawn(command, args, {
-        cwd: options.cwd ? join(this.workspacePath, options.cwd) : this.workspacePath,
+        cwd: options.cwd ? resolvePath(this.workspacePath, options.cwd) : this.workspacePath,
         env: options.env,
         detached: true,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       this.groups.add(child);
+      let timedOut = false;
+      const timer = options.timeoutMs
+        ? setTimeout(() => {
+            timedOut = true;
+            try {
+              if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+            } catch {
+              // Already gone.
+            }
+          }, options.timeoutMs)
+        : null;
       child.stdout.on('data', (chunk: Buffer) => options.onOutput('stdout', chunk));
       child.stderr.on('data', (chunk: Buffer) => options.onOutput('stderr', chunk));
       child.stdin.on('error', () => {});
       child.stdin.end(options.stdin ?? '');
       child.on('error', (error) => {
         this.groups.delete(child);
+        if (timer) clearTimeout(timer);
         reject(error);
       });
-      child.on('close', (code, signal) => {
-        resolve({ exitCode: code, signal });
-      });
+      let done = false;
+      const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (done) return;
+        done = true;
+        if (timer) clearTimeout(timer);
+        resolve({ exitCode: code, signal, timedOut });
+      };
+      child.on('close', finish);
+      // A background process may hold the output open for good: the exec is
+      // over when the process is, once what it printed has been read.
+      child.on('exit', (code, signal) =>
+        setTimeout(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+          finish(code, signal);
+        }, 250),
+      );
     });
   }
 

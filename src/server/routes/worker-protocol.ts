@@ -33,6 +33,13 @@ async function heldRun(deps: ServerDeps, runId: string, leaseToken: string): Pro
   return run;
 }
 
+/** Record on the run's environment whether its setup last failed (`setup_failed`); written only on a change. */
+async function markEnvironmentSetup(deps: ServerDeps, run: Run, failed: boolean): Promise<void> {
+  if (!run.environmentId) return;
+  const env = await deps.store.getEnvironment(run.teamId, run.environmentId, run.creatorId ?? undefined);
+  if (env && env.setupFailed !== failed) await deps.store.updateEnvironment(run.teamId, env.id, { setupFailed: failed }, deps.clock.now());
+}
+
 async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
   const env = run.environmentId ? await deps.store.getEnvironment(run.teamId, run.environmentId, run.creatorId ?? undefined) : null;
   return {
@@ -110,6 +117,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         if (run.state === 'CLAIMED') {
           await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', at: deps.clock.now(), leaseToken: request.body.lease_token });
           deps.hub.publish(run.id);
+          await markEnvironmentSetup(deps, run, false); // the harness starts after setup succeeded
         }
         return { cancel_requested: run.cancelRequestedAt !== null };
       },
@@ -215,6 +223,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
           ...(usage ? { usage } : {}),
         });
         deps.hub.publish(run.id);
+        if (status_message?.error_code === 'environment_setup_failed') await markEnvironmentSetup(deps, run, true);
         await runs.admit(run.teamId);
         return { state };
       },

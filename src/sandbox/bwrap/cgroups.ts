@@ -1,0 +1,181 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Per-run memory and pids limits through the kernel's cgroups, v1 (one
+ * hierarchy per controller) or v2 (unified, when the worker's own cgroup
+ * delegates `memory` and `pids` to its children). Written by hand: no
+ * maintained Node library manages cgroups, and what we need is a handful of
+ * file writes.
+ */
+export interface RunCgroup {
+  /** `cgroup.procs` files a process joins by writing its pid into each. */
+  readonly procsFiles: readonly string[];
+  /** Processes the kernel killed for the memory limit so far. */
+  oomKills(): number;
+  /** Forks refused for the pids limit so far. */
+  pidsRefused(): number;
+  remove(): void;
+}
+
+export interface CgroupLimits {
+  memoryBytes: number;
+  pids: number;
+}
+
+interface Layout {
+  version: 1 | 2;
+  /** v1: the worker's own cgroup directory per controller; v2: one directory. */
+  memory: string;
+  pids: string;
+}
+
+function readNumberField(file: string, field: string): number {
+  try {
+    const line = readFileSync(file, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`${field} `));
+    return line ? Number(line.split(' ')[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Mount points of cgroup hierarchies, by controller ('' for the v2 unified one). */
+function mounts(): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const mountPoint = left.split(' ')[4] ?? '';
+    const [fsType, , superOptions = ''] = right.split(' ');
+    if (fsType === 'cgroup2') found.set('', mountPoint);
+    if (fsType === 'cgroup') for (const option of superOptions.split(',')) found.set(option, mountPoint);
+  }
+  return found;
+}
+
+/** The worker's own cgroup path per controller ('' for v2). */
+function ownPaths(): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const [, controllers, path] = line.split(':');
+    if (controllers === undefined || path === undefined) continue;
+    for (const controller of controllers.split(',')) found.set(controller, path);
+  }
+  return found;
+}
+
+function writable(dir: string): boolean {
+  const probe = join(dir, `oz-probe-${process.pid}`);
+  try {
+    mkdirSync(probe);
+    rmdirSync(probe);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function detect(): Layout | null {
+  let mountMap: Map<string, string>;
+  let own: Map<string, string>;
+  try {
+    mountMap = mounts();
+    own = ownPaths();
+  } catch {
+    return null;
+  }
+  const memoryMount = mountMap.get('memory');
+  const pidsMount = mountMap.get('pids');
+  if (memoryMount && pidsMount) {
+    const memory = join(memoryMount, own.get('memory') ?? '/');
+    const pids = join(pidsMount, own.get('pids') ?? '/');
+    if (writable(memory) && writable(pids)) return { version: 1, memory, pids };
+  }
+  const unified = mountMap.get('');
+  if (unified) {
+    const dir = join(unified, own.get('') ?? '/');
+    try {
+      const delegated = readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8').split(/\s+/);
+      if (delegated.includes('memory') && delegated.includes('pids') && writable(dir)) return { version: 2, memory: dir, pids: dir };
+    } catch {
+      // Not delegated.
+    }
+  }
+  return null;
+}
+
+export class Cgroups {
+  private constructor(private readonly layout: Layout) {}
+
+  /** The cgroups this worker can manage, or null (limits then fall back to rlimits). */
+  static detect(): Cgroups | null {
+    const layout = detect();
+    return layout ? new Cgroups(layout) : null;
+  }
+
+  get description(): string {
+    return `cgroup v${this.layout.version}`;
+  }
+
+  /** Remove the empty cgroups named `<prefix><pid>-…` whose worker `pid` is dead (a crashed worker's). */
+  removeStale(prefix: string, alive: (pid: number) => boolean): void {
+    for (const parent of new Set([this.layout.memory, this.layout.pids])) {
+      let names: string[] = [];
+      try {
+        names = readdirSync(parent);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const pid = name.startsWith(prefix) ? Number.parseInt(name.slice(prefix.length), 10) : NaN;
+        if (Number.isInteger(pid) && !alive(pid)) {
+          try {
+            rmdirSync(join(parent, name));
+          } catch {
+            // Not empty yet, or gone.
+          }
+        }
+      }
+    }
+  }
+
+  create(name: string, limits: CgroupLimits): RunCgroup {
+    const { layout } = this;
+    const memoryDir = join(layout.memory, name);
+    const pidsDir = layout.version === 1 ? join(layout.pids, name) : memoryDir;
+    const dirs = [...new Set([memoryDir, pidsDir])];
+    for (const dir of dirs) mkdirSync(dir);
+    if (layout.version === 1) {
+      writeFileSync(join(memoryDir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      // Swap counts too where the kernel accounts it, so a limit cannot be dodged by swapping.
+      if (existsSync(join(memoryDir, 'memory.memsw.limit_in_bytes'))) {
+        try {
+          writeFileSync(join(memoryDir, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+        } catch {
+          // Swap accounting off: memory alone.
+        }
+      }
+      writeFileSync(join(pidsDir, 'pids.max'), String(limits.pids));
+    } else {
+      writeFileSync(join(memoryDir, 'memory.max'), String(limits.memoryBytes));
+      writeFileSync(join(memoryDir, 'memory.swap.max'), '0');
+      writeFileSync(join(memoryDir, 'pids.max'), String(limits.pids));
+    }
+    return {
+      procsFiles: dirs.map((dir) => join(dir, 'cgroup.procs')),
+      oomKills: () => (layout.version === 1 ? readNumberField(join(memoryDir, 'memory.oom_control'), 'oom_kill') : readNumberField(join(memoryDir, 'memory.events'), 'oom_kill')),
+      pidsRefused: () => readNumberField(join(pidsDir, 'pids.events'), 'max'),
+      remove: () => {
+        for (const dir of dirs) {
+          try {
+            rmdirSync(dir);
+          } catch {
+            // Still busy for a moment after the last process died, or gone.
+          }
+        }
+      },
+    };
+  }
+}

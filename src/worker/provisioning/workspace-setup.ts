@@ -1,0 +1,116 @@
+import { posix } from 'node:path';
+import type { RepoSpec } from '../../core/environment.js';
+import type { RunStatusMessage } from '../../core/run.js';
+import type { WorkerEvent } from '../../core/worker-protocol.js';
+import type { Sandbox } from '../../sandbox/sandbox-backend.js';
+
+/** What a failed setup step tells the run's user. */
+export class SetupFailure extends Error {
+  constructor(readonly status: RunStatusMessage) {
+    super(status.message);
+  }
+}
+
+export interface WorkspaceSetupInput {
+  sandbox: Sandbox;
+  repos: readonly RepoSpec[];
+  setupCommands: readonly string[];
+  /** The environment setup commands run with (the run's, without the prompt). */
+  env: Record<string, string>;
+  emit: (event: WorkerEvent) => void;
+  /** Process output of a step, to the run's output collector (phase `setup`). */
+  output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Stops further steps once the run is being stopped. */
+  stopped: () => boolean;
+}
+
+const TAIL_BYTES = 2000;
+
+/** `https://host/owner/repo.git` → `repo`, unique within the workspace. */
+export function checkoutDirs(repos: readonly RepoSpec[]): string[] {
+  const seen = new Set<string>();
+  return repos.map((repo) => {
+    const base = (posix.basename(repo.url.replace(/[/:]+$/, '').replace(/^.*:/, '/')).replace(/\.git$/, '') || 'repo').replace(/[^A-Za-z0-9._-]/g, '_');
+    let name = base.startsWith('.') ? `_${base}` : base;
+    for (let n = 2; seen.has(name); n++) name = `${base}-${n}`;
+    seen.add(name);
+    return name;
+  });
+}
+
+/** The last `TAIL_BYTES` of what a step printed. */
+class Tail {
+  private text = '';
+  push(chunk: Buffer): void {
+    this.text = (this.text + chunk.toString('utf8')).slice(-TAIL_BYTES);
+  }
+  toString(): string {
+    return this.text.trimEnd();
+  }
+}
+
+/**
+ * Provisioning inside the sandbox (DESIGN.md "Git"): each repository is cloned
+ * from its read-only mirror at `sandbox.mountPaths[i]` (no second network
+ * fetch), its branch checked out and `origin` pointed back at the real URL;
+ * then the setup commands run in order in `/workspace`, their output
+ * streamed. A failure throws a {@link SetupFailure} naming the step and the
+ * tail of its output.
+ */
+export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<void> {
+  const { sandbox, emit } = input;
+  const dirs = checkoutDirs(input.repos);
+  const gitEnv = { ...input.env, GIT_TERMINAL_PROMPT: '0' };
+  for (const [i, repo] of input.repos.entries()) {
+    if (input.stopped()) return;
+    const dir = dirs[i] as string;
+    const mirror = sandbox.mountPaths[i] as string;
+    const command = `git clone ${repo.branch ? `--branch ${repo.branch} ` : ''}${repo.url} ${dir}`;
+    const index = `repo-${i}`;
+    emit({ type: 'setup', at: Date.now(), data: { index, command, status: 'started' } });
+    const tail = new Tail();
+    const onOutput = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
+      tail.push(chunk);
+      input.output(stream, chunk);
+    };
+    // The mirror belongs to the worker (another uid): git's ownership check is
+    // for repositories one works in, not a read-only clone source.
+    const clone = await sandbox.exec(
+      ['git', '-c', `safe.directory=${mirror}`, 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir],
+      { env: gitEnv, onOutput },
+    );
+    const ok = clone.exitCode === 0 && (await sandbox.exec(['git', '-C', dir, 'remote', 'set-url', 'origin', repo.url], { env: gitEnv, onOutput })).exitCode === 0;
+    emit({ type: 'setup', at: Date.now(), data: { index, command, status: ok ? 'succeeded' : 'failed', exit_code: clone.exitCode } });
+    if (!ok) {
+      const what = repo.branch ? `branch ${repo.branch} of ${repo.url}` : repo.url;
+      throw new SetupFailure({
+        message: `Could not check out ${what}: ${tail.toString() || `git exited with code ${clone.exitCode}`}`,
+        error_code: 'environment_setup_failed',
+        reason: command.slice(0, 200),
+      });
+    }
+  }
+  for (const [i, command] of input.setupCommands.entries()) {
+    if (input.stopped()) return;
+    emit({ type: 'setup', at: Date.now(), data: { index: i, command, status: 'started' } });
+    const tail = new Tail();
+    const result = await sandbox.exec(['/bin/bash', '-c', command], {
+      env: input.env,
+      onOutput: (stream, chunk) => {
+        tail.push(chunk);
+        input.output(stream, chunk);
+      },
+    });
+    const ok = result.exitCode === 0;
+    emit({ type: 'setup', at: Date.now(), data: { index: i, command, status: ok ? 'succeeded' : 'failed', exit_code: result.exitCode } });
+    if (!ok && !input.stopped()) {
+      const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
+      const last = tail.toString();
+      throw new SetupFailure({
+        message: `Setup command ${i + 1} \`${command}\` ${how}.${last ? ` Last output:\n${last}` : ''}`,
+        error_code: 'environment_setup_failed',
+        reason: command.slice(0, 200),
+      });
+    }
+  }
+}
