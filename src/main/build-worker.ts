@@ -4,6 +4,7 @@ import type { Harness } from '../agent/harness.js';
 import type { OzConfig } from '../core/config.js';
 import { OzError } from '../core/errors.js';
 import { BwrapBackend, SandboxUnavailableError } from '../sandbox/bwrap/bwrap-backend.js';
+import { closeInheritedFds } from '../sandbox/close-inherited-fds.js';
 import { DirectBackend } from '../sandbox/direct/direct-backend.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
 import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
@@ -51,6 +52,8 @@ export async function prepareWorker(args: {
   concurrency?: number;
 }): Promise<(serverUrl: string) => Worker> {
   const { config } = args;
+  const closed = closeInheritedFds();
+  if (closed.length > 0) args.logger.debug({ fds: closed }, 'closed descriptors inherited from the parent process (they would reach the sandboxes)');
   const backend = await openBackend(args.backend, config, args.logger);
   const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots);
   const harnesses = new Map<string, Harness>([['command', new CommandHarness()]]);

@@ -66,4 +66,6 @@ export interface SandboxBackend {
   /** Whether a run is isolated from the host and other runs (bwrap: yes; direct: no). */
   readonly isolates: boolean;
   create(spec: SandboxSpec): Promise<Sandbox>;
+  /** Remove what the backend keeps on the host (after its last sandbox is destroyed). */
+  close?(): void;
 }

@@ -90,5 +90,6 @@ export class Worker {
       }
       await all();
     }
+    this.deps.backend.close?.();
   }
 }

@@ -115,6 +115,10 @@ export class BwrapBackend implements SandboxBackend {
     return backend;
   }
 
+  close(): void {
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
   /** How limits are enforced here, for the worker's start-up line. */
   get enforcement(): string {
     const cgroup = this.cgroups ? `${this.cgroups.description} memory and pids` : 'no cgroups (memory unlimited; pids by RLIMIT_NPROC)';
@@ -123,7 +127,7 @@ export class BwrapBackend implements SandboxBackend {
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
     if (spec.network === 'on' && !this.asRoot) throw new Error('network "on" needs a worker running as root (it makes the namespace slirp4netns attaches to)');
-    const dir = mkdtempSync(join(this.root, `run-${spec.runId.slice(0, 8)}-`));
+    const dir = mkdtempSync(join(this.root, `run-${spec.runId}-`));
     const uid = this.asRoot ? UID_BASE + randomInt(UID_SPAN) : (process.getuid?.() ?? 0);
     const fds: number[] = [];
     let cgroup: RunCgroup | null = null;

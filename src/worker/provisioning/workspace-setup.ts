@@ -60,7 +60,14 @@ class Tail {
 export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<void> {
   const { sandbox, emit } = input;
   const dirs = checkoutDirs(input.repos);
-  const gitEnv = { ...input.env, GIT_TERMINAL_PROMPT: '0' };
+  // The mirrors belong to the worker (another uid), and git refuses to serve
+  // a repository someone else owns unless a global or system config trusts
+  // it (git 2.39 ignores `-c safe.directory`). A config just for the clones:
+  let gitEnv: Record<string, string> = { ...input.env, GIT_TERMINAL_PROMPT: '0' };
+  if (input.repos.length > 0) {
+    const trust = sandbox.mountPaths.map((path) => `[safe]\n\tdirectory = ${path}\n`).join('');
+    gitEnv = { ...gitEnv, GIT_CONFIG_GLOBAL: await sandbox.writeFile('.oz/clone.gitconfig', trust) };
+  }
   for (const [i, repo] of input.repos.entries()) {
     if (input.stopped()) return;
     const dir = dirs[i] as string;
@@ -73,10 +80,8 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<void> 
       tail.push(chunk);
       input.output(stream, chunk);
     };
-    // The mirror belongs to the worker (another uid): git's ownership check is
-    // for repositories one works in, not a read-only clone source.
     const clone = await sandbox.exec(
-      ['git', '-c', `safe.directory=${mirror}`, 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir],
+      ['git', 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir],
       { env: gitEnv, onOutput },
     );
     const ok = clone.exitCode === 0 && (await sandbox.exec(['git', '-C', dir, 'remote', 'set-url', 'origin', repo.url], { env: gitEnv, onOutput })).exitCode === 0;
