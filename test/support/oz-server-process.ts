@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { Cgroups } from '../../src/sandbox/bwrap/cgroups.js';
 import type { StoreSpec } from './store-factories.js';
 
 /** The real `oz` executable (npm test builds dist/ before the tests run). */
@@ -59,6 +60,25 @@ async function waitForListening(child: ChildProcess, stderr: () => string): Prom
  * PostgreSQL in a fresh schema of the test database (dropped on stop). Its
  * CLI config (with the bootstrap admin key) lives in a temp XDG_CONFIG_HOME.
  */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What a worker killed with SIGKILL leaves on the host (a drained one removes
+ * it itself): its sandbox directory, and the cgroups of the runs it held.
+ */
+export function cleanUpAfterWorker(pid: number): void {
+  if (alive(pid)) return;
+  rmSync(join(tmpdir(), 'oz-sandboxes', `w${pid}`), { recursive: true, force: true });
+  Cgroups.detect()?.removeWhere((name) => name.startsWith(`oz-w${pid}-`));
+}
+
 export async function startOzServer(
   backend: Backend,
   options: { pgUrl?: string; env?: Record<string, string>; args?: string[]; shareDatabaseWith?: OzServerHandle } = {},
@@ -137,6 +157,7 @@ export async function startOzServer(
         code = await exited;
         clearTimeout(timer);
       }
+      if (child.pid !== undefined) cleanUpAfterWorker(child.pid);
       await cleanup();
       return code;
     },
@@ -219,6 +240,7 @@ export async function startOzWorker(server: OzServerHandle, token: string, env: 
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => {
       rmSync(cache, { recursive: true, force: true });
+      if (child.pid !== undefined) cleanUpAfterWorker(child.pid);
       resolve(code);
     }),
   );

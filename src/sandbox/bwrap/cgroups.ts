@@ -121,6 +121,14 @@ export class Cgroups {
 
   /** Remove the empty cgroups named `<prefix><pid>-…` whose worker `pid` is dead (a crashed worker's). */
   removeStale(prefix: string, alive: (pid: number) => boolean): void {
+    this.removeWhere((name) => {
+      const pid = name.startsWith(prefix) ? Number.parseInt(name.slice(prefix.length), 10) : NaN;
+      return Number.isInteger(pid) && !alive(pid);
+    });
+  }
+
+  /** Remove the empty cgroups whose name passes `test`. */
+  removeWhere(test: (name: string) => boolean): void {
     for (const parent of new Set([this.layout.memory, this.layout.pids])) {
       let names: string[] = [];
       try {
@@ -128,14 +136,11 @@ export class Cgroups {
       } catch {
         continue;
       }
-      for (const name of names) {
-        const pid = name.startsWith(prefix) ? Number.parseInt(name.slice(prefix.length), 10) : NaN;
-        if (Number.isInteger(pid) && !alive(pid)) {
-          try {
-            rmdirSync(join(parent, name));
-          } catch {
-            // Not empty yet, or gone.
-          }
+      for (const name of names.filter(test)) {
+        try {
+          rmdirSync(join(parent, name));
+        } catch {
+          // Not empty yet, or gone.
         }
       }
     }
