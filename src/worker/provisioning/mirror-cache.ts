@@ -11,15 +11,20 @@ const FETCH_TIMEOUT_MS = 15 * 60 * 1000;
 
 /**
  * The environment host-side git runs with: no user or system config, no
- * prompts, and no transport that runs commands (`ext::`).
+ * prompts, no transport that runs commands (`ext::`), and none of the worker
+ * user's credentials (no `~/.netrc`, ssh keys or agent): a team reaches only
+ * what it could reach anonymously or with its own secrets, never with the
+ * operator's.
  */
 const GIT_ENV = {
   PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
   LANG: 'C.UTF-8',
+  HOME: '/nonexistent',
   GIT_TERMINAL_PROMPT: '0',
   GIT_CONFIG_NOSYSTEM: '1',
   GIT_CONFIG_GLOBAL: '/dev/null',
   GIT_ALLOW_PROTOCOL: 'file:git:http:https:ssh',
+  GIT_SSH_COMMAND: 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null -o IdentityAgent=none',
 };
 
 function git(args: string[]): Promise<void> {
