@@ -4,6 +4,7 @@ import { isOzError } from '../core/errors.js';
 import { agentCommand } from './commands/agent.js';
 import { completionsCommand } from './commands/completions.js';
 import { environmentCommand } from './commands/environment.js';
+import { secretCommand } from './commands/secret.js';
 import { adminCommand, apiKeyCommand, modelCommand, whoamiCommand, workerTokenCommand } from './commands/identity.js';
 import { runCommand } from './commands/run.js';
 import { buildContext, type CliContext, type GlobalOptions } from './context.js';
@@ -43,6 +44,7 @@ export interface WorkerCommandOptions {
 export interface ProgramDeps {
   runServer(options: ServerCommandOptions): Promise<void>;
   runWorker(options: WorkerCommandOptions): Promise<void>;
+  rotateMasterKey(options: { dataDir?: string }): Promise<void>;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
 }
@@ -64,7 +66,7 @@ export function buildProgram(deps: ProgramDeps): Command {
 
   const context = (cmd: Command): CliContext => buildContext(cmd.optsWithGlobals<GlobalOptions>(), deps.stdout, deps.stderr);
 
-  program
+  const server = program
     .command('server')
     .description('Start the platform: the API and an embedded worker')
     .option('--no-worker', 'do not run the embedded worker (scaled deployments)')
@@ -74,6 +76,15 @@ export function buildProgram(deps: ProgramDeps): Command {
     .addOption(backendOption())
     .addOption(cacheDirOption())
     .action(async (options: ServerCommandOptions) => deps.runServer(options));
+  server
+    .command('rotate-master-key')
+    .description(
+      'Re-wrap every secret under a new master key (OZ_NEW_MASTER_KEY, else a random one), in one transaction. ' +
+        'Stop every server of the deployment first. With the key file in the data dir the new key replaces it; ' +
+        'with OZ_MASTER_KEY, the new key is printed and you set OZ_MASTER_KEY to it.',
+    )
+    .option('--data-dir <dir>', 'embedded store location (env OZ_DATA_DIR)')
+    .action(async (options: { dataDir?: string }) => deps.rotateMasterKey(options));
 
   program
     .command('worker')
@@ -91,6 +102,7 @@ export function buildProgram(deps: ProgramDeps): Command {
   program.addCommand(runCommand('run', context));
   program.addCommand(runCommand('task', context));
   program.addCommand(environmentCommand(context));
+  program.addCommand(secretCommand(context));
   program.addCommand(apiKeyCommand(context));
   program.addCommand(adminCommand(context));
   program.addCommand(workerTokenCommand(context));

@@ -29,6 +29,23 @@ export interface FollowOptions {
 }
 
 /** The typed HTTP client for the Oz API, used by the CLI and the tests. */
+/** Fields whose values `--debug` never prints: secret values, shown-once keys and tokens. */
+const SECRET_FIELDS = new Set(['value', 'key', 'token', 'api_key']);
+
+function maskSecrets(key: string, value: unknown): unknown {
+  return SECRET_FIELDS.has(key) && typeof value === 'string' ? '***' : value;
+}
+
+function traceText(text: string): string {
+  let shown = text;
+  try {
+    shown = JSON.stringify(JSON.parse(text), maskSecrets);
+  } catch {
+    // Not JSON: as it is.
+  }
+  return shown.length > 2000 ? `${shown.slice(0, 2000)}…` : shown;
+}
+
 export class OzClient {
   private readonly base: string;
   private readonly fetchImpl: typeof fetch;
@@ -50,7 +67,7 @@ export class OzClient {
   async request<T = Json>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
     const url = `${this.base}${path}`;
     const headers = this.headers(body === undefined ? extraHeaders : { 'content-type': 'application/json', ...extraHeaders });
-    this.options.trace?.(`> ${method} ${url}${body === undefined ? '' : ` ${JSON.stringify(body)}`} (authorization: ${this.options.apiKey ? 'Bearer ***' : 'none'})`);
+    this.options.trace?.(`> ${method} ${url}${body === undefined ? '' : ` ${JSON.stringify(body, maskSecrets)}`} (authorization: ${this.options.apiKey ? 'Bearer ***' : 'none'})`);
     let response: Response;
     try {
       response = await this.fetchImpl(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
@@ -58,7 +75,7 @@ export class OzClient {
       throw new OzClientError(`cannot reach the Oz server at ${this.base}: ${(error as Error).cause ?? (error as Error).message}`, null, null);
     }
     const text = await response.text();
-    this.options.trace?.(`< ${response.status} ${text.length > 2000 ? `${text.slice(0, 2000)}…` : text}`);
+    this.options.trace?.(`< ${response.status} ${traceText(text)}`);
     let parsed: unknown = undefined;
     if (text.length > 0) {
       try {
@@ -146,6 +163,23 @@ export class OzClient {
       if (!options.reconnect) return null;
       await new Promise((r) => setTimeout(r, 500));
     }
+  }
+
+  // Secrets
+  listSecrets(): Promise<Json> {
+    return this.request('GET', `${this.api}/secrets`);
+  }
+
+  createSecret(body: Json): Promise<Json> {
+    return this.request('POST', `${this.api}/secrets`, body);
+  }
+
+  updateSecret(name: string, scope: 'team' | 'personal', body: Json): Promise<Json> {
+    return this.request('PATCH', `${this.api}/secrets/${encodeURIComponent(name)}?scope=${scope}`, body);
+  }
+
+  deleteSecret(name: string, scope: 'team' | 'personal'): Promise<Json> {
+    return this.request('DELETE', `${this.api}/secrets/${encodeURIComponent(name)}?scope=${scope}`);
   }
 
   // Environments

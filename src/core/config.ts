@@ -41,6 +41,10 @@ export interface OzConfig {
   readonly sweepIntervalMs: number;
   /** Long-poll and event-stream readers re-read the store at least this often (`OZ_EVENT_POLL_MS`). */
   readonly eventPollMs: number;
+  /** The master key that seals secrets (`OZ_MASTER_KEY`: 32 bytes as 64 hex digits or base64); null = the key file in the data dir. */
+  readonly masterKey: Buffer | null;
+  /** The key `oz server rotate-master-key` moves to (`OZ_NEW_MASTER_KEY`); null = a random one. */
+  readonly newMasterKey: Buffer | null;
   /** Where the worker finds host tools (bwrap, setpriv, git): the process's `PATH`. */
   readonly hostPath: string;
   /** Worker-side repository mirrors (`--cache-dir` / `OZ_CACHE_DIR`). */
@@ -154,6 +158,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
       '--max-output-bytes',
       'OZ_MAX_OUTPUT_BYTES',
     ),
+    masterKey: env.OZ_MASTER_KEY ? parseMasterKey(env.OZ_MASTER_KEY, 'OZ_MASTER_KEY') : null,
+    newMasterKey: env.OZ_NEW_MASTER_KEY ? parseMasterKey(env.OZ_NEW_MASTER_KEY, 'OZ_NEW_MASTER_KEY') : null,
     hostPath: env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     cacheDir: absoluteDir(overrides.cacheDir ?? env.OZ_CACHE_DIR, defaultCacheDir(env), '--cache-dir', 'OZ_CACHE_DIR'),
     fileRepoRoots: Object.freeze(
@@ -180,6 +186,14 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
 }
 
 const MIB = 1024 * 1024;
+
+/** 32 bytes, as 64 hex digits or base64 (what `openssl rand -hex 32` / `-base64 32` print). */
+export function parseMasterKey(text: string, variable: string): Buffer {
+  const trimmed = text.trim();
+  const key = /^[0-9a-fA-F]{64}$/.test(trimmed) ? Buffer.from(trimmed, 'hex') : /^[A-Za-z0-9+/]{43}=$/.test(trimmed) ? Buffer.from(trimmed, 'base64') : null;
+  if (!key || key.length !== 32) throw new OzError('invalid_request', `${variable}: must be 32 bytes as 64 hex digits or base64 (e.g. the output of \`openssl rand -hex 32\`)`);
+  return key;
+}
 
 function absoluteDir(value: string | undefined, fallback: string, flag: string, variable: string): string {
   const dir = value ?? fallback;

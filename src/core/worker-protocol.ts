@@ -39,7 +39,17 @@ export interface ClaimedRun {
   max_runtime_ms: number | null;
   environment: ({ id: string; name: string } & EnvironmentConfig) | null;
   cancel_requested: boolean;
+  /**
+   * The run's secrets, resolved by the server at claim (DESIGN.md "Secrets"):
+   * variables for every process, variables for setup commands only, and
+   * allowlisted names that matched no secret; or why the run cannot have them.
+   */
+  secrets: ClaimedSecrets;
 }
+
+export type ClaimedSecrets =
+  | { env: Record<string, string>; setup_env: Record<string, string>; unknown: string[] }
+  | { error: { message: string; reason: string } };
 
 export interface ClaimResponse {
   runs: ClaimedRun[];

@@ -8,6 +8,7 @@ import { runCli } from '../cli/program.js';
 const code = await runCli(process.argv, {
   runServer: async (options) => (await import('./server.js')).runServer(options),
   runWorker: async (options) => (await import('./worker.js')).runWorker(options),
+  rotateMasterKey: async (options) => (await import('./rotate-master-key.js')).runRotateMasterKey(options),
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
 });

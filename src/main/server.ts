@@ -7,6 +7,8 @@ import { EventHub } from '../server/event-hub.js';
 import { bootstrapAdmin } from './bootstrap-admin.js';
 import { prepareWorker, type BackendName } from './build-worker.js';
 import { openStore } from './open-store.js';
+import type { Envelope } from '../secrets/envelope.js';
+import { openKeyring } from '../secrets/keyring.js';
 
 export interface ServerOptions extends ConfigOverrides {
   worker: boolean;
@@ -30,10 +32,18 @@ export async function runServer(options: ServerOptions): Promise<void> {
     ? await prepareWorker({ token: embeddedWorkerSecret, backend: options.backend, config, logger: workerLogger })
     : null;
   const store = await openStore(config);
+  let envelope: Envelope;
+  try {
+    envelope = await openKeyring(config, store.secrets, systemClock.now());
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const hub = new EventHub(store.wakeups);
   await hub.connect();
   const app = await createApp({
     store,
+    envelope,
     clock: systemClock,
     hub,
     logger,

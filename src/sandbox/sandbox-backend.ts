@@ -39,6 +39,8 @@ export interface Sandbox {
   writeFile(relativePath: string, content: string): Promise<string>;
   /** Signal every process of the sandbox. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
+  /** SIGKILL every process the sandbox started, keeping the sandbox itself; resolves once they are gone. */
+  stopProcesses(): Promise<void>;
   /** A limit that was hit so far (memory: the kernel killed a process for it). */
   limitHit(): Promise<LimitKind | null>;
   /** Kill everything left and remove the workspace. Idempotent. */

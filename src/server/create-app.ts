@@ -6,6 +6,7 @@ import { authenticate } from './auth.js';
 import type { ServerDeps } from './deps.js';
 import { problemHandler, sendProblem } from './problem.js';
 import { environmentRoutes } from './routes/environments.js';
+import { secretRoutes } from './routes/secrets.js';
 import { identityRoutes } from './routes/identity.js';
 import { modelRoutes } from './routes/models.js';
 import { runEventRoutes } from './routes/run-events.js';
@@ -86,6 +87,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
       await api.register(environmentRoutes(deps));
       await api.register(modelRoutes(deps));
       await api.register(identityRoutes(deps));
+      await api.register(secretRoutes(deps));
       await api.register(unimplementedRoutes);
     },
     { prefix: API_PREFIX },

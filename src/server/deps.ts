@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
+import type { Envelope } from '../secrets/envelope.js';
 import type { Store } from '../store/store.js';
 import type { EventHub } from './event-hub.js';
 
@@ -12,6 +13,8 @@ export interface ServerDeps {
   models: { defaultModel: string | null; models: readonly string[] };
   /** Concurrency limit for teams created without one. */
   teamMaxConcurrentRuns: number;
+  /** Seals and opens secret values (the deployment's master key). */
+  envelope: Envelope;
   /** Lease length given to claims. */
   leaseTtlMs: number;
   /**

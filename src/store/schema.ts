@@ -132,6 +132,27 @@ export interface RunEventBatchesTable {
   count: number;
 }
 
+export interface SecretsTable {
+  id: string;
+  team_id: string;
+  /** '' for a team secret. */
+  owner_user_id: string;
+  name: string;
+  type: string;
+  description: string | null;
+  setup_only: number;
+  value_cipher: string;
+  wrapped_key: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SecretKeyringTable {
+  id: string;
+  verifier: string;
+  created_at: number;
+}
+
 export interface Database {
   teams: TeamsTable;
   users: UsersTable;
@@ -143,6 +164,8 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   worker_tokens: WorkerTokensTable;
   run_event_batches: RunEventBatchesTable;
+  secrets: SecretsTable;
+  secret_keyring: SecretKeyringTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

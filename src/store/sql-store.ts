@@ -8,6 +8,7 @@ import { EventRepository } from './event-repository.js';
 import { IdentityRepository } from './identity-repository.js';
 import { LeaseRepository } from './lease-repository.js';
 import { RunRepository } from './run-repository.js';
+import { SecretRepository } from './secret-repository.js';
 import { WorkerTokenRepository } from './worker-token-repository.js';
 import type { Database, DialectName } from './schema.js';
 import type { DialectOps } from './store-context.js';
@@ -36,6 +37,7 @@ export class SqlStore implements Store {
   private readonly leases: LeaseRepository;
   private readonly events: EventRepository;
   private readonly workerTokens: WorkerTokenRepository;
+  readonly secrets: SecretRepository;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -53,6 +55,7 @@ export class SqlStore implements Store {
     this.leases = new LeaseRepository(ctx);
     this.events = new EventRepository(ctx);
     this.workerTokens = new WorkerTokenRepository(ctx);
+    this.secrets = new SecretRepository(ctx);
   }
 
   createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team> {

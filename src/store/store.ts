@@ -15,6 +15,7 @@ import type {
   ScheduleRef,
 } from '../core/run.js';
 import type { DialectName } from './schema.js';
+import type { SecretRepository } from './secret-repository.js';
 
 export interface NewRun {
   teamId: string;
@@ -158,6 +159,9 @@ export interface Store {
   ): Promise<{ firstSeq: number; count: number; duplicate: boolean }>;
   /** Teams that have QUEUED runs (periodic admission). */
   listTeamsWithQueuedRuns(): Promise<string[]>;
+
+  /** Managed secrets, sealed at rest. */
+  readonly secrets: SecretRepository;
 
   close(): Promise<void>;
 }

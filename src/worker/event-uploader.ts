@@ -1,8 +1,10 @@
 import type { WorkerEvent } from '../core/worker-protocol.js';
+import type { Redactor } from '../secrets/redactor.js';
 import { ProtocolError, type ProtocolClient } from './protocol-client.js';
 
 /**
  * Sends a run's events in numbered batches, in order, one batch in flight.
+ * Every event is redacted (the run's secret values masked) on the way in.
  * A batch that fails transiently is retried with the SAME number, so the
  * server appends it once however often it arrives. A stale lease (409) stops
  * the uploader and reports it: the run is no longer ours.
@@ -19,12 +21,14 @@ export class EventUploader {
     private readonly runId: string,
     private readonly leaseToken: string,
     private readonly onStale: () => void,
+    /** Masks the run's secret values in every event before it leaves the worker. */
+    private readonly redactor: Redactor,
     private readonly flushDelayMs = 100,
   ) {}
 
   add(event: WorkerEvent): void {
     if (this.stopped) return;
-    this.queue.push(event);
+    this.queue.push({ ...event, data: this.redactor.redactDeep(event.data) });
     if (this.queue.length >= 200) void this.flush();
     else if (!this.timer) this.timer = setTimeout(() => void this.flush(), this.flushDelayMs);
   }

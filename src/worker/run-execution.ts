@@ -6,6 +6,7 @@ import type { LimitKind, Sandbox, SandboxBackend, SandboxLimits } from '../sandb
 import { EventUploader } from './event-uploader.js';
 import { OutputBudget, OutputCollector } from './output-collector.js';
 import { ProtocolError, type ProtocolClient } from './protocol-client.js';
+import { Redactor } from '../secrets/redactor.js';
 import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
 import { SetupFailure, setUpWorkspace } from './provisioning/workspace-setup.js';
 
@@ -54,6 +55,7 @@ export class RunExecution {
   private readonly done = new AbortController();
   private leaseDeadline: number;
   private killTimer: NodeJS.Timeout | null = null;
+  private redactor = new Redactor([]);
   readonly finished: Promise<void>;
 
   constructor(
@@ -98,7 +100,9 @@ export class RunExecution {
     const { client, logger } = this.deps;
     const run = this.run;
     const lease = run.lease_token;
-    const uploader = new EventUploader(client, run.run_id, lease, () => this.stop({ kind: 'fenced' }));
+    const secrets = 'error' in run.secrets ? null : run.secrets;
+    this.redactor = new Redactor(secrets ? [...Object.values(secrets.env), ...Object.values(secrets.setup_env)] : []);
+    const uploader = new EventUploader(client, run.run_id, lease, () => this.stop({ kind: 'fenced' }), this.redactor);
     const notice = (message: string, reason: string): void => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'warn', message, reason } });
     const heartbeat = this.heartbeatLoop();
     const control = this.controlLoop();
@@ -117,6 +121,13 @@ export class RunExecution {
           message: { message: `The ${run.harness.type} harness is not available on this worker yet.`, error_code: 'feature_not_available', reason: `harness_${run.harness.type}` },
         };
         return;
+      }
+      if ('error' in run.secrets) {
+        outcome = { state: 'FAILED', message: { message: run.secrets.error.message, error_code: 'invalid_request', reason: run.secrets.error.reason } };
+        return;
+      }
+      if (secrets && secrets.unknown.length > 0) {
+        notice(`Secrets not found (neither the team's nor the run creator's): ${secrets.unknown.join(', ')}. The run goes on without them.`, 'secrets_not_found');
       }
       runtimeTimer = run.max_runtime_ms ? setTimeout(() => this.stop({ kind: 'runtime', limitMs: run.max_runtime_ms ?? 0 }), run.max_runtime_ms) : null;
       const environment = run.environment;
@@ -153,14 +164,15 @@ export class RunExecution {
         notice(`docker_image "${environment.dockerImage}" is not applicable to the ${this.deps.backend.name} backend: the run uses the worker host's system.`, 'docker_image_not_applicable');
       }
       if (this.stopReason) return;
-      const env = this.runEnv();
+      const env = { ...this.runEnv(), ...(secrets?.env ?? {}) };
+      const setupOnly = secrets?.setup_env ?? {};
       const setupOutput = new OutputCollector((e) => uploader.add(e), budget, 'setup');
       try {
         await setUpWorkspace({
           sandbox: this.sandbox,
           repos,
           setupCommands: environment?.setupCommands ?? [],
-          env,
+          env: { ...env, ...setupOnly },
           emit: (e) => uploader.add(e),
           output: (stream, chunk) => setupOutput.push(stream, chunk),
           stopped: () => this.stopReason !== null,
@@ -173,6 +185,10 @@ export class RunExecution {
         setupOutput.flush();
       }
       if (this.stopReason) return;
+      // Setup-only secrets live in the environ of whatever setup left running:
+      // nothing of setup survives into the harness then (DESIGN.md "Secrets" 5).
+      if (Object.keys(setupOnly).length > 0) await this.sandbox.stopProcesses();
+      await uploader.flush(); // setup's events come before the state change
       await client.start(run.run_id, lease);
       const output = new OutputCollector((e) => uploader.add(e), budget);
       try {
@@ -242,7 +258,8 @@ export class RunExecution {
   private async finish(state: FinishState, message?: RunStatusMessage): Promise<void> {
     for (let attempt = 0; attempt < 10; attempt++) {
       try {
-        await this.deps.client.finish(this.run.run_id, { lease_token: this.run.lease_token, state, ...(message ? { status_message: message } : {}) });
+        const redacted = message ? this.redactor.redactDeep(message) : undefined;
+        await this.deps.client.finish(this.run.run_id, { lease_token: this.run.lease_token, state, ...(redacted ? { status_message: redacted } : {}) });
         return;
       } catch (error) {
         if (error instanceof ProtocolError && !error.transient) {

@@ -21,6 +21,8 @@ describe('configuration', () => {
       maxOutputBytes: 8 * 1024 * 1024,
       sweepIntervalMs: 2000,
       eventPollMs: 1000,
+      masterKey: null,
+      newMasterKey: null,
       hostPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       // Root keeps mirrors where sandbox uids can search the path; others in the XDG cache.
       cacheDir: process.getuid?.() === 0 ? '/var/cache/oz' : '/home/u/.cache/oz',

@@ -23,6 +23,10 @@ export interface OzServerHandle {
   pid: number;
   /** How a test process opens the same database (for checks from the store, not from logs). */
   storeSpec: StoreSpec;
+  /** The server's data directory (its master key file lives there). */
+  dataDir: string;
+  /** Everything the server wrote to stderr (its log) so far. */
+  logs(): string;
   /** Stop with SIGTERM; resolves to the server's exit code. */
   stop(): Promise<number | null>;
 }
@@ -98,6 +102,8 @@ export async function startOzServer(
   let schema: string | null = null;
   let ownsSchema = false;
   const shared = options.shareDatabaseWith?.storeSpec;
+  // Servers of one deployment share its master key (the first one made it).
+  if (options.shareDatabaseWith && options.env?.OZ_MASTER_KEY === undefined) env.OZ_MASTER_KEY = readFileSync(join(options.shareDatabaseWith.dataDir, 'master.key'), 'utf8').trim();
   if (backend === 'postgres') {
     if (!options.pgUrl) throw new Error('pgUrl is required for the postgres backend');
     if (shared?.kind === 'postgres') {
@@ -146,6 +152,8 @@ export async function startOzServer(
     adminKey,
     cliEnv: { ...cleanEnv(), XDG_CONFIG_HOME: configHome },
     pid: child.pid ?? -1,
+    dataDir: env.OZ_DATA_DIR ?? join(dir, 'data'),
+    logs: () => stderr,
     storeSpec:
       schema && options.pgUrl ? { kind: 'postgres', url: options.pgUrl, schema } : { kind: 'sqlite', file: join(dir, 'data', 'oz.db') },
     async stop() {

@@ -291,6 +291,12 @@ class BwrapSandbox implements Sandbox {
     else this.init.signal(signal);
   }
 
+  async stopProcesses(): Promise<void> {
+    await this.init.signalAndWait('SIGKILL');
+    // SIGKILL is delivered at once; give the kernel a moment to reap.
+    await new Promise((r) => setTimeout(r, 20));
+  }
+
   /** SIGKILL to the namespace's pid 1: the kernel then kills every process in it. */
   private killNamespace(): void {
     if (this.namespacePid > 0 && this.child.exitCode === null && this.child.signalCode === null) {

@@ -58,7 +58,7 @@ export class InitClient {
     }
     this.pending.delete(reply.id);
     if (reply.ev === 'exit') pending.resolve({ exitCode: reply.code, signal: reply.signal, timedOut: reply.timedOut });
-    else if (reply.ev === 'written') pending.resolve(undefined);
+    else if (reply.ev === 'written' || reply.ev === 'signaled') pending.resolve(undefined);
     else pending.reject(new Error(reply.message));
   }
 
@@ -90,6 +90,11 @@ export class InitClient {
 
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
     if (!this.closedWith) this.send({ op: 'signal', signal });
+  }
+
+  /** Signal everything but the init; resolves once the signal is sent. */
+  async signalAndWait(signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    await this.request((id) => ({ op: 'signal', id, signal }));
   }
 
   private request(make: (id: number) => InitRequest, onOutput?: ExecOptions['onOutput']): Promise<ExecResult | undefined> {

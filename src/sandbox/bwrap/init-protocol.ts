@@ -17,12 +17,13 @@ export type InitRequest =
       timeoutMs: number;
     }
   | { op: 'write'; id: number; path: string; data: string; mode: number }
-  /** Signal every process of the sandbox but the init: `kill(-1, signal)`. */
-  | { op: 'signal'; signal: 'SIGTERM' | 'SIGKILL' };
+  /** Signal every process of the sandbox but the init: `kill(-1, signal)`; with an id, answered once sent. */
+  | { op: 'signal'; id?: number; signal: 'SIGTERM' | 'SIGKILL' };
 
 export type InitReply =
   | { ev: 'ready'; pid: number }
   | { ev: 'out'; id: number; stream: 'stdout' | 'stderr'; data: string }
   | { ev: 'exit'; id: number; code: number | null; signal: string | null; timedOut: boolean }
   | { ev: 'written'; id: number }
+  | { ev: 'signaled'; id: number }
   | { ev: 'error'; id: number; message: string };

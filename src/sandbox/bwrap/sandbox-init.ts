@@ -115,6 +115,7 @@ function handle(line: string): void {
     } catch {
       // Nothing else is running.
     }
+    if (request.id !== undefined) send({ ev: 'signaled', id: request.id });
   }
 }
 

@@ -108,6 +108,11 @@ class DirectSandbox implements Sandbox {
     }
   }
 
+  async stopProcesses(): Promise<void> {
+    this.signal('SIGKILL');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;

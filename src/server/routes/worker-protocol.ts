@@ -5,8 +5,9 @@ import { conflict, notFound } from '../../core/errors.js';
 import { RUN_EVENT_TYPES } from '../../core/run-event.js';
 import { isTerminal, LEASED_STATES, type RunState } from '../../core/run-state.js';
 import type { Run } from '../../core/run.js';
-import type { ClaimedRun } from '../../core/worker-protocol.js';
+import type { ClaimedSecrets, ClaimedRun } from '../../core/worker-protocol.js';
 import { PLATFORM_ERROR_CODES } from '../../core/errors.js';
+import { resolveSecrets } from '../../secrets/resolve.js';
 import type { ServerDeps } from '../deps.js';
 import type { RunService } from '../run-service.js';
 import { idParam } from '../schemas/common.js';
@@ -40,8 +41,26 @@ async function markEnvironmentSetup(deps: ServerDeps, run: Run, failed: boolean)
   if (env && env.setupFailed !== failed) await deps.store.updateEnvironment(run.teamId, env.id, { setupFailed: failed }, deps.clock.now());
 }
 
+async function claimedSecrets(deps: ServerDeps, run: Run, environmentSecrets: readonly string[]): Promise<ClaimedSecrets> {
+  const allowlist = run.config.secrets ?? environmentSecrets;
+  if (allowlist.length === 0) return { env: {}, setup_env: {}, unknown: [] };
+  const scheduled = run.source === 'SCHEDULED_AGENT';
+  const resolution = resolveSecrets({
+    sealed: await deps.store.secrets.sealedFor(run.teamId, scheduled ? null : run.creatorId),
+    creatorId: run.creatorId,
+    scheduled,
+    environmentSecrets,
+    runSecrets: run.config.secrets,
+    open: (secret) => deps.envelope.open({ teamId: secret.teamId, ownerUserId: secret.scope.type === 'user' ? secret.scope.userId : '', name: secret.name }, secret),
+  });
+  return resolution.ok
+    ? { env: resolution.env, setup_env: resolution.setupEnv, unknown: resolution.unknown }
+    : { error: { message: resolution.message, reason: resolution.reason } };
+}
+
 async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
   const env = run.environmentId ? await deps.store.getEnvironment(run.teamId, run.environmentId, run.creatorId ?? undefined) : null;
+  const secrets = await claimedSecrets(deps, run, env?.config.secrets ?? []);
   return {
     run_id: run.id,
     team_id: run.teamId,
@@ -56,6 +75,7 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
     max_runtime_ms: run.config.maxRuntimeMs ?? env?.config.limits.maxRuntimeMs ?? null,
     environment: env ? { id: env.id, name: env.name, ...env.config } : null,
     cancel_requested: run.cancelRequestedAt !== null,
+    secrets,
   };
 }
 

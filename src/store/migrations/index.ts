@@ -4,6 +4,7 @@ import type { DialectName } from '../schema.js';
 import * as m0001 from './0001-init.js';
 import * as m0002 from './0002-worker-tokens.js';
 import * as m0003 from './0003-event-batches.js';
+import * as m0004 from './0004-secrets.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -15,6 +16,7 @@ function provider(dialect: DialectName): MigrationProvider {
     '0001-init': { up: (db) => m0001.up(db, dialect) },
     '0002-worker-tokens': { up: (db) => m0002.up(db) },
     '0003-event-batches': { up: (db) => m0003.up(db) },
+    '0004-secrets': { up: (db) => m0004.up(db) },
   };
   return { getMigrations: async () => all };
 }

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { SECRET_MIN_LENGTH, SECRET_TYPES } from '../../core/secret.js';
+import { envName } from './common.js';
+
+/** A value: never empty, never short enough to mask innocent text, no NUL (it becomes an environment variable). */
+const value = z
+  .string()
+  .min(1, 'must not be empty')
+  .min(SECRET_MIN_LENGTH, `must be at least ${SECRET_MIN_LENGTH} characters (a shorter value would mask innocent text in transcripts)`)
+  .refine((v) => !v.includes('\0'), { message: 'must not contain a NUL character' });
+
+const type = z.enum(SECRET_TYPES, { message: `must be one of ${SECRET_TYPES.join(', ')}` });
+const description = z.string().max(240, 'must be at most 240 characters');
+
+export const createSecretSchema = z
+  .object({
+    name: envName,
+    value,
+    type: type.optional(),
+    description: description.optional(),
+    /** false = personal to the caller; default: the team's. */
+    team: z.boolean().optional(),
+    setup_only: z.boolean().optional(),
+  })
+  .strict();
+
+export const patchSecretSchema = z
+  .object({
+    value: value.optional(),
+    type: type.optional(),
+    description: description.nullable().optional(),
+    setup_only: z.boolean().optional(),
+  })
+  .strict()
+  .refine((p) => Object.keys(p).length > 0, { message: 'give at least one field to change' });
+
+export const secretScopeQuery = z
+  .object({ scope: z.enum(['team', 'personal'], { message: 'must be "team" or "personal"' }).default('team') })
+  .strict();
+
+export type CreateSecretBody = z.infer<typeof createSecretSchema>;
+export type PatchSecretBody = z.infer<typeof patchSecretSchema>;
