@@ -5,6 +5,7 @@ import { agentCommand } from './commands/agent.js';
 import { completionsCommand } from './commands/completions.js';
 import { environmentCommand } from './commands/environment.js';
 import { secretCommand } from './commands/secret.js';
+import { bareScheduleMeansCreate, scheduleCommand } from './commands/schedule.js';
 import { adminCommand, apiKeyCommand, modelCommand, whoamiCommand, workerTokenCommand } from './commands/identity.js';
 import { runCommand } from './commands/run.js';
 import { buildContext, type CliContext, type GlobalOptions } from './context.js';
@@ -103,6 +104,7 @@ export function buildProgram(deps: ProgramDeps): Command {
   program.addCommand(runCommand('task', context));
   program.addCommand(environmentCommand(context));
   program.addCommand(secretCommand(context));
+  program.addCommand(scheduleCommand(context));
   program.addCommand(apiKeyCommand(context));
   program.addCommand(adminCommand(context));
   program.addCommand(workerTokenCommand(context));
@@ -121,7 +123,7 @@ export function buildProgram(deps: ProgramDeps): Command {
 export async function runCli(argv: string[], deps: ProgramDeps): Promise<number> {
   const program = buildProgram(deps);
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(bareScheduleMeansCreate(argv));
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;

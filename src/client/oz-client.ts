@@ -165,6 +165,31 @@ export class OzClient {
     }
   }
 
+  // Schedules
+  listSchedules(): Promise<Json> {
+    return this.request('GET', `${this.api}/agent/schedules`);
+  }
+
+  createSchedule(body: Json): Promise<Json> {
+    return this.request('POST', `${this.api}/agent/schedules`, body);
+  }
+
+  getSchedule(id: string): Promise<Json> {
+    return this.request('GET', `${this.api}/agent/schedules/${encodeURIComponent(id)}`);
+  }
+
+  replaceSchedule(id: string, body: Json): Promise<Json> {
+    return this.request('PUT', `${this.api}/agent/schedules/${encodeURIComponent(id)}`, body);
+  }
+
+  deleteSchedule(id: string): Promise<Json> {
+    return this.request('DELETE', `${this.api}/agent/schedules/${encodeURIComponent(id)}`);
+  }
+
+  scheduleAction(id: string, action: 'pause' | 'resume' | 'run-now'): Promise<Json> {
+    return this.request('POST', `${this.api}/agent/schedules/${encodeURIComponent(id)}/${action}`);
+  }
+
   // Secrets
   listSecrets(): Promise<Json> {
     return this.request('GET', `${this.api}/secrets`);

@@ -39,6 +39,8 @@ export interface ClaimedRun {
   max_runtime_ms: number | null;
   environment: ({ id: string; name: string } & EnvironmentConfig) | null;
   cancel_requested: boolean;
+  /** The schedule that made the run (`OZ_SCHEDULE_ID` inside it), else null. */
+  schedule_id: string | null;
   /**
    * The run's secrets, resolved by the server at claim (DESIGN.md "Secrets"):
    * variables for every process, variables for setup commands only, and

@@ -14,6 +14,8 @@ import { runRoutes } from './routes/runs.js';
 import { unimplementedRoutes } from './routes/unimplemented.js';
 import { RunService } from './run-service.js';
 import { LifecycleSweeper } from './lifecycle-sweeper.js';
+import { scheduleRoutes } from './routes/schedules.js';
+import { Scheduler } from './scheduler.js';
 import { workerProtocolRoutes } from './routes/worker-protocol.js';
 import { WORKER_API } from '../core/worker-protocol.js';
 
@@ -76,8 +78,15 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
 
   const runs = new RunService(deps);
   const sweeper = new LifecycleSweeper(deps, runs, deps.sweepIntervalMs ?? 2000);
-  app.addHook('onReady', async () => sweeper.start());
-  app.addHook('onClose', async () => sweeper.stop());
+  const scheduler = new Scheduler(deps, runs, deps.schedulerIntervalMs ?? 1000);
+  app.addHook('onReady', async () => {
+    sweeper.start();
+    scheduler.start();
+  });
+  app.addHook('onClose', async () => {
+    await scheduler.stop();
+    await sweeper.stop();
+  });
   await app.register(workerProtocolRoutes(deps, runs, streams), { prefix: WORKER_API });
   await app.register(
     async (api) => {
@@ -88,6 +97,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
       await api.register(modelRoutes(deps));
       await api.register(identityRoutes(deps));
       await api.register(secretRoutes(deps));
+      await api.register(scheduleRoutes(deps, scheduler));
       await api.register(unimplementedRoutes);
     },
     { prefix: API_PREFIX },

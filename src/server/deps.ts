@@ -23,6 +23,8 @@ export interface ServerDeps {
    * worker token in the database.
    */
   embeddedWorkerSecret?: string;
+  /** How often the scheduler looks for due slots. */
+  schedulerIntervalMs?: number;
   /** How often the lifecycle sweeper runs (expired leases, admission). */
   sweepIntervalMs?: number;
   /** How long an SSE reader waits before re-reading the store without a wake-up. */

@@ -6,6 +6,9 @@ import type { Principal } from './auth.js';
 import type { ServerDeps } from './deps.js';
 import type { RunAgentRequest } from './schemas/run-schemas.js';
 
+/** Who acts: a caller of the API, or the scheduler on behalf of a schedule's creator. */
+export type Actor = Pick<Principal, 'team' | 'user'>;
+
 export interface CreateRunOptions {
   source: RunSource;
   idempotencyKey?: string;
@@ -22,7 +25,7 @@ function featureNotAvailable(field: string, why = 'is not available on this serv
 }
 
 /** Spec fields we accept in the schema but do not implement: named, never silently ignored. */
-function rejectUnimplemented(body: RunAgentRequest): void {
+export function rejectUnimplemented(body: RunAgentRequest): void {
   const c = body.config ?? {};
   const present: [string, unknown][] = [
     ['skill', body.skill],
@@ -68,7 +71,7 @@ function canonicalJson(value: unknown): string {
 export class RunService {
   constructor(private readonly deps: ServerDeps) {}
 
-  async create(principal: Principal, body: RunAgentRequest, options: CreateRunOptions): Promise<CreatedRun> {
+  async create(principal: Actor, body: RunAgentRequest, options: CreateRunOptions): Promise<CreatedRun> {
     rejectUnimplemented(body);
     const { store, clock } = this.deps;
     const team = principal.team;
@@ -132,7 +135,7 @@ export class RunService {
    * holds gets `cancel_requested_at`, and the worker stops it and writes
    * CANCELLED. A terminal run is a 400. Races with a claim are retried.
    */
-  async cancel(principal: Principal, runId: string): Promise<Run> {
+  async cancel(principal: Actor, runId: string): Promise<Run> {
     const { store, clock, hub } = this.deps;
     const who = principal.user.email;
     for (let attempt = 0; attempt < 5; attempt++) {

@@ -153,6 +153,36 @@ export interface SecretKeyringTable {
   created_at: number;
 }
 
+export interface SchedulesTable {
+  id: string;
+  team_id: string;
+  owner_user_id: string | null;
+  creator_id: string;
+  updated_by: string;
+  name: string;
+  cron: string;
+  timezone: string;
+  overlap_policy: string;
+  enabled: number;
+  prompt: string;
+  agent_config: string;
+  next_fire_at: number | null;
+  queued_slot: number | null;
+  last_fired_at: number | null;
+  last_run_id: string | null;
+  last_spawn_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ScheduleFiresTable {
+  schedule_id: string;
+  slot: number;
+  outcome: string;
+  run_id: string | null;
+  created_at: number;
+}
+
 export interface Database {
   teams: TeamsTable;
   users: UsersTable;
@@ -166,6 +196,8 @@ export interface Database {
   run_event_batches: RunEventBatchesTable;
   secrets: SecretsTable;
   secret_keyring: SecretKeyringTable;
+  schedules: SchedulesTable;
+  schedule_fires: ScheduleFiresTable;
 }
 
 export type DialectName = 'sqlite' | 'postgres';

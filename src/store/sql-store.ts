@@ -8,6 +8,7 @@ import { EventRepository } from './event-repository.js';
 import { IdentityRepository } from './identity-repository.js';
 import { LeaseRepository } from './lease-repository.js';
 import { RunRepository } from './run-repository.js';
+import { ScheduleRepository } from './schedule-repository.js';
 import { SecretRepository } from './secret-repository.js';
 import { WorkerTokenRepository } from './worker-token-repository.js';
 import type { Database, DialectName } from './schema.js';
@@ -38,6 +39,7 @@ export class SqlStore implements Store {
   private readonly events: EventRepository;
   private readonly workerTokens: WorkerTokenRepository;
   readonly secrets: SecretRepository;
+  readonly schedules: ScheduleRepository;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -56,6 +58,7 @@ export class SqlStore implements Store {
     this.events = new EventRepository(ctx);
     this.workerTokens = new WorkerTokenRepository(ctx);
     this.secrets = new SecretRepository(ctx);
+    this.schedules = new ScheduleRepository(ctx);
   }
 
   createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team> {

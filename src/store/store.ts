@@ -15,6 +15,7 @@ import type {
   ScheduleRef,
 } from '../core/run.js';
 import type { DialectName } from './schema.js';
+import type { ScheduleRepository } from './schedule-repository.js';
 import type { SecretRepository } from './secret-repository.js';
 
 export interface NewRun {
@@ -162,6 +163,8 @@ export interface Store {
 
   /** Managed secrets, sealed at rest. */
   readonly secrets: SecretRepository;
+  /** Cron schedules and their fired slots. */
+  readonly schedules: ScheduleRepository;
 
   close(): Promise<void>;
 }

@@ -281,6 +281,7 @@ export class RunExecution {
       WARP_RUN_ID: this.run.run_id,
       OZ_HARNESS: this.run.harness.type,
       ...(this.run.environment ? { OZ_ENVIRONMENT_ID: this.run.environment.id } : {}),
+      ...(this.run.schedule_id ? { OZ_SCHEDULE_ID: this.run.schedule_id } : {}),
     };
   }
 

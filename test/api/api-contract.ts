@@ -307,11 +307,11 @@ export function describeApiContract(backend: Backend, pgUrl?: string): void {
       });
 
       it('answers an unimplemented spec path with feature_not_available', async () => {
-        const problem = expectProblem(await call('GET', '/api/v1/agent/schedules'), 400, 'feature_not_available');
-        expect(problem.detail).toContain('/api/v1/agent/schedules');
+        const problem = expectProblem(await call('GET', '/api/v1/agent/identities'), 400, 'feature_not_available');
+        expect(problem.detail).toContain('/api/v1/agent/identities');
         expectProblem(await call('POST', '/api/v1/agent/messages', { body: {} }), 400, 'feature_not_available');
         // Authentication still comes first.
-        expectProblem(await api(server, 'GET', '/api/v1/agent/schedules'), 401, 'authentication_required');
+        expectProblem(await api(server, 'GET', '/api/v1/agent/identities'), 401, 'authentication_required');
       });
 
       it('answers an unknown path with 404 resource_not_found as problem+json', async () => {

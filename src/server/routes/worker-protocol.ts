@@ -75,6 +75,7 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
     max_runtime_ms: run.config.maxRuntimeMs ?? env?.config.limits.maxRuntimeMs ?? null,
     environment: env ? { id: env.id, name: env.name, ...env.config } : null,
     cancel_requested: run.cancelRequestedAt !== null,
+    schedule_id: run.schedule?.scheduleId ?? null,
     secrets,
   };
 }

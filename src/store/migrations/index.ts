@@ -5,6 +5,7 @@ import * as m0001 from './0001-init.js';
 import * as m0002 from './0002-worker-tokens.js';
 import * as m0003 from './0003-event-batches.js';
 import * as m0004 from './0004-secrets.js';
+import * as m0005 from './0005-schedules.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -17,6 +18,7 @@ function provider(dialect: DialectName): MigrationProvider {
     '0002-worker-tokens': { up: (db) => m0002.up(db) },
     '0003-event-batches': { up: (db) => m0003.up(db) },
     '0004-secrets': { up: (db) => m0004.up(db) },
+    '0005-schedules': { up: (db) => m0005.up(db) },
   };
   return { getMigrations: async () => all };
 }

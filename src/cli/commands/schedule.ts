@@ -1,0 +1,206 @@
+import { Command } from 'commander';
+import type { Json } from '../../client/oz-client.js';
+import { HARNESS_TYPES, type HarnessType } from '../../core/run.js';
+import type { CliContext } from '../context.js';
+import { collect, oneOf } from '../parse.js';
+import { UsageError } from '../usage-error.js';
+import { str } from './run-views.js';
+
+const OVERLAP = ['allow', 'skip', 'queue', 'cancel-previous'] as const;
+
+interface ScheduleOptions {
+  name?: string;
+  cron?: string;
+  prompt?: string;
+  skill?: string;
+  model?: string;
+  environment?: string | false;
+  file?: string;
+  team?: boolean;
+  personal?: boolean;
+  mcp: string[];
+  host?: string;
+  timezone?: string;
+  overlap?: (typeof OVERLAP)[number];
+  harness?: HarnessType;
+  harnessCommand?: string;
+  secret: string[];
+  enabled?: boolean;
+}
+
+const COLUMNS = [
+  { header: 'ID', value: (s: Json) => str(s.id) },
+  { header: 'NAME', value: (s: Json) => str(s.name) },
+  { header: 'SCHEDULE', value: (s: Json) => `${str(s.cron_schedule)} (${str(s.cron_description)}${s.timezone && s.timezone !== 'UTC' ? `, ${str(s.timezone)}` : ''})` },
+  { header: 'PAUSED', value: (s: Json) => (s.enabled ? 'no' : 'yes') },
+  {
+    header: 'LAST RAN',
+    value: (s: Json) => {
+      const last = s.last_run as Json | null;
+      const when = str((s.history as Json | undefined)?.last_ran);
+      return last ? `${when} ${str(last.run_id)} ${str(last.state)}` : s.last_spawn_error ? `failed: ${str(s.last_spawn_error)}` : 'never';
+    },
+  },
+  { header: 'NEXT RUN', value: (s: Json) => str((s.history as Json | undefined)?.next_run) || '-' },
+  { header: 'SCOPE', value: (s: Json) => str((s.scope as Json | undefined)?.type) },
+];
+
+function templateOptions(cmd: Command): Command {
+  return cmd
+    .option('--name <name>', 'a name for the schedule')
+    .option('--cron <expr>', 'when: five fields "minute hour day-of-month month day-of-week", e.g. "0 9 * * 1" (UTC unless --timezone)')
+    .option('-p, --prompt <text>', 'what the agent should do each time')
+    .option('--skill <spec>', 'a skill instead of a prompt')
+    .option('--model <id>', 'model id, e.g. anthropic/claude-sonnet-4-5')
+    .option('-e, --environment <id>', 'environment the runs use')
+    .option('--no-environment', 'runs without an environment')
+    .option('-f, --file <path>', 'a schedule file (.json): the API request body; flags override it')
+    .option('--team', 'a team schedule (default)')
+    .option('--personal', 'a personal schedule')
+    .option('--mcp <spec>', 'an MCP server for the runs (repeatable)', collect, [])
+    .option('--host <worker>', 'the worker to run on')
+    .option('--timezone <iana>', 'read the cron in this time zone, e.g. Europe/Berlin (default UTC)')
+    .option('--overlap <policy>', `when a run is still going: ${OVERLAP.join(', ')} (default allow)`, oneOf('--overlap', OVERLAP))
+    .option('--harness <type>', `what drives the runs: ${HARNESS_TYPES.join(', ')} (default oz)`, oneOf('--harness', HARNESS_TYPES))
+    .option('--harness-command <cmd>', 'for --harness command: the command to run (default: the prompt as a shell script)')
+    .option('--secret <name>', "limit the runs' secrets to these names (repeatable)", collect, []);
+}
+
+async function readFileBody(path: string): Promise<Json> {
+  const { readFileSync } = await import('node:fs');
+  try {
+    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('must contain an object');
+    return value as Json;
+  } catch (error) {
+    throw new UsageError(`--file: ${path} is not a valid schedule: ${(error as Error).message}`);
+  }
+}
+
+/** Apply the flags onto a schedule body (the API's shape). */
+function applyFlags(body: Json, o: ScheduleOptions): Json {
+  const config: Json = { ...((body.agent_config as Json | undefined) ?? {}) };
+  if (o.name !== undefined) body.name = o.name;
+  if (o.cron !== undefined) body.cron_schedule = o.cron;
+  if (o.prompt !== undefined) body.prompt = o.prompt;
+  if (o.skill !== undefined) config.skill_spec = o.skill;
+  if (o.model !== undefined) config.model_id = o.model;
+  if (o.environment === false) delete config.environment_id;
+  else if (o.environment !== undefined) config.environment_id = o.environment;
+  if (o.mcp.length > 0) config.mcp_servers = Object.fromEntries(o.mcp.map((spec, i) => [`mcp${i + 1}`, { command: spec }]));
+  if (o.host !== undefined) config.worker_host = o.host;
+  if (o.harness !== undefined || o.harnessCommand !== undefined) {
+    const type = o.harness ?? 'command';
+    if (o.harnessCommand !== undefined && type !== 'command') throw new UsageError('--harness-command: only with --harness command');
+    config.harness = o.harnessCommand !== undefined ? { type, command: o.harnessCommand } : { type };
+  }
+  if (o.secret.length > 0) config.secrets = o.secret;
+  if (o.timezone !== undefined) body.timezone = o.timezone;
+  if (o.overlap !== undefined) body.overlap_policy = o.overlap.replace('-', '_');
+  if (Object.keys(config).length > 0) body.agent_config = config;
+  return body;
+}
+
+async function create(ctx: CliContext, o: ScheduleOptions): Promise<void> {
+  const body = applyFlags(o.file ? await readFileBody(o.file) : {}, o);
+  if (!body.name) throw new UsageError('--name: required');
+  if (!body.cron_schedule) throw new UsageError('--cron: required (five fields, e.g. "0 9 * * *")');
+  if (!body.prompt && o.skill === undefined) throw new UsageError('--prompt: required (or --skill)');
+  if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
+  if (o.personal) body.team = false;
+  const schedule = await ctx.client.createSchedule(body);
+  const next = str((schedule.history as Json | undefined)?.next_run);
+  ctx.out.result(`Created schedule ${str(schedule.id)} (${str(schedule.cron_description)}; next run ${next || 'never'}).`, schedule, str(schedule.id));
+}
+
+function show(ctx: CliContext, schedule: Json): void {
+  const row = COLUMNS.map((c) => `${c.header}: ${c.value(schedule)}`).join('\n');
+  ctx.out.result(`${row}\nPROMPT: ${str(schedule.prompt)}`, schedule, COLUMNS.map((c) => c.value(schedule)).join('\t'));
+}
+
+/** `oz schedule`: cron-triggered agents. Bare `oz schedule --name … --cron …` creates one. */
+export function scheduleCommand(context: (cmd: Command) => CliContext): Command {
+  // The bare form (`oz schedule --name …`) is rewritten to `oz schedule create …` before parsing (see bareScheduleMeansCreate).
+  const cmd = new Command('schedule').description('Run agents on a cron schedule (bare `oz schedule --name … --cron …` creates one)');
+  templateOptions(cmd.command('create').description('Create a schedule')).action(async (o: ScheduleOptions, c: Command) => create(context(c), o));
+  cmd
+    .command('list')
+    .description('List schedules: cron and its reading, paused, last ran, next run, scope')
+    .action(async (_o: unknown, c: Command) => {
+      const ctx = context(c);
+      const result = await ctx.client.listSchedules();
+      const schedules = result.schedules as Json[];
+      ctx.out.list(schedules, COLUMNS, result, schedules, 'No schedules.');
+    });
+  cmd
+    .command('get <id>')
+    .description('Show a schedule')
+    .action(async (id: string, _o: unknown, c: Command) => {
+      const ctx = context(c);
+      show(ctx, await ctx.client.getSchedule(id));
+    });
+  templateOptions(cmd.command('update <id>').description('Change a schedule: the flags given replace those fields, the rest stay')).action(
+    async (id: string, o: ScheduleOptions, c: Command) => {
+      const ctx = context(c);
+      const current = await ctx.client.getSchedule(id);
+      const base: Json = {
+        name: current.name,
+        cron_schedule: current.cron_schedule,
+        prompt: current.prompt,
+        enabled: current.enabled,
+        agent_config: current.agent_config,
+        timezone: current.timezone,
+        overlap_policy: current.overlap_policy,
+      };
+      const body = applyFlags(o.file ? { ...base, ...(await readFileBody(o.file)) } : base, o);
+      show(ctx, await ctx.client.replaceSchedule(id, body));
+    },
+  );
+  for (const [name, action, verb, alias] of [
+    ['pause', 'pause', 'Paused', undefined],
+    ['unpause', 'resume', 'Resumed', 'resume'],
+  ] as const) {
+    const sub = cmd
+      .command(`${name} <id>`)
+      .description(name === 'pause' ? 'Pause a schedule (no runs until unpaused)' : 'Unpause a schedule: it continues from its next slot, without catching up')
+      .action(async (id: string, _o: unknown, c: Command) => {
+        const ctx = context(c);
+        const schedule = await ctx.client.scheduleAction(id, action);
+        ctx.out.result(`${verb} schedule ${id}.`, schedule, id);
+      });
+    if (alias) sub.alias(alias);
+  }
+  cmd
+    .command('delete <id>')
+    .description('Delete a schedule (its runs stay)')
+    .action(async (id: string, _o: unknown, c: Command) => {
+      const ctx = context(c);
+      const result = await ctx.client.deleteSchedule(id);
+      ctx.out.result(`Deleted schedule ${id}.`, result, id);
+    });
+  cmd
+    .command('run-now <id>')
+    .description('Run a schedule now, outside its cron')
+    .action(async (id: string, _o: unknown, c: Command) => {
+      const ctx = context(c);
+      const created = await ctx.client.scheduleAction(id, 'run-now');
+      ctx.out.result(`Spawned agent with run ID: ${str(created.run_id)}`, created, str(created.run_id));
+    });
+  return cmd;
+}
+
+/** Root options that take a value: their value is not the command name. */
+const ROOT_VALUE_OPTIONS = new Set(['--api-key', '--output-format', '--server-url']);
+
+/**
+ * `oz schedule --name … --cron …` means `oz schedule create …` (as Oz). Done
+ * on argv before commander parses it: commander hands a parent's options to
+ * it wherever they appear, so the parent cannot share `create`'s flags.
+ */
+export function bareScheduleMeansCreate(argv: string[]): string[] {
+  let i = 2;
+  while (i < argv.length && (argv[i] ?? '').startsWith('-')) i += ROOT_VALUE_OPTIONS.has(argv[i] ?? '') ? 2 : 1;
+  const next = argv[i + 1];
+  if (argv[i] !== 'schedule' || next === undefined || !next.startsWith('-') || next === '-h' || next === '--help') return argv;
+  return [...argv.slice(0, i + 1), 'create', ...argv.slice(i + 1)];
+}

@@ -1,0 +1,33 @@
+import { toRfc3339 } from '../../core/clock.js';
+import type { Run } from '../../core/run.js';
+import type { Schedule } from '../../core/schedule.js';
+import { describeCron } from '../cron.js';
+
+/**
+ * The spec's ScheduledAgentItem, plus ours: `timezone`, `overlap_policy`,
+ * `cron_description` (plain English) and `last_run {run_id, state}`.
+ */
+export function presentSchedule(schedule: Schedule, lastRun: Run | null): Record<string, unknown> {
+  return {
+    id: schedule.id,
+    name: schedule.name,
+    cron_schedule: schedule.cron,
+    cron_description: describeCron(schedule.cron),
+    timezone: schedule.timezone,
+    overlap_policy: schedule.overlapPolicy,
+    enabled: schedule.enabled,
+    prompt: schedule.prompt,
+    agent_config: schedule.agentConfig,
+    last_spawn_error: schedule.lastSpawnError,
+    created_at: toRfc3339(schedule.createdAt),
+    updated_at: toRfc3339(schedule.updatedAt),
+    created_by: { type: 'user', uid: schedule.creatorId },
+    updated_by: { type: 'user', uid: schedule.updatedBy },
+    history: {
+      last_ran: schedule.lastFiredAt !== null && schedule.lastRunId !== null ? toRfc3339(lastRun?.createdAt ?? schedule.lastFiredAt) : null,
+      next_run: schedule.enabled && schedule.nextFireAt !== null ? toRfc3339(schedule.nextFireAt) : null,
+    },
+    last_run: lastRun ? { run_id: lastRun.id, state: lastRun.state } : null,
+    scope: schedule.scope.type === 'team' ? { type: 'Team', uid: schedule.teamId } : { type: 'User', uid: schedule.scope.userId },
+  };
+}

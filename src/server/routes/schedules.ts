@@ -1,0 +1,165 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { notFound, OzError } from '../../core/errors.js';
+import type { Schedule } from '../../core/schedule.js';
+import { principalOf } from '../auth.js';
+import { checkCron, checkTimezone, nextSlot } from '../cron.js';
+import type { ServerDeps } from '../deps.js';
+import { presentSchedule } from '../presenters/schedule.js';
+import { idParam } from '../schemas/common.js';
+import { createScheduleSchema, updateScheduleSchema } from '../schemas/schedule-schemas.js';
+import type { Scheduler } from '../scheduler.js';
+import { rejectUnimplemented } from '../run-service.js';
+import type { RunAgentRequest } from '../schemas/run-schemas.js';
+
+/** A schedule's template: a prompt, and no spec field we do not implement (named, never ignored). */
+function checkTemplate(body: { prompt?: string; agent_config?: RunAgentRequest['config'] }): string {
+  try {
+    rejectUnimplemented({ prompt: body.prompt ?? '', ...(body.agent_config ? { config: body.agent_config } : {}) });
+  } catch (error) {
+    if (error instanceof OzError && error.reason?.startsWith('config.')) {
+      const field = `agent_config.${error.reason.slice('config.'.length)}`;
+      throw new OzError(error.code, `${field} is not available on this server yet`, { reason: field });
+    }
+    throw error;
+  }
+  if (!body.prompt) throw new OzError('invalid_request', 'prompt: is required', { reason: 'prompt' });
+  return body.prompt;
+}
+
+/**
+ * The spec's `/agent/schedules` (create, list, get, PUT, delete, pause,
+ * resume) and our run-now. Timing is validated by computing the next slot.
+ */
+export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
+  return async (app: FastifyInstance): Promise<void> => {
+    const r = app.withTypeProvider<ZodTypeProvider>();
+    const params = z.object({ scheduleId: idParam });
+    const present = async (schedule: Schedule): Promise<Record<string, unknown>> =>
+      presentSchedule(schedule, schedule.lastRunId ? await deps.store.getRun(schedule.teamId, schedule.lastRunId) : null);
+    const timing = (cron: string, timezone: string, enabled: boolean): number | null => {
+      const next = nextSlot(cron, timezone, deps.clock.now());
+      if (next === null) throw new OzError('invalid_request', `cron_schedule: "${cron}" never fires again`, { reason: 'cron_schedule' });
+      return enabled ? next : null;
+    };
+    const find = async (request: { params: { scheduleId: string } } & Parameters<typeof principalOf>[0]): Promise<Schedule> => {
+      const { team, user } = principalOf(request);
+      const schedule = await deps.store.schedules.get(team.id, request.params.scheduleId, user.id);
+      if (!schedule) throw notFound('schedule', request.params.scheduleId);
+      return schedule;
+    };
+
+    r.post('/agent/schedules', { schema: { body: createScheduleSchema, summary: 'Create a scheduled agent', tags: ['schedules'] } }, async (request, reply) => {
+      const { team, user } = principalOf(request);
+      const body = request.body;
+      const prompt = checkTemplate(body);
+      const cron = checkCron(body.cron_schedule);
+      const timezone = checkTimezone(body.timezone ?? 'UTC');
+      const enabled = body.enabled ?? true;
+      if (body.agent_config?.environment_id && !(await deps.store.getEnvironment(team.id, body.agent_config.environment_id, user.id))) {
+        throw new OzError('resource_not_found', `agent_config.environment_id: environment ${body.agent_config.environment_id} not found`, { reason: 'agent_config.environment_id' });
+      }
+      const schedule = await deps.store.schedules.create(
+        {
+          teamId: team.id,
+          scope: body.team === false ? { type: 'user', userId: user.id } : { type: 'team' },
+          creatorId: user.id,
+          name: body.name,
+          cron,
+          timezone,
+          overlapPolicy: body.overlap_policy ?? 'allow',
+          enabled,
+          prompt,
+          agentConfig: body.agent_config ?? {},
+          nextFireAt: timing(cron, timezone, enabled),
+        },
+        deps.clock.now(),
+      );
+      return reply.status(201).send(await present(schedule));
+    });
+
+    r.get('/agent/schedules', { schema: { summary: 'List scheduled agents (by name)', tags: ['schedules'] } }, async (request) => {
+      const { team, user } = principalOf(request);
+      const schedules = await deps.store.schedules.list(team.id, user.id);
+      return { schedules: await Promise.all(schedules.map(present)) };
+    });
+
+    r.get('/agent/schedules/:scheduleId', { schema: { params, summary: 'Get a scheduled agent', tags: ['schedules'] } }, async (request) => present(await find(request)));
+
+    r.put('/agent/schedules/:scheduleId', { schema: { params, body: updateScheduleSchema, summary: 'Replace a scheduled agent', tags: ['schedules'] } }, async (request) => {
+      const current = await find(request);
+      const { user } = principalOf(request);
+      const body = request.body;
+      const prompt = checkTemplate(body);
+      const cron = checkCron(body.cron_schedule);
+      const timezone = checkTimezone(body.timezone ?? current.timezone);
+      const sameTiming = cron === current.cron && timezone === current.timezone && current.enabled && body.enabled;
+      const updated = await deps.store.schedules.update(
+        current.teamId,
+        current.id,
+        {
+          updatedBy: user.id,
+          name: body.name,
+          cron,
+          timezone,
+          overlapPolicy: body.overlap_policy ?? current.overlapPolicy,
+          enabled: body.enabled,
+          prompt,
+          agentConfig: body.agent_config ?? {},
+          // Unchanged timing keeps its next slot; otherwise the next one from now.
+          nextFireAt: sameTiming ? current.nextFireAt : timing(cron, timezone, body.enabled),
+        },
+        deps.clock.now(),
+      );
+      if (!updated) throw notFound('schedule', current.id);
+      return present(updated);
+    });
+
+    r.delete('/agent/schedules/:scheduleId', { schema: { params, summary: 'Delete a scheduled agent', tags: ['schedules'] } }, async (request) => {
+      const schedule = await find(request);
+      return { success: await deps.store.schedules.delete(schedule.teamId, schedule.id) };
+    });
+
+    for (const [action, enabled] of [
+      ['pause', false],
+      ['resume', true],
+    ] as const) {
+      r.post(`/agent/schedules/:scheduleId/${action}`, { schema: { params, summary: `${action === 'pause' ? 'Pause' : 'Resume'} a scheduled agent`, tags: ['schedules'] } }, async (request) => {
+        const current = await find(request);
+        const { user } = principalOf(request);
+        if (current.enabled === enabled) return present(current);
+        const updated = await deps.store.schedules.update(
+          current.teamId,
+          current.id,
+          {
+            updatedBy: user.id,
+            name: current.name,
+            cron: current.cron,
+            timezone: current.timezone,
+            overlapPolicy: current.overlapPolicy,
+            enabled,
+            prompt: current.prompt,
+            agentConfig: current.agentConfig,
+            // Resuming continues from the next slot after now: no burst for what was missed.
+            nextFireAt: timing(current.cron, current.timezone, enabled),
+          },
+          deps.clock.now(),
+        );
+        if (!updated) throw notFound('schedule', current.id);
+        return present(updated);
+      });
+    }
+
+    r.post('/agent/schedules/:scheduleId/run-now', { schema: { params, summary: 'Run a scheduled agent now (ours)', tags: ['schedules'] } }, async (request) => {
+      const schedule = await find(request);
+      // A slot of its own (the request time), so run-now never collides with a cron slot's idempotency key.
+      const runId = await scheduler.spawn(schedule, deps.clock.now());
+      const fresh = await deps.store.schedules.getById(schedule.id);
+      if (!runId) throw new OzError('invalid_request', `the run could not be created: ${fresh?.lastSpawnError ?? 'unknown error'}`, { reason: 'spawn_failed' });
+      const run = await deps.store.getRun(schedule.teamId, runId);
+      if (!run) throw notFound('run', runId);
+      return { run_id: run.id, task_id: run.id, state: run.state, at_capacity: run.state === 'QUEUED' };
+    });
+  };
+}
