@@ -31,31 +31,13 @@ export interface Schedule {
   updatedAt: number;
 }
 
-export interface NewSchedule {
-  teamId: string;
-  scope: Scope;
-  creatorId: string;
-  name: string;
-  cron: string;
-  timezone: string;
-  overlapPolicy: OverlapPolicy;
-  enabled: boolean;
-  prompt: string;
-  agentConfig: Record<string, unknown>;
-  nextFireAt: number | null;
-}
+/** What the API sets: the run template and the timing. */
+export type ScheduleTemplate = Pick<Schedule, 'name' | 'cron' | 'timezone' | 'overlapPolicy' | 'enabled' | 'prompt' | 'agentConfig' | 'nextFireAt'>;
 
-export interface ScheduleUpdate {
-  updatedBy: string;
-  name: string;
-  cron: string;
-  timezone: string;
-  overlapPolicy: OverlapPolicy;
-  enabled: boolean;
-  prompt: string;
-  agentConfig: Record<string, unknown>;
-  nextFireAt: number | null;
-}
+export type NewSchedule = ScheduleTemplate & Pick<Schedule, 'teamId' | 'scope' | 'creatorId'>;
+
+/** A full replace of the template and timing. */
+export type ScheduleUpdate = ScheduleTemplate & Pick<Schedule, 'updatedBy'>;
 
 /** What became of one slot. */
 export type FireOutcome = 'pending' | 'spawned' | 'skipped' | 'queued' | 'failed';

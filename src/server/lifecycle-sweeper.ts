@@ -1,4 +1,5 @@
 import type { ServerDeps } from './deps.js';
+import { Periodic } from './periodic.js';
 import type { RunService } from './run-service.js';
 
 /**
@@ -9,27 +10,22 @@ import type { RunService } from './run-service.js';
  * outcome is a compare-and-set, and admission is serialized per team.
  */
 export class LifecycleSweeper {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly loop: Periodic;
 
   constructor(
     private readonly deps: ServerDeps,
     private readonly runs: RunService,
-    private readonly intervalMs: number,
-  ) {}
+    intervalMs: number,
+  ) {
+    this.loop = new Periodic(() => this.tick(), intervalMs);
+  }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (!this.running) this.running = this.tick().finally(() => (this.running = null));
-    }, this.intervalMs);
-    this.timer.unref();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
+    await this.loop.stop();
   }
 
   /** One pass (tests call it directly). */

@@ -3,6 +3,7 @@ import type { Schedule } from '../core/schedule.js';
 import { isOzError } from '../core/errors.js';
 import { nextSlot } from './cron.js';
 import type { ServerDeps } from './deps.js';
+import { Periodic } from './periodic.js';
 import type { RunService } from './run-service.js';
 import type { RunAgentRequest } from './schemas/run-schemas.js';
 
@@ -23,27 +24,22 @@ const BATCH = 100;
  * `tick()` and drive hours in milliseconds.
  */
 export class Scheduler {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private readonly loop: Periodic;
 
   constructor(
     private readonly deps: ServerDeps,
     private readonly runs: RunService,
-    private readonly intervalMs: number,
-  ) {}
+    intervalMs: number,
+  ) {
+    this.loop = new Periodic(() => this.tick(), intervalMs);
+  }
 
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => {
-      if (!this.running) this.running = this.tick().finally(() => (this.running = null));
-    }, this.intervalMs);
-    this.timer.unref();
+    this.loop.start();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
+    await this.loop.stop();
   }
 
   /** One pass: due slots, queued slots whose previous run ended, stalled spawns. */

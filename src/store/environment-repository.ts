@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
 import { newId } from '../core/ids.js';
-import { toEnvironment } from './rows.js';
+import { ownerOfScope, toEnvironment } from './rows.js';
 import type { Database } from './schema.js';
 import type { StoreContext } from './store-context.js';
 
@@ -13,7 +13,7 @@ export class EnvironmentRepository {
     const row = {
       id: newId(),
       team_id: input.teamId,
-      owner_user_id: input.scope.type === 'user' ? input.scope.userId : null,
+      owner_user_id: ownerOfScope(input.scope),
       creator_id: input.creatorId,
       name: input.name,
       description: input.description,

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import type { Environment, EnvironmentConfig } from '../core/environment.js';
+import type { Environment, EnvironmentConfig, Scope } from '../core/environment.js';
 import type { ApiKey, Team, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { RunEvent, RunEventType } from '../core/run-event.js';
 import { RUN_STATES, type RunState } from '../core/run-state.js';
@@ -17,6 +17,13 @@ import type {
 /** Rows → domain objects. The only place that knows the storage encoding. */
 
 export type RunRow = Selectable<RunsTable>;
+
+/** A bigint column that may be null (pg returns bigints as strings). */
+export const numberOrNull = (value: number | string | null): number | null => (value === null ? null : Number(value));
+
+/** Owner column (null or '' = the team) ↔ scope, for environments, secrets and schedules. */
+export const scopeOfOwner = (owner: string | null): Scope => (owner ? { type: 'user', userId: owner } : { type: 'team' });
+export const ownerOfScope = (scope: Scope): string | null => (scope.type === 'user' ? scope.userId : null);
 
 /** The column holding the time a state was last entered: `inprogress_at`, … */
 export function stateColumn(state: RunState): `${Lowercase<RunState>}_at` {
@@ -53,13 +60,13 @@ export function toRun(row: RunRow): Run {
     attempt: Number(row.attempt),
     workerId: row.worker_id,
     leaseToken: row.lease_token,
-    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
-    cancelRequestedAt: row.cancel_requested_at === null ? null : Number(row.cancel_requested_at),
+    leaseExpiresAt: numberOrNull(row.lease_expires_at),
+    cancelRequestedAt: numberOrNull(row.cancel_requested_at),
     statusMessage: parseJson<RunStatusMessage>(row.status_message),
     usage: parseJson<RunUsage>(row.usage),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
-    startedAt: row.started_at === null ? null : Number(row.started_at),
+    startedAt: numberOrNull(row.started_at),
     stateTimestamps,
     lastEventSeq: Number(row.last_event_seq),
   };
@@ -93,8 +100,8 @@ export function toApiKey(row: Selectable<ApiKeysTable>): ApiKey {
     name: row.name,
     prefix: row.prefix,
     createdAt: Number(row.created_at),
-    expiresAt: row.expires_at === null ? null : Number(row.expires_at),
-    lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
+    expiresAt: numberOrNull(row.expires_at),
+    lastUsedAt: numberOrNull(row.last_used_at),
   };
 }
 
@@ -102,7 +109,7 @@ export function toEnvironment(row: Selectable<EnvironmentsTable>): Environment {
   return {
     id: row.id,
     teamId: row.team_id,
-    scope: row.owner_user_id === null ? { type: 'team' } : { type: 'user', userId: row.owner_user_id },
+    scope: scopeOfOwner(row.owner_user_id),
     creatorId: row.creator_id,
     name: row.name,
     description: row.description,
@@ -130,7 +137,7 @@ export function toWorkerToken(row: Selectable<WorkerTokensTable>): WorkerToken {
     prefix: row.prefix,
     createdBy: row.created_by,
     createdAt: Number(row.created_at),
-    revokedAt: row.revoked_at === null ? null : Number(row.revoked_at),
-    lastUsedAt: row.last_used_at === null ? null : Number(row.last_used_at),
+    revokedAt: numberOrNull(row.revoked_at),
+    lastUsedAt: numberOrNull(row.last_used_at),
   };
 }

@@ -1,17 +1,16 @@
 import type { Kysely } from 'kysely';
 import { newId } from '../core/ids.js';
 import type { FireOutcome, NewSchedule, OverlapPolicy, Schedule, ScheduleUpdate } from '../core/schedule.js';
+import { numberOrNull, ownerOfScope, scopeOfOwner } from './rows.js';
 import type { Database, SchedulesTable } from './schema.js';
 import type { StoreContext } from './store-context.js';
 import { isUniqueViolation } from './unique-violation.js';
-
-const num = (value: number | string | null): number | null => (value === null ? null : Number(value));
 
 function toSchedule(row: SchedulesTable): Schedule {
   return {
     id: row.id,
     teamId: row.team_id,
-    scope: row.owner_user_id === null ? { type: 'team' } : { type: 'user', userId: row.owner_user_id },
+    scope: scopeOfOwner(row.owner_user_id),
     creatorId: row.creator_id,
     updatedBy: row.updated_by,
     name: row.name,
@@ -21,9 +20,9 @@ function toSchedule(row: SchedulesTable): Schedule {
     enabled: Number(row.enabled) === 1,
     prompt: row.prompt,
     agentConfig: JSON.parse(row.agent_config) as Record<string, unknown>,
-    nextFireAt: num(row.next_fire_at),
-    queuedSlot: num(row.queued_slot),
-    lastFiredAt: num(row.last_fired_at),
+    nextFireAt: numberOrNull(row.next_fire_at),
+    queuedSlot: numberOrNull(row.queued_slot),
+    lastFiredAt: numberOrNull(row.last_fired_at),
     lastRunId: row.last_run_id,
     lastSpawnError: row.last_spawn_error,
     createdAt: Number(row.created_at),
@@ -43,7 +42,7 @@ export class ScheduleRepository {
     const row: SchedulesTable = {
       id: newId(),
       team_id: input.teamId,
-      owner_user_id: input.scope.type === 'user' ? input.scope.userId : null,
+      owner_user_id: ownerOfScope(input.scope),
       creator_id: input.creatorId,
       updated_by: input.creatorId,
       name: input.name,

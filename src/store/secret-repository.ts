@@ -1,19 +1,21 @@
 import { newId } from '../core/ids.js';
 import type { Scope } from '../core/environment.js';
 import type { NewSecret, SealedSecret, Secret, SecretPatch, SecretType } from '../core/secret.js';
+import { ownerOfScope, scopeOfOwner } from './rows.js';
 import type { SecretsTable } from './schema.js';
 import type { StoreContext } from './store-context.js';
 import { rethrowUnique } from './unique-violation.js';
 
+/** Secrets store the team scope as '' (not null), so the unique (team, owner, name) index covers team secrets too. */
 function ownerOf(scope: Scope): string {
-  return scope.type === 'user' ? scope.userId : '';
+  return ownerOfScope(scope) ?? '';
 }
 
 function toSealed(row: SecretsTable): SealedSecret {
   return {
     id: row.id,
     teamId: row.team_id,
-    scope: row.owner_user_id === '' ? { type: 'team' } : { type: 'user', userId: row.owner_user_id },
+    scope: scopeOfOwner(row.owner_user_id),
     name: row.name,
     type: row.type as SecretType,
     description: row.description,

@@ -113,7 +113,7 @@ export function describeSchedulerContract(factory: StoreFactory): void {
       const s = await schedule('*/5 * * * *');
       await drive(30 * MINUTE);
       expect(await runsOf(s.id)).toHaveLength(6);
-      const pause = { ...s, updatedBy: user.id, overlapPolicy: s.overlapPolicy, agentConfig: s.agentConfig };
+      const pause = { ...s, updatedBy: user.id };
       await store.schedules.update(team.id, s.id, { ...pause, enabled: false, nextFireAt: null }, clock.now());
       await drive(60 * MINUTE);
       expect(await runsOf(s.id)).toHaveLength(6);
@@ -191,6 +191,7 @@ export function describeSchedulerContract(factory: StoreFactory): void {
       await drive(MINUTE);
       const failed = await store.schedules.getById(s.id);
       expect(failed?.lastSpawnError).toContain(`environment ${env.id} not found`);
+      expect(failed?.nextFireAt).toBe(T0 + 2 * MINUTE); // the failed slot is spent; the next one is due
       expect(await runsOf(s.id)).toHaveLength(0);
       await store.schedules.update(team.id, s.id, { ...s, updatedBy: user.id, agentConfig: { harness: { type: 'command' } }, nextFireAt: failed?.nextFireAt ?? null }, clock.now());
       await drive(MINUTE);

@@ -133,14 +133,9 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
           current.teamId,
           current.id,
           {
+            ...current,
             updatedBy: user.id,
-            name: current.name,
-            cron: current.cron,
-            timezone: current.timezone,
-            overlapPolicy: current.overlapPolicy,
             enabled,
-            prompt: current.prompt,
-            agentConfig: current.agentConfig,
             // Resuming continues from the next slot after now: no burst for what was missed.
             nextFireAt: timing(current.cron, current.timezone, enabled),
           },
