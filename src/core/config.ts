@@ -49,6 +49,8 @@ export interface OzConfig {
   readonly hostPath: string;
   /** Worker-side repository mirrors (`--cache-dir` / `OZ_CACHE_DIR`). */
   readonly cacheDir: string;
+  /** Where sandbox run directories are made (`OZ_SANDBOX_ROOT`); null = `oz-sandboxes` under the OS temp dir. */
+  readonly sandboxRoot: string | null;
   /** Directories `file://` repositories may come from (`OZ_FILE_REPO_ROOTS`, `:`-separated); none = refused. */
   readonly fileRepoRoots: readonly string[];
   /** Per-run limits where the environment sets none (`OZ_SANDBOX_PIDS`, `_MEMORY_MB`, `_DISK_MB`, `_OUTPUT_MB`). */
@@ -162,6 +164,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     newMasterKey: env.OZ_NEW_MASTER_KEY ? parseMasterKey(env.OZ_NEW_MASTER_KEY, 'OZ_NEW_MASTER_KEY') : null,
     hostPath: env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     cacheDir: absoluteDir(overrides.cacheDir ?? env.OZ_CACHE_DIR, defaultCacheDir(env), '--cache-dir', 'OZ_CACHE_DIR'),
+    sandboxRoot: env.OZ_SANDBOX_ROOT ? absoluteDir(env.OZ_SANDBOX_ROOT, '', 'OZ_SANDBOX_ROOT', 'OZ_SANDBOX_ROOT') : null,
     fileRepoRoots: Object.freeze(
       (env.OZ_FILE_REPO_ROOTS ?? '')
         .split(':')

@@ -30,7 +30,7 @@ async function openBackend(name: BackendName, config: OzConfig, logger: Logger):
     return new DirectBackend();
   }
   try {
-    const backend = await BwrapBackend.open({ hostPath: config.hostPath });
+    const backend = await BwrapBackend.open({ hostPath: config.hostPath, ...(config.sandboxRoot ? { root: config.sandboxRoot } : {}) });
     logger.info({ enforcement: backend.enforcement }, 'sandbox backend bwrap ready');
     return backend;
   } catch (error) {

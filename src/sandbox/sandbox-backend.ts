@@ -39,8 +39,12 @@ export interface Sandbox {
   writeFile(relativePath: string, content: string): Promise<string>;
   /** Signal every process of the sandbox. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
-  /** SIGKILL every process the sandbox started, keeping the sandbox itself; resolves once they are gone. */
-  stopProcesses(): Promise<void>;
+  /**
+   * End every process the sandbox started and start it afresh on the same
+   * workspace: nothing that saw an earlier exec's environment (setup-only
+   * secrets) survives, the bwrap init that carried it included.
+   */
+  restart(): Promise<void>;
   /** A limit that was hit so far (memory: the kernel killed a process for it). */
   limitHit(): Promise<LimitKind | null>;
   /** Kill everything left and remove the workspace. Idempotent. */

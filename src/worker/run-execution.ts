@@ -53,6 +53,8 @@ export class RunExecution {
   private sandbox: Sandbox | null = null;
   private stopReason: StopReason | null = null;
   private readonly done = new AbortController();
+  /** Aborted when the run is stopped: kills a repository fetch in progress. */
+  private readonly stopped = new AbortController();
   private leaseDeadline: number;
   private killTimer: NodeJS.Timeout | null = null;
   private redactor = new Redactor([]);
@@ -76,6 +78,7 @@ export class RunExecution {
   stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
+    this.stopped.abort();
     this.sandbox?.signal('SIGTERM');
     this.killTimer = setTimeout(() => this.sandbox?.signal('SIGKILL'), reason.kind === 'fenced' ? 0 : this.deps.killGraceMs);
   }
@@ -135,7 +138,7 @@ export class RunExecution {
       let mounts: string[];
       try {
         mounts = [];
-        for (const repo of repos) mounts.push(await this.deps.mirrors.ensure(run.team_id, repo.url));
+        for (const repo of repos) mounts.push(await this.deps.mirrors.ensure(run.team_id, repo.url, this.stopped.signal));
       } catch (error) {
         if (!(error instanceof FetchError)) throw error;
         outcome = { state: 'FAILED', message: { message: `Could not fetch a repository: ${error.message}`, error_code: 'environment_setup_failed', reason: 'repository_fetch_failed' } };
@@ -185,9 +188,10 @@ export class RunExecution {
         setupOutput.flush();
       }
       if (this.stopReason) return;
-      // Setup-only secrets live in the environ of whatever setup left running:
-      // nothing of setup survives into the harness then (DESIGN.md "Secrets" 5).
-      if (Object.keys(setupOnly).length > 0) await this.sandbox.stopProcesses();
+      // Setup-only secrets live in the environ of whatever setup left running
+      // and in the memory of the init that started it: nothing of setup
+      // survives into the harness then (DESIGN.md "Secrets" 5).
+      if (Object.keys(setupOnly).length > 0) await this.sandbox.restart();
       await uploader.flush(); // setup's events come before the state change
       await client.start(run.run_id, lease);
       const output = new OutputCollector((e) => uploader.add(e), budget);

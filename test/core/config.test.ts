@@ -19,6 +19,7 @@ describe('configuration', () => {
       killGraceMs: 2000,
       drainGraceMs: 30_000,
       maxOutputBytes: 8 * 1024 * 1024,
+      sandboxRoot: null,
       sweepIntervalMs: 2000,
       eventPollMs: 1000,
       masterKey: null,

@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,6 +14,7 @@ type SandboxBackendName = 'bwrap' | 'direct';
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 /** Where the bwrap backend keeps run directories (its default root under the OS temp dir). */
 const SANDBOX_ROOT = join(tmpdir(), 'oz-sandboxes');
+const PROBES = join(import.meta.dirname, '..', 'support', 'sandbox-probes');
 
 async function until<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -298,6 +299,9 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
           'echo "whoami=$(whoami) uid=$(id -u) home=$HOME"',
           'awk "BEGIN { print \\"awk=ok\\" }"',
           'node -e "console.log(\'node user=\' + require(\'os\').userInfo().username)"',
+          'echo "slash=$(ls / | tr "\\n" " ")"',
+          `awk '$5 == "/usr" || $5 == "/" { print "mount " $5 " " $6 }' /proc/self/mountinfo`,
+          'for fd in /proc/1/fd/* /proc/2/fd/*; do echo "fd $(readlink $fd)"; done',
         ].join('\n'),
       );
       expect(output).toContain('usr=readonly');
@@ -313,6 +317,23 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       expect(output).toContain('awk=ok');
       expect(output).toContain('node user=agent');
       expect(existsSync('/usr/oz-escape')).toBe(false);
+      // The whole root, exactly: the system dirs this host has, and the sandbox's own.
+      const system = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'].filter((name) => existsSync(`/${name}`));
+      expect(/slash=(.*)/.exec(output)?.[1]?.trim().split(' ')).toEqual([...system, 'dev', 'etc', 'oz', 'proc', 'tmp', 'usr', 'workspace'].sort());
+      expect(output).toMatch(/^mount \/ ro,/m);
+      expect(output).toMatch(/^mount \/usr ro,/m);
+      // bwrap (pid 1) and the init (pid 2) hold only sockets, pipes and kernel objects: no host file or directory.
+      const targets = [...output.matchAll(/^fd (.*)$/gm)].map((m) => m[1] as string);
+      expect(targets.length).toBeGreaterThan(3);
+      for (const target of targets) expect(target).toMatch(/^(socket|pipe|anon_inode):|^\/dev\/null$/);
+    });
+
+    it("cannot attach to the sandbox's init or reach the host's keyrings: the seccomp filter refuses ptrace, process_vm_readv, keyctl and bpf", async (ctx) => {
+      jailOnly(backend, ctx);
+      const probe = readFileSync(join(PROBES, 'syscalls.py'), 'utf8');
+      const { run: result, output } = await run(`python3 - <<'PY'\n${probe}PY\n`);
+      expect(result.state, output).toBe('SUCCEEDED');
+      expect(output).toBe(['ptrace', 'process_vm_readv', 'keyctl', 'bpf'].map((call) => `${call}=Operation not permitted\n`).join('') + 'getppid=ok\n');
     });
 
     it('runs as a non-root host uid, and another run can neither read its workspace nor see its processes', async (ctx) => {
@@ -325,6 +346,16 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       for (const uid of uids) expect(uid).toBeGreaterThan(0);
       const workspace = join(await until('run A workspace', () => runDirs(a)[0]), 'workspace');
       await until('the marker', () => existsSync(join(workspace, 'a-marker.txt')));
+      // A second run at the same time: its own host uid, and both workspaces closed to others.
+      const c = await start('sleep 3020');
+      const other = join(await until('run C workspace', () => runDirs(c)[0]), 'workspace');
+      const [mine, theirs] = [statSync(workspace), statSync(other)];
+      expect(mine.uid).toBe(uids[0]);
+      expect(theirs.uid).toBeGreaterThan(0);
+      expect(theirs.uid).not.toBe(mine.uid);
+      expect(mine.mode & 0o777).toBe(0o700);
+      expect(theirs.mode & 0o777).toBe(0o700);
+      await cancel(c);
 
       const b = await run(
         [

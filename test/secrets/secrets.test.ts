@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFromSpec, resolveTestPostgres } from '../support/store-factories.js';
+import { bwrapInstalled } from '../../src/sandbox/bwrap/bwrap-backend.js';
 import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 
 type Json = Record<string, unknown>;
@@ -210,6 +211,23 @@ describe('secrets on sqlite', () => {
     expect(run.state).toBe('SUCCEEDED');
     expect(events.some((e) => e.type === 'output' && String(e.data.text).includes('setup has it'))).toBe(true);
     expect(output).toBe('harness=[]\nholders=0\nsleepers=0\n');
+  });
+
+  it("with a setup-only secret, the harness runs under a new init: the one that was sent setup's environment is gone", async (ctx) => {
+    if (!bwrapInstalled()) {
+      console.log('skipped: the direct backend has no init');
+      ctx.skip();
+    }
+    expect((await h.createSecret({ name: 'SETUP_ONLY_INIT', value: `init-${randomBytes(8).toString('hex')}`, setup_only: true })).status).toBe(201);
+    // The init is the parent of every exec; its start time tells one init from the next.
+    const initStart = "cut -d' ' -f22 /proc/$PPID/stat";
+    const plain = await h.createEnvironment({ setup_commands: [`${initStart} > /tmp/setup-init`] });
+    const withSecret = await h.createEnvironment({ secrets: ['SETUP_ONLY_INIT'], setup_commands: [`${initStart} > /tmp/setup-init`] });
+    const compare = `test "$(cat /tmp/setup-init)" = "$(${initStart})" && echo init=same || echo init=new`;
+    expect((await h.run(compare, { environment_id: plain })).output).toBe('init=same\n');
+    const { run, output } = await h.run(compare, { environment_id: withSecret });
+    expect(run.state).toBe('SUCCEEDED');
+    expect(output).toBe('init=new\n');
   });
 
   it('a harness-time clash of two secrets on one variable fails the run, naming both', async () => {

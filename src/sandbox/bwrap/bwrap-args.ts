@@ -40,6 +40,8 @@ export interface BwrapProfile {
   initScriptFd: number;
   nodeFd: number;
   infoFd: number;
+  /** A compiled seccomp program (src/sandbox/bwrap/seccomp-filter.ts), where the architecture has one. */
+  seccompFd?: number;
   /** Read-write: `/workspace` and `/tmp`. */
   workspaceFd: number;
   tmpFd: number;
@@ -134,6 +136,7 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
     '/workspace',
     '--info-fd',
     String(profile.infoFd),
+    ...(profile.seccompFd === undefined ? [] : ['--seccomp', String(profile.seccompFd)]),
     '--',
     INIT_NODE,
     INIT_SCRIPT,

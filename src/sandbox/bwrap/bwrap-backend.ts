@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,8 +8,9 @@ import type { Readable, Writable } from 'node:stream';
 import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
 import { bwrapArgs, groupFile, passwdFile, type FdMount } from './bwrap-args.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
-import { diskUsage } from './disk-usage.js';
+import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
 import { InitClient } from './init-client.js';
+import { seccompFilter } from './seccomp-filter.js';
 import { SANDBOX_HOSTS, SLIRP_RESOLV_CONF, startSlirp, type SlirpNetwork } from './slirp-network.js';
 
 /**
@@ -42,6 +43,18 @@ function alive(pid: number): boolean {
 
 function onPath(command: string, path: string): boolean {
   return path.split(delimiter).some((dir) => dir && existsSync(join(dir, command)));
+}
+
+/**
+ * The sandbox root sits by default in the shared temp dir: make sure it is
+ * this process's own directory, not a symlink or a directory another user
+ * made (or can write) to redirect or swap the run directories.
+ */
+function checkOwnDirectory(path: string): void {
+  const stat = lstatSync(path);
+  if (stat.isSymbolicLink() || !stat.isDirectory()) throw new Error(`${path} is not a directory`);
+  if (stat.uid !== process.getuid?.()) throw new Error(`${path} belongs to uid ${stat.uid}, not to this user`);
+  if ((stat.mode & 0o022) !== 0) throw new Error(`${path} is writable by group or others`);
 }
 
 export interface BwrapBackendOptions {
@@ -77,6 +90,7 @@ export class BwrapBackend implements SandboxBackend {
     // Traversable, not listable: bwrap resolves its bind sources as the
     // sandbox's uid, so the path to a workspace must be searchable by it.
     mkdirSync(base, { recursive: true, mode: 0o711 });
+    checkOwnDirectory(base);
     chmodSync(base, 0o711);
     // What a crashed worker left (its sandboxes died with it: --die-with-parent).
     for (const name of readdirSync(base)) {
@@ -86,6 +100,7 @@ export class BwrapBackend implements SandboxBackend {
     cgroups?.removeStale(CGROUP_PREFIX, alive);
     this.root = join(base, `w${process.pid}`);
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    checkOwnDirectory(this.root);
     chmodSync(this.root, 0o711);
   }
 
@@ -103,7 +118,12 @@ export class BwrapBackend implements SandboxBackend {
     for (const tool of asRoot ? ['setpriv', 'prlimit'] : ['prlimit']) {
       if (!onPath(tool, path)) throw new SandboxUnavailableError(`${tool} is not installed: install util-linux, or run with --backend direct (no isolation)`);
     }
-    const backend = new BwrapBackend(options, asRoot ? Cgroups.detect() : null);
+    let backend: BwrapBackend;
+    try {
+      backend = new BwrapBackend(options, asRoot ? Cgroups.detect() : null);
+    } catch (error) {
+      throw new SandboxUnavailableError(`the sandbox root cannot be used: ${(error as Error).message}; set OZ_SANDBOX_ROOT to a directory only this user can write`);
+    }
     if (!existsSync(backend.initScript)) throw new SandboxUnavailableError(`the sandbox init is missing at ${backend.initScript}: run npm run build`);
     const sandbox = await backend
       .create({ runId: 'probe', network: 'off', limits: { pids: 64, memoryBytes: 256 * 1024 * 1024, diskBytes: 16 * 1024 * 1024 }, mounts: [], onLimit: () => {} })
@@ -129,7 +149,6 @@ export class BwrapBackend implements SandboxBackend {
     if (spec.network === 'on' && !this.asRoot) throw new Error('network "on" needs a worker running as root (it makes the namespace slirp4netns attaches to)');
     const dir = mkdtempSync(join(this.root, `run-${spec.runId}-`));
     const uid = this.asRoot ? UID_BASE + randomInt(UID_SPAN) : (process.getuid?.() ?? 0);
-    const fds: number[] = [];
     let cgroup: RunCgroup | null = null;
     try {
       chmodSync(dir, 0o711);
@@ -138,25 +157,41 @@ export class BwrapBackend implements SandboxBackend {
         if (this.asRoot) chownSync(join(dir, sub), uid, uid);
       }
       mkdirSync(join(dir, 'etc'), { mode: 0o700 });
-      const data = (name: string, content: string): number => {
-        writeFileSync(join(dir, 'etc', name), content, { mode: 0o600 });
-        return open(join(dir, 'etc', name));
-      };
-      const open = (path: string): number => {
-        const fd = openSync(path, 'r');
-        fds.push(fd);
-        return fd;
-      };
+      const files: Record<string, string | Buffer> = { passwd: passwdFile(), group: groupFile(), 'resolv.conf': SLIRP_RESOLV_CONF, hosts: SANDBOX_HOSTS };
+      const filter = seccompFilter();
+      if (filter) files.seccomp = filter;
+      for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, 'etc', name), content, { mode: 0o600 });
+      if (this.cgroups) cgroup = this.cgroups.create(`${CGROUP_PREFIX}${process.pid}-${spec.runId}-${uid}`, { memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids });
+      const parts: SandboxParts = { dir, uid, spec, cgroup, network: spec.network === 'on', hostPath: this.hostPath, seccomp: filter !== null };
+      return await BwrapSandbox.start(() => this.launch(parts), parts);
+    } catch (error) {
+      cgroup?.remove();
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** Start bwrap (and its init) on a prepared run directory; again on a restart. */
+  private launch(parts: SandboxParts): ChildProcess {
+    const { dir, uid, spec, cgroup, network } = parts;
+    const fds: number[] = [];
+    const open = (path: string): number => {
+      const fd = openSync(path, 'r');
+      fds.push(fd);
+      return fd;
+    };
+    try {
       // stdio 0-2: the init's requests, replies and diagnostics; 3: bwrap's --info-fd.
       const stdio: (number | 'pipe')[] = ['pipe', 'pipe', 'pipe', 'pipe'];
       const place = (fd: number): number => stdio.push(fd) - 1;
-      const network = spec.network === 'on';
+      const etc = (name: string): number => place(open(join(dir, 'etc', name)));
       const readOnly: FdMount[] = spec.mounts.map((path, i) => ({ fd: place(open(path)), dest: `/oz/mirrors/${i}` }));
       const args = bwrapArgs({
         network,
-        passwdFd: place(data('passwd', passwdFile())),
-        groupFd: place(data('group', groupFile())),
-        ...(network ? { resolvFd: place(data('resolv.conf', SLIRP_RESOLV_CONF)), hostsFd: place(data('hosts', SANDBOX_HOSTS)) } : {}),
+        passwdFd: etc('passwd'),
+        groupFd: etc('group'),
+        ...(network ? { resolvFd: etc('resolv.conf'), hostsFd: etc('hosts') } : {}),
+        ...(parts.seccomp ? { seccompFd: etc('seccomp') } : {}),
         initScriptFd: place(open(this.initScript)),
         nodeFd: place(open(process.execPath)),
         infoFd: 3,
@@ -164,7 +199,6 @@ export class BwrapBackend implements SandboxBackend {
         tmpFd: place(open(join(dir, 'tmp'))),
         readOnly,
       });
-      if (this.cgroups) cgroup = this.cgroups.create(`${CGROUP_PREFIX}${process.pid}-${spec.runId}-${uid}`, { memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids });
       // RLIMIT_NPROC counts the run's host uid: the limit itself without a
       // cgroup, a backstop above it with one (so the cgroup, which reports
       // hitting it, acts first).
@@ -184,84 +218,119 @@ export class BwrapBackend implements SandboxBackend {
         'bwrap',
         ...args,
       ];
-      const child = spawn(argv[0] as string, argv.slice(1), {
+      return spawn(argv[0] as string, argv.slice(1), {
         stdio,
         env: { PATH: this.hostPath, OZ_CGROUP_PROCS: cgroup?.procsFiles.join(' ') ?? '' },
       });
-      for (const fd of fds.splice(0)) closeSync(fd);
-      return await BwrapSandbox.start(child, { dir, spec, cgroup, network, hostPath: this.hostPath });
-    } catch (error) {
+    } finally {
       for (const fd of fds) closeSync(fd);
-      cgroup?.remove();
-      rmSync(dir, { recursive: true, force: true });
-      throw error;
     }
   }
 }
 
 interface SandboxParts {
   dir: string;
+  uid: number;
   spec: SandboxSpec;
   cgroup: RunCgroup | null;
   network: boolean;
   hostPath: string;
+  seccomp: boolean;
 }
 
-class BwrapSandbox implements Sandbox {
-  readonly workspacePath = WORKSPACE;
-  readonly mountPaths: readonly string[];
-  private readonly init: InitClient;
-  private namespacePid = 0;
-  private slirp: SlirpNetwork | null = null;
-  private monitor: NodeJS.Timeout | null = null;
-  private hit: LimitKind | null = null;
-  private destroyed: Promise<void> | null = null;
-  private readonly exited: Promise<void>;
-  private stderr = '';
+/** One launch of bwrap on a run directory: the process chain, its init and its network. */
+class Jail {
+  readonly init: InitClient;
+  readonly exited: Promise<void>;
+  namespacePid = 0;
+  slirp: SlirpNetwork | null = null;
+  stderr = '';
 
-  private constructor(
-    private readonly child: ChildProcess,
-    private readonly parts: SandboxParts,
-  ) {
-    this.mountPaths = parts.spec.mounts.map((_, i) => `/oz/mirrors/${i}`);
-    this.init = new InitClient(child.stdin as Writable, child.stdout as Readable);
+  constructor(readonly child: ChildProcess) {
+    this.init = new InitClient(child.stdin as Writable, child.stdout as Readable, () => this.kill());
     this.exited = new Promise((resolve) => child.once('close', () => resolve()));
     child.stderr?.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-2000)));
     child.once('error', (error) => this.init.close(error));
   }
 
-  static async start(child: ChildProcess, parts: SandboxParts): Promise<BwrapSandbox> {
-    const sandbox = new BwrapSandbox(child, parts);
+  async boot(parts: SandboxParts): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the sandbox did not start in time')), START_TIMEOUT_MS);
+    });
     try {
-      await sandbox.boot();
-      return sandbox;
+      this.namespacePid = await Promise.race([readInfo(this.child.stdio[3] as Readable), timeout]);
+      if (parts.network) this.slirp = await startSlirp(this.namespacePid, parts.hostPath);
+      await Promise.race([this.init.ready, timeout]);
     } catch (error) {
-      await sandbox.destroy();
-      const detail = sandbox.stderr.trim().split('\n').at(-1);
+      const detail = this.stderr.trim().split('\n').at(-1);
       throw new Error(detail ? `${(error as Error).message}: ${detail}` : (error as Error).message);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
-  private async boot(): Promise<void> {
-    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the sandbox did not start in time')), START_TIMEOUT_MS).unref());
-    this.namespacePid = await Promise.race([readInfo(this.child.stdio[3] as Readable), timeout]);
-    if (this.parts.network) this.slirp = await startSlirp(this.namespacePid, this.parts.hostPath);
-    await Promise.race([this.init.ready, timeout]);
-    this.monitor = setInterval(() => void this.check(), MONITOR_MS);
-    this.monitor.unref();
+  /** SIGKILL to the namespace's pid 1: the kernel then kills every process in it. */
+  kill(): void {
+    if (this.namespacePid > 0 && this.child.exitCode === null && this.child.signalCode === null) {
+      try {
+        process.kill(this.namespacePid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
   }
 
+  async stop(reason: string): Promise<void> {
+    this.init.close(new Error(reason));
+    this.kill();
+    this.child.stdin?.end();
+    const killed = setTimeout(() => this.child.kill('SIGKILL'), 2000);
+    await this.exited;
+    clearTimeout(killed);
+    this.slirp?.stop();
+  }
+}
+
+class BwrapSandbox implements Sandbox {
+  readonly workspacePath = WORKSPACE;
+  readonly mountPaths: readonly string[];
+  private monitor: NodeJS.Timeout | null = null;
+  private hit: LimitKind | null = null;
+  private destroyed: Promise<void> | null = null;
   private ticks = 0;
+
+  private constructor(
+    private jail: Jail,
+    private readonly launch: () => ChildProcess,
+    private readonly parts: SandboxParts,
+  ) {
+    this.mountPaths = parts.spec.mounts.map((_, i) => `/oz/mirrors/${i}`);
+  }
+
+  static async start(launch: () => ChildProcess, parts: SandboxParts): Promise<BwrapSandbox> {
+    const sandbox = new BwrapSandbox(new Jail(launch()), launch, parts);
+    try {
+      await sandbox.jail.boot(parts);
+    } catch (error) {
+      await sandbox.destroy();
+      throw error;
+    }
+    sandbox.monitor = setInterval(() => void sandbox.check(), MONITOR_MS);
+    sandbox.monitor.unref();
+    return sandbox;
+  }
+
   private async check(): Promise<void> {
     if (this.hit) return;
     const { cgroup, spec, dir } = this.parts;
     let kind: LimitKind | null = null;
     if (cgroup && cgroup.oomKills() > 0) kind = 'memory';
     else if (cgroup && cgroup.pidsRefused() > 0) kind = 'pids';
-    else if (++this.ticks % 4 === 0 && (await diskUsage(dir, spec.limits.diskBytes)) > spec.limits.diskBytes) kind = 'disk';
+    else if (++this.ticks % 4 === 0 && (await diskUsage(dir, { stopAboveBytes: spec.limits.diskBytes, maxEntries: DEFAULT_MAX_ENTRIES })).truncated) kind = 'disk';
     if (kind && !this.hit && !this.destroyed) {
       this.hit = kind;
-      this.killNamespace();
+      this.jail.kill();
       spec.onLimit(kind);
     }
   }
@@ -275,37 +344,32 @@ class BwrapSandbox implements Sandbox {
 
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
     const cwd = options.cwd ? posix.resolve(WORKSPACE, options.cwd) : WORKSPACE;
-    return this.init.exec(argv, cwd, options);
+    return this.jail.init.exec(argv, cwd, options);
   }
 
   async writeFile(relativePath: string, content: string): Promise<string> {
     // Through the init, as the sandbox user: the host never writes into a
     // workspace whose symlinks the agent controls.
     const path = posix.resolve(WORKSPACE, relativePath);
-    await this.init.write(path, content, 0o600);
+    await this.jail.init.write(path, content, 0o600);
     return path;
   }
 
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
-    if (signal === 'SIGKILL') this.killNamespace();
-    else this.init.signal(signal);
+    if (signal === 'SIGKILL') this.jail.kill();
+    else this.jail.init.signal(signal);
   }
 
-  async stopProcesses(): Promise<void> {
-    await this.init.signalAndWait('SIGKILL');
-    // SIGKILL is delivered at once; give the kernel a moment to reap.
-    await new Promise((r) => setTimeout(r, 20));
-  }
-
-  /** SIGKILL to the namespace's pid 1: the kernel then kills every process in it. */
-  private killNamespace(): void {
-    if (this.namespacePid > 0 && this.child.exitCode === null && this.child.signalCode === null) {
-      try {
-        process.kill(this.namespacePid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
+  /**
+   * A new jail on the same run directory: the old namespace is killed whole
+   * (its init included, which held every environment it was sent), then
+   * bwrap starts again. The workspace and /tmp stay.
+   */
+  async restart(): Promise<void> {
+    if (this.destroyed) throw new Error('the sandbox was destroyed');
+    await this.jail.stop('the sandbox is restarting');
+    this.jail = new Jail(this.launch());
+    await this.jail.boot(this.parts);
   }
 
   destroy(): Promise<void> {
@@ -315,13 +379,7 @@ class BwrapSandbox implements Sandbox {
 
   private async teardown(): Promise<void> {
     if (this.monitor) clearInterval(this.monitor);
-    this.init.close(new Error('the sandbox was destroyed'));
-    this.killNamespace();
-    this.child.stdin?.end();
-    const killed = setTimeout(() => this.child.kill('SIGKILL'), 2000);
-    await this.exited;
-    clearTimeout(killed);
-    this.slirp?.stop();
+    await this.jail.stop('the sandbox was destroyed');
     const { cgroup, dir } = this.parts;
     for (let attempt = 0; cgroup && attempt < 20; attempt++) {
       cgroup.remove();

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -64,6 +64,15 @@ function ownPaths(): Map<string, string> {
     for (const controller of controllers.split(',')) found.set(controller, path);
   }
   return found;
+}
+
+/** Write a control file the kernel may not offer; skip it if absent or refused. */
+function writeOptional(file: string, value: string): void {
+  try {
+    writeFileSync(file, value); // cgroupfs never lets a missing control file be created.
+  } catch {
+    // Not offered here (e.g. no swap accounting).
+  }
 }
 
 function writable(dir: string): boolean {
@@ -151,36 +160,42 @@ export class Cgroups {
     const memoryDir = join(layout.memory, name);
     const pidsDir = layout.version === 1 ? join(layout.pids, name) : memoryDir;
     const dirs = [...new Set([memoryDir, pidsDir])];
-    for (const dir of dirs) mkdirSync(dir);
-    if (layout.version === 1) {
-      writeFileSync(join(memoryDir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-      // Swap counts too where the kernel accounts it, so a limit cannot be dodged by swapping.
-      if (existsSync(join(memoryDir, 'memory.memsw.limit_in_bytes'))) {
+    const remove = (which = dirs): void => {
+      for (const dir of which) {
         try {
-          writeFileSync(join(memoryDir, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+          rmdirSync(dir);
         } catch {
-          // Swap accounting off: memory alone.
+          // Still busy for a moment after the last process died, or gone.
         }
       }
-      writeFileSync(join(pidsDir, 'pids.max'), String(limits.pids));
-    } else {
-      writeFileSync(join(memoryDir, 'memory.max'), String(limits.memoryBytes));
-      writeFileSync(join(memoryDir, 'memory.swap.max'), '0');
-      writeFileSync(join(memoryDir, 'pids.max'), String(limits.pids));
+    };
+    const made: string[] = [];
+    try {
+      for (const dir of dirs) {
+        mkdirSync(dir);
+        made.push(dir);
+      }
+      // The limits must hold, or no sandbox starts. Swap counts too where the
+      // kernel accounts it (no dodging the limit by swapping); elsewhere its
+      // file is absent or refuses writes, and memory alone limits the run.
+      if (layout.version === 1) {
+        writeFileSync(join(memoryDir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+        writeOptional(join(memoryDir, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
+        writeFileSync(join(pidsDir, 'pids.max'), String(limits.pids));
+      } else {
+        writeFileSync(join(memoryDir, 'memory.max'), String(limits.memoryBytes));
+        writeOptional(join(memoryDir, 'memory.swap.max'), '0');
+        writeFileSync(join(memoryDir, 'pids.max'), String(limits.pids));
+      }
+    } catch (error) {
+      remove(made); // No half-made cgroup left behind.
+      throw error;
     }
     return {
       procsFiles: dirs.map((dir) => join(dir, 'cgroup.procs')),
       oomKills: () => (layout.version === 1 ? readNumberField(join(memoryDir, 'memory.oom_control'), 'oom_kill') : readNumberField(join(memoryDir, 'memory.events'), 'oom_kill')),
       pidsRefused: () => readNumberField(join(pidsDir, 'pids.events'), 'max'),
-      remove: () => {
-        for (const dir of dirs) {
-          try {
-            rmdirSync(dir);
-          } catch {
-            // Still busy for a moment after the last process died, or gone.
-          }
-        }
-      },
+      remove: () => remove(),
     };
   }
 }

@@ -21,7 +21,7 @@ export async function startSlirp(pid: number, hostPath: string, timeoutMs = 10_0
   if (readlinkSync(path) === readlinkSync('/proc/self/ns/net')) throw new Error('the sandbox has no network namespace of its own');
   const child: ChildProcess = spawn(
     'slirp4netns',
-    ['--configure', '--mtu=65520', '--disable-host-loopback', '--ready-fd=3', '--exit-fd=4', '--netns-type=path', path, 'tap0'],
+    ['--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', '--exit-fd=4', '--netns-type=path', path, 'tap0'],
     { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], env: { PATH: hostPath } },
   );
   const stderr: Buffer[] = [];

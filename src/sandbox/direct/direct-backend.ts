@@ -108,7 +108,7 @@ class DirectSandbox implements Sandbox {
     }
   }
 
-  async stopProcesses(): Promise<void> {
+  async restart(): Promise<void> {
     this.signal('SIGKILL');
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -1,0 +1,50 @@
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BwrapBackend, bwrapInstalled, SandboxUnavailableError } from '../../src/sandbox/bwrap/bwrap-backend.js';
+
+const INIT = join(import.meta.dirname, '..', '..', 'dist', 'sandbox', 'bwrap', 'sandbox-init.js');
+
+describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
+  let dir = '';
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const refusal = async (root: string): Promise<string> => {
+    const error = await BwrapBackend.open({ root, initScript: INIT }).then(
+      (backend) => {
+        backend.close();
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(SandboxUnavailableError);
+    return (error as Error).message;
+  };
+
+  it('refuses a symlink, a group- or world-writable directory, and says how to fix it', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'oz-root-'));
+    const real = join(dir, 'real');
+    mkdirSync(real, { mode: 0o711 });
+    symlinkSync(real, join(dir, 'link'));
+    expect(await refusal(join(dir, 'link'))).toMatch(/is not a directory; set OZ_SANDBOX_ROOT/);
+    const open = join(dir, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    expect(await refusal(open)).toMatch(/writable by group or others/);
+  });
+
+  it('uses a root given as an own 0711 directory and cleans up after itself', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'oz-root-'));
+    const backend = await BwrapBackend.open({ root: dir, initScript: INIT });
+    try {
+      const sandbox = await backend.create({ runId: 'root-test', network: 'off', limits: { pids: 64, memoryBytes: 256 * 1024 * 1024, diskBytes: 16 * 1024 * 1024 }, mounts: [], onLimit: () => {} });
+      const result = await sandbox.exec(['/bin/sh', '-c', 'touch /workspace/x && echo ok'], { env: { PATH: '/usr/bin:/bin' }, onOutput: () => {} });
+      expect(result.exitCode).toBe(0);
+      await sandbox.destroy();
+    } finally {
+      backend.close();
+    }
+    expect(existsSync(join(dir, `w${process.pid}`))).toBe(false);
+  });
+});
