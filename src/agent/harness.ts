@@ -1,9 +1,20 @@
-import type { HarnessConfig, RunUsage } from '../core/run.js';
+import type { RunEventType } from '../core/run-event.js';
+import type { HarnessConfig, RunStatusMessage, RunUsage } from '../core/run.js';
 import type { Sandbox } from '../sandbox/sandbox-backend.js';
 
 /** What a harness reports while it works: process output and conversation events. */
 export interface HarnessSink {
   output(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /** A conversation event (`message`, `tool_call`, `tool_result`, `usage`), in order. */
+  event(type: RunEventType, data: Record<string, unknown>): void;
+}
+
+/** Budgets of an agent harness; the run's max runtime still applies beside the time budget. */
+export interface AgentBudgets {
+  maxSteps: number;
+  /** Input plus output tokens over every step. */
+  maxTokens: number;
+  maxTimeMs: number;
 }
 
 export interface HarnessInput {
@@ -11,9 +22,18 @@ export interface HarnessInput {
   prompt: string;
   harness: HarnessConfig;
   sandbox: Sandbox;
-  /** The run's environment variables (plain env of the environment, run ids). */
+  /** The run's environment variables (plain env of the environment, run ids, secrets). */
   env: Record<string, string>;
   sink: HarnessSink;
+  /** The run's model (`provider/model`), or null for the worker's default. */
+  modelId: string | null;
+  budgets: AgentBudgets;
+  /** The repositories' directories in the workspace, for the agent's bearings. */
+  repoDirs: readonly string[];
+  /** Aborted when the run is stopped (cancel, limits, runtime). */
+  signal: AbortSignal;
+  /** Hides the run's secret values: for anything a harness sends outside (the model provider). */
+  redact: (text: string) => string;
 }
 
 export interface HarnessResult {
@@ -21,6 +41,8 @@ export interface HarnessResult {
   ok: boolean;
   summary: string;
   usage?: RunUsage;
+  /** How the run ends when it did not succeed, where the harness knows better than "harness failed". */
+  failure?: { state: 'FAILED' | 'ERROR'; message: RunStatusMessage };
 }
 
 /** What drives the work in a run (DESIGN.md "Harnesses and models"). */

@@ -23,8 +23,12 @@ export function renderEvent(out: Output, event: RunEventMessage): void {
       return out.line(`${time}${String(d.role ?? 'assistant')}: ${String(d.text ?? '')}`);
     case 'tool_call':
       return out.line(`${time}→ ${String(d.name ?? 'tool')} ${JSON.stringify(d.input ?? {})}`);
-    case 'tool_result':
-      return out.line(`${time}← ${String(d.name ?? 'tool')}${d.is_error ? ' (error)' : ''}`);
+    case 'tool_result': {
+      const first = String(d.output ?? '').split('\n', 1)[0] ?? '';
+      return out.line(`${time}← ${String(d.name ?? 'tool')}${d.is_error ? ' (error)' : ''}: ${first.length > 160 ? `${first.slice(0, 160)}…` : first}`);
+    }
+    case 'usage':
+      return out.line(`${time}usage: ${String(d.input_tokens)} in / ${String(d.output_tokens)} out tokens, ${String(d.steps)} steps`);
     case 'setup':
       return out.line(`${time}setup ${String(d.status ?? '')}: ${String(d.command ?? '')}`);
     case 'notice':

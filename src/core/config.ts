@@ -21,6 +21,8 @@ export interface OzConfig {
   readonly port: number;
   /** Model used when a run names none (`OZ_DEFAULT_MODEL`). */
   readonly defaultModel: string | null;
+  /** The built-in agent's providers, retries and default budgets (worker side). */
+  readonly agent: AgentSettings;
   /** Models offered by `/agent/models` (`OZ_MODELS`, comma-separated `provider/model` ids). */
   readonly models: readonly string[];
   /** Concurrency limit given to teams created without one (`OZ_TEAM_MAX_CONCURRENT_RUNS`). */
@@ -73,6 +75,55 @@ export const DEFAULT_PORT = 7420;
 export const MODEL_ID_PATTERN = /^(anthropic|openai|openai-compatible)\/[A-Za-z0-9._:-]{1,120}$/;
 
 type Env = Record<string, string | undefined>;
+
+/**
+ * Where the built-in agent's model providers are (DESIGN.md "Harnesses and
+ * models"). A run's typed secrets (`ANTHROPIC_API_KEY`, `OPENAI_API_KEY`)
+ * take precedence over these keys.
+ */
+export interface ModelProviderSettings {
+  anthropicApiKey?: string;
+  anthropicBaseUrl?: string;
+  openaiApiKey?: string;
+  openaiBaseUrl?: string;
+  /** Chat completions at this URL: Ollama, vLLM, LiteLLM… (a key is optional there). */
+  compatibleBaseUrl?: string;
+  compatibleApiKey?: string;
+}
+
+export interface AgentSettings {
+  providers: ModelProviderSettings;
+  /** The AI SDK's retries of a failed model call (`OZ_MODEL_MAX_RETRIES`). */
+  maxRetries: number;
+  /** Budgets where a run sets none (`OZ_AGENT_MAX_STEPS`, `OZ_AGENT_MAX_TOKENS`, `OZ_AGENT_MAX_MINUTES`). */
+  maxSteps: number;
+  maxTokens: number;
+  maxTimeMs: number;
+}
+
+function agentSettings(env: Env): AgentSettings {
+  const url = (value: string | undefined, variable: string): string | undefined =>
+    value ? check(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }), value, variable, variable) : undefined;
+  const key = (value: string | undefined): string | undefined => (value ? value : undefined);
+  const providers: ModelProviderSettings = {};
+  const set = (name: keyof ModelProviderSettings, value: string | undefined): void => {
+    if (value !== undefined) providers[name] = value;
+  };
+  set('anthropicApiKey', key(env.ANTHROPIC_API_KEY));
+  set('anthropicBaseUrl', url(env.ANTHROPIC_BASE_URL, 'ANTHROPIC_BASE_URL'));
+  set('openaiApiKey', key(env.OPENAI_API_KEY));
+  set('openaiBaseUrl', url(env.OPENAI_BASE_URL, 'OPENAI_BASE_URL'));
+  set('compatibleBaseUrl', url(env.OZ_OPENAI_COMPATIBLE_BASE_URL, 'OZ_OPENAI_COMPATIBLE_BASE_URL'));
+  set('compatibleApiKey', key(env.OZ_OPENAI_COMPATIBLE_API_KEY));
+  const int = (min: number, max: number) => z.coerce.number().int().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`);
+  return {
+    providers,
+    maxRetries: check(int(0, 10), env.OZ_MODEL_MAX_RETRIES ?? 2, 'OZ_MODEL_MAX_RETRIES', 'OZ_MODEL_MAX_RETRIES'),
+    maxSteps: check(int(1, 10_000), env.OZ_AGENT_MAX_STEPS ?? 100, 'OZ_AGENT_MAX_STEPS', 'OZ_AGENT_MAX_STEPS'),
+    maxTokens: check(int(1000, 1_000_000_000), env.OZ_AGENT_MAX_TOKENS ?? 5_000_000, 'OZ_AGENT_MAX_TOKENS', 'OZ_AGENT_MAX_TOKENS'),
+    maxTimeMs: check(int(1, 7 * 24 * 60), env.OZ_AGENT_MAX_MINUTES ?? 60, 'OZ_AGENT_MAX_MINUTES', 'OZ_AGENT_MAX_MINUTES') * 60_000,
+  };
+}
 
 const postgresUrl = z
   .string()
@@ -139,6 +190,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     port,
     defaultModel,
     models,
+    agent: agentSettings(env),
     teamMaxConcurrentRuns,
     cliConfigPath: cliConfigPath(env),
     workerConcurrency: check(

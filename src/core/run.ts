@@ -36,6 +36,9 @@ export interface RunConfig {
   /** A run's own secret allowlist; absent means "the environment's". */
   secrets?: string[];
   maxRuntimeMs?: number;
+  /** Budgets of an agent harness (`oz`); absent = the worker's defaults. */
+  maxSteps?: number;
+  maxTokens?: number;
 }
 
 /** The spec's RunStatusMessage plus our `reason`. */

@@ -37,6 +37,9 @@ export interface ClaimedRun {
   model_id: string | null;
   /** The run's own limit, else the environment's; null = no limit. */
   max_runtime_ms: number | null;
+  /** Agent budgets the run set; null = the worker's defaults. */
+  max_steps: number | null;
+  max_tokens: number | null;
   environment: ({ id: string; name: string } & EnvironmentConfig) | null;
   cancel_requested: boolean;
   /** The schedule that made the run (`OZ_SCHEDULE_ID` inside it), else null. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { CommandHarness } from '../agent/command/command-harness.js';
+import { OzHarness } from '../agent/oz/oz-harness.js';
 import type { Harness } from '../agent/harness.js';
 import type { OzConfig } from '../core/config.js';
 import { OzError } from '../core/errors.js';
@@ -56,7 +57,11 @@ export async function prepareWorker(args: {
   if (closed.length > 0) args.logger.debug({ fds: closed }, 'closed descriptors inherited from the parent process (they would reach the sandboxes)');
   const backend = await openBackend(args.backend, config, args.logger);
   const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots);
-  const harnesses = new Map<string, Harness>([['command', new CommandHarness()]]);
+  const { providers, maxRetries, maxSteps, maxTokens, maxTimeMs } = config.agent;
+  const harnesses = new Map<string, Harness>([
+    ['command', new CommandHarness()],
+    ['oz', new OzHarness({ providers, maxRetries, defaultModel: config.defaultModel })],
+  ]);
   return (serverUrl) =>
     new Worker(
       {
@@ -69,6 +74,7 @@ export async function prepareWorker(args: {
         baseEnv: BASE_ENV,
         mirrors,
         sandboxDefaults: config.sandboxDefaults,
+        agentBudgets: { maxSteps, maxTokens, maxTimeMs },
       },
       { concurrency: args.concurrency ?? config.workerConcurrency },
       args.logger,

@@ -91,6 +91,8 @@ export class RunService {
       ...(modelId !== undefined ? { modelId } : {}),
       ...(c.secrets !== undefined ? { secrets: c.secrets } : {}),
       ...(c.max_runtime_seconds !== undefined ? { maxRuntimeMs: c.max_runtime_seconds * 1000 } : {}),
+      ...(c.max_steps !== undefined ? { maxSteps: c.max_steps } : {}),
+      ...(c.max_tokens !== undefined ? { maxTokens: c.max_tokens } : {}),
     };
     const now = clock.now();
     const idempotency = options.idempotencyKey

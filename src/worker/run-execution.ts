@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
-import type { RunStatusMessage } from '../core/run.js';
+import type { RunStatusMessage, RunUsage } from '../core/run.js';
 import type { ClaimedRun, FinishState } from '../core/worker-protocol.js';
-import type { Harness } from '../agent/harness.js';
+import type { AgentBudgets, Harness, HarnessResult } from '../agent/harness.js';
 import type { LimitKind, Sandbox, SandboxBackend, SandboxLimits } from '../sandbox/sandbox-backend.js';
 import { EventUploader } from './event-uploader.js';
 import { OutputBudget, OutputCollector } from './output-collector.js';
 import { ProtocolError, type ProtocolClient } from './protocol-client.js';
 import { Redactor } from '../secrets/redactor.js';
 import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
-import { SetupFailure, setUpWorkspace } from './provisioning/workspace-setup.js';
+import { checkoutDirs, SetupFailure, setUpWorkspace } from './provisioning/workspace-setup.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -23,6 +23,8 @@ export interface ExecutionDeps {
   mirrors: MirrorCache;
   /** Limits where the run's environment sets none. */
   sandboxDefaults: SandboxLimits & { outputBytes: number };
+  /** Agent budgets where the run sets none. */
+  agentBudgets: AgentBudgets;
 }
 
 type RunLimit = LimitKind | 'output';
@@ -114,6 +116,7 @@ export class RunExecution {
       this.stop({ kind: 'limit', limit: 'output', value: limits.outputBytes }),
     );
     let outcome: Outcome | null = null;
+    let usage: RunUsage | null = null;
     let runtimeTimer: NodeJS.Timeout | null = null;
     try {
       if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
@@ -196,17 +199,28 @@ export class RunExecution {
       await client.start(run.run_id, lease);
       const output = new OutputCollector((e) => uploader.add(e), budget);
       try {
+        const defaults = this.deps.agentBudgets;
         const result = await harness.run({
           runId: run.run_id,
           prompt: run.prompt,
           harness: run.harness,
           sandbox: this.sandbox,
           env,
-          sink: { output: (stream, chunk) => output.push(stream, chunk) },
+          sink: {
+            output: (stream, chunk) => output.push(stream, chunk),
+            event: (type, data) => {
+              output.flush(); // process output so far comes first
+              uploader.add({ type, at: Date.now(), data });
+            },
+          },
+          modelId: run.model_id,
+          budgets: { maxSteps: run.max_steps ?? defaults.maxSteps, maxTokens: run.max_tokens ?? defaults.maxTokens, maxTimeMs: defaults.maxTimeMs },
+          repoDirs: checkoutDirs(repos),
+          signal: this.stopped.signal,
+          redact: (text) => this.redactor.redact(text),
         });
-        if (!this.stopReason) {
-          outcome = result.ok ? { state: 'SUCCEEDED', message: { message: result.summary } } : { state: 'FAILED', message: { message: result.summary, reason: 'harness_failed' } };
-        }
+        usage = result.usage ?? null;
+        if (!this.stopReason) outcome = harnessOutcome(result);
       } finally {
         output.flush();
       }
@@ -230,7 +244,7 @@ export class RunExecution {
       await uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId: run.run_id }, 'could not send the last events'));
       const final = this.finalOutcome(outcome);
       if (final) {
-        await this.finish(final.state, final.message);
+        await this.finish(final.state, final.message, usage);
       }
       this.done.abort();
       uploader.stop();
@@ -259,11 +273,16 @@ export class RunExecution {
     return outcome;
   }
 
-  private async finish(state: FinishState, message?: RunStatusMessage): Promise<void> {
+  private async finish(state: FinishState, message: RunStatusMessage | undefined, usage: RunUsage | null): Promise<void> {
     for (let attempt = 0; attempt < 10; attempt++) {
       try {
         const redacted = message ? this.redactor.redactDeep(message) : undefined;
-        await this.deps.client.finish(this.run.run_id, { lease_token: this.run.lease_token, state, ...(redacted ? { status_message: redacted } : {}) });
+        await this.deps.client.finish(this.run.run_id, {
+          lease_token: this.run.lease_token,
+          state,
+          ...(redacted ? { status_message: redacted } : {}),
+          ...(usage ? { usage } : {}),
+        });
         return;
       } catch (error) {
         if (error instanceof ProtocolError && !error.transient) {
@@ -330,6 +349,13 @@ export class RunExecution {
       }
     }
   }
+}
+
+/** A harness's result as the run's end: success, the harness's own failure, or "harness failed". */
+function harnessOutcome(result: HarnessResult): Outcome {
+  if (result.ok) return { state: 'SUCCEEDED', message: { message: result.summary } };
+  if (result.failure) return { state: result.failure.state, message: result.failure.message };
+  return { state: 'FAILED', message: { message: result.summary, reason: 'harness_failed' } };
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

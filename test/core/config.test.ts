@@ -12,6 +12,7 @@ describe('configuration', () => {
       port: 7420,
       defaultModel: null,
       models: [],
+      agent: { providers: {}, maxRetries: 2, maxSteps: 100, maxTokens: 5_000_000, maxTimeMs: 3_600_000 },
       teamMaxConcurrentRuns: 4,
       cliConfigPath: '/home/u/.config/oz/config.json',
       logLevel: 'info',

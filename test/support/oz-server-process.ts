@@ -35,7 +35,8 @@ export interface OzServerHandle {
 export function cleanEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !k.startsWith('OZ_') && !k.startsWith('WARP_') && k !== 'XDG_CONFIG_HOME' && k !== 'XDG_DATA_HOME') env[k] = v;
+    // Model provider settings too: a test's model is the scripted server it names, never the host's.
+    if (v !== undefined && !/^(OZ_|WARP_|ANTHROPIC_|OPENAI_)/.test(k) && k !== 'XDG_CONFIG_HOME' && k !== 'XDG_DATA_HOME') env[k] = v;
   }
   return env;
 }

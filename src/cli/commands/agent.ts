@@ -5,7 +5,7 @@ import type { Json } from '../../client/oz-client.js';
 import { HARNESS_TYPES, type HarnessType } from '../../core/run.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { renderEvent } from '../render-events.js';
-import { collect, oneOf } from '../parse.js';
+import { collect, duration, oneOf, positiveInt } from '../parse.js';
 import { UsageError } from '../usage-error.js';
 import { stateOf, str } from './run-views.js';
 
@@ -26,6 +26,9 @@ interface RunCloudOptions {
   follow?: boolean;
   idempotencyKey?: string;
   secret: string[];
+  maxSteps?: number;
+  maxTokens?: number;
+  maxRuntime?: number;
 }
 
 /** A run config file (`-f agent.yaml|json`): the API's request body, flags override it. */
@@ -61,6 +64,9 @@ export async function buildRunBody(o: RunCloudOptions): Promise<Json> {
   }
   if (o.name !== undefined) config.name = o.name;
   if (o.secret.length > 0) config.secrets = o.secret;
+  if (o.maxSteps !== undefined) config.max_steps = o.maxSteps;
+  if (o.maxTokens !== undefined) config.max_tokens = o.maxTokens;
+  if (o.maxRuntime !== undefined) config.max_runtime_seconds = o.maxRuntime;
   if (o.mcp.length > 0) config.mcp_servers = Object.fromEntries(o.mcp.map((spec, i) => [`mcp${i + 1}`, { command: spec }]));
   if (o.title !== undefined) body.title = o.title;
   if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
@@ -105,6 +111,9 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
     .option('--follow', 'stream the run live until it ends; exit 1 unless it succeeded')
     .option('--idempotency-key <key>', 'retry-safe creation: the same key and request return the same run')
     .option('--secret <name>', "limit the run's secrets to these names (repeatable)", collect, [])
+    .option('--max-steps <n>', 'oz harness: model calls before the run ends FAILED budget_exceeded (worker default 100)', positiveInt('--max-steps', 10_000))
+    .option('--max-tokens <n>', 'oz harness: input+output tokens before the run ends FAILED budget_exceeded (worker default 5000000)', positiveInt('--max-tokens', 1_000_000_000))
+    .option('--max-runtime <duration>', 'end the run FAILED after this long, e.g. 30m, 2h', duration('--max-runtime'))
     .action(async (options: RunCloudOptions, cmd: Command) => {
       const ctx = context(cmd);
       const body = await buildRunBody(options);

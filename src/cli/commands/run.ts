@@ -49,21 +49,46 @@ export function listQuery(o: ListOptions): URLSearchParams {
   return q;
 }
 
+/** A tool result in a transcript line: its first lines, abbreviated. */
+function abbreviate(text: string, lines = 3, width = 200): string {
+  const all = text.replace(/\n+$/, '').split('\n');
+  const shown = all.slice(0, lines).map((line) => (line.length > width ? `${line.slice(0, width)}…` : line));
+  return shown.join('\n    ') + (all.length > lines ? `\n    … (${all.length - lines} more lines)` : '');
+}
+
+/** One conversation block as a transcript line: who said what, which tool with which input, its result. */
+function transcriptLine(role: string, block: Json): string {
+  switch (block.type) {
+    case 'text':
+      return `${role}: ${str(block.text)}`;
+    case 'action':
+      return block.name === 'setup_command' ? `setup: ${str((block.input as Json | undefined)?.command)}` : `→ ${str(block.name)} ${JSON.stringify(block.input ?? {})}`;
+    case 'action_result': {
+      const output = (block.output ?? {}) as Json;
+      if (block.name === 'setup_command') return `setup ${str(block.state)}${output.exit_code !== undefined && output.exit_code !== null ? ` (exit ${str(output.exit_code)})` : ''}`;
+      return `← ${str(block.name)}${block.state === 'failed' ? ' (error)' : ''}: ${abbreviate(str(output.text))}`;
+    }
+    default: {
+      const data = (block.data ?? {}) as Json;
+      if (block.name === 'output') return abbreviate(str(data.text), 20);
+      if (block.name === 'state_changed') {
+        const message = str((data.status_message as Json | undefined)?.message);
+        return `state: ${data.from ? `${str(data.from)} → ` : ''}${str(data.to)}${message ? ` (${message})` : ''}`;
+      }
+      if (block.name === 'usage') return `usage: ${str(data.input_tokens)} in / ${str(data.output_tokens)} out tokens, ${str(data.steps)} steps`;
+      return `${str(block.name)}: ${str(data.message) || JSON.stringify(data)}`;
+    }
+  }
+}
+
 async function printConversation(ctx: CliContext, runId: string): Promise<void> {
   const conversation = await ctx.client.getConversation(runId);
   if (ctx.out.format === 'json' || ctx.out.format === 'ndjson') return ctx.out.result('', conversation, '');
   for (const step of (conversation.steps as Json[]) ?? []) {
     for (const message of (step.messages as Json[]) ?? []) {
       for (const block of (message.content as Json[]) ?? []) {
-        const text =
-          block.type === 'text'
-            ? str(block.text)
-            : block.type === 'event'
-              ? `${str(block.name)} ${JSON.stringify(block.data)}`
-              : block.type === 'action'
-                ? `${str(block.name)} ${JSON.stringify(block.input)}`
-                : `${str(block.name)} ${str(block.state)} ${JSON.stringify(block.output)}`;
-        ctx.out.line(ctx.out.format === 'pretty' ? `${str(message.role)}: ${text}` : `${str(message.role)}\t${block.type as string}\t${text.replace(/\s+/g, ' ')}`);
+        const line = transcriptLine(str(message.role), block);
+        ctx.out.line(ctx.out.format === 'pretty' ? line : `${str(message.role)}\t${block.type as string}\t${line.replace(/\s+/g, ' ')}`);
       }
     }
   }

@@ -15,6 +15,8 @@ export function presentRun(run: Run): Record<string, unknown> {
   if (run.skillSpec !== null) agentConfig.skill_spec = run.skillSpec;
   if (run.config.secrets !== undefined) agentConfig.secrets = run.config.secrets;
   if (run.config.maxRuntimeMs !== undefined) agentConfig.max_runtime_seconds = Math.round(run.config.maxRuntimeMs / 1000);
+  if (run.config.maxSteps !== undefined) agentConfig.max_steps = run.config.maxSteps;
+  if (run.config.maxTokens !== undefined) agentConfig.max_tokens = run.config.maxTokens;
 
   return {
     run_id: run.id,

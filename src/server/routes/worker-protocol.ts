@@ -73,6 +73,8 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
     harness: run.config.harness,
     model_id: run.config.modelId ?? null,
     max_runtime_ms: run.config.maxRuntimeMs ?? env?.config.limits.maxRuntimeMs ?? null,
+    max_steps: run.config.maxSteps ?? null,
+    max_tokens: run.config.maxTokens ?? null,
     environment: env ? { id: env.id, name: env.name, ...env.config } : null,
     cancel_requested: run.cancelRequestedAt !== null,
     schedule_id: run.schedule?.scheduleId ?? null,

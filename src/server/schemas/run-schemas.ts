@@ -32,6 +32,8 @@ export const agentConfigSchema = z
     // ours
     secrets: z.array(envName).max(100).optional(),
     max_runtime_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    max_steps: z.number().int().min(1).max(10_000).optional(),
+    max_tokens: z.number().int().min(1000).max(1_000_000_000).optional(),
     // the spec's, not implemented yet
     base_prompt: z.unknown().optional(),
     skill_spec: z.unknown().optional(),
