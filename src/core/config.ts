@@ -23,6 +23,8 @@ export interface OzConfig {
   readonly defaultModel: string | null;
   /** The built-in agent's providers, retries and default budgets (worker side). */
   readonly agent: AgentSettings;
+  /** How a run's changes are published (worker side). */
+  readonly results: ResultsSettings;
   /** Models offered by `/agent/models` (`OZ_MODELS`, comma-separated `provider/model` ids). */
   readonly models: readonly string[];
   /** Concurrency limit given to teams created without one (`OZ_TEAM_MAX_CONCURRENT_RUNS`). */
@@ -99,6 +101,38 @@ export interface AgentSettings {
   maxSteps: number;
   maxTokens: number;
   maxTimeMs: number;
+}
+
+export interface ResultsSettings {
+  /** `OZ_BRANCH_PREFIX` (default `oz/`): a run's branch is the prefix and its id. */
+  branchPrefix: string;
+  /** `OZ_GIT_AUTHOR_NAME`, `OZ_GIT_AUTHOR_EMAIL`: author and committer of a run's commit. */
+  authorName: string;
+  authorEmail: string;
+  /** `OZ_GITHUB_URL`: repository URLs under it are GitHub's (pull requests through its API). */
+  githubUrl: string;
+  /** `OZ_GITHUB_GIT_URL`: where those repositories are fetched from and pushed to (default: `OZ_GITHUB_URL`). */
+  githubGitUrl: string;
+  /** `OZ_GITHUB_API_URL`: GitHub's REST API (GitHub Enterprise: `https://HOST/api/v3`). */
+  githubApiUrl: string;
+}
+
+function resultsSettings(env: Env): ResultsSettings {
+  const url = (value: string, variable: string): string => check(z.url({ protocol: /^(https?|file)$/, error: 'must be an http(s) or file URL' }), value, variable, variable).replace(/\/+$/, '');
+  const githubUrl = url(env.OZ_GITHUB_URL || 'https://github.com', 'OZ_GITHUB_URL');
+  return {
+    branchPrefix: check(
+      z.string().max(60).regex(/^([A-Za-z0-9][A-Za-z0-9_-]*[/-]?)*$/, 'must be letters, digits, "-", "_" and "/" (e.g. oz/ or agent-)'),
+      env.OZ_BRANCH_PREFIX ?? 'oz/',
+      'OZ_BRANCH_PREFIX',
+      'OZ_BRANCH_PREFIX',
+    ),
+    authorName: check(z.string().min(1).max(200).regex(/^[^<>\n]+$/, 'must not contain <, > or a newline'), env.OZ_GIT_AUTHOR_NAME ?? 'Oz', 'OZ_GIT_AUTHOR_NAME', 'OZ_GIT_AUTHOR_NAME'),
+    authorEmail: check(z.string().min(3).max(200).regex(/^[^<>\s]+@[^<>\s]+$/, 'must be an email address'), env.OZ_GIT_AUTHOR_EMAIL ?? 'oz@localhost', 'OZ_GIT_AUTHOR_EMAIL', 'OZ_GIT_AUTHOR_EMAIL'),
+    githubUrl,
+    githubGitUrl: env.OZ_GITHUB_GIT_URL ? url(env.OZ_GITHUB_GIT_URL, 'OZ_GITHUB_GIT_URL') : githubUrl,
+    githubApiUrl: url(env.OZ_GITHUB_API_URL || 'https://api.github.com', 'OZ_GITHUB_API_URL'),
+  };
 }
 
 function agentSettings(env: Env): AgentSettings {
@@ -191,6 +225,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     defaultModel,
     models,
     agent: agentSettings(env),
+    results: resultsSettings(env),
     teamMaxConcurrentRuns,
     cliConfigPath: cliConfigPath(env),
     workerConcurrency: check(

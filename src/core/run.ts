@@ -95,6 +95,14 @@ export interface Run {
 export const ARTIFACT_TYPES = ['PLAN', 'PULL_REQUEST', 'SCREENSHOT', 'FILE', 'BRANCH'] as const;
 export type ArtifactType = (typeof ARTIFACT_TYPES)[number];
 
+/** Something a run produced (a pull request, a pushed branch), as the spec's ArtifactItem. */
+export interface RunArtifact {
+  runId: string;
+  type: ArtifactType;
+  data: Record<string, unknown>;
+  createdAt: number;
+}
+
 export const RUN_SORT_FIELDS = ['updated_at', 'created_at', 'title', 'agent'] as const;
 export type RunSortField = (typeof RUN_SORT_FIELDS)[number];
 export type SortOrder = 'asc' | 'desc';

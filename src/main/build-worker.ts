@@ -10,6 +10,8 @@ import { DirectBackend } from '../sandbox/direct/direct-backend.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
 import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
 import { ProtocolClient } from '../worker/protocol-client.js';
+import { gitUrl } from '../worker/results/forge.js';
+import { Publisher } from '../worker/results/publisher.js';
 import { Worker } from '../worker/worker.js';
 
 export const BACKENDS = ['bwrap', 'direct'] as const;
@@ -56,7 +58,8 @@ export async function prepareWorker(args: {
   const closed = closeInheritedFds();
   if (closed.length > 0) args.logger.debug({ fds: closed }, 'closed descriptors inherited from the parent process (they would reach the sandboxes)');
   const backend = await openBackend(args.backend, config, args.logger);
-  const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots);
+  const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots, (url) => gitUrl(url, config.results));
+  const publisher = new Publisher(config.results, mirrors, config.cacheDir);
   const { providers, maxRetries, maxSteps, maxTokens, maxTimeMs } = config.agent;
   const harnesses = new Map<string, Harness>([
     ['command', new CommandHarness()],
@@ -73,6 +76,7 @@ export async function prepareWorker(args: {
         maxOutputBytes: config.maxOutputBytes,
         baseEnv: BASE_ENV,
         mirrors,
+        publisher,
         sandboxDefaults: config.sandboxDefaults,
         agentBudgets: { maxSteps, maxTokens, maxTimeMs },
       },

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { conflict, notFound } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { ACTIVE_STATES, LEASED_STATES, type RunState } from '../core/run-state.js';
-import type { ArtifactType, ListRunsQuery, Run, RunPage } from '../core/run.js';
+import type { ArtifactType, ListRunsQuery, Run, RunArtifact, RunPage } from '../core/run.js';
 import { insertEvents } from './event-writer.js';
 import { toRun } from './rows.js';
 import { decodeCursor, encodeCursor, queryFingerprint, sortValueOf } from './run-cursor.js';
@@ -152,6 +152,18 @@ export class RunRepository {
       .insertInto('run_artifacts')
       .values({ id: newId(), run_id: runId, type, data: JSON.stringify(data), created_at: at })
       .execute();
+  }
+
+  async listArtifacts(runIds: readonly string[]): Promise<RunArtifact[]> {
+    if (runIds.length === 0) return [];
+    const rows = await this.ctx.db
+      .selectFrom('run_artifacts')
+      .selectAll()
+      .where('run_id', 'in', [...runIds])
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
+    return rows.map((row) => ({ runId: row.run_id, type: row.type as ArtifactType, data: JSON.parse(row.data) as Record<string, unknown>, createdAt: Number(row.created_at) }));
   }
 
   async teamsWithQueued(): Promise<string[]> {

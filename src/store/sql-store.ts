@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
 import type { ApiKey, NewApiKey, NewWorkerToken, Team, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
-import type { ArtifactType, ListRunsQuery, Run, RunPage } from '../core/run.js';
+import type { ArtifactType, ListRunsQuery, Run, RunArtifact, RunPage } from '../core/run.js';
 import { EnvironmentRepository } from './environment-repository.js';
 import { EventRepository } from './event-repository.js';
 import { IdentityRepository } from './identity-repository.js';
@@ -157,6 +157,9 @@ export class SqlStore implements Store {
 
   addRunArtifact(runId: string, type: ArtifactType, data: Record<string, unknown>, at: number): Promise<void> {
     return this.runs.addArtifact(runId, type, data, at);
+  }
+  listRunArtifacts(runIds: readonly string[]): Promise<RunArtifact[]> {
+    return this.runs.listArtifacts(runIds);
   }
 
   appendRunEvents(runId: string, events: NewRunEvent[]): Promise<RunEvent[]> {

@@ -4,6 +4,7 @@ import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { RunState } from '../core/run-state.js';
 import type {
   ArtifactType,
+  RunArtifact,
   ExecutionLocation,
   ListRunsQuery,
   Run,
@@ -147,6 +148,8 @@ export interface Store {
 
   /** Record an output of a run (pull request, branch, file, plan): filterable by type. */
   addRunArtifact(runId: string, type: ArtifactType, data: Record<string, unknown>, at: number): Promise<void>;
+  /** The artifacts of these runs, oldest first. */
+  listRunArtifacts(runIds: readonly string[]): Promise<RunArtifact[]>;
 
   // Run events
   appendRunEvents(runId: string, events: NewRunEvent[]): Promise<RunEvent[]>;

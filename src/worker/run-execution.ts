@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RepoSpec } from '../core/environment.js';
 import type { RunStatusMessage, RunUsage } from '../core/run.js';
 import type { ClaimedRun, FinishState } from '../core/worker-protocol.js';
 import type { AgentBudgets, Harness, HarnessResult } from '../agent/harness.js';
@@ -8,6 +9,7 @@ import { OutputBudget, OutputCollector } from './output-collector.js';
 import { ProtocolError, type ProtocolClient } from './protocol-client.js';
 import { Redactor } from '../secrets/redactor.js';
 import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
+import { PublishError, type Publisher } from './results/publisher.js';
 import { checkoutDirs, SetupFailure, setUpWorkspace } from './provisioning/workspace-setup.js';
 
 export interface ExecutionDeps {
@@ -21,6 +23,7 @@ export interface ExecutionDeps {
   /** The environment every run starts from (PATH and friends), never the worker's own. */
   baseEnv: Record<string, string>;
   mirrors: MirrorCache;
+  publisher: Publisher;
   /** Limits where the run's environment sets none. */
   sandboxDefaults: SandboxLimits & { outputBytes: number };
   /** Agent budgets where the run sets none. */
@@ -173,8 +176,9 @@ export class RunExecution {
       const env = { ...this.runEnv(), ...(secrets?.env ?? {}) };
       const setupOnly = secrets?.setup_env ?? {};
       const setupOutput = new OutputCollector((e) => uploader.add(e), budget, 'setup');
+      let bases: string[];
       try {
-        await setUpWorkspace({
+        bases = await setUpWorkspace({
           sandbox: this.sandbox,
           repos,
           setupCommands: environment?.setupCommands ?? [],
@@ -221,6 +225,9 @@ export class RunExecution {
         });
         usage = result.usage ?? null;
         if (!this.stopReason) outcome = harnessOutcome(result);
+        if (!this.stopReason && outcome?.state === 'SUCCEEDED' && repos.length > 0) {
+          outcome = await this.publish({ env, repos, bases, mounts, summary: result.summary, uploader });
+        }
       } finally {
         output.flush();
       }
@@ -249,6 +256,35 @@ export class RunExecution {
       this.done.abort();
       uploader.stop();
       await Promise.allSettled([heartbeat, control]);
+    }
+  }
+
+  /** Publish the run's changes (DESIGN.md "Git"); a failure ends the run FAILED, naming it. */
+  private async publish(
+    parts: { env: Record<string, string>; repos: readonly RepoSpec[]; bases: string[]; mounts: string[]; summary: string; uploader: EventUploader },
+  ): Promise<Outcome> {
+    const sandbox = this.sandbox as Sandbox;
+    const secrets = 'error' in this.run.secrets ? null : this.run.secrets;
+    try {
+      const notes = await this.deps.publisher.publish({
+        runId: this.run.run_id,
+        title: this.run.title,
+        summary: parts.summary,
+        sandbox,
+        env: parts.env,
+        repos: parts.repos,
+        dirs: checkoutDirs(parts.repos),
+        bases: parts.bases,
+        mirrors: parts.mounts,
+        ...(secrets?.env.GITHUB_TOKEN ? { githubToken: secrets.env.GITHUB_TOKEN } : {}),
+        redact: (text) => this.redactor.redact(text),
+        artifact: (type, data) => parts.uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: type, data } }),
+        signal: this.stopped.signal,
+      });
+      return { state: 'SUCCEEDED', message: { message: [parts.summary, ...notes].join('\n') } };
+    } catch (error) {
+      if (!(error instanceof PublishError)) throw error;
+      return { state: 'FAILED', message: { message: `${parts.summary}\n${error.message}`, reason: 'publish_failed' } };
     }
   }
 

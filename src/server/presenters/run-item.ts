@@ -1,9 +1,9 @@
 import { toRfc3339 } from '../../core/clock.js';
 import { LEASED_STATES, type RunState } from '../../core/run-state.js';
-import type { Run } from '../../core/run.js';
+import type { Run, RunArtifact } from '../../core/run.js';
 
 /** The spec's RunItem, with our extensions `usage`, `state_timestamps`, `attempt`. */
-export function presentRun(run: Run): Record<string, unknown> {
+export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): Record<string, unknown> {
   const stateTimestamps: Partial<Record<RunState, string>> = {};
   for (const [state, at] of Object.entries(run.stateTimestamps) as [RunState, number][]) {
     stateTimestamps[state] = toRfc3339(at);
@@ -42,6 +42,7 @@ export function presentRun(run: Run): Record<string, unknown> {
     ...(run.creatorId ? { creator: { type: 'user', uid: run.creatorId } } : {}),
     agent_config: agentConfig,
     conversation_id: run.id,
+    artifacts: artifacts.map((a) => ({ artifact_type: a.type, created_at: toRfc3339(a.createdAt), data: a.data })),
     ...(run.parentRunId ? { parent_run_id: run.parentRunId } : {}),
     is_sandbox_running: LEASED_STATES.includes(run.state),
     scope: { type: 'Team', uid: run.teamId },

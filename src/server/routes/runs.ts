@@ -85,8 +85,9 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
         limit: q.limit,
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
       });
+      const artifacts = await deps.store.listRunArtifacts(page.runs.map((run) => run.id));
       return {
-        runs: page.runs.map(presentRun),
+        runs: page.runs.map((run) => presentRun(run, artifacts.filter((a) => a.runId === run.id))),
         page_info: { has_next_page: page.nextCursor !== null, ...(page.nextCursor ? { next_cursor: page.nextCursor } : {}) },
       };
     });
@@ -94,7 +95,7 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
     r.get('/agent/runs/:runId', { schema: { params: runIdParams, summary: 'Get a run', tags: ['runs'] } }, async (request) => {
       const run = await deps.store.getRun(principalOf(request).team.id, request.params.runId);
       if (!run) throw notFound('run', request.params.runId);
-      return presentRun(run);
+      return presentRun(run, await deps.store.listRunArtifacts([run.id]));
     });
 
     const conversation = async (teamId: string, runId: string) => {

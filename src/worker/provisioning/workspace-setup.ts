@@ -55,11 +55,13 @@ class Tail {
  * fetch), its branch checked out and `origin` pointed back at the real URL;
  * then the setup commands run in order in `/workspace`, their output
  * streamed. A failure throws a {@link SetupFailure} naming the step and the
- * tail of its output.
+ * tail of its output. Returns each repository's checked-out commit (the base
+ * a run's changes are published against), read before any setup command ran.
  */
-export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<void> {
+export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string[]> {
   const { sandbox, emit } = input;
   const dirs = checkoutDirs(input.repos);
+  const bases: string[] = [];
   // The mirrors belong to the worker (another uid), and git refuses to serve
   // a repository someone else owns unless a global or system config trusts
   // it (git 2.39 ignores `-c safe.directory`). A config just for the clones:
@@ -69,7 +71,7 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<void> 
     gitEnv = { ...gitEnv, GIT_CONFIG_GLOBAL: await sandbox.writeFile('.oz/clone.gitconfig', trust) };
   }
   for (const [i, repo] of input.repos.entries()) {
-    if (input.stopped()) return;
+    if (input.stopped()) return bases;
     const dir = dirs[i] as string;
     const mirror = sandbox.mountPaths[i] as string;
     const command = `git clone ${repo.branch ? `--branch ${repo.branch} ` : ''}${repo.url} ${dir}`;
@@ -84,7 +86,13 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<void> 
       ['git', 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir],
       { env: gitEnv, onOutput },
     );
-    const ok = clone.exitCode === 0 && (await sandbox.exec(['git', '-C', dir, 'remote', 'set-url', 'origin', repo.url], { env: gitEnv, onOutput })).exitCode === 0;
+    let head = '';
+    const ok =
+      clone.exitCode === 0 &&
+      (await sandbox.exec(['git', '-C', dir, 'remote', 'set-url', 'origin', repo.url], { env: gitEnv, onOutput })).exitCode === 0 &&
+      (await sandbox.exec(['git', '-C', dir, 'rev-parse', 'HEAD'], { env: gitEnv, onOutput: (stream, chunk) => (stream === 'stdout' ? (head += chunk.toString()) : onOutput(stream, chunk)) })).exitCode === 0 &&
+      /^[0-9a-f]{40,64}$/.test(head.trim());
+    bases.push(head.trim());
     emit({ type: 'setup', at: Date.now(), data: { index, command, status: ok ? 'succeeded' : 'failed', exit_code: clone.exitCode } });
     if (!ok) {
       const what = repo.branch ? `branch ${repo.branch} of ${repo.url}` : repo.url;
@@ -96,7 +104,7 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<void> 
     }
   }
   for (const [i, command] of input.setupCommands.entries()) {
-    if (input.stopped()) return;
+    if (input.stopped()) return bases;
     emit({ type: 'setup', at: Date.now(), data: { index: i, command, status: 'started' } });
     const tail = new Tail();
     const result = await sandbox.exec(['/bin/bash', '-c', command], {
@@ -118,4 +126,5 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<void> 
       });
     }
   }
+  return bases;
 }

@@ -1,0 +1,175 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { Octokit } from '@octokit/rest';
+import type { RepoSpec } from '../../core/environment.js';
+import type { Sandbox } from '../../sandbox/sandbox-backend.js';
+import { FetchError, git } from '../host-git.js';
+import type { MirrorCache } from '../provisioning/mirror-cache.js';
+import type { ResultsSettings } from '../../core/config.js';
+import { githubRepo } from './forge.js';
+
+export interface PublishInput {
+  runId: string;
+  title: string;
+  summary: string;
+  sandbox: Sandbox;
+  /** The environment of processes in the sandbox (the run's). */
+  env: Record<string, string>;
+  repos: readonly RepoSpec[];
+  /** Per repository: its directory in the workspace, the commit setup checked out, its host mirror. */
+  dirs: readonly string[];
+  bases: readonly string[];
+  mirrors: readonly string[];
+  /** The team's `github-token` secret (`GITHUB_TOKEN`), if the run has it. */
+  githubToken?: string;
+  redact: (text: string) => string;
+  artifact: (type: 'PULL_REQUEST' | 'BRANCH', data: Record<string, string>) => void;
+  signal: AbortSignal;
+}
+
+/** Publishing failed; the message is for the run's user. */
+export class PublishError extends Error {}
+
+/** A bundle larger than this is refused (the run's changes, not its repository). */
+const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
+const API_TIMEOUT_MS = 30_000;
+const NO_CHANGES = 3;
+
+/**
+ * The sandbox's half (DESIGN.md "Git"): commit whatever changed, point
+ * `refs/heads/<branch>` at it and write a bundle of what is new since the
+ * base to stdout. Runs as the sandbox user, on the agent's own `.git`; exit 3
+ * when there is nothing new. Arguments: dir, author name, email, message, branch, base.
+ */
+const COMMIT_AND_BUNDLE = [
+  'set -e',
+  'cd -- "$1"',
+  'git add -A',
+  'if ! git diff --cached --quiet; then git -c user.name="$2" -c user.email="$3" -c commit.gpgsign=false commit -q --no-verify -m "$4"; fi',
+  `if [ "$(git rev-parse HEAD)" = "$6" ]; then exit ${NO_CHANGES}; fi`,
+  'git update-ref "refs/heads/$5" HEAD',
+  'git bundle create - "refs/heads/$5" "^$6"',
+].join('\n');
+
+/**
+ * Turns a run's changes into a branch and, for GitHub, a pull request,
+ * without trusting the workspace: the commit is made inside the sandbox, only
+ * a bundle (plain data) comes out, and host-side git runs on a bare
+ * repository the worker made (hooks off, no user config), which borrows the
+ * mirror's objects and pushes with the team's token.
+ */
+export class Publisher {
+  private readonly workDir: string;
+
+  constructor(
+    private readonly settings: ResultsSettings,
+    private readonly mirrors: MirrorCache,
+    cacheDir: string,
+  ) {
+    this.workDir = join(cacheDir, 'publish');
+    mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
+    chmodSync(this.workDir, 0o700);
+  }
+
+  /** Publish each repository that changed; returns lines for the run's summary. */
+  async publish(input: PublishInput): Promise<string[]> {
+    const branch = `${this.settings.branchPrefix}${input.runId}`;
+    const notes: string[] = [];
+    for (const [i, repo] of input.repos.entries()) {
+      const dir = input.dirs[i] as string;
+      const bundle = await this.commitAndBundle(input, dir, branch, input.bases[i] as string);
+      if (!bundle) {
+        notes.push(`No changes in ${dir}: nothing was published.`);
+        continue;
+      }
+      await this.push(input, repo, input.mirrors[i] as string, bundle, branch);
+      const github = githubRepo(repo.url, this.settings);
+      if (github && input.githubToken) {
+        const pr = await this.pullRequest(input, repo, github, branch);
+        input.artifact('PULL_REQUEST', { url: pr.url, branch });
+        notes.push(`${pr.reused ? 'Updated' : 'Opened'} pull request ${pr.url} (branch ${branch}).`);
+      } else {
+        input.artifact('BRANCH', { branch, repository: repo.url });
+        notes.push(`Pushed branch ${branch} to ${repo.url}${github ? ' (no github-token secret, so no pull request)' : ''}.`);
+      }
+    }
+    return notes;
+  }
+
+  private async commitAndBundle(input: PublishInput, dir: string, branch: string, base: string): Promise<Buffer | null> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let stderr = '';
+    const message = `${input.title}\n\n${input.redact(input.summary)}\n\nOz run ${input.runId}`;
+    const result = await input.sandbox.exec(
+      ['/bin/sh', '-c', COMMIT_AND_BUNDLE, 'oz-publish', dir, this.settings.authorName, this.settings.authorEmail, message, branch, base],
+      {
+        env: { ...input.env, GIT_TERMINAL_PROMPT: '0' },
+        timeoutMs: 10 * 60_000,
+        onOutput: (stream, chunk) => {
+          if (stream === 'stderr') stderr = (stderr + chunk.toString()).slice(-2000);
+          else if ((size += chunk.length) <= MAX_BUNDLE_BYTES) chunks.push(chunk);
+        },
+      },
+    );
+    if (result.exitCode === NO_CHANGES) return null;
+    if (result.exitCode !== 0) throw new PublishError(input.redact(`Could not commit the changes in ${dir}: ${stderr.trim() || `exit code ${result.exitCode ?? result.signal}`}`));
+    if (size > MAX_BUNDLE_BYTES) throw new PublishError(`The changes in ${dir} are larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB; nothing was published.`);
+    return Buffer.concat(chunks);
+  }
+
+  private async push(input: PublishInput, repo: RepoSpec, mirror: string, bundle: Buffer, branch: string): Promise<void> {
+    const work = mkdtempSync(join(this.workDir, `${input.runId}-`));
+    try {
+      const bare = join(work, 'repo.git');
+      await git(['init', '--bare', '--quiet', bare], input.signal);
+      // The bundle's prerequisite (the base) is in the mirror: borrow its objects, read-only.
+      writeFileSync(join(bare, 'objects', 'info', 'alternates'), `${join(mirror, 'objects')}\n`);
+      writeFileSync(join(work, 'changes.bundle'), bundle);
+      const ref = `refs/heads/${branch}`;
+      try {
+        await git(['--git-dir', bare, 'fetch', '--quiet', join(work, 'changes.bundle'), `${ref}:${ref}`], input.signal);
+      } catch (error) {
+        throw new PublishError(input.redact(`The run's changes could not be read: ${(error as Error).message}`));
+      }
+      const remote = this.mirrors.source(repo.url);
+      try {
+        await git(['--git-dir', bare, 'push', '--quiet', '--force', remote, `${ref}:${ref}`], input.signal, this.authEnv(repo.url, input.githubToken));
+      } catch (error) {
+        if (!(error instanceof FetchError)) throw error;
+        throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} was rejected: ${error.message}`));
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  /** GitHub's token as an HTTP header, in git's environment (never on a command line); nothing for other remotes. */
+  private authEnv(url: string, token: string | undefined): Record<string, string> {
+    if (!token || !githubRepo(url, this.settings) || !this.mirrors.source(url).startsWith('https://')) return {};
+    const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
+    return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` };
+  }
+
+  /** The open pull request of `branch`, or a new one: publishing again never opens a second. */
+  private async pullRequest(input: PublishInput, repo: RepoSpec, github: { owner: string; repo: string }, branch: string): Promise<{ url: string; reused: boolean }> {
+    const octokit = new Octokit({
+      auth: input.githubToken,
+      baseUrl: this.settings.githubApiUrl,
+      userAgent: 'oz-worker',
+      request: { signal: AbortSignal.any([input.signal, AbortSignal.timeout(API_TIMEOUT_MS)]) },
+    });
+    try {
+      const open = await octokit.rest.pulls.list({ ...github, head: `${github.owner}:${branch}`, state: 'open', per_page: 1 });
+      const existing = open.data[0];
+      if (existing) return { url: existing.html_url, reused: true };
+      const base = repo.branch ?? (await octokit.rest.repos.get(github)).data.default_branch;
+      const body = `${input.redact(input.summary)}\n\n---\nOpened by Oz run \`${input.runId}\`.`;
+      const created = await octokit.rest.pulls.create({ ...github, head: branch, base, title: input.title, body });
+      return { url: created.data.html_url, reused: false };
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      throw new PublishError(input.redact(`Pushed ${branch}, but the pull request could not be opened${status ? ` (GitHub answered ${status})` : ''}: ${(error as Error).message}`));
+    }
+  }
+}
