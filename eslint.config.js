@@ -19,7 +19,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/core/config.ts', 'test/**', 'bench/**', 'vitest.config.ts', '.ci/**'],
+    // The harness-support client runs alone inside sandboxes (no config module there).
+    files: ['src/core/config.ts', 'src/harness-support/client.ts', 'test/**', 'bench/**', 'vitest.config.ts', '.ci/**'],
     rules: { 'no-restricted-syntax': 'off' },
   },
   {

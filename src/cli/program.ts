@@ -1,3 +1,4 @@
+import { runHarnessSupport } from '../harness-support/client.js';
 import { Command, CommanderError, Option } from 'commander';
 import { OzClientError } from '../client/client-error.js';
 import { isOzError } from '../core/errors.js';
@@ -98,6 +99,17 @@ export function buildProgram(deps: ProgramDeps): Command {
     .option('--drain-grace-ms <ms>', 'on SIGTERM, how long running runs may finish (env OZ_DRAIN_GRACE_MS; default 30000)')
     .option('--allow-insecure-http', 'allow a plain-HTTP server URL that is not loopback')
     .action(async (options: WorkerCommandOptions) => deps.runWorker(options));
+
+  program
+    .command('harness-support')
+    .description('Report to the run this process belongs to, from inside its sandbox (report-artifact, notify-user, finish-task)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[args...]', 'the command and its options (oz harness-support --help)')
+    .action(async (args: string[]) => {
+      process.exitCode = await runHarnessSupport(args, undefined, { out: deps.stdout, err: deps.stderr });
+    });
 
   program.addCommand(agentCommand(context));
   program.addCommand(runCommand('run', context));

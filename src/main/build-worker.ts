@@ -1,3 +1,5 @@
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CommandHarness } from '../agent/command/command-harness.js';
 import { OzHarness } from '../agent/oz/oz-harness.js';
@@ -19,7 +21,8 @@ export type BackendName = (typeof BACKENDS)[number];
 
 /** What every run's processes start from: never the worker's own environment (it holds credentials). */
 const BASE_ENV = {
-  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  // /oz/bin last: `oz harness-support` inside a bwrap sandbox.
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/oz/bin',
   LANG: 'C.UTF-8',
   TERM: 'dumb',
 };
@@ -60,6 +63,10 @@ export async function prepareWorker(args: {
   const backend = await openBackend(args.backend, config, args.logger);
   const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots, (url) => gitUrl(url, config.results));
   const publisher = new Publisher(config.results, mirrors, config.cacheDir);
+  // Traversable (the direct backend's processes connect by path), not listable.
+  const supportRoot = join(config.cacheDir, 'support');
+  mkdirSync(supportRoot, { recursive: true, mode: 0o711 });
+  chmodSync(supportRoot, 0o711);
   const { providers, maxRetries, maxSteps, maxTokens, maxTimeMs } = config.agent;
   const harnesses = new Map<string, Harness>([
     ['command', new CommandHarness()],
@@ -77,6 +84,7 @@ export async function prepareWorker(args: {
         baseEnv: BASE_ENV,
         mirrors,
         publisher,
+        supportRoot,
         sandboxDefaults: config.sandboxDefaults,
         agentBudgets: { maxSteps, maxTokens, maxTimeMs },
       },

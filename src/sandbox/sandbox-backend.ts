@@ -34,6 +34,8 @@ export interface Sandbox {
   readonly workspacePath: string;
   /** Read-only mounts as the sandbox sees them, in the order of `SandboxSpec.mounts`. */
   readonly mountPaths: readonly string[];
+  /** The run's harness-support socket as the sandbox sees it (`SandboxSpec.supportDir`), else null. */
+  readonly supportSocketPath: string | null;
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
   /** Write a file into the workspace (0600) as the sandbox user; returns its path as the sandbox sees it. */
   writeFile(relativePath: string, content: string): Promise<string>;
@@ -63,6 +65,8 @@ export interface SandboxSpec {
   limits: SandboxLimits;
   /** Host directories bound read-only into the sandbox (repository mirrors). */
   mounts: readonly string[];
+  /** A host directory holding the run's harness-support socket (`sock`), made reachable inside. */
+  supportDir?: string;
   /** Called once when a limit ends the sandbox's processes (the run must end). */
   onLimit: (kind: LimitKind) => void;
 }

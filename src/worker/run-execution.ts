@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { RepoSpec } from '../core/environment.js';
 import type { RunStatusMessage, RunUsage } from '../core/run.js';
@@ -10,6 +13,8 @@ import { ProtocolError, type ProtocolClient } from './protocol-client.js';
 import { Redactor } from '../secrets/redactor.js';
 import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
 import { PublishError, type Publisher } from './results/publisher.js';
+import { SupportServer, type ReportedFinish } from './support-server.js';
+import { SUPPORT_SOCKET_ENV, SUPPORT_TOKEN_ENV } from '../harness-support/client.js';
 import { checkoutDirs, SetupFailure, setUpWorkspace } from './provisioning/workspace-setup.js';
 
 export interface ExecutionDeps {
@@ -24,6 +29,8 @@ export interface ExecutionDeps {
   baseEnv: Record<string, string>;
   mirrors: MirrorCache;
   publisher: Publisher;
+  /** Where runs' harness-support sockets are made (a directory each). */
+  supportRoot: string;
   /** Limits where the run's environment sets none. */
   sandboxDefaults: SandboxLimits & { outputBytes: number };
   /** Agent budgets where the run sets none. */
@@ -63,6 +70,10 @@ export class RunExecution {
   private leaseDeadline: number;
   private killTimer: NodeJS.Timeout | null = null;
   private redactor = new Redactor([]);
+  private support: SupportServer | null = null;
+  private readonly supportToken = randomBytes(24).toString('hex');
+  /** What the agent said with `oz harness-support finish-task`, if it did. */
+  private reportedFinish: ReportedFinish | null = null;
   readonly finished: Promise<void>;
 
   constructor(
@@ -151,12 +162,14 @@ export class RunExecution {
         return;
       }
       if (this.stopReason) return;
+      const supportDir = await this.startSupport(uploader);
       try {
         this.sandbox = await this.deps.backend.create({
           runId: run.run_id,
           network: environment?.network ?? 'off',
           limits,
           mounts,
+          supportDir,
           onLimit: (kind) => this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes }),
         });
       } catch (error) {
@@ -224,7 +237,7 @@ export class RunExecution {
           redact: (text) => this.redactor.redact(text),
         });
         usage = result.usage ?? null;
-        if (!this.stopReason) outcome = harnessOutcome(result);
+        if (!this.stopReason) outcome = harnessOutcome(withReportedFinish(result, this.reportedFinish));
         if (!this.stopReason && outcome?.state === 'SUCCEEDED' && repos.length > 0) {
           outcome = await this.publish({ env, repos, bases, mounts, summary: result.summary, uploader });
         }
@@ -247,6 +260,7 @@ export class RunExecution {
       const hit = this.stopReason ? null : await this.sandbox?.limitHit().catch(() => null);
       if (hit) this.stopReason = { kind: 'limit', limit: hit, value: hit === 'pids' ? limits.pids : hit === 'memory' ? limits.memoryBytes : limits.diskBytes };
       await this.sandbox?.destroy();
+      await this.stopSupport();
       if (this.killTimer) clearTimeout(this.killTimer);
       await uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId: run.run_id }, 'could not send the last events'));
       const final = this.finalOutcome(outcome);
@@ -257,6 +271,26 @@ export class RunExecution {
       uploader.stop();
       await Promise.allSettled([heartbeat, control]);
     }
+  }
+
+  /** The run's harness-support socket (`oz harness-support` inside the sandbox); returns its directory. */
+  private async startSupport(uploader: EventUploader): Promise<string> {
+    const dir = mkdtempSync(join(this.deps.supportRoot, `${this.run.run_id}-`));
+    chmodSync(dir, 0o711);
+    this.support = await SupportServer.start(join(dir, 'sock'), this.supportToken, {
+      pullRequest: (url, branch) => uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'PULL_REQUEST', data: { url, branch } } }),
+      notify: (message) => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'info', message, reason: 'agent_notification' } }),
+      finish: (finish) => (this.reportedFinish = finish),
+    });
+    return dir;
+  }
+
+  private async stopSupport(): Promise<void> {
+    const support = this.support;
+    this.support = null;
+    if (!support) return;
+    await support.close().catch(() => {});
+    rmSync(join(support.path, '..'), { recursive: true, force: true });
   }
 
   /** Publish the run's changes (DESIGN.md "Git"); a failure ends the run FAILED, naming it. */
@@ -339,6 +373,7 @@ export class RunExecution {
       OZ_RUN_ID: this.run.run_id,
       WARP_RUN_ID: this.run.run_id,
       OZ_HARNESS: this.run.harness.type,
+      ...(this.sandbox?.supportSocketPath ? { [SUPPORT_SOCKET_ENV]: this.sandbox.supportSocketPath, [SUPPORT_TOKEN_ENV]: this.supportToken } : {}),
       ...(this.run.environment ? { OZ_ENVIRONMENT_ID: this.run.environment.id } : {}),
       ...(this.run.schedule_id ? { OZ_SCHEDULE_ID: this.run.schedule_id } : {}),
     };
@@ -385,6 +420,13 @@ export class RunExecution {
       }
     }
   }
+}
+
+/** What the agent reported with `finish-task` overrides the harness's summary; a reported failure fails the run. */
+function withReportedFinish(result: HarnessResult, finish: ReportedFinish | null): HarnessResult {
+  if (!finish) return result;
+  const failure = finish.status === 'failure' ? { state: 'FAILED' as const, message: { message: finish.summary, reason: 'agent_reported_failure' } } : undefined;
+  return { ...result, summary: finish.summary, ok: result.ok && !failure, ...(result.failure || failure ? { failure: result.failure ?? failure } : {}) };
 }
 
 /** A harness's result as the run's end: success, the harness's own failure, or "harness failed". */

@@ -46,6 +46,7 @@ describe('the built-in oz agent against a scripted model', () => {
   let server: OzServerHandle;
   let fixtures: string;
   let envId: string;
+  let appUrl: string;
   const models = {} as Record<ModelProtocol, ModelServer>;
   /** What the model servers answer next: each test sets its own. */
   const turns: Record<ModelProtocol, ScriptedTurn[]> = { anthropic: [], 'openai-responses': [], 'openai-chat': [] };
@@ -54,7 +55,7 @@ describe('the built-in oz agent against a scripted model', () => {
   beforeAll(async () => {
     fixtures = mkdtempSync(join(tmpdir(), 'oz-agent-'));
     chmodSync(fixtures, 0o755);
-    const appUrl = makeBareRepo(fixtures, 'app', { 'greet.sh': GREET, 'test.sh': TEST, 'README.md': '# app\nSay hello.\n' });
+    appUrl = makeBareRepo(fixtures, 'app', { 'greet.sh': GREET, 'test.sh': TEST, 'README.md': '# app\nSay hello.\n' });
     for (const protocol of Object.keys(turns) as ModelProtocol[]) {
       models[protocol] = await startModelServer({ protocol, script: () => turns[protocol].shift() ?? repeat ?? undefined });
     }
@@ -119,7 +120,8 @@ describe('the built-in oz agent against a scripted model', () => {
       const id = await start({ model_id: MODELS[protocol], harness: { type: 'oz' } });
       const run = await finished(id);
       expect(run.state, JSON.stringify(run.status_message)).toBe('SUCCEEDED');
-      expect((run.status_message as Json).message).toBe('The greeting now says Hello, Oz; the tests pass.');
+      // The summary, then what publishing did: the edit is on the run's branch in the repository.
+      expect((run.status_message as Json).message).toBe(`The greeting now says Hello, Oz; the tests pass.\nPushed branch oz/${id} to ${appUrl}.`);
       expect(run.usage).toEqual({ input_tokens: 700, output_tokens: 150, steps: 5 });
       expect(models[protocol].failures).toEqual([]);
       expect(models[protocol].requests).toHaveLength(5);
@@ -186,7 +188,7 @@ describe('the built-in oz agent against a scripted model', () => {
     const id = await start({ model_id: MODELS['openai-chat'] });
     const run = await finished(id);
     expect(run.state, JSON.stringify(run.status_message)).toBe('SUCCEEDED');
-    expect((run.status_message as Json).message).toBe('Nothing to change after all.');
+    expect((run.status_message as Json).message).toBe('Nothing to change after all.\nNo changes in app: nothing was published.');
     const results = (await conversation(id)).filter((b) => b.type === 'action_result' && b.name !== 'setup_command');
     expect(results.map((b) => b.state)).toEqual(['failed', 'failed', 'failed']);
     const texts = results.map((b) => String((b.output as Json).text));
@@ -242,7 +244,7 @@ describe('the built-in oz agent against a scripted model', () => {
     expect(transcript.stdout).toMatch(/→ read_file \{"path":"app\/greet.sh"\}/);
     expect(transcript.stdout).toMatch(/← read_file: +1\techo "Hello"/);
     expect(transcript.stdout).toContain('← bash: test passed');
-    expect(transcript.stdout).toContain('state: INPROGRESS → SUCCEEDED (The greeting now says Hello, Oz; the tests pass.)');
+    expect(transcript.stdout).toContain('state: INPROGRESS → SUCCEEDED (The greeting now says Hello, Oz; the tests pass.\nPushed branch');
     expect(transcript.stdout).toContain('usage: 700 in / 150 out tokens, 5 steps');
 
     // Bad budgets are refused, naming the field.

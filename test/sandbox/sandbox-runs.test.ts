@@ -239,8 +239,8 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       }
       if (backend === 'bwrap') {
         // Only the run's own mirror is bound in: nothing else of the cache is visible.
-        const c = await run('ls /oz/mirrors; ls /oz', await createEnvironment({ repos: [{ url: appUrl }] }, teamB), teamB);
-        expect(c.output).toBe('0\nbin\ninit.mjs\nmirrors\n');
+        const c = await run('ls /oz/mirrors; ls /oz; test -S /oz/support/sock && echo sock', await createEnvironment({ repos: [{ url: appUrl }] }, teamB), teamB);
+        expect(c.output).toBe('0\nbin\nharness-support.mjs\ninit.mjs\nmirrors\nsupport\nsock\n');
       }
     });
   });

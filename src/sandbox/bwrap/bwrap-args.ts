@@ -45,11 +45,20 @@ export interface BwrapProfile {
   /** Read-write: `/workspace` and `/tmp`. */
   workspaceFd: number;
   tmpFd: number;
-  /** Read-only binds (repository mirrors). */
+  /** Read-only binds (repository mirrors, the harness-support socket's directory). */
   readOnly: readonly FdMount[];
+  /** The harness-support client and its `oz` wrapper (file contents), where the run has a support socket. */
+  supportClientFd?: number;
+  ozWrapperFd?: number;
 }
 
+
 export const INIT_NODE = '/oz/bin/node';
+
+/** Where the sandbox finds the harness-support client, its socket's directory, and `oz` (/oz/bin/oz). */
+export const SUPPORT_DIR = '/oz/support';
+export const SUPPORT_CLIENT = '/oz/harness-support.mjs';
+export const OZ_WRAPPER = `#!/bin/sh\nexec ${INIT_NODE} ${SUPPORT_CLIENT} "$@"\n`;
 export const INIT_SCRIPT = '/oz/init.mjs';
 
 function systemRootArgs(): string[] {
@@ -120,6 +129,9 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
     INIT_SCRIPT,
   );
   for (const mount of profile.readOnly) args.push('--ro-bind-fd', String(mount.fd), mount.dest);
+  if (profile.supportClientFd !== undefined && profile.ozWrapperFd !== undefined) {
+    args.push('--ro-bind-data', String(profile.supportClientFd), SUPPORT_CLIENT, '--perms', '0555', '--ro-bind-data', String(profile.ozWrapperFd), '/oz/bin/oz');
+  }
   args.push(
     // The root itself (bwrap's tmpfs holding the mount points) read-only; the
     // binds under it keep their own flags.

@@ -6,7 +6,7 @@ import { delimiter, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
-import { bwrapArgs, groupFile, passwdFile, type FdMount } from './bwrap-args.js';
+import { bwrapArgs, groupFile, OZ_WRAPPER, passwdFile, SUPPORT_DIR, type FdMount } from './bwrap-args.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
 import { InitClient } from './init-client.js';
@@ -24,8 +24,9 @@ const WORKSPACE = '/workspace';
 const MONITOR_MS = 500;
 const START_TIMEOUT_MS = 15_000;
 
-/** Where the built init lives: next to this module in `dist/`. */
+/** Where the built init and harness-support client live in `dist/`. */
 const DEFAULT_INIT_SCRIPT = fileURLToPath(new URL('./sandbox-init.js', import.meta.url));
+const SUPPORT_CLIENT_SCRIPT = fileURLToPath(new URL('../../harness-support/client.js', import.meta.url));
 
 const CGROUP_PREFIX = 'oz-w';
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -157,7 +158,7 @@ export class BwrapBackend implements SandboxBackend {
         if (this.asRoot) chownSync(join(dir, sub), uid, uid);
       }
       mkdirSync(join(dir, 'etc'), { mode: 0o700 });
-      const files: Record<string, string | Buffer> = { passwd: passwdFile(), group: groupFile(), 'resolv.conf': SLIRP_RESOLV_CONF, hosts: SANDBOX_HOSTS };
+      const files: Record<string, string | Buffer> = { passwd: passwdFile(), group: groupFile(), 'resolv.conf': SLIRP_RESOLV_CONF, hosts: SANDBOX_HOSTS, oz: OZ_WRAPPER };
       const filter = seccompFilter();
       if (filter) files.seccomp = filter;
       for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, 'etc', name), content, { mode: 0o600 });
@@ -186,6 +187,7 @@ export class BwrapBackend implements SandboxBackend {
       const place = (fd: number): number => stdio.push(fd) - 1;
       const etc = (name: string): number => place(open(join(dir, 'etc', name)));
       const readOnly: FdMount[] = spec.mounts.map((path, i) => ({ fd: place(open(path)), dest: `/oz/mirrors/${i}` }));
+      if (spec.supportDir) readOnly.push({ fd: place(open(spec.supportDir)), dest: SUPPORT_DIR });
       const args = bwrapArgs({
         network,
         passwdFd: etc('passwd'),
@@ -193,6 +195,7 @@ export class BwrapBackend implements SandboxBackend {
         ...(network ? { resolvFd: etc('resolv.conf'), hostsFd: etc('hosts') } : {}),
         ...(parts.seccomp ? { seccompFd: etc('seccomp') } : {}),
         initScriptFd: place(open(this.initScript)),
+        ...(spec.supportDir && existsSync(SUPPORT_CLIENT_SCRIPT) ? { supportClientFd: place(open(SUPPORT_CLIENT_SCRIPT)), ozWrapperFd: etc('oz') } : {}),
         nodeFd: place(open(process.execPath)),
         infoFd: 3,
         workspaceFd: place(open(join(dir, 'workspace'))),
@@ -295,6 +298,7 @@ class Jail {
 class BwrapSandbox implements Sandbox {
   readonly workspacePath = WORKSPACE;
   readonly mountPaths: readonly string[];
+  readonly supportSocketPath: string | null;
   private monitor: NodeJS.Timeout | null = null;
   private hit: LimitKind | null = null;
   private destroyed: Promise<void> | null = null;
@@ -306,6 +310,7 @@ class BwrapSandbox implements Sandbox {
     private readonly parts: SandboxParts,
   ) {
     this.mountPaths = parts.spec.mounts.map((_, i) => `/oz/mirrors/${i}`);
+    this.supportSocketPath = parts.spec.supportDir ? `${SUPPORT_DIR}/sock` : null;
   }
 
   static async start(launch: () => ChildProcess, parts: SandboxParts): Promise<BwrapSandbox> {

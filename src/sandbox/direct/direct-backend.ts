@@ -19,7 +19,7 @@ export class DirectBackend implements SandboxBackend {
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
     const dir = mkdtempSync(join(this.root, `oz-run-${spec.runId.slice(0, 8)}-`));
-    return new DirectSandbox(dir, spec.mounts);
+    return new DirectSandbox(dir, spec.mounts, spec.supportDir ? join(spec.supportDir, 'sock') : null);
   }
 }
 
@@ -31,6 +31,7 @@ class DirectSandbox implements Sandbox {
     readonly workspacePath: string,
     /** No mount namespace: the sandbox reads the host paths themselves. */
     readonly mountPaths: readonly string[],
+    readonly supportSocketPath: string | null,
   ) {}
 
   /** Limits are not enforced here (the worker says so in the run's events). */

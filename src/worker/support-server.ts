@@ -1,0 +1,88 @@
+import { timingSafeEqual } from 'node:crypto';
+import { chmodSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { SUPPORT_ROUTES } from '../harness-support/client.js';
+
+const MAX_BODY = 64 * 1024;
+
+const schemas = {
+  [SUPPORT_ROUTES.artifact]: z.strictObject({
+    type: z.literal('pull-request'),
+    url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2000),
+    branch: z.string().min(1).max(255).regex(/^[^\s~^:?*[\\]+$/, 'must be a branch name'),
+  }),
+  [SUPPORT_ROUTES.notify]: z.strictObject({ message: z.string().min(1).max(10_000) }),
+  [SUPPORT_ROUTES.finish]: z.strictObject({ status: z.enum(['success', 'failure']), summary: z.string().min(1).max(20_000) }),
+};
+
+export type ReportedFinish = z.infer<(typeof schemas)['/v1/finish']>;
+
+export interface SupportHandlers {
+  pullRequest(url: string, branch: string): void;
+  notify(message: string): void;
+  finish(finish: ReportedFinish): void;
+}
+
+/**
+ * The worker's end of `oz harness-support` for one run: HTTP on a unix
+ * socket (bound into the run's sandbox, so it works with network off), every
+ * request carrying the run's token, every body checked against its schema.
+ */
+export class SupportServer {
+  private constructor(
+    private readonly server: Server,
+    readonly path: string,
+  ) {}
+
+  static async start(path: string, token: string, handlers: SupportHandlers): Promise<SupportServer> {
+    const expected = Buffer.from(`Bearer ${token}`);
+    const server = createServer((req, res) => void handle(req, res, expected, handlers));
+    rmSync(path, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    // The sandbox's uid is not this one; the token is what keeps others out.
+    chmodSync(path, 0o666);
+    return new SupportServer(server, path);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    rmSync(this.path, { force: true });
+  }
+}
+
+function reply(res: ServerResponse, status: number, body: Record<string, unknown>): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, expected: Buffer, handlers: SupportHandlers): Promise<void> {
+  const given = Buffer.from(req.headers.authorization ?? '');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return reply(res, 401, { error: 'not this run’s token' });
+  const route = req.url as keyof typeof schemas;
+  const schema = req.method === 'POST' ? schemas[route] : undefined;
+  if (!schema) return reply(res, 404, { error: `no ${req.method} ${req.url}` });
+  let text = '';
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    text += chunk.toString();
+    if (text.length > MAX_BODY) return reply(res, 413, { error: `the request is larger than ${MAX_BODY} bytes` });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return reply(res, 400, { error: 'the body is not JSON' });
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    return reply(res, 400, { error: parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ') });
+  }
+  const body = parsed.data as Record<string, string>;
+  if (route === SUPPORT_ROUTES.artifact) handlers.pullRequest(body.url as string, body.branch as string);
+  else if (route === SUPPORT_ROUTES.notify) handlers.notify(body.message as string);
+  else handlers.finish(parsed.data as ReportedFinish);
+  reply(res, 200, { ok: true });
+}

@@ -1,0 +1,86 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openFromSpec } from '../support/store-factories.js';
+import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+
+type Json = Record<string, unknown>;
+const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
+
+async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('oz harness-support inside a network-off sandbox', () => {
+  let server: OzServerHandle;
+  let envId: string;
+
+  beforeAll(async () => {
+    server = await startOzServer('sqlite', { env: { OZ_TEAM_MAX_CONCURRENT_RUNS: '10' } });
+    const env = await api(server, 'POST', '/api/v1/agent/environments', { key: server.adminKey, body: { name: `env-${randomBytes(3).toString('hex')}`, network: 'off' } });
+    expect(env.status).toBe(201);
+    envId = (env.body as { uid: string }).uid;
+  });
+  afterAll(async () => {
+    expect(await server?.stop()).toBe(0);
+  });
+
+  const run = async (script: string): Promise<{ run: Json; output: string; events: { type: string; data: Json }[] }> => {
+    const res = await api(server, 'POST', '/api/v1/agent/runs', { key: server.adminKey, body: { prompt: script, config: { harness: { type: 'command' }, environment_id: envId } } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const id = (res.body as { run_id: string }).run_id;
+    const result = await until(`run ${id}`, async () => {
+      const body = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
+      return TERMINAL.includes(String(body.state)) ? body : null;
+    });
+    const store = await openFromSpec(server.storeSpec);
+    try {
+      const events = (await store.listRunEvents(id, 0, 10_000)) as { type: string; data: Json }[];
+      const output = events
+        .filter((e) => e.type === 'output' && e.data.phase === 'harness')
+        .map((e) => String(e.data.text))
+        .join('');
+      return { run: result, output, events };
+    } finally {
+      await store.close();
+    }
+  };
+
+  it('reports a pull request, a note and the finish, which show up on the run', async () => {
+    const { run: result, output, events } = await run(
+      [
+        'echo "links=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | tr "\\n" " ")"',
+        'oz harness-support report-artifact pull-request --url https://github.example/acme/web/pull/7 --branch feature/login',
+        'oz harness-support notify-user --message "halfway there"',
+        'oz harness-support finish-task --status success --summary "Validated the login form."',
+      ].join(' && \n'),
+    );
+    expect(output).toContain('links=lo \n');
+    expect(result.state, output).toBe('SUCCEEDED');
+    expect((result.status_message as Json).message).toBe('Validated the login form.');
+    expect(result.artifacts).toEqual([{ artifact_type: 'PULL_REQUEST', created_at: expect.any(String), data: { url: 'https://github.example/acme/web/pull/7', branch: 'feature/login' } }]);
+    expect(events.some((e) => e.type === 'notice' && e.data.message === 'halfway there')).toBe(true);
+  });
+
+  it('refuses a wrong token and bad input with a clear message; a reported failure fails the run', async () => {
+    const { run: result, output } = await run(
+      [
+        'OZ_SUPPORT_TOKEN=not-the-token oz harness-support notify-user --message hi; echo "wrong token rc=$?"',
+        'oz harness-support report-artifact pull-request --url not-a-url --branch b; echo "bad url rc=$?"',
+        'oz harness-support finish-task --status failure --summary "The tests cannot pass."',
+      ].join('\n'),
+    );
+    expect(output).toContain('wrong token rc=1');
+    expect(output).toMatch(/the run refused it \(401\)/);
+    expect(output).toContain('bad url rc=2');
+    expect(output).toMatch(/url: must be an http\(s\) URL/);
+    expect(result.state).toBe('FAILED');
+    expect(result.status_message).toMatchObject({ message: 'The tests cannot pass.', reason: 'agent_reported_failure' });
+    expect(result.artifacts).toEqual([]);
+  });
+});
