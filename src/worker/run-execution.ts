@@ -155,7 +155,7 @@ export class RunExecution {
       let mounts: string[];
       try {
         mounts = [];
-        for (const repo of repos) mounts.push(await this.deps.mirrors.ensure(run.team_id, repo.url, this.stopped.signal));
+        for (const repo of repos) mounts.push(await this.deps.mirrors.ensure(run.team_id, repo.url, this.stopped.signal, this.deps.publisher.fetchAuth(repo.url, secrets?.env.GITHUB_TOKEN)));
       } catch (error) {
         if (!(error instanceof FetchError)) throw error;
         outcome = { state: 'FAILED', message: { message: `Could not fetch a repository: ${error.message}`, error_code: 'environment_setup_failed', reason: 'repository_fetch_failed' } };

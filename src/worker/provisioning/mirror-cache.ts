@@ -97,9 +97,10 @@ export class MirrorCache {
   /**
    * Fetch `url` into the team's mirror (clone it the first time); returns the
    * mirror's path. `signal` (the run's cancellation) kills a git in progress
-   * and rejects with a FetchCancelledError.
+   * and rejects with a FetchCancelledError. `auth` is git environment for
+   * the fetch only (the team's token as a header), never stored in the mirror.
    */
-  async ensure(teamId: string, url: string, signal?: AbortSignal): Promise<string> {
+  async ensure(teamId: string, url: string, signal?: AbortSignal, auth: Record<string, string> = {}): Promise<string> {
     const source = this.source(url);
     const teamDir = join(this.mirrors, this.name(`team\0${teamId}`));
     const path = join(teamDir, `${this.name(`url\0${teamId}\0${source}`)}.git`);
@@ -117,14 +118,14 @@ export class MirrorCache {
     });
     try {
       await untilAborted(ahead, signal);
-      await this.update(teamDir, path, source, signal);
+      await this.update(teamDir, path, source, signal, auth);
     } finally {
       release();
     }
     return path;
   }
 
-  private async update(teamDir: string, path: string, source: string, signal?: AbortSignal): Promise<void> {
+  private async update(teamDir: string, path: string, source: string, signal: AbortSignal | undefined, auth: Record<string, string>): Promise<void> {
     mkdirSync(teamDir, { recursive: true, mode: 0o711 });
     if (!existsSync(path)) {
       const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -132,7 +133,7 @@ export class MirrorCache {
         // 0644 files and 0755 directories whatever the worker's umask;
         // --no-local: a local source goes through upload-pack like a remote
         // one, never hardlinked or copied file by file into the mirror.
-        await git(['clone', '--mirror', '--no-local', '--quiet', '--config', 'core.sharedRepository=0644', '--', source, temp], signal);
+        await git(['clone', '--mirror', '--no-local', '--quiet', '--config', 'core.sharedRepository=0644', '--', source, temp], signal, auth);
         try {
           renameSync(temp, path);
         } catch {
@@ -145,7 +146,7 @@ export class MirrorCache {
     }
     for (let attempt = 1; ; attempt++) {
       try {
-        await git(['--git-dir', path, 'fetch', '--prune', '--quiet', 'origin'], signal);
+        await git(['--git-dir', path, 'fetch', '--prune', '--quiet', 'origin'], signal, auth);
         return;
       } catch (error) {
         if (attempt >= 3 || error instanceof FetchCancelledError) throw error;

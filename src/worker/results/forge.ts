@@ -16,3 +16,14 @@ export function gitUrl(url: string, forge: ForgeSettings): string {
   const github = githubRepo(url, forge);
   return github ? `${forge.githubGitUrl.replace(/\/+$/, '')}/${github.owner}/${github.repo}.git` : url;
 }
+
+/**
+ * The team's GitHub token for host-side git, as an HTTP header in git's
+ * environment (never on a command line, never in a stored config): only for
+ * GitHub repositories reached over https, nothing otherwise.
+ */
+export function githubAuthEnv(url: string, token: string | undefined, forge: ForgeSettings): Record<string, string> {
+  if (!token || !githubRepo(url, forge) || !gitUrl(url, forge).startsWith('https://')) return {};
+  const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
+  return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` };
+}

@@ -6,7 +6,7 @@ import type { Sandbox } from '../../sandbox/sandbox-backend.js';
 import { FetchError, git } from '../host-git.js';
 import type { MirrorCache } from '../provisioning/mirror-cache.js';
 import type { ResultsSettings } from '../../core/config.js';
-import { githubRepo } from './forge.js';
+import { githubAuthEnv, githubRepo } from './forge.js';
 
 export interface PublishInput {
   runId: string;
@@ -69,6 +69,11 @@ export class Publisher {
     this.workDir = join(cacheDir, 'publish');
     mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
     chmodSync(this.workDir, 0o700);
+  }
+
+  /** Git environment for fetching `url` into a mirror with the team's GitHub token (private repositories). */
+  fetchAuth(url: string, token: string | undefined): Record<string, string> {
+    return githubAuthEnv(url, token, this.settings);
   }
 
   /** Publish each repository that changed; returns lines for the run's summary. */
@@ -134,7 +139,7 @@ export class Publisher {
       }
       const remote = this.mirrors.source(repo.url);
       try {
-        await git(['--git-dir', bare, 'push', '--quiet', '--force', remote, `${ref}:${ref}`], input.signal, this.authEnv(repo.url, input.githubToken));
+        await git(['--git-dir', bare, 'push', '--quiet', '--force', remote, `${ref}:${ref}`], input.signal, githubAuthEnv(repo.url, input.githubToken, this.settings));
       } catch (error) {
         if (!(error instanceof FetchError)) throw error;
         throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} was rejected: ${error.message}`));
@@ -142,13 +147,6 @@ export class Publisher {
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
-  }
-
-  /** GitHub's token as an HTTP header, in git's environment (never on a command line); nothing for other remotes. */
-  private authEnv(url: string, token: string | undefined): Record<string, string> {
-    if (!token || !githubRepo(url, this.settings) || !this.mirrors.source(url).startsWith('https://')) return {};
-    const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
-    return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` };
   }
 
   /** The open pull request of `branch`, or a new one: publishing again never opens a second. */
