@@ -34,6 +34,11 @@ export interface HarnessInput {
   signal: AbortSignal;
   /** Hides the run's secret values: for anything a harness sends outside (the model provider). */
   redact: (text: string) => string;
+  /**
+   * For agent CLIs: the run's model proxy socket as the sandbox sees it, and
+   * the token it takes in place of a key (the real key stays with the worker).
+   */
+  modelProxy: { socketPath: string; token: string } | null;
 }
 
 export interface HarnessResult {

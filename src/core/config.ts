@@ -25,6 +25,9 @@ export interface OzConfig {
   readonly agent: AgentSettings;
   /** How a run's changes are published (worker side). */
   readonly results: ResultsSettings;
+  /** The Claude Code and Codex binaries given to sandboxes (`OZ_CLAUDE_BIN`, `OZ_CODEX_BIN`): a path, `off`, or null = the installed npm packages', if any. */
+  readonly claudeBin: string | 'off' | null;
+  readonly codexBin: string | 'off' | null;
   /** Models offered by `/agent/models` (`OZ_MODELS`, comma-separated `provider/model` ids). */
   readonly models: readonly string[];
   /** Concurrency limit given to teams created without one (`OZ_TEAM_MAX_CONCURRENT_RUNS`). */
@@ -226,6 +229,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     models,
     agent: agentSettings(env),
     results: resultsSettings(env),
+    claudeBin: env.OZ_CLAUDE_BIN === 'off' ? 'off' : env.OZ_CLAUDE_BIN ? absoluteDir(env.OZ_CLAUDE_BIN, '', 'OZ_CLAUDE_BIN', 'OZ_CLAUDE_BIN') : null,
+    codexBin: env.OZ_CODEX_BIN === 'off' ? 'off' : env.OZ_CODEX_BIN ? absoluteDir(env.OZ_CODEX_BIN, '', 'OZ_CODEX_BIN', 'OZ_CODEX_BIN') : null,
     teamMaxConcurrentRuns,
     cliConfigPath: cliConfigPath(env),
     workerConcurrency: check(

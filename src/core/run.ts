@@ -39,6 +39,9 @@ export interface RunConfig {
   /** Budgets of an agent harness (`oz`); absent = the worker's defaults. */
   maxSteps?: number;
   maxTokens?: number;
+  /** The secret whose value authenticates the claude / codex CLI (`harness_auth_secrets`). */
+  claudeAuthSecret?: string;
+  codexAuthSecret?: string;
 }
 
 /** The spec's RunStatusMessage plus our `reason`. */

@@ -53,7 +53,7 @@ export interface ClaimedRun {
 }
 
 export type ClaimedSecrets =
-  | { env: Record<string, string>; setup_env: Record<string, string>; unknown: string[] }
+  | { env: Record<string, string>; setup_env: Record<string, string>; unknown: string[]; /** The harness CLI's key (`harness_auth_secrets`). */ harness_auth?: string }
   | { error: { message: string; reason: string } };
 
 export interface ClaimResponse {

@@ -1,8 +1,13 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CommandHarness } from '../agent/command/command-harness.js';
 import { OzHarness } from '../agent/oz/oz-harness.js';
+import { ClaudeHarness } from '../agent/cli/claude-harness.js';
+import { CodexHarness } from '../agent/cli/codex-harness.js';
+import { MODEL_BRIDGE_TOOL } from '../agent/cli/cli-harness.js';
+import { installedClaude, installedCodex } from '../agent/cli/locate.js';
+import { fileURLToPath } from 'node:url';
 import type { Harness } from '../agent/harness.js';
 import type { OzConfig } from '../core/config.js';
 import { OzError } from '../core/errors.js';
@@ -45,6 +50,19 @@ async function openBackend(name: BackendName, config: OzConfig, logger: Logger):
   }
 }
 
+/** The model bridge and the agent CLIs this worker provides to every sandbox (read-only). */
+function agentTools(config: OzConfig): { name: string; path: string }[] {
+  const tools = [{ name: MODEL_BRIDGE_TOOL, path: fileURLToPath(new URL('../agent/cli/model-bridge.js', import.meta.url)) }];
+  for (const [variable, path] of [['OZ_CLAUDE_BIN', config.claudeBin], ['OZ_CODEX_BIN', config.codexBin]] as const) {
+    if (path !== null && path !== 'off' && !existsSync(path)) throw new OzError('invalid_request', `${variable}: ${path} does not exist (a path, or off)`);
+  }
+  const claude = config.claudeBin === 'off' ? null : (config.claudeBin ?? installedClaude());
+  const codex = config.codexBin === 'off' ? null : (config.codexBin ?? installedCodex());
+  if (claude) tools.push({ name: 'claude', path: claude });
+  if (codex) tools.push({ name: 'codex', path: codex });
+  return tools;
+}
+
 /**
  * Open the sandbox backend (which may refuse this host) and the mirror cache,
  * then return how to build the worker once the server's URL is known: the
@@ -71,7 +89,10 @@ export async function prepareWorker(args: {
   const harnesses = new Map<string, Harness>([
     ['command', new CommandHarness()],
     ['oz', new OzHarness({ providers, maxRetries, defaultModel: config.defaultModel })],
+    ['claude', new ClaudeHarness()],
+    ['codex', new CodexHarness()],
   ]);
+  const tools = agentTools(config);
   return (serverUrl) =>
     new Worker(
       {
@@ -85,6 +106,8 @@ export async function prepareWorker(args: {
         mirrors,
         publisher,
         supportRoot,
+        tools,
+        providers,
         sandboxDefaults: config.sandboxDefaults,
         agentBudgets: { maxSteps, maxTokens, maxTimeMs },
       },

@@ -36,6 +36,12 @@ export interface Sandbox {
   readonly mountPaths: readonly string[];
   /** The run's harness-support socket as the sandbox sees it (`SandboxSpec.supportDir`), else null. */
   readonly supportSocketPath: string | null;
+  /** A directory the sandbox sees the support directory's files in (the model proxy's socket), else null. */
+  readonly supportDirPath: string | null;
+  /** The worker-provided tools (`SandboxSpec.tools`) as the sandbox sees them, by name. */
+  readonly toolPaths: Readonly<Record<string, string>>;
+  /** A Node.js binary the sandbox can run (the worker's own, read-only). */
+  readonly nodePath: string;
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
   /** Write a file into the workspace (0600) as the sandbox user; returns its path as the sandbox sees it. */
   writeFile(relativePath: string, content: string): Promise<string>;
@@ -67,6 +73,8 @@ export interface SandboxSpec {
   mounts: readonly string[];
   /** A host directory holding the run's harness-support socket (`sock`), made reachable inside. */
   supportDir?: string;
+  /** Executables and scripts the worker provides (agent CLIs), bound read-only by name. */
+  tools?: readonly { name: string; path: string }[];
   /** Called once when a limit ends the sandbox's processes (the run must end). */
   onLimit: (kind: LimitKind) => void;
 }

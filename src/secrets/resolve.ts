@@ -11,10 +11,12 @@ export interface ResolveInput {
   /** The run's own list: replaces the environment's when given ([] = none). */
   runSecrets: readonly string[] | undefined;
   open: (secret: SealedSecret) => string;
+  /** `harness_auth_secrets`: a secret whose value is the harness's key, wherever the allowlist stands. */
+  harnessAuthSecret?: string;
 }
 
 export type Resolution =
-  | { ok: true; env: Record<string, string>; setupEnv: Record<string, string>; unknown: string[] }
+  | { ok: true; env: Record<string, string>; setupEnv: Record<string, string>; unknown: string[]; harnessAuth?: string }
   | { ok: false; message: string; reason: string };
 
 /**
@@ -56,5 +58,17 @@ export function resolveSecrets(input: ResolveInput): Resolution {
     }
     (secret.setupOnly ? setupEnv : env)[variable] = value;
   }
-  return { ok: true, env, setupEnv, unknown };
+  let harnessAuth: string | undefined;
+  if (input.harnessAuthSecret !== undefined) {
+    const secret = pool.get(input.harnessAuthSecret);
+    if (!secret) {
+      return { ok: false, message: `harness_auth_secrets: no secret named ${input.harnessAuthSecret} in the team's or the run creator's secrets.`, reason: 'harness_auth_secret_not_found' };
+    }
+    try {
+      harnessAuth = input.open(secret);
+    } catch {
+      return { ok: false, message: `The secret ${secret.name} could not be opened: its sealed value does not belong to it (tampered with or moved).`, reason: 'secret_unreadable' };
+    }
+  }
+  return { ok: true, env, setupEnv, unknown, ...(harnessAuth !== undefined ? { harnessAuth } : {}) };
 }

@@ -40,7 +40,6 @@ export function rejectUnimplemented(body: RunAgentRequest): void {
     ['config.computer_use_enabled', c.computer_use_enabled === true ? true : undefined],
     ['config.idle_timeout_minutes', c.idle_timeout_minutes],
     ['config.worker_host', c.worker_host],
-    ['config.harness_auth_secrets', c.harness_auth_secrets],
   ];
   for (const [field, value] of present) if (value !== undefined) throw featureNotAvailable(field);
 }
@@ -92,6 +91,8 @@ export class RunService {
       ...(c.secrets !== undefined ? { secrets: c.secrets } : {}),
       ...(c.max_runtime_seconds !== undefined ? { maxRuntimeMs: c.max_runtime_seconds * 1000 } : {}),
       ...(c.max_steps !== undefined ? { maxSteps: c.max_steps } : {}),
+      ...(c.harness_auth_secrets?.claude_auth_secret_name !== undefined ? { claudeAuthSecret: c.harness_auth_secrets.claude_auth_secret_name } : {}),
+      ...(c.harness_auth_secrets?.codex_auth_secret_name !== undefined ? { codexAuthSecret: c.harness_auth_secrets.codex_auth_secret_name } : {}),
       ...(c.max_tokens !== undefined ? { maxTokens: c.max_tokens } : {}),
     };
     const now = clock.now();

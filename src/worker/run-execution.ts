@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { ModelProviderSettings } from '../core/config.js';
 import type { RepoSpec } from '../core/environment.js';
+import { ModelProxy } from '../agent/cli/model-proxy.js';
 import type { RunStatusMessage, RunUsage } from '../core/run.js';
 import type { ClaimedRun, FinishState } from '../core/worker-protocol.js';
 import type { AgentBudgets, Harness, HarnessResult } from '../agent/harness.js';
@@ -31,6 +33,10 @@ export interface ExecutionDeps {
   publisher: Publisher;
   /** Where runs' harness-support sockets are made (a directory each). */
   supportRoot: string;
+  /** Executables the worker provides to every sandbox (agent CLIs, the model bridge). */
+  tools: readonly { name: string; path: string }[];
+  /** The worker's model providers: what the model proxy of agent CLIs forwards to. */
+  providers: ModelProviderSettings;
   /** Limits where the run's environment sets none. */
   sandboxDefaults: SandboxLimits & { outputBytes: number };
   /** Agent budgets where the run sets none. */
@@ -71,6 +77,7 @@ export class RunExecution {
   private killTimer: NodeJS.Timeout | null = null;
   private redactor = new Redactor([]);
   private support: SupportServer | null = null;
+  private modelProxy: ModelProxy | null = null;
   private readonly supportToken = randomBytes(24).toString('hex');
   /** What the agent said with `oz harness-support finish-task`, if it did. */
   private reportedFinish: ReportedFinish | null = null;
@@ -120,7 +127,7 @@ export class RunExecution {
     const run = this.run;
     const lease = run.lease_token;
     const secrets = 'error' in run.secrets ? null : run.secrets;
-    this.redactor = new Redactor(secrets ? [...Object.values(secrets.env), ...Object.values(secrets.setup_env)] : []);
+    this.redactor = new Redactor(secrets ? [...Object.values(secrets.env), ...Object.values(secrets.setup_env), ...(secrets.harness_auth ? [secrets.harness_auth] : [])] : []);
     const uploader = new EventUploader(client, run.run_id, lease, () => this.stop({ kind: 'fenced' }), this.redactor);
     const notice = (message: string, reason: string): void => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'warn', message, reason } });
     const heartbeat = this.heartbeatLoop();
@@ -163,6 +170,7 @@ export class RunExecution {
       }
       if (this.stopReason) return;
       const supportDir = await this.startSupport(uploader);
+      if (run.harness.type === 'claude' || run.harness.type === 'codex') await this.startModelProxy(supportDir);
       try {
         this.sandbox = await this.deps.backend.create({
           runId: run.run_id,
@@ -170,6 +178,7 @@ export class RunExecution {
           limits,
           mounts,
           supportDir,
+          tools: this.deps.tools,
           onLimit: (kind) => this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes }),
         });
       } catch (error) {
@@ -235,6 +244,7 @@ export class RunExecution {
           repoDirs: checkoutDirs(repos),
           signal: this.stopped.signal,
           redact: (text) => this.redactor.redact(text),
+          modelProxy: this.modelProxy && this.sandbox.supportDirPath ? { socketPath: `${this.sandbox.supportDirPath}/model.sock`, token: this.supportToken } : null,
         });
         usage = result.usage ?? null;
         if (!this.stopReason) outcome = harnessOutcome(withReportedFinish(result, this.reportedFinish));
@@ -285,7 +295,33 @@ export class RunExecution {
     return dir;
   }
 
+  /**
+   * The model proxy of agent CLIs: the key is the harness's auth secret, else
+   * the run's typed secret, else the worker's own; the CLI only ever holds the run's token.
+   */
+  private async startModelProxy(supportDir: string): Promise<void> {
+    const secrets = 'error' in this.run.secrets ? null : this.run.secrets;
+    const { providers } = this.deps;
+    const type = this.run.harness.type;
+    const auth = secrets?.harness_auth;
+    const withoutV1 = (url: string | undefined, fallback: string): string => (url ?? fallback).replace(/\/v1\/?$/, '');
+    this.modelProxy = await ModelProxy.start(join(supportDir, 'model.sock'), this.supportToken, {
+      anthropic: {
+        base: withoutV1(providers.anthropicBaseUrl, 'https://api.anthropic.com'),
+        key: (type === 'claude' ? auth : undefined) ?? secrets?.env.ANTHROPIC_API_KEY ?? providers.anthropicApiKey,
+        header: 'x-api-key',
+      },
+      openai: {
+        base: withoutV1(providers.openaiBaseUrl, 'https://api.openai.com'),
+        key: (type === 'codex' ? auth : undefined) ?? secrets?.env.OPENAI_API_KEY ?? providers.openaiApiKey,
+        header: 'authorization',
+      },
+    });
+  }
+
   private async stopSupport(): Promise<void> {
+    await this.modelProxy?.close().catch(() => {});
+    this.modelProxy = null;
     const support = this.support;
     this.support = null;
     if (!support) return;

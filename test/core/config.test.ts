@@ -13,6 +13,8 @@ describe('configuration', () => {
       defaultModel: null,
       models: [],
       agent: { providers: {}, maxRetries: 2, maxSteps: 100, maxTokens: 5_000_000, maxTimeMs: 3_600_000 },
+      claudeBin: null,
+      codexBin: null,
       results: { branchPrefix: 'oz/', authorName: 'Oz', authorEmail: 'oz@localhost', githubUrl: 'https://github.com', githubGitUrl: 'https://github.com', githubApiUrl: 'https://api.github.com' },
       teamMaxConcurrentRuns: 4,
       cliConfigPath: '/home/u/.config/oz/config.json',

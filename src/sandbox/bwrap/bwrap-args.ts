@@ -58,6 +58,8 @@ export const INIT_NODE = '/oz/bin/node';
 /** Where the sandbox finds the harness-support client, its socket's directory, and `oz` (/oz/bin/oz). */
 export const SUPPORT_DIR = '/oz/support';
 export const SUPPORT_CLIENT = '/oz/harness-support.mjs';
+/** Worker-provided tools (agent CLIs): `/oz/tools/<name>`. */
+export const TOOLS_DIR = '/oz/tools';
 export const OZ_WRAPPER = `#!/bin/sh\nexec ${INIT_NODE} ${SUPPORT_CLIENT} "$@"\n`;
 export const INIT_SCRIPT = '/oz/init.mjs';
 

@@ -6,7 +6,7 @@ import { delimiter, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
-import { bwrapArgs, groupFile, OZ_WRAPPER, passwdFile, SUPPORT_DIR, type FdMount } from './bwrap-args.js';
+import { bwrapArgs, groupFile, INIT_NODE, OZ_WRAPPER, passwdFile, SUPPORT_DIR, TOOLS_DIR, type FdMount } from './bwrap-args.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
 import { InitClient } from './init-client.js';
@@ -188,6 +188,7 @@ export class BwrapBackend implements SandboxBackend {
       const etc = (name: string): number => place(open(join(dir, 'etc', name)));
       const readOnly: FdMount[] = spec.mounts.map((path, i) => ({ fd: place(open(path)), dest: `/oz/mirrors/${i}` }));
       if (spec.supportDir) readOnly.push({ fd: place(open(spec.supportDir)), dest: SUPPORT_DIR });
+      for (const tool of spec.tools ?? []) readOnly.push({ fd: place(open(tool.path)), dest: `${TOOLS_DIR}/${tool.name}` });
       const args = bwrapArgs({
         network,
         passwdFd: etc('passwd'),
@@ -299,6 +300,9 @@ class BwrapSandbox implements Sandbox {
   readonly workspacePath = WORKSPACE;
   readonly mountPaths: readonly string[];
   readonly supportSocketPath: string | null;
+  readonly supportDirPath: string | null;
+  readonly toolPaths: Readonly<Record<string, string>>;
+  readonly nodePath = INIT_NODE;
   private monitor: NodeJS.Timeout | null = null;
   private hit: LimitKind | null = null;
   private destroyed: Promise<void> | null = null;
@@ -311,6 +315,8 @@ class BwrapSandbox implements Sandbox {
   ) {
     this.mountPaths = parts.spec.mounts.map((_, i) => `/oz/mirrors/${i}`);
     this.supportSocketPath = parts.spec.supportDir ? `${SUPPORT_DIR}/sock` : null;
+    this.supportDirPath = parts.spec.supportDir ? SUPPORT_DIR : null;
+    this.toolPaths = Object.fromEntries((parts.spec.tools ?? []).map((tool) => [tool.name, `${TOOLS_DIR}/${tool.name}`]));
   }
 
   static async start(launch: () => ChildProcess, parts: SandboxParts): Promise<BwrapSandbox> {

@@ -19,7 +19,8 @@ export class DirectBackend implements SandboxBackend {
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
     const dir = mkdtempSync(join(this.root, `oz-run-${spec.runId.slice(0, 8)}-`));
-    return new DirectSandbox(dir, spec.mounts, spec.supportDir ? join(spec.supportDir, 'sock') : null);
+    const tools = Object.fromEntries((spec.tools ?? []).map((tool) => [tool.name, tool.path]));
+    return new DirectSandbox(dir, spec.mounts, spec.supportDir ?? null, tools);
   }
 }
 
@@ -31,8 +32,14 @@ class DirectSandbox implements Sandbox {
     readonly workspacePath: string,
     /** No mount namespace: the sandbox reads the host paths themselves. */
     readonly mountPaths: readonly string[],
-    readonly supportSocketPath: string | null,
-  ) {}
+    readonly supportDirPath: string | null,
+    readonly toolPaths: Readonly<Record<string, string>>,
+  ) {
+    this.supportSocketPath = supportDirPath ? join(supportDirPath, 'sock') : null;
+  }
+
+  readonly supportSocketPath: string | null;
+  readonly nodePath = process.execPath;
 
   /** Limits are not enforced here (the worker says so in the run's events). */
   async limitHit(): Promise<null> {

@@ -17,6 +17,12 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): Re
   if (run.config.maxRuntimeMs !== undefined) agentConfig.max_runtime_seconds = Math.round(run.config.maxRuntimeMs / 1000);
   if (run.config.maxSteps !== undefined) agentConfig.max_steps = run.config.maxSteps;
   if (run.config.maxTokens !== undefined) agentConfig.max_tokens = run.config.maxTokens;
+  if (run.config.claudeAuthSecret !== undefined || run.config.codexAuthSecret !== undefined) {
+    agentConfig.harness_auth_secrets = {
+      ...(run.config.claudeAuthSecret !== undefined ? { claude_auth_secret_name: run.config.claudeAuthSecret } : {}),
+      ...(run.config.codexAuthSecret !== undefined ? { codex_auth_secret_name: run.config.codexAuthSecret } : {}),
+    };
+  }
 
   return {
     run_id: run.id,

@@ -43,7 +43,8 @@ async function markEnvironmentSetup(deps: ServerDeps, run: Run, failed: boolean)
 
 async function claimedSecrets(deps: ServerDeps, run: Run, environmentSecrets: readonly string[]): Promise<ClaimedSecrets> {
   const allowlist = run.config.secrets ?? environmentSecrets;
-  if (allowlist.length === 0) return { env: {}, setup_env: {}, unknown: [] };
+  const harnessAuthSecret = run.config.harness.type === 'claude' ? run.config.claudeAuthSecret : run.config.harness.type === 'codex' ? run.config.codexAuthSecret : undefined;
+  if (allowlist.length === 0 && harnessAuthSecret === undefined) return { env: {}, setup_env: {}, unknown: [] };
   const scheduled = run.source === 'SCHEDULED_AGENT';
   const resolution = resolveSecrets({
     sealed: await deps.store.secrets.sealedFor(run.teamId, scheduled ? null : run.creatorId),
@@ -52,9 +53,10 @@ async function claimedSecrets(deps: ServerDeps, run: Run, environmentSecrets: re
     environmentSecrets,
     runSecrets: run.config.secrets,
     open: (secret) => deps.envelope.open({ teamId: secret.teamId, ownerUserId: secret.scope.type === 'user' ? secret.scope.userId : '', name: secret.name }, secret),
+    ...(harnessAuthSecret !== undefined ? { harnessAuthSecret } : {}),
   });
   return resolution.ok
-    ? { env: resolution.env, setup_env: resolution.setupEnv, unknown: resolution.unknown }
+    ? { env: resolution.env, setup_env: resolution.setupEnv, unknown: resolution.unknown, ...(resolution.harnessAuth !== undefined ? { harness_auth: resolution.harnessAuth } : {}) }
     : { error: { message: resolution.message, reason: resolution.reason } };
 }
 
