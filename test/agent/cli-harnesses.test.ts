@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { startModelServer, type ModelServer, type RecordedRequest, type ScriptedTurn } from '../support/model-server.js';
-import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
@@ -159,7 +159,10 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
   });
 
   it('a missing auth secret fails the run naming it; a CLI missing from the sandbox fails naming the fix', async () => {
-    const missing = await runToEnd({ harness: { type: 'claude' }, harness_auth_secrets: { claude_auth_secret_name: 'NO_SUCH_SECRET' } });
+    const cli = await runOz(['agent', 'run-cloud', '-p', 'x', '-e', envId, '--harness', 'claude', '--claude-auth-secret', 'NO_SUCH_SECRET', '--wait'], server.cliEnv);
+    expect(cli.code).toBe(1);
+    const missing = ((await api(server, 'GET', `/api/v1/agent/runs/${cli.stdout.trim().split(/\s/).find((w) => /^[0-9a-f-]{36}$/.test(w))}`, { key: server.adminKey })).body as Json);
+    expect(missing.agent_config).toMatchObject({ harness: { type: 'claude' }, harness_auth_secrets: { claude_auth_secret_name: 'NO_SUCH_SECRET' } });
     expect(missing.state).toBe('FAILED');
     expect(missing.status_message).toMatchObject({ reason: 'harness_auth_secret_not_found' });
     expect(String((missing.status_message as Json).message)).toContain('NO_SUCH_SECRET');

@@ -29,6 +29,8 @@ interface RunCloudOptions {
   maxSteps?: number;
   maxTokens?: number;
   maxRuntime?: number;
+  claudeAuthSecret?: string;
+  codexAuthSecret?: string;
 }
 
 /** A run config file (`-f agent.yaml|json`): the API's request body, flags override it. */
@@ -67,6 +69,13 @@ export async function buildRunBody(o: RunCloudOptions): Promise<Json> {
   if (o.maxSteps !== undefined) config.max_steps = o.maxSteps;
   if (o.maxTokens !== undefined) config.max_tokens = o.maxTokens;
   if (o.maxRuntime !== undefined) config.max_runtime_seconds = o.maxRuntime;
+  if (o.claudeAuthSecret !== undefined || o.codexAuthSecret !== undefined) {
+    config.harness_auth_secrets = {
+      ...((config.harness_auth_secrets as Json | undefined) ?? {}),
+      ...(o.claudeAuthSecret !== undefined ? { claude_auth_secret_name: o.claudeAuthSecret } : {}),
+      ...(o.codexAuthSecret !== undefined ? { codex_auth_secret_name: o.codexAuthSecret } : {}),
+    };
+  }
   if (o.mcp.length > 0) config.mcp_servers = Object.fromEntries(o.mcp.map((spec, i) => [`mcp${i + 1}`, { command: spec }]));
   if (o.title !== undefined) body.title = o.title;
   if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
@@ -114,6 +123,8 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
     .option('--max-steps <n>', 'oz harness: model calls before the run ends FAILED budget_exceeded (worker default 100)', positiveInt('--max-steps', 10_000))
     .option('--max-tokens <n>', 'oz harness: input+output tokens before the run ends FAILED budget_exceeded (worker default 5000000)', positiveInt('--max-tokens', 1_000_000_000))
     .option('--max-runtime <duration>', 'end the run FAILED after this long, e.g. 30m, 2h', duration('--max-runtime'))
+    .option('--claude-auth-secret <name>', 'claude harness: the secret holding the Anthropic key Claude Code uses (through the model proxy)')
+    .option('--codex-auth-secret <name>', 'codex harness: the secret holding the OpenAI key Codex uses (through the model proxy)')
     .action(async (options: RunCloudOptions, cmd: Command) => {
       const ctx = context(cmd);
       const body = await buildRunBody(options);
