@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { startModelServer, type ModelServer, type RecordedRequest, type ScriptedTurn } from '../support/model-server.js';
 import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { until } from '../support/until.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
@@ -13,15 +14,6 @@ const ANTHROPIC_KEY = `sk-ant-${randomBytes(8).toString('hex')}`;
 const OPENAI_KEY = `sk-openai-${randomBytes(8).toString('hex')}`;
 const TEST = 'out=$(sh greet.sh)\n[ "$out" = "Hello, Oz" ] && echo "test passed" || { echo "test failed: got $out"; exit 1; }\n';
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The agent loop's requests carry tools; anything else a CLI asks on the side gets a short text. */
 function loop(turns: ScriptedTurn[]) {
@@ -85,7 +77,7 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     return until(`run ${id}`, async () => {
       const run = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
       return TERMINAL.includes(String(run.state)) ? run : null;
-    });
+    }, 90_000);
   };
   const actions = async (id: string): Promise<Json[]> => {
     const res = await api(server, 'GET', `/api/v1/agent/runs/${id}/conversation`, { key: server.adminKey });
@@ -175,7 +167,7 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
       const run = await until(`run ${id}`, async () => {
         const body = (await api(bare, 'GET', `/api/v1/agent/runs/${id}`, { key: bare.adminKey })).body as Json;
         return TERMINAL.includes(String(body.state)) ? body : null;
-      });
+      }, 90_000);
       expect(run.state).toBe('FAILED');
       expect(run.status_message).toMatchObject({ reason: 'codex_cli_missing' });
       expect(String((run.status_message as Json).message)).toContain('npm install -g @openai/codex');

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeBareRepo } from '../support/git-fixtures.js';
 import { startModelServer, type ModelProtocol, type ModelServer, type ScriptedTurn } from '../support/model-server.js';
 import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { until } from '../support/until.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
@@ -21,15 +22,6 @@ const MODELS: Record<ModelProtocol, string> = {
   'openai-chat': 'openai-compatible/local-scripted',
 };
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** The happy path: read, edit, run the tests, look at the diff, finish. */
 function editScript(): ScriptedTurn[] {

@@ -1,20 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openFromSpec } from '../support/store-factories.js';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { until } from '../support/until.js';
+import { runEvents } from '../support/run-events.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('oz harness-support inside a network-off sandbox', () => {
   let server: OzServerHandle;
@@ -38,17 +30,8 @@ describe('oz harness-support inside a network-off sandbox', () => {
       const body = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
       return TERMINAL.includes(String(body.state)) ? body : null;
     });
-    const store = await openFromSpec(server.storeSpec);
-    try {
-      const events = (await store.listRunEvents(id, 0, 10_000)) as { type: string; data: Json }[];
-      const output = events
-        .filter((e) => e.type === 'output' && e.data.phase === 'harness')
-        .map((e) => String(e.data.text))
-        .join('');
-      return { run: result, output, events };
-    } finally {
-      await store.close();
-    }
+    const { events, output } = await runEvents(server.storeSpec, id);
+    return { run: result, output, events };
   };
 
   it('reports a pull request, a note and the finish, which show up on the run', async () => {

@@ -6,20 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startForgeDouble, type ForgeDouble } from '../support/forge-double.js';
 import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { until } from '../support/until.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const TOKEN = `ghp_${randomBytes(12).toString('hex')}`;
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('publishing a run’s changes', () => {
   let server: OzServerHandle;

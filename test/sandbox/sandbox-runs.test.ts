@@ -4,9 +4,10 @@ import { createServer, type Server } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
-import { openFromSpec } from '../support/store-factories.js';
 import { makeBareRepo } from '../support/git-fixtures.js';
 import { api, cleanEnv, OZ_BIN, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { until } from '../support/until.js';
+import { runEvents } from '../support/run-events.js';
 
 type Json = Record<string, unknown>;
 type SandboxBackendName = 'bwrap' | 'direct';
@@ -16,15 +17,6 @@ const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const SANDBOX_ROOT = join(tmpdir(), 'oz-sandboxes');
 const PROBES = join(import.meta.dirname, '..', 'support', 'sandbox-probes');
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function pidsWith(marker: string): number[] {
   try {
@@ -115,17 +107,8 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
   const run = async (prompt: string, environmentId?: string, key = server.adminKey): Promise<{ id: string; run: Json; output: string; events: { type: string; data: Json }[] }> => {
     const id = await start(prompt, environmentId, key);
     const result = await finished(id, key);
-    const store = await openFromSpec(server.storeSpec);
-    try {
-      const events = (await store.listRunEvents(id, 0, 10_000)) as { type: string; data: Json }[];
-      const output = events
-        .filter((e) => e.type === 'output' && e.data.phase === 'harness')
-        .map((e) => String(e.data.text))
-        .join('');
-      return { id, run: result, output, events };
-    } finally {
-      await store.close();
-    }
+    const { events, output } = await runEvents(server.storeSpec, id);
+    return { id, run: result, output, events };
   };
   const cancel = async (id: string): Promise<void> => {
     const res = await api(server, 'POST', `/api/v1/agent/runs/${id}/cancel`, { key: server.adminKey });
@@ -240,7 +223,7 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       if (backend === 'bwrap') {
         // Only the run's own mirror is bound in: nothing else of the cache is visible.
         const c = await run('ls /oz/mirrors; ls /oz; test -S /oz/support/sock && echo sock', await createEnvironment({ repos: [{ url: appUrl }] }, teamB), teamB);
-        expect(c.output).toBe('0\nbin\nharness-support.mjs\ninit.mjs\nmirrors\nsupport\nsock\n');
+        expect(c.output).toBe('0\nbin\nharness-support.mjs\ninit.mjs\nmirrors\nsupport\ntools\nsock\n');
       }
     });
   });

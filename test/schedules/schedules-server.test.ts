@@ -2,19 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, runOz, startOzServer, type Backend, type OzServerHandle } from '../support/oz-server-process.js';
 import { resolveTestPostgres } from '../support/store-factories.js';
+import { until } from '../support/until.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const VALID = { name: 'nightly', cron_schedule: '0 3 * * *', prompt: 'echo hello', agent_config: { harness: { type: 'command' } } };
 

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFromSpec, resolveTestPostgres } from '../support/store-factories.js';
 import { bwrapInstalled } from '../../src/sandbox/bwrap/bwrap-backend.js';
 import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { until } from '../support/until.js';
+import { runEvents } from '../support/run-events.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
@@ -31,15 +33,6 @@ function leaks(text: string): string[] {
   return forms.filter((form) => text.includes(form));
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function harness(server: OzServerHandle) {
   const createSecret = async (body: Json, key = server.adminKey) => api(server, 'POST', '/api/v1/secrets', { key, body });
@@ -56,17 +49,8 @@ function harness(server: OzServerHandle) {
       const body = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key })).body as Json;
       return TERMINAL.includes(String(body.state)) ? body : null;
     });
-    const store = await openFromSpec(server.storeSpec);
-    try {
-      const events = (await store.listRunEvents(id, 0, 10_000)) as { type: string; data: Json }[];
-      const output = events
-        .filter((e) => e.type === 'output' && e.data.phase === 'harness')
-        .map((e) => String(e.data.text))
-        .join('');
-      return { id, run: result, output, events };
-    } finally {
-      await store.close();
-    }
+    const { events, output } = await runEvents(server.storeSpec, id);
+    return { id, run: result, output, events };
   };
   const newMember = async (teamName: string): Promise<string> => {
     const user = await api(server, 'POST', '/api/v1/admin/users', { key: server.adminKey, body: { email: `${randomBytes(4).toString('hex')}@example.test`, team: teamName } });

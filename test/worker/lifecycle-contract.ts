@@ -5,6 +5,7 @@ import type { Run } from '../../src/core/run.js';
 import type { SqlStore } from '../../src/store/sql-store.js';
 import { openFromSpec } from '../support/store-factories.js';
 import { api, runOz, startOzServer, startOzWorker, type Backend, type OzServerHandle, type OzWorkerHandle } from '../support/oz-server-process.js';
+import { until } from '../support/until.js';
 
 type Json = Record<string, unknown>;
 
@@ -17,15 +18,6 @@ function pidsWith(marker: string): number[] {
   }
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /**
  * The run lifecycle with real processes: `oz server` (embedded worker or
