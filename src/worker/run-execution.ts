@@ -77,6 +77,7 @@ export class RunExecution {
   private killTimer: NodeJS.Timeout | null = null;
   private redactor = new Redactor([]);
   private support: SupportServer | null = null;
+  private supportDir: string | null = null;
   private modelProxy: ModelProxy | null = null;
   private readonly supportToken = randomBytes(24).toString('hex');
   /** What the agent said with `oz harness-support finish-task`, if it did. */
@@ -236,6 +237,7 @@ export class RunExecution {
             output: (stream, chunk) => output.push(stream, chunk),
             event: (type, data) => {
               output.flush(); // process output so far comes first
+              budget.count(JSON.stringify(data).length); // events count against the run's output limit too
               uploader.add({ type, at: Date.now(), data });
             },
           },
@@ -247,9 +249,10 @@ export class RunExecution {
           modelProxy: this.modelProxy && this.sandbox.supportDirPath ? { socketPath: `${this.sandbox.supportDirPath}/model.sock`, token: this.supportToken } : null,
         });
         usage = result.usage ?? null;
-        if (!this.stopReason) outcome = harnessOutcome(withReportedFinish(result, this.reportedFinish));
+        const final = withReportedFinish(result, this.reportedFinish);
+        if (!this.stopReason) outcome = harnessOutcome(final);
         if (!this.stopReason && outcome?.state === 'SUCCEEDED' && repos.length > 0) {
-          outcome = await this.publish({ env, repos, bases, mounts, summary: result.summary, uploader });
+          outcome = await this.publish({ env, repos, bases, mounts, summary: final.summary, uploader });
         }
       } finally {
         output.flush();
@@ -269,8 +272,9 @@ export class RunExecution {
       // whatever the harness made of it.
       const hit = this.stopReason ? null : await this.sandbox?.limitHit().catch(() => null);
       if (hit) this.stopReason = { kind: 'limit', limit: hit, value: hit === 'pids' ? limits.pids : hit === 'memory' ? limits.memoryBytes : limits.diskBytes };
-      await this.sandbox?.destroy();
-      await this.stopSupport();
+      // Each step of the teardown runs whatever the one before did: the run must still finish.
+      await this.sandbox?.destroy().catch((error: unknown) => logger.error({ err: error, runId: run.run_id }, 'could not remove the sandbox'));
+      await this.stopSupport().catch((error: unknown) => logger.error({ err: error, runId: run.run_id }, 'could not stop the support socket'));
       if (this.killTimer) clearTimeout(this.killTimer);
       await uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId: run.run_id }, 'could not send the last events'));
       const final = this.finalOutcome(outcome);
@@ -286,6 +290,7 @@ export class RunExecution {
   /** The run's harness-support socket (`oz harness-support` inside the sandbox); returns its directory. */
   private async startSupport(uploader: EventUploader): Promise<string> {
     const dir = mkdtempSync(join(this.deps.supportRoot, `${this.run.run_id}-`));
+    this.supportDir = dir;
     chmodSync(dir, 0o711);
     this.support = await SupportServer.start(join(dir, 'sock'), this.supportToken, {
       pullRequest: (url, branch) => uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'PULL_REQUEST', data: { url, branch } } }),
@@ -316,17 +321,16 @@ export class RunExecution {
         key: (type === 'codex' ? auth : undefined) ?? secrets?.env.OPENAI_API_KEY ?? providers.openaiApiKey,
         header: 'authorization',
       },
-    });
+    }, (text) => this.redactor.redact(text));
   }
 
   private async stopSupport(): Promise<void> {
     await this.modelProxy?.close().catch(() => {});
     this.modelProxy = null;
-    const support = this.support;
+    await this.support?.close().catch(() => {});
     this.support = null;
-    if (!support) return;
-    await support.close().catch(() => {});
-    rmSync(join(support.path, '..'), { recursive: true, force: true });
+    if (this.supportDir) rmSync(this.supportDir, { recursive: true, force: true });
+    this.supportDir = null;
   }
 
   /** Publish the run's changes (DESIGN.md "Git"); a failure ends the run FAILED, naming it. */

@@ -5,6 +5,10 @@ import { z } from 'zod';
 import { SUPPORT_ROUTES } from '../harness-support/client.js';
 
 const MAX_BODY = 64 * 1024;
+/** A sandbox may hold this many connections to the socket at once. */
+const MAX_CONNECTIONS = 16;
+/** Per run: artifacts and notes beyond these are refused (429), so a loop cannot flood the run. */
+const MAX_CALLS = { [SUPPORT_ROUTES.artifact]: 100, [SUPPORT_ROUTES.notify]: 1000, [SUPPORT_ROUTES.finish]: 100 } as const;
 
 const schemas = {
   [SUPPORT_ROUTES.artifact]: z.strictObject({
@@ -37,11 +41,20 @@ export class SupportServer {
 
   static async start(path: string, token: string, handlers: SupportHandlers): Promise<SupportServer> {
     const expected = Buffer.from(`Bearer ${token}`);
-    const server = createServer((req, res) => void handle(req, res, expected, handlers));
+    const calls = new Map<string, number>();
+    const server = createServer((req, res) => {
+      // A client that hangs up mid-body rejects the read: answer nothing, never crash the worker.
+      req.on('error', () => res.destroy());
+      handle(req, res, expected, handlers, calls).catch(() => res.destroy());
+    });
+    server.maxConnections = MAX_CONNECTIONS;
     rmSync(path, { force: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => resolve());
+    }).catch((error: unknown) => {
+      server.close();
+      throw error;
     });
     // The sandbox's uid is not this one; the token is what keeps others out.
     chmodSync(path, 0o666);
@@ -59,7 +72,7 @@ function reply(res: ServerResponse, status: number, body: Record<string, unknown
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, expected: Buffer, handlers: SupportHandlers): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, expected: Buffer, handlers: SupportHandlers, calls: Map<string, number>): Promise<void> {
   const given = Buffer.from(req.headers.authorization ?? '');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return reply(res, 401, { error: 'not this run’s token' });
   const route = req.url as keyof typeof schemas;
@@ -80,6 +93,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, expected: Buffe
   if (!parsed.success) {
     return reply(res, 400, { error: parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`).join('; ') });
   }
+  const count = (calls.get(route) ?? 0) + 1;
+  calls.set(route, count);
+  if (count > MAX_CALLS[route]) return reply(res, 429, { error: `at most ${MAX_CALLS[route]} of these per run` });
   const body = parsed.data as Record<string, string>;
   if (route === SUPPORT_ROUTES.artifact) handlers.pullRequest(body.url as string, body.branch as string);
   else if (route === SUPPORT_ROUTES.notify) handlers.notify(body.message as string);

@@ -1,5 +1,5 @@
 import type { Harness, HarnessInput, HarnessResult } from '../harness.js';
-import { runCli, type CliState } from './cli-harness.js';
+import { capText, runCli, type CliState } from './cli-harness.js';
 
 type Json = Record<string, unknown>;
 
@@ -24,7 +24,7 @@ export function mapClaudeEvent(event: Json, state: CliState, input: HarnessInput
   if (event.type === 'assistant') {
     for (const block of content) {
       if (block.type === 'text' && typeof block.text === 'string' && block.text.trim()) {
-        input.sink.event('message', { role: 'assistant', text: block.text });
+        input.sink.event('message', { role: 'assistant', text: capText(block.text) });
         state.summary = block.text;
       } else if (block.type === 'tool_use') {
         names.set(String(block.id), String(block.name));
@@ -35,7 +35,7 @@ export function mapClaudeEvent(event: Json, state: CliState, input: HarnessInput
     for (const block of content) {
       if (block.type !== 'tool_result') continue;
       const id = String(block.tool_use_id);
-      input.sink.event('tool_result', { id, name: names.get(id) ?? 'tool', output: text(block.content), is_error: block.is_error === true });
+      input.sink.event('tool_result', { id, name: names.get(id) ?? 'tool', output: capText(text(block.content)), is_error: block.is_error === true });
     }
   } else if (event.type === 'result') {
     const usage = (event.usage ?? {}) as Json;

@@ -4,6 +4,15 @@ import type { HarnessInput, HarnessResult } from '../harness.js';
 /** The in-sandbox bridge to the model proxy (a worker-provided tool). */
 export const MODEL_BRIDGE_TOOL = 'model-bridge.mjs';
 const BRIDGE_START_MS = 10_000;
+/** A CLI's JSON line longer than this is not parsed (it goes to the output, cut); the sandbox writes that pipe too. */
+const MAX_LINE = 4 * 1024 * 1024;
+/** A text mapped into the conversation (a tool's output) is cut to this. */
+export const MAX_EVENT_TEXT = 64 * 1024;
+
+/** `text` cut to {@link MAX_EVENT_TEXT}, saying so. */
+export function capText(text: string): string {
+  return text.length > MAX_EVENT_TEXT ? `${text.slice(0, MAX_EVENT_TEXT)}\n[… ${text.length - MAX_EVENT_TEXT} more characters]` : text;
+}
 
 /** What a CLI's JSON lines made of the run so far; each harness's mapper fills it. */
 export interface CliState {
@@ -45,16 +54,18 @@ async function startBridge(input: HarnessInput, socketPath: string): Promise<num
   if (!script) throw new Error('the model bridge is not provided to this sandbox');
   return new Promise<number>((resolve, reject) => {
     let text = '';
+    let ready = false;
     const timer = setTimeout(() => reject(new Error('the model bridge did not start')), BRIDGE_START_MS);
     // Runs until the sandbox ends; its exec settles then (and is ignored).
     input.sandbox
       .exec([input.sandbox.nodePath, script, socketPath], {
         env: { PATH: input.env.PATH ?? '/usr/bin:/bin' },
         onOutput: (stream, chunk) => {
-          if (stream !== 'stdout') return;
-          text += chunk.toString();
+          if (stream !== 'stdout' || ready) return;
+          text = (text + chunk.toString()).slice(-200);
           const port = /ready (\d+)/.exec(text)?.[1];
           if (port) {
+            ready = true;
             clearTimeout(timer);
             resolve(Number(port));
           }
@@ -102,6 +113,11 @@ export async function runCli(spec: CliSpec, input: HarnessInput): Promise<Harnes
     onOutput: (stream, chunk) => {
       if (stream === 'stderr') return input.sink.output('stderr', chunk);
       pending += chunk.toString();
+      if (pending.length > MAX_LINE && !pending.includes('\n')) {
+        input.sink.output('stdout', Buffer.from(`${pending.slice(0, 1000)}… [a line of more than ${MAX_LINE} bytes, cut]\n`));
+        pending = '';
+        return;
+      }
       let newline = pending.indexOf('\n');
       while (newline !== -1) {
         const line = pending.slice(0, newline).trim();

@@ -1,5 +1,5 @@
 import type { Harness, HarnessInput, HarnessResult } from '../harness.js';
-import { runCli, type CliState } from './cli-harness.js';
+import { capText, runCli, type CliState } from './cli-harness.js';
 
 type Json = Record<string, unknown>;
 
@@ -18,13 +18,13 @@ export function mapCodexEvent(event: Json, state: CliState, input: HarnessInput,
     input.sink.event('tool_call', { id, name: String(item.type), input: item.type === 'command_execution' ? { command: item.command } : { changes: item.changes } });
   } else if (event.type === 'item.completed') {
     if (item.type === 'agent_message' && typeof item.text === 'string') {
-      input.sink.event('message', { role: 'assistant', text: item.text });
+      input.sink.event('message', { role: 'assistant', text: capText(item.text) });
       state.summary = item.text;
     } else if (item.type === 'command_execution' || item.type === 'file_change') {
       if (!started.has(id)) input.sink.event('tool_call', { id, name: String(item.type), input: item.type === 'command_execution' ? { command: item.command } : { changes: item.changes } });
       const output = item.type === 'command_execution' ? String(item.aggregated_output ?? '') : JSON.stringify(item.changes ?? []);
       const failedItem = item.status === 'failed' || (item.type === 'command_execution' && num(item.exit_code) !== 0);
-      input.sink.event('tool_result', { id, name: String(item.type), output, is_error: failedItem });
+      input.sink.event('tool_result', { id, name: String(item.type), output: capText(output), is_error: failedItem });
     } else if (item.type === 'error' && typeof item.message === 'string') {
       input.sink.event('notice', { level: 'warn', message: `codex: ${item.message}`, reason: 'codex_warning' });
     }

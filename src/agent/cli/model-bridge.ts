@@ -21,6 +21,8 @@ const server = createServer((client) => {
   };
   client.on('error', close);
   upstream.on('error', close);
+  client.on('close', close);
+  upstream.on('close', close);
 });
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();

@@ -14,6 +14,10 @@ export interface Upstream {
 
 export type Provider = 'anthropic' | 'openai';
 
+const MAX_CONNECTIONS = 32;
+/** A model request is buffered to be redacted; larger ones are refused. */
+const MAX_REQUEST = 32 * 1024 * 1024;
+
 /** Headers that belong to one hop (RFC 9110 §7.6.1), or carry the caller's key. */
 const DROP = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'x-api-key', 'authorization']);
 
@@ -22,7 +26,9 @@ const DROP = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 't
  * sandbox call it (through the in-sandbox bridge) with the run's token as
  * their "API key"; it checks the token, puts the real key in its place and
  * forwards to the provider, streaming both ways. The real key never enters
- * the sandbox. `/anthropic/…` and `/openai/…` pick the provider.
+ * the sandbox. Request bodies pass the run's redactor first (what the
+ * agent's commands printed goes to the provider without the run's secrets).
+ * `/anthropic/…` and `/openai/…` pick the provider.
  */
 export class ModelProxy {
   private constructor(
@@ -30,12 +36,19 @@ export class ModelProxy {
     readonly path: string,
   ) {}
 
-  static async start(path: string, token: string, upstreams: Record<Provider, Upstream>): Promise<ModelProxy> {
-    const server = createServer((req, res) => forward(req, res, token, upstreams));
+  static async start(path: string, token: string, upstreams: Record<Provider, Upstream>, redact: (text: string) => string): Promise<ModelProxy> {
+    const server = createServer((req, res) => {
+      req.on('error', () => res.destroy());
+      forward(req, res, token, upstreams, redact).catch(() => res.destroy());
+    });
+    server.maxConnections = MAX_CONNECTIONS;
     rmSync(path, { force: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => resolve());
+    }).catch((error: unknown) => {
+      server.close();
+      throw error;
     });
     chmodSync(path, 0o666); // the token keeps others out
     return new ModelProxy(server, path);
@@ -64,7 +77,7 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-function forward(req: IncomingMessage, res: ServerResponse, token: string, upstreams: Record<Provider, Upstream>): void {
+async function forward(req: IncomingMessage, res: ServerResponse, token: string, upstreams: Record<Provider, Upstream>, redact: (text: string) => string): Promise<void> {
   const match = /^\/(anthropic|openai)(\/.*)$/.exec(req.url ?? '');
   if (!match) return fail(res, 404, `no route ${req.url}: use /anthropic/… or /openai/…`);
   if (!same(tokenOf(req), token)) return fail(res, 401, 'not this run’s token');
@@ -72,8 +85,17 @@ function forward(req: IncomingMessage, res: ServerResponse, token: string, upstr
   const upstream = upstreams[provider];
   if (!upstream.key) return fail(res, 503, `no ${provider === 'anthropic' ? 'Anthropic' : 'OpenAI'} key for this run`);
   const target = new URL(upstream.base.replace(/\/+$/, '') + (match[2] as string));
+  // The body carries what the agent's commands printed: the run's secrets are redacted before it leaves.
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    if ((size += chunk.length) > MAX_REQUEST) return fail(res, 413, `a model request larger than ${MAX_REQUEST} bytes`);
+    chunks.push(chunk);
+  }
+  const body = Buffer.from(redact(Buffer.concat(chunks).toString('utf8')));
   const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !DROP.has(name)) headers[name] = value;
+  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined && !DROP.has(name) && name !== 'content-length') headers[name] = value;
+  headers['content-length'] = String(body.length);
   if (upstream.header === 'x-api-key') headers['x-api-key'] = upstream.key;
   else headers.authorization = `Bearer ${upstream.key}`;
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
@@ -84,5 +106,7 @@ function forward(req: IncomingMessage, res: ServerResponse, token: string, upstr
     answer.pipe(res);
   });
   out.on('error', (error) => (res.headersSent ? res.destroy() : fail(res, 502, `the ${provider} API could not be reached: ${error.message}`)));
-  req.pipe(out);
+  // The CLI went away: stop the upstream call too.
+  res.on('close', () => out.destroy());
+  out.end(body);
 }

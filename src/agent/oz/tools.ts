@@ -58,22 +58,22 @@ function refuse(ctx: ToolContext, message: string): never {
   throw new Error(ctx.redact(message));
 }
 
-function failureText(result: Captured): string {
-  return result.stderr.text().trim() || `exit code ${result.exitCode ?? result.signal}`;
+function failureText(ctx: ToolContext, result: Captured): string {
+  return result.stderr.text(ctx.redact).trim() || `exit code ${result.exitCode ?? result.signal}`;
 }
 
 async function readWhole(ctx: ToolContext, path: string): Promise<string> {
   const size = await run(ctx, ['stat', '-L', '-c', '%s', '--', path]);
-  if (size.exitCode !== 0) refuse(ctx, failureText(size));
+  if (size.exitCode !== 0) refuse(ctx, failureText(ctx, size));
   if (Number(size.stdout.text().trim()) > MAX_EDIT_BYTES) refuse(ctx, `${path} is larger than ${MAX_EDIT_BYTES} bytes; edit it with bash instead`);
   const read = await run(ctx, ['cat', '--', path], { keep: MAX_EDIT_BYTES });
-  if (read.exitCode !== 0) refuse(ctx, failureText(read));
+  if (read.exitCode !== 0) refuse(ctx, failureText(ctx, read));
   return read.stdout.text();
 }
 
 async function writeWhole(ctx: ToolContext, path: string, content: string): Promise<void> {
   const write = await run(ctx, ['/bin/sh', '-c', 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"', 'write_file', path], { stdin: content });
-  if (write.exitCode !== 0) refuse(ctx, failureText(write));
+  if (write.exitCode !== 0) refuse(ctx, failureText(ctx, write));
 }
 
 function count(haystack: string, needle: string): number {
@@ -97,7 +97,8 @@ export function agentTools(ctx: ToolContext) {
         const timeoutS = timeout_seconds ?? BASH_DEFAULT_TIMEOUT_S;
         const result = await run(ctx, ['/bin/bash', '-c', command], { timeoutMs: timeoutS * 1000 });
         const status = result.timedOut ? `[killed after the ${timeoutS} s timeout]` : result.signal ? `[killed by ${result.signal}]` : `[exit code ${result.exitCode}]`;
-        return ctx.redact(`${result.combined.text()}${result.combined.text().endsWith('\n') || !result.combined.text() ? '' : '\n'}${status}`);
+        const output = result.combined.text(ctx.redact);
+        return `${output}${output.endsWith('\n') || !output ? '' : '\n'}${status}`;
       },
     }),
     read_file: tool({
@@ -113,14 +114,15 @@ export function agentTools(ctx: ToolContext) {
         if (end < start) refuse(ctx, 'end_line must not be before start_line');
         const last = Math.min(end, start + READ_DEFAULT_LINES - 1);
         const read = await run(ctx, ['sed', '-n', `${start},${last}p`, '--', file], { keep: 4 * 1024 * 1024 });
-        if (read.exitCode !== 0) refuse(ctx, failureText(read));
-        const text = read.stdout.text();
+        if (read.exitCode !== 0) refuse(ctx, failureText(ctx, read));
+        // Redacted whole, before lines are cut (a cut through a secret would hide it from the redactor).
+        const text = read.stdout.text(ctx.redact);
         if (text.includes('\u0000')) refuse(ctx, `${file} is a binary file`);
         const lines = text === '' ? [] : text.replace(/\n$/, '').split('\n');
         if (lines.length === 0) return start === 1 ? `${file} is empty.` : `${file} has fewer than ${start} lines.`;
         const numbered = lines.map((line, i) => `${String(start + i).padStart(6)}\t${line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)} [line cut]` : line}`);
         const more = lines.length === last - start + 1 && last < end ? `\n[showing lines ${start}-${last}; read on from start_line ${last + 1}]` : '';
-        return ctx.redact(numbered.join('\n') + more);
+        return numbered.join('\n') + more;
       },
     }),
     write_file: tool({
@@ -152,12 +154,12 @@ export function agentTools(ctx: ToolContext) {
         const list = await run(ctx, ['/bin/bash', '-c', 'shopt -s globstar dotglob nullglob && cd -- "$1" && compgen -G "$2"; true', 'list_files', dir ?? '.', pattern]);
         if (list.stderr.text().trim()) refuse(ctx, list.stderr.text().trim());
         const entries = list.stdout
-          .text()
+          .text(ctx.redact)
           .split('\n')
           .filter((entry) => entry && entry !== '.git' && !entry.startsWith('.git/') && !entry.includes('/.git/'));
         if (entries.length === 0) return 'No files match.';
         const shown = entries.slice(0, MAX_LIST).join('\n');
-        return ctx.redact(entries.length > MAX_LIST || list.stdout.truncated ? `${shown}\n[more entries left out; narrow the pattern]` : shown);
+        return entries.length > MAX_LIST || list.stdout.truncated ? `${shown}\n[more entries left out; narrow the pattern]` : shown;
       },
     }),
     grep: tool({
@@ -171,8 +173,8 @@ export function agentTools(ctx: ToolContext) {
         const argv = ['grep', '-rnIE', '--exclude-dir=.git', ...(include ? [`--include=${include}`] : []), '-e', pattern, '--', where ?? '.'];
         const found = await run(ctx, argv, { keep: 10_000 });
         if (found.exitCode === 1) return 'No matches.';
-        if (found.exitCode !== 0) refuse(ctx, failureText(found));
-        return ctx.redact(found.stdout.text());
+        if (found.exitCode !== 0) refuse(ctx, failureText(ctx, found));
+        return found.stdout.text(ctx.redact);
       },
     }),
     finish: tool({

@@ -380,7 +380,12 @@ class BwrapSandbox implements Sandbox {
     if (this.destroyed) throw new Error('the sandbox was destroyed');
     await this.jail.stop('the sandbox is restarting');
     this.jail = new Jail(this.launch());
-    await this.jail.boot(this.parts);
+    try {
+      await this.jail.boot(this.parts);
+    } catch (error) {
+      // The run's sandbox is lost (the run ends ERROR sandbox_lost, retryable).
+      throw new Error(`the sandbox is gone: it could not restart (${(error as Error).message})`);
+    }
   }
 
   destroy(): Promise<void> {

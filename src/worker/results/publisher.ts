@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Octokit } from '@octokit/rest';
 import type { RepoSpec } from '../../core/environment.js';
@@ -82,12 +82,17 @@ export class Publisher {
     const notes: string[] = [];
     for (const [i, repo] of input.repos.entries()) {
       const dir = input.dirs[i] as string;
-      const bundle = await this.commitAndBundle(input, dir, branch, input.bases[i] as string);
-      if (!bundle) {
-        notes.push(`No changes in ${dir}: nothing was published.`);
-        continue;
+      const work = mkdtempSync(join(this.workDir, `${input.runId}-`));
+      try {
+        const bundle = join(work, 'changes.bundle');
+        if (!(await this.commitAndBundle(input, dir, branch, input.bases[i] as string, bundle))) {
+          notes.push(`No changes in ${dir}: nothing was published.`);
+          continue;
+        }
+        await this.push(input, repo, input.mirrors[i] as string, work, bundle, branch);
+      } finally {
+        rmSync(work, { recursive: true, force: true });
       }
-      await this.push(input, repo, input.mirrors[i] as string, bundle, branch);
       const github = githubRepo(repo.url, this.settings);
       if (github && input.githubToken) {
         const pr = await this.pullRequest(input, repo, github, branch);
@@ -101,8 +106,9 @@ export class Publisher {
     return notes;
   }
 
-  private async commitAndBundle(input: PublishInput, dir: string, branch: string, base: string): Promise<Buffer | null> {
-    const chunks: Buffer[] = [];
+  /** Commit in the sandbox and write the bundle to `bundle` (streamed to disk, not held); false when nothing changed. */
+  private async commitAndBundle(input: PublishInput, dir: string, branch: string, base: string, bundle: string): Promise<boolean> {
+    const fd = openSync(bundle, 'w', 0o600);
     let size = 0;
     let stderr = '';
     const message = `${input.title}\n\n${input.redact(input.summary)}\n\nOz run ${input.runId}`;
@@ -113,39 +119,33 @@ export class Publisher {
         timeoutMs: 10 * 60_000,
         onOutput: (stream, chunk) => {
           if (stream === 'stderr') stderr = (stderr + chunk.toString()).slice(-2000);
-          else if ((size += chunk.length) <= MAX_BUNDLE_BYTES) chunks.push(chunk);
+          else if ((size += chunk.length) <= MAX_BUNDLE_BYTES) writeSync(fd, chunk);
         },
       },
-    );
-    if (result.exitCode === NO_CHANGES) return null;
+    ).finally(() => closeSync(fd));
+    if (result.exitCode === NO_CHANGES) return false;
     if (result.exitCode !== 0) throw new PublishError(input.redact(`Could not commit the changes in ${dir}: ${stderr.trim() || `exit code ${result.exitCode ?? result.signal}`}`));
     if (size > MAX_BUNDLE_BYTES) throw new PublishError(`The changes in ${dir} are larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB; nothing was published.`);
-    return Buffer.concat(chunks);
+    return true;
   }
 
-  private async push(input: PublishInput, repo: RepoSpec, mirror: string, bundle: Buffer, branch: string): Promise<void> {
-    const work = mkdtempSync(join(this.workDir, `${input.runId}-`));
+  private async push(input: PublishInput, repo: RepoSpec, mirror: string, work: string, bundle: string, branch: string): Promise<void> {
+    const bare = join(work, 'repo.git');
+    await git(['init', '--bare', '--quiet', bare], input.signal);
+    // The bundle's prerequisite (the base) is in the mirror: borrow its objects, read-only.
+    writeFileSync(join(bare, 'objects', 'info', 'alternates'), `${join(mirror, 'objects')}\n`);
+    const ref = `refs/heads/${branch}`;
     try {
-      const bare = join(work, 'repo.git');
-      await git(['init', '--bare', '--quiet', bare], input.signal);
-      // The bundle's prerequisite (the base) is in the mirror: borrow its objects, read-only.
-      writeFileSync(join(bare, 'objects', 'info', 'alternates'), `${join(mirror, 'objects')}\n`);
-      writeFileSync(join(work, 'changes.bundle'), bundle);
-      const ref = `refs/heads/${branch}`;
-      try {
-        await git(['--git-dir', bare, 'fetch', '--quiet', join(work, 'changes.bundle'), `${ref}:${ref}`], input.signal);
-      } catch (error) {
-        throw new PublishError(input.redact(`The run's changes could not be read: ${(error as Error).message}`));
-      }
-      const remote = this.mirrors.source(repo.url);
-      try {
-        await git(['--git-dir', bare, 'push', '--quiet', '--force', remote, `${ref}:${ref}`], input.signal, githubAuthEnv(repo.url, input.githubToken, this.settings));
-      } catch (error) {
-        if (!(error instanceof FetchError)) throw error;
-        throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} was rejected: ${error.message}`));
-      }
-    } finally {
-      rmSync(work, { recursive: true, force: true });
+      await git(['--git-dir', bare, 'fetch', '--quiet', bundle, `${ref}:${ref}`], input.signal);
+    } catch (error) {
+      throw new PublishError(input.redact(`The run's changes could not be read: ${(error as Error).message}`));
+    }
+    const remote = this.mirrors.source(repo.url);
+    try {
+      await git(['--git-dir', bare, 'push', '--quiet', '--force', remote, `${ref}:${ref}`], input.signal, githubAuthEnv(repo.url, input.githubToken, this.settings));
+    } catch (error) {
+      if (!(error instanceof FetchError)) throw error;
+      throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} was rejected: ${error.message}`));
     }
   }
 
