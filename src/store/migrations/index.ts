@@ -31,7 +31,14 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName)
   const migrationTableSchema =
     dialect === 'postgres' ? (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(db)).rows[0]?.schema : undefined;
   const migrator = new Migrator({ db, provider: provider(dialect), ...(migrationTableSchema ? { migrationTableSchema } : {}) });
-  const { error, results } = await migrator.migrateToLatest();
+  let { error, results } = await migrator.migrateToLatest();
+  // Kysely finds its tables by introspecting every table of the database; a
+  // schema someone else drops meanwhile (another deployment, a test) fails
+  // that query. Nothing of ours was touched: try again.
+  for (let attempt = 1; error && attempt < 5 && droppedElsewhere(error, migrationTableSchema); attempt++) {
+    await new Promise((r) => setTimeout(r, 50 * attempt));
+    ({ error, results } = await migrator.migrateToLatest());
+  }
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new OzError('internal_error', `database migration ${failed} failed: ${String(error)}`, {
@@ -40,4 +47,10 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName)
       cause: error,
     });
   }
+}
+
+/** "schema X does not exist" naming a schema that is not ours. */
+function droppedElsewhere(error: unknown, ours: string | undefined): boolean {
+  const named = /schema "([^"]+)" does not exist/.exec(String(error))?.[1];
+  return named !== undefined && named !== ours;
 }
