@@ -30,17 +30,13 @@ import type { Sandbox, SandboxSpec } from '../../src/sandbox/sandbox-backend.js'
 import type * as BwrapModule from '../../src/sandbox/bwrap/bwrap-backend.js';
 import type * as MirrorModule from '../../src/worker/provisioning/mirror-cache.js';
 import type * as SetupModule from '../../src/worker/provisioning/workspace-setup.js';
+import { abort, intFromEnv as intFromEnvAtLeast, ms, onCleanup, progress, runCleanups, stats, table, type Stats } from '../support.js';
 
 // ---------------------------------------------------------------------------
 // Parameters
 
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) throw new Error(`${name}: expected a non-negative integer, got ${JSON.stringify(raw)}`);
-  return value;
-}
+/** Every size may be 0 (a part skipped). */
+const intFromEnv = (name: string, fallback: number): number => intFromEnvAtLeast(name, fallback, 0);
 
 const SPAWNS = intFromEnv('OZ_BENCH_SPAWNS', 200);
 const SANDBOXES = intFromEnv('OZ_BENCH_SANDBOXES', 50);
@@ -67,63 +63,11 @@ const WATCHDOG_MS = 10 * 60_000;
 // ---------------------------------------------------------------------------
 // Cleanup: run in reverse order at the end, on SIGINT/SIGTERM, or on the watchdog.
 
-const cleanups: Array<{ name: string; fn: () => Promise<void> | void }> = [];
-let cleaning: Promise<void> | null = null;
 /** Sandboxes not destroyed yet, so an interrupt can still destroy them. */
 const live = new Set<Sandbox>();
 
-function onCleanup(name: string, fn: () => Promise<void> | void): void {
-  cleanups.push({ name, fn });
-}
-
-function runCleanups(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let entry = cleanups.pop(); entry; entry = cleanups.pop()) {
-      try {
-        await entry.fn();
-      } catch (error) {
-        console.error(`cleanup "${entry.name}" failed: ${String(error)}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-function abort(reason: string, code: number): void {
-  console.error(`\nbench: ${reason}; cleaning up`);
-  void runCleanups().finally(() => process.exit(code));
-}
-
 // ---------------------------------------------------------------------------
 // Small helpers
-
-interface Stats {
-  n: number;
-  p50: number;
-  p95: number;
-  min: number;
-  max: number;
-}
-
-/** Nearest-rank percentiles. */
-function stats(samples: number[]): Stats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = (p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
-  return { n: sorted.length, p50: rank(0.5), p95: rank(0.95), min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN };
-}
-
-const ms = (x: number): string => (Number.isNaN(x) ? '–' : x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0));
-
-function table(title: string, header: string[], rows: string[][], rightAligned: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (rightAligned[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
-  return [title, line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-function progress(message: string): void {
-  process.stderr.write(`  … ${message}\n`);
-}
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();

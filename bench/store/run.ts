@@ -27,17 +27,10 @@ import type { RunsTable } from '../../src/store/schema.js';
 import type { SqlStore } from '../../src/store/sql-store.js';
 import { openSqliteFile } from '../../src/store/sqlite/open-sqlite-store.js';
 import type { NewRun } from '../../src/store/store.js';
+import { abort, intFromEnv, ms, onCleanup, progress, runCleanups, stats, table, type Stats } from '../support.js';
 
 // ---------------------------------------------------------------------------
 // Parameters
-
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
-  return value;
-}
 
 const CLAIM_RUNS = intFromEnv('OZ_BENCH_CLAIM_RUNS', 5_000);
 const LIST_RUNS = intFromEnv('OZ_BENCH_LIST_RUNS', 100_000);
@@ -56,43 +49,6 @@ const PG_URL = process.env.OZ_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.
 // ---------------------------------------------------------------------------
 // Cleanup: run in reverse order at the end, on SIGINT/SIGTERM, or on the watchdog.
 
-const cleanups: Array<{ name: string; fn: () => Promise<void> }> = [];
-let cleaning: Promise<void> | null = null;
-
-function onCleanup(name: string, fn: () => Promise<void>): void {
-  cleanups.push({ name, fn });
-}
-
-function runCleanups(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let entry = cleanups.pop(); entry; entry = cleanups.pop()) {
-      try {
-        await withTimeout(entry.fn(), 15_000, entry.name);
-      } catch (error) {
-        console.error(`cleanup "${entry.name}" failed: ${String(error)}`);
-      }
-    }
-  })();
-  return cleaning;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function abort(reason: string, code: number): void {
-  console.error(`\nbench: ${reason}; cleaning up`);
-  void runCleanups().finally(() => process.exit(code));
-}
-
 // ---------------------------------------------------------------------------
 // Small helpers
 
@@ -110,34 +66,7 @@ function prng(seed: number): () => number {
   };
 }
 
-interface Stats {
-  n: number;
-  p50: number;
-  p95: number;
-  max: number;
-  mean: number;
-}
-
-function stats(samples: number[]): Stats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const rank = (p: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
-  const sum = sorted.reduce((acc, x) => acc + x, 0);
-  return { n: sorted.length, p50: rank(0.5), p95: rank(0.95), max: sorted[sorted.length - 1] ?? NaN, mean: sum / sorted.length };
-}
-
-const ms = (x: number): string => (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0));
 const int = (x: number): string => Math.round(x).toLocaleString('en-US');
-
-function table(title: string, header: string[], rows: string[][], rightAligned: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string =>
-    cells.map((c, i) => (rightAligned[i] ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
-  return [title, line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
-
-function progress(message: string): void {
-  process.stderr.write(`  … ${message}\n`);
-}
 
 function newRun(teamId: string, i: number): NewRun {
   return {
@@ -726,7 +655,6 @@ async function main(): Promise<number> {
   try {
     sections.push(await benchSqlite());
     await runCleanups();
-    cleaning = null;
     sections.push(await benchPostgres());
   } catch (error) {
     failed = true;

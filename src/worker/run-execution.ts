@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ModelProviderSettings } from '../core/config.js';
 import type { RepoSpec } from '../core/environment.js';
-import { ModelProxy } from '../agent/cli/model-proxy.js';
+import { startModelProxy } from './model-proxy.js';
 import type { RunStatusMessage, RunUsage } from '../core/run.js';
 import type { ClaimedRun, FinishState } from '../core/worker-protocol.js';
 import type { AgentBudgets, Harness, HarnessResult } from '../agent/harness.js';
@@ -15,7 +15,8 @@ import { ProtocolError, type ProtocolClient } from './protocol-client.js';
 import { Redactor } from '../secrets/redactor.js';
 import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
 import { PublishError, type Publisher } from './results/publisher.js';
-import { SupportServer, type ReportedFinish } from './support-server.js';
+import { startSupportServer, type ReportedFinish } from './support-server.js';
+import type { SocketServer } from './socket-server.js';
 import { SUPPORT_SOCKET_ENV, SUPPORT_TOKEN_ENV } from '../harness-support/client.js';
 import { checkoutDirs, SetupFailure, setUpWorkspace } from './provisioning/workspace-setup.js';
 
@@ -76,9 +77,9 @@ export class RunExecution {
   private leaseDeadline: number;
   private killTimer: NodeJS.Timeout | null = null;
   private redactor = new Redactor([]);
-  private support: SupportServer | null = null;
+  private support: SocketServer | null = null;
   private supportDir: string | null = null;
-  private modelProxy: ModelProxy | null = null;
+  private modelProxy: SocketServer | null = null;
   private readonly supportToken = randomBytes(24).toString('hex');
   /** What the agent said with `oz harness-support finish-task`, if it did. */
   private reportedFinish: ReportedFinish | null = null;
@@ -292,7 +293,7 @@ export class RunExecution {
     const dir = mkdtempSync(join(this.deps.supportRoot, `${this.run.run_id}-`));
     this.supportDir = dir;
     chmodSync(dir, 0o711);
-    this.support = await SupportServer.start(join(dir, 'sock'), this.supportToken, {
+    this.support = await startSupportServer(join(dir, 'sock'), this.supportToken, {
       pullRequest: (url, branch) => uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'PULL_REQUEST', data: { url, branch } } }),
       notify: (message) => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'info', message, reason: 'agent_notification' } }),
       finish: (finish) => (this.reportedFinish = finish),
@@ -310,7 +311,7 @@ export class RunExecution {
     const type = this.run.harness.type;
     const auth = secrets?.harness_auth;
     const withoutV1 = (url: string | undefined, fallback: string): string => (url ?? fallback).replace(/\/v1\/?$/, '');
-    this.modelProxy = await ModelProxy.start(join(supportDir, 'model.sock'), this.supportToken, {
+    this.modelProxy = await startModelProxy(join(supportDir, 'model.sock'), this.supportToken, {
       anthropic: {
         base: withoutV1(providers.anthropicBaseUrl, 'https://api.anthropic.com'),
         key: (type === 'claude' ? auth : undefined) ?? secrets?.env.ANTHROPIC_API_KEY ?? providers.anthropicApiKey,

@@ -1,8 +1,8 @@
 import { timingSafeEqual } from 'node:crypto';
-import { chmodSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { SUPPORT_ROUTES } from '../harness-support/client.js';
+import { SocketServer } from './socket-server.js';
 
 const MAX_BODY = 64 * 1024;
 /** A sandbox may hold this many connections to the socket at once. */
@@ -33,39 +33,10 @@ export interface SupportHandlers {
  * socket (bound into the run's sandbox, so it works with network off), every
  * request carrying the run's token, every body checked against its schema.
  */
-export class SupportServer {
-  private constructor(
-    private readonly server: Server,
-    readonly path: string,
-  ) {}
-
-  static async start(path: string, token: string, handlers: SupportHandlers): Promise<SupportServer> {
-    const expected = Buffer.from(`Bearer ${token}`);
-    const calls = new Map<string, number>();
-    const server = createServer((req, res) => {
-      // A client that hangs up mid-body rejects the read: answer nothing, never crash the worker.
-      req.on('error', () => res.destroy());
-      handle(req, res, expected, handlers, calls).catch(() => res.destroy());
-    });
-    server.maxConnections = MAX_CONNECTIONS;
-    rmSync(path, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
-    }).catch((error: unknown) => {
-      server.close();
-      throw error;
-    });
-    // The sandbox's uid is not this one; the token is what keeps others out.
-    chmodSync(path, 0o666);
-    return new SupportServer(server, path);
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    rmSync(this.path, { force: true });
-  }
+export function startSupportServer(path: string, token: string, handlers: SupportHandlers): Promise<SocketServer> {
+  const expected = Buffer.from(`Bearer ${token}`);
+  const calls = new Map<string, number>();
+  return SocketServer.start(path, MAX_CONNECTIONS, (req, res) => handle(req, res, expected, handlers, calls));
 }
 
 function reply(res: ServerResponse, status: number, body: Record<string, unknown>): void {

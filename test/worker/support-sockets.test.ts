@@ -4,9 +4,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ModelProxy } from '../../src/agent/cli/model-proxy.js';
+import { startModelProxy } from '../../src/worker/model-proxy.js';
 import { Redactor } from '../../src/secrets/redactor.js';
-import { SupportServer } from '../../src/worker/support-server.js';
+import { startSupportServer } from '../../src/worker/support-server.js';
 
 const TOKEN = 'run-token-0123456789';
 const SECRET = 'sk-secret-value-abcdef';
@@ -46,7 +46,7 @@ describe('the per-run sockets a sandbox talks to', () => {
   it('harness-support survives a client that hangs up mid-request, and caps what one run may report', async () => {
     dir = mkdtempSync(join(tmpdir(), 'oz-sockets-'));
     const notes: string[] = [];
-    const server = await SupportServer.start(join(dir, 'sock'), TOKEN, { pullRequest: () => {}, notify: (m) => notes.push(m), finish: () => {} });
+    const server = await startSupportServer(join(dir, 'sock'), TOKEN, { pullRequest: () => {}, notify: (m) => notes.push(m), finish: () => {} });
     closers.push(() => server.close());
     await hangUpMidBody(join(dir, 'sock'), '/v1/notify');
     const ok = await post(join(dir, 'sock'), '/v1/notify', JSON.stringify({ message: 'still here' }), { authorization: `Bearer ${TOKEN}` });
@@ -72,7 +72,7 @@ describe('the per-run sockets a sandbox talks to', () => {
     closers.push(() => new Promise((r) => upstream.close(() => r(null))));
     const base = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`;
     const redactor = new Redactor([SECRET]);
-    const proxy = await ModelProxy.start(
+    const proxy = await startModelProxy(
       join(dir, 'model.sock'),
       TOKEN,
       { anthropic: { base, key: 'real-anthropic-key', header: 'x-api-key' }, openai: { base, key: undefined, header: 'authorization' } },

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
-import { chmodSync, rmSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { SocketServer } from './socket-server.js';
 
 /** One model provider the proxy forwards to: where, and with which key. */
 export interface Upstream {
@@ -30,35 +30,8 @@ const DROP = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 't
  * agent's commands printed goes to the provider without the run's secrets).
  * `/anthropic/…` and `/openai/…` pick the provider.
  */
-export class ModelProxy {
-  private constructor(
-    private readonly server: Server,
-    readonly path: string,
-  ) {}
-
-  static async start(path: string, token: string, upstreams: Record<Provider, Upstream>, redact: (text: string) => string): Promise<ModelProxy> {
-    const server = createServer((req, res) => {
-      req.on('error', () => res.destroy());
-      forward(req, res, token, upstreams, redact).catch(() => res.destroy());
-    });
-    server.maxConnections = MAX_CONNECTIONS;
-    rmSync(path, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => resolve());
-    }).catch((error: unknown) => {
-      server.close();
-      throw error;
-    });
-    chmodSync(path, 0o666); // the token keeps others out
-    return new ModelProxy(server, path);
-  }
-
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    rmSync(this.path, { force: true });
-  }
+export function startModelProxy(path: string, token: string, upstreams: Record<Provider, Upstream>, redact: (text: string) => string): Promise<SocketServer> {
+  return SocketServer.start(path, MAX_CONNECTIONS, (req, res) => forward(req, res, token, upstreams, redact));
 }
 
 function fail(res: ServerResponse, status: number, message: string): void {
