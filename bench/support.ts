@@ -55,6 +55,13 @@ export function abort(reason: string, code: number): void {
   void runCleanups().finally(() => process.exit(code));
 }
 
+/** Clean up and exit on Ctrl-C, SIGTERM, or a run that outlives `watchdogMs` (a hang). */
+export function guard(watchdogMs: number): void {
+  setTimeout(() => abort(`still running after ${watchdogMs / 60_000} minutes`, 2), watchdogMs).unref();
+  process.once('SIGINT', () => abort('interrupted', 130));
+  process.once('SIGTERM', () => abort('terminated', 143));
+}
+
 export interface Stats {
   n: number;
   p50: number;

@@ -30,7 +30,7 @@ import type { Sandbox, SandboxSpec } from '../../src/sandbox/sandbox-backend.js'
 import type * as BwrapModule from '../../src/sandbox/bwrap/bwrap-backend.js';
 import type * as MirrorModule from '../../src/worker/provisioning/mirror-cache.js';
 import type * as SetupModule from '../../src/worker/provisioning/workspace-setup.js';
-import { abort, intFromEnv as intFromEnvAtLeast, ms, onCleanup, progress, runCleanups, stats, table, type Stats } from '../support.js';
+import { guard, intFromEnv as intFromEnvAtLeast, ms, onCleanup, progress, runCleanups, stats, table, type Stats } from '../support.js';
 
 // ---------------------------------------------------------------------------
 // Parameters
@@ -338,10 +338,7 @@ function provisioningRows(label: string, samples: Provisioning[]): string[][] {
 }
 
 async function main(): Promise<number> {
-  const watchdog = setTimeout(() => abort(`still running after ${WATCHDOG_MS / 60_000} minutes`, 2), WATCHDOG_MS);
-  watchdog.unref();
-  process.once('SIGINT', () => abort('interrupted', 130));
-  process.once('SIGTERM', () => abort('terminated', 143));
+  guard(WATCHDOG_MS);
 
   const t0 = performance.now();
   const [loadAtStart = NaN] = loadavg();

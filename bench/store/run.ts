@@ -27,7 +27,7 @@ import type { RunsTable } from '../../src/store/schema.js';
 import type { SqlStore } from '../../src/store/sql-store.js';
 import { openSqliteFile } from '../../src/store/sqlite/open-sqlite-store.js';
 import type { NewRun } from '../../src/store/store.js';
-import { abort, intFromEnv, ms, onCleanup, progress, runCleanups, stats, table, type Stats } from '../support.js';
+import { guard, intFromEnv, ms, onCleanup, progress, runCleanups, stats, table, type Stats } from '../support.js';
 
 // ---------------------------------------------------------------------------
 // Parameters
@@ -643,10 +643,7 @@ function report(sections: Section[], totalSeconds: number, loadAtStart: number):
 }
 
 async function main(): Promise<number> {
-  const watchdog = setTimeout(() => abort(`still running after ${WATCHDOG_MS / 60_000} minutes`, 2), WATCHDOG_MS);
-  watchdog.unref();
-  process.once('SIGINT', () => abort('interrupted', 130));
-  process.once('SIGTERM', () => abort('terminated', 143));
+  guard(WATCHDOG_MS);
 
   const t0 = performance.now();
   const [loadAtStart = NaN] = loadavg();

@@ -9,23 +9,13 @@ import type { RunService } from './run-service.js';
  * finishes handled on other servers). Safe on any number of servers: each
  * outcome is a compare-and-set, and admission is serialized per team.
  */
-export class LifecycleSweeper {
-  private readonly loop: Periodic;
-
+export class LifecycleSweeper extends Periodic {
   constructor(
     private readonly deps: ServerDeps,
     private readonly runs: RunService,
     intervalMs: number,
   ) {
-    this.loop = new Periodic(() => this.tick(), intervalMs);
-  }
-
-  start(): void {
-    this.loop.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.loop.stop();
+    super(intervalMs);
   }
 
   /** One pass (tests call it directly). */

@@ -1,21 +1,22 @@
 /**
- * A pass run every `intervalMs` on a timer that never keeps the process alive,
- * never overlapping itself; `stop()` waits for the pass in flight. Used by the
- * server's background loops (lifecycle sweeper, scheduler).
+ * A background loop of the server (lifecycle sweeper, scheduler): `tick()`
+ * every `intervalMs` on a timer that never keeps the process alive, never
+ * overlapping itself; `stop()` waits for the pass in flight. Tests call
+ * `tick()` directly.
  */
-export class Periodic {
+export abstract class Periodic {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
 
-  constructor(
-    private readonly pass: () => Promise<void>,
-    private readonly intervalMs: number,
-  ) {}
+  constructor(private readonly intervalMs: number) {}
+
+  /** One pass; it handles its own errors (a failing pass must not stop the loop). */
+  abstract tick(): Promise<void>;
 
   start(): void {
     if (this.timer) return;
     this.timer = setInterval(() => {
-      if (!this.running) this.running = this.pass().finally(() => (this.running = null));
+      if (!this.running) this.running = this.tick().finally(() => (this.running = null));
     }, this.intervalMs);
     this.timer.unref();
   }

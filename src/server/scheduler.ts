@@ -23,23 +23,13 @@ const BATCH = 100;
  * secrets are never resolved for them. The clock is injected: tests call
  * `tick()` and drive hours in milliseconds.
  */
-export class Scheduler {
-  private readonly loop: Periodic;
-
+export class Scheduler extends Periodic {
   constructor(
     private readonly deps: ServerDeps,
     private readonly runs: RunService,
     intervalMs: number,
   ) {
-    this.loop = new Periodic(() => this.tick(), intervalMs);
-  }
-
-  start(): void {
-    this.loop.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.loop.stop();
+    super(intervalMs);
   }
 
   /** One pass: due slots, queued slots whose previous run ended, stalled spawns. */
