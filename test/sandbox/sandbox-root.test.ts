@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -32,6 +32,32 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
     mkdirSync(open);
     chmodSync(open, 0o777);
     expect(await refusal(open)).toMatch(/writable by group or others/);
+  });
+
+  it('binds a tool that lives below a directory the sandbox cannot search (a checkout in a 0700 dir)', async (ctx) => {
+    if (process.getuid?.() !== 0) {
+      console.log('skipped: without root the sandbox is the worker\'s own uid and reaches what it does');
+      ctx.skip();
+    }
+    dir = mkdtempSync(join(tmpdir(), 'oz-root-'));
+    chmodSync(dir, 0o711);
+    const hidden = mkdtempSync(join(tmpdir(), 'oz-hidden-')); // 0700
+    try {
+      writeFileSync(join(hidden, 'hello'), '#!/bin/sh\necho "hello from a hidden tool"\n', { mode: 0o700 });
+      const backend = await BwrapBackend.open({ root: join(dir, 'sandboxes'), initScript: INIT });
+      try {
+        const sandbox = await backend.create({ runId: 'tool', network: 'off', limits: { pids: 64, memoryBytes: 1 << 28, diskBytes: 1 << 24 }, mounts: [], tools: [{ name: 'hello', path: join(hidden, 'hello') }], onLimit: () => {} });
+        let out = '';
+        const result = await sandbox.exec([sandbox.toolPaths.hello as string], { env: { PATH: '/usr/bin:/bin' }, onOutput: (_s, c) => (out += c.toString()) });
+        await sandbox.destroy();
+        expect(result.exitCode, out).toBe(0);
+        expect(out).toBe('hello from a hidden tool\n');
+      } finally {
+        backend.close();
+      }
+    } finally {
+      rmSync(hidden, { recursive: true, force: true });
+    }
   });
 
   it('uses a root given as an own 0711 directory and cleans up after itself', async () => {

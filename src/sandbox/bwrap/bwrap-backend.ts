@@ -10,6 +10,7 @@ import { bwrapArgs, groupFile, INIT_NODE, OZ_WRAPPER, passwdFile, SUPPORT_DIR, T
 import { Cgroups, type RunCgroup } from './cgroups.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
 import { InitClient } from './init-client.js';
+import { reachablePath } from './reachable.js';
 import { seccompFilter } from './seccomp-filter.js';
 import { SANDBOX_HOSTS, SLIRP_RESOLV_CONF, startSlirp, type SlirpNetwork } from './slirp-network.js';
 
@@ -80,6 +81,8 @@ export class BwrapBackend implements SandboxBackend {
   private readonly initScript: string;
   private readonly hostPath: string;
   private readonly asRoot = process.getuid?.() === 0;
+  private readonly stageDir: string;
+  private readonly reachable = new Map<string, string>();
 
   private constructor(
     options: BwrapBackendOptions,
@@ -99,6 +102,10 @@ export class BwrapBackend implements SandboxBackend {
       if (pid && !alive(Number(pid))) rmSync(join(base, name), { recursive: true, force: true });
     }
     cgroups?.removeStale(CGROUP_PREFIX, alive);
+    // Files bound into sandboxes from places their uids cannot reach (see reachablePath); shared by workers.
+    this.stageDir = join(base, 'staged');
+    mkdirSync(this.stageDir, { recursive: true, mode: 0o711 });
+    checkOwnDirectory(this.stageDir);
     this.root = join(base, `w${process.pid}`);
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
     checkOwnDirectory(this.root);
@@ -172,6 +179,17 @@ export class BwrapBackend implements SandboxBackend {
     }
   }
 
+  /** A host file the sandbox's uid can reach (staged once if it is not). Not needed without root: the sandbox is the worker's own uid then. */
+  private reach(file: string): string {
+    if (!this.asRoot) return file;
+    let path = this.reachable.get(file);
+    if (!path) {
+      path = reachablePath(file, this.stageDir);
+      this.reachable.set(file, path);
+    }
+    return path;
+  }
+
   /** Start bwrap (and its init) on a prepared run directory; again on a restart. */
   private launch(parts: SandboxParts): ChildProcess {
     const { dir, uid, spec, cgroup, network } = parts;
@@ -188,7 +206,7 @@ export class BwrapBackend implements SandboxBackend {
       const etc = (name: string): number => place(open(join(dir, 'etc', name)));
       const readOnly: FdMount[] = spec.mounts.map((path, i) => ({ fd: place(open(path)), dest: `/oz/mirrors/${i}` }));
       if (spec.supportDir) readOnly.push({ fd: place(open(spec.supportDir)), dest: SUPPORT_DIR });
-      for (const tool of spec.tools ?? []) readOnly.push({ fd: place(open(tool.path)), dest: `${TOOLS_DIR}/${tool.name}` });
+      for (const tool of spec.tools ?? []) readOnly.push({ fd: place(open(this.reach(tool.path))), dest: `${TOOLS_DIR}/${tool.name}` });
       const args = bwrapArgs({
         network,
         passwdFd: etc('passwd'),
@@ -197,7 +215,7 @@ export class BwrapBackend implements SandboxBackend {
         ...(parts.seccomp ? { seccompFd: etc('seccomp') } : {}),
         initScriptFd: place(open(this.initScript)),
         ...(spec.supportDir && existsSync(SUPPORT_CLIENT_SCRIPT) ? { supportClientFd: place(open(SUPPORT_CLIENT_SCRIPT)), ozWrapperFd: etc('oz') } : {}),
-        nodeFd: place(open(process.execPath)),
+        nodeFd: place(open(this.reach(process.execPath))),
         infoFd: 3,
         workspaceFd: place(open(join(dir, 'workspace'))),
         tmpFd: place(open(join(dir, 'tmp'))),
