@@ -102,14 +102,15 @@ export class BwrapBackend implements SandboxBackend {
       if (pid && !alive(Number(pid))) rmSync(join(base, name), { recursive: true, force: true });
     }
     cgroups?.removeStale(CGROUP_PREFIX, alive);
-    // Files bound into sandboxes from places their uids cannot reach (see reachablePath); shared by workers.
-    this.stageDir = join(base, 'staged');
-    mkdirSync(this.stageDir, { recursive: true, mode: 0o711 });
-    checkOwnDirectory(this.stageDir);
     this.root = join(base, `w${process.pid}`);
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
     checkOwnDirectory(this.root);
     chmodSync(this.root, 0o711);
+    // Files bound into sandboxes from places their uids cannot reach (see
+    // reachablePath): this worker's own, removed with its directory, so a
+    // removed checkout's binaries are not kept alive by a link.
+    this.stageDir = join(this.root, 'staged');
+    mkdirSync(this.stageDir, { mode: 0o711 });
   }
 
   /**

@@ -15,8 +15,10 @@ function searchableByOthers(dir: string): boolean {
  * directory others cannot search (a checkout in root's home, a `mktemp -d`)
  * cannot be bound where it is. Then it is staged once in `stageDir` (which the
  * sandboxes can reach): a hard link when the file system allows and the file
- * is readable by others, else a copy made readable; named by the file's
- * identity, so a new version gets a new entry and workers share one.
+ * is readable by others, else a copy made readable (once per worker: put the
+ * checkout somewhere searchable, or OZ_SANDBOX_ROOT on its file system, to
+ * avoid copying the agent CLIs); named by the file's identity, so a new
+ * version gets a new entry.
  */
 export function reachablePath(file: string, stageDir: string): string {
   if (searchableByOthers(dirname(file))) return file;
