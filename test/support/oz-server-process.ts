@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { registerProcess } from './process-registry.js';
 import { Cgroups } from '../../src/sandbox/bwrap/cgroups.js';
 import type { StoreSpec } from './store-factories.js';
 
@@ -29,6 +30,12 @@ export interface OzServerHandle {
   logs(): string;
   /** Stop with SIGTERM; resolves to the server's exit code. */
   stop(): Promise<number | null>;
+}
+
+/** Tracked for the suite's teardown (test/support/process-registry.ts). */
+function track<T extends ChildProcess>(child: T): T {
+  registerProcess(child.pid);
+  return child;
 }
 
 /** The process environment without our own variables, so tests never pick up a developer's settings. */
@@ -121,7 +128,7 @@ export async function startOzServer(
     url.searchParams.set('options', `-c search_path=${schema}`);
     env.OZ_DATABASE_URL = url.toString();
   }
-  const child = spawn(process.execPath, [OZ_BIN, 'server', '--port', '0', ...(options.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = track(spawn(process.execPath, [OZ_BIN, 'server', '--port', '0', ...(options.args ?? [])], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -239,10 +246,10 @@ export interface OzWorkerHandle {
 export async function startOzWorker(server: OzServerHandle, token: string, env: Record<string, string> = {}, args: string[] = []): Promise<OzWorkerHandle> {
   const cache = mkdtempSync(join(tmpdir(), 'oz-worker-cache-'));
   chmodSync(cache, 0o711);
-  const child = spawn(process.execPath, [OZ_BIN, 'worker', '--server', server.url, '--token', token, ...args], {
+  const child = track(spawn(process.execPath, [OZ_BIN, 'worker', '--server', server.url, '--token', token, ...args], {
     env: { ...cleanEnv(), OZ_LOG_LEVEL: 'warn', OZ_CACHE_DIR: cache, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  }));
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));
