@@ -30,6 +30,7 @@ import type { Sandbox, SandboxSpec } from '../../src/sandbox/sandbox-backend.js'
 import type * as BwrapModule from '../../src/sandbox/bwrap/bwrap-backend.js';
 import type * as MirrorModule from '../../src/worker/provisioning/mirror-cache.js';
 import type * as SetupModule from '../../src/worker/provisioning/workspace-setup.js';
+import type * as RedactorModule from '../../src/secrets/redactor.js';
 import { guard, intFromEnv as intFromEnvAtLeast, ms, onCleanup, progress, runCleanups, stats, table, type Stats } from '../support.js';
 
 // ---------------------------------------------------------------------------
@@ -93,6 +94,7 @@ async function fromDist<T>(path: string): Promise<T> {
 const { BwrapBackend } = await fromDist<typeof BwrapModule>('sandbox/bwrap/bwrap-backend.js');
 const { MirrorCache } = await fromDist<typeof MirrorModule>('worker/provisioning/mirror-cache.js');
 const { setUpWorkspace } = await fromDist<typeof SetupModule>('worker/provisioning/workspace-setup.js');
+const { Redactor } = await fromDist<typeof RedactorModule>('secrets/redactor.js');
 type Backend = BwrapModule.BwrapBackend;
 
 // ---------------------------------------------------------------------------
@@ -266,6 +268,7 @@ async function provision(backend: Backend, mirrors: MirrorModule.MirrorCache, re
         emit: () => {},
         output: () => {},
         stopped: () => false,
+        redactor: new Redactor([]),
       }),
     );
     // Check the checkout (not timed).

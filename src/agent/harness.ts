@@ -50,8 +50,21 @@ export interface HarnessResult {
   failure?: { state: 'FAILED' | 'ERROR'; message: RunStatusMessage };
 }
 
-/** What drives the work in a run (DESIGN.md "Harnesses and models"). */
+/** The model provider protocols a per-run model proxy speaks. */
+export type ModelProxyProtocol = 'anthropic' | 'openai';
+
+/**
+ * What drives the work in a run (docs/design.md "Harnesses"). Callers read
+ * the capability fields, never the type, to decide what a run needs (as
+ * Kysely's dialect adapters expose `supports*` flags).
+ */
 export interface Harness {
   readonly type: HarnessConfig['type'];
+  /**
+   * The harness runs a model client inside the sandbox that needs a per-run
+   * model proxy speaking this protocol (the key stays with the worker); null
+   * when it needs none (the built-in agent calls its model from the worker).
+   */
+  readonly modelProxy: ModelProxyProtocol | null;
   run(input: HarnessInput): Promise<HarnessResult>;
 }

@@ -15,9 +15,10 @@ import { BwrapBackend, SandboxUnavailableError } from '../sandbox/bwrap/bwrap-ba
 import { closeInheritedFds } from '../sandbox/close-inherited-fds.js';
 import { DirectBackend } from '../sandbox/direct/direct-backend.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
+import { hostGitContainment } from '../worker/git-limits.js';
 import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
 import { ProtocolClient } from '../worker/protocol-client.js';
-import { gitUrl } from '../worker/results/forge.js';
+import { forgeGitHost, gitUrl } from '../worker/results/forge.js';
 import { Publisher } from '../worker/results/publisher.js';
 import { Worker } from '../worker/worker.js';
 
@@ -74,12 +75,20 @@ export async function prepareWorker(args: {
   config: OzConfig;
   logger: Logger;
   concurrency?: number;
+  /** The worker id's prefix (the embedded worker's marks it as the server's own). */
+  idPrefix?: string;
 }): Promise<(serverUrl: string) => Worker> {
   const { config } = args;
   const closed = closeInheritedFds();
   if (closed.length > 0) args.logger.debug({ fds: closed }, 'closed descriptors inherited from the parent process (they would reach the sandboxes)');
   const backend = await openBackend(args.backend, config, args.logger);
-  const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots, (url) => gitUrl(url, config.results));
+  const forgeHost = forgeGitHost(config.results);
+  const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots, (url) => gitUrl(url, config.results), {
+    limits: { memoryBytes: config.hostGit.memoryBytes, maxFileBytes: config.hostGit.maxFileBytes },
+    allowedHosts: [...config.hostGit.allowedHosts, ...(forgeHost ? [forgeHost] : [])],
+    logger: args.logger,
+  });
+  args.logger.info({ containment: hostGitContainment(), allowedHosts: config.hostGit.allowedHosts }, 'host-side git: limits and destinations');
   const publisher = new Publisher(config.results, mirrors, config.cacheDir);
   // Traversable (the direct backend's processes connect by path), not listable.
   const supportRoot = join(config.cacheDir, 'support');
@@ -111,7 +120,7 @@ export async function prepareWorker(args: {
         sandboxDefaults: config.sandboxDefaults,
         agentBudgets: { maxSteps, maxTokens, maxTimeMs },
       },
-      { concurrency: args.concurrency ?? config.workerConcurrency },
+      { concurrency: args.concurrency ?? config.workerConcurrency, ...(args.idPrefix ? { idPrefix: args.idPrefix } : {}) },
       args.logger,
     );
 }

@@ -4,11 +4,16 @@ import { loadConfig, type ConfigOverrides } from '../core/config.js';
 import { randomToken } from '../core/ids.js';
 import { createApp } from '../server/create-app.js';
 import { EventHub } from '../server/event-hub.js';
+import { sweepGraceMs } from '../server/lifecycle-sweeper.js';
 import { bootstrapAdmin } from './bootstrap-admin.js';
+import { guardProcess } from './process-guard.js';
 import { prepareWorker, type BackendName } from './build-worker.js';
 import { openStore } from './open-store.js';
 import type { Envelope } from '../secrets/envelope.js';
 import { openKeyring } from '../secrets/keyring.js';
+
+/** The embedded worker's id starts with this (one per data dir on SQLite: the lock says it is ours). */
+const EMBEDDED_WORKER_PREFIX = 'embedded-';
 
 export interface ServerOptions extends ConfigOverrides {
   worker: boolean;
@@ -24,20 +29,29 @@ export interface ServerOptions extends ConfigOverrides {
 export async function runServer(options: ServerOptions): Promise<void> {
   const config = loadConfig(options);
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization'] }, pino.destination(2));
+  guardProcess(logger);
   // The embedded worker's sandbox backend first: a host that cannot run it
   // stops the server before anything is opened or bound.
   const workerLogger = logger.child({ component: 'worker' });
   const embeddedWorkerSecret = options.worker ? randomToken(32) : undefined;
   const buildEmbedded = embeddedWorkerSecret
-    ? await prepareWorker({ token: embeddedWorkerSecret, backend: options.backend, config, logger: workerLogger })
+    ? await prepareWorker({ token: embeddedWorkerSecret, backend: options.backend, config, logger: workerLogger, idPrefix: EMBEDDED_WORKER_PREFIX })
     : null;
-  const store = await openStore(config);
+  const store = await openStore(config, logger.child({ component: 'store' }));
   let envelope: Envelope;
   try {
     envelope = await openKeyring(config, store.secrets, systemClock.now());
   } catch (error) {
     await store.close();
     throw error;
+  }
+  if (!config.databaseUrl) {
+    // This process holds the data dir's lock, so the embedded worker of the
+    // server that held it before is dead, and its sandboxes with it: its runs
+    // are resolved by the first sweep, not a lease TTL from now.
+    const now = systemClock.now();
+    const expired = await store.expireLeasesHeldBy(EMBEDDED_WORKER_PREFIX, now - sweepGraceMs(config.leaseTtlMs) - 1);
+    if (expired > 0) logger.warn({ runs: expired }, 'runs of the previous embedded worker (dead with its server) will be resolved now');
   }
   const hub = new EventHub(store.wakeups);
   await hub.connect();
@@ -52,6 +66,8 @@ export async function runServer(options: ServerOptions): Promise<void> {
     leaseTtlMs: config.leaseTtlMs,
     sweepIntervalMs: config.sweepIntervalMs,
     eventPollMs: config.eventPollMs,
+    eventStreams: config.eventStreams,
+    sandboxLimits: { defaults: config.sandboxDefaults, maxima: config.sandboxMaxima },
     ...(embeddedWorkerSecret ? { embeddedWorkerSecret } : {}),
   });
   try {

@@ -36,12 +36,30 @@ function escapeRegExp(text: string): string {
  */
 export class Redactor {
   private readonly pattern: RegExp | null;
+  /** The longest form masked: text cut anywhere may hold at most this much of one value unseen. */
+  readonly longestForm: number;
 
   constructor(values: readonly string[]) {
     const all = new Set<string>();
     for (const value of values) for (const form of forms(value)) if (form.length >= SECRET_MIN_LENGTH) all.add(form);
     const sorted = [...all].sort((a, b) => b.length - a.length);
     this.pattern = sorted.length > 0 ? new RegExp(sorted.map(escapeRegExp).join('|'), 'g') : null;
+    this.longestForm = sorted[0]?.length ?? 0;
+  }
+
+  /**
+   * Where `text` may be cut at or after `at` without splitting a value: `at`
+   * itself, or the end of the match that straddles it. Text before the cut can
+   * be redacted and sent; text after it must wait for what comes next.
+   */
+  safeCut(text: string, at: number): number {
+    if (!this.pattern || at <= 0 || at >= text.length) return Math.max(0, Math.min(at, text.length));
+    for (const match of text.matchAll(this.pattern)) {
+      if (match.index >= at) break;
+      const end = match.index + match[0].length;
+      if (end > at) return end;
+    }
+    return at;
   }
 
   redact(text: string): string {

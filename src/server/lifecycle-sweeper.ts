@@ -3,6 +3,17 @@ import { Periodic } from './periodic.js';
 import type { RunService } from './run-service.js';
 
 /**
+ * How long past its expiry a lease is left alone before the sweep resolves
+ * the run. A worker's sandbox fences itself before the lease expires (its
+ * dead-man's switch, renewed by heartbeats, runs out a margin earlier), even
+ * when the worker process is frozen; the grace covers the switch's reaction
+ * time, so a re-queued run never starts while the previous attempt still runs.
+ */
+export function sweepGraceMs(leaseTtlMs: number): number {
+  return Math.min(10_000, Math.max(1000, Math.floor(leaseTtlMs / 6)));
+}
+
+/**
  * The server's housekeeping loop, every `intervalMs`: resolve expired leases
  * (store.sweepExpiredLeases: re-queue once, cancel, or ERROR worker_lost), and
  * admit queued runs of every team that has some (covers slots freed by
@@ -21,7 +32,8 @@ export class LifecycleSweeper extends Periodic {
   /** One pass (tests call it directly). */
   async tick(): Promise<void> {
     try {
-      const outcomes = await this.deps.store.sweepExpiredLeases(this.deps.clock.now());
+      const now = this.deps.clock.now();
+      const outcomes = await this.deps.store.sweepExpiredLeases(now, now - sweepGraceMs(this.deps.leaseTtlMs));
       for (const o of outcomes) {
         this.deps.hub.publish(o.runId);
         this.deps.logger.warn({ runId: o.runId, from: o.from, to: o.to, reason: o.reason }, 'lease expired');

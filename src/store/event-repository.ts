@@ -1,5 +1,4 @@
 import { conflict, notFound } from '../core/errors.js';
-import { LEASED_STATES, type RunState } from '../core/run-state.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import { insertEvents, reserveEventSeqs } from './event-writer.js';
 import { toRunEvent } from './rows.js';
@@ -23,13 +22,18 @@ export class EventRepository {
    * Append a worker's batch once: `(run, lease token, batch number)` is
    * recorded with the events in one transaction, so a retried batch (the
    * worker never saw the answer) is acknowledged without a second append.
-   * Refused when the lease is not the run's current one or the run is no
-   * longer leased (stale writes from a fenced-off worker).
+   * Refused when the lease is not the run's current one, has expired, or the
+   * run is no longer leased (stale writes from a fenced-off worker): checked
+   * in the UPDATE that reserves the sequence numbers, never by a read before it.
    */
-  async appendBatch(runId: string, leaseToken: string, batchNo: number, events: NewRunEvent[]): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
+  async appendBatch(
+    runId: string,
+    leaseToken: string,
+    batchNo: number,
+    events: NewRunEvent[],
+    at: number,
+  ): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
     return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
-      const run = await tx.selectFrom('runs').select(['state', 'lease_token']).where('id', '=', runId).executeTakeFirst();
-      if (!run) throw notFound('run', runId);
       const seen = await tx
         .selectFrom('run_event_batches')
         .select(['first_seq', 'count'])
@@ -38,11 +42,12 @@ export class EventRepository {
         .where('batch_no', '=', batchNo)
         .executeTakeFirst();
       if (seen) return { firstSeq: Number(seen.first_seq), count: Number(seen.count), duplicate: true };
-      if (run.lease_token !== leaseToken || !LEASED_STATES.includes(run.state as RunState)) {
-        throw conflict(`run ${runId}: lease token is stale`, 'stale_lease');
+      const firstSeq = await reserveEventSeqs(tx, runId, events.length, { leaseToken, at });
+      if (firstSeq === null) {
+        const run = await tx.selectFrom('runs').select('id').where('id', '=', runId).executeTakeFirst();
+        if (!run) throw notFound('run', runId);
+        throw conflict(`run ${runId}: lease token is stale or expired`, 'stale_lease');
       }
-      const firstSeq = await reserveEventSeqs(tx, runId, events.length);
-      if (firstSeq === null) throw notFound('run', runId);
       await insertEvents(tx, runId, firstSeq, events);
       await tx
         .insertInto('run_event_batches')

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { newId } from '../core/ids.js';
+import { LEASED_STATES, type RunState } from '../core/run-state.js';
 import type { NewRunEvent } from '../core/run-event.js';
 import { ARTIFACT_TYPES, type ArtifactType } from '../core/run.js';
 import type { Database } from './schema.js';
@@ -46,17 +47,31 @@ export async function insertEvents(
     .execute();
 }
 
+/** A worker's claim on the run: its lease token, live at `at`, the run in a leased state. */
+export interface LeaseCondition {
+  leaseToken: string;
+  at: number;
+}
+
 /**
  * Reserve `count` sequence numbers for a run's events (bumps `last_event_seq`,
  * taking the run's row lock until the transaction ends). Returns the first, or
- * null when the run does not exist.
+ * null when the run does not exist — or, with `lease`, when the lease is not
+ * the run's live one: the condition is part of the same UPDATE, so a sweep or
+ * finish that commits first makes this match nothing (PostgreSQL re-checks the
+ * WHERE on the updated row), and nothing is appended after a terminal state.
  */
-export async function reserveEventSeqs(tx: Kysely<Database>, runId: string, count: number): Promise<number | null> {
-  const row = await tx
+export async function reserveEventSeqs(tx: Kysely<Database>, runId: string, count: number, lease?: LeaseCondition): Promise<number | null> {
+  let query = tx
     .updateTable('runs')
     .set((eb) => ({ last_event_seq: eb('last_event_seq', '+', count) }))
-    .where('id', '=', runId)
-    .returning('last_event_seq')
-    .executeTakeFirst();
+    .where('id', '=', runId);
+  if (lease) {
+    query = query
+      .where('lease_token', '=', lease.leaseToken)
+      .where('state', 'in', LEASED_STATES as RunState[])
+      .where('lease_expires_at', '>', lease.at);
+  }
+  const row = await query.returning('last_event_seq').executeTakeFirst();
   return row ? Number(row.last_event_seq) - count + 1 : null;
 }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { isOzError } from '../core/errors.js';
 import { LEASED_STATES, type RunState } from '../core/run-state.js';
 import type { Run, RunStatusMessage } from '../core/run.js';
@@ -48,6 +49,25 @@ export class LeaseRepository {
   }
 
   /**
+   * End the leases of workers known to be dead (an embedded server restarted
+   * on its data dir: its previous embedded worker died with it, and so did
+   * that worker's sandboxes): their expiry moves to `expiredAt`, so the next
+   * sweep resolves the runs at once instead of a lease TTL later. Returns how
+   * many runs it touched.
+   */
+  async expireHeldBy(workerIdPrefix: string, expiredAt: number): Promise<number> {
+    const escaped = workerIdPrefix.replace(/[\\%_]/g, (c) => `\\${c}`);
+    const result = await this.ctx.db
+      .updateTable('runs')
+      .set({ lease_expires_at: expiredAt })
+      .where('state', 'in', LEASED_STATES as RunState[])
+      .where('lease_expires_at', '>', expiredAt)
+      .where(sql<boolean>`worker_id LIKE ${`${escaped}%`} ESCAPE '\\'`)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  /**
    * The sweep (cf. graphile-worker's resetLockedAt): find leased runs whose
    * lease ran out and resolve each with its own compare-and-set, conditioned
    * on the same lease token and on the lease still being expired. A worker
@@ -58,12 +78,12 @@ export class LeaseRepository {
    * - CLAIMED (harness never started), first attempt → PENDING (re-queued once);
    * - otherwise → ERROR resource_unavailable / worker_lost (retryable).
    */
-  async sweep(at: number): Promise<SweepOutcome[]> {
+  async sweep(at: number, expiredBefore: number = at): Promise<SweepOutcome[]> {
     const expired = await this.ctx.db
       .selectFrom('runs')
       .select(['id', 'state', 'lease_token', 'attempt', 'cancel_requested_at'])
       .where('lease_expires_at', 'is not', null)
-      .where('lease_expires_at', '<=', at)
+      .where('lease_expires_at', '<=', expiredBefore)
       .where('state', 'in', LEASED_STATES as RunState[])
       .orderBy('lease_expires_at', 'asc')
       .limit(1000)
@@ -94,7 +114,7 @@ export class LeaseRepository {
             to,
             at,
             leaseToken: row.lease_token ?? '',
-            leaseExpiredBefore: at,
+            leaseExpiredBefore: expiredBefore,
             ...(statusMessage ? { statusMessage } : {}),
           }),
         );

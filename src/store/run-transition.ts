@@ -10,9 +10,9 @@ import type { TransitionInput } from './store.js';
 /**
  * One compare-and-set on a run's state, inside the caller's transaction:
  *
- *   UPDATE runs SET state = :to, <to>_at = :at, updated_at = :at,
+ *   UPDATE runs SET state = :to, <to>_at = max(:at, updated_at), updated_at = <same>,
  *                   last_event_seq = last_event_seq + 1, …
- *   WHERE id = :id AND state = :from [AND lease_token = :token] [AND lease expired]
+ *   WHERE id = :id AND state = :from [AND lease_token = :token] [AND lease live | expired]
  *   RETURNING *
  *
  * and the `state` event with the reserved sequence number. Zero rows updated
@@ -24,7 +24,7 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
   if (!isLegalTransition(from, to)) {
     throw new OzError('conflict', `illegal run transition ${from} → ${to}`, { reason: 'illegal_transition' });
   }
-  const set: Updateable<RunsTable> = { state: to, updated_at: at, [stateColumn(to)]: at };
+  const set: Updateable<RunsTable> = { state: to };
   if (to === 'PENDING') {
     // Re-queued: the old lease is void.
     Object.assign(set, { worker_id: null, lease_token: null, lease_expires_at: null });
@@ -37,14 +37,22 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
 
   let query = tx
     .updateTable('runs')
-    .set((eb) => ({
-      ...set,
-      last_event_seq: eb('last_event_seq', '+', 1),
-      ...(to === 'INPROGRESS' ? { started_at: eb.fn.coalesce('started_at', eb.val(at)) } : {}),
-    }))
+    .set((eb) => {
+      // Servers' clocks differ by a few ms: a state is never stamped before
+      // the change it follows, so state timestamps are monotonic per run.
+      const stamp = eb.case().when('updated_at', '>', at).then(eb.ref('updated_at')).else(eb.val(at)).end();
+      return {
+        ...set,
+        updated_at: stamp,
+        [stateColumn(to)]: stamp,
+        last_event_seq: eb('last_event_seq', '+', 1),
+        ...(to === 'INPROGRESS' ? { started_at: eb.fn.coalesce('started_at', stamp) } : {}),
+      };
+    })
     .where('id', '=', runId)
     .where('state', '=', from);
   if (input.leaseToken !== undefined) query = query.where('lease_token', '=', input.leaseToken);
+  if (input.leaseLiveAt !== undefined) query = query.where('lease_expires_at', '>', input.leaseLiveAt);
   if (input.leaseExpiredBefore !== undefined) query = query.where('lease_expires_at', '<=', input.leaseExpiredBefore);
   if (input.noLiveLeaseAt !== undefined) {
     const liveAt = input.noLiveLeaseAt;
@@ -56,7 +64,7 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
   await insertEvents(tx, runId, Number(row.last_event_seq), [
     {
       type: 'state',
-      at,
+      at: Number(row.updated_at),
       data: { from, to, ...(input.statusMessage ? { status_message: input.statusMessage } : {}) },
     },
   ]);
@@ -75,6 +83,9 @@ async function explainMiss(tx: Kysely<Database>, input: TransitionInput): Promis
   }
   if (input.leaseToken !== undefined && current.lease_token !== input.leaseToken) {
     return conflict(`run ${input.runId}: lease token is stale`, 'stale_lease');
+  }
+  if (input.leaseLiveAt !== undefined && (current.lease_expires_at === null || Number(current.lease_expires_at) <= input.leaseLiveAt)) {
+    return conflict(`run ${input.runId}: the lease has expired`, 'stale_lease');
   }
   return conflict(`run ${input.runId}: lease is still live`, 'lease_live');
 }

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
-import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
-import type { ApiKey, NewApiKey, NewWorkerToken, Team, User, UserRole, WorkerToken } from '../core/identity.js';
+import type { Environment, EnvironmentLimits, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
+import type { ApiKey, NewApiKey, NewWorkerToken, Team, TeamPatch, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { ArtifactType, ListRunsQuery, Run, RunArtifact, RunPage } from '../core/run.js';
 import { EnvironmentRepository } from './environment-repository.js';
@@ -61,8 +61,11 @@ export class SqlStore implements Store {
     this.schedules = new ScheduleRepository(ctx);
   }
 
-  createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team> {
+  createTeam(input: { name: string; maxConcurrentRuns: number; limitCeilings?: EnvironmentLimits }, at: number): Promise<Team> {
     return this.identity.createTeam(input, at);
+  }
+  updateTeam(id: string, patch: TeamPatch): Promise<Team | null> {
+    return this.identity.updateTeam(id, patch);
   }
   getTeam(id: string): Promise<Team | null> {
     return this.identity.getTeam(id);
@@ -151,8 +154,11 @@ export class SqlStore implements Store {
   renewLease(runId: string, leaseToken: string, leaseTtlMs: number, at: number): Promise<boolean> {
     return this.leases.renew(runId, leaseToken, leaseTtlMs, at);
   }
-  sweepExpiredLeases(at: number): Promise<SweepOutcome[]> {
-    return this.leases.sweep(at);
+  sweepExpiredLeases(at: number, expiredBefore: number = at): Promise<SweepOutcome[]> {
+    return this.leases.sweep(at, expiredBefore);
+  }
+  expireLeasesHeldBy(workerIdPrefix: string, expiredAt: number): Promise<number> {
+    return this.leases.expireHeldBy(workerIdPrefix, expiredAt);
   }
 
   addRunArtifact(runId: string, type: ArtifactType, data: Record<string, unknown>, at: number): Promise<void> {
@@ -174,8 +180,9 @@ export class SqlStore implements Store {
     leaseToken: string,
     batchNo: number,
     events: NewRunEvent[],
+    at: number,
   ): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
-    return this.events.appendBatch(runId, leaseToken, batchNo, events);
+    return this.events.appendBatch(runId, leaseToken, batchNo, events, at);
   }
   listTeamsWithQueuedRuns(): Promise<string[]> {
     return this.runs.teamsWithQueued();

@@ -1,5 +1,5 @@
-import type { Environment, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
-import type { ApiKey, NewApiKey, NewWorkerToken, Team, User, UserRole, WorkerToken } from '../core/identity.js';
+import type { Environment, EnvironmentLimits, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
+import type { ApiKey, NewApiKey, NewWorkerToken, Team, TeamPatch, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { RunState } from '../core/run-state.js';
 import type {
@@ -58,6 +58,8 @@ export interface TransitionInput {
   to: RunState;
   at: number;
   leaseToken?: string;
+  /** The lease must still be live at this time (a worker's write: token, state and expiry in one statement). */
+  leaseLiveAt?: number;
   leaseExpiredBefore?: number;
   noLiveLeaseAt?: number;
   statusMessage?: RunStatusMessage | null;
@@ -96,7 +98,10 @@ export interface Store {
   readonly wakeups: WakeupBus | null;
 
   // Teams, users, API keys
-  createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team>;
+  /** The first team of a deployment is its operator's (`platform`). */
+  createTeam(input: { name: string; maxConcurrentRuns: number; limitCeilings?: EnvironmentLimits }, at: number): Promise<Team>;
+  /** Change a team's concurrency limit or ceilings (given fields replace); null when there is no such team. */
+  updateTeam(id: string, patch: TeamPatch): Promise<Team | null>;
   getTeam(id: string): Promise<Team | null>;
   getTeamByName(name: string): Promise<Team | null>;
   countTeams(): Promise<number>;
@@ -143,8 +148,14 @@ export interface Store {
   claimRuns(input: ClaimInput): Promise<Run[]>;
   /** Extend a held lease; writes only `lease_expires_at`. False when the token is stale. */
   renewLease(runId: string, leaseToken: string, leaseTtlMs: number, at: number): Promise<boolean>;
-  /** Resolve runs whose lease expired (re-queue once, cancel, or ERROR `worker_lost`). */
-  sweepExpiredLeases(at: number): Promise<SweepOutcome[]>;
+  /**
+   * Resolve runs whose lease expired at or before `expiredBefore` (default
+   * `at`; the server passes a grace period so a frozen worker's sandbox has
+   * fenced itself first): re-queue once, cancel, or ERROR `worker_lost`.
+   */
+  sweepExpiredLeases(at: number, expiredBefore?: number): Promise<SweepOutcome[]>;
+  /** Treat the leases of workers whose id starts with `workerIdPrefix` as expired at `expiredAt` (they are known dead). */
+  expireLeasesHeldBy(workerIdPrefix: string, expiredAt: number): Promise<number>;
 
   /** Record an output of a run (pull request, branch, file, plan): filterable by type. */
   addRunArtifact(runId: string, type: ArtifactType, data: Record<string, unknown>, at: number): Promise<void>;
@@ -154,12 +165,17 @@ export interface Store {
   // Run events
   appendRunEvents(runId: string, events: NewRunEvent[]): Promise<RunEvent[]>;
   listRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]>;
-  /** A worker's numbered batch under its lease, appended at most once (retries are acknowledged). */
+  /**
+   * A worker's numbered batch under its lease, appended at most once (retries
+   * are acknowledged); refused unless the lease is the run's, live at `at`,
+   * in a leased state — checked in the statement that reserves the sequence numbers.
+   */
   appendRunEventBatch(
     runId: string,
     leaseToken: string,
     batchNo: number,
     events: NewRunEvent[],
+    at: number,
   ): Promise<{ firstSeq: number; count: number; duplicate: boolean }>;
   /** Teams that have QUEUED runs (periodic admission). */
   listTeamsWithQueuedRuns(): Promise<string[]>;

@@ -1,5 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { WorkerEvent } from '../core/worker-protocol.js';
+import { RedactingBuffer } from '../secrets/redacting-buffer.js';
+import type { Redactor } from '../secrets/redactor.js';
 
 /**
  * One run's output allowance, shared by its setup and harness output: past
@@ -28,21 +30,27 @@ export class OutputBudget {
 }
 
 /**
- * Turns a process's output chunks into `output` events: line-buffered per
- * stream (a line is never split across events unless it alone exceeds the
- * event size), UTF-8 safe across chunk boundaries, within the run's
- * {@link OutputBudget}.
+ * Turns a process's output chunks into `output` events: UTF-8 safe across
+ * chunk boundaries, redacted before anything is split (a value never leaves
+ * as two halves, whatever the event size), line-buffered per stream (a line
+ * is split across events only when it alone exceeds the event size), within
+ * the run's {@link OutputBudget}.
  */
 export class OutputCollector {
   private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
-  private readonly partial = { stdout: '', stderr: '' };
+  private readonly buffers: Record<'stdout' | 'stderr', RedactingBuffer>;
+  /** Redacted text not yet sent, per stream (whole lines only, unless a line is too long). */
+  private readonly ready = { stdout: '', stderr: '' };
 
   constructor(
     private readonly emit: (event: WorkerEvent) => void,
     private readonly budget: OutputBudget,
+    redactor: Redactor,
     private readonly phase: 'setup' | 'harness' = 'harness',
     private readonly maxEventChars = 16 * 1024,
-  ) {}
+  ) {
+    this.buffers = { stdout: new RedactingBuffer(redactor, maxEventChars), stderr: new RedactingBuffer(redactor, maxEventChars) };
+  }
 
   push(stream: 'stdout' | 'stderr', chunk: Buffer): void {
     const budget = this.budget;
@@ -62,25 +70,30 @@ export class OutputCollector {
   }
 
   private take(stream: 'stdout' | 'stderr', chunk: Buffer): void {
-    let text = this.partial[stream] + this.decoders[stream].write(chunk);
-    const lastNewline = text.lastIndexOf('\n');
-    if (lastNewline < 0 && text.length < this.maxEventChars) {
-      this.partial[stream] = text;
-      return;
-    }
-    const complete = lastNewline < 0 ? text : text.slice(0, lastNewline + 1);
-    this.partial[stream] = lastNewline < 0 ? '' : text.slice(lastNewline + 1);
-    for (text = complete; text.length > 0; text = text.slice(this.maxEventChars)) {
+    this.ready[stream] += this.buffers[stream].write(this.decoders[stream].write(chunk));
+    this.send(stream, false);
+  }
+
+  /** Emit the ready text in events of at most `maxEventChars`; the last partial piece waits unless `all`. */
+  private send(stream: 'stdout' | 'stderr', all: boolean): void {
+    let text = this.ready[stream];
+    while (text.length >= this.maxEventChars || (all && text.length > 0)) {
       this.emit({ type: 'output', at: Date.now(), data: { stream, phase: this.phase, text: text.slice(0, this.maxEventChars) } });
+      text = text.slice(this.maxEventChars);
     }
+    // Whole lines go out at once; a piece of a long line waits for more.
+    if (text.length > 0 && text.endsWith('\n')) {
+      this.emit({ type: 'output', at: Date.now(), data: { stream, phase: this.phase, text } });
+      text = '';
+    }
+    this.ready[stream] = text;
   }
 
   /** Emit what is buffered (end of the process, or a periodic flush of a long line). */
   flush(): void {
     for (const stream of ['stdout', 'stderr'] as const) {
-      const rest = this.partial[stream] + this.decoders[stream].end();
-      this.partial[stream] = '';
-      if (rest.length > 0) this.emit({ type: 'output', at: Date.now(), data: { stream, phase: this.phase, text: rest } });
+      this.ready[stream] += this.buffers[stream].write(this.decoders[stream].end()) + this.buffers[stream].end();
+      this.send(stream, true);
     }
   }
 }

@@ -29,18 +29,27 @@ export class ProtocolError extends Error {
   }
 }
 
-/** The worker's HTTP client for the worker protocol (src/core/worker-protocol.ts). */
+/**
+ * The worker's HTTP client for the worker protocol (src/core/worker-protocol.ts).
+ * Given several server URLs (servers of one deployment), a call that cannot
+ * reach one moves on to the next for the calls after it: the protocol is
+ * idempotent, and every server reads the same database.
+ */
 export class ProtocolClient {
-  private readonly base: string;
+  private readonly bases: string[];
+  private current = 0;
 
-  constructor(serverUrl: string, private readonly token: string) {
-    this.base = `${serverUrl.replace(/\/+$/, '')}${WORKER_API}`;
+  constructor(serverUrls: string | readonly string[], private readonly token: string) {
+    const urls = typeof serverUrls === 'string' ? [serverUrls] : [...serverUrls];
+    if (urls.length === 0) throw new Error('ProtocolClient: no server URL');
+    this.bases = urls.map((url) => `${url.replace(/\/+$/, '')}${WORKER_API}`);
   }
 
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     let response: Response;
+    const index = this.current;
     try {
-      response = await fetch(`${this.base}${path}`, {
+      response = await fetch(`${this.bases[index] as string}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
@@ -50,6 +59,7 @@ export class ProtocolClient {
         ...(signal ? { signal } : {}),
       });
     } catch (error) {
+      if (!signal?.aborted && this.current === index) this.current = (index + 1) % this.bases.length;
       throw new ProtocolError(`cannot reach the server: ${(error as Error).message}`, null, null);
     }
     const text = await response.text();
@@ -71,8 +81,8 @@ export class ProtocolClient {
   start(runId: string, leaseToken: string): Promise<{ cancel_requested: boolean }> {
     return this.call('POST', `/runs/${runId}/start`, { lease_token: leaseToken });
   }
-  heartbeat(runId: string, leaseToken: string): Promise<HeartbeatResponse> {
-    return this.call('POST', `/runs/${runId}/heartbeat`, { lease_token: leaseToken });
+  heartbeat(runId: string, leaseToken: string, signal?: AbortSignal): Promise<HeartbeatResponse> {
+    return this.call('POST', `/runs/${runId}/heartbeat`, { lease_token: leaseToken }, signal);
   }
   control(runId: string, leaseToken: string, waitMs: number, signal?: AbortSignal): Promise<ControlResponse> {
     const q = new URLSearchParams({ lease_token: leaseToken, wait_ms: String(waitMs) });

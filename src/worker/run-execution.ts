@@ -1,24 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { ModelProviderSettings } from '../core/config.js';
-import type { RepoSpec } from '../core/environment.js';
-import { startModelProxy } from './model-proxy.js';
+import { retry } from '../core/retry.js';
+import { RunFailure } from '../core/run-failure.js';
 import type { RunStatusMessage, RunUsage } from '../core/run.js';
-import type { ClaimedRun, FinishState } from '../core/worker-protocol.js';
+import type { ClaimedRun } from '../core/worker-protocol.js';
 import type { AgentBudgets, Harness, HarnessResult } from '../agent/harness.js';
-import type { LimitKind, Sandbox, SandboxBackend, SandboxLimits } from '../sandbox/sandbox-backend.js';
+import type { Sandbox, SandboxBackend, SandboxLimits } from '../sandbox/sandbox-backend.js';
+import { Redactor } from '../secrets/redactor.js';
+import { SUPPORT_SOCKET_ENV, SUPPORT_TOKEN_ENV } from '../harness-support/client.js';
 import { EventUploader } from './event-uploader.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import { boundedStatus, decideOutcome, harnessOutcome, type Outcome, type StopReason } from './outcome.js';
 import { OutputBudget, OutputCollector } from './output-collector.js';
 import { ProtocolError, type ProtocolClient } from './protocol-client.js';
-import { Redactor } from '../secrets/redactor.js';
 import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
+import { checkoutDirs, setUpWorkspace } from './provisioning/workspace-setup.js';
 import { PublishError, type Publisher } from './results/publisher.js';
-import { startSupportServer, type ReportedFinish } from './support-server.js';
-import type { SocketServer } from './socket-server.js';
-import { SUPPORT_SOCKET_ENV, SUPPORT_TOKEN_ENV } from '../harness-support/client.js';
-import { checkoutDirs, SetupFailure, setUpWorkspace } from './provisioning/workspace-setup.js';
+import { RunSockets } from './run-sockets.js';
+import type { ReportedFinish } from './support-server.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -44,52 +45,72 @@ export interface ExecutionDeps {
   agentBudgets: AgentBudgets;
 }
 
-type RunLimit = LimitKind | 'output';
-
-type StopReason =
-  | { kind: 'cancel'; message: RunStatusMessage }
-  | { kind: 'runtime'; limitMs: number }
-  | { kind: 'limit'; limit: RunLimit; value: number }
-  | { kind: 'fenced' };
-
-type Outcome = { state: FinishState; message?: RunStatusMessage };
-
-const MIB = 1024 * 1024;
+type RunLimits = SandboxLimits & { outputBytes: number };
+type ClaimedSecrets = Exclude<ClaimedRun['secrets'], { error: unknown }>;
 
 /**
- * One claimed run, start to finish:
+ * One claimed run, start to finish, as a sequence of phases:
  *
- *   mirrors fetched → sandbox up → repos cloned, setup commands → start (INPROGRESS) → harness
- *     ──exit──▶ flush events → sandbox destroyed → finish
- *   heartbeat every ttl/6, control long-poll (cancel → SIGTERM, SIGKILL after grace),
- *   max runtime counted from the claim, limits (memory, pids, disk, output) end the run.
+ *   preflight → repositories fetched (host mirrors) → sockets → sandbox up →
+ *   provisioning (clone, setup commands; restart if setup-only secrets) →
+ *   start (INPROGRESS) → harness → publish → teardown → finish
  *
- * Self-fencing: if the lease cannot be renewed, the run is killed before the
- * lease would expire (a 409 means it is already gone) and nothing more is
- * written — the sweeper owns it from then on.
+ * Beside it, a {@link LeaseKeeper} renews the lease, listens for cancels and
+ * fences the run off when the lease cannot be kept; runtime and limits stop
+ * it. A phase that fails throws (a {@link RunFailure} where it knows how the
+ * run should end); `decideOutcome` (src/worker/outcome.ts) maps the stop
+ * reason, the error or the result to the run's end in one place.
  */
 export class RunExecution {
   private sandbox: Sandbox | null = null;
+  private sockets: RunSockets | null = null;
   private stopReason: StopReason | null = null;
-  private readonly done = new AbortController();
-  /** Aborted when the run is stopped: kills a repository fetch in progress. */
+  /** Aborted when the run is stopped: kills a repository fetch or a harness in progress. */
   private readonly stopped = new AbortController();
-  private leaseDeadline: number;
   private killTimer: NodeJS.Timeout | null = null;
-  private redactor = new Redactor([]);
-  private support: SocketServer | null = null;
-  private supportDir: string | null = null;
-  private modelProxy: SocketServer | null = null;
-  private readonly supportToken = randomBytes(24).toString('hex');
+  private readonly redactor: Redactor;
+  private readonly uploader: EventUploader;
+  private readonly lease: LeaseKeeper;
+  private readonly limits: RunLimits;
+  private readonly budget: OutputBudget;
+  private readonly token = randomBytes(24).toString('hex');
   /** What the agent said with `oz harness-support finish-task`, if it did. */
   private reportedFinish: ReportedFinish | null = null;
+  private usage: RunUsage | null = null;
   readonly finished: Promise<void>;
 
   constructor(
     private readonly run: ClaimedRun,
     private readonly deps: ExecutionDeps,
+    /** When the claim request was sent (monotonic ms): the lease is counted from then. */
+    claimedAt: number = performance.now(),
   ) {
-    this.leaseDeadline = Date.now() + run.lease_ttl_ms;
+    const secrets = this.secrets;
+    this.redactor = new Redactor(secrets ? [...Object.values(secrets.env), ...Object.values(secrets.setup_env), ...(secrets.harness_auth ? [secrets.harness_auth] : [])] : []);
+    this.uploader = new EventUploader(
+      deps.client,
+      run.run_id,
+      run.lease_token,
+      { onStale: () => this.stop({ kind: 'fenced' }), onFailure: (error) => this.stop({ kind: 'upload', error }) },
+      this.redactor,
+    );
+    this.lease = new LeaseKeeper(
+      deps.client,
+      run.run_id,
+      run.lease_token,
+      { leaseTtlMs: run.lease_ttl_ms, claimedAt },
+      {
+        onCancel: () => this.cancel({ message: 'Cancelled by request.', reason: 'cancelled_by_user' }),
+        onFenced: () => this.stop({ kind: 'fenced' }),
+        onRenewed: () => {},
+      },
+      deps.logger,
+    );
+    this.limits = this.runLimits();
+    const limits = this.limits;
+    this.budget = new OutputBudget(Math.min(deps.maxOutputBytes, limits.outputBytes), limits.outputBytes, () =>
+      this.stop({ kind: 'limit', limit: 'output', value: limits.outputBytes }),
+    );
     this.finished = this.execute().catch((error: unknown) => {
       deps.logger.error({ err: error, runId: run.run_id }, 'run execution failed');
     });
@@ -99,7 +120,7 @@ export class RunExecution {
     return this.run.run_id;
   }
 
-  /** Stop the run (cancel request, drain): SIGTERM now, SIGKILL after the grace period. */
+  /** Stop the run (cancel request, drain, limits, fencing): SIGTERM now, SIGKILL after the grace period. */
   stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
@@ -112,8 +133,12 @@ export class RunExecution {
     this.stop({ kind: 'cancel', message });
   }
 
+  private get secrets(): ClaimedSecrets | null {
+    return 'error' in this.run.secrets ? null : this.run.secrets;
+  }
+
   /** The run's limits: the environment's, else this worker's defaults. */
-  private limits(): SandboxLimits & { outputBytes: number } {
+  private runLimits(): RunLimits {
     const own = this.run.environment?.limits ?? {};
     const fallback = this.deps.sandboxDefaults;
     return {
@@ -124,342 +149,304 @@ export class RunExecution {
     };
   }
 
+  private notice(message: string, reason: string): void {
+    this.uploader.add({ type: 'notice', at: Date.now(), data: { level: 'warn', message, reason } });
+  }
+
   private async execute(): Promise<void> {
-    const { client, logger } = this.deps;
     const run = this.run;
-    const lease = run.lease_token;
-    const secrets = 'error' in run.secrets ? null : run.secrets;
-    this.redactor = new Redactor(secrets ? [...Object.values(secrets.env), ...Object.values(secrets.setup_env), ...(secrets.harness_auth ? [secrets.harness_auth] : [])] : []);
-    const uploader = new EventUploader(client, run.run_id, lease, () => this.stop({ kind: 'fenced' }), this.redactor);
-    const notice = (message: string, reason: string): void => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'warn', message, reason } });
-    const heartbeat = this.heartbeatLoop();
-    const control = this.controlLoop();
-    const limits = this.limits();
-    const budget = new OutputBudget(Math.min(this.deps.maxOutputBytes, limits.outputBytes), limits.outputBytes, () =>
-      this.stop({ kind: 'limit', limit: 'output', value: limits.outputBytes }),
-    );
-    let outcome: Outcome | null = null;
-    let usage: RunUsage | null = null;
-    let runtimeTimer: NodeJS.Timeout | null = null;
+    this.lease.start();
+    const runtimeTimer = run.max_runtime_ms ? setTimeout(() => this.stop({ kind: 'runtime', limitMs: run.max_runtime_ms ?? 0 }), run.max_runtime_ms) : null;
+    let result: Outcome | null = null;
+    let error: unknown = null;
     try {
-      if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
-      const harness = this.deps.harnesses.get(run.harness.type);
-      if (!harness) {
-        outcome = {
-          state: 'FAILED',
-          message: { message: `The ${run.harness.type} harness is not available on this worker yet.`, error_code: 'feature_not_available', reason: `harness_${run.harness.type}` },
-        };
-        return;
-      }
-      if ('error' in run.secrets) {
-        outcome = { state: 'FAILED', message: { message: run.secrets.error.message, error_code: 'invalid_request', reason: run.secrets.error.reason } };
-        return;
-      }
-      if (secrets && secrets.unknown.length > 0) {
-        notice(`Secrets not found (neither the team's nor the run creator's): ${secrets.unknown.join(', ')}. The run goes on without them.`, 'secrets_not_found');
-      }
-      runtimeTimer = run.max_runtime_ms ? setTimeout(() => this.stop({ kind: 'runtime', limitMs: run.max_runtime_ms ?? 0 }), run.max_runtime_ms) : null;
-      const environment = run.environment;
-      const repos = environment?.repos ?? [];
-      let mounts: string[];
-      try {
-        mounts = [];
-        for (const repo of repos) mounts.push(await this.deps.mirrors.ensure(run.team_id, repo.url, this.stopped.signal, this.deps.publisher.fetchAuth(repo.url, secrets?.env.GITHUB_TOKEN)));
-      } catch (error) {
-        if (!(error instanceof FetchError)) throw error;
-        outcome = { state: 'FAILED', message: { message: `Could not fetch a repository: ${error.message}`, error_code: 'environment_setup_failed', reason: 'repository_fetch_failed' } };
-        return;
-      }
-      if (this.stopReason) return;
-      const supportDir = await this.startSupport(uploader);
-      if (run.harness.type === 'claude' || run.harness.type === 'codex') await this.startModelProxy(supportDir);
-      try {
-        this.sandbox = await this.deps.backend.create({
-          runId: run.run_id,
-          network: environment?.network ?? 'off',
-          limits,
-          mounts,
-          supportDir,
-          tools: this.deps.tools,
-          onLimit: (kind) => this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes }),
-        });
-      } catch (error) {
-        outcome = {
-          state: 'ERROR',
-          message: { message: `The sandbox could not start: ${(error as Error).message}`, error_code: 'resource_unavailable', retryable: true, reason: 'sandbox_start_failed' },
-        };
-        return;
-      }
-      if (!this.deps.backend.isolates) {
-        notice(`This run executes on the "${this.deps.backend.name}" backend: no isolation; network policy and limits (memory, pids, disk) are not enforced.`, 'not_isolated');
-      }
-      if (environment?.dockerImage) {
-        notice(`docker_image "${environment.dockerImage}" is not applicable to the ${this.deps.backend.name} backend: the run uses the worker host's system.`, 'docker_image_not_applicable');
-      }
-      if (this.stopReason) return;
-      const env = { ...this.runEnv(), ...(secrets?.env ?? {}) };
-      const setupOnly = secrets?.setup_env ?? {};
-      const setupOutput = new OutputCollector((e) => uploader.add(e), budget, 'setup');
-      let bases: string[];
-      try {
-        bases = await setUpWorkspace({
-          sandbox: this.sandbox,
-          repos,
-          setupCommands: environment?.setupCommands ?? [],
-          env: { ...env, ...setupOnly },
-          emit: (e) => uploader.add(e),
-          output: (stream, chunk) => setupOutput.push(stream, chunk),
-          stopped: () => this.stopReason !== null,
-        });
-      } catch (error) {
-        if (!(error instanceof SetupFailure)) throw error;
-        outcome = { state: 'FAILED', message: error.status };
-        return;
-      } finally {
-        setupOutput.flush();
-      }
-      if (this.stopReason) return;
-      // Setup-only secrets live in the environ of whatever setup left running
-      // and in the memory of the init that started it: nothing of setup
-      // survives into the harness then (DESIGN.md "Secrets" 5).
-      if (Object.keys(setupOnly).length > 0) await this.sandbox.restart();
-      await uploader.flush(); // setup's events come before the state change
-      await client.start(run.run_id, lease);
-      const output = new OutputCollector((e) => uploader.add(e), budget);
-      try {
-        const defaults = this.deps.agentBudgets;
-        const result = await harness.run({
-          runId: run.run_id,
-          prompt: run.prompt,
-          harness: run.harness,
-          sandbox: this.sandbox,
-          env,
-          sink: {
-            output: (stream, chunk) => output.push(stream, chunk),
-            event: (type, data) => {
-              output.flush(); // process output so far comes first
-              budget.count(JSON.stringify(data).length); // events count against the run's output limit too
-              uploader.add({ type, at: Date.now(), data });
-            },
-          },
-          modelId: run.model_id,
-          budgets: { maxSteps: run.max_steps ?? defaults.maxSteps, maxTokens: run.max_tokens ?? defaults.maxTokens, maxTimeMs: defaults.maxTimeMs },
-          repoDirs: checkoutDirs(repos),
-          signal: this.stopped.signal,
-          redact: (text) => this.redactor.redact(text),
-          modelProxy: this.modelProxy && this.sandbox.supportDirPath ? { socketPath: `${this.sandbox.supportDirPath}/model.sock`, token: this.supportToken } : null,
-        });
-        usage = result.usage ?? null;
-        const final = withReportedFinish(result, this.reportedFinish);
-        if (!this.stopReason) outcome = harnessOutcome(final);
-        if (!this.stopReason && outcome?.state === 'SUCCEEDED' && repos.length > 0) {
-          outcome = await this.publish({ env, repos, bases, mounts, summary: final.summary, uploader });
-        }
-      } finally {
-        output.flush();
-      }
-    } catch (error) {
-      if (error instanceof ProtocolError && error.stale) {
-        this.stopReason = { kind: 'fenced' };
-      } else if (!this.stopReason && this.sandbox && (await this.sandbox.limitHit()) === null && /sandbox is gone/.test((error as Error).message)) {
-        outcome = { state: 'ERROR', message: { message: 'The sandbox ended unexpectedly.', error_code: 'resource_unavailable', retryable: true, reason: 'sandbox_lost' } };
-      } else if (!this.stopReason) {
-        logger.error({ err: error, runId: run.run_id }, 'run failed on the platform side');
-        outcome = { state: 'ERROR', message: { message: `The worker failed: ${(error as Error).message}`, error_code: 'internal_error', retryable: true, reason: 'worker_error' } };
-      }
+      result = await this.phases();
+    } catch (thrown) {
+      error = thrown;
     } finally {
       if (runtimeTimer) clearTimeout(runtimeTimer);
-      // A process the kernel killed for memory ends the run as over budget,
-      // whatever the harness made of it.
-      const hit = this.stopReason ? null : await this.sandbox?.limitHit().catch(() => null);
-      if (hit) this.stopReason = { kind: 'limit', limit: hit, value: hit === 'pids' ? limits.pids : hit === 'memory' ? limits.memoryBytes : limits.diskBytes };
-      // Each step of the teardown runs whatever the one before did: the run must still finish.
-      await this.sandbox?.destroy().catch((error: unknown) => logger.error({ err: error, runId: run.run_id }, 'could not remove the sandbox'));
-      await this.stopSupport().catch((error: unknown) => logger.error({ err: error, runId: run.run_id }, 'could not stop the support socket'));
-      if (this.killTimer) clearTimeout(this.killTimer);
-      await uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId: run.run_id }, 'could not send the last events'));
-      const final = this.finalOutcome(outcome);
-      if (final) {
-        await this.finish(final.state, final.message, usage);
-      }
-      this.done.abort();
-      uploader.stop();
-      await Promise.allSettled([heartbeat, control]);
+    }
+    try {
+      await this.teardown();
+      const outcome = decideOutcome(this.stopReason, error, result);
+      if (outcome?.message?.reason === 'worker_error') this.deps.logger.error({ err: error, runId: run.run_id }, 'run failed on the platform side');
+      if (outcome) await this.finish(outcome);
+    } finally {
+      this.uploader.stop();
+      await this.lease.stop();
     }
   }
 
-  /** The run's harness-support socket (`oz harness-support` inside the sandbox); returns its directory. */
-  private async startSupport(uploader: EventUploader): Promise<string> {
-    const dir = mkdtempSync(join(this.deps.supportRoot, `${this.run.run_id}-`));
-    this.supportDir = dir;
-    chmodSync(dir, 0o711);
-    this.support = await startSupportServer(join(dir, 'sock'), this.supportToken, {
-      pullRequest: (url, branch) => uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'PULL_REQUEST', data: { url, branch } } }),
-      notify: (message) => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'info', message, reason: 'agent_notification' } }),
-      finish: (finish) => (this.reportedFinish = finish),
+  /** The phases; null when the run was stopped on the way (the stop reason decides then). */
+  private async phases(): Promise<Outcome | null> {
+    const run = this.run;
+    if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
+    const harness = this.preflight();
+    const mounts = await this.fetchRepositories();
+    if (this.stopReason) return null;
+    this.sockets = await this.startSockets(harness);
+    this.sandbox = await this.startSandbox(mounts);
+    if (this.stopReason) return null;
+    const env = { ...this.runEnv(), ...(this.secrets?.env ?? {}) };
+    const bases = await this.provision(env);
+    if (this.stopReason) return null;
+    await this.uploader.flush(); // setup's events come before the state change
+    await this.markStarted();
+    const final = await this.runHarness(harness, env);
+    if (this.stopReason) return null;
+    const outcome = harnessOutcome(final);
+    if (outcome.state !== 'SUCCEEDED' || (run.environment?.repos ?? []).length === 0) return outcome;
+    return this.publish(env, bases, mounts, final.summary);
+  }
+
+  /** What can be known before anything starts: the harness, the run's secrets. */
+  private preflight(): Harness {
+    const run = this.run;
+    const harness = this.deps.harnesses.get(run.harness.type);
+    if (!harness) {
+      throw new RunFailure({
+        state: 'FAILED',
+        code: 'feature_not_available',
+        reason: `harness_${run.harness.type}`,
+        message: `The ${run.harness.type} harness is not available on this worker yet.`,
+      });
+    }
+    if ('error' in run.secrets) {
+      throw new RunFailure({ state: 'FAILED', code: 'invalid_request', reason: run.secrets.error.reason, message: run.secrets.error.message, retryable: false });
+    }
+    const unknown = this.secrets?.unknown ?? [];
+    if (unknown.length > 0) {
+      this.notice(`Secrets not found (neither the team's nor the run creator's): ${unknown.join(', ')}. The run goes on without them.`, 'secrets_not_found');
+    }
+    return harness;
+  }
+
+  /** Each repository into this worker's mirror of it (host side, the team's own); returns the mirrors. */
+  private async fetchRepositories(): Promise<string[]> {
+    const mounts: string[] = [];
+    for (const repo of this.run.environment?.repos ?? []) {
+      try {
+        const auth = this.deps.publisher.fetchAuth(repo.url, this.secrets?.env.GITHUB_TOKEN);
+        mounts.push(await this.deps.mirrors.ensure(this.run.team_id, repo.url, this.stopped.signal, auth));
+      } catch (error) {
+        if (this.stopReason) return mounts;
+        if (!(error instanceof FetchError)) throw error;
+        throw new RunFailure({
+          state: 'FAILED',
+          code: 'environment_setup_failed',
+          reason: 'repository_fetch_failed',
+          message: `Could not fetch a repository: ${error.message}`,
+          retryable: false,
+          cause: error,
+        });
+      }
+    }
+    return mounts;
+  }
+
+  private startSockets(harness: Harness): Promise<RunSockets> {
+    const uploader = this.uploader;
+    const secrets = this.secrets;
+    return RunSockets.start({
+      runId: this.run.run_id,
+      root: this.deps.supportRoot,
+      token: this.token,
+      handlers: {
+        pullRequest: (url, branch) => uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'PULL_REQUEST', data: { url, branch } } }),
+        notify: (message) => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'info', message, reason: 'agent_notification' } }),
+        finish: (finish) => (this.reportedFinish = finish),
+      },
+      modelProxy: harness.modelProxy,
+      keys: { harnessAuth: secrets?.harness_auth, anthropic: secrets?.env.ANTHROPIC_API_KEY, openai: secrets?.env.OPENAI_API_KEY },
+      providers: this.deps.providers,
+      redact: (text) => this.redactor.redact(text),
     });
-    return dir;
   }
 
-  /**
-   * The model proxy of agent CLIs: the key is the harness's auth secret, else
-   * the run's typed secret, else the worker's own; the CLI only ever holds the run's token.
-   */
-  private async startModelProxy(supportDir: string): Promise<void> {
-    const secrets = 'error' in this.run.secrets ? null : this.run.secrets;
-    const { providers } = this.deps;
-    const type = this.run.harness.type;
-    const auth = secrets?.harness_auth;
-    const withoutV1 = (url: string | undefined, fallback: string): string => (url ?? fallback).replace(/\/v1\/?$/, '');
-    this.modelProxy = await startModelProxy(join(supportDir, 'model.sock'), this.supportToken, {
-      anthropic: {
-        base: withoutV1(providers.anthropicBaseUrl, 'https://api.anthropic.com'),
-        key: (type === 'claude' ? auth : undefined) ?? secrets?.env.ANTHROPIC_API_KEY ?? providers.anthropicApiKey,
-        header: 'x-api-key',
-      },
-      openai: {
-        base: withoutV1(providers.openaiBaseUrl, 'https://api.openai.com'),
-        key: (type === 'codex' ? auth : undefined) ?? secrets?.env.OPENAI_API_KEY ?? providers.openaiApiKey,
-        header: 'authorization',
-      },
-    }, (text) => this.redactor.redact(text));
+  private async startSandbox(mounts: string[]): Promise<Sandbox> {
+    const { backend } = this.deps;
+    const environment = this.run.environment;
+    const limits = this.limits;
+    let sandbox: Sandbox;
+    try {
+      sandbox = await backend.create({
+        runId: this.run.run_id,
+        network: environment?.network ?? 'off',
+        limits,
+        mounts,
+        supportDir: this.sockets?.dir as string,
+        tools: this.deps.tools,
+        onLimit: (kind) => this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes }),
+      });
+    } catch (error) {
+      if (error instanceof RunFailure) throw error;
+      throw RunFailure.sandboxStartFailed((error as Error).message, error);
+    }
+    if (!backend.isolates) {
+      this.notice(`This run executes on the "${backend.name}" backend: no isolation; network policy and limits (memory, pids, disk) are not enforced.`, 'not_isolated');
+    }
+    if (environment?.dockerImage) {
+      this.notice(`docker_image "${environment.dockerImage}" is not applicable to the ${backend.name} backend: the run uses the worker host's system.`, 'docker_image_not_applicable');
+    }
+    return sandbox;
   }
 
-  private async stopSupport(): Promise<void> {
-    await this.modelProxy?.close().catch(() => {});
-    this.modelProxy = null;
-    await this.support?.close().catch(() => {});
-    this.support = null;
-    if (this.supportDir) rmSync(this.supportDir, { recursive: true, force: true });
-    this.supportDir = null;
-  }
-
-  /** Publish the run's changes (DESIGN.md "Git"); a failure ends the run FAILED, naming it. */
-  private async publish(
-    parts: { env: Record<string, string>; repos: readonly RepoSpec[]; bases: string[]; mounts: string[]; summary: string; uploader: EventUploader },
-  ): Promise<Outcome> {
+  /** Clone the repositories and run the setup commands in the sandbox; returns each checkout's base commit. */
+  private async provision(env: Record<string, string>): Promise<string[]> {
     const sandbox = this.sandbox as Sandbox;
-    const secrets = 'error' in this.run.secrets ? null : this.run.secrets;
+    const environment = this.run.environment;
+    const setupOnly = this.secrets?.setup_env ?? {};
+    const output = new OutputCollector((e) => this.uploader.add(e), this.budget, this.redactor, 'setup');
+    let bases: string[];
+    try {
+      bases = await setUpWorkspace({
+        sandbox,
+        repos: environment?.repos ?? [],
+        setupCommands: environment?.setupCommands ?? [],
+        env: { ...env, ...setupOnly },
+        emit: (e) => this.uploader.add(e),
+        output: (stream, chunk) => output.push(stream, chunk),
+        stopped: () => this.stopReason !== null,
+        redactor: this.redactor,
+      });
+    } finally {
+      output.flush();
+    }
+    // Setup-only secrets live in the environ of whatever setup left running
+    // and in the memory of the init that started it: nothing of setup
+    // survives into the harness then (docs/secrets.md).
+    if (!this.stopReason && Object.keys(setupOnly).length > 0) await sandbox.restart();
+    return bases;
+  }
+
+  /** CLAIMED → INPROGRESS; retried while the server is unreachable (the lease decides how long). */
+  private async markStarted(): Promise<void> {
+    await retry(() => this.deps.client.start(this.run.run_id, this.run.lease_token), {
+      attempts: 20,
+      baseMs: 100,
+      maxMs: 2000,
+      retryable: (error) => error instanceof ProtocolError && error.transient && this.lease.validForMs > 0,
+      signal: this.stopped.signal,
+    });
+  }
+
+  private async runHarness(harness: Harness, env: Record<string, string>): Promise<HarnessResult> {
+    const run = this.run;
+    const sandbox = this.sandbox as Sandbox;
+    const output = new OutputCollector((e) => this.uploader.add(e), this.budget, this.redactor);
+    try {
+      const defaults = this.deps.agentBudgets;
+      const result = await harness.run({
+        runId: run.run_id,
+        prompt: run.prompt,
+        harness: run.harness,
+        sandbox,
+        env,
+        sink: {
+          output: (stream, chunk) => output.push(stream, chunk),
+          event: (type, data) => {
+            output.flush(); // process output so far comes first
+            this.budget.count(JSON.stringify(data).length); // events count against the run's output limit too
+            this.uploader.add({ type, at: Date.now(), data });
+          },
+        },
+        modelId: run.model_id,
+        budgets: { maxSteps: run.max_steps ?? defaults.maxSteps, maxTokens: run.max_tokens ?? defaults.maxTokens, maxTimeMs: defaults.maxTimeMs },
+        repoDirs: checkoutDirs(run.environment?.repos ?? []),
+        signal: this.stopped.signal,
+        redact: (text) => this.redactor.redact(text),
+        modelProxy: this.sockets?.hasModelProxy && sandbox.supportDirPath ? { socketPath: `${sandbox.supportDirPath}/model.sock`, token: this.token } : null,
+      });
+      this.usage = result.usage ?? null;
+      return withReportedFinish(result, this.reportedFinish);
+    } finally {
+      output.flush();
+    }
+  }
+
+  /** Publish the run's changes (docs/results.md); a failure ends the run FAILED, naming it. */
+  private async publish(env: Record<string, string>, bases: string[], mounts: string[], summary: string): Promise<Outcome> {
+    const repos = this.run.environment?.repos ?? [];
+    const secrets = this.secrets;
     try {
       const notes = await this.deps.publisher.publish({
         runId: this.run.run_id,
         title: this.run.title,
-        summary: parts.summary,
-        sandbox,
-        env: parts.env,
-        repos: parts.repos,
-        dirs: checkoutDirs(parts.repos),
-        bases: parts.bases,
-        mirrors: parts.mounts,
+        summary,
+        sandbox: this.sandbox as Sandbox,
+        env,
+        repos,
+        dirs: checkoutDirs(repos),
+        bases,
+        mirrors: mounts,
         ...(secrets?.env.GITHUB_TOKEN ? { githubToken: secrets.env.GITHUB_TOKEN } : {}),
         redact: (text) => this.redactor.redact(text),
-        artifact: (type, data) => parts.uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: type, data } }),
+        artifact: (type, data) => this.uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: type, data } }),
         signal: this.stopped.signal,
       });
-      return { state: 'SUCCEEDED', message: { message: [parts.summary, ...notes].join('\n') } };
+      return { state: 'SUCCEEDED', message: { message: [summary, ...notes].join('\n') } };
     } catch (error) {
       if (!(error instanceof PublishError)) throw error;
-      return { state: 'FAILED', message: { message: `${parts.summary}\n${error.message}`, reason: 'publish_failed' } };
+      return { state: 'FAILED', message: { message: `${summary}\n${error.message}`, reason: 'publish_failed' } };
     }
   }
 
-  private finalOutcome(outcome: Outcome | null): Outcome | null {
-    const reason = this.stopReason;
-    if (reason?.kind === 'fenced') return null;
-    if (reason?.kind === 'cancel') return { state: 'CANCELLED', message: reason.message };
-    if (reason?.kind === 'runtime') {
-      return {
-        state: 'FAILED',
-        message: { message: `The run exceeded its maximum runtime of ${Math.round(reason.limitMs / 1000)} s.`, error_code: 'budget_exceeded', reason: 'max_runtime_exceeded' },
-      };
+  /**
+   * Whatever the phases reached: a limit the kernel enforced is recorded as
+   * the stop reason, then the sandbox, the sockets and the last events go.
+   * Each step runs whatever the one before did: the run must still finish.
+   */
+  private async teardown(): Promise<void> {
+    const { logger } = this.deps;
+    const runId = this.run.run_id;
+    // A process the kernel killed for memory ends the run as over budget, whatever the harness made of it.
+    const hit = this.stopReason ? null : await this.sandbox?.limitHit().catch(() => null);
+    if (hit) {
+      const limits = this.limits;
+      this.stopReason = { kind: 'limit', limit: hit, value: hit === 'pids' ? limits.pids : hit === 'memory' ? limits.memoryBytes : limits.diskBytes };
     }
-    if (reason?.kind === 'limit') {
-      const amount = reason.limit === 'pids' ? `${reason.value} processes` : `${Math.round(reason.value / MIB)} MiB`;
-      const what = { memory: 'memory', pids: 'process', disk: 'disk', output: 'output' }[reason.limit];
-      return {
-        state: 'FAILED',
-        message: { message: `The run exceeded its ${what} limit (${amount}).`, error_code: 'budget_exceeded', reason: `${reason.limit}_limit_exceeded` },
-      };
+    await this.sandbox?.destroy().catch((error: unknown) => logger.error({ err: error, runId }, 'could not remove the sandbox'));
+    await this.sockets?.close().catch((error: unknown) => logger.error({ err: error, runId }, 'could not stop the support socket'));
+    if (this.killTimer) clearTimeout(this.killTimer);
+    if (this.stopReason?.kind !== 'fenced') {
+      await this.uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId }, 'could not send the last events'));
     }
-    return outcome;
   }
 
-  private async finish(state: FinishState, message: RunStatusMessage | undefined, usage: RunUsage | null): Promise<void> {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      try {
-        const redacted = message ? this.redactor.redactDeep(message) : undefined;
-        await this.deps.client.finish(this.run.run_id, {
-          lease_token: this.run.lease_token,
-          state,
-          ...(redacted ? { status_message: redacted } : {}),
-          ...(usage ? { usage } : {}),
-        });
-        return;
-      } catch (error) {
-        if (error instanceof ProtocolError && !error.transient) {
-          this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'finish refused (the lease was lost)');
-          return;
-        }
-        await new Promise((r) => setTimeout(r, Math.min(2000, 200 * 2 ** attempt)));
-      }
+  /** The terminal state, redacted and within the protocol's bounds; retried while the server is unreachable. */
+  private async finish(outcome: Outcome): Promise<void> {
+    const message = outcome.message ? boundedStatus(this.redactor.redactDeep(outcome.message)) : undefined;
+    try {
+      await retry(
+        () =>
+          this.deps.client.finish(this.run.run_id, {
+            lease_token: this.run.lease_token,
+            state: outcome.state,
+            ...(message ? { status_message: message } : {}),
+            ...(this.usage ? { usage: this.usage } : {}),
+          }),
+        { attempts: 10, baseMs: 200, maxMs: 2000, retryable: (error) => !(error instanceof ProtocolError && !error.transient) },
+      );
+    } catch (error) {
+      this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'finish refused or undeliverable (the lease was lost)');
     }
   }
 
   /** The run's environment: a clean base, the environment's plain variables, the run's ids. */
   private runEnv(): Record<string, string> {
+    const run = this.run;
+    const sandbox = this.sandbox;
     return {
       ...this.deps.baseEnv,
-      ...(this.run.environment?.env ?? {}),
-      HOME: this.sandbox?.workspacePath ?? '/tmp',
-      OZ_RUN_ID: this.run.run_id,
-      WARP_RUN_ID: this.run.run_id,
-      OZ_HARNESS: this.run.harness.type,
-      ...(this.sandbox?.supportSocketPath ? { [SUPPORT_SOCKET_ENV]: this.sandbox.supportSocketPath, [SUPPORT_TOKEN_ENV]: this.supportToken } : {}),
-      ...(this.run.environment ? { OZ_ENVIRONMENT_ID: this.run.environment.id } : {}),
-      ...(this.run.schedule_id ? { OZ_SCHEDULE_ID: this.run.schedule_id } : {}),
+      ...(run.environment?.env ?? {}),
+      HOME: sandbox?.workspacePath ?? '/tmp',
+      OZ_RUN_ID: run.run_id,
+      WARP_RUN_ID: run.run_id,
+      OZ_HARNESS: run.harness.type,
+      ...(sandbox?.supportSocketPath ? { [SUPPORT_SOCKET_ENV]: sandbox.supportSocketPath, [SUPPORT_TOKEN_ENV]: this.token } : {}),
+      ...(run.environment ? { OZ_ENVIRONMENT_ID: run.environment.id } : {}),
+      ...(run.schedule_id ? { OZ_SCHEDULE_ID: run.schedule_id } : {}),
     };
-  }
-
-  private async heartbeatLoop(): Promise<void> {
-    const interval = Math.max(500, Math.floor(this.run.lease_ttl_ms / 6));
-    const margin = Math.min(5000, interval);
-    while (!this.done.signal.aborted) {
-      await sleep(interval, this.done.signal);
-      if (this.done.signal.aborted) return;
-      const sentAt = Date.now();
-      try {
-        const beat = await this.deps.client.heartbeat(this.run.run_id, this.run.lease_token);
-        this.leaseDeadline = sentAt + this.run.lease_ttl_ms;
-        if (beat.cancel_requested) this.cancel({ message: 'Cancelled by request.', reason: 'cancelled_by_user' });
-      } catch (error) {
-        if (error instanceof ProtocolError && error.stale) {
-          this.deps.logger.warn({ runId: this.run.run_id }, 'lease lost; stopping the run');
-          this.stop({ kind: 'fenced' });
-          return;
-        }
-      }
-      if (Date.now() > this.leaseDeadline - margin) {
-        this.deps.logger.warn({ runId: this.run.run_id }, 'cannot renew the lease; stopping the run before it expires');
-        this.stop({ kind: 'fenced' });
-        return;
-      }
-    }
-  }
-
-  private async controlLoop(): Promise<void> {
-    while (!this.done.signal.aborted && !this.stopReason) {
-      try {
-        const control = await this.deps.client.control(this.run.run_id, this.run.lease_token, 25_000, this.done.signal);
-        if (control.cancel_requested) {
-          this.cancel({ message: 'Cancelled by request.', reason: 'cancelled_by_user' });
-          return;
-        }
-      } catch (error) {
-        if (this.done.signal.aborted) return;
-        if (error instanceof ProtocolError && error.stale) return;
-        await sleep(1000, this.done.signal);
-      }
-    }
   }
 }
 
@@ -468,23 +455,4 @@ function withReportedFinish(result: HarnessResult, finish: ReportedFinish | null
   if (!finish) return result;
   const failure = finish.status === 'failure' ? { state: 'FAILED' as const, message: { message: finish.summary, reason: 'agent_reported_failure' } } : undefined;
   return { ...result, summary: finish.summary, ok: result.ok && !failure, ...(result.failure || failure ? { failure: result.failure ?? failure } : {}) };
-}
-
-/** A harness's result as the run's end: success, the harness's own failure, or "harness failed". */
-function harnessOutcome(result: HarnessResult): Outcome {
-  if (result.ok) return { state: 'SUCCEEDED', message: { message: result.summary } };
-  if (result.failure) return { state: result.failure.state, message: result.failure.message };
-  return { state: 'FAILED', message: { message: result.summary, reason: 'harness_failed' } };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -1,4 +1,6 @@
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { backoffDelay, sleep } from '../core/retry.js';
 import type { Logger } from 'pino';
 import { randomToken } from '../core/ids.js';
 import { ProtocolError } from './protocol-client.js';
@@ -6,6 +8,8 @@ import { RunExecution, type ExecutionDeps } from './run-execution.js';
 
 export interface WorkerOptions {
   concurrency: number;
+  /** Starts the worker's id (`embedded-` for a server's own worker: known dead when that server restarts). */
+  idPrefix?: string;
   /** How long a claim long-poll waits on the server. */
   claimWaitMs?: number;
 }
@@ -16,7 +20,7 @@ export interface WorkerOptions {
  * finish within the grace period, then cancels the rest with a clear reason.
  */
 export class Worker {
-  readonly id = `${hostname()}-${process.pid}-${randomToken(4)}`;
+  readonly id: string;
   private readonly executions = new Map<string, RunExecution>();
   private readonly claiming = new AbortController();
   private loop: Promise<void> | null = null;
@@ -26,7 +30,9 @@ export class Worker {
     private readonly deps: ExecutionDeps,
     private readonly options: WorkerOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.id = `${options.idPrefix ?? ''}${hostname()}-${process.pid}-${randomToken(4)}`;
+  }
 
   start(): void {
     this.loop ??= this.claimLoop();
@@ -49,9 +55,13 @@ export class Worker {
           { worker_id: this.id, max_runs: free, wait_ms: this.options.claimWaitMs ?? 25_000 },
           this.claiming.signal,
         );
+        // When the answer came, not when the long-poll was sent: the lease
+        // started on the server just before it answered (the first heartbeat,
+        // sent at once, then bounds it from a request's send time).
+        const claimedAt = performance.now();
         failures = 0;
         for (const run of runs) {
-          const execution = new RunExecution(run, this.deps);
+          const execution = new RunExecution(run, this.deps, claimedAt);
           this.executions.set(run.run_id, execution);
           this.logger.info({ runId: run.run_id, attempt: run.attempt }, 'claimed run');
           void execution.finished.finally(() => {
@@ -65,7 +75,7 @@ export class Worker {
         failures += 1;
         const level = error instanceof ProtocolError && error.status === 401 ? 'error' : 'warn';
         this.logger[level]({ err: error }, 'claim failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** Math.min(failures, 6))));
+        await sleep(backoffDelay(failures, { baseMs: 250, maxMs: 10_000 }), this.claiming.signal);
       }
     }
   }

@@ -60,6 +60,7 @@ export function mapClaudeEvent(event: Json, state: CliState, input: HarnessInput
  */
 export class ClaudeHarness implements Harness {
   readonly type = 'claude' as const;
+  readonly modelProxy = 'anthropic' as const;
 
   run(input: HarnessInput): Promise<HarnessResult> {
     const model = input.modelId?.startsWith('anthropic/') ? input.modelId.slice('anthropic/'.length) : null;

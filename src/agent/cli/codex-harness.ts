@@ -48,6 +48,7 @@ export function mapCodexEvent(event: Json, state: CliState, input: HarnessInput,
  */
 export class CodexHarness implements Harness {
   readonly type = 'codex' as const;
+  readonly modelProxy = 'openai' as const;
 
   run(input: HarnessInput): Promise<HarnessResult> {
     const model = input.modelId?.startsWith('openai/') ? input.modelId.slice('openai/'.length) : null;

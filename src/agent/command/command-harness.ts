@@ -7,6 +7,7 @@ import type { Harness, HarnessInput, HarnessResult } from '../harness.js';
  */
 export class CommandHarness implements Harness {
   readonly type = 'command' as const;
+  readonly modelProxy = null;
 
   async run(input: HarnessInput): Promise<HarnessResult> {
     const env = { ...input.env, OZ_PROMPT: input.prompt, OZ_HARNESS: 'command' };

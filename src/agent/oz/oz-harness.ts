@@ -29,6 +29,7 @@ type Overrun = 'tokens' | 'time';
  */
 export class OzHarness implements Harness {
   readonly type = 'oz' as const;
+  readonly modelProxy = null;
 
   constructor(private readonly settings: OzHarnessSettings) {}
 

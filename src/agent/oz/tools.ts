@@ -1,3 +1,4 @@
+import { isRunFailure, RunFailure } from '../../core/run-failure.js';
 import { tool, type ToolSet } from 'ai';
 import { z } from 'zod';
 import type { ExecResult, Sandbox } from '../../sandbox/sandbox-backend.js';
@@ -14,8 +15,6 @@ export interface ToolContext {
   fatal: (error: Error) => void;
 }
 
-/** The sandbox failed under a tool; the harness ends the run (see ToolContext.fatal). */
-export class SandboxFailure extends Error {}
 
 const BASH_DEFAULT_TIMEOUT_S = 120;
 const READ_DEFAULT_LINES = 2000;
@@ -46,7 +45,8 @@ async function run(ctx: ToolContext, argv: string[], options: { stdin?: string; 
       },
     });
   } catch (error) {
-    const failure = new SandboxFailure(`the sandbox failed: ${(error as Error).message}`);
+    // The sandbox failed under a tool: the run ends (see ToolContext.fatal), the model is not asked to cope.
+    const failure = isRunFailure(error) ? error : RunFailure.sandboxLost((error as Error).message, error);
     ctx.fatal(failure);
     throw failure;
   }

@@ -4,16 +4,20 @@ import { z } from 'zod';
 import { conflict, notFound } from '../../core/errors.js';
 import { RUN_EVENT_TYPES } from '../../core/run-event.js';
 import { isTerminal, LEASED_STATES, type RunState } from '../../core/run-state.js';
+import type { Environment } from '../../core/environment.js';
 import type { Run } from '../../core/run.js';
 import type { ClaimedSecrets, ClaimedRun } from '../../core/worker-protocol.js';
 import { PLATFORM_ERROR_CODES } from '../../core/errors.js';
 import { resolveSecrets } from '../../secrets/resolve.js';
 import type { ServerDeps } from '../deps.js';
+import { effectiveRunLimits, teamLimits } from '../limits.js';
 import type { RunService } from '../run-service.js';
 import { idParam } from '../schemas/common.js';
 import { authenticateWorker } from '../worker-auth.js';
 
 const lease = { lease_token: z.string().min(1).max(200) };
+/** The body limit of an event batch (the API's own is 1 MiB). */
+const EVENT_BATCH_BODY_LIMIT = 4 * 1024 * 1024;
 const params = z.object({ runId: idParam });
 const statusMessage = z
   .object({
@@ -41,20 +45,38 @@ async function markEnvironmentSetup(deps: ServerDeps, run: Run, failed: boolean)
   if (env && env.setupFailed !== failed) await deps.store.updateEnvironment(run.teamId, env.id, { setupFailed: failed }, deps.clock.now());
 }
 
-async function claimedSecrets(deps: ServerDeps, run: Run, environmentSecrets: readonly string[]): Promise<ClaimedSecrets> {
+/**
+ * The run's secrets (docs/secrets.md "Which runs get which"). Personal secrets
+ * go only into code their owner approved: a run on an environment someone
+ * else changed last (its setup commands, repos, variables) gets none of its
+ * creator's personal secrets; the run is told which were withheld and why.
+ */
+async function claimedSecrets(deps: ServerDeps, run: Run, env: Environment | null): Promise<ClaimedSecrets> {
+  const environmentSecrets = env?.config.secrets ?? [];
   const allowlist = run.config.secrets ?? environmentSecrets;
   const harnessAuthSecret = run.config.harness.type === 'claude' ? run.config.claudeAuthSecret : run.config.harness.type === 'codex' ? run.config.codexAuthSecret : undefined;
   if (allowlist.length === 0 && harnessAuthSecret === undefined) return { env: {}, setup_env: {}, unknown: [] };
   const scheduled = run.source === 'SCHEDULED_AGENT';
+  const withholdPersonal = env !== null && env.updatedBy !== run.creatorId;
   const resolution = resolveSecrets({
     sealed: await deps.store.secrets.sealedFor(run.teamId, scheduled ? null : run.creatorId),
     creatorId: run.creatorId,
     scheduled,
+    withholdPersonal,
     environmentSecrets,
     runSecrets: run.config.secrets,
     open: (secret) => deps.envelope.open({ teamId: secret.teamId, ownerUserId: secret.scope.type === 'user' ? secret.scope.userId : '', name: secret.name }, secret),
     ...(harnessAuthSecret !== undefined ? { harnessAuthSecret } : {}),
   });
+  if (resolution.ok && resolution.withheld.length > 0 && env) {
+    const editor = env.updatedBy ? ((await deps.store.getUser(env.updatedBy))?.email ?? env.updatedBy) : null;
+    const message =
+      `Personal secrets not given to this run: ${resolution.withheld.join(', ')}. The environment ${env.name} was last changed by ` +
+      `${editor ?? 'someone else (before Oz recorded who)'}, not by the run's creator, so its setup commands are not yours to trust with them; ` +
+      'a team secret of the same name is used if there is one. Save the environment yourself (PATCH) to give your runs on it your personal secrets again.';
+    await deps.store.appendRunEvents(run.id, [{ type: 'notice', at: deps.clock.now(), data: { level: 'warn', message, reason: 'personal_secrets_withheld' } }]);
+    deps.hub.publish(run.id);
+  }
   return resolution.ok
     ? { env: resolution.env, setup_env: resolution.setupEnv, unknown: resolution.unknown, ...(resolution.harnessAuth !== undefined ? { harness_auth: resolution.harnessAuth } : {}) }
     : { error: { message: resolution.message, reason: resolution.reason } };
@@ -62,7 +84,10 @@ async function claimedSecrets(deps: ServerDeps, run: Run, environmentSecrets: re
 
 async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
   const env = run.environmentId ? await deps.store.getEnvironment(run.teamId, run.environmentId, run.creatorId ?? undefined) : null;
-  const secrets = await claimedSecrets(deps, run, env?.config.secrets ?? []);
+  const secrets = await claimedSecrets(deps, run, env);
+  // The limits it runs with, resolved here: the environment's (else the team's defaults), capped by the team's current ceilings.
+  const team = await deps.store.getTeam(run.teamId);
+  const limits = effectiveRunLimits(teamLimits(deps, team ?? { limitCeilings: {} }), env?.config.limits ?? {}, run.config.maxRuntimeMs);
   return {
     run_id: run.id,
     team_id: run.teamId,
@@ -74,10 +99,11 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
     title: run.title,
     harness: run.config.harness,
     model_id: run.config.modelId ?? null,
-    max_runtime_ms: run.config.maxRuntimeMs ?? env?.config.limits.maxRuntimeMs ?? null,
+    max_runtime_ms: limits.maxRuntimeMs,
     max_steps: run.config.maxSteps ?? null,
     max_tokens: run.config.maxTokens ?? null,
     environment: env ? { id: env.id, name: env.name, ...env.config } : null,
+    limits,
     cancel_requested: run.cancelRequestedAt !== null,
     schedule_id: run.schedule?.scheduleId ?? null,
     secrets,
@@ -140,7 +166,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
       async (request) => {
         const run = await heldRun(deps, request.params.runId, request.body.lease_token);
         if (run.state === 'CLAIMED') {
-          await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', at: deps.clock.now(), leaseToken: request.body.lease_token });
+          const now = deps.clock.now();
+          await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', at: now, leaseToken: request.body.lease_token, leaseLiveAt: now });
           deps.hub.publish(run.id);
           await markEnvironmentSetup(deps, run, false); // the harness starts after setup succeeded
         }
@@ -189,6 +216,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
     r.post(
       '/runs/:runId/events',
       {
+        // Batches are capped well below this by the worker (by serialized size); a larger one is a 413.
+        bodyLimit: EVENT_BATCH_BODY_LIMIT,
         schema: {
           params,
           body: z
@@ -208,7 +237,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
       async (request) => {
         const { lease_token, batch_no, events } = request.body;
         if (events.some((e) => e.type === 'state')) throw conflict('events: state events are written by transitions only', 'events');
-        const result = await deps.store.appendRunEventBatch(request.params.runId, lease_token, batch_no, events);
+        const result = await deps.store.appendRunEventBatch(request.params.runId, lease_token, batch_no, events, deps.clock.now());
         deps.hub.publish(request.params.runId);
         return { first_seq: result.firstSeq, count: result.count, duplicate: result.duplicate };
       },
@@ -238,12 +267,14 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         // A retried finish (the first answer was lost) is acknowledged.
         if (isTerminal(current.state) && current.leaseToken === lease_token && current.state === state) return { state };
         const run = await heldRun(deps, request.params.runId, lease_token);
+        const now = deps.clock.now();
         await deps.store.transitionRun({
           runId: run.id,
           from: run.state as RunState,
           to: state,
-          at: deps.clock.now(),
+          at: now,
           leaseToken: lease_token,
+          leaseLiveAt: now,
           ...(status_message ? { statusMessage: status_message } : {}),
           ...(usage ? { usage } : {}),
         });

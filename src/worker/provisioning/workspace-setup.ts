@@ -1,15 +1,11 @@
 import { posix } from 'node:path';
 import type { RepoSpec } from '../../core/environment.js';
-import type { RunStatusMessage } from '../../core/run.js';
+import { RunFailure } from '../../core/run-failure.js';
 import type { WorkerEvent } from '../../core/worker-protocol.js';
 import type { Sandbox } from '../../sandbox/sandbox-backend.js';
+import { RedactedTail } from '../../secrets/redacting-buffer.js';
+import type { Redactor } from '../../secrets/redactor.js';
 
-/** What a failed setup step tells the run's user. */
-export class SetupFailure extends Error {
-  constructor(readonly status: RunStatusMessage) {
-    super(status.message);
-  }
-}
 
 export interface WorkspaceSetupInput {
   sandbox: Sandbox;
@@ -22,6 +18,8 @@ export interface WorkspaceSetupInput {
   output: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   /** Stops further steps once the run is being stopped. */
   stopped: () => boolean;
+  /** The run's secret values: a failure's message quotes output redacted, then cut. */
+  redactor: Redactor;
 }
 
 const TAIL_BYTES = 2000;
@@ -38,15 +36,19 @@ export function checkoutDirs(repos: readonly RepoSpec[]): string[] {
   });
 }
 
-/** The last `TAIL_BYTES` of what a step printed. */
-class Tail {
-  private text = '';
-  push(chunk: Buffer): void {
-    this.text = (this.text + chunk.toString('utf8')).slice(-TAIL_BYTES);
+/** The last `TAIL_BYTES` of what a step printed, redacted before it is cut. */
+class Tail extends RedactedTail {
+  constructor(redactor: Redactor) {
+    super(redactor, TAIL_BYTES);
   }
-  toString(): string {
-    return this.text.trimEnd();
+  pushBytes(chunk: Buffer): void {
+    this.push(chunk.toString('utf8'));
   }
+}
+
+/** A status message's `reason`: at most 200 characters, redacted first. */
+function reasonOf(command: string, redactor: Redactor): string {
+  return redactor.redact(command).slice(0, 200);
 }
 
 /**
@@ -54,7 +56,7 @@ class Tail {
  * from its read-only mirror at `sandbox.mountPaths[i]` (no second network
  * fetch), its branch checked out and `origin` pointed back at the real URL;
  * then the setup commands run in order in `/workspace`, their output
- * streamed. A failure throws a {@link SetupFailure} naming the step and the
+ * streamed. A failure throws a {@link RunFailure} (FAILED environment_setup_failed) naming the step and the
  * tail of its output. Returns each repository's checked-out commit (the base
  * a run's changes are published against), read before any setup command ran.
  */
@@ -77,9 +79,9 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
     const command = `git clone ${repo.branch ? `--branch ${repo.branch} ` : ''}${repo.url} ${dir}`;
     const index = `repo-${i}`;
     emit({ type: 'setup', at: Date.now(), data: { index, command, status: 'started' } });
-    const tail = new Tail();
+    const tail = new Tail(input.redactor);
     const onOutput = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
-      tail.push(chunk);
+      tail.pushBytes(chunk);
       input.output(stream, chunk);
     };
     const clone = await sandbox.exec(
@@ -96,21 +98,17 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
     emit({ type: 'setup', at: Date.now(), data: { index, command, status: ok ? 'succeeded' : 'failed', exit_code: clone.exitCode } });
     if (!ok) {
       const what = repo.branch ? `branch ${repo.branch} of ${repo.url}` : repo.url;
-      throw new SetupFailure({
-        message: `Could not check out ${what}: ${tail.toString() || `git exited with code ${clone.exitCode}`}`,
-        error_code: 'environment_setup_failed',
-        reason: command.slice(0, 200),
-      });
+      throw RunFailure.setup(`Could not check out ${what}: ${tail.toString() || `git exited with code ${clone.exitCode}`}`, reasonOf(command, input.redactor));
     }
   }
   for (const [i, command] of input.setupCommands.entries()) {
     if (input.stopped()) return bases;
     emit({ type: 'setup', at: Date.now(), data: { index: i, command, status: 'started' } });
-    const tail = new Tail();
+    const tail = new Tail(input.redactor);
     const result = await sandbox.exec(['/bin/bash', '-c', command], {
       env: input.env,
       onOutput: (stream, chunk) => {
-        tail.push(chunk);
+        tail.pushBytes(chunk);
         input.output(stream, chunk);
       },
     });
@@ -119,11 +117,7 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
     if (!ok && !input.stopped()) {
       const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
       const last = tail.toString();
-      throw new SetupFailure({
-        message: `Setup command ${i + 1} \`${command}\` ${how}.${last ? ` Last output:\n${last}` : ''}`,
-        error_code: 'environment_setup_failed',
-        reason: command.slice(0, 200),
-      });
+      throw RunFailure.setup(`Setup command ${i + 1} \`${command}\` ${how}.${last ? ` Last output:\n${last}` : ''}`, reasonOf(command, input.redactor));
     }
   }
   return bases;

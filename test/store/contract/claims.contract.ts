@@ -211,14 +211,16 @@ export function claimContract(factory: StoreFactory): void {
         { type: 'output' as const, at: T0 + 11, data: { stream: 'stdout', text: 'a\n' } },
         { type: 'output' as const, at: T0 + 12, data: { stream: 'stdout', text: 'b\n' } },
       ];
-      const first = await store.appendRunEventBatch(run.id, run.leaseToken, 1, batch);
+      const first = await store.appendRunEventBatch(run.id, run.leaseToken, 1, batch, T0 + 13);
       expect(first).toEqual({ firstSeq: run.lastEventSeq + 1, count: 2, duplicate: false });
-      expect(await store.appendRunEventBatch(run.id, run.leaseToken, 1, batch)).toEqual({ ...first, duplicate: true });
+      expect(await store.appendRunEventBatch(run.id, run.leaseToken, 1, batch, T0 + 14)).toEqual({ ...first, duplicate: true });
       const events = await store.listRunEvents(run.id, run.lastEventSeq, 10);
       expect(events.map((e) => e.data.text)).toEqual(['a\n', 'b\n']);
-      await expect(store.appendRunEventBatch(run.id, 'stale', 2, batch)).rejects.toMatchObject({ code: 'conflict', reason: 'stale_lease' });
+      await expect(store.appendRunEventBatch(run.id, 'stale', 2, batch, T0 + 15)).rejects.toMatchObject({ code: 'conflict', reason: 'stale_lease' });
+      // A lease past its expiry is no lease, even before the sweeper has resolved the run.
+      await expect(store.appendRunEventBatch(run.id, run.leaseToken, 2, batch, T0 + 10 + LEASE_MS)).rejects.toMatchObject({ reason: 'stale_lease' });
       await store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'SUCCEEDED', at: T0 + 20, leaseToken: run.leaseToken });
-      await expect(store.appendRunEventBatch(run.id, run.leaseToken, 2, batch)).rejects.toMatchObject({ reason: 'stale_lease' });
+      await expect(store.appendRunEventBatch(run.id, run.leaseToken, 2, batch, T0 + 21)).rejects.toMatchObject({ reason: 'stale_lease' });
       expect(await store.listTeamsWithQueuedRuns()).toEqual([]);
       await store.createRun(newRun(team.id), T0 + 30);
       expect(await store.listTeamsWithQueuedRuns()).toEqual([team.id]);

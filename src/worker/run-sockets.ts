@@ -1,0 +1,83 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ModelProviderSettings } from '../core/config.js';
+import type { ModelProxyProtocol } from '../agent/harness.js';
+import { startModelProxy } from './model-proxy.js';
+import type { SocketServer } from './socket-server.js';
+import { startSupportServer, type SupportHandlers } from './support-server.js';
+
+export interface RunSocketsInput {
+  runId: string;
+  /** Where the run's directory is made. */
+  root: string;
+  /** The run's token: what `oz harness-support` and the agent CLI present. */
+  token: string;
+  handlers: SupportHandlers;
+  /** The harness's model proxy protocol, or null for none. */
+  modelProxy: ModelProxyProtocol | null;
+  /** The run's keys: the harness's auth secret, else the run's typed secrets; else the worker's. */
+  keys: { harnessAuth?: string | undefined; anthropic?: string | undefined; openai?: string | undefined };
+  providers: ModelProviderSettings;
+  redact: (text: string) => string;
+}
+
+/**
+ * One run's unix sockets, in a directory of its own that is bound into the
+ * sandbox: `sock` (harness-support: artifacts, notes, finish-task) and, for
+ * harnesses that run a model client in the sandbox, `model.sock` (the model
+ * proxy that swaps the run's token for the real key).
+ */
+export class RunSockets {
+  private support: SocketServer | null = null;
+  private modelProxy: SocketServer | null = null;
+
+  private constructor(readonly dir: string) {}
+
+  get hasModelProxy(): boolean {
+    return this.modelProxy !== null;
+  }
+
+  static async start(input: RunSocketsInput): Promise<RunSockets> {
+    const dir = mkdtempSync(join(input.root, `${input.runId}-`));
+    chmodSync(dir, 0o711);
+    const sockets = new RunSockets(dir);
+    try {
+      sockets.support = await startSupportServer(join(dir, 'sock'), input.token, input.handlers);
+      if (input.modelProxy) {
+        const { providers, keys } = input;
+        const withoutV1 = (url: string | undefined, fallback: string): string => (url ?? fallback).replace(/\/v1\/?$/, '');
+        const auth = (protocol: ModelProxyProtocol): string | undefined => (input.modelProxy === protocol ? keys.harnessAuth : undefined);
+        sockets.modelProxy = await startModelProxy(
+          join(dir, 'model.sock'),
+          input.token,
+          {
+            anthropic: {
+              base: withoutV1(providers.anthropicBaseUrl, 'https://api.anthropic.com'),
+              key: auth('anthropic') ?? keys.anthropic ?? providers.anthropicApiKey,
+              header: 'x-api-key',
+            },
+            openai: {
+              base: withoutV1(providers.openaiBaseUrl, 'https://api.openai.com'),
+              key: auth('openai') ?? keys.openai ?? providers.openaiApiKey,
+              header: 'authorization',
+            },
+          },
+          input.redact,
+        );
+      }
+      return sockets;
+    } catch (error) {
+      await sockets.close();
+      throw error;
+    }
+  }
+
+  /** Stop both servers and remove the directory. Idempotent. */
+  async close(): Promise<void> {
+    await this.modelProxy?.close().catch(() => {});
+    this.modelProxy = null;
+    await this.support?.close().catch(() => {});
+    this.support = null;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
