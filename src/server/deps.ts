@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
+import type { RunLimits } from '../core/environment.js';
+import type { EventStreamSettings } from '../core/config.js';
 import type { Envelope } from '../secrets/envelope.js';
 import type { Store } from '../store/store.js';
 import type { EventHub } from './event-hub.js';
@@ -29,4 +31,8 @@ export interface ServerDeps {
   sweepIntervalMs?: number;
   /** How long an SSE reader waits before re-reading the store without a wake-up. */
   eventPollMs?: number;
+  /** Heartbeats, slow/idle client timeouts and per-key/team caps of the event streams (default: DEFAULT_EVENT_STREAMS). */
+  eventStreams?: EventStreamSettings;
+  /** The operator's per-run limits: defaults and ceilings (`OZ_SANDBOX_*`, `OZ_SANDBOX_MAX_*`); default: those of an empty configuration. */
+  sandboxLimits?: { defaults: RunLimits; maxima: RunLimits };
 }
