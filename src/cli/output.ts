@@ -5,6 +5,8 @@
  * - ndjson: one JSON value per line (a list prints one item per line);
  * - text: plain tab-separated values without headers or decoration, for scripts.
  */
+import { safeText, safeWriter } from './safe-text.js';
+
 export const OUTPUT_FORMATS = ['pretty', 'json', 'ndjson', 'text'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
@@ -15,15 +17,25 @@ export interface Column<T> {
 
 export type Writer = (text: string) => void;
 
+/** A table cell or a `text` value: one line, with controls escaped first so the widths are the printed ones. */
 function cell(value: string): string {
-  return value.replace(/[\t\n\r]+/g, ' ');
+  return safeText(value.replace(/[\t\n\r]+/g, ' '));
 }
 
+/**
+ * Everything a command prints goes through here, and through `safeText`
+ * (src/cli/safe-text.ts) on its way out: what came from a run never reaches
+ * the terminal as control sequences, in any format.
+ */
 export class Output {
+  private readonly write: Writer;
+
   constructor(
     readonly format: OutputFormat,
-    private readonly write: Writer,
-  ) {}
+    write: Writer,
+  ) {
+    this.write = safeWriter(write);
+  }
 
   line(text: string): void {
     this.write(`${text}\n`);

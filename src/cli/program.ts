@@ -11,6 +11,7 @@ import { adminCommand, apiKeyCommand, modelCommand, whoamiCommand, workerTokenCo
 import { runCommand } from './commands/run.js';
 import { buildContext, type CliContext, type GlobalOptions } from './context.js';
 import { OUTPUT_FORMATS } from './output.js';
+import { safeWriter } from './safe-text.js';
 import { UsageError } from './usage-error.js';
 
 export interface ServerCommandOptions {
@@ -34,7 +35,9 @@ const cacheDirOption = (): Option => new Option('--cache-dir <dir>', 'repository
 
 export interface WorkerCommandOptions {
   server: string;
-  token: string;
+  /** Deprecated: visible in the process list (src/cli/worker-token.ts). */
+  token?: string;
+  tokenFile?: string;
   concurrency?: string;
   backend: SandboxBackendName;
   cacheDir?: string;
@@ -57,7 +60,13 @@ function everyCommand(cmd: Command): Command[] {
   return [cmd, ...cmd.commands.flatMap(everyCommand)];
 }
 
-export function buildProgram(deps: ProgramDeps): Command {
+/** The same dependencies, printing only safe text (src/cli/safe-text.ts): nothing a command writes can forget it. */
+function safeDeps(deps: ProgramDeps): ProgramDeps {
+  return { ...deps, stdout: safeWriter(deps.stdout), stderr: safeWriter(deps.stderr) };
+}
+
+export function buildProgram(unsafeDeps: ProgramDeps): Command {
+  const deps = safeDeps(unsafeDeps);
   const program = new Command('oz')
     .description('Oz: open, self-hosted orchestration for cloud coding agents')
     .version(VERSION)
@@ -90,9 +99,14 @@ export function buildProgram(deps: ProgramDeps): Command {
 
   program
     .command('worker')
-    .description('Run a standalone worker: claims runs from a server and executes them')
+    .description(
+      'Run a standalone worker: claims runs from a server and executes them. ' +
+        'The worker token (`oz worker-token create NAME`) comes from OZ_WORKER_TOKEN or --token-file, never from the command line ' +
+        '(which every user of the host can read in the process list).',
+    )
     .requiredOption('--server <url>', 'the Oz server, e.g. https://oz.example.com')
-    .requiredOption('--token <token>', 'a worker token (`oz worker-token create NAME`)')
+    .option('--token-file <file>', 'read the worker token from this file (one line; it must not be readable by others: chmod 600)')
+    .option('--token <token>', 'deprecated: the worker token itself, visible to every local user in the process list; use OZ_WORKER_TOKEN or --token-file')
     .option('--concurrency <n>', 'runs at once (env OZ_WORKER_CONCURRENCY; default 2)')
     .addOption(backendOption())
     .addOption(cacheDirOption())
@@ -132,7 +146,9 @@ export function buildProgram(deps: ProgramDeps): Command {
 }
 
 /** Run the CLI; returns the exit code (usage errors 2, failures 1). */
-export async function runCli(argv: string[], deps: ProgramDeps): Promise<number> {
+export async function runCli(argv: string[], unsafeDeps: ProgramDeps): Promise<number> {
+  // Error messages carry server strings (names, a run's status) too.
+  const deps = safeDeps(unsafeDeps);
   const program = buildProgram(deps);
   try {
     await program.parseAsync(bareScheduleMeansCreate(argv));

@@ -1,11 +1,13 @@
 import { pino } from 'pino';
-import { loadConfig } from '../core/config.js';
+import { TOKEN_FLAG_WARNING, resolveWorkerToken } from '../cli/worker-token.js';
+import { loadConfig, workerTokenFromEnv } from '../core/config.js';
 import { OzError } from '../core/errors.js';
 import { prepareWorker, type BackendName } from './build-worker.js';
 
 export interface WorkerCommandOptions {
   server: string;
-  token: string;
+  token?: string;
+  tokenFile?: string;
   concurrency?: string;
   backend: BackendName;
   drainGraceMs?: string;
@@ -21,9 +23,12 @@ function isLoopback(hostname: string): boolean {
  * `oz worker`: a standalone worker. Speaks only the worker protocol; refuses
  * plain HTTP to another machine (the token would travel in clear) unless told
  * otherwise. SIGTERM drains: no new claims, running runs get the grace period,
- * then are cancelled; exit 0.
+ * then are cancelled; exit 0. The token comes from `--token-file` or
+ * `OZ_WORKER_TOKEN`; `--token` still works, with a warning once the worker
+ * is ready (a refusal stays one line).
  */
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
+  const { token, source } = resolveWorkerToken(options, workerTokenFromEnv());
   const config = loadConfig({
     ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     ...(options.drainGraceMs !== undefined ? { drainGraceMs: options.drainGraceMs } : {}),
@@ -40,7 +45,8 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     throw new OzError('invalid_request', `--server: ${options.server} is plain HTTP to another machine; use https:// or pass --allow-insecure-http`);
   }
   const logger = pino({ level: config.logLevel }, pino.destination(2));
-  const worker = (await prepareWorker({ token: options.token, backend: options.backend, config, logger }))(url.toString());
+  const worker = (await prepareWorker({ token, backend: options.backend, config, logger }))(url.toString());
+  if (source === 'flag') process.stderr.write(TOKEN_FLAG_WARNING);
   worker.start();
   process.stdout.write(`Oz worker ${worker.id} serving ${url.origin} (concurrency ${config.workerConcurrency}, backend ${options.backend})\n`);
   await new Promise<void>((resolve) => {
