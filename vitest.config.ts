@@ -3,8 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    // Kills servers and workers a failed or timed-out suite left running (by PID).
-    globalSetup: ['test/support/process-registry.ts'],
+    // Rebuilds a stale dist/ (process-level tests run it), then kills servers
+    // and workers a failed or timed-out suite left running (by PID).
+    globalSetup: ['test/support/fresh-build.ts', 'test/support/process-registry.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Store suites spawn claimer processes and open real databases; keep the

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { api, startOzServer, type Backend, type OzServerHandle } from '../support/oz-server-process.js';
+import { api, startOzServer, type Backend } from '../support/oz-server-process.js';
 import { openSse, type SseFrame, type SseStream } from './sse-client.js';
 
 /** The model the server is started with, so `/agent/models` has something to list. */
@@ -109,17 +109,32 @@ function expectProblem(res: ApiResult, status: number, errorCode: string, field?
   return problem;
 }
 
-/** The Oz HTTP API, over HTTP, against a real `oz server` process on one backend. */
-export function describeApiContract(backend: Backend, pgUrl?: string): void {
-  describe(`the HTTP API on ${backend}`, () => {
-    let server: OzServerHandle;
+/** A server the contract can talk to: its URL, an admin key, and how to stop it. */
+export interface ContractServer {
+  url: string;
+  adminKey: string;
+  stop(): Promise<unknown>;
+}
+
+/** How the contract gets its server: by default a real `oz server` process (no worker). */
+export type StartContractServer = (options: { defaultModel: string }) => Promise<ContractServer>;
+
+/**
+ * The Oz HTTP API, over HTTP, against a server on one backend: a real `oz
+ * server` process, or (the fast tier, test/fast) the same app in-process.
+ */
+export function describeApiContract(backend: Backend, pgUrl?: string, start?: StartContractServer, label = backend): void {
+  describe(`the HTTP API on ${label}`, () => {
+    let server: ContractServer;
     let admin: string;
     const streams: SseStream[] = [];
     let seq = 0;
     const unique = (what: string): string => `${what}-${++seq}-${Date.now().toString(36)}`;
 
     beforeAll(async () => {
-      server = await startOzServer(backend, { ...(pgUrl ? { pgUrl } : {}), env: { OZ_DEFAULT_MODEL: DEFAULT_MODEL }, args: ['--no-worker'] });
+      server = start
+        ? await start({ defaultModel: DEFAULT_MODEL })
+        : await startOzServer(backend, { ...(pgUrl ? { pgUrl } : {}), env: { OZ_DEFAULT_MODEL: DEFAULT_MODEL }, args: ['--no-worker'] });
       admin = server.adminKey;
     });
     afterEach(() => {

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { systemClock } from '../../src/core/clock.js';
 import { createApp } from '../../src/server/create-app.js';
+import { API_KEY_PREFIX, mintCredential } from '../../src/server/credentials.js';
 import type { ServerDeps } from '../../src/server/deps.js';
 import { EventHub } from '../../src/server/event-hub.js';
 import { Envelope } from '../../src/secrets/envelope.js';
@@ -58,4 +59,19 @@ export async function startInProcessApp(overrides: Partial<ServerDeps> = {}): Pr
       await handle.cleanup();
     },
   };
+}
+
+/**
+ * The in-process app with the first admin's API key, shaped for the API
+ * contract (test/api/api-contract.ts): the fast tier runs the same contract
+ * without a process.
+ */
+export async function startInProcessServer(options: { defaultModel: string }): Promise<{ url: string; adminKey: string; stop(): Promise<void> }> {
+  const server = await startInProcessApp({ models: { defaultModel: options.defaultModel, models: [options.defaultModel] } });
+  const now = Date.now();
+  const team = await server.store.createTeam({ name: 'default', maxConcurrentRuns: 10 }, now);
+  const user = await server.store.createUser({ teamId: team.id, email: 'admin@localhost', displayName: 'Admin', role: 'admin' }, now);
+  const minted = mintCredential(API_KEY_PREFIX);
+  await server.store.createApiKey({ teamId: team.id, userId: user.id, name: 'bootstrap-admin', prefix: minted.prefix, secretHash: minted.secretHash, expiresAt: null }, now);
+  return { url: server.url, adminKey: minted.secret, stop: () => server.close() };
 }
