@@ -1,6 +1,14 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Programs the platform runs inside sandboxes (docs/design.md "Layers"). */
+const SANDBOXED_PROGRAMS = ['src/sandbox/bwrap/sandbox-init.ts', 'src/agent/cli/model-bridge.ts', 'src/harness-support/client.ts'];
+
+/** A layer may not import from these folders (relative imports; patterns as gitignore). */
+function layer(files, forbidden, message) {
+  return { files: [files], rules: { 'no-restricted-imports': ['error', { patterns: [{ group: forbidden, message }] }] } };
+}
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
   js.configs.recommended,
@@ -22,6 +30,22 @@ export default tseslint.config(
     // The harness-support client runs alone inside sandboxes (no config module there).
     files: ['src/core/config.ts', 'src/harness-support/client.ts', 'test/**', 'bench/**', 'vitest.config.ts', '.ci/**'],
     rules: { 'no-restricted-syntax': 'off' },
+  },
+  // Layers (docs/design.md "Layers"): dependencies point one way.
+  layer('src/core/**', ['../store/*', '../server/*', '../worker/*', '../sandbox/*', '../agent/*', '../secrets/*', '../client/*', '../cli/*', '../main/*', '../harness-support/*'], 'src/core imports nothing of ours'),
+  layer('src/store/**', ['**/server/*', '**/worker/*', '**/sandbox/*', '**/agent/*', '**/client/*', '**/cli/*', '**/main/*'], 'src/store builds on src/core only'),
+  layer('src/server/**', ['**/worker/*', '**/sandbox/*', '**/agent/*', '**/cli/*', '**/main/*'], 'src/server never imports the worker, sandboxes, agents, the CLI or the composition roots'),
+  layer('src/worker/**', ['**/server/*', '**/store/*', '**/cli/*', '**/main/*'], 'src/worker speaks only the worker protocol: no server, store or CLI'),
+  layer('src/sandbox/**', ['**/server/*', '**/store/*', '**/worker/*', '**/agent/*', '**/cli/*', '**/main/*'], 'src/sandbox builds on src/core only'),
+  layer('src/agent/**', ['**/server/*', '**/store/*', '**/worker/*', '**/cli/*', '**/main/*'], 'src/agent builds on src/core and src/sandbox'),
+  layer('src/cli/**', ['**/store/*', '**/server/*', '**/worker/*', '**/sandbox/*', '**/agent/*'], 'src/cli reaches the store, server and worker only through src/main'),
+  {
+    // Programs that run alone inside a sandbox, on the worker's node binary:
+    // Node built-ins only (types are erased), whatever the image holds.
+    files: SANDBOXED_PROGRAMS,
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['*', '!node:*'], allowTypeImports: true, message: 'runs alone inside the sandbox: Node built-ins only' }] }],
+    },
   },
   {
     files: ['bin/**/*.js'],
