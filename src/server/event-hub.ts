@@ -1,4 +1,5 @@
 import type { WakeupBus } from '../store/store.js';
+import { WAKE_EVERY_WAITER } from '../store/wakeups.js';
 
 /**
  * In-process wake-ups for run event readers (SSE streams): whoever appends
@@ -34,6 +35,11 @@ export class EventHub {
   }
 
   private wakeLocal(runId: string): void {
+    // The bus lost wake-ups (its LISTEN connection was re-made): everyone re-reads.
+    if (runId === WAKE_EVERY_WAITER) {
+      for (const key of [...this.waiters.keys()]) this.wakeLocal(key);
+      return;
+    }
     const set = this.waiters.get(runId);
     if (!set) return;
     this.waiters.delete(runId);

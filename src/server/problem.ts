@@ -87,6 +87,8 @@ export function toOzError(error: unknown): OzError {
 }
 
 export function sendProblem(reply: FastifyReply, error: OzError, request: FastifyRequest): FastifyReply {
+  // A 503 (the database is unreachable, …) is worth retrying soon.
+  if (error.status === 503) reply.header('retry-after', '1');
   return reply
     .status(error.status)
     .header('content-type', 'application/problem+json; charset=utf-8')

@@ -123,7 +123,7 @@ export type StartContractServer = (options: { defaultModel: string }) => Promise
  * The Oz HTTP API, over HTTP, against a server on one backend: a real `oz
  * server` process, or (the fast tier, test/fast) the same app in-process.
  */
-export function describeApiContract(backend: Backend, pgUrl?: string, start?: StartContractServer, label = backend): void {
+export function describeApiContract(backend: Backend, pgUrl?: string, start?: StartContractServer, label: string = backend): void {
   describe(`the HTTP API on ${label}`, () => {
     let server: ContractServer;
     let admin: string;

@@ -1,11 +1,14 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely } from 'kysely';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { OzError } from '../../core/errors.js';
 import { migrateToLatest } from '../migrations/index.js';
 import type { Database } from '../schema.js';
 import { SqlStore } from '../sql-store.js';
+import { isConnectionError } from './connection-errors.js';
 import { PgNotifier } from './pg-notifier.js';
 import { postgresOps } from './postgres-ops.js';
+import { ResilientPostgresDialect } from './resilient-dialect.js';
 
 const INT8_OID = 20;
 
@@ -14,6 +17,10 @@ export interface PostgresStoreOptions {
   /** A schema to live in (created if missing); tests use one per suite. */
   schema?: string;
   maxConnections?: number;
+  /** Where lost connections and failed reconnects are reported. */
+  logger?: Logger;
+  /** A connection attempt fails after this long (a request then gets a 503 instead of hanging); default 5 s. */
+  connectTimeoutMs?: number;
 }
 
 /** int8 → JS number: our int8 columns are epoch milliseconds and counts. */
@@ -36,13 +43,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await client.end();
     }
   }
+  const connectTimeoutMs = options.connectTimeoutMs ?? 5000;
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.maxConnections ?? 10,
+    connectionTimeoutMillis: connectTimeoutMs,
+    keepAlive: true,
     types: { getTypeParser: typeParser } as pg.CustomTypesConfig,
     ...(schema !== undefined ? { options: `-c search_path=${schema}` } : {}),
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  watchPool(pool, options.logger);
+  const db = new Kysely<Database>({ dialect: new ResilientPostgresDialect({ pool }) });
   let current: string;
   try {
     await migrateToLatest(db as Kysely<unknown>, 'postgres');
@@ -51,6 +62,30 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     await db.destroy();
     throw error;
   }
-  const notifier = new PgNotifier(options.url, pool, `oz_wakeup_${current}`.slice(0, 63));
+  const notifier = new PgNotifier(options.url, pool, `oz_wakeup_${current}`.slice(0, 63), options.logger, { connectTimeoutMs });
   return new SqlStore(db, postgresOps, () => notifier.close(), notifier);
+}
+
+/**
+ * A database restart (or a network cut) must not end the process. node-postgres
+ * emits 'error' on a client whose connection dies — on an idle one through the
+ * pool, on a checked-out one on the client itself — and an 'error' event
+ * nobody listens to is thrown. So both always have a listener: the dead client
+ * is dropped (the pool does that on its own; a checked-out one is discarded on
+ * release as no longer queryable), the query in flight fails with a
+ * connection error (a 503, see connection-errors.ts), and the next query opens
+ * a new connection once the database is back.
+ */
+function watchPool(pool: pg.Pool, logger: Logger | undefined): void {
+  let lastReport = 0;
+  const report = (error: Error): void => {
+    // One line per burst: a restart ends every connection at once.
+    const now = Date.now();
+    if (now - lastReport < 1000) return;
+    lastReport = now;
+    if (isConnectionError(error)) logger?.warn({ err: error }, 'database connection lost; requests get 503 until it is back');
+    else logger?.error({ err: error }, 'database connection error');
+  };
+  pool.on('error', report);
+  pool.on('connect', (client) => client.on('error', report));
 }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { OzError } from '../../core/errors.js';
+import { ensurePrivateFile } from './private-files.js';
 
 /**
  * One Oz process per data directory. The lock is a small SQLite file held in
@@ -17,6 +18,7 @@ export interface DataDirLock {
 
 export function acquireDataDirLock(dataDir: string): DataDirLock {
   const path = join(dataDir, 'oz.lock');
+  ensurePrivateFile(path); // 0600, not the umask's 0644 (its -journal gets the same)
   const db = new Database(path, { timeout: 0 });
   try {
     db.pragma('locking_mode = EXCLUSIVE');

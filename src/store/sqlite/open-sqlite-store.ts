@@ -1,11 +1,11 @@
 import Database from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { migrateToLatest } from '../migrations/index.js';
 import type { Database as Schema } from '../schema.js';
 import { SqlStore } from '../sql-store.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
+import { ensurePrivateDir, ensurePrivateFile, tightenIfPresent } from './private-files.js';
 import { sqliteOps } from './sqlite-ops.js';
 
 /** The embedded database file inside a data directory. */
@@ -14,11 +14,12 @@ export function sqliteFileIn(dataDir: string): string {
 }
 
 /**
- * Open the embedded store in a data directory (created 0700 if missing): take
- * the directory lock, open `oz.db` in WAL mode, apply migrations.
+ * Open the embedded store in a data directory (0700, created if missing): take
+ * the directory lock, open `oz.db` (0600, as its -wal and -shm) in WAL mode,
+ * apply migrations.
  */
 export async function openSqliteDataDir(dataDir: string): Promise<SqlStore> {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(dataDir);
   const lock = acquireDataDirLock(dataDir);
   try {
     return await openSqliteFile(sqliteFileIn(dataDir), async () => lock.release());
@@ -33,10 +34,15 @@ export async function openSqliteDataDir(dataDir: string): Promise<SqlStore> {
  * benchmarks that deliberately put several processes on one file.
  */
 export async function openSqliteFile(file: string, onClose: () => Promise<void> = async () => {}): Promise<SqlStore> {
+  const onDisk = file !== ':memory:' && file !== '' && !file.startsWith('file:');
+  // Owner-only from the start: SQLite gives -wal / -shm the database file's mode.
+  if (onDisk) ensurePrivateFile(file);
   const sqlite = new Database(file, { timeout: 10_000 });
   // WAL: readers never block the writer; NORMAL sync is durable across a
   // process crash (a power loss may drop the last transactions, not corrupt).
   sqlite.pragma('journal_mode = WAL');
+  // Ones an older version left 0644 (new ones already have the file's 0600).
+  if (onDisk) for (const suffix of ['-wal', '-shm']) tightenIfPresent(`${file}${suffix}`);
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
