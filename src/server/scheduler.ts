@@ -83,7 +83,8 @@ export class Scheduler extends Periodic {
         try {
           if (actor) await this.runs.cancel(actor, runId);
         } catch (error) {
-          if (!isOzError(error)) throw error; // finished meanwhile
+          // A run that finished meanwhile is no longer cancellable; the database being away is not that.
+          if (!isOzError(error) || error.code === 'resource_unavailable') throw error;
         }
       }
     }
