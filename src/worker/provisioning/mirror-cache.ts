@@ -1,10 +1,46 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FetchCancelledError, FetchError, git } from '../host-git.js';
+import type { Logger } from 'pino';
+import type { HostGitLimits } from '../git-limits.js';
+import { FetchCancelledError, FetchError, GIT_SSH_COMMAND, HostGit } from '../host-git.js';
+import { RemotePolicy, RemoteRefusedError, type Lookup } from './remote-policy.js';
 
 export { FetchCancelledError, FetchError };
+
+export interface MirrorCacheOptions {
+  /** Limits of host-side git (memory, file size, …); default DEFAULT_HOST_GIT_LIMITS. */
+  limits?: Partial<HostGitLimits>;
+  /** Network destinations allowed although their addresses are loopback, private, … (`OZ_GIT_ALLOWED_HOSTS`). */
+  allowedHosts?: readonly string[];
+  /** How host names are resolved (tests); default getaddrinfo. */
+  lookup?: Lookup;
+  /** Where refused and unreachable destinations are told in full (the user only gets a generic line). */
+  logger?: Pick<Logger, 'warn'>;
+}
+
+/** Where git will connect, and how it must run to connect exactly there. */
+export interface GitDestination {
+  /** What git is given (the rewritten GitHub URL, a local repository's real path). */
+  url: string;
+  config: [string, string][];
+  env: Record<string, string>;
+}
+
+/** A URL for messages: no user or password. */
+export function displayUrl(url: string): string {
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
+}
+
+/** The packs a fetch was writing when git died (tmp_pack_…): removed, not left to pile up. */
+function packTemps(repo: string): Set<string> {
+  try {
+    return new Set(readdirSync(join(repo, 'objects', 'pack')).filter((name) => name.startsWith('tmp_')));
+  } catch {
+    return new Set();
+  }
+}
 
 /** `promise`, or a FetchCancelledError as soon as `signal` aborts. */
 function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -39,6 +75,9 @@ export class MirrorCache {
   private readonly secret: Buffer;
   private readonly locks = new Map<string, Promise<void>>();
   private readonly mirrors: string;
+  /** Every host-side git of this worker (the publisher's too) runs through this, under its limits. */
+  readonly git: HostGit;
+  private readonly remotes: RemotePolicy;
 
   constructor(
     cacheDir: string,
@@ -46,7 +85,14 @@ export class MirrorCache {
     private readonly fileRoots: readonly string[],
     /** Where a repository URL is really fetched from (the GitHub base URL setting); default: as given. */
     private readonly rewrite: (url: string) => string = (url) => url,
+    private readonly options: MirrorCacheOptions = {},
   ) {
+    this.git = new HostGit(options.limits);
+    this.remotes = new RemotePolicy({
+      ...(options.allowedHosts ? { allowedHosts: options.allowedHosts } : {}),
+      ...(options.lookup ? { lookup: options.lookup } : {}),
+      sshCommand: GIT_SSH_COMMAND,
+    });
     this.mirrors = join(cacheDir, 'mirrors');
     for (const dir of [cacheDir, this.mirrors]) {
       mkdirSync(dir, { recursive: true, mode: 0o711 });
@@ -95,6 +141,48 @@ export class MirrorCache {
   }
 
   /**
+   * Where git goes for `given` (see {@link source}), checked: a network
+   * remote's host is resolved and every address judged by the destination
+   * policy (src/worker/provisioning/remote-policy.ts), and git is pinned to
+   * those addresses. A refusal is a FetchError with the same line as an
+   * unreachable host; the reason goes to the worker's log only.
+   */
+  async destination(given: string, verb: 'fetch' | 'push to' = 'fetch'): Promise<GitDestination> {
+    const url = this.source(given);
+    return { url, ...(await this.pin(url, given, verb)) };
+  }
+
+  /** Pins for git to reach `url` (nothing for a local path, already judged by {@link source}). */
+  private async pin(url: string, given: string, verb: 'fetch' | 'push to'): Promise<{ config: [string, string][]; env: Record<string, string> }> {
+    if (url.startsWith('/')) return { config: [], env: {} };
+    try {
+      const pinned = await this.remotes.check(url);
+      return { config: pinned.config, env: pinned.env };
+    } catch (error) {
+      if (!(error instanceof RemoteRefusedError)) throw error;
+      throw this.unreachable(given, verb, error.detail);
+    }
+  }
+
+  /** The one line a user gets for a destination refused or not answering; the detail is logged. */
+  unreachable(given: string, verb: 'fetch' | 'push to', detail: string): FetchError {
+    this.options.logger?.warn({ url: displayUrl(given), detail }, `host-side git could not ${verb} a repository: refused or unreachable`);
+    return new FetchError(`could not ${verb} ${displayUrl(given)}: the host is not reachable or not allowed`, 'unreachable', detail);
+  }
+
+  /** A failed git as the run's user should read it. */
+  private explain(error: unknown, given: string): unknown {
+    if (!(error instanceof FetchError)) return error;
+    if (error.failure === 'unreachable') return this.unreachable(given, 'fetch', error.detail);
+    if (error.failure === 'redirect') {
+      this.options.logger?.warn({ url: displayUrl(given), detail: error.detail }, 'host-side git: a remote answered with a redirect (not followed)');
+      return new FetchError(`could not fetch ${displayUrl(given)}: it answers with a redirect, which this worker does not follow; give the repository's final URL`, 'redirect', error.detail);
+    }
+    if (error.failure === 'limit') return new FetchError(`could not fetch ${displayUrl(given)}: ${error.message}`, 'limit', error.detail);
+    return error;
+  }
+
+  /**
    * Fetch `url` into the team's mirror (clone it the first time); returns the
    * mirror's path. `signal` (the run's cancellation) kills a git in progress
    * and rejects with a FetchCancelledError. `auth` is git environment for
@@ -118,22 +206,27 @@ export class MirrorCache {
     });
     try {
       await untilAborted(ahead, signal);
-      await this.update(teamDir, path, source, signal, auth);
+      await this.update(teamDir, path, source, url, signal, auth);
     } finally {
       release();
     }
     return path;
   }
 
-  private async update(teamDir: string, path: string, source: string, signal: AbortSignal | undefined, auth: Record<string, string>): Promise<void> {
+  private async update(teamDir: string, path: string, source: string, given: string, signal: AbortSignal | undefined, auth: Record<string, string>): Promise<void> {
     mkdirSync(teamDir, { recursive: true, mode: 0o711 });
     if (!existsSync(path)) {
       const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
       try {
+        const pins = await this.pin(source, given, 'fetch');
         // 0644 files and 0755 directories whatever the worker's umask;
         // --no-local: a local source goes through upload-pack like a remote
         // one, never hardlinked or copied file by file into the mirror.
-        await git(['clone', '--mirror', '--no-local', '--quiet', '--config', 'core.sharedRepository=0644', '--', source, temp], signal, auth);
+        await this.git
+          .run(['clone', '--mirror', '--no-local', '--quiet', '--config', 'core.sharedRepository=0644', '--', source, temp], { signal, env: { ...auth, ...pins.env }, config: pins.config })
+          .catch((error: unknown) => {
+            throw this.explain(error, given);
+          });
         try {
           renameSync(temp, path);
         } catch {
@@ -144,12 +237,18 @@ export class MirrorCache {
       }
       return;
     }
+    // Judged is what git will use: the mirror's own origin (its source when the mirror was made).
+    const origin = (await this.git.run(['--git-dir', path, 'config', '--get', 'remote.origin.url'], { signal })).trim();
+    const pins = await this.pin(origin, given, 'fetch');
     for (let attempt = 1; ; attempt++) {
+      const before = packTemps(path);
       try {
-        await git(['--git-dir', path, 'fetch', '--prune', '--quiet', 'origin'], signal, auth);
+        await this.git.run(['--git-dir', path, 'fetch', '--prune', '--quiet', 'origin'], { signal, env: { ...auth, ...pins.env }, config: pins.config });
         return;
       } catch (error) {
-        if (attempt >= 3 || error instanceof FetchCancelledError) throw error;
+        for (const temp of packTemps(path)) if (!before.has(temp)) rmSync(join(path, 'objects', 'pack', temp), { force: true });
+        // Retried: a lost race for a ref lock with another worker; not a limit, a refusal or a cancel.
+        if (attempt >= 3 || !(error instanceof FetchError) || error.failure !== 'failed') throw this.explain(error, given);
         await new Promise((r) => setTimeout(r, 200 * attempt));
       }
     }

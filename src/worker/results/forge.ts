@@ -27,3 +27,19 @@ export function githubAuthEnv(url: string, token: string | undefined, forge: For
   const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
   return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${basic}` };
 }
+
+/**
+ * The destination of the GitHub git URL (`OZ_GITHUB_GIT_URL`) as an allowed
+ * `host:port` for host-side git: the operator chose it (GitHub Enterprise on
+ * the LAN, a test forge on loopback). Null when it is not a network URL.
+ */
+export function forgeGitHost(forge: ForgeSettings): string | null {
+  let url: URL;
+  try {
+    url = new URL(forge.githubGitUrl);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
+  return `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
+}

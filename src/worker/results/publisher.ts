@@ -1,9 +1,9 @@
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Octokit } from '@octokit/rest';
 import type { RepoSpec } from '../../core/environment.js';
 import type { Sandbox } from '../../sandbox/sandbox-backend.js';
-import { FetchError, git } from '../host-git.js';
+import { FetchError, type HostGit } from '../host-git.js';
 import type { MirrorCache } from '../provisioning/mirror-cache.js';
 import type { ResultsSettings } from '../../core/config.js';
 import { githubAuthEnv, githubRepo } from './forge.js';
@@ -34,6 +34,30 @@ export class PublishError extends Error {}
 const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
 const API_TIMEOUT_MS = 30_000;
 const NO_CHANGES = 3;
+/** A bundle's header (its prerequisites and one ref) is far smaller than this. */
+const MAX_BUNDLE_HEADER = 64 * 1024;
+
+/**
+ * The tip of `ref` in a v2 bundle and where its pack starts. The bundle comes
+ * from the sandbox, so it is read as hostile: one ref, the run's branch,
+ * nothing else; git only ever sees the pack behind the header.
+ */
+export function readBundleHeader(head: Buffer, ref: string): { tip: string; packOffset: number } {
+  const text = head.toString('latin1');
+  const signature = '# v2 git bundle\n';
+  const end = text.indexOf('\n\n');
+  if (!text.startsWith(signature) || end < 0) throw new FetchError('the bundle has no v2 bundle header');
+  const refs: [string, string][] = [];
+  for (const line of text.slice(signature.length, end).split('\n').filter((l) => l !== '')) {
+    if (/^-[0-9a-f]{40}( .*)?$/.test(line)) continue;
+    const match = /^([0-9a-f]{40}) (\S+)$/.exec(line);
+    if (!match) throw new FetchError('the bundle header has a line that is neither a prerequisite nor a ref');
+    refs.push([match[1] as string, match[2] as string]);
+  }
+  const [only, ...others] = refs;
+  if (!only || others.length > 0 || only[1] !== ref) throw new FetchError(`the bundle must hold exactly ${ref}`);
+  return { tip: only[0], packOffset: end + 2 };
+}
 
 /**
  * The sandbox's half (DESIGN.md "Git"): commit whatever changed, point
@@ -130,23 +154,65 @@ export class Publisher {
   }
 
   private async push(input: PublishInput, repo: RepoSpec, mirror: string, work: string, bundle: string, branch: string): Promise<void> {
+    const git = this.mirrors.git;
     const bare = join(work, 'repo.git');
-    await git(['init', '--bare', '--quiet', bare], input.signal);
+    await git.run(['init', '--bare', '--quiet', bare], { signal: input.signal });
     // The bundle's prerequisite (the base) is in the mirror: borrow its objects, read-only.
     writeFileSync(join(bare, 'objects', 'info', 'alternates'), `${join(mirror, 'objects')}\n`);
     const ref = `refs/heads/${branch}`;
     try {
-      await git(['--git-dir', bare, 'fetch', '--quiet', bundle, `${ref}:${ref}`], input.signal);
-    } catch (error) {
-      throw new PublishError(input.redact(`The run's changes could not be read: ${(error as Error).message}`));
-    }
-    const remote = this.mirrors.source(repo.url);
-    try {
-      await git(['--git-dir', bare, 'push', '--quiet', '--force', remote, `${ref}:${ref}`], input.signal, githubAuthEnv(repo.url, input.githubToken, this.settings));
+      await this.unbundle(git, bare, bundle, ref, input.signal);
     } catch (error) {
       if (!(error instanceof FetchError)) throw error;
+      throw new PublishError(input.redact(`The run's changes could not be read: ${error.message}`));
+    }
+    let destination;
+    try {
+      destination = await this.mirrors.destination(repo.url, 'push to');
+    } catch (error) {
+      if (!(error instanceof FetchError)) throw error;
+      throw new PublishError(input.redact(`The push of ${branch} failed: ${error.message}`));
+    }
+    try {
+      await git.run(['--git-dir', bare, 'push', '--quiet', '--force', destination.url, `${ref}:${ref}`], {
+        signal: input.signal,
+        env: { ...githubAuthEnv(repo.url, input.githubToken, this.settings), ...destination.env },
+        config: destination.config,
+      });
+    } catch (error) {
+      if (!(error instanceof FetchError)) throw error;
+      if (error.failure === 'unreachable') throw new PublishError(input.redact(`The push of ${branch} failed: ${this.mirrors.unreachable(repo.url, 'push to', error.detail).message}`));
+      if (error.failure === 'redirect') throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} failed: the remote answers with a redirect, which this worker does not follow`));
+      if (error.failure === 'limit') throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} failed: ${error.message}`));
       throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} was rejected: ${error.message}`));
     }
+  }
+
+  /**
+   * Bring the bundle's objects into `bare` and point `ref` at its tip. Not
+   * `git fetch <bundle>`: git 2.39 does not fsck what it reads from a bundle.
+   * index-pack --strict checks every object (and that every object they name
+   * exists, here or in the mirror), under the host-git limits, so what is
+   * pushed has been checked.
+   */
+  private async unbundle(git: HostGit, bare: string, bundle: string, ref: string, signal: AbortSignal): Promise<void> {
+    const fd = openSync(bundle, 'r');
+    let tip: string;
+    try {
+      const head = Buffer.alloc(MAX_BUNDLE_HEADER);
+      const header = readBundleHeader(head.subarray(0, readSync(fd, head, 0, head.length, 0)), ref);
+      tip = header.tip;
+      // index-pack reads the pack from the descriptor's offset: move it past the header.
+      for (let skipped = 0; skipped < header.packOffset; ) {
+        const n = readSync(fd, head, 0, header.packOffset - skipped, null);
+        if (n === 0) throw new FetchError('the bundle ends inside its header');
+        skipped += n;
+      }
+      await git.run(['--git-dir', bare, 'index-pack', '--stdin', '--fix-thin', '--strict', `--max-input-size=${MAX_BUNDLE_BYTES}`], { signal, stdin: fd });
+    } finally {
+      closeSync(fd);
+    }
+    await git.run(['--git-dir', bare, 'update-ref', ref, tip], { signal });
   }
 
   /** The open pull request of `branch`, or a new one: publishing again never opens a second. */

@@ -1,0 +1,439 @@
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+
+/**
+ * Where host-side git may connect (issue 16, "SSRF through repository URLs").
+ * The worker runs as root on hosts that can reach their loopback services, the
+ * LAN and a cloud metadata endpoint, whatever the run's network policy: a
+ * repository URL must not be a way there. Before any host-side git talks to a
+ * network remote its host is resolved here and every address checked; git is
+ * then pinned to the checked addresses, so it cannot resolve the name again
+ * and get another answer (DNS rebinding):
+ *
+ * - http(s): `http.curloptResolve` (curl uses our addresses for that host and
+ *   port; TLS still checks the name) and `http.followRedirects=false` (a
+ *   redirect, and the dumb protocol's http-alternates, could lead anywhere);
+ * - git:// and ssh: the URL is rewritten (`url.<pinned>.insteadOf`) to the
+ *   checked address itself; ssh gets `HostKeyAlias` so that its known host
+ *   keys are still looked up by name.
+ *
+ * Refused unless the operator allows them (`OZ_GIT_ALLOWED_HOSTS`): loopback,
+ * private, shared (CGNAT), link-local (the metadata address), unique-local,
+ * multicast, unspecified, documentation and other reserved ranges, in every
+ * spelling (IPv4-mapped, NAT64 and 6to4 forms are judged by the IPv4 address
+ * they carry). Only http, https, git and ssh remotes exist; `file://` and
+ * local paths have their own policy (the mirror cache's roots).
+ */
+
+/** A destination was refused; `detail` is for the worker's log, never for the run's user. */
+export class RemoteRefusedError extends Error {
+  constructor(readonly detail: string) {
+    super('the host is not reachable or not allowed');
+  }
+}
+
+export type RemoteScheme = 'http' | 'https' | 'git' | 'ssh';
+
+/** How git must run for one remote: config (passed in its environment) and environment. */
+export interface PinnedRemote {
+  config: [string, string][];
+  env: Record<string, string>;
+  /** What was checked, for the worker's log. */
+  host: string;
+  port: number;
+  addresses: string[];
+}
+
+interface ParsedRemote {
+  scheme: RemoteScheme;
+  /** The host to resolve (no brackets; lowercased). */
+  host: string;
+  port: number;
+  /** Whether the host is written as an IP address. */
+  literal: boolean;
+  /** The URL with the host replaced by `address` (git:// and ssh only). */
+  withAddress: (address: string) => string;
+}
+
+const DEFAULT_PORTS: Record<RemoteScheme, number> = { http: 80, https: 443, git: 9418, ssh: 22 };
+const SCHEMES: Record<string, RemoteScheme> = { http: 'http', https: 'https', git: 'git', ssh: 'ssh', 'git+ssh': 'ssh', 'ssh+git': 'ssh' };
+const HOST_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$/;
+const LOOKUP_TIMEOUT_MS = 30_000;
+
+// ---------------------------------------------------------------- addresses
+
+/** An address as bytes: 4 (IPv4) or 16 (IPv6). */
+type Bytes = number[];
+
+function parseV4(text: string): Bytes | null {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(text)) return null;
+  const bytes = text.split('.').map(Number);
+  return bytes.every((b) => b <= 255) && text.split('.').every((part) => part === '0' || !part.startsWith('0')) ? bytes : null;
+}
+
+function parseV6(text: string): Bytes | null {
+  if (text.includes('%') || isIP(text) !== 6) return null;
+  let hex = text;
+  // A trailing dotted IPv4 part (::ffff:127.0.0.1) as its two groups.
+  const dotted = /^(.*:)(\d{1,3}(?:\.\d{1,3}){3})$/.exec(text);
+  if (dotted) {
+    const v4 = parseV4(dotted[2] as string);
+    if (!v4) return null;
+    const [a, b, c, d] = v4 as [number, number, number, number];
+    hex = `${dotted[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const halves = hex.split('::');
+  if (halves.length > 2) return null;
+  const groups = (part: string | undefined): number[] => (part ? part.split(':').map((g) => (/^[0-9a-fA-F]{1,4}$/.test(g) ? Number.parseInt(g, 16) : NaN)) : []);
+  const left = groups(halves[0]);
+  const right = groups(halves[1]);
+  const fill = halves.length === 2 ? 8 - left.length - right.length : 0;
+  if (fill < 0) return null;
+  const all = [...left, ...Array<number>(fill).fill(0), ...right];
+  if (all.length !== 8 || all.some((g) => Number.isNaN(g))) return null;
+  return all.flatMap((g) => [g >> 8, g & 0xff]);
+}
+
+/** The bytes of an IP address (v4: 4, v6: 16), or null if `text` is not one (zone ids are not addresses here). */
+export function parseAddress(text: string): Bytes | null {
+  return parseV4(text) ?? parseV6(text);
+}
+
+function formatAddress(bytes: Bytes): string {
+  if (bytes.length === 4) return bytes.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
+  // The longest run of zero groups becomes "::".
+  let best = [-1, 0];
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > (best[1] as number) && j - i > 1) best = [i, j - i];
+    i = j;
+  }
+  const [start, length] = best as [number, number];
+  if (start < 0) return groups.join(':');
+  return `${groups.slice(0, start).join(':')}::${groups.slice(start + length).join(':')}`;
+}
+
+function inPrefix(bytes: Bytes, prefix: Bytes, bits: number): boolean {
+  if (bytes.length !== prefix.length) return false;
+  for (let bit = 0; bit < bits; bit++) {
+    const mask = 0x80 >> bit % 8;
+    if (((bytes[bit >> 3] as number) & mask) !== ((prefix[bit >> 3] as number) & mask)) return false;
+  }
+  return true;
+}
+
+function range(cidr: string): [Bytes, number] {
+  const [address, bits] = cidr.split('/');
+  return [parseAddress(address as string) as Bytes, Number(bits)];
+}
+
+const V4_SPECIAL: [string, string][] = [
+  ['0.0.0.0/8', 'unspecified ("this network")'],
+  ['10.0.0.0/8', 'private'],
+  ['100.64.0.0/10', 'shared address space (CGNAT)'],
+  ['127.0.0.0/8', 'loopback'],
+  ['169.254.0.0/16', 'link-local (cloud metadata)'],
+  ['172.16.0.0/12', 'private'],
+  ['192.0.0.0/24', 'IETF protocol assignments'],
+  ['192.0.2.0/24', 'documentation'],
+  ['192.88.99.0/24', '6to4 relay anycast'],
+  ['192.168.0.0/16', 'private'],
+  ['198.18.0.0/15', 'benchmarking'],
+  ['198.51.100.0/24', 'documentation'],
+  ['203.0.113.0/24', 'documentation'],
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'reserved (and broadcast)'],
+];
+
+const V6_SPECIAL: [string, string][] = [
+  ['::/128', 'unspecified'],
+  ['::1/128', 'loopback'],
+  ['::/96', 'IPv4-compatible (deprecated)'],
+  ['64:ff9b:1::/48', 'local-use NAT64'],
+  ['100::/64', 'discard-only'],
+  ['2001::/23', 'IETF protocol assignments (Teredo, benchmarking, ORCHID)'],
+  ['2001:db8::/32', 'documentation'],
+  ['3fff::/20', 'documentation'],
+  ['5f00::/16', 'segment routing (SRv6)'],
+  ['fc00::/7', 'unique-local'],
+  ['fe80::/10', 'link-local'],
+  ['fec0::/10', 'site-local (deprecated)'],
+  ['ff00::/8', 'multicast'],
+];
+
+const V4_RANGES = V4_SPECIAL.map(([cidr, label]) => [...range(cidr), label] as const);
+const V6_RANGES = V6_SPECIAL.map(([cidr, label]) => [...range(cidr), label] as const);
+const [MAPPED, NAT64, SIX_TO_FOUR, GLOBAL_UNICAST] = (['::ffff:0:0/96', '64:ff9b::/96', '2002::/16', '2000::/3'] as const).map(range) as [[Bytes, number], [Bytes, number], [Bytes, number], [Bytes, number]];
+
+/** The IPv4 address an IPv6 one stands for (mapped, NAT64, 6to4), if any. */
+function embeddedV4(bytes: Bytes): Bytes | null {
+  if (bytes.length !== 16) return null;
+  if (inPrefix(bytes, ...MAPPED) || inPrefix(bytes, ...NAT64)) return bytes.slice(12);
+  if (inPrefix(bytes, ...SIX_TO_FOUR)) return bytes.slice(2, 6);
+  return null;
+}
+
+/**
+ * Why host-side git may not connect to `address` by default ("loopback",
+ * "private", …), or null for a public unicast address. Anything that is not
+ * an IP address is refused too.
+ */
+export function refusalReason(address: string): string | null {
+  const bytes = parseAddress(address);
+  if (!bytes) return 'not an IP address';
+  return reasonFor(bytes);
+}
+
+function reasonFor(bytes: Bytes): string | null {
+  if (bytes.length === 4) return V4_RANGES.find(([prefix, bits]) => inPrefix(bytes, prefix, bits))?.[2] ?? null;
+  const v4 = embeddedV4(bytes);
+  if (v4) {
+    const reason = reasonFor(v4);
+    return reason ? `${reason}, as ${formatAddress(v4)} inside an IPv6 address` : null;
+  }
+  const special = V6_RANGES.find(([prefix, bits]) => inPrefix(bytes, prefix, bits));
+  if (special) return special[2];
+  return inPrefix(bytes, ...GLOBAL_UNICAST) ? null : 'reserved';
+}
+
+/** An IPv4-mapped IPv6 address as the IPv4 address it is; others unchanged. */
+function canonical(bytes: Bytes): Bytes {
+  return bytes.length === 16 && inPrefix(bytes, ...MAPPED) ? bytes.slice(12) : bytes;
+}
+
+// ---------------------------------------------------------------- allowlist
+
+type AllowEntry = { kind: 'host'; host: string; port: number | null } | { kind: 'range'; prefix: Bytes; bits: number; port: number | null };
+
+function parsePort(text: string, entry: string): number {
+  const port = Number(text);
+  if (!/^\d{1,5}$/.test(text) || port < 1 || port > 65535) throw new Error(`"${entry}" is not a host, host:port, address or CIDR range (the port must be 1..65535)`);
+  return port;
+}
+
+/**
+ * One `OZ_GIT_ALLOWED_HOSTS` entry: a host name (`git.internal`), an address
+ * (`10.0.0.5`, `::1`, `[::1]`), either with a port (`git.internal:9418`,
+ * `[fd00::1]:443`), or a CIDR range (`10.0.0.0/8`, `fd00::/8`).
+ */
+export function parseAllowEntry(text: string): AllowEntry {
+  const entry = text.trim();
+  const fail = (why: string): never => {
+    throw new Error(`"${entry}" is not a host, host:port, address or CIDR range (${why})`);
+  };
+  if (entry.includes('/')) {
+    const [address = '', bits = ''] = entry.split('/');
+    const prefix = parseAddress(address);
+    if (!prefix) return fail('not an address before "/"');
+    const max = prefix.length * 8;
+    if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return fail(`the prefix length must be 0..${max}`);
+    const [p, length] = canonicalRange(prefix, Number(bits));
+    return { kind: 'range', prefix: p, bits: length, port: null };
+  }
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(entry);
+  if (bracketed) {
+    const prefix = parseV6(bracketed[1] as string);
+    if (!prefix) return fail('not an IPv6 address in brackets');
+    const [p, bits] = canonicalRange(prefix, 128);
+    return { kind: 'range', prefix: p, bits, port: bracketed[2] === undefined ? null : parsePort(bracketed[2], entry) };
+  }
+  const v6 = parseV6(entry);
+  if (v6) {
+    const [p, bits] = canonicalRange(v6, 128);
+    return { kind: 'range', prefix: p, bits, port: null };
+  }
+  const [host = '', port, extra] = entry.split(':');
+  if (extra !== undefined) return fail('an IPv6 address with a port goes in brackets');
+  const parsedPort = port === undefined ? null : parsePort(port, entry);
+  const v4 = parseV4(host);
+  if (v4) return { kind: 'range', prefix: v4, bits: 32, port: parsedPort };
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (!HOST_NAME.test(name) || /^[\d.]+$/.test(name)) return fail('not a host name');
+  return { kind: 'host', host: name, port: parsedPort };
+}
+
+/** Ranges inside ::ffff:0:0/96 as IPv4 ranges, so that they match either spelling. */
+function canonicalRange(prefix: Bytes, bits: number): [Bytes, number] {
+  return prefix.length === 16 && bits >= 96 && inPrefix(prefix, ...MAPPED) ? [prefix.slice(12), bits - 96] : [prefix, bits];
+}
+
+// ---------------------------------------------------------------- URLs
+
+/** Bracket an IPv6 address for a URL or curl's resolve list. */
+function hostForUrl(address: string): string {
+  return address.includes(':') ? `[${address}]` : address;
+}
+
+/** Host and port of `authority` (`[user@]host[:port]`), as written. */
+function splitAuthority(authority: string, url: string): { user: string | null; host: string; port: string | null } {
+  if (authority.indexOf('@') !== authority.lastIndexOf('@')) throw new RemoteRefusedError(`${url}: more than one "@" before the host`);
+  const at = authority.lastIndexOf('@');
+  const user = at >= 0 ? authority.slice(0, at) : null;
+  const hostPort = authority.slice(at + 1);
+  const bracketed = /^(\[[^\]]*\])(?::(\d*))?$/.exec(hostPort);
+  if (bracketed) return { user, host: bracketed[1] as string, port: bracketed[2] || null };
+  const parts = hostPort.split(':');
+  if (parts.length > 2) throw new RemoteRefusedError(`${url}: cannot tell the host from the port in "${hostPort}"`);
+  return { user, host: parts[0] as string, port: parts[1] || null };
+}
+
+/** A host as written: a bracketed IPv6 address, an IPv4 address, or a name. */
+function parseHost(written: string, url: string): { host: string; literal: boolean } {
+  if (written.startsWith('[')) {
+    const bytes = parseV6(written.slice(1, -1));
+    if (!bytes) throw new RemoteRefusedError(`${url}: "${written}" is not an IPv6 address`);
+    return { host: formatAddress(bytes), literal: true };
+  }
+  const v4 = parseV4(written);
+  if (v4) return { host: formatAddress(v4), literal: true };
+  const name = written.toLowerCase();
+  // Anything else (odd numeric spellings like 0x7f.1 included) is resolved by
+  // getaddrinfo below, exactly as git would, and judged by what it returns.
+  if (!name || !/^[a-z0-9._-]+$/.test(name) || name.startsWith('-') || name.startsWith('.')) {
+    throw new RemoteRefusedError(`${url}: "${written}" is not a host name git and this worker read the same way`);
+  }
+  return { host: name, literal: false };
+}
+
+/** The parts of a network repository URL that the policy judges, or a refusal. */
+export function parseRemote(url: string): ParsedRemote {
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (/[\s\x00-\x1f\x7f]/.test(url)) throw new RemoteRefusedError(`${JSON.stringify(url)}: whitespace or control characters`);
+  // Parsers disagree on these (WHATWG reads "\\" as "/", curl does not): none is needed in a repository URL's host part.
+  if (url.includes('\\')) throw new RemoteRefusedError(`${url}: backslashes are not allowed`);
+  if (/^[A-Za-z][A-Za-z0-9+.-]*::/.test(url)) throw new RemoteRefusedError(`${url}: remote helpers ("transport::address") are not allowed`);
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url);
+  if (scheme) {
+    const kind = SCHEMES[(scheme[1] as string).toLowerCase()];
+    if (!kind) throw new RemoteRefusedError(`${url}: only http, https, git and ssh remotes are allowed`);
+    const rest = url.slice(scheme[0].length);
+    const end = rest.search(kind === 'http' || kind === 'https' ? /[/?#]/ : /\//);
+    const authority = end < 0 ? rest : rest.slice(0, end);
+    const path = end < 0 ? '' : rest.slice(end);
+    const { user, host: written, port: writtenPort } = splitAuthority(authority, url);
+    const { host, literal } = parseHost(written, url);
+    const port = writtenPort ? Number(writtenPort) : DEFAULT_PORTS[kind];
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new RemoteRefusedError(`${url}: bad port`);
+    if (kind === 'http' || kind === 'https') {
+      // curl must read the same host as this check did.
+      let whatwg: string;
+      try {
+        whatwg = new URL(url).hostname;
+      } catch {
+        throw new RemoteRefusedError(`${url}: not a valid URL`);
+      }
+      if (whatwg !== hostForUrl(host) && whatwg !== host) throw new RemoteRefusedError(`${url}: host "${written}" is read as "${whatwg}"`);
+    }
+    const prefix = `${scheme[1]}://${user !== null ? `${user}@` : ''}`;
+    return { scheme: kind, host, port, literal, withAddress: (address) => `${prefix}${hostForUrl(address)}${writtenPort ? `:${writtenPort}` : ''}${path}` };
+  }
+  // scp-like ssh: [user@]host:path.
+  const scp = /^(?:([^@/]*)@)?(\[[^\]]*\]|[^:/[\]@]+):(.*)$/.exec(url);
+  if (!scp) throw new RemoteRefusedError(`${url}: not a repository URL this worker knows`);
+  const [, user, written = '', path = ''] = scp;
+  const { host, literal } = parseHost(written, url);
+  return { scheme: 'ssh', host, port: DEFAULT_PORTS.ssh, literal, withAddress: (address) => `${user !== undefined ? `${user}@` : ''}${hostForUrl(address)}:${path}` };
+}
+
+// ---------------------------------------------------------------- policy
+
+export type Lookup = (host: string) => Promise<string[]>;
+
+/** getaddrinfo, as git itself would resolve: every address, IPv4 first. */
+export const systemLookup: Lookup = async (host) => {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`resolving ${host} took more than ${LOOKUP_TIMEOUT_MS / 1000} s`)), LOOKUP_TIMEOUT_MS);
+  });
+  try {
+    const found = await Promise.race([dnsLookup(host, { all: true, verbatim: false }), timeout]);
+    return found.map((entry) => entry.address);
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
+/** Shell-quote one word for GIT_SSH_COMMAND (run by a shell). */
+function shellWord(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface RemotePolicyOptions {
+  /** Operator-allowed destinations (`OZ_GIT_ALLOWED_HOSTS` entries, plus the GitHub git URL's host). */
+  allowedHosts?: readonly string[];
+  /** How host names are resolved (tests inject one); default getaddrinfo. */
+  lookup?: Lookup;
+  /** The ssh command host-side git runs (without the per-host options this adds). */
+  sshCommand?: string;
+}
+
+export class RemotePolicy {
+  private readonly allowed: AllowEntry[];
+  private readonly lookup: Lookup;
+  private readonly sshCommand: string | undefined;
+
+  constructor(options: RemotePolicyOptions = {}) {
+    this.allowed = (options.allowedHosts ?? []).filter((entry) => entry.trim() !== '').map(parseAllowEntry);
+    this.lookup = options.lookup ?? systemLookup;
+    this.sshCommand = options.sshCommand;
+  }
+
+  private hostAllowed(host: string, port: number): boolean {
+    const name = host.replace(/\.$/, '');
+    return this.allowed.some((entry) => entry.kind === 'host' && entry.host === name && (entry.port === null || entry.port === port));
+  }
+
+  private addressAllowed(bytes: Bytes, port: number): boolean {
+    return this.allowed.some((entry) => entry.kind === 'range' && (entry.port === null || entry.port === port) && inPrefix(bytes, entry.prefix, entry.bits));
+  }
+
+  /**
+   * Resolve and check `url`'s host; returns how git must run to reach
+   * exactly the checked addresses, or throws a {@link RemoteRefusedError}.
+   */
+  async check(url: string): Promise<PinnedRemote> {
+    const remote = parseRemote(url);
+    let found: string[];
+    if (remote.literal) {
+      found = [remote.host];
+    } else {
+      try {
+        found = await this.lookup(remote.host);
+      } catch (error) {
+        throw new RemoteRefusedError(`${url}: ${remote.host} does not resolve (${(error as Error).message})`);
+      }
+      if (found.length === 0) throw new RemoteRefusedError(`${url}: ${remote.host} has no address`);
+    }
+    const byName = !remote.literal && this.hostAllowed(remote.host, remote.port);
+    const addresses: string[] = [];
+    for (const address of found) {
+      const bytes = parseAddress(address);
+      if (!bytes) throw new RemoteRefusedError(`${url}: ${remote.host} resolved to "${address}", not an address`);
+      const checked = canonical(bytes);
+      const reason = reasonFor(checked);
+      if (reason && !byName && !this.addressAllowed(checked, remote.port)) {
+        throw new RemoteRefusedError(`${url}: ${remote.host} port ${remote.port} is ${formatAddress(checked)}, ${reason}, and not in OZ_GIT_ALLOWED_HOSTS`);
+      }
+      addresses.push(formatAddress(checked));
+    }
+    const unique = [...new Set(addresses)];
+    const pinned: PinnedRemote = { config: [], env: {}, host: remote.host, port: remote.port, addresses: unique };
+    if (remote.scheme === 'http' || remote.scheme === 'https') {
+      pinned.config.push(['http.followRedirects', 'false']);
+      if (!remote.literal) pinned.config.push(['http.curloptResolve', `${remote.host}:${remote.port}:${unique.map(hostForUrl).join(',')}`]);
+      return pinned;
+    }
+    // git:// and ssh connect to the first checked address (IPv4 first), written into the URL.
+    const address = unique[0] as string;
+    if (!remote.literal) pinned.config.push([`url.${remote.withAddress(address)}.insteadOf`, url]);
+    if (remote.scheme === 'ssh' && this.sshCommand && !remote.literal) pinned.env.GIT_SSH_COMMAND = `${this.sshCommand} -o HostKeyAlias=${shellWord(remote.host)}`;
+    return pinned;
+  }
+}
