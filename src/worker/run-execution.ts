@@ -382,6 +382,13 @@ export class RunExecution {
         ...(secrets?.env.GITHUB_TOKEN ? { githubToken: secrets.env.GITHUB_TOKEN } : {}),
         redact: (text) => this.redactor.redact(text),
         artifact: (type, data) => this.uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: type, data } }),
+        // On the record before the push: the server takes it only under a live lease, so a
+        // fenced worker pushes nothing, and one frozen after its push has left the branch named.
+        recordBranch: async (data) => {
+          this.uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'BRANCH', data } });
+          await this.uploader.flush();
+          if (this.stopReason) throw new Error('the run was stopped before its branch was pushed');
+        },
         signal: this.stopped.signal,
       });
       return { state: 'SUCCEEDED', message: { message: [summary, ...notes].join('\n') } };

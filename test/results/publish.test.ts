@@ -135,7 +135,11 @@ describe('publishing a run’s changes', () => {
     const pr = forge.pulls[0];
     expect(pr).toMatchObject({ owner: 'acme', repo: 'web', head: branch, base: 'main', title: 'Greet Oz on the web', state: 'open' });
     expect(pr?.body).not.toContain(TOKEN);
-    expect(result.artifacts).toEqual([{ artifact_type: 'PULL_REQUEST', created_at: expect.any(String), data: { url: pr?.html_url, branch } }]);
+    // The branch is on the record before its push; the pull request after it.
+    expect(result.artifacts).toEqual([
+      { artifact_type: 'BRANCH', created_at: expect.any(String), data: { branch, repository: expect.stringContaining('github') } },
+      { artifact_type: 'PULL_REQUEST', created_at: expect.any(String), data: { url: pr?.html_url, branch } },
+    ]);
     expect(String((result.status_message as Json).message)).toContain(`Opened pull request ${pr?.html_url} (branch ${branch}).`);
     // Every API call carried the team's token; none carried another.
     expect(new Set(forge.requests.map((r) => r.authorization))).toEqual(new Set([`token ${TOKEN}`]));

@@ -24,6 +24,13 @@ export interface PublishInput {
   githubToken?: string;
   redact: (text: string) => string;
   artifact: (type: 'PULL_REQUEST' | 'BRANCH', data: Record<string, string>) => void;
+  /**
+   * Records the branch on the run before it is pushed, and resolves only once
+   * the server has it (under a live lease): a worker that stops right after a
+   * push has still left the branch on the run's record. A rejection stops
+   * publishing before anything leaves the worker.
+   */
+  recordBranch?: (data: { branch: string; repository: string }) => Promise<void>;
   signal: AbortSignal;
 }
 
@@ -113,6 +120,7 @@ export class Publisher {
           notes.push(`No changes in ${dir}: nothing was published.`);
           continue;
         }
+        await input.recordBranch?.({ branch, repository: repo.url });
         await this.push(input, repo, input.mirrors[i] as string, work, bundle, branch);
       } finally {
         rmSync(work, { recursive: true, force: true });
@@ -123,7 +131,7 @@ export class Publisher {
         input.artifact('PULL_REQUEST', { url: pr.url, branch });
         notes.push(`${pr.reused ? 'Updated' : 'Opened'} pull request ${pr.url} (branch ${branch}).`);
       } else {
-        input.artifact('BRANCH', { branch, repository: repo.url });
+        if (!input.recordBranch) input.artifact('BRANCH', { branch, repository: repo.url });
         notes.push(`Pushed branch ${branch} to ${repo.url}${github ? ' (no github-token secret, so no pull request)' : ''}.`);
       }
     }
