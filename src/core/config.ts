@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { OzError } from './errors.js';
+import type { RunLimits } from './environment.js';
 
 /**
  * Configuration: the only module that reads the process environment. It is
@@ -48,6 +49,8 @@ export interface OzConfig {
   readonly sweepIntervalMs: number;
   /** Long-poll and event-stream readers re-read the store at least this often (`OZ_EVENT_POLL_MS`). */
   readonly eventPollMs: number;
+  /** Limits of the run event streams (SSE): heartbeats, slow and idle clients, streams per key and team. */
+  readonly eventStreams: EventStreamSettings;
   /** The master key that seals secrets (`OZ_MASTER_KEY`: 32 bytes as 64 hex digits or base64); null = the key file in the data dir. */
   readonly masterKey: Buffer | null;
   /** The key `oz server rotate-master-key` moves to (`OZ_NEW_MASTER_KEY`); null = a random one. */
@@ -60,8 +63,12 @@ export interface OzConfig {
   readonly sandboxRoot: string | null;
   /** Directories `file://` repositories may come from (`OZ_FILE_REPO_ROOTS`, `:`-separated); none = refused. */
   readonly fileRepoRoots: readonly string[];
-  /** Per-run limits where the environment sets none (`OZ_SANDBOX_PIDS`, `_MEMORY_MB`, `_DISK_MB`, `_OUTPUT_MB`). */
-  readonly sandboxDefaults: { readonly pids: number; readonly memoryBytes: number; readonly diskBytes: number; readonly outputBytes: number };
+  /** Host-side git (mirror fetches, publishing): its limits and the destinations allowed besides public addresses. */
+  readonly hostGit: HostGitSettings;
+  /** Per-run limits where the environment sets none (`OZ_SANDBOX_PIDS`, `_MEMORY_MB`, `_DISK_MB`, `_OUTPUT_MB`, `_CPUS`, `_RUNTIME_MINUTES`). */
+  readonly sandboxDefaults: Readonly<RunLimits>;
+  /** The most an environment or a run may set (`OZ_SANDBOX_MAX_*`; default four times the default); the server refuses more. */
+  readonly sandboxMaxima: Readonly<RunLimits>;
 }
 
 export interface ConfigOverrides {
@@ -104,6 +111,76 @@ export interface AgentSettings {
   maxSteps: number;
   maxTokens: number;
   maxTimeMs: number;
+}
+
+/**
+ * Limits of `GET /agent/runs/{id}/events` (docs/api.md "Event streams"). Counts
+ * are per server process.
+ */
+export interface EventStreamSettings {
+  /** A `: keep-alive` comment after this long without a write; the stream's API key is re-checked as often (`OZ_EVENT_STREAM_HEARTBEAT_MS`). */
+  readonly heartbeatMs: number;
+  /** A client that reads nothing for this long while the server has data for it is disconnected (`OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS`). */
+  readonly unwritableTimeoutMs: number;
+  /** A stream that sent no event for this long, on a run no worker is executing, is ended (`OZ_EVENT_STREAM_IDLE_TIMEOUT_MS`). */
+  readonly idleTimeoutMs: number;
+  /** Open streams per API key (`OZ_EVENT_STREAMS_PER_KEY`) and per team (`OZ_EVENT_STREAMS_PER_TEAM`). */
+  readonly maxPerKey: number;
+  readonly maxPerTeam: number;
+}
+
+export const DEFAULT_EVENT_STREAMS: EventStreamSettings = Object.freeze({
+  heartbeatMs: 15_000,
+  unwritableTimeoutMs: 30_000,
+  idleTimeoutMs: 15 * 60_000,
+  maxPerKey: 20,
+  maxPerTeam: 100,
+});
+
+function eventStreamSettings(env: Env): EventStreamSettings {
+  const int = (min: number, max: number) => z.coerce.number().int().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`);
+  const d = DEFAULT_EVENT_STREAMS;
+  return Object.freeze({
+    heartbeatMs: check(int(50, 600_000), env.OZ_EVENT_STREAM_HEARTBEAT_MS ?? d.heartbeatMs, 'OZ_EVENT_STREAM_HEARTBEAT_MS', 'OZ_EVENT_STREAM_HEARTBEAT_MS'),
+    unwritableTimeoutMs: check(int(100, 3_600_000), env.OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS ?? d.unwritableTimeoutMs, 'OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS', 'OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS'),
+    idleTimeoutMs: check(int(100, 7 * 24 * 3_600_000), env.OZ_EVENT_STREAM_IDLE_TIMEOUT_MS ?? d.idleTimeoutMs, 'OZ_EVENT_STREAM_IDLE_TIMEOUT_MS', 'OZ_EVENT_STREAM_IDLE_TIMEOUT_MS'),
+    maxPerKey: check(int(1, 100_000), env.OZ_EVENT_STREAMS_PER_KEY ?? d.maxPerKey, 'OZ_EVENT_STREAMS_PER_KEY', 'OZ_EVENT_STREAMS_PER_KEY'),
+    maxPerTeam: check(int(1, 1_000_000), env.OZ_EVENT_STREAMS_PER_TEAM ?? d.maxPerTeam, 'OZ_EVENT_STREAMS_PER_TEAM', 'OZ_EVENT_STREAMS_PER_TEAM'),
+  });
+}
+
+/**
+ * Host-side git (docs/sandboxes.md "Host-side git"): every fetch into a
+ * mirror and every push runs under these limits, and only to public
+ * addresses unless allowed here.
+ */
+export interface HostGitSettings {
+  /** `OZ_HOST_GIT_MEMORY_MB` (default 2048): address space of each host git process, and their memory together (cgroup). */
+  memoryBytes: number;
+  /** `OZ_HOST_GIT_MAX_FILE_MB` (default 16384): the largest file host git may write (a fetched pack). */
+  maxFileBytes: number;
+  /**
+   * `OZ_GIT_ALLOWED_HOSTS`: comma-separated `host`, `host:port`, address,
+   * `[v6]:port` or CIDR entries that host-side git may reach although they
+   * are loopback, private, link-local, … (default none). The host of
+   * `OZ_GITHUB_GIT_URL` is allowed implicitly.
+   */
+  allowedHosts: readonly string[];
+}
+
+const ALLOWED_HOST_ENTRY = /^(\[[0-9A-Fa-f:.]+\](:\d{1,5})?|[0-9A-Fa-f:.]+\/\d{1,3}|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*|[A-Za-z0-9_.-]+(:\d{1,5})?)$/;
+
+function hostGitSettings(env: Env): HostGitSettings {
+  const entries = (env.OZ_GIT_ALLOWED_HOSTS ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0)
+    .map((entry) => check(z.string().regex(ALLOWED_HOST_ENTRY, 'entries must be host, host:port, an address, [v6]:port or a CIDR range'), entry, 'OZ_GIT_ALLOWED_HOSTS', 'OZ_GIT_ALLOWED_HOSTS'));
+  return Object.freeze({
+    memoryBytes: check(z.coerce.number().int().min(64).max(1_048_576), env.OZ_HOST_GIT_MEMORY_MB ?? 2048, 'OZ_HOST_GIT_MEMORY_MB', 'OZ_HOST_GIT_MEMORY_MB') * 1024 * 1024,
+    maxFileBytes: check(z.coerce.number().int().min(16).max(10_485_760), env.OZ_HOST_GIT_MAX_FILE_MB ?? 16_384, 'OZ_HOST_GIT_MAX_FILE_MB', 'OZ_HOST_GIT_MAX_FILE_MB') * 1024 * 1024,
+    allowedHosts: Object.freeze(entries),
+  });
 }
 
 export interface ResultsSettings {
@@ -263,13 +340,10 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
         .filter((dir) => dir.length > 0)
         .map((dir) => absoluteDir(dir, '', 'OZ_FILE_REPO_ROOTS', 'OZ_FILE_REPO_ROOTS')),
     ),
-    sandboxDefaults: Object.freeze({
-      pids: check(z.coerce.number().int().min(16).max(100_000), env.OZ_SANDBOX_PIDS ?? 1024, '--sandbox-pids', 'OZ_SANDBOX_PIDS'),
-      memoryBytes: check(z.coerce.number().int().min(64).max(1_048_576), env.OZ_SANDBOX_MEMORY_MB ?? 4096, '--sandbox-memory-mb', 'OZ_SANDBOX_MEMORY_MB') * MIB,
-      diskBytes: check(z.coerce.number().int().min(16).max(10_485_760), env.OZ_SANDBOX_DISK_MB ?? 10_240, '--sandbox-disk-mb', 'OZ_SANDBOX_DISK_MB') * MIB,
-      outputBytes: check(z.coerce.number().int().min(1).max(10_240), env.OZ_SANDBOX_OUTPUT_MB ?? 256, '--sandbox-output-mb', 'OZ_SANDBOX_OUTPUT_MB') * MIB,
-    }),
+    hostGit: hostGitSettings(env),
+    ...sandboxLimitSettings(env),
     eventPollMs: check(z.coerce.number().int().min(50).max(600_000), env.OZ_EVENT_POLL_MS ?? 1000, '--event-poll-ms', 'OZ_EVENT_POLL_MS'),
+    eventStreams: eventStreamSettings(env),
     sweepIntervalMs: check(z.coerce.number().int().min(100).max(600_000), env.OZ_SWEEP_INTERVAL_MS ?? 2000, '--sweep-interval-ms', 'OZ_SWEEP_INTERVAL_MS'),
     logLevel: check(
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
@@ -281,6 +355,44 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
 }
 
 const MIB = 1024 * 1024;
+
+/**
+ * Per-run limits: the default where an environment (or run) sets none, and
+ * the ceiling above which the server refuses a value. Each ceiling defaults to
+ * four times its default (within the absolute bound); a ceiling below its
+ * default is an error. Both are read by the server and the worker alike, and
+ * both have defaults, so a worker box needs none of them.
+ */
+function sandboxLimitSettings(env: Env): { sandboxDefaults: Readonly<RunLimits>; sandboxMaxima: Readonly<RunLimits> } {
+  const one = (name: string, min: number, max: number, fallback: number, integer = true): [number, number] => {
+    const n = integer ? z.coerce.number().int().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`) : z.coerce.number().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`);
+    const variable = `OZ_SANDBOX_${name}`;
+    const maxVariable = `OZ_SANDBOX_MAX_${name}`;
+    const flag = (v: string) => `--${v.slice(3).toLowerCase().replace(/_/g, '-')}`;
+    const value = check(n, env[variable] ?? fallback, flag(variable), variable);
+    const ceiling = check(n, env[maxVariable] ?? Math.min(max, value * 4), flag(maxVariable), maxVariable);
+    if (ceiling < value) {
+      throw new OzError('invalid_request', `${maxVariable} (${ceiling}) is below ${variable} (${value}): the ceiling must be at least the default`, { reason: maxVariable });
+    }
+    return [value, ceiling];
+  };
+  const [pids, maxPids] = one('PIDS', 16, 100_000, 1024);
+  const [memory, maxMemory] = one('MEMORY_MB', 64, 1_048_576, 4096);
+  const [disk, maxDisk] = one('DISK_MB', 16, 10_485_760, 10_240);
+  const [output, maxOutput] = one('OUTPUT_MB', 1, 10_240, 256);
+  const [cpus, maxCpus] = one('CPUS', 0.01, 1024, 2, false);
+  const [runtime, maxRuntime] = one('RUNTIME_MINUTES', 1, 7 * 24 * 60, 240);
+  return {
+    sandboxDefaults: Object.freeze({ pids, memoryBytes: memory * MIB, diskBytes: disk * MIB, outputBytes: output * MIB, cpus, maxRuntimeMs: runtime * 60_000 }),
+    sandboxMaxima: Object.freeze({ pids: maxPids, memoryBytes: maxMemory * MIB, diskBytes: maxDisk * MIB, outputBytes: maxOutput * MIB, cpus: maxCpus, maxRuntimeMs: maxRuntime * 60_000 }),
+  };
+}
+
+/** The per-run defaults and ceilings of an empty configuration (what a server without `OZ_SANDBOX_*` uses). */
+export function defaultSandboxLimits(): { defaults: RunLimits; maxima: RunLimits } {
+  const { sandboxDefaults, sandboxMaxima } = sandboxLimitSettings({});
+  return { defaults: sandboxDefaults, maxima: sandboxMaxima };
+}
 
 /** 32 bytes, as 64 hex digits or base64 (what `openssl rand -hex 32` / `-base64 32` print). */
 export function parseMasterKey(text: string, variable: string): Buffer {
@@ -312,6 +424,15 @@ export function cliConfigPath(env: Env = process.env): string {
   const xdg = env.XDG_CONFIG_HOME;
   const base = xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.config');
   return join(base, 'oz', 'config.json');
+}
+
+/**
+ * `oz worker`'s token from `OZ_WORKER_TOKEN` (null when unset or blank): the
+ * environment of a process is readable only by its user, its command line by
+ * every local user.
+ */
+export function workerTokenFromEnv(env: Env = process.env): string | null {
+  return env.OZ_WORKER_TOKEN?.trim() || null;
 }
 
 /** What the CLI takes from its environment (flags win over these). */

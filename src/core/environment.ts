@@ -15,6 +15,45 @@ export interface EnvironmentLimits {
   memoryBytes?: number;
   diskBytes?: number;
   outputBytes?: number;
+  /** CPU time as a number of cores (fractional: 0.5 = half a core). */
+  cpus?: number;
+}
+
+/** Every per-run limit, set: the operator's defaults and ceilings, a team's effective ones. */
+export type RunLimits = Required<EnvironmentLimits>;
+
+const MIB = 2 ** 20;
+
+/**
+ * The limits as the API names them (environment `limits`, a team's
+ * `limit_ceilings`), with the factor from the stored unit to the user's.
+ */
+export const LIMIT_FIELDS: readonly { key: keyof RunLimits; api: string; unit: number }[] = [
+  { key: 'maxRuntimeMs', api: 'max_runtime_seconds', unit: 1000 },
+  { key: 'pids', api: 'pids', unit: 1 },
+  { key: 'memoryBytes', api: 'memory_mb', unit: MIB },
+  { key: 'diskBytes', api: 'disk_mb', unit: MIB },
+  { key: 'outputBytes', api: 'output_mb', unit: MIB },
+  { key: 'cpus', api: 'cpus', unit: 1 },
+];
+
+/** Each limit of `base`, lowered to `cap`'s where `cap` sets one. */
+export function capLimits(base: RunLimits, cap: EnvironmentLimits): RunLimits {
+  const out = { ...base };
+  for (const { key } of LIMIT_FIELDS) {
+    const c = cap[key];
+    if (c !== undefined && c < out[key]) out[key] = c;
+  }
+  return out;
+}
+
+/** The first limit of `limits` above its ceiling, in the user's units; null when all fit. */
+export function limitAbove(limits: EnvironmentLimits, ceilings: RunLimits): { api: string; value: number; max: number } | null {
+  for (const { key, api, unit } of LIMIT_FIELDS) {
+    const value = limits[key];
+    if (value !== undefined && value > ceilings[key]) return { api, value: value / unit, max: Math.floor((ceilings[key] / unit) * 100) / 100 };
+  }
+  return null;
 }
 
 export interface EnvironmentConfig {
@@ -35,6 +74,12 @@ export interface Environment {
   teamId: string;
   scope: Scope;
   creatorId: string | null;
+  /**
+   * Who last changed the environment (create or PATCH); null when unknown
+   * (changed before this was recorded). A run gets its creator's personal
+   * secrets only when that is the creator (docs/secrets.md).
+   */
+  updatedBy: string | null;
   name: string;
   description: string | null;
   config: EnvironmentConfig;
@@ -53,6 +98,8 @@ export interface NewEnvironment {
 }
 
 export interface EnvironmentPatch {
+  /** The user making the change (absent for the server's own writes, such as `setupFailed`). */
+  updatedBy?: string;
   name?: string;
   description?: string | null;
   config?: EnvironmentConfig;

@@ -1,11 +1,28 @@
 /** Teams, users and API keys: who may do what (every resource belongs to a team). */
 
+import type { EnvironmentLimits } from './environment.js';
+
 export interface Team {
   id: string;
   name: string;
   /** Runs admitted at once (PENDING, CLAIMED, INPROGRESS, BLOCKED). */
   maxConcurrentRuns: number;
+  /**
+   * The most an environment or run of this team may set, below the
+   * operator's `OZ_SANDBOX_MAX_*` (set by a platform admin); {} = the operator's.
+   */
+  limitCeilings: EnvironmentLimits;
+  /**
+   * The operator's team (the first one, made on a deployment's first start):
+   * its admins administer the whole deployment (docs/api.md "Admins").
+   */
+  platform: boolean;
   createdAt: number;
+}
+
+export interface TeamPatch {
+  maxConcurrentRuns?: number;
+  limitCeilings?: EnvironmentLimits;
 }
 
 export type UserRole = 'admin' | 'member';

@@ -1,4 +1,4 @@
-import type { EnvironmentConfig } from './environment.js';
+import type { EnvironmentConfig, RunLimits } from './environment.js';
 import type { RunEventType } from './run-event.js';
 import type { HarnessConfig, RunStatusMessage, RunUsage } from './run.js';
 
@@ -41,6 +41,13 @@ export interface ClaimedRun {
   max_steps: number | null;
   max_tokens: number | null;
   environment: ({ id: string; name: string } & EnvironmentConfig) | null;
+  /**
+   * The limits the run executes with, resolved by the server: the
+   * environment's, else the team's defaults (the server's `OZ_SANDBOX_*`),
+   * each capped by the team's current ceilings (`OZ_SANDBOX_MAX_*`, the team's
+   * `limit_ceilings`); `maxRuntimeMs` is `max_runtime_ms`. Bytes, ms, cores.
+   */
+  limits: RunLimits;
   cancel_requested: boolean;
   /** The schedule that made the run (`OZ_SCHEDULE_ID` inside it), else null. */
   schedule_id: string | null;

@@ -6,6 +6,12 @@ export interface ResolveInput {
   creatorId: string | null;
   /** Scheduled runs never get personal secrets. */
   scheduled: boolean;
+  /**
+   * The run's environment was last changed by someone other than the run's
+   * creator (its setup commands, repos or variables are not the creator's
+   * own): the creator's personal secrets are withheld, and reported.
+   */
+  withholdPersonal?: boolean;
   /** Names the run's environment attaches. */
   environmentSecrets: readonly string[];
   /** The run's own list: replaces the environment's when given ([] = none). */
@@ -16,13 +22,22 @@ export interface ResolveInput {
 }
 
 export type Resolution =
-  | { ok: true; env: Record<string, string>; setupEnv: Record<string, string>; unknown: string[]; harnessAuth?: string }
+  | {
+      ok: true;
+      env: Record<string, string>;
+      setupEnv: Record<string, string>;
+      unknown: string[];
+      /** Allowlisted names of the creator's personal secrets not given because of `withholdPersonal` (a team secret of the name, if any, is used). */
+      withheld: string[];
+      harnessAuth?: string;
+    }
   | { ok: false; message: string; reason: string };
 
 /**
  * The five rules of DESIGN.md "Secrets", at run start on the server:
  * 1. the pool is the team's secrets plus the creator's personal ones (not for
- *    scheduled runs), a personal secret shadowing a team one of its name;
+ *    scheduled runs, nor on an environment someone else changed last), a
+ *    personal secret shadowing a team one of its name;
  * 2. the allowlist is the run's own list when given, else the environment's
  *    attached names; names not in the pool are reported, not fatal;
  * 3. typed secrets become their variable, and two secrets making one
@@ -33,11 +48,17 @@ export type Resolution =
 export function resolveSecrets(input: ResolveInput): Resolution {
   const pool = new Map<string, SealedSecret>();
   for (const secret of input.sealed) if (secret.scope.type === 'team') pool.set(secret.name, secret);
+  const personal = new Set<string>();
   if (!input.scheduled && input.creatorId) {
-    for (const secret of input.sealed) if (secret.scope.type === 'user' && secret.scope.userId === input.creatorId) pool.set(secret.name, secret);
+    for (const secret of input.sealed) {
+      if (secret.scope.type !== 'user' || secret.scope.userId !== input.creatorId) continue;
+      personal.add(secret.name);
+      if (!input.withholdPersonal) pool.set(secret.name, secret);
+    }
   }
   const allowlist = [...new Set(input.runSecrets ?? input.environmentSecrets)];
-  const unknown = allowlist.filter((name) => !pool.has(name));
+  const withheld = input.withholdPersonal ? allowlist.filter((name) => personal.has(name)) : [];
+  const unknown = allowlist.filter((name) => !pool.has(name) && !withheld.includes(name));
   const env: Record<string, string> = {};
   const setupEnv: Record<string, string> = {};
   const madeBy = new Map<string, string>();
@@ -61,6 +82,13 @@ export function resolveSecrets(input: ResolveInput): Resolution {
   let harnessAuth: string | undefined;
   if (input.harnessAuthSecret !== undefined) {
     const secret = pool.get(input.harnessAuthSecret);
+    if (!secret && input.withholdPersonal && personal.has(input.harnessAuthSecret)) {
+      return {
+        ok: false,
+        message: `harness_auth_secrets: ${input.harnessAuthSecret} is the run creator's personal secret, and the run's environment was last changed by someone else, so it is not given to this run; save the environment yourself, or use a team secret.`,
+        reason: 'personal_secret_withheld',
+      };
+    }
     if (!secret) {
       return { ok: false, message: `harness_auth_secrets: no secret named ${input.harnessAuthSecret} in the team's or the run creator's secrets.`, reason: 'harness_auth_secret_not_found' };
     }
@@ -70,5 +98,5 @@ export function resolveSecrets(input: ResolveInput): Resolution {
       return { ok: false, message: `The secret ${secret.name} could not be opened: its sealed value does not belong to it (tampered with or moved).`, reason: 'secret_unreadable' };
     }
   }
-  return { ok: true, env, setupEnv, unknown, ...(harnessAuth !== undefined ? { harnessAuth } : {}) };
+  return { ok: true, env, setupEnv, unknown, withheld, ...(harnessAuth !== undefined ? { harnessAuth } : {}) };
 }

@@ -1,10 +1,11 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import { OzError } from '../core/errors.js';
+import { isOzError, OzError } from '../core/errors.js';
 import { authenticate } from './auth.js';
 import type { ServerDeps } from './deps.js';
 import { problemHandler, sendProblem } from './problem.js';
+import { refuseNulBytes } from './nul-bytes.js';
 import { environmentRoutes } from './routes/environments.js';
 import { secretRoutes } from './routes/secrets.js';
 import { identityRoutes } from './routes/identity.js';
@@ -70,9 +71,18 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
     for (const stream of streams) stream.abort();
   });
 
-  app.get('/healthz', { schema: { hide: true } }, async () => {
-    await deps.store.countTeams();
-    return { status: 'ok' };
+  // 200 {status: 'ok'}; while the database cannot be reached (a restart) 503
+  // {status: 'degraded', database: 'unreachable'}: the process is fine and
+  // resumes by itself, so a load balancer should route around it, not kill it.
+  app.get('/healthz', { schema: { hide: true } }, async (request, reply) => {
+    try {
+      await deps.store.countTeams();
+      return { status: 'ok' };
+    } catch (error) {
+      const unreachable = isOzError(error) && error.code === 'resource_unavailable';
+      if (!unreachable) request.log.error({ err: error }, 'health check failed');
+      return reply.status(503).header('retry-after', '1').send({ status: 'degraded', database: unreachable ? 'unreachable' : 'error' });
+    }
   });
   app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, async () => app.swagger());
 
@@ -91,6 +101,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(
     async (api) => {
       api.addHook('onRequest', authenticate(deps));
+      api.addHook('preValidation', refuseNulBytes);
       await api.register(runRoutes(deps, runs));
       await api.register(runEventRoutes(deps, streams));
       await api.register(environmentRoutes(deps));

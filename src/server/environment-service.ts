@@ -6,7 +6,7 @@ import type { CreateEnvironmentBody, PatchEnvironmentBody } from './schemas/envi
 
 type Limits = NonNullable<CreateEnvironmentBody['limits']>;
 
-function toLimits(limits: Limits): EnvironmentLimits {
+export function toLimits(limits: Limits): EnvironmentLimits {
   const mb = 2 ** 20;
   return {
     ...(limits.max_runtime_seconds !== undefined ? { maxRuntimeMs: limits.max_runtime_seconds * 1000 } : {}),
@@ -14,6 +14,7 @@ function toLimits(limits: Limits): EnvironmentLimits {
     ...(limits.memory_mb !== undefined ? { memoryBytes: limits.memory_mb * mb } : {}),
     ...(limits.disk_mb !== undefined ? { diskBytes: limits.disk_mb * mb } : {}),
     ...(limits.output_mb !== undefined ? { outputBytes: limits.output_mb * mb } : {}),
+    ...(limits.cpus !== undefined ? { cpus: limits.cpus } : {}),
   };
 }
 

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { notFound, OzError, isOzError } from '../core/errors.js';
 import { isTerminal } from '../core/run-state.js';
 import type { Run, RunConfig, RunSource, ScheduleRef } from '../core/run.js';
+import { limitAbove } from '../core/environment.js';
 import type { Principal } from './auth.js';
+import { refuseAboveMaxima, teamLimits } from './limits.js';
 import type { ServerDeps } from './deps.js';
 import type { RunAgentRequest } from './schemas/run-schemas.js';
 
@@ -75,9 +77,21 @@ export class RunService {
     const { store, clock } = this.deps;
     const team = principal.team;
     const c = body.config ?? {};
+    // Limits: nothing above the team's ceilings (the operator's, lowered by the team's own).
+    const { maxima } = teamLimits(this.deps, team);
+    if (c.max_runtime_seconds !== undefined) refuseAboveMaxima({ maxRuntimeMs: c.max_runtime_seconds * 1000 }, maxima, 'config.');
     if (c.environment_id !== undefined) {
       const env = await store.getEnvironment(team.id, c.environment_id, principal.user.id);
       if (!env) throw new OzError('resource_not_found', `config.environment_id: environment ${c.environment_id} not found`, { reason: 'config.environment_id' });
+      // A ceiling lowered after the environment was saved: say which of its limits is now too high.
+      const above = limitAbove(env.config.limits, maxima);
+      if (above) {
+        throw new OzError(
+          'invalid_request',
+          `config.environment_id: environment ${env.name} sets limits.${above.api} = ${above.value}, above the maximum of ${above.max} for this team; lower it on the environment`,
+          { reason: 'config.environment_id' },
+        );
+      }
     }
     if (body.parent_run_id !== undefined && !(await store.getRun(team.id, body.parent_run_id))) {
       throw new OzError('resource_not_found', `parent_run_id: run ${body.parent_run_id} not found`, { reason: 'parent_run_id' });

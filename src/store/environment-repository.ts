@@ -21,6 +21,7 @@ export class EnvironmentRepository {
       setup_failed: 0,
       created_at: at,
       updated_at: at,
+      updated_by: input.creatorId,
     };
     await this.ctx.db.insertInto('environments').values(row).execute();
     return toEnvironment(row);
@@ -54,6 +55,7 @@ export class EnvironmentRepository {
     if (patch.description !== undefined) set.description = patch.description;
     if (patch.config !== undefined) set.config = JSON.stringify(patch.config);
     if (patch.setupFailed !== undefined) set.setup_failed = patch.setupFailed ? 1 : 0;
+    if (patch.updatedBy !== undefined) set.updated_by = patch.updatedBy;
     const row = await this.ctx.db
       .updateTable('environments')
       .set(set)

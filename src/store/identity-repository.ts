@@ -1,17 +1,43 @@
 import { newId } from '../core/ids.js';
-import type { ApiKey, NewApiKey, Team, User, UserRole } from '../core/identity.js';
+import type { EnvironmentLimits } from '../core/environment.js';
+import type { ApiKey, NewApiKey, Team, TeamPatch, User, UserRole } from '../core/identity.js';
 import { toApiKey, toTeam, toUser } from './rows.js';
+import type { Database } from './schema.js';
 import type { StoreContext } from './store-context.js';
 import { rethrowUnique } from './unique-violation.js';
+
+const ceilingsColumn = (ceilings: EnvironmentLimits | undefined): string | null =>
+  ceilings && Object.keys(ceilings).length > 0 ? JSON.stringify(ceilings) : null;
 
 /** Teams, users and API keys. */
 export class IdentityRepository {
   constructor(private readonly ctx: StoreContext) {}
 
-  async createTeam(input: { name: string; maxConcurrentRuns: number }, at: number): Promise<Team> {
-    const row = { id: newId(), name: input.name, max_concurrent_runs: input.maxConcurrentRuns, created_at: at };
-    await this.ctx.db.insertInto('teams').values(row).execute().catch(rethrowUnique('name', `team ${input.name} already exists`));
-    return toTeam(row);
+  /** The first team of a deployment is the operator's (`platform`): its admins administer every team. */
+  async createTeam(input: { name: string; maxConcurrentRuns: number; limitCeilings?: EnvironmentLimits }, at: number): Promise<Team> {
+    return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
+      const first = (await tx.selectFrom('teams').select('id').limit(1).executeTakeFirst()) === undefined;
+      const row = {
+        id: newId(),
+        name: input.name,
+        max_concurrent_runs: input.maxConcurrentRuns,
+        created_at: at,
+        limit_ceilings: ceilingsColumn(input.limitCeilings),
+        platform: first ? 1 : 0,
+      };
+      await tx.insertInto('teams').values(row).execute().catch(rethrowUnique('name', `team ${input.name} already exists`));
+      return toTeam(row);
+    });
+  }
+
+  /** Change a team's concurrency limit or its ceilings (given fields replace); null when there is no such team. */
+  async updateTeam(id: string, patch: TeamPatch): Promise<Team | null> {
+    const set: Partial<Database['teams']> = {};
+    if (patch.maxConcurrentRuns !== undefined) set.max_concurrent_runs = patch.maxConcurrentRuns;
+    if (patch.limitCeilings !== undefined) set.limit_ceilings = ceilingsColumn(patch.limitCeilings);
+    if (Object.keys(set).length === 0) return this.getTeam(id);
+    const row = await this.ctx.db.updateTable('teams').set(set).where('id', '=', id).returningAll().executeTakeFirst();
+    return row ? toTeam(row) : null;
   }
 
   async getTeam(id: string): Promise<Team | null> {

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import type { Environment, EnvironmentConfig, Scope } from '../core/environment.js';
+import type { Environment, EnvironmentConfig, EnvironmentLimits, Scope } from '../core/environment.js';
 import type { ApiKey, Team, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { RunEvent, RunEventType } from '../core/run-event.js';
 import { RUN_STATES, type RunState } from '../core/run-state.js';
@@ -77,6 +77,8 @@ export function toTeam(row: Selectable<TeamsTable>): Team {
     id: row.id,
     name: row.name,
     maxConcurrentRuns: Number(row.max_concurrent_runs),
+    limitCeilings: row.limit_ceilings ? (JSON.parse(row.limit_ceilings) as EnvironmentLimits) : {},
+    platform: Number(row.platform) === 1,
     createdAt: Number(row.created_at),
   };
 }
@@ -111,6 +113,7 @@ export function toEnvironment(row: Selectable<EnvironmentsTable>): Environment {
     teamId: row.team_id,
     scope: scopeOfOwner(row.owner_user_id),
     creatorId: row.creator_id,
+    updatedBy: row.updated_by,
     name: row.name,
     description: row.description,
     config: JSON.parse(row.config) as EnvironmentConfig,

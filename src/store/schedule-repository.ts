@@ -87,11 +87,16 @@ export class ScheduleRepository {
     return (await this.visible(this.ctx.db, teamId, viewerId).orderBy('name').orderBy('id').execute()).map(toSchedule);
   }
 
-  /** Full replace of the template and timing; a queued slot is dropped when the schedule is paused. */
-  async update(teamId: string, id: string, update: ScheduleUpdate, at: number): Promise<Schedule | null> {
+  /**
+   * Full replace of the template and timing; a queued slot is dropped when the
+   * schedule is paused. With `creatorId`, the schedule changes hands: its
+   * runs are made on behalf of that user from now on (docs/schedules.md).
+   */
+  async update(teamId: string, id: string, update: ScheduleUpdate & { creatorId?: string }, at: number): Promise<Schedule | null> {
     const row = await this.ctx.db
       .updateTable('schedules')
       .set({
+        ...(update.creatorId !== undefined ? { creator_id: update.creatorId } : {}),
         updated_by: update.updatedBy,
         name: update.name,
         cron: update.cron,

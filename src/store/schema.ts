@@ -13,6 +13,10 @@ export interface TeamsTable {
   name: string;
   max_concurrent_runs: number;
   created_at: number;
+  /** JSON of EnvironmentLimits (stored units); null = the operator's ceilings only. */
+  limit_ceilings: string | null;
+  /** 1 for the operator's team (its admins administer the deployment). */
+  platform: number;
 }
 
 export interface UsersTable {
@@ -47,6 +51,8 @@ export interface EnvironmentsTable {
   setup_failed: number;
   created_at: number;
   updated_at: number;
+  /** Who last changed it (create, PATCH); null = unknown. */
+  updated_by: string | null;
 }
 
 export interface RunsTable {

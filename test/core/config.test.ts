@@ -26,13 +26,16 @@ describe('configuration', () => {
       sandboxRoot: null,
       sweepIntervalMs: 2000,
       eventPollMs: 1000,
+      eventStreams: { heartbeatMs: 15_000, unwritableTimeoutMs: 30_000, idleTimeoutMs: 900_000, maxPerKey: 20, maxPerTeam: 100 },
       masterKey: null,
       newMasterKey: null,
       hostPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       // Root keeps mirrors where sandbox uids can search the path; others in the XDG cache.
       cacheDir: process.getuid?.() === 0 ? '/var/cache/oz' : '/home/u/.cache/oz',
       fileRepoRoots: [],
-      sandboxDefaults: { pids: 1024, memoryBytes: 4 * 1024 ** 3, diskBytes: 10 * 1024 ** 3, outputBytes: 256 * 1024 ** 2 },
+      hostGit: { memoryBytes: 2 * 1024 ** 3, maxFileBytes: 16 * 1024 ** 3, allowedHosts: [] },
+      sandboxDefaults: { pids: 1024, memoryBytes: 4 * 1024 ** 3, diskBytes: 10 * 1024 ** 3, outputBytes: 256 * 1024 ** 2, cpus: 2, maxRuntimeMs: 4 * 3_600_000 },
+      sandboxMaxima: { pids: 4096, memoryBytes: 16 * 1024 ** 3, diskBytes: 40 * 1024 ** 3, outputBytes: 1024 ** 3, cpus: 8, maxRuntimeMs: 16 * 3_600_000 },
     });
     expect(defaultDataDir({ XDG_DATA_HOME: '/x/data', HOME: '/home/u' })).toBe('/x/data/oz');
     expect(defaultDataDir({ XDG_DATA_HOME: 'relative', HOME: '/home/u' })).toBe('/home/u/.local/share/oz');

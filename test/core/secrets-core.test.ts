@@ -58,6 +58,7 @@ describe('secret resolution (DESIGN.md "Secrets")', () => {
       env: { SHARED: 'SHARED-personal', ANTHROPIC_API_KEY: 'CLAUDE-team' },
       setupEnv: { ONLY_SETUP: 'ONLY_SETUP-team' },
       unknown: ['MISSING'],
+      withheld: [],
     });
   });
 
@@ -67,8 +68,8 @@ describe('secret resolution (DESIGN.md "Secrets")', () => {
   });
 
   it("a run's own list replaces the environment's, [] meaning none", () => {
-    expect(resolveSecrets({ ...base, runSecrets: [] })).toEqual({ ok: true, env: {}, setupEnv: {}, unknown: [] });
-    expect(resolveSecrets({ ...base, runSecrets: ['CLAUDE_TOO'] })).toEqual({ ok: true, env: { ANTHROPIC_API_KEY: 'CLAUDE_TOO-team' }, setupEnv: {}, unknown: [] });
+    expect(resolveSecrets({ ...base, runSecrets: [] })).toEqual({ ok: true, env: {}, setupEnv: {}, unknown: [], withheld: [] });
+    expect(resolveSecrets({ ...base, runSecrets: ['CLAUDE_TOO'] })).toEqual({ ok: true, env: { ANTHROPIC_API_KEY: 'CLAUDE_TOO-team' }, setupEnv: {}, unknown: [], withheld: [] });
   });
 
   it('two secrets making one variable, or a value that does not open, are errors on the run', () => {

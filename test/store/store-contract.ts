@@ -1,5 +1,6 @@
 import type { StoreFactory } from '../support/store-factories.js';
 import { claimContract } from './contract/claims.contract.js';
+import { fairShareContract } from './contract/fair-share.contract.js';
 import { resourceContract } from './contract/resources.contract.js';
 import { runContract } from './contract/runs.contract.js';
 import { transitionContract } from './contract/transitions.contract.js';
@@ -8,6 +9,7 @@ import { transitionContract } from './contract/transitions.contract.js';
 export function describeStoreContract(factory: StoreFactory): void {
   transitionContract(factory);
   claimContract(factory);
+  fairShareContract(factory);
   runContract(factory);
   resourceContract(factory);
 }

@@ -24,6 +24,7 @@ export function presentLimits(limits: EnvironmentLimits): Record<string, number>
   if (limits.memoryBytes !== undefined) out.memory_mb = Math.round(limits.memoryBytes / 2 ** 20);
   if (limits.diskBytes !== undefined) out.disk_mb = Math.round(limits.diskBytes / 2 ** 20);
   if (limits.outputBytes !== undefined) out.output_mb = Math.round(limits.outputBytes / 2 ** 20);
+  if (limits.cpus !== undefined) out.cpus = limits.cpus;
   return out;
 }
 

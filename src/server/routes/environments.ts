@@ -5,6 +5,7 @@ import { notFound } from '../../core/errors.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
 import { configFromCreate, configFromPatch } from '../environment-service.js';
+import { teamLimits, refuseAboveMaxima } from '../limits.js';
 import { presentEnvironment } from '../presenters/environment.js';
 import { idParam } from '../schemas/common.js';
 import { createEnvironmentSchema, patchEnvironmentSchema } from '../schemas/environment-schemas.js';
@@ -25,6 +26,7 @@ export function environmentRoutes(deps: ServerDeps) {
       const { team, user } = principalOf(request);
       const body = request.body;
       const config = configFromCreate(body);
+      refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
       const env = await deps.store.createEnvironment(
         {
           teamId: team.id,
@@ -54,13 +56,17 @@ export function environmentRoutes(deps: ServerDeps) {
         const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
         if (!current) throw notFound('environment', request.params.uid);
         const body = request.body;
+        const config = configFromPatch(current.config, body);
+        if (body.limits !== undefined) refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
         const updated = await deps.store.updateEnvironment(
           team.id,
           current.id,
           {
+            // Who changed it last decides whether runs on it get personal secrets (docs/secrets.md).
+            updatedBy: user.id,
             ...(body.name !== undefined ? { name: body.name } : {}),
             ...(body.description !== undefined ? { description: body.description } : {}),
-            config: configFromPatch(current.config, body),
+            config,
           },
           deps.clock.now(),
         );

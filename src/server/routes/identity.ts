@@ -1,15 +1,21 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { toRfc3339 } from '../../core/clock.js';
 import { notFound, OzError } from '../../core/errors.js';
+import { limitAbove, type EnvironmentLimits } from '../../core/environment.js';
 import type { ApiKey, Team, User, WorkerToken } from '../../core/identity.js';
-import { principalOf, requireAdmin } from '../auth.js';
+import { principalOf, requireAdmin, type Principal } from '../auth.js';
 import { API_KEY_PREFIX, mintCredential, WORKER_TOKEN_PREFIX } from '../credentials.js';
 import type { ServerDeps } from '../deps.js';
+import { toLimits } from '../environment-service.js';
+import { teamLimits } from '../limits.js';
+import { presentLimits } from '../presenters/environment.js';
 import { idParam } from '../schemas/common.js';
+import { limitsSchema } from '../schemas/environment-schemas.js';
 
 const keyName = z.string().trim().min(1, 'must not be empty').max(100);
+const maxConcurrentRuns = z.number().int().min(1).max(10_000);
 const newKeyBody = z
   .object({
     name: keyName,
@@ -18,7 +24,48 @@ const newKeyBody = z
   })
   .strict();
 
-export const presentTeam = (t: Team) => ({ uid: t.id, name: t.name, max_concurrent_runs: t.maxConcurrentRuns, created_at: toRfc3339(t.createdAt) });
+export const presentTeam = (t: Team) => ({
+  uid: t.id,
+  name: t.name,
+  max_concurrent_runs: t.maxConcurrentRuns,
+  limit_ceilings: presentLimits(t.limitCeilings),
+  platform: t.platform,
+  created_at: toRfc3339(t.createdAt),
+});
+
+/**
+ * Admins of the platform team (the deployment's first, made by `oz server`
+ * on first start) administer the deployment: teams, their ceilings, worker
+ * tokens, and users and keys of any team. Admins of any other team manage
+ * the users and keys of their own team only (docs/api.md "Admins").
+ */
+function requirePlatformAdmin(request: FastifyRequest): Principal {
+  const principal = requireAdmin(request);
+  if (!principal.team.platform) {
+    throw new OzError('not_authorized', `this operation needs an admin of the platform team; admins of ${principal.team.name} manage their own team's users and keys only`);
+  }
+  return principal;
+}
+
+/** A team by name or uid, for an admin: another team is invisible (404) unless the caller administers the platform. */
+async function teamFor(deps: ServerDeps, principal: Principal, ref: string, field: string): Promise<Team> {
+  const team = (await deps.store.getTeamByName(ref)) ?? (await deps.store.getTeam(ref));
+  if (!team || (!principal.team.platform && team.id !== principal.team.id)) throw new OzError('resource_not_found', `${field}: team ${ref} not found`, { reason: field });
+  return team;
+}
+
+/** A team's own ceilings, in the API's units; none may exceed the operator's (it would have no effect). */
+function ceilingsFrom(deps: ServerDeps, body: z.infer<typeof limitsSchema> | null | undefined): EnvironmentLimits | undefined {
+  if (body === undefined) return undefined;
+  const ceilings = body === null ? {} : toLimits(body);
+  const above = limitAbove(ceilings, teamLimits(deps, { limitCeilings: {} }).maxima);
+  if (above) {
+    const field = `limit_ceilings.${above.api}`;
+    throw new OzError('invalid_request', `${field}: ${above.value} is above the operator's maximum of ${above.max} (OZ_SANDBOX_MAX_*); a team's ceilings can only lower it`, { reason: field });
+  }
+  return ceilings;
+}
+
 export const presentUser = (u: User) => ({ uid: u.id, team_uid: u.teamId, email: u.email, display_name: u.displayName, role: u.role, created_at: toRfc3339(u.createdAt) });
 const presentKey = (k: ApiKey, now: number) => ({
   uid: k.id,
@@ -62,7 +109,14 @@ export function identityRoutes(deps: ServerDeps) {
 
     r.get('/me', { schema: { summary: 'The caller: user, team and key', tags: ['identity'] } }, async (request) => {
       const { user, team, key } = principalOf(request);
-      return { user: presentUser(user), team: presentTeam(team), api_key: presentKey(key, deps.clock.now()) };
+      const limits = teamLimits(deps, team);
+      return {
+        user: presentUser(user),
+        team: presentTeam(team),
+        api_key: presentKey(key, deps.clock.now()),
+        // What the team's environments and runs get where they set nothing, and the most they may set.
+        limits: { defaults: presentLimits(limits.defaults), maxima: presentLimits(limits.maxima) },
+      };
     });
 
     r.post('/api-keys', { schema: { body: newKeyBody, summary: 'Create an API key for yourself (shown once)', tags: ['identity'] } }, async (request, reply) => {
@@ -91,18 +145,54 @@ export function identityRoutes(deps: ServerDeps) {
       '/admin/teams',
       {
         schema: {
-          body: z.object({ name: keyName, max_concurrent_runs: z.number().int().min(1).max(10_000).optional() }).strict(),
-          summary: 'Create a team (admin)',
+          body: z.object({ name: keyName, max_concurrent_runs: maxConcurrentRuns.optional(), limit_ceilings: limitsSchema.optional() }).strict(),
+          summary: 'Create a team (platform admin)',
           tags: ['admin'],
         },
       },
       async (request, reply) => {
-        requireAdmin(request);
+        requirePlatformAdmin(request);
+        const limitCeilings = ceilingsFrom(deps, request.body.limit_ceilings);
         const team = await deps.store.createTeam(
-          { name: request.body.name, maxConcurrentRuns: request.body.max_concurrent_runs ?? deps.teamMaxConcurrentRuns },
+          {
+            name: request.body.name,
+            maxConcurrentRuns: request.body.max_concurrent_runs ?? deps.teamMaxConcurrentRuns,
+            ...(limitCeilings ? { limitCeilings } : {}),
+          },
           deps.clock.now(),
         );
         return reply.status(201).send(presentTeam(team));
+      },
+    );
+
+    const teamParams = z.object({ teamId: idParam.describe('team uid or name') });
+    r.get('/admin/teams/:teamId', { schema: { params: teamParams, summary: 'Get a team (admin: your own; platform admin: any)', tags: ['admin'] } }, async (request) =>
+      presentTeam(await teamFor(deps, requireAdmin(request), request.params.teamId, 'path.teamId')),
+    );
+
+    r.patch(
+      '/admin/teams/:teamId',
+      {
+        schema: {
+          params: teamParams,
+          body: z
+            .object({ max_concurrent_runs: maxConcurrentRuns.optional(), limit_ceilings: limitsSchema.nullable().optional() })
+            .strict()
+            .refine((p) => Object.keys(p).length > 0, { message: 'give at least one field to change' }),
+          summary: "Change a team's concurrency limit or limit ceilings (platform admin; given fields replace, limit_ceilings null removes them)",
+          tags: ['admin'],
+        },
+      },
+      async (request) => {
+        const principal = requirePlatformAdmin(request);
+        const team = await teamFor(deps, principal, request.params.teamId, 'path.teamId');
+        const limitCeilings = ceilingsFrom(deps, request.body.limit_ceilings);
+        const updated = await deps.store.updateTeam(team.id, {
+          ...(request.body.max_concurrent_runs !== undefined ? { maxConcurrentRuns: request.body.max_concurrent_runs } : {}),
+          ...(limitCeilings ? { limitCeilings } : {}),
+        });
+        if (!updated) throw notFound('team', request.params.teamId);
+        return presentTeam(updated);
       },
     );
 
@@ -118,15 +208,14 @@ export function identityRoutes(deps: ServerDeps) {
               display_name: z.string().trim().min(1).max(200).optional(),
             })
             .strict(),
-          summary: 'Create a user in a team (admin)',
+          summary: 'Create a user in a team (admin: your own team; platform admin: any)',
           tags: ['admin'],
         },
       },
       async (request, reply) => {
-        requireAdmin(request);
+        const principal = requireAdmin(request);
         const body = request.body;
-        const team = (await deps.store.getTeamByName(body.team)) ?? (await deps.store.getTeam(body.team));
-        if (!team) throw new OzError('resource_not_found', `team: team ${body.team} not found`, { reason: 'team' });
+        const team = await teamFor(deps, principal, body.team, 'team');
         const user = await deps.store.createUser(
           { teamId: team.id, email: body.email.toLowerCase(), displayName: body.display_name ?? null, role: body.role ?? 'member' },
           deps.clock.now(),
@@ -137,20 +226,21 @@ export function identityRoutes(deps: ServerDeps) {
 
     r.post(
       '/admin/users/:userId/api-keys',
-      { schema: { params: z.object({ userId: idParam }), body: newKeyBody, summary: "Issue a key for a user (admin; shown once)", tags: ['admin'] } },
+      { schema: { params: z.object({ userId: idParam }), body: newKeyBody, summary: "Issue a key for a user (admin of the user's team, or platform admin; shown once)", tags: ['admin'] } },
       async (request, reply) => {
-        requireAdmin(request);
+        const principal = requireAdmin(request);
         const user = (await deps.store.getUser(request.params.userId)) ?? (await deps.store.getUserByEmail(request.params.userId.toLowerCase()));
-        if (!user) throw notFound('user', request.params.userId);
+        // An admin of another team cannot mint keys (act as) users of this one.
+        if (!user || (!principal.team.platform && user.teamId !== principal.team.id)) throw notFound('user', request.params.userId);
         return reply.status(201).send(await issueKey(deps, user, request.body.name, request.body.expires_in_seconds));
       },
     );
 
     r.post(
       '/worker-tokens',
-      { schema: { body: z.object({ name: keyName }).strict(), summary: 'Create a worker token (admin; shown once)', tags: ['workers'] } },
+      { schema: { body: z.object({ name: keyName }).strict(), summary: 'Create a worker token (platform admin; shown once)', tags: ['workers'] } },
       async (request, reply) => {
-        const { user } = requireAdmin(request);
+        const { user } = requirePlatformAdmin(request);
         const minted = mintCredential(WORKER_TOKEN_PREFIX);
         const token = await deps.store.createWorkerToken(
           { name: request.body.name, prefix: minted.prefix, secretHash: minted.secretHash, createdBy: user.id },
@@ -160,16 +250,16 @@ export function identityRoutes(deps: ServerDeps) {
       },
     );
 
-    r.get('/worker-tokens', { schema: { summary: 'List worker tokens (admin)', tags: ['workers'] } }, async (request) => {
-      requireAdmin(request);
+    r.get('/worker-tokens', { schema: { summary: 'List worker tokens (platform admin)', tags: ['workers'] } }, async (request) => {
+      requirePlatformAdmin(request);
       return { worker_tokens: (await deps.store.listWorkerTokens()).map(presentWorkerToken) };
     });
 
     r.post(
       '/worker-tokens/:tokenId/revoke',
-      { schema: { params: z.object({ tokenId: idParam }), summary: 'Revoke a worker token (admin)', tags: ['workers'] } },
+      { schema: { params: z.object({ tokenId: idParam }), summary: 'Revoke a worker token (platform admin)', tags: ['workers'] } },
       async (request) => {
-        requireAdmin(request);
+        requirePlatformAdmin(request);
         if (!(await deps.store.revokeWorkerToken(request.params.tokenId, deps.clock.now()))) throw notFound('worker token', request.params.tokenId);
         return { uid: request.params.tokenId, revoked: true };
       },

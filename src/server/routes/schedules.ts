@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { notFound, OzError } from '../../core/errors.js';
+import type { Team } from '../../core/identity.js';
 import type { Schedule } from '../../core/schedule.js';
+import { refuseAboveMaxima, teamLimits } from '../limits.js';
 import { principalOf } from '../auth.js';
 import { checkCron, checkTimezone, nextSlot } from '../cron.js';
 import type { ServerDeps } from '../deps.js';
@@ -43,6 +45,17 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
       if (next === null) throw new OzError('invalid_request', `cron_schedule: "${cron}" never fires again`, { reason: 'cron_schedule' });
       return enabled ? next : null;
     };
+    /**
+     * What a template names must be the caller's to use: the environment
+     * visible to them (team-wide or their own personal one), and a runtime
+     * under the team's ceiling. The scheduler checks again at each spawn.
+     */
+    const checkReferences = async (team: Team, userId: string, config: RunAgentRequest['config']): Promise<void> => {
+      if (config?.max_runtime_seconds !== undefined) refuseAboveMaxima({ maxRuntimeMs: config.max_runtime_seconds * 1000 }, teamLimits(deps, team).maxima, 'agent_config.');
+      if (config?.environment_id && !(await deps.store.getEnvironment(team.id, config.environment_id, userId))) {
+        throw new OzError('resource_not_found', `agent_config.environment_id: environment ${config.environment_id} not found`, { reason: 'agent_config.environment_id' });
+      }
+    };
     const find = async (request: { params: { scheduleId: string } } & Parameters<typeof principalOf>[0]): Promise<Schedule> => {
       const { team, user } = principalOf(request);
       const schedule = await deps.store.schedules.get(team.id, request.params.scheduleId, user.id);
@@ -57,9 +70,7 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
       const cron = checkCron(body.cron_schedule);
       const timezone = checkTimezone(body.timezone ?? 'UTC');
       const enabled = body.enabled ?? true;
-      if (body.agent_config?.environment_id && !(await deps.store.getEnvironment(team.id, body.agent_config.environment_id, user.id))) {
-        throw new OzError('resource_not_found', `agent_config.environment_id: environment ${body.agent_config.environment_id} not found`, { reason: 'agent_config.environment_id' });
-      }
+      await checkReferences(team, user.id, body.agent_config);
       const schedule = await deps.store.schedules.create(
         {
           teamId: team.id,
@@ -89,9 +100,11 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
 
     r.put('/agent/schedules/:scheduleId', { schema: { params, body: updateScheduleSchema, summary: 'Replace a scheduled agent', tags: ['schedules'] } }, async (request) => {
       const current = await find(request);
-      const { user } = principalOf(request);
+      const { team, user } = principalOf(request);
       const body = request.body;
       const prompt = checkTemplate(body);
+      // The new template is the editor's: its references are checked for them, and it runs as them.
+      await checkReferences(team, user.id, body.agent_config);
       const cron = checkCron(body.cron_schedule);
       const timezone = checkTimezone(body.timezone ?? current.timezone);
       const sameTiming = cron === current.cron && timezone === current.timezone && current.enabled && body.enabled;
@@ -99,6 +112,7 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
         current.teamId,
         current.id,
         {
+          ...(user.id !== current.creatorId ? { creatorId: user.id } : {}),
           updatedBy: user.id,
           name: body.name,
           cron,

@@ -32,6 +32,8 @@ export const limitsSchema = z
     memory_mb: z.number().int().min(64).max(1_048_576).optional(),
     disk_mb: z.number().int().min(16).max(10_485_760).optional(),
     output_mb: z.number().int().min(1).max(10_240).optional(),
+    /** CPU time in cores, fractional (0.5 = half a core). */
+    cpus: z.number().min(0.01).max(1024).optional(),
   })
   .strict();
 

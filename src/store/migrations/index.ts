@@ -6,6 +6,7 @@ import * as m0002 from './0002-worker-tokens.js';
 import * as m0003 from './0003-event-batches.js';
 import * as m0004 from './0004-secrets.js';
 import * as m0005 from './0005-schedules.js';
+import * as m0006 from './0006-tenancy-limits.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -19,6 +20,7 @@ function provider(dialect: DialectName): MigrationProvider {
     '0003-event-batches': { up: (db) => m0003.up(db) },
     '0004-secrets': { up: (db) => m0004.up(db) },
     '0005-schedules': { up: (db) => m0005.up(db) },
+    '0006-tenancy-limits': { up: (db) => m0006.up(db) },
   };
   return { getMigrations: async () => all };
 }
