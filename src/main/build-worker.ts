@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CommandHarness } from '../agent/command/command-harness.js';
@@ -14,6 +14,7 @@ import { OzError } from '../core/errors.js';
 import { BwrapBackend, SandboxUnavailableError } from '../sandbox/bwrap/bwrap-backend.js';
 import { closeInheritedFds } from '../sandbox/close-inherited-fds.js';
 import { DirectBackend } from '../sandbox/direct/direct-backend.js';
+import { ownWorkerDir } from '../sandbox/worker-dirs.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
 import { hostGitContainment } from '../worker/git-limits.js';
 import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
@@ -39,10 +40,10 @@ async function openBackend(name: BackendName, config: OzConfig, logger: Logger):
     logger.warn(
       'sandbox backend "direct": runs execute WITHOUT isolation, as this worker\'s user, on this host, with no network policy or limits. Use only with trusted prompts and code.',
     );
-    return new DirectBackend();
+    return new DirectBackend(undefined, { onWarning: (message) => logger.warn(message) });
   }
   try {
-    const backend = await BwrapBackend.open({ hostPath: config.hostPath, ...(config.sandboxRoot ? { root: config.sandboxRoot } : {}) });
+    const backend = await BwrapBackend.open({ hostPath: config.hostPath, ...(config.sandboxRoot ? { root: config.sandboxRoot } : {}), onWarning: (message) => logger.warn(message) });
     logger.info({ enforcement: backend.enforcement }, 'sandbox backend bwrap ready');
     return backend;
   } catch (error) {
@@ -90,10 +91,9 @@ export async function prepareWorker(args: {
   });
   args.logger.info({ containment: hostGitContainment(), allowedHosts: config.hostGit.allowedHosts }, 'host-side git: limits and destinations');
   const publisher = new Publisher(config.results, mirrors, config.cacheDir);
-  // Traversable (the direct backend's processes connect by path), not listable.
-  const supportRoot = join(config.cacheDir, 'support');
-  mkdirSync(supportRoot, { recursive: true, mode: 0o711 });
-  chmodSync(supportRoot, 0o711);
+  // Traversable (the direct backend's processes connect by path), not listable;
+  // this process's own (support/w<pid>), and dead workers' removed.
+  const supportRoot = ownWorkerDir(join(config.cacheDir, 'support'));
   const { providers, maxRetries, maxSteps, maxTokens, maxTimeMs } = config.agent;
   const harnesses = new Map<string, Harness>([
     ['command', new CommandHarness()],

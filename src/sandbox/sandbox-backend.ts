@@ -55,6 +55,15 @@ export interface Sandbox {
   restart(): Promise<void>;
   /** A limit that was hit so far (memory: the kernel killed a process for it). */
   limitHit(): Promise<LimitKind | null>;
+  /**
+   * Extend the fence (`SandboxSpec.fenceAfterMs`) to now + `validForMs` on the
+   * monotonic clock: unless renewed again by then, every process of the
+   * sandbox is killed, by a watchdog process that does not need the worker
+   * to be scheduled. Too late once the deadline passed: the sandbox is gone,
+   * and its requests fail with `FENCE_LAPSED` (src/sandbox/fence.ts). On a
+   * sandbox created without a fence, starts one.
+   */
+  renewFence(validForMs: number): void;
   /** Kill everything left and remove the workspace. Idempotent. */
   destroy(): Promise<void>;
 }
@@ -63,6 +72,8 @@ export interface SandboxLimits {
   pids: number;
   memoryBytes: number;
   diskBytes: number;
+  /** CPU time as cores (fractional: 1.5 = one and a half); absent = unlimited. Enforced where a cgroup cpu controller is available. */
+  cpus?: number;
 }
 
 export interface SandboxSpec {
@@ -77,6 +88,12 @@ export interface SandboxSpec {
   tools?: readonly { name: string; path: string }[];
   /** Called once when a limit ends the sandbox's processes (the run must end). */
   onLimit: (kind: LimitKind) => void;
+  /**
+   * Fencing: if set, the sandbox kills itself (every process, from a watchdog
+   * outside the worker) unless `Sandbox.renewFence` is called within this
+   * many ms from creation, and then within each renewal's validity.
+   */
+  fenceAfterMs?: number;
 }
 
 export interface SandboxBackend {

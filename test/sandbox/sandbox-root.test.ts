@@ -5,13 +5,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BwrapBackend, bwrapInstalled, SandboxUnavailableError } from '../../src/sandbox/bwrap/bwrap-backend.js';
 
 const INIT = join(import.meta.dirname, '..', '..', 'dist', 'sandbox', 'bwrap', 'sandbox-init.js');
+const WATCHDOG = join(import.meta.dirname, '..', '..', 'dist', 'sandbox', 'watchdog.js');
 
 describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
   let dir = '';
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   const refusal = async (root: string): Promise<string> => {
-    const error = await BwrapBackend.open({ root, initScript: INIT }).then(
+    const error = await BwrapBackend.open({ root, initScript: INIT, watchdogScript: WATCHDOG }).then(
       (backend) => {
         backend.close();
         return null;
@@ -34,6 +35,19 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
     expect(await refusal(open)).toMatch(/writable by group or others/);
   });
 
+  it('refuses a root below a directory the sandbox users cannot search, naming it and the fix', async (ctx) => {
+    if (process.getuid?.() !== 0) {
+      console.log('skipped: without root the sandbox is the worker\'s own uid and searches what it does');
+      ctx.skip();
+    }
+    dir = mkdtempSync(join(tmpdir(), 'oz-root-')); // 0700
+    const message = await refusal(join(dir, 'deeper', 'sandboxes'));
+    expect(message).toContain(`the sandbox root ${join(dir, 'deeper', 'sandboxes')} is below ${dir} (mode 0700), which the sandbox users cannot search: run chmod o+x ${dir}, or set OZ_SANDBOX_ROOT`);
+    chmodSync(dir, 0o711);
+    const backend = await BwrapBackend.open({ root: join(dir, 'deeper', 'sandboxes'), initScript: INIT, watchdogScript: WATCHDOG });
+    backend.close();
+  });
+
   it('binds a tool that lives below a directory the sandbox cannot search (a checkout in a 0700 dir)', async (ctx) => {
     if (process.getuid?.() !== 0) {
       console.log('skipped: without root the sandbox is the worker\'s own uid and reaches what it does');
@@ -44,7 +58,7 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
     const hidden = mkdtempSync(join(tmpdir(), 'oz-hidden-')); // 0700
     try {
       writeFileSync(join(hidden, 'hello'), '#!/bin/sh\necho "hello from a hidden tool"\n', { mode: 0o700 });
-      const backend = await BwrapBackend.open({ root: join(dir, 'sandboxes'), initScript: INIT });
+      const backend = await BwrapBackend.open({ root: join(dir, 'sandboxes'), initScript: INIT, watchdogScript: WATCHDOG });
       try {
         const sandbox = await backend.create({ runId: 'tool', network: 'off', limits: { pids: 64, memoryBytes: 1 << 28, diskBytes: 1 << 24 }, mounts: [], tools: [{ name: 'hello', path: join(hidden, 'hello') }], onLimit: () => {} });
         let out = '';
@@ -62,7 +76,7 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
 
   it('uses a root given as an own 0711 directory and cleans up after itself', async () => {
     dir = mkdtempSync(join(tmpdir(), 'oz-root-'));
-    const backend = await BwrapBackend.open({ root: dir, initScript: INIT });
+    const backend = await BwrapBackend.open({ root: dir, initScript: INIT, watchdogScript: WATCHDOG });
     try {
       const sandbox = await backend.create({ runId: 'root-test', network: 'off', limits: { pids: 64, memoryBytes: 256 * 1024 * 1024, diskBytes: 16 * 1024 * 1024 }, mounts: [], onLimit: () => {} });
       const result = await sandbox.exec(['/bin/sh', '-c', 'touch /workspace/x && echo ok'], { env: { PATH: '/usr/bin:/bin' }, onOutput: () => {} });

@@ -40,6 +40,13 @@ function runDirs(runId: string): string[] {
   });
 }
 
+/** A run directory's workspace: in its own file system (`disk/`) where the worker makes one, else a plain directory. */
+function workspaceOf(runDir: string | undefined): string | null {
+  if (!runDir) return null;
+  for (const path of [join(runDir, 'disk', 'workspace'), join(runDir, 'workspace')]) if (existsSync(path)) return path;
+  return null;
+}
+
 function listen(host: string): Promise<{ server: Server; port: number }> {
   return new Promise((resolve) => {
     const server = createServer((socket) => socket.end('hello from the host\n'));
@@ -311,12 +318,12 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       for (const target of targets) expect(target).toMatch(/^(socket|pipe|anon_inode):|^\/dev\/null$/);
     });
 
-    it("cannot attach to the sandbox's init or reach the host's keyrings: the seccomp filter refuses ptrace, process_vm_readv, keyctl and bpf", async (ctx) => {
+    it("cannot attach to the sandbox's init or reach the host's keyrings: the seccomp filter refuses ptrace, process_vm_readv, keyctl, bpf, io_uring and AF_VSOCK", async (ctx) => {
       jailOnly(backend, ctx);
       const probe = readFileSync(join(PROBES, 'syscalls.py'), 'utf8');
       const { run: result, output } = await run(`python3 - <<'PY'\n${probe}PY\n`);
       expect(result.state, output).toBe('SUCCEEDED');
-      expect(output).toBe(['ptrace', 'process_vm_readv', 'keyctl', 'bpf'].map((call) => `${call}=Operation not permitted\n`).join('') + 'getppid=ok\n');
+      expect(output).toBe(['ptrace', 'process_vm_readv', 'keyctl', 'bpf', 'io_uring_setup', 'vsock'].map((call) => `${call}=Operation not permitted\n`).join('') + 'getppid=ok\nunix_socket=ok\n');
     });
 
     it('runs as a non-root host uid, and another run can neither read its workspace nor see its processes', async (ctx) => {
@@ -327,11 +334,11 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
       expect(uids).toHaveLength(4);
       for (const uid of uids) expect(uid).toBeGreaterThan(0);
-      const workspace = join(await until('run A workspace', () => runDirs(a)[0]), 'workspace');
+      const workspace = await until('run A workspace', () => workspaceOf(runDirs(a)[0]));
       await until('the marker', () => existsSync(join(workspace, 'a-marker.txt')));
       // A second run at the same time: its own host uid, and both workspaces closed to others.
       const c = await start('sleep 3020');
-      const other = join(await until('run C workspace', () => runDirs(c)[0]), 'workspace');
+      const other = await until('run C workspace', () => workspaceOf(runDirs(c)[0]));
       const [mine, theirs] = [statSync(workspace), statSync(other)];
       expect(mine.uid).toBe(uids[0]);
       expect(theirs.uid).toBeGreaterThan(0);

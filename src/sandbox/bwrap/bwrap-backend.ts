@@ -1,16 +1,19 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join, posix } from 'node:path';
+import { delimiter, dirname, join, posix, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
+import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
+import { mountsUnder, pidAlive, reap, removeLeftovers, unmount } from '../reap.js';
 import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
 import { bwrapArgs, groupFile, INIT_NODE, OZ_WRAPPER, passwdFile, SUPPORT_DIR, TOOLS_DIR, type FdMount } from './bwrap-args.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
 import { InitClient } from './init-client.js';
 import { reachablePath } from './reachable.js';
+import { diskMountPoint, ImageDisks, plainDisk, type DiskTools, type RunDisk } from './run-disk.js';
 import { seccompFilter } from './seccomp-filter.js';
 import { SANDBOX_HOSTS, SLIRP_RESOLV_CONF, startSlirp, type SlirpNetwork } from './slirp-network.js';
 
@@ -34,17 +37,51 @@ const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 export class SandboxUnavailableError extends Error {}
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+/** A command's absolute path on `path`, or null. */
+function onPath(command: string, path: string): string | null {
+  for (const dir of path.split(delimiter)) {
+    if (dir && existsSync(join(dir, command))) return resolvePath(dir, command);
+  }
+  return null;
+}
+
+/** The host tools of a launch, resolved once (the chain runs with an empty environment). */
+interface HostTools {
+  bwrap: string;
+  prlimit: string;
+  env: string;
+  setpriv: string | null;
+  unshare: string | null;
+  /** To unmount the runs' file systems (a root worker's). */
+  umount: string;
+  disk: DiskTools | null;
+}
+
+/**
+ * bwrap resolves every bind source as the sandbox's uid, so each directory
+ * above the sandbox root must be searchable by others; one that is not makes
+ * every sandbox fail with an obscure bwrap message. Say which, and the fix.
+ */
+function checkAncestorsSearchable(path: string): void {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    const mode = statSync(dir).mode & 0o777;
+    if ((mode & 0o001) === 0) {
+      throw new SandboxUnavailableError(
+        `the sandbox root ${path} is below ${dir} (mode ${mode.toString(8).padStart(4, '0')}), which the sandbox users cannot search: run chmod o+x ${dir}, or set OZ_SANDBOX_ROOT to a directory whose parents all have o+x`,
+      );
+    }
+    if (dir === dirname(dir)) return;
   }
 }
 
-function onPath(command: string, path: string): boolean {
-  return path.split(delimiter).some((dir) => dir && existsSync(join(dir, command)));
+/** The host uid a crashed worker gave a run (written before anything of the run started), or null. */
+function recordedUid(runDir: string): number | null {
+  try {
+    const uid = Number(readFileSync(join(runDir, 'uid'), 'utf8'));
+    return Number.isInteger(uid) && uid >= UID_BASE ? uid : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -64,15 +101,22 @@ export interface BwrapBackendOptions {
   root?: string;
   /** The built sandbox init (`dist/sandbox/bwrap/sandbox-init.js`). */
   initScript?: string;
-  /** Where bwrap, setpriv, prlimit and slirp4netns are found (the worker's `PATH`). */
+  /** The built fence watchdog (`dist/sandbox/watchdog.js`). */
+  watchdogScript?: string;
+  /** Where bwrap, setpriv, prlimit, mkfs.ext4 and slirp4netns are found (the worker's `PATH`). */
   hostPath?: string;
+  /** Problems the backend recovers from by itself (the watchdog restarted, a leftover it could not remove). */
+  onWarning?: (message: string) => void;
 }
 
 /**
  * The bubblewrap backend (DESIGN.md "Sandboxes"). Run as root, it launches
  * each sandbox as its own unprivileged host uid (a root-launched bwrap maps
- * the sandbox user onto host root), under a cgroup for memory and pids when
- * the host lets it manage one, with RLIMIT_NPROC and RLIMIT_FSIZE always.
+ * the sandbox user onto host root), under a cgroup for memory, pids and CPU
+ * when the host lets it manage one, on a file system of the run's disk limit
+ * where loop devices work, with RLIMIT_NPROC and RLIMIT_FSIZE always, and
+ * watched by a fence watchdog (src/sandbox/watchdog.ts) that kills it when
+ * its lease is not renewed or its worker dies.
  */
 export class BwrapBackend implements SandboxBackend {
   readonly name = 'bwrap';
@@ -83,25 +127,34 @@ export class BwrapBackend implements SandboxBackend {
   private readonly asRoot = process.getuid?.() === 0;
   private readonly stageDir: string;
   private readonly reachable = new Map<string, string>();
+  private readonly warn: (message: string) => void;
+  private watchdog: Watchdog | null = null;
+  private disks: ImageDisks | null = null;
+  /** Why the disk limit is not a file system of its own here (null: it is). */
+  private diskFallback: string | null = 'the worker is not root';
 
   private constructor(
     options: BwrapBackendOptions,
     private readonly cgroups: Cgroups | null,
+    private readonly tools: HostTools,
   ) {
     const base = options.root ?? join(tmpdir(), 'oz-sandboxes');
     this.initScript = options.initScript ?? DEFAULT_INIT_SCRIPT;
     this.hostPath = options.hostPath ?? SYSTEM_PATH;
+    this.warn = options.onWarning ?? (() => {});
     // Traversable, not listable: bwrap resolves its bind sources as the
     // sandbox's uid, so the path to a workspace must be searchable by it.
     mkdirSync(base, { recursive: true, mode: 0o711 });
     checkOwnDirectory(base);
     chmodSync(base, 0o711);
-    // What a crashed worker left (its sandboxes died with it: --die-with-parent).
+    if (this.asRoot) checkAncestorsSearchable(base);
+    // What crashed workers left: processes (a launch killed mid-start can
+    // wait for good), cgroups, mounts, directories.
     for (const name of readdirSync(base)) {
       const pid = /^w(\d+)$/.exec(name)?.[1];
-      if (pid && !alive(Number(pid))) rmSync(join(base, name), { recursive: true, force: true });
+      if (pid && !pidAlive(Number(pid))) this.recover(join(base, name), Number(pid));
     }
-    cgroups?.removeStale(CGROUP_PREFIX, alive);
+    cgroups?.removeStale(CGROUP_PREFIX, pidAlive);
     this.root = join(base, `w${process.pid}`);
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
     checkOwnDirectory(this.root);
@@ -113,6 +166,23 @@ export class BwrapBackend implements SandboxBackend {
     mkdirSync(this.stageDir, { mode: 0o711 });
   }
 
+  /** Kill and remove what the dead worker `pid` left in `dir` (its directory under the root). */
+  private recover(dir: string, pid: number): void {
+    let runs: string[] = [];
+    try {
+      runs = readdirSync(dir).filter((name) => name.startsWith('run-'));
+    } catch {
+      // Gone meanwhile (its watchdog removes it too).
+    }
+    const cgroups = this.cgroups?.find((name) => name.startsWith(`${CGROUP_PREFIX}${pid}-`)) ?? [];
+    const uids = runs.map((run) => recordedUid(join(dir, run))).filter((uid): uid is number => uid !== null);
+    let dead = reap({ cgroups, launchersHolding: dir });
+    for (const uid of uids) dead = reap({ uid }) && dead;
+    if (!dead) this.warn(`processes a crashed worker (pid ${pid}) left would not die`);
+    const failed = removeLeftovers({ cgroups, mounts: mountsUnder(dir), umount: this.tools.umount, dirs: [dir] });
+    if (failed.length > 0) this.warn(`could not remove what a crashed worker (pid ${pid}) left: ${failed.join(', ')}`);
+  }
+
   /**
    * Check the host and start one probe sandbox; throws a
    * {@link SandboxUnavailableError} whose message is the one line to print.
@@ -120,62 +190,132 @@ export class BwrapBackend implements SandboxBackend {
   static async open(options: BwrapBackendOptions = {}): Promise<BwrapBackend> {
     if (process.platform !== 'linux') throw new SandboxUnavailableError('the bwrap backend needs Linux; use --backend direct (no isolation)');
     const path = options.hostPath ?? SYSTEM_PATH;
-    if (!onPath('bwrap', path)) {
+    const bwrap = onPath('bwrap', path);
+    if (!bwrap) {
       throw new SandboxUnavailableError('bubblewrap (bwrap) is not installed: install it (apt-get install bubblewrap) or run with --backend direct (no isolation)');
     }
     const asRoot = process.getuid?.() === 0;
-    for (const tool of asRoot ? ['setpriv', 'prlimit'] : ['prlimit']) {
-      if (!onPath(tool, path)) throw new SandboxUnavailableError(`${tool} is not installed: install util-linux, or run with --backend direct (no isolation)`);
+    const found: Record<string, string> = {};
+    for (const tool of asRoot ? ['setpriv', 'prlimit', 'env', 'umount', 'unshare'] : ['prlimit', 'env']) {
+      const at = onPath(tool, path);
+      if (!at) throw new SandboxUnavailableError(`${tool} is not installed: install ${tool === 'env' ? 'coreutils' : 'util-linux'}, or run with --backend direct (no isolation)`);
+      found[tool] = at;
     }
+    const mkfs = asRoot ? onPath('mkfs.ext4', path) : null;
+    const mount = asRoot ? onPath('mount', path) : null;
+    const tools: HostTools = {
+      bwrap,
+      prlimit: found.prlimit as string,
+      env: found.env as string,
+      setpriv: found.setpriv ?? null,
+      unshare: found.unshare ?? null,
+      umount: found.umount ?? 'umount',
+      disk: mkfs && mount && found.umount ? { mkfs, mount, umount: found.umount } : null,
+    };
     let backend: BwrapBackend;
     try {
-      backend = new BwrapBackend(options, asRoot ? Cgroups.detect() : null);
+      backend = new BwrapBackend(options, asRoot ? Cgroups.detect() : null, tools);
     } catch (error) {
+      if (error instanceof SandboxUnavailableError) throw error;
       throw new SandboxUnavailableError(`the sandbox root cannot be used: ${(error as Error).message}; set OZ_SANDBOX_ROOT to a directory only this user can write`);
     }
     if (!existsSync(backend.initScript)) throw new SandboxUnavailableError(`the sandbox init is missing at ${backend.initScript}: run npm run build`);
+    if (asRoot) {
+      const why = tools.disk ? await ImageDisks.probe(backend.root, tools.disk) : 'mkfs.ext4 or mount is not installed (e2fsprogs, util-linux)';
+      backend.diskFallback = why === null ? null : `no file system per run: ${why}`;
+      if (tools.disk && why === null) backend.disks = new ImageDisks(tools.disk);
+    }
+    try {
+      backend.watchdog = await Watchdog.start({ ...(options.watchdogScript ? { script: options.watchdogScript } : {}), onError: backend.warn });
+    } catch (error) {
+      backend.close();
+      throw new SandboxUnavailableError(`the fence watchdog cannot start (${(error as Error).message}): run npm run build`);
+    }
+    // If this worker dies, its watchdog removes its directory too.
+    backend.watchdog.owns([backend.root]);
     const sandbox = await backend
       .create({ runId: 'probe', network: 'off', limits: { pids: 64, memoryBytes: 256 * 1024 * 1024, diskBytes: 16 * 1024 * 1024 }, mounts: [], onLimit: () => {} })
       .catch((error: Error) => {
+        backend.close();
         throw new SandboxUnavailableError(`bubblewrap cannot start a sandbox here (${error.message}); fix the host or run with --backend direct (no isolation)`);
       });
     const probe = await sandbox.exec(['/bin/sh', '-c', 'test "$(id -u)" = 1000'], { env: { PATH: '/usr/bin:/bin' }, onOutput: () => {} }).finally(() => sandbox.destroy());
-    if (probe.exitCode !== 0) throw new SandboxUnavailableError('bubblewrap started a sandbox, but not as the sandbox user; run with --backend direct (no isolation)');
+    if (probe.exitCode !== 0) {
+      backend.close();
+      throw new SandboxUnavailableError('bubblewrap started a sandbox, but not as the sandbox user; run with --backend direct (no isolation)');
+    }
     return backend;
   }
 
   close(): void {
-    rmSync(this.root, { recursive: true, force: true });
+    this.watchdog?.close();
+    // A sandbox never destroyed may still have its file system mounted: never remove across a mount.
+    for (const point of mountsUnder(this.root)) unmount(point, this.tools.umount);
+    if (mountsUnder(this.root).length === 0) rmSync(this.root, { recursive: true, force: true });
   }
 
   /** How limits are enforced here, for the worker's start-up line. */
   get enforcement(): string {
-    const cgroup = this.cgroups ? `${this.cgroups.description} memory and pids` : 'no cgroups (memory unlimited; pids by RLIMIT_NPROC)';
-    return `${this.asRoot ? 'per-run host uid' : 'the worker uid (not root)'}, ${cgroup}`;
+    const cgroup = this.cgroups
+      ? `${this.cgroups.description} memory, pids${this.cgroups.cpu ? ' and cpu' : ' (cpu not limited: no cpu controller)'}`
+      : 'no cgroups (memory and cpu unlimited; pids by RLIMIT_NPROC)';
+    const disk = this.diskFallback === null ? 'disk: an ext4 file system per run (kernel-enforced)' : `disk: measured every 2 s, not kernel-enforced (${this.diskFallback})`;
+    return `${this.asRoot ? 'per-run host uid' : 'the worker uid (not root)'}, ${cgroup}, ${disk}, fenced by a watchdog`;
   }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
     if (spec.network === 'on' && !this.asRoot) throw new Error('network "on" needs a worker running as root (it makes the namespace slirp4netns attaches to)');
+    const { watchdog } = this;
+    if (!watchdog) throw new Error('the backend is not open');
+    if (spec.fenceAfterMs !== undefined && !(spec.fenceAfterMs >= 0)) throw new Error(`fenceAfterMs: ${spec.fenceAfterMs} is not a duration`);
     const dir = mkdtempSync(join(this.root, `run-${spec.runId}-`));
     const uid = this.asRoot ? UID_BASE + randomInt(UID_SPAN) : (process.getuid?.() ?? 0);
+    const id = dir;
+    const cgroupName = `${CGROUP_PREFIX}${process.pid}-${spec.runId}-${uid}`;
+    const cgroupDirs = this.cgroups?.dirsFor(cgroupName) ?? [];
+    const fence = new SandboxFence(spec.fenceAfterMs, { renew: (deadline) => watchdog.renew(id, deadline) });
+    // Watched before anything exists: what a worker killed mid-start made, its watchdog removes.
+    watchdog.arm(
+      id,
+      { ...(this.asRoot ? { uid } : {}), cgroups: cgroupDirs },
+      { cgroups: cgroupDirs, mounts: this.disks ? [diskMountPoint(dir)] : [], umount: this.tools.umount, dirs: [dir] },
+      fence.at,
+      () => fence.check(),
+    );
     let cgroup: RunCgroup | null = null;
+    let disk: RunDisk | null = null;
     try {
       chmodSync(dir, 0o711);
-      for (const sub of ['workspace', 'tmp']) {
-        mkdirSync(join(dir, sub), { mode: 0o700 });
-        if (this.asRoot) chownSync(join(dir, sub), uid, uid);
-      }
+      // And a successor, if the watchdog died too, kills by this uid.
+      if (this.asRoot) writeFileSync(join(dir, 'uid'), String(uid), { mode: 0o600 });
+      disk = this.disks ? await this.disks.create(dir, uid, spec.limits.diskBytes) : plainDisk(dir, uid, this.asRoot);
       mkdirSync(join(dir, 'etc'), { mode: 0o700 });
       const files: Record<string, string | Buffer> = { passwd: passwdFile(), group: groupFile(), 'resolv.conf': SLIRP_RESOLV_CONF, hosts: SANDBOX_HOSTS, oz: OZ_WRAPPER };
       const filter = seccompFilter();
       if (filter) files.seccomp = filter;
       for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, 'etc', name), content, { mode: 0o600 });
-      if (this.cgroups) cgroup = this.cgroups.create(`${CGROUP_PREFIX}${process.pid}-${spec.runId}-${uid}`, { memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids });
-      const parts: SandboxParts = { dir, uid, spec, cgroup, network: spec.network === 'on', hostPath: this.hostPath, seccomp: filter !== null };
+      if (this.cgroups) {
+        cgroup = this.cgroups.create(cgroupName, {
+          memoryBytes: spec.limits.memoryBytes,
+          pids: spec.limits.pids,
+          ...(spec.limits.cpus === undefined ? {} : { cpus: spec.limits.cpus }),
+        });
+      }
+      const parts: SandboxParts = { id, dir, uid, spec, cgroup, disk, fence, watchdog, network: spec.network === 'on', hostPath: this.hostPath, seccomp: filter !== null };
       return await BwrapSandbox.start(() => this.launch(parts), parts);
     } catch (error) {
+      fence.stop();
+      if (cgroup) reap({ cgroups: cgroup.dirs }, 2000);
       cgroup?.remove();
-      rmSync(dir, { recursive: true, force: true });
+      try {
+        await disk?.remove();
+        rmSync(dir, { recursive: true, force: true });
+        watchdog.disarm(id);
+      } catch (cleanup) {
+        // Left armed without a deadline: the watchdog removes it when this worker exits.
+        watchdog.renew(id, null);
+        this.warn(`could not remove ${dir}: ${(cleanup as Error).message}`);
+      }
       throw error;
     }
   }
@@ -193,7 +333,10 @@ export class BwrapBackend implements SandboxBackend {
 
   /** Start bwrap (and its init) on a prepared run directory; again on a restart. */
   private launch(parts: SandboxParts): ChildProcess {
-    const { dir, uid, spec, cgroup, network } = parts;
+    const { dir, uid, spec, cgroup, network, disk } = parts;
+    const { tools } = this;
+    // Without it bwrap would run in the host's network namespace.
+    if (network && !tools.unshare) throw new Error('network "on" needs unshare (util-linux)');
     const fds: number[] = [];
     const open = (path: string): number => {
       const fd = openSync(path, 'r');
@@ -218,33 +361,40 @@ export class BwrapBackend implements SandboxBackend {
         ...(spec.supportDir && existsSync(SUPPORT_CLIENT_SCRIPT) ? { supportClientFd: place(open(SUPPORT_CLIENT_SCRIPT)), ozWrapperFd: etc('oz') } : {}),
         nodeFd: place(open(this.reach(process.execPath))),
         infoFd: 3,
-        workspaceFd: place(open(join(dir, 'workspace'))),
-        tmpFd: place(open(join(dir, 'tmp'))),
+        workspaceFd: place(open(disk.workspace)),
+        tmpFd: place(open(disk.tmp)),
         readOnly,
       });
       // RLIMIT_NPROC counts the run's host uid: the limit itself without a
       // cgroup, a backstop above it with one (so the cgroup, which reports
       // hitting it, acts first).
       const nproc = this.cgroups ? spec.limits.pids * 2 : spec.limits.pids;
-      const limits = ['prlimit', `--fsize=${spec.limits.diskBytes}`, '--core=0', ...(this.asRoot ? [`--nproc=${nproc}`] : []), '--'];
-      const user = this.asRoot ? ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--'] : [];
-      // The launcher joins the run's cgroup before anything forks, then execs
-      // the chain (same pid): [unshare --net] → prlimit → setpriv → bwrap.
+      const limits = [tools.prlimit, `--fsize=${spec.limits.diskBytes}`, '--core=0', ...(this.asRoot ? [`--nproc=${nproc}`] : []), '--'];
+      const user =
+        this.asRoot && tools.setpriv
+          ? [tools.setpriv, `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--']
+          : [];
+      // The launcher joins the run's cgroups (the files before `--`) before
+      // anything forks, then execs the chain (same pid), by absolute paths
+      // with an empty environment: bwrap, the namespace's pid 1, keeps the
+      // environ it was started with, and the sandbox can read it
+      // (/proc/1/environ): env -i → [unshare --net] → prlimit → setpriv → bwrap.
       const argv = [
         '/bin/sh',
         '-c',
-        'for f in $OZ_CGROUP_PROCS; do echo $$ > "$f" || exit 111; done; exec "$@"',
+        'while [ "$1" != -- ]; do echo $$ > "$1" || exit 111; shift; done; shift; exec "$@"',
         'oz-sandbox',
-        ...(network ? ['unshare', '--net', '--'] : []),
+        ...(cgroup?.procsFiles ?? []),
+        '--',
+        tools.env,
+        '-i',
+        ...(network && tools.unshare ? [tools.unshare, '--net', '--'] : []),
         ...limits,
         ...user,
-        'bwrap',
+        tools.bwrap,
         ...args,
       ];
-      return spawn(argv[0] as string, argv.slice(1), {
-        stdio,
-        env: { PATH: this.hostPath, OZ_CGROUP_PROCS: cgroup?.procsFiles.join(' ') ?? '' },
-      });
+      return spawn(argv[0] as string, argv.slice(1), { stdio, env: {}, cwd: '/' });
     } finally {
       for (const fd of fds) closeSync(fd);
     }
@@ -252,10 +402,15 @@ export class BwrapBackend implements SandboxBackend {
 }
 
 interface SandboxParts {
+  /** The sandbox's name with the watchdog. */
+  id: string;
   dir: string;
   uid: number;
   spec: SandboxSpec;
   cgroup: RunCgroup | null;
+  disk: RunDisk;
+  fence: SandboxFence;
+  watchdog: Watchdog;
   network: boolean;
   hostPath: string;
   seccomp: boolean;
@@ -269,20 +424,27 @@ class Jail {
   slirp: SlirpNetwork | null = null;
   stderr = '';
 
-  constructor(readonly child: ChildProcess) {
+  constructor(
+    readonly child: ChildProcess,
+    private readonly parts: SandboxParts,
+  ) {
+    // The launcher (then bwrap, same pid) is the watchdog's to kill too.
+    parts.watchdog.addProcess(parts.id, child.pid);
     this.init = new InitClient(child.stdin as Writable, child.stdout as Readable, () => this.kill());
     this.exited = new Promise((resolve) => child.once('close', () => resolve()));
     child.stderr?.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-2000)));
     child.once('error', (error) => this.init.close(error));
   }
 
-  async boot(parts: SandboxParts): Promise<void> {
+  async boot(): Promise<void> {
+    const { parts } = this;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('the sandbox did not start in time')), START_TIMEOUT_MS);
     });
     try {
       this.namespacePid = await Promise.race([readInfo(this.child.stdio[3] as Readable), timeout]);
+      parts.watchdog.addProcess(parts.id, this.namespacePid);
       if (parts.network) this.slirp = await startSlirp(this.namespacePid, parts.hostPath);
       await Promise.race([this.init.ready, timeout]);
     } catch (error) {
@@ -304,8 +466,8 @@ class Jail {
     }
   }
 
-  async stop(reason: string): Promise<void> {
-    this.init.close(new Error(reason));
+  async stop(reason: string | Error): Promise<void> {
+    this.init.close(typeof reason === 'string' ? new Error(reason) : reason);
     this.kill();
     this.child.stdin?.end();
     const killed = setTimeout(() => this.child.kill('SIGKILL'), 2000);
@@ -336,12 +498,18 @@ class BwrapSandbox implements Sandbox {
     this.supportSocketPath = parts.spec.supportDir ? `${SUPPORT_DIR}/sock` : null;
     this.supportDirPath = parts.spec.supportDir ? SUPPORT_DIR : null;
     this.toolPaths = Object.fromEntries((parts.spec.tools ?? []).map((tool) => [tool.name, `${TOOLS_DIR}/${tool.name}`]));
+    // At the deadline the worker ends the sandbox itself when it runs (and
+    // the watchdog does, whether it runs or not).
+    parts.fence.onLapse = () => {
+      this.jail.init.close(new FenceLapsedError());
+      this.jail.kill();
+    };
   }
 
   static async start(launch: () => ChildProcess, parts: SandboxParts): Promise<BwrapSandbox> {
-    const sandbox = new BwrapSandbox(new Jail(launch()), launch, parts);
+    const sandbox = new BwrapSandbox(new Jail(launch(), parts), launch, parts);
     try {
-      await sandbox.jail.boot(parts);
+      await sandbox.jail.boot();
     } catch (error) {
       await sandbox.destroy();
       throw error;
@@ -353,11 +521,12 @@ class BwrapSandbox implements Sandbox {
 
   private async check(): Promise<void> {
     if (this.hit) return;
-    const { cgroup, spec, dir } = this.parts;
+    const { cgroup, spec, dir, disk } = this.parts;
     let kind: LimitKind | null = null;
     if (cgroup && cgroup.oomKills() > 0) kind = 'memory';
     else if (cgroup && cgroup.pidsRefused() > 0) kind = 'pids';
-    else if (++this.ticks % 4 === 0 && (await diskUsage(dir, { stopAboveBytes: spec.limits.diskBytes, maxEntries: DEFAULT_MAX_ENTRIES })).truncated) kind = 'disk';
+    // A file system of its own: full is over the limit (statfs, every tick). Else the walk, every 2 s.
+    else if (disk.mountPoint ? disk.full() : ++this.ticks % 4 === 0 && (await diskUsage(dir, { stopAboveBytes: spec.limits.diskBytes, maxEntries: DEFAULT_MAX_ENTRIES })).truncated) kind = 'disk';
     if (kind && !this.hit && !this.destroyed) {
       this.hit = kind;
       this.jail.kill();
@@ -366,28 +535,42 @@ class BwrapSandbox implements Sandbox {
   }
 
   async limitHit(): Promise<LimitKind | null> {
-    const { cgroup } = this.parts;
+    const { cgroup, disk } = this.parts;
     if (!this.hit && cgroup && cgroup.oomKills() > 0) this.hit = 'memory';
     if (!this.hit && cgroup && cgroup.pidsRefused() > 0) this.hit = 'pids';
+    if (!this.hit && !this.destroyed && disk.full()) this.hit = 'disk';
     return this.hit;
+  }
+
+  /** A request's failure, as the fence's when it lapsed (the watchdog's kill looks like a lost sandbox). */
+  private fenced<T>(request: () => Promise<T>): Promise<T> {
+    const { fence } = this.parts;
+    if (fence.lapsed()) return Promise.reject(new FenceLapsedError());
+    return request().catch((error: unknown) => {
+      throw fence.lapsed() ? new FenceLapsedError() : error;
+    });
   }
 
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
     const cwd = options.cwd ? posix.resolve(WORKSPACE, options.cwd) : WORKSPACE;
-    return this.jail.init.exec(argv, cwd, options);
+    return this.fenced(() => this.jail.init.exec(argv, cwd, options));
   }
 
   async writeFile(relativePath: string, content: string): Promise<string> {
     // Through the init, as the sandbox user: the host never writes into a
     // workspace whose symlinks the agent controls.
     const path = posix.resolve(WORKSPACE, relativePath);
-    await this.jail.init.write(path, content, 0o600);
+    await this.fenced(() => this.jail.init.write(path, content, 0o600));
     return path;
   }
 
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
     if (signal === 'SIGKILL') this.jail.kill();
     else this.jail.init.signal(signal);
+  }
+
+  renewFence(validForMs: number): void {
+    this.parts.fence.renew(validForMs);
   }
 
   /**
@@ -397,10 +580,11 @@ class BwrapSandbox implements Sandbox {
    */
   async restart(): Promise<void> {
     if (this.destroyed) throw new Error('the sandbox was destroyed');
+    if (this.parts.fence.lapsed()) throw new FenceLapsedError();
     await this.jail.stop('the sandbox is restarting');
-    this.jail = new Jail(this.launch());
+    this.jail = new Jail(this.launch(), this.parts);
     try {
-      await this.jail.boot(this.parts);
+      await this.jail.boot();
     } catch (error) {
       // The run's sandbox is lost (the run ends ERROR sandbox_lost, retryable).
       throw new Error(`the sandbox is gone: it could not restart (${(error as Error).message})`);
@@ -414,15 +598,24 @@ class BwrapSandbox implements Sandbox {
 
   private async teardown(): Promise<void> {
     if (this.monitor) clearInterval(this.monitor);
+    const { cgroup, dir, disk, fence, watchdog, id } = this.parts;
+    fence.stop();
     await this.jail.stop('the sandbox was destroyed');
-    const { cgroup, dir } = this.parts;
     for (let attempt = 0; cgroup && attempt < 20; attempt++) {
       cgroup.remove();
       if (!existsSync(cgroup.procsFiles[0] as string)) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    // Every process of the sandbox is dead, so nothing can swap the tree under us.
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      // Every process of the sandbox is dead, so nothing can swap the tree under us.
+      await disk.remove();
+      rmSync(dir, { recursive: true, force: true });
+    } catch (error) {
+      // Left for the watchdog, when this worker exits, and for a successor.
+      watchdog.renew(id, null);
+      throw error;
+    }
+    watchdog.disarm(id);
   }
 }
 

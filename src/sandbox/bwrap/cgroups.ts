@@ -1,16 +1,18 @@
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
- * Per-run memory and pids limits through the kernel's cgroups, v1 (one
+ * Per-run memory, pids and CPU limits through the kernel's cgroups, v1 (one
  * hierarchy per controller) or v2 (unified, when the worker's own cgroup
- * delegates `memory` and `pids` to its children). Written by hand: no
- * maintained Node library manages cgroups, and what we need is a handful of
- * file writes.
+ * delegates `memory` and `pids` to its children; `cpu` where it can be
+ * delegated too). Written by hand: no maintained Node library manages
+ * cgroups, and what we need is a handful of file writes.
  */
 export interface RunCgroup {
   /** `cgroup.procs` files a process joins by writing its pid into each. */
   readonly procsFiles: readonly string[];
+  /** The run's cgroup directories, one per hierarchy. */
+  readonly dirs: readonly string[];
   /** Processes the kernel killed for the memory limit so far. */
   oomKills(): number;
   /** Forks refused for the pids limit so far. */
@@ -21,6 +23,8 @@ export interface RunCgroup {
 export interface CgroupLimits {
   memoryBytes: number;
   pids: number;
+  /** Cores (fractional); absent: unlimited. */
+  cpus?: number;
 }
 
 interface Layout {
@@ -28,6 +32,18 @@ interface Layout {
   /** v1: the worker's own cgroup directory per controller; v2: one directory. */
   memory: string;
   pids: string;
+  /** Null: no cpu controller to use (a CPU limit is not enforced). */
+  cpu: string | null;
+}
+
+/** The CFS period a CPU quota is a share of (the kernel's default). */
+const CPU_PERIOD_US = 100_000;
+/** The smallest quota the kernel accepts. */
+const CPU_MIN_QUOTA_US = 1_000;
+
+/** `cpus` cores as a quota of CPU_PERIOD_US. */
+export function cpuQuotaUs(cpus: number): number {
+  return Math.max(CPU_MIN_QUOTA_US, Math.round(cpus * CPU_PERIOD_US));
 }
 
 function readNumberField(file: string, field: string): number {
@@ -100,14 +116,22 @@ function detect(): Layout | null {
   if (memoryMount && pidsMount) {
     const memory = join(memoryMount, own.get('memory') ?? '/');
     const pids = join(pidsMount, own.get('pids') ?? '/');
-    if (writable(memory) && writable(pids)) return { version: 1, memory, pids };
+    const cpuMount = mountMap.get('cpu');
+    const cpuDir = cpuMount ? join(cpuMount, own.get('cpu') ?? '/') : null;
+    const cpu = cpuDir && existsSync(join(cpuDir, 'cpu.cfs_quota_us')) && writable(cpuDir) ? cpuDir : null;
+    if (writable(memory) && writable(pids)) return { version: 1, memory, pids, cpu };
   }
   const unified = mountMap.get('');
   if (unified) {
     const dir = join(unified, own.get('') ?? '/');
     try {
-      const delegated = readFileSync(join(dir, 'cgroup.subtree_control'), 'utf8').split(/\s+/);
-      if (delegated.includes('memory') && delegated.includes('pids') && writable(dir)) return { version: 2, memory: dir, pids: dir };
+      const subtree = join(dir, 'cgroup.subtree_control');
+      const delegated = (): string[] => readFileSync(subtree, 'utf8').split(/\s+/);
+      if (delegated().includes('memory') && delegated().includes('pids') && writable(dir)) {
+        // Like memory and pids, cpu must be enabled for the children; try if it is offered.
+        if (!delegated().includes('cpu') && readFileSync(join(dir, 'cgroup.controllers'), 'utf8').split(/\s+/).includes('cpu')) writeOptional(subtree, '+cpu');
+        return { version: 2, memory: dir, pids: dir, cpu: delegated().includes('cpu') ? dir : null };
+      }
     } catch {
       // Not delegated.
     }
@@ -128,6 +152,29 @@ export class Cgroups {
     return `cgroup v${this.layout.version}`;
   }
 
+  /** Whether a CPU limit can be enforced. */
+  get cpu(): boolean {
+    return this.layout.cpu !== null;
+  }
+
+  /** The cgroup directories (in every hierarchy) whose name passes `test`. */
+  find(test: (name: string) => boolean): string[] {
+    const found: string[] = [];
+    for (const parent of this.parents()) {
+      try {
+        found.push(...readdirSync(parent).filter(test).map((name) => join(parent, name)));
+      } catch {
+        // Not readable.
+      }
+    }
+    return found;
+  }
+
+  private parents(): string[] {
+    const { memory, pids, cpu } = this.layout;
+    return [...new Set([memory, pids, ...(cpu ? [cpu] : [])])];
+  }
+
   /** Remove the empty cgroups named `<prefix><pid>-…` whose worker `pid` is dead (a crashed worker's). */
   removeStale(prefix: string, alive: (pid: number) => boolean): void {
     this.removeWhere((name) => {
@@ -138,7 +185,7 @@ export class Cgroups {
 
   /** Remove the empty cgroups whose name passes `test`. */
   removeWhere(test: (name: string) => boolean): void {
-    for (const parent of new Set([this.layout.memory, this.layout.pids])) {
+    for (const parent of this.parents()) {
       let names: string[] = [];
       try {
         names = readdirSync(parent);
@@ -155,11 +202,18 @@ export class Cgroups {
     }
   }
 
+  /** The directories `create(name)` makes, one per hierarchy (to watch before they exist). */
+  dirsFor(name: string): string[] {
+    const { memory, pids, cpu, version } = this.layout;
+    return version === 1 ? [...new Set([join(memory, name), join(pids, name), ...(cpu ? [join(cpu, name)] : [])])] : [join(memory, name)];
+  }
+
   create(name: string, limits: CgroupLimits): RunCgroup {
     const { layout } = this;
     const memoryDir = join(layout.memory, name);
     const pidsDir = layout.version === 1 ? join(layout.pids, name) : memoryDir;
-    const dirs = [...new Set([memoryDir, pidsDir])];
+    const cpuDir = layout.cpu === null ? null : layout.version === 1 ? join(layout.cpu, name) : memoryDir;
+    const dirs = [...new Set([memoryDir, pidsDir, ...(cpuDir ? [cpuDir] : [])])];
     const remove = (which = dirs): void => {
       for (const dir of which) {
         try {
@@ -182,10 +236,15 @@ export class Cgroups {
         writeFileSync(join(memoryDir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
         writeOptional(join(memoryDir, 'memory.memsw.limit_in_bytes'), String(limits.memoryBytes));
         writeFileSync(join(pidsDir, 'pids.max'), String(limits.pids));
+        if (cpuDir && limits.cpus !== undefined) {
+          writeFileSync(join(cpuDir, 'cpu.cfs_period_us'), String(CPU_PERIOD_US));
+          writeFileSync(join(cpuDir, 'cpu.cfs_quota_us'), String(cpuQuotaUs(limits.cpus)));
+        }
       } else {
         writeFileSync(join(memoryDir, 'memory.max'), String(limits.memoryBytes));
         writeOptional(join(memoryDir, 'memory.swap.max'), '0');
         writeFileSync(join(memoryDir, 'pids.max'), String(limits.pids));
+        if (cpuDir && limits.cpus !== undefined) writeFileSync(join(cpuDir, 'cpu.max'), `${cpuQuotaUs(limits.cpus)} ${CPU_PERIOD_US}`);
       }
     } catch (error) {
       remove(made); // No half-made cgroup left behind.
@@ -193,6 +252,7 @@ export class Cgroups {
     }
     return {
       procsFiles: dirs.map((dir) => join(dir, 'cgroup.procs')),
+      dirs,
       oomKills: () => (layout.version === 1 ? readNumberField(join(memoryDir, 'memory.oom_control'), 'oom_kill') : readNumberField(join(memoryDir, 'memory.events'), 'oom_kill')),
       pidsRefused: () => readNumberField(join(pidsDir, 'pids.events'), 'max'),
       remove: () => remove(),

@@ -2,25 +2,57 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
+import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
 import type { ExecOptions, ExecResult, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
+
+export interface DirectBackendOptions {
+  /** The built fence watchdog (`dist/sandbox/watchdog.js`). */
+  watchdogScript?: string;
+  onWarning?: (message: string) => void;
+}
 
 /**
  * No isolation: processes run as the worker's user in a temporary workspace.
  * Opt-in only (the worker prints a loud warning). Each exec gets its own
  * process group (`detached`), so a signal reaches its children too — but a
  * process that starts its own session escapes, which only a real sandbox
- * (bubblewrap's pid namespace) prevents.
+ * (bubblewrap's pid namespace) prevents. The fence watchdog kills the execs'
+ * process groups at a lapsed fence or when the worker dies.
  */
 export class DirectBackend implements SandboxBackend {
   readonly name = 'direct';
   readonly isolates = false;
+  private watchdog: Promise<Watchdog | null> | null = null;
 
-  constructor(private readonly root: string = tmpdir()) {}
+  constructor(
+    private readonly root: string = tmpdir(),
+    private readonly options: DirectBackendOptions = {},
+  ) {}
+
+  /** Started at the first sandbox; null (and a warning) if it cannot start. */
+  private startWatchdog(): Promise<Watchdog | null> {
+    const { watchdogScript, onWarning } = this.options;
+    this.watchdog ??= Watchdog.start({ ...(watchdogScript ? { script: watchdogScript } : {}), ...(onWarning ? { onError: onWarning } : {}) }).catch((error: Error) => {
+      onWarning?.(`the fence watchdog cannot start: ${error.message}`);
+      this.watchdog = null; // try again at the next sandbox
+      return null;
+    });
+    return this.watchdog;
+  }
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
+    if (spec.fenceAfterMs !== undefined && !(spec.fenceAfterMs >= 0)) throw new Error(`fenceAfterMs: ${spec.fenceAfterMs} is not a duration`);
+    const watchdog = await this.startWatchdog();
+    if (!watchdog && spec.fenceAfterMs !== undefined) throw new Error('the fence watchdog is not running: a fenced sandbox cannot start');
     const dir = mkdtempSync(join(this.root, `oz-run-${spec.runId.slice(0, 8)}-`));
     const tools = Object.fromEntries((spec.tools ?? []).map((tool) => [tool.name, tool.path]));
-    return new DirectSandbox(dir, spec.mounts, spec.supportDir ?? null, tools);
+    const fence = new SandboxFence(spec.fenceAfterMs, watchdog ? { renew: (deadline) => watchdog.renew(dir, deadline) } : null);
+    watchdog?.arm(dir, { groups: [] }, { dirs: [dir] }, fence.at, () => fence.check());
+    return new DirectSandbox(dir, spec.mounts, spec.supportDir ?? null, tools, fence, watchdog);
+  }
+
+  close(): void {
+    void this.watchdog?.then((watchdog) => watchdog?.close());
   }
 }
 
@@ -34,8 +66,15 @@ class DirectSandbox implements Sandbox {
     readonly mountPaths: readonly string[],
     readonly supportDirPath: string | null,
     readonly toolPaths: Readonly<Record<string, string>>,
+    private readonly fence: SandboxFence,
+    private readonly watchdog: Watchdog | null,
   ) {
     this.supportSocketPath = supportDirPath ? join(supportDirPath, 'sock') : null;
+    fence.onLapse = () => this.signal('SIGKILL');
+  }
+
+  renewFence(validForMs: number): void {
+    this.fence.renew(validForMs);
   }
 
   readonly supportSocketPath: string | null;
@@ -47,6 +86,7 @@ class DirectSandbox implements Sandbox {
   }
 
   async writeFile(relativePath: string, content: string): Promise<string> {
+    if (this.fence.lapsed()) throw new FenceLapsedError();
     const path = join(this.workspacePath, relativePath);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, content, { mode: 0o600 });
@@ -55,6 +95,7 @@ class DirectSandbox implements Sandbox {
 
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
     if (this.destroyed) return Promise.reject(new Error('sandbox destroyed'));
+    if (this.fence.lapsed()) return Promise.reject(new FenceLapsedError());
     const [command, ...args] = argv;
     if (!command) return Promise.reject(new Error('exec: empty argv'));
     return new Promise((resolve, reject) => {
@@ -65,6 +106,8 @@ class DirectSandbox implements Sandbox {
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       this.groups.add(child);
+      // Detached: its own process group, which the watchdog kills at a lapsed fence or the worker's death.
+      this.watchdog?.addGroup(this.workspacePath, child.pid);
       let timedOut = false;
       const timer = options.timeoutMs
         ? setTimeout(() => {
@@ -90,7 +133,8 @@ class DirectSandbox implements Sandbox {
         if (done) return;
         done = true;
         if (timer) clearTimeout(timer);
-        resolve({ exitCode: code, signal, timedOut });
+        if (this.fence.lapsed()) reject(new FenceLapsedError());
+        else resolve({ exitCode: code, signal, timedOut });
       };
       child.on('close', finish);
       // A background process may hold the output open for good: the exec is
@@ -117,6 +161,7 @@ class DirectSandbox implements Sandbox {
   }
 
   async restart(): Promise<void> {
+    if (this.fence.lapsed()) throw new FenceLapsedError();
     this.signal('SIGKILL');
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -124,8 +169,10 @@ class DirectSandbox implements Sandbox {
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.fence.stop();
     this.signal('SIGKILL');
     this.groups.clear();
     rmSync(this.workspacePath, { recursive: true, force: true });
+    this.watchdog?.disarm(this.workspacePath);
   }
 }
