@@ -1,3 +1,4 @@
+import { RunFailure } from '../core/run-failure.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -9,11 +10,12 @@ import type { WatchdogEvent, WatchdogRequest } from './watchdog-protocol.js';
 export const DEFAULT_WATCHDOG_SCRIPT = fileURLToPath(new URL('./watchdog.js', import.meta.url));
 
 /** What a lapsed fence makes of every request to its sandbox. */
-export const FENCE_LAPSED = 'the sandbox is gone: its fence lapsed (not renewed in time)';
+export const FENCE_LAPSED = 'its fence lapsed (not renewed in time)';
 
-export class FenceLapsedError extends Error {
+/** A request to a sandbox whose fence lapsed: the sandbox is gone (the run's lease, too, most likely). */
+export class FenceLapsedError extends RunFailure {
   constructor() {
-    super(FENCE_LAPSED);
+    super({ state: 'ERROR', code: 'resource_unavailable', reason: 'sandbox_lost', message: `The sandbox ended unexpectedly: ${FENCE_LAPSED}`, retryable: true });
   }
 }
 

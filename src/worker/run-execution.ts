@@ -102,7 +102,9 @@ export class RunExecution {
       {
         onCancel: () => this.cancel({ message: 'Cancelled by request.', reason: 'cancelled_by_user' }),
         onFenced: () => this.stop({ kind: 'fenced' }),
-        onRenewed: () => {},
+        // The sandbox's own dead-man's switch: it ends itself when the lease
+        // lapses, whether or not this process is scheduled then.
+        onRenewed: (validForMs) => this.sandbox?.renewFence(Math.max(0, Math.floor(validForMs))),
       },
       deps.logger,
     );
@@ -137,15 +139,22 @@ export class RunExecution {
     return 'error' in this.run.secrets ? null : this.run.secrets;
   }
 
-  /** The run's limits: the environment's, else this worker's defaults. */
+  /**
+   * The run's limits: as the server resolved them (the environment's, else
+   * the deployment's defaults, capped by the operator's and the team's
+   * ceilings); from a server that sends none, the environment's, else this
+   * worker's defaults.
+   */
   private runLimits(): RunLimits {
-    const own = this.run.environment?.limits ?? {};
     const fallback = this.deps.sandboxDefaults;
+    const own = this.run.limits ?? this.run.environment?.limits ?? {};
+    const cpus = own.cpus ?? fallback.cpus;
     return {
       pids: own.pids ?? fallback.pids,
       memoryBytes: own.memoryBytes ?? fallback.memoryBytes,
       diskBytes: own.diskBytes ?? fallback.diskBytes,
       outputBytes: own.outputBytes ?? fallback.outputBytes,
+      ...(cpus !== undefined ? { cpus } : {}),
     };
   }
 
@@ -170,6 +179,9 @@ export class RunExecution {
       await this.teardown();
       const outcome = decideOutcome(this.stopReason, error, result);
       if (outcome?.message?.reason === 'worker_error') this.deps.logger.error({ err: error, runId: run.run_id }, 'run failed on the platform side');
+      // The keeper goes first: its control long-poll would read the finish's
+      // own 409 as a lost lease. The lease has at least its margin left.
+      await this.lease.stop();
       if (outcome) await this.finish(outcome);
     } finally {
       this.uploader.stop();
@@ -183,6 +195,8 @@ export class RunExecution {
     if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
     const harness = this.preflight();
     const mounts = await this.fetchRepositories();
+    // A worker that was frozen (or slow) past its lease starts nothing more.
+    if (this.lease.validForMs <= 0) this.stop({ kind: 'fenced' });
     if (this.stopReason) return null;
     this.sockets = await this.startSockets(harness);
     this.sandbox = await this.startSandbox(mounts);
@@ -276,6 +290,8 @@ export class RunExecution {
         mounts,
         supportDir: this.sockets?.dir as string,
         tools: this.deps.tools,
+        // Until the next renewal: the sandbox ends itself before the lease could lapse.
+        fenceAfterMs: Math.max(0, Math.floor(this.lease.validForMs)),
         onLimit: (kind) => this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes }),
       });
     } catch (error) {

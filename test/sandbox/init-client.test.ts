@@ -43,9 +43,10 @@ describe('the init client treats every reply as hostile', () => {
     const { init, replies, exec, violations } = client();
     const { result } = exec();
     replies.write(`${line}\n`);
-    await expect(result).rejects.toThrow(/the sandbox is gone: its init broke the protocol/);
+    // A typed failure the worker maps to ERROR sandbox_lost, never a message to match.
+    await expect(result).rejects.toMatchObject({ name: 'RunFailure', state: 'ERROR', reason: 'sandbox_lost', message: expect.stringContaining('its init broke the protocol') });
     expect(violations).toHaveLength(1);
-    await expect(init.write('/workspace/x', 'y', 0o600)).rejects.toThrow(/sandbox is gone/);
+    await expect(init.write('/workspace/x', 'y', 0o600)).rejects.toMatchObject({ reason: 'sandbox_lost' });
   });
 
   it('a line that never ends is cut off at the limit, without buffering it whole', async () => {

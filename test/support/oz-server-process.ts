@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { registerProcess } from './process-registry.js';
 import { Cgroups } from '../../src/sandbox/bwrap/cgroups.js';
+import { mountsUnder, unmount } from '../../src/sandbox/reap.js';
 import type { StoreSpec } from './store-factories.js';
 
 /** The real `oz` executable (npm test builds dist/ before the tests run). */
@@ -87,7 +88,20 @@ function alive(pid: number): boolean {
  */
 export function cleanUpAfterWorker(pid: number): void {
   if (alive(pid)) return;
-  rmSync(join(tmpdir(), 'oz-sandboxes', `w${pid}`), { recursive: true, force: true });
+  // The worker's fence watchdog removes the same things when it sees the
+  // worker die: this is the backstop. Per-run disks are unmounted first (a
+  // removal must never descend into a mounted file system), and a race with
+  // the watchdog is not an error.
+  const dir = join(tmpdir(), 'oz-sandboxes', `w${pid}`);
+  for (let attempt = 0; attempt < 50; attempt++) {
+    try {
+      for (const point of mountsUnder(dir)) unmount(point, 'umount');
+      rmSync(dir, { recursive: true, force: true });
+      break;
+    } catch {
+      spawnSync('sleep', ['0.1']);
+    }
+  }
   Cgroups.detect()?.removeWhere((name) => name.startsWith(`oz-w${pid}-`));
 }
 

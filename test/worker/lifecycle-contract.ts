@@ -156,6 +156,27 @@ export function describeLifecycleContract(backend: Backend, pgUrl?: string): voi
       expect(leased.runs).toEqual([]);
     });
 
+    it("a worker frozen past its lease: its sandbox ends itself while the worker is still frozen", async () => {
+      const marker = `40.${randomBytes(3).readUIntBE(0, 3)}`;
+      markers.push(`sleep ${marker}`);
+      const w = await worker();
+      const runId = await create(`sleep ${marker}`);
+      await until('the run to start', async () => (await run(runId)).state === 'INPROGRESS');
+      await until('its process', () => pidsWith(`sleep ${marker}`).length > 0);
+      w.signal('SIGSTOP');
+      try {
+        // The fence watchdog, not the (frozen) worker, ends the sandbox; then the sweeper resolves the run.
+        await until('the sandbox to end itself', () => pidsWith(`sleep ${marker}`).length === 0, 30_000);
+        const errored = await until('ERROR', async () => {
+          const r = await run(runId);
+          return r.state === 'ERROR' ? r : null;
+        });
+        expect(errored.statusMessage).toMatchObject({ reason: 'worker_lost' });
+      } finally {
+        w.signal('SIGCONT');
+      }
+    });
+
     it("a SIGSTOPped worker's late writes are refused once its lease expired", async () => {
       const w = await worker();
       const runId = await create('sleep 2; echo late');

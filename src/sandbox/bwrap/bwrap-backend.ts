@@ -1,3 +1,4 @@
+import { RunFailure } from '../../core/run-failure.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -467,7 +468,7 @@ class Jail {
   }
 
   async stop(reason: string | Error): Promise<void> {
-    this.init.close(typeof reason === 'string' ? new Error(reason) : reason);
+    this.init.close(typeof reason === 'string' ? RunFailure.sandboxLost(reason) : reason);
     this.kill();
     this.child.stdin?.end();
     const killed = setTimeout(() => this.child.kill('SIGKILL'), 2000);
@@ -587,7 +588,7 @@ class BwrapSandbox implements Sandbox {
       await this.jail.boot();
     } catch (error) {
       // The run's sandbox is lost (the run ends ERROR sandbox_lost, retryable).
-      throw new Error(`the sandbox is gone: it could not restart (${(error as Error).message})`);
+      throw RunFailure.sandboxLost(`it could not restart (${(error as Error).message})`, error);
     }
   }
 

@@ -1,3 +1,4 @@
+import { RunFailure } from '../../core/run-failure.js';
 import type { Readable, Writable } from 'node:stream';
 import type { ExecOptions, ExecResult } from '../sandbox-backend.js';
 import type { InitRequest } from './init-protocol.js';
@@ -50,7 +51,7 @@ export class InitClient {
     input.on('error', () => {});
     output.on('data', (chunk: Buffer) => this.receive(chunk));
     output.on('error', () => {});
-    output.on('close', () => this.close(new Error('the sandbox is gone')));
+    output.on('close', () => this.close(RunFailure.sandboxLost('its init exited')));
   }
 
   /** Split into lines by hand: readline would buffer an endless line whole. */
@@ -99,7 +100,7 @@ export class InitClient {
   }
 
   private violation(reason: string): void {
-    this.close(new Error(`the sandbox is gone: its init broke the protocol (${reason})`));
+    this.close(RunFailure.sandboxLost(`its init broke the protocol (${reason})`));
     this.onViolation(reason);
   }
 
