@@ -89,7 +89,7 @@ export const MODEL_ID_PATTERN = /^(anthropic|openai|openai-compatible)\/[A-Za-z0
 type Env = Record<string, string | undefined>;
 
 /**
- * Where the built-in agent's model providers are (DESIGN.md "Harnesses and
+ * Where the built-in agent's model providers are (docs/design.md "Harnesses and
  * models"). A run's typed secrets (`ANTHROPIC_API_KEY`, `OPENAI_API_KEY`)
  * take precedence over these keys.
  */

@@ -1,4 +1,4 @@
-/** A reusable definition of where runs execute (DESIGN.md "Concepts"). */
+/** A reusable definition of where runs execute (docs/design.md "Concepts"). */
 
 export const NETWORK_POLICIES = ['off', 'on'] as const;
 export type NetworkPolicy = (typeof NETWORK_POLICIES)[number];

@@ -1,5 +1,5 @@
 /**
- * Errors by who is at fault (DESIGN.md "Errors"). Every error the platform
+ * Errors by who is at fault (docs/design.md "Errors"). Every error the platform
  * raises on purpose is an {@link OzError}: a `code` from the Oz API's
  * `PlatformErrorCode` catalog, an HTTP `status`, a `retryable` flag and an
  * optional `reason` that carries precision the catalog lacks

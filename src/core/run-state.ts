@@ -1,5 +1,5 @@
 /**
- * The run state machine (DESIGN.md "Run lifecycle").
+ * The run state machine (docs/design.md "Run lifecycle").
  *
  *   (new) ─▶ QUEUED ─admit─▶ PENDING ─claim─▶ CLAIMED ─start─▶ INPROGRESS ◀─▶ BLOCKED
  *                │               ▲               │                  │             │

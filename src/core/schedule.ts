@@ -4,7 +4,7 @@ import type { Scope } from './environment.js';
 export const OVERLAP_POLICIES = ['allow', 'skip', 'queue', 'cancel_previous'] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
 
-/** A cron expression plus a run template (DESIGN.md "Concepts"). */
+/** A cron expression plus a run template (docs/design.md "Concepts"). */
 export interface Schedule {
   id: string;
   teamId: string;

@@ -1,6 +1,6 @@
 import type { Scope } from './environment.js';
 
-/** What a secret is for; typed secrets reach runs as their well-known variable (DESIGN.md "Secrets" 3). */
+/** What a secret is for; typed secrets reach runs as their well-known variable (docs/design.md "Secrets" 3). */
 export const SECRET_TYPES = ['raw-value', 'anthropic-api-key', 'openai-api-key', 'github-token'] as const;
 export type SecretType = (typeof SECRET_TYPES)[number];
 

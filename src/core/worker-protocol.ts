@@ -3,7 +3,7 @@ import type { RunEventType } from './run-event.js';
 import type { HarnessConfig, RunStatusMessage, RunUsage } from './run.js';
 
 /**
- * The worker protocol (DESIGN.md "Architecture"): the only way a worker talks
+ * The worker protocol (docs/design.md "Architecture"): the only way a worker talks
  * to the platform, over HTTP with a worker token, under `/api/v1/worker`.
  * Workers never touch the database.
  *
@@ -52,7 +52,7 @@ export interface ClaimedRun {
   /** The schedule that made the run (`OZ_SCHEDULE_ID` inside it), else null. */
   schedule_id: string | null;
   /**
-   * The run's secrets, resolved by the server at claim (DESIGN.md "Secrets"):
+   * The run's secrets, resolved by the server at claim (docs/design.md "Secrets"):
    * variables for every process, variables for setup commands only, and
    * allowlisted names that matched no secret; or why the run cannot have them.
    */

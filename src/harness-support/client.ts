@@ -1,6 +1,6 @@
 /**
  * `oz harness-support`: how an agent inside a sandbox reports to its run
- * (DESIGN.md "Sandboxes": a per-run unix socket bound into the sandbox,
+ * (docs/design.md "Sandboxes": a per-run unix socket bound into the sandbox,
  * authenticated by a run-scoped token), so it works with network off.
  *
  * This file is copied into every bwrap sandbox on its own and run by the

@@ -1,7 +1,7 @@
 import type { NetworkPolicy } from '../core/environment.js';
 
 /**
- * Where a run's processes execute (DESIGN.md "Sandboxes"). One sandbox per
+ * Where a run's processes execute (docs/design.md "Sandboxes"). One sandbox per
  * run, alive for the whole run; `exec` starts a process in it; `signal`
  * reaches every process the sandbox started; `destroy` kills what is left and
  * removes the workspace. Backends differ in capability flags, never in the

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 
 /**
- * Envelope encryption of secret values (DESIGN.md "Secrets"): a fresh data key
+ * Envelope encryption of secret values (docs/design.md "Secrets"): a fresh data key
  * per value (AES-256-GCM), wrapped by the master key. Associated data binds
  * both to the secret's owner and name, so a ciphertext copied onto another row
  * fails to open. Node's crypto does this well; no library is needed.

@@ -2,7 +2,7 @@ import { SECRET_MIN_LENGTH } from '../core/secret.js';
 
 export const MASK = '***';
 
-/** The forms a value is likely to be printed in (DESIGN.md "Secrets"). */
+/** The forms a value is likely to be printed in (docs/design.md "Secrets"). */
 function forms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
   const base64 = bytes.toString('base64');

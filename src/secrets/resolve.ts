@@ -34,7 +34,7 @@ export type Resolution =
   | { ok: false; message: string; reason: string };
 
 /**
- * The five rules of DESIGN.md "Secrets", at run start on the server:
+ * The five rules of docs/design.md "Secrets", at run start on the server:
  * 1. the pool is the team's secrets plus the creator's personal ones (not for
  *    scheduled runs, nor on an environment someone else changed last), a
  *    personal secret shadowing a team one of its name;

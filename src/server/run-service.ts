@@ -147,7 +147,7 @@ export class RunService {
   }
 
   /**
-   * Cancel (DESIGN.md "Run lifecycle"): a waiting run (QUEUED, PENDING, or
+   * Cancel (docs/design.md "Run lifecycle"): a waiting run (QUEUED, PENDING, or
    * BLOCKED without a live lease) is CANCELLED here and now; a run a worker
    * holds gets `cancel_requested_at`, and the worker stops it and writes
    * CANCELLED. A terminal run is a 400. Races with a claim are retried.

@@ -74,7 +74,7 @@ const DROP = new Set([
 ]);
 
 /**
- * The per-run model proxy of DESIGN.md "Sandboxes": agent CLIs in the
+ * The per-run model proxy of docs/design.md "Sandboxes": agent CLIs in the
  * sandbox call it (through the in-sandbox bridge) with the run's token as
  * their "API key"; it checks the token, puts the real key in its place and
  * forwards to the provider, streaming the answer back. The real key never

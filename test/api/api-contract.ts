@@ -89,7 +89,7 @@ function bodyOf<T>(res: ApiResult): T {
 }
 
 /**
- * Asserts a problem+json reply (DESIGN.md "Errors") and returns it. With
+ * Asserts a problem+json reply (docs/design.md "Errors") and returns it. With
  * `field`, the reply must name that field both in `reason` and in `detail`.
  */
 function expectProblem(res: ApiResult, status: number, errorCode: string, field?: string): Problem {

@@ -28,7 +28,7 @@ describe('envelope encryption', () => {
   });
 });
 
-describe('secret resolution (DESIGN.md "Secrets")', () => {
+describe('secret resolution (docs/design.md "Secrets")', () => {
   const secret = (name: string, extra: Partial<SealedSecret> = {}): SealedSecret => ({
     id: name,
     teamId: 't',

@@ -80,7 +80,7 @@ async function startBridge(input: HarnessInput, socketPath: string): Promise<num
 }
 
 /**
- * Run an agent CLI headlessly in the sandbox (DESIGN.md "Harnesses and
+ * Run an agent CLI headlessly in the sandbox (docs/design.md "Harnesses and
  * models"): the prompt on stdin, JSON lines out, each mapped into the
  * conversation; its model traffic goes to the per-run model proxy through the
  * bridge, authenticated by the run's token, so the provider key stays with

@@ -21,7 +21,7 @@ type Overrun = 'tokens' | 'time';
 
 /**
  * The built-in `oz` harness: a tool-calling loop on the Vercel AI SDK in the
- * worker, its tools executing in the run's sandbox (DESIGN.md "Harnesses and
+ * worker, its tools executing in the run's sandbox (docs/design.md "Harnesses and
  * models"). Each step's text, tool calls and tool results are reported as
  * conversation events in order, with the usage so far. It ends when the model
  * calls `finish` (or answers without a tool call), or when a budget (steps,

@@ -84,7 +84,7 @@ function count(haystack: string, needle: string): number {
 
 const path = z.string().min(1).max(4096).describe('A path, relative to /workspace or absolute');
 
-/** The built-in agent's tools (DESIGN.md "Harnesses and models"); each runs inside the run's sandbox. */
+/** The built-in agent's tools (docs/design.md "Harnesses"); each runs inside the run's sandbox. */
 export function agentTools(ctx: ToolContext) {
   return {
     bash: tool({

@@ -6,7 +6,7 @@ export const SANDBOX_UID = 1000;
 /** Top-level system paths: merged-/usr links are recreated, real directories bound read-only. */
 const SYSTEM_ROOTS = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];
 
-/** The /etc a sandbox needs (DESIGN.md "Sandboxes"): certificates, time zone, the linker's cache. */
+/** The /etc a sandbox needs (docs/design.md "Sandboxes"): certificates, time zone, the linker's cache. */
 const ETC_ALWAYS = [
   'alternatives',
   'ssl',
@@ -79,7 +79,7 @@ function systemRootArgs(): string[] {
 }
 
 /**
- * The bwrap command line of DESIGN.md's profile: every namespace of its own
+ * The bwrap command line of docs/design.md's profile: every namespace of its own
  * (the network one only when the policy is off: with network, the launcher
  * made one for slirp4netns), no capabilities, no nested user namespaces, a new
  * session, dies with the worker; read-only system, fresh /proc and /dev,

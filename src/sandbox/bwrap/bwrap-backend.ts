@@ -111,7 +111,7 @@ export interface BwrapBackendOptions {
 }
 
 /**
- * The bubblewrap backend (DESIGN.md "Sandboxes"). Run as root, it launches
+ * The bubblewrap backend (docs/design.md "Sandboxes"). Run as root, it launches
  * each sandbox as its own unprivileged host uid (a root-launched bwrap maps
  * the sandbox user onto host root), under a cgroup for memory, pids and CPU
  * when the host lets it manage one, on a file system of the run's disk limit

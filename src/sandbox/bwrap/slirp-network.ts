@@ -10,7 +10,7 @@ export interface SlirpNetwork {
 }
 
 /**
- * Outbound network for one sandbox (DESIGN.md "Sandboxes", network `on`):
+ * Outbound network for one sandbox (docs/design.md "Sandboxes", network `on`):
  * slirp4netns attached to the net namespace the launcher unshared, with host
  * loopback disabled so the host's 127.0.0.1 services stay out of reach. It
  * exits when its exit pipe closes, that is when the worker stops it or dies.

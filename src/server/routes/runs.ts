@@ -13,7 +13,7 @@ import { listRunsQuerySchema, runAgentRequestSchema, type ListRunsQueryParams } 
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-/** The CLI says who it is (DESIGN.md "API shapes": source CLI vs API). */
+/** The CLI says who it is (docs/api.md: source CLI vs API). */
 function sourceOf(request: FastifyRequest): RunSource {
   return request.headers['x-oz-client'] === 'cli' ? 'CLI' : 'API';
 }

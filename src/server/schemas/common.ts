@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-/** Env var names a user may set (DESIGN.md "Secrets" 4 lists the reserved ones). */
+/** Env var names a user may set (docs/design.md "Secrets" 4 lists the reserved ones). */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const RESERVED_EXACT = new Set(['PATH', 'HOME', 'USER', 'SHELL', 'BASH_ENV', 'ENV', 'NODE_OPTIONS']);
 

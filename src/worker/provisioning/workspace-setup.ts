@@ -52,7 +52,7 @@ function reasonOf(command: string, redactor: Redactor): string {
 }
 
 /**
- * Provisioning inside the sandbox (DESIGN.md "Git"): each repository is cloned
+ * Provisioning inside the sandbox (docs/design.md "Git and results"): each repository is cloned
  * from its read-only mirror at `sandbox.mountPaths[i]` (no second network
  * fetch), its branch checked out and `origin` pointed back at the real URL;
  * then the setup commands run in order in `/workspace`, their output

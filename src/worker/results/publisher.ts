@@ -67,7 +67,7 @@ export function readBundleHeader(head: Buffer, ref: string): { tip: string; pack
 }
 
 /**
- * The sandbox's half (DESIGN.md "Git"): commit whatever changed, point
+ * The sandbox's half (docs/design.md "Git and results"): commit whatever changed, point
  * `refs/heads/<branch>` at it and write a bundle of what is new since the
  * base to stdout. Runs as the sandbox user, on the agent's own `.git`; exit 3
  * when there is nothing new. Arguments: dir, author name, email, message, branch, base.
