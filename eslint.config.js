@@ -28,7 +28,7 @@ export default tseslint.config(
   },
   {
     // The harness-support client runs alone inside sandboxes (no config module there).
-    files: ['src/core/config.ts', 'src/harness-support/client.ts', 'test/**', 'bench/**', 'vitest.config.ts', '.ci/**'],
+    files: ['src/core/config.ts', 'src/harness-support/client.ts', 'scripts/**', 'test/**', 'bench/**', 'vitest.config.ts', '.ci/**'],
     rules: { 'no-restricted-syntax': 'off' },
   },
   // Layers (docs/design.md "Layers"): dependencies point one way.
@@ -48,7 +48,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/**/*.js'],
+    files: ['bin/**/*.js', 'scripts/**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
 );

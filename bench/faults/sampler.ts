@@ -38,11 +38,12 @@ interface Owner {
   workerPid: number | null;
 }
 
+/** The process's real uid; null for a zombie (dead, only waiting for its parent — a frozen worker — to reap it) or a vanished one. */
 function realUid(pid: string): number | null {
   try {
-    const line = readFileSync(`/proc/${pid}/status`, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('Uid:'));
+    const lines = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n');
+    if (/^State:\s+Z/.test(lines.find((l) => l.startsWith('State:')) ?? '')) return null;
+    const line = lines.find((l) => l.startsWith('Uid:'));
     return line ? Number(line.split(/\s+/)[1]) : null;
   } catch {
     return null;

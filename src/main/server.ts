@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { createLogger } from './logger.js';
 import { systemClock } from '../core/clock.js';
 import { loadConfig, type ConfigOverrides } from '../core/config.js';
 import { randomToken } from '../core/ids.js';
@@ -28,7 +28,7 @@ export interface ServerOptions extends ConfigOverrides {
  */
 export async function runServer(options: ServerOptions): Promise<void> {
   const config = loadConfig(options);
-  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization'] }, pino.destination(2));
+  const logger = createLogger(config.logLevel);
   guardProcess(logger);
   // The embedded worker's sandbox backend first: a host that cannot run it
   // stops the server before anything is opened or bound.

@@ -1,4 +1,5 @@
-import { pino } from 'pino';
+import { createLogger } from './logger.js';
+import { guardProcess } from './process-guard.js';
 import { TOKEN_FLAG_WARNING, resolveWorkerToken } from '../cli/worker-token.js';
 import { loadConfig, workerTokenFromEnv } from '../core/config.js';
 import { OzError } from '../core/errors.js';
@@ -44,7 +45,8 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   if (url.protocol === 'http:' && !isLoopback(url.hostname) && !options.allowInsecureHttp) {
     throw new OzError('invalid_request', `--server: ${options.server} is plain HTTP to another machine; use https:// or pass --allow-insecure-http`);
   }
-  const logger = pino({ level: config.logLevel }, pino.destination(2));
+  const logger = createLogger(config.logLevel);
+  guardProcess(logger);
   const worker = (await prepareWorker({ token, backend: options.backend, config, logger }))(url.toString());
   if (source === 'flag') process.stderr.write(TOKEN_FLAG_WARNING);
   worker.start();

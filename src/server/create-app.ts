@@ -97,7 +97,8 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
     await scheduler.stop();
     await sweeper.stop();
   });
-  await app.register(workerProtocolRoutes(deps, runs, streams), { prefix: WORKER_API });
+  // Workers long-poll all day: their requests are not worth a log line each (warnings still are).
+  await app.register(workerProtocolRoutes(deps, runs, streams), { prefix: WORKER_API, logLevel: 'warn' });
   await app.register(
     async (api) => {
       api.addHook('onRequest', authenticate(deps));

@@ -338,6 +338,9 @@ export class BwrapBackend implements SandboxBackend {
     const { tools } = this;
     // Without it bwrap would run in the host's network namespace.
     if (network && !tools.unshare) throw new Error('network "on" needs unshare (util-linux)');
+    // A worker frozen between asking for a sandbox and launching it must not start one after its
+    // lease is gone (the watchdog would kill it at once; better it never exists).
+    if (parts.fence.lapsed()) throw new FenceLapsedError();
     const fds: number[] = [];
     const open = (path: string): number => {
       const fd = openSync(path, 'r');
