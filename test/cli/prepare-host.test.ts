@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +17,13 @@ describe('the first start on a machine', () => {
   it.skipIf(process.getuid?.() !== 0)('without them and without root, stops and says exactly what to install', () => {
     const empty = mkdtempSync(join(tmpdir(), 'oz-empty-path-'));
     try {
+      // The checkout may sit below a directory that user cannot search: a copy of the script it can read.
+      chmodSync(empty, 0o755);
+      const script = join(empty, 'prepare-host.mjs');
+      copyFileSync(SCRIPT, script);
+      chmodSync(script, 0o644);
       // As an unprivileged user with nothing on PATH: nothing can be installed, so nothing may start.
-      const result = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `PATH=${empty}`, process.execPath, SCRIPT], { encoding: 'utf8' });
+      const result = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `PATH=${empty}`, process.execPath, script], { encoding: 'utf8' });
       expect(result.status).toBe(1);
       expect(result.stderr).toContain('the sandbox backend needs bubblewrap');
       expect(result.stderr).toContain('bwrap, slirp4netns, setpriv, prlimit');
