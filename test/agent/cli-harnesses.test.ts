@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { startModelServer, type ModelServer, type RecordedRequest, type ScriptedTurn } from '../support/model-server.js';
 import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
@@ -65,6 +65,12 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
       await openai?.close();
       rmSync(fixtures, { recursive: true, force: true });
     }
+  });
+
+  // A request the script did not foresee is a failure of the test, whichever test made it.
+  afterEach(() => {
+    expect(anthropic.failures, 'anthropic model server').toEqual([]);
+    expect(openai.failures, 'openai model server').toEqual([]);
   });
 
   const runToEnd = async (config: Json): Promise<Json> => {

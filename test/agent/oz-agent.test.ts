@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeBareRepo } from '../support/git-fixtures.js';
 import { startModelServer, type ModelProtocol, type ModelServer, type ScriptedTurn } from '../support/model-server.js';
 import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
@@ -87,6 +87,10 @@ describe('the built-in oz agent against a scripted model', () => {
       models[protocol].failures.length = 0;
     }
     repeat = null;
+  });
+  // A request the script did not foresee is a failure of the test, whichever test made it.
+  afterEach(() => {
+    for (const protocol of Object.keys(turns) as ModelProtocol[]) expect(models[protocol].failures, `${protocol} model server`).toEqual([]);
   });
 
   const start = async (config: Json, prompt = 'Make the greeting say "Hello, Oz" and keep the tests passing.'): Promise<string> => {
