@@ -91,6 +91,11 @@ export function isLegalTransition(from: RunState, to: RunState, by?: TransitionA
   return by === undefined || rule.by.includes(by);
 }
 
+/** Who may move a run `from → to` (empty when nobody may). */
+export function actorsOf(from: RunState, to: RunState): readonly TransitionActor[] {
+  return index.get(`${from}>${to}`)?.by ?? [];
+}
+
 export function isTerminal(state: RunState): boolean {
   return TERMINAL_STATES.includes(state);
 }

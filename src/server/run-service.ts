@@ -165,13 +165,13 @@ export class RunService {
       const statusMessage = { message: `Cancelled by ${who}`, reason: 'cancelled_by_user' };
       try {
         if (run.state === 'QUEUED' || run.state === 'PENDING') {
-          const cancelled = await store.transitionRun({ runId, from: run.state, to: 'CANCELLED', at: now, statusMessage });
+          const cancelled = await store.transitionRun({ runId, from: run.state, to: 'CANCELLED', by: 'server', at: now, statusMessage });
           hub.publish(runId);
           if (run.state === 'PENDING') await this.admit(principal.team.id);
           return cancelled;
         }
         if (run.state === 'BLOCKED' && (run.leaseExpiresAt === null || run.leaseExpiresAt <= now)) {
-          const cancelled = await store.transitionRun({ runId, from: 'BLOCKED', to: 'CANCELLED', at: now, noLiveLeaseAt: now, statusMessage });
+          const cancelled = await store.transitionRun({ runId, from: 'BLOCKED', to: 'CANCELLED', by: 'server', at: now, noLiveLeaseAt: now, statusMessage });
           hub.publish(runId);
           await this.admit(principal.team.id);
           return cancelled;

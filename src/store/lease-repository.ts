@@ -112,6 +112,7 @@ export class LeaseRepository {
             runId: row.id,
             from,
             to,
+            by: 'sweeper',
             at,
             leaseToken: row.lease_token ?? '',
             leaseExpiredBefore: expiredBefore,

@@ -141,7 +141,7 @@ export class RunRepository {
         .execute();
       const admitted: Run[] = [];
       for (const { id } of queued) {
-        admitted.push(await transitionIn(tx, { runId: id, from: 'QUEUED', to: 'PENDING', at }));
+        admitted.push(await transitionIn(tx, { runId: id, from: 'QUEUED', to: 'PENDING', by: 'server', at }));
       }
       return admitted;
     });

@@ -1,6 +1,6 @@
 import type { Kysely, Updateable } from 'kysely';
 import { conflict, notFound, OzError } from '../core/errors.js';
-import { isLegalTransition, isTerminal } from '../core/run-state.js';
+import { actorsOf, isLegalTransition, isTerminal } from '../core/run-state.js';
 import type { Run } from '../core/run.js';
 import { insertEvents } from './event-writer.js';
 import { stateColumn, toRun } from './rows.js';
@@ -20,9 +20,10 @@ import type { TransitionInput } from './store.js';
  * silent overwrite. The legality check happens before any SQL.
  */
 export async function transitionIn(tx: Kysely<Database>, input: TransitionInput): Promise<Run> {
-  const { runId, from, to, at } = input;
-  if (!isLegalTransition(from, to)) {
-    throw new OzError('conflict', `illegal run transition ${from} → ${to}`, { reason: 'illegal_transition' });
+  const { runId, from, to, at, by } = input;
+  if (!isLegalTransition(from, to, by)) {
+    const who = isLegalTransition(from, to) ? ` by the ${by} (only the ${actorsOf(from, to).join(' or ')} may)` : '';
+    throw new OzError('conflict', `illegal run transition ${from} → ${to}${who}`, { reason: 'illegal_transition' });
   }
   const set: Updateable<RunsTable> = { state: to };
   if (to === 'PENDING') {

@@ -1,7 +1,7 @@
 import type { Environment, EnvironmentLimits, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
 import type { ApiKey, NewApiKey, NewWorkerToken, Team, TeamPatch, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
-import type { RunState } from '../core/run-state.js';
+import type { RunState, TransitionActor } from '../core/run-state.js';
 import type {
   ArtifactType,
   RunArtifact,
@@ -56,6 +56,8 @@ export interface TransitionInput {
   runId: string;
   from: RunState;
   to: RunState;
+  /** Who moves the run: the table in src/core/run-state.ts says who may (refused otherwise). */
+  by: TransitionActor;
   at: number;
   leaseToken?: string;
   /** The lease must still be live at this time (a worker's write: token, state and expiry in one statement). */

@@ -1,3 +1,4 @@
+import { actorsOf } from '../../src/core/run-state.js';
 import type { Team } from '../../src/core/identity.js';
 import type { RunState } from '../../src/core/run-state.js';
 import type { Run } from '../../src/core/run.js';
@@ -47,7 +48,7 @@ export async function runIn(store: Store, teamId: string, state: RunState, at = 
   let t = at;
   for (const to of PATH_TO[state]) {
     t += 1;
-    run = await store.transitionRun({ runId: run.id, from: run.state, to, at: t });
+    run = await store.transitionRun({ runId: run.id, from: run.state, to, by: actorsOf(run.state, to)[0] ?? 'server', at: t });
   }
   return run;
 }

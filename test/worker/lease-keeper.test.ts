@@ -78,7 +78,7 @@ describe('the lease keeper', () => {
     server.deps.hub.publish(runId);
     await until('the cancel to be heard', () => cancels > 0, 10_000);
     // The run ends under another lease holder's hand: the token is stale from now on.
-    await server.store.transitionRun({ runId, from: 'CLAIMED', to: 'ERROR', at: Date.now() });
+    await server.store.transitionRun({ runId, from: 'CLAIMED', to: 'ERROR', by: 'server', at: Date.now() });
     await until('the keeper to fence the run', () => fenced !== null, 10_000);
     await keeper.stop();
     expect(fenced).toBe('lost');

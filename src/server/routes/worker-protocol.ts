@@ -167,7 +167,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         const run = await heldRun(deps, request.params.runId, request.body.lease_token);
         if (run.state === 'CLAIMED') {
           const now = deps.clock.now();
-          await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', at: now, leaseToken: request.body.lease_token, leaseLiveAt: now });
+          await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: now, leaseToken: request.body.lease_token, leaseLiveAt: now });
           deps.hub.publish(run.id);
           await markEnvironmentSetup(deps, run, false); // the harness starts after setup succeeded
         }
@@ -272,6 +272,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
           runId: run.id,
           from: run.state as RunState,
           to: state,
+          by: 'worker',
           at: now,
           leaseToken: lease_token,
           leaseLiveAt: now,

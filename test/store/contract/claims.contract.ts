@@ -112,7 +112,7 @@ export function claimContract(factory: StoreFactory): void {
       if (!run?.leaseToken) throw new Error('no claim');
       expect(await store.renewLease(run.id, 'not-the-token', LEASE_MS, T0 + 20)).toBe(false);
       await expect(
-        store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', at: T0 + 20, leaseToken: 'not-the-token' }),
+        store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: T0 + 20, leaseToken: 'not-the-token' }),
       ).rejects.toMatchObject({ code: 'conflict', reason: 'stale_lease' });
 
       // The lease expires, the sweeper re-queues, another worker claims: the first token is dead.
@@ -123,7 +123,7 @@ export function claimContract(factory: StoreFactory): void {
       expect(again?.leaseToken).not.toBe(run.leaseToken);
       expect(await store.renewLease(run.id, run.leaseToken, LEASE_MS, T0 + 40_001)).toBe(false);
       await expect(
-        store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'SUCCEEDED', at: T0 + 40_001, leaseToken: run.leaseToken }),
+        store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'SUCCEEDED', by: 'worker', at: T0 + 40_001, leaseToken: run.leaseToken }),
       ).rejects.toMatchObject({ reason: 'stale_lease' });
     });
 
@@ -146,7 +146,7 @@ export function claimContract(factory: StoreFactory): void {
       let t = T0 + 100;
       const claimed = await store.claimRuns({ workerId: 'w1', limit: 2, leaseTtlMs: LEASE_MS, at: t });
       const b = claimed.find((r) => r.id === idB);
-      await store.transitionRun({ runId: idB ?? '', from: 'CLAIMED', to: 'INPROGRESS', at: t + 1, leaseToken: b?.leaseToken ?? '' });
+      await store.transitionRun({ runId: idB ?? '', from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: t + 1, leaseToken: b?.leaseToken ?? '' });
 
       t += LEASE_MS;
       const first = await store.sweepExpiredLeases(t);
@@ -191,7 +191,7 @@ export function claimContract(factory: StoreFactory): void {
       await pendingRuns(store, team.id, 20);
       const claimed = await store.claimRuns({ workerId: 'w1', limit: 20, leaseTtlMs: LEASE_MS, at: T0 + 100 });
       for (const run of claimed) {
-        await store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', at: T0 + 101, leaseToken: run.leaseToken ?? '' });
+        await store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: T0 + 101, leaseToken: run.leaseToken ?? '' });
       }
       const sweeps = await Promise.all([1, 2, 3].map(() => store.sweepExpiredLeases(T0 + 100 + LEASE_MS)));
       expect(sweeps.flat()).toHaveLength(20);
@@ -219,7 +219,7 @@ export function claimContract(factory: StoreFactory): void {
       await expect(store.appendRunEventBatch(run.id, 'stale', 2, batch, T0 + 15)).rejects.toMatchObject({ code: 'conflict', reason: 'stale_lease' });
       // A lease past its expiry is no lease, even before the sweeper has resolved the run.
       await expect(store.appendRunEventBatch(run.id, run.leaseToken, 2, batch, T0 + 10 + LEASE_MS)).rejects.toMatchObject({ reason: 'stale_lease' });
-      await store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'SUCCEEDED', at: T0 + 20, leaseToken: run.leaseToken });
+      await store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'SUCCEEDED', by: 'worker', at: T0 + 20, leaseToken: run.leaseToken });
       await expect(store.appendRunEventBatch(run.id, run.leaseToken, 2, batch, T0 + 21)).rejects.toMatchObject({ reason: 'stale_lease' });
       expect(await store.listTeamsWithQueuedRuns()).toEqual([]);
       await store.createRun(newRun(team.id), T0 + 30);
@@ -237,7 +237,7 @@ export function claimContract(factory: StoreFactory): void {
       expect(admitted.flat().map((r) => r.id).sort()).toEqual(ids.slice(0, 2).sort());
       expect((await store.getRunById(otherRun.id))?.state).toBe('QUEUED');
       expect(await store.admitQueuedRuns(small.id, T0 + 11)).toEqual([]);
-      await store.transitionRun({ runId: ids[0] ?? '', from: 'PENDING', to: 'CANCELLED', at: T0 + 12 });
+      await store.transitionRun({ runId: ids[0] ?? '', from: 'PENDING', to: 'CANCELLED', by: 'server', at: T0 + 12 });
       const next = await store.admitQueuedRuns(small.id, T0 + 13);
       expect(next.map((r) => r.id)).toEqual([ids[2]]);
     });

@@ -146,7 +146,7 @@ export function runContract(factory: StoreFactory): void {
       const scheduled = await mk({ schedule: { scheduleId: 's1', scheduleName: 'nightly', cronSchedule: '0 3 * * *' }, source: 'SCHEDULED_AGENT', environmentId: 'e1' }, T0 + 20);
       const child = await mk({ parentRunId: plain.id, prompt: '100% sure_thing', skillSpec: 'o/r:deploy' }, T0 + 30);
       const grandchild = await mk({ parentRunId: child.id, executionLocation: 'LOCAL' }, T0 + 40);
-      await store.transitionRun({ runId: named.id, from: 'QUEUED', to: 'PENDING', at: T0 + 50 });
+      await store.transitionRun({ runId: named.id, from: 'QUEUED', to: 'PENDING', by: 'server', at: T0 + 50 });
       await store.addRunArtifact(scheduled.id, 'PULL_REQUEST', { url: 'https://example.invalid/pr/1', branch: 'oz/x' }, T0 + 60);
 
       const ids = async (filters: RunFilters) =>
