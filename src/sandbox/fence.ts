@@ -6,8 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { processStart, type Leftovers, type ReapTarget } from './reap.js';
 import type { WatchdogEvent, WatchdogRequest } from './watchdog-protocol.js';
 
-/** Where the built watchdog lives in `dist/`. */
-export const DEFAULT_WATCHDOG_SCRIPT = fileURLToPath(new URL('./watchdog.js', import.meta.url));
+/**
+ * Where the built watchdog lives in `dist/` (beside this module once built;
+ * from the sources, as the fast tests run them, the built copy in `dist/`).
+ */
+export const DEFAULT_WATCHDOG_SCRIPT = fileURLToPath(
+  import.meta.url.endsWith('.ts') ? new URL('../../dist/sandbox/watchdog.js', import.meta.url) : new URL('./watchdog.js', import.meta.url),
+);
 
 /** What a lapsed fence makes of every request to its sandbox. */
 export const FENCE_LAPSED = 'its fence lapsed (not renewed in time)';
@@ -90,11 +95,14 @@ export class Watchdog {
       relaunch.unref();
     });
     // Once it runs, the worker's own exit is never held up by it.
-    void ready.then(() => {
-      child.unref();
-      (child.stdin as Socket | null)?.unref();
-      (child.stdout as Socket | null)?.unref();
-    });
+    ready.then(
+      () => {
+        child.unref();
+        (child.stdin as Socket | null)?.unref();
+        (child.stdout as Socket | null)?.unref();
+      },
+      () => {}, // reported to the caller of launch()
+    );
     // A new watchdog learns everything the old one knew.
     if (this.owned.length > 0) this.send({ op: 'owns', dirs: this.owned });
     for (const [id, entry] of this.entries) this.send({ op: 'arm', id, target: entry.target, leftovers: entry.leftovers, deadline: entry.deadline });
