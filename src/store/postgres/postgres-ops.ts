@@ -4,23 +4,22 @@ import type { Database } from '../schema.js';
 import type { DialectOps } from '../store-context.js';
 import type { ClaimInput } from '../store.js';
 
+/** Candidates per team beyond the claim's limit, for rows concurrent claimers hold (skipped). */
+const CLAIM_SLACK = 16;
+
 /**
  * The claim on PostgreSQL (the graphile-worker getJobs pattern): pick
- * PENDING rows (fair share between teams, below) with `FOR UPDATE SKIP LOCKED`, so concurrent claimers on
- * any number of servers each take different rows without waiting on each
- * other, then update them and append their `state` events — all in ONE
- * statement (data-modifying CTEs), so a claim is one round trip and one
- * implicit transaction. The picked rows come from the partial index
- * `runs_pending_claim`, so the scan stays small however many finished runs
- * the table holds.
+ * PENDING rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers on any
+ * number of servers each take different rows without waiting on each other,
+ * then update them and append their `state` events — all in ONE statement
+ * (data-modifying CTEs), so a claim is one round trip and one implicit
+ * transaction.
  *
  * No `AND r.state = 'PENDING'` in the UPDATE: `FOR UPDATE` already re-evaluates
- * `state` on the latest committed row version and holds the lock, so the row
- * cannot change under us. Measured in bench/store: with that redundant check
- * the planner, on statistics that saw an empty queue, joined against every
- * PENDING row via the partial index on each claim (8 ms at limit 1, 145 ms at
- * limit 50, halfway through a 5,000-run backlog: O(n²) to drain); without it,
- * `r` is found by primary key (0.3 ms / 3.6 ms).
+ * the picking query's conditions on the latest committed row version and holds
+ * the lock, so the row cannot change under us. Measured in bench/store: with
+ * that redundant check the planner, on statistics that saw an empty queue,
+ * joined against every PENDING row on each claim (O(n²) to drain a backlog).
  *
  * Fair share between teams: each PENDING run's priority is the number of
  * runs its team holds (CLAIMED, INPROGRESS, BLOCKED) plus its turn in the
@@ -32,20 +31,29 @@ import type { ClaimInput } from '../store.js';
  * `max_concurrent_runs`; this decides who gets the workers' slots between
  * teams under their caps.
  *
- * Bounded by teams, not by the backlog (a window over every PENDING row made
- * draining a 3,000-run backlog 7x slower, and O(n²) on stale statistics):
- * - `waiting`: the teams with PENDING runs, one seek each through
- *   `runs_pending_team` (a loose index scan);
- * - `candidates`: each team's oldest `limit` runs (no team can get more), and
- *   their priority; the held counts are taken only when two or more teams
- *   wait (alone, a team is simply served oldest first);
- * - `fair`: locks the best candidates, skipping rows other claimers hold; a
- *   window function cannot sit in a `FOR UPDATE` query, hence the CTEs. Its
- *   `r.state = 'PENDING'` is what `FOR UPDATE` re-checks on a row another
- *   claimer claimed and committed after our snapshot;
- * - `rest`: when concurrent claimers hold some candidates, the remaining
- *   slots are filled oldest first, as before (LIMIT 0, no scan, otherwise).
- * The extra planning costs ~0.3 ms per claim (docs/benchmarks.md).
+ * Every step is an index probe per team, never a pass over the backlog, and
+ * shaped so that statistics that saw an empty queue (PENDING estimated at one
+ * row: every plan over it looks free) cannot pick a plan that scans it:
+ * - `candidates`: per team, its oldest `limit` PENDING runs (no team can get
+ *   more) plus `CLAIM_SLACK` for rows concurrent claimers hold, through
+ *   `runs_pending_team` (LATERAL: one probe per team);
+ * - `held`: per candidate team, its leased runs (`runs_team_state`), counted
+ *   only when two or more teams wait (alone, a team is served oldest first);
+ * - `ranked`: the best `limit` + slack of them, by priority. Its LIMIT also
+ *   bounds the planner's estimate (an unanalyzed `teams` table is estimated
+ *   at hundreds of rows, and with it a hash join over all of `runs` looked
+ *   cheaper than primary-key lookups);
+ * - `fair`: locks the best candidates, skipping rows other claimers hold. A
+ *   window function cannot sit in a `FOR UPDATE` query, hence the CTEs. The
+ *   join `r.state = ranked.state` (rather than `r.state = 'PENDING'`) keeps
+ *   the planner from scanning `runs` by the partial index and probing the
+ *   candidates per PENDING row; it is also what `FOR UPDATE` re-checks on a
+ *   row another claimer claimed and committed after our snapshot;
+ * - `rest`: when concurrent claimers hold even the slack, the remaining slots
+ *   are filled in `runs_pending_team` order, so no claim comes back short
+ *   while runs wait (LIMIT 0, no scan, otherwise).
+ * A claim costs about 0.5 ms more than the plain oldest-first one did
+ * (mostly planning; docs/benchmarks.md "Fair claims").
  */
 async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]> {
   const { rows } = await sql<RunRow>`
@@ -54,17 +62,20 @@ async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]>
       FROM teams AS t
       CROSS JOIN LATERAL (
         SELECT id, team_id, pending_at, row_number() OVER (ORDER BY pending_at, id) AS turn
-        FROM (SELECT id, team_id, pending_at FROM runs WHERE state = 'PENDING' AND team_id = t.id ORDER BY pending_at, id LIMIT ${input.limit}) AS oldest
+        FROM (SELECT id, team_id, pending_at FROM runs WHERE state = 'PENDING' AND team_id = t.id ORDER BY pending_at, id LIMIT ${input.limit + CLAIM_SLACK}) AS oldest
       ) AS c
     ), held AS MATERIALIZED (
-      SELECT team_id, count(*) AS n FROM runs
-      WHERE state IN ('CLAIMED', 'INPROGRESS', 'BLOCKED')
-        AND team_id IN (SELECT team_id FROM candidates)
-        AND (SELECT count(DISTINCT team_id) FROM candidates) > 1
-      GROUP BY team_id
+      SELECT w.team_id, h.n
+      FROM (SELECT DISTINCT team_id FROM candidates) AS w
+      CROSS JOIN LATERAL (
+        SELECT count(*) AS n FROM runs WHERE team_id = w.team_id AND state IN ('CLAIMED', 'INPROGRESS', 'BLOCKED')
+      ) AS h
+      WHERE (SELECT count(DISTINCT team_id) FROM candidates) > 1
     ), ranked AS MATERIALIZED (
       SELECT candidates.id, candidates.pending_at, 'PENDING'::text AS state, candidates.turn + coalesce(held.n, 0) AS priority
       FROM candidates LEFT JOIN held ON held.team_id = candidates.team_id
+      ORDER BY priority, pending_at, id
+      LIMIT ${input.limit + CLAIM_SLACK}
     ), fair AS (
       SELECT r.id FROM ranked
       JOIN runs AS r ON r.id = ranked.id AND r.state = ranked.state
@@ -74,7 +85,7 @@ async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]>
     ), rest AS (
       SELECT id FROM runs
       WHERE state = 'PENDING' AND id NOT IN (SELECT id FROM fair)
-      ORDER BY pending_at, id
+      ORDER BY team_id, pending_at, id
       LIMIT ${input.limit} - (SELECT count(*) FROM fair)
       FOR UPDATE SKIP LOCKED
     ), picked AS (

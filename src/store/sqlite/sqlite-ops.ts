@@ -46,8 +46,10 @@ async function writeTx<T>(db: Kysely<Database>, fn: (tx: Kysely<Database>) => Pr
  * Bounded by teams, not by the backlog: `waiting` finds the teams with
  * PENDING runs by hopping through `runs_pending_team` (one index seek per
  * team), `candidates` takes only each team's oldest `limit` runs (no team
- * can get more), and the held counts are taken only when two or more teams
- * wait (alone, a team is simply served oldest first).
+ * can get more), and the held counts (`runs_team_state`) are taken only when
+ * two or more teams wait (alone, a team is simply served oldest first). The
+ * PostgreSQL claim (postgres-ops.ts) is the same ranking; SQLite needs no
+ * locking steps, holding the write lock.
  */
 async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]> {
   return writeTx(db, async (tx) => {
