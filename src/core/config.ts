@@ -141,11 +141,11 @@ function eventStreamSettings(env: Env): EventStreamSettings {
   const int = (min: number, max: number) => z.coerce.number().int().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`);
   const d = DEFAULT_EVENT_STREAMS;
   return Object.freeze({
-    heartbeatMs: check(int(50, 600_000), env.OZ_EVENT_STREAM_HEARTBEAT_MS ?? d.heartbeatMs, 'OZ_EVENT_STREAM_HEARTBEAT_MS', 'OZ_EVENT_STREAM_HEARTBEAT_MS'),
-    unwritableTimeoutMs: check(int(100, 3_600_000), env.OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS ?? d.unwritableTimeoutMs, 'OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS', 'OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS'),
-    idleTimeoutMs: check(int(100, 7 * 24 * 3_600_000), env.OZ_EVENT_STREAM_IDLE_TIMEOUT_MS ?? d.idleTimeoutMs, 'OZ_EVENT_STREAM_IDLE_TIMEOUT_MS', 'OZ_EVENT_STREAM_IDLE_TIMEOUT_MS'),
-    maxPerKey: check(int(1, 100_000), env.OZ_EVENT_STREAMS_PER_KEY ?? d.maxPerKey, 'OZ_EVENT_STREAMS_PER_KEY', 'OZ_EVENT_STREAMS_PER_KEY'),
-    maxPerTeam: check(int(1, 1_000_000), env.OZ_EVENT_STREAMS_PER_TEAM ?? d.maxPerTeam, 'OZ_EVENT_STREAMS_PER_TEAM', 'OZ_EVENT_STREAMS_PER_TEAM'),
+    heartbeatMs: check(int(50, 600_000), env.OZ_EVENT_STREAM_HEARTBEAT_MS ?? d.heartbeatMs, null, 'OZ_EVENT_STREAM_HEARTBEAT_MS'),
+    unwritableTimeoutMs: check(int(100, 3_600_000), env.OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS ?? d.unwritableTimeoutMs, null, 'OZ_EVENT_STREAM_UNWRITABLE_TIMEOUT_MS'),
+    idleTimeoutMs: check(int(100, 7 * 24 * 3_600_000), env.OZ_EVENT_STREAM_IDLE_TIMEOUT_MS ?? d.idleTimeoutMs, null, 'OZ_EVENT_STREAM_IDLE_TIMEOUT_MS'),
+    maxPerKey: check(int(1, 100_000), env.OZ_EVENT_STREAMS_PER_KEY ?? d.maxPerKey, null, 'OZ_EVENT_STREAMS_PER_KEY'),
+    maxPerTeam: check(int(1, 1_000_000), env.OZ_EVENT_STREAMS_PER_TEAM ?? d.maxPerTeam, null, 'OZ_EVENT_STREAMS_PER_TEAM'),
   });
 }
 
@@ -175,10 +175,10 @@ function hostGitSettings(env: Env): HostGitSettings {
     .split(',')
     .map((entry) => entry.trim())
     .filter((entry) => entry.length > 0)
-    .map((entry) => check(z.string().regex(ALLOWED_HOST_ENTRY, 'entries must be host, host:port, an address, [v6]:port or a CIDR range'), entry, 'OZ_GIT_ALLOWED_HOSTS', 'OZ_GIT_ALLOWED_HOSTS'));
+    .map((entry) => check(z.string().regex(ALLOWED_HOST_ENTRY, 'entries must be host, host:port, an address, [v6]:port or a CIDR range'), entry, null, 'OZ_GIT_ALLOWED_HOSTS'));
   return Object.freeze({
-    memoryBytes: check(z.coerce.number().int().min(64).max(1_048_576), env.OZ_HOST_GIT_MEMORY_MB ?? 2048, 'OZ_HOST_GIT_MEMORY_MB', 'OZ_HOST_GIT_MEMORY_MB') * 1024 * 1024,
-    maxFileBytes: check(z.coerce.number().int().min(16).max(10_485_760), env.OZ_HOST_GIT_MAX_FILE_MB ?? 16_384, 'OZ_HOST_GIT_MAX_FILE_MB', 'OZ_HOST_GIT_MAX_FILE_MB') * 1024 * 1024,
+    memoryBytes: check(z.coerce.number().int().min(64).max(1_048_576), env.OZ_HOST_GIT_MEMORY_MB ?? 2048, null, 'OZ_HOST_GIT_MEMORY_MB') * 1024 * 1024,
+    maxFileBytes: check(z.coerce.number().int().min(16).max(10_485_760), env.OZ_HOST_GIT_MAX_FILE_MB ?? 16_384, null, 'OZ_HOST_GIT_MAX_FILE_MB') * 1024 * 1024,
     allowedHosts: Object.freeze(entries),
   });
 }
@@ -207,8 +207,8 @@ function resultsSettings(env: Env): ResultsSettings {
       'OZ_BRANCH_PREFIX',
       'OZ_BRANCH_PREFIX',
     ),
-    authorName: check(z.string().min(1).max(200).regex(/^[^<>\n]+$/, 'must not contain <, > or a newline'), env.OZ_GIT_AUTHOR_NAME ?? 'Oz', 'OZ_GIT_AUTHOR_NAME', 'OZ_GIT_AUTHOR_NAME'),
-    authorEmail: check(z.string().min(3).max(200).regex(/^[^<>\s]+@[^<>\s]+$/, 'must be an email address'), env.OZ_GIT_AUTHOR_EMAIL ?? 'oz@localhost', 'OZ_GIT_AUTHOR_EMAIL', 'OZ_GIT_AUTHOR_EMAIL'),
+    authorName: check(z.string().min(1).max(200).regex(/^[^<>\n]+$/, 'must not contain <, > or a newline'), env.OZ_GIT_AUTHOR_NAME ?? 'Oz', null, 'OZ_GIT_AUTHOR_NAME'),
+    authorEmail: check(z.string().min(3).max(200).regex(/^[^<>\s]+@[^<>\s]+$/, 'must be an email address'), env.OZ_GIT_AUTHOR_EMAIL ?? 'oz@localhost', null, 'OZ_GIT_AUTHOR_EMAIL'),
     githubUrl,
     githubGitUrl: env.OZ_GITHUB_GIT_URL ? url(env.OZ_GITHUB_GIT_URL, 'OZ_GITHUB_GIT_URL') : githubUrl,
     githubApiUrl: url(env.OZ_GITHUB_API_URL || 'https://api.github.com', 'OZ_GITHUB_API_URL'),
@@ -232,10 +232,10 @@ function agentSettings(env: Env): AgentSettings {
   const int = (min: number, max: number) => z.coerce.number().int().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`);
   return {
     providers,
-    maxRetries: check(int(0, 10), env.OZ_MODEL_MAX_RETRIES ?? 2, 'OZ_MODEL_MAX_RETRIES', 'OZ_MODEL_MAX_RETRIES'),
-    maxSteps: check(int(1, 10_000), env.OZ_AGENT_MAX_STEPS ?? 100, 'OZ_AGENT_MAX_STEPS', 'OZ_AGENT_MAX_STEPS'),
-    maxTokens: check(int(1000, 1_000_000_000), env.OZ_AGENT_MAX_TOKENS ?? 5_000_000, 'OZ_AGENT_MAX_TOKENS', 'OZ_AGENT_MAX_TOKENS'),
-    maxTimeMs: check(int(1, 7 * 24 * 60), env.OZ_AGENT_MAX_MINUTES ?? 60, 'OZ_AGENT_MAX_MINUTES', 'OZ_AGENT_MAX_MINUTES') * 60_000,
+    maxRetries: check(int(0, 10), env.OZ_MODEL_MAX_RETRIES ?? 2, null, 'OZ_MODEL_MAX_RETRIES'),
+    maxSteps: check(int(1, 10_000), env.OZ_AGENT_MAX_STEPS ?? 100, null, 'OZ_AGENT_MAX_STEPS'),
+    maxTokens: check(int(1000, 1_000_000_000), env.OZ_AGENT_MAX_TOKENS ?? 5_000_000, null, 'OZ_AGENT_MAX_TOKENS'),
+    maxTimeMs: check(int(1, 7 * 24 * 60), env.OZ_AGENT_MAX_MINUTES ?? 60, null, 'OZ_AGENT_MAX_MINUTES') * 60_000,
   };
 }
 
@@ -252,11 +252,16 @@ export function defaultDataDir(env: Env): string {
   return join(base, 'oz');
 }
 
-function check<T>(schema: z.ZodType<T>, value: unknown, flag: string, envVar: string): T {
+/** How an error names a setting: its flag and variable where it has a flag, else the variable alone. */
+function settingName(flag: string | null, envVar: string): string {
+  return flag ? `${flag} / ${envVar}` : envVar;
+}
+
+function check<T>(schema: z.ZodType<T>, value: unknown, flag: string | null, envVar: string): T {
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const why = parsed.error.issues.map((i) => i.message).join('; ');
-    throw new OzError('invalid_request', `${flag} / ${envVar}: ${why} (got ${JSON.stringify(value)})`, {
+    throw new OzError('invalid_request', `${settingName(flag, envVar)}: ${why} (got ${JSON.stringify(value)})`, {
       reason: envVar,
     });
   }
@@ -270,11 +275,11 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     ? resolve(check(z.string().min(1, 'must not be empty'), dataDirRaw, '--data-dir', 'OZ_DATA_DIR'))
     : defaultDataDir(env);
   const urlRaw = overrides.databaseUrl ?? env.OZ_DATABASE_URL;
-  const databaseUrl = urlRaw ? check(postgresUrl, urlRaw, '--database-url', 'OZ_DATABASE_URL') : null;
+  const databaseUrl = urlRaw ? check(postgresUrl, urlRaw, null, 'OZ_DATABASE_URL') : null;
   const leaseTtlMs =
     env.OZ_LEASE_TTL_MS === undefined
       ? 30_000
-      : check(positiveMs, env.OZ_LEASE_TTL_MS, '--lease-ttl-ms', 'OZ_LEASE_TTL_MS');
+      : check(positiveMs, env.OZ_LEASE_TTL_MS, null, 'OZ_LEASE_TTL_MS');
   const host = check(z.string().min(1, 'must not be empty'), overrides.host ?? env.OZ_HOST ?? '127.0.0.1', '--host', 'OZ_HOST');
   const port = check(
     z.coerce.number().int().min(0, 'must be 0..65535').max(65535, 'must be 0..65535'),
@@ -283,17 +288,17 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     'OZ_PORT',
   );
   const modelId = z.string().regex(MODEL_ID_PATTERN, 'must be provider/model with provider anthropic, openai or openai-compatible');
-  const defaultModel = env.OZ_DEFAULT_MODEL ? check(modelId, env.OZ_DEFAULT_MODEL, '--default-model', 'OZ_DEFAULT_MODEL') : null;
+  const defaultModel = env.OZ_DEFAULT_MODEL ? check(modelId, env.OZ_DEFAULT_MODEL, null, 'OZ_DEFAULT_MODEL') : null;
   const listed = (env.OZ_MODELS ?? '')
     .split(',')
     .map((m) => m.trim())
     .filter((m) => m.length > 0)
-    .map((m) => check(modelId, m, '--models', 'OZ_MODELS'));
+    .map((m) => check(modelId, m, null, 'OZ_MODELS'));
   const models = Object.freeze([...new Set([...(defaultModel ? [defaultModel] : []), ...listed])]);
   const teamMaxConcurrentRuns = check(
     z.coerce.number().int().min(1, 'must be at least 1').max(10_000, 'must be at most 10000'),
     env.OZ_TEAM_MAX_CONCURRENT_RUNS ?? 4,
-    '--team-max-concurrent-runs',
+    null,
     'OZ_TEAM_MAX_CONCURRENT_RUNS',
   );
   return Object.freeze({
@@ -306,8 +311,8 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     models,
     agent: agentSettings(env),
     results: resultsSettings(env),
-    claudeBin: env.OZ_CLAUDE_BIN === 'off' ? 'off' : env.OZ_CLAUDE_BIN ? absoluteDir(env.OZ_CLAUDE_BIN, '', 'OZ_CLAUDE_BIN', 'OZ_CLAUDE_BIN') : null,
-    codexBin: env.OZ_CODEX_BIN === 'off' ? 'off' : env.OZ_CODEX_BIN ? absoluteDir(env.OZ_CODEX_BIN, '', 'OZ_CODEX_BIN', 'OZ_CODEX_BIN') : null,
+    claudeBin: env.OZ_CLAUDE_BIN === 'off' ? 'off' : env.OZ_CLAUDE_BIN ? absoluteDir(env.OZ_CLAUDE_BIN, '', null, 'OZ_CLAUDE_BIN') : null,
+    codexBin: env.OZ_CODEX_BIN === 'off' ? 'off' : env.OZ_CODEX_BIN ? absoluteDir(env.OZ_CODEX_BIN, '', null, 'OZ_CODEX_BIN') : null,
     teamMaxConcurrentRuns,
     cliConfigPath: cliConfigPath(env),
     workerConcurrency: check(
@@ -316,7 +321,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
       '--concurrency',
       'OZ_WORKER_CONCURRENCY',
     ),
-    killGraceMs: check(z.coerce.number().int().min(0).max(600_000), env.OZ_KILL_GRACE_MS ?? 2000, '--kill-grace-ms', 'OZ_KILL_GRACE_MS'),
+    killGraceMs: check(z.coerce.number().int().min(0).max(600_000), env.OZ_KILL_GRACE_MS ?? 2000, null, 'OZ_KILL_GRACE_MS'),
     drainGraceMs: check(
       z.coerce.number().int().min(0).max(24 * 3600 * 1000),
       overrides.drainGraceMs ?? env.OZ_DRAIN_GRACE_MS ?? 30_000,
@@ -326,29 +331,29 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     maxOutputBytes: check(
       z.coerce.number().int().min(1024).max(1024 ** 3),
       env.OZ_MAX_OUTPUT_BYTES ?? 8 * 1024 * 1024,
-      '--max-output-bytes',
+      null,
       'OZ_MAX_OUTPUT_BYTES',
     ),
     masterKey: env.OZ_MASTER_KEY ? parseMasterKey(env.OZ_MASTER_KEY, 'OZ_MASTER_KEY') : null,
     newMasterKey: env.OZ_NEW_MASTER_KEY ? parseMasterKey(env.OZ_NEW_MASTER_KEY, 'OZ_NEW_MASTER_KEY') : null,
     hostPath: env.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     cacheDir: absoluteDir(overrides.cacheDir ?? env.OZ_CACHE_DIR, defaultCacheDir(env), '--cache-dir', 'OZ_CACHE_DIR'),
-    sandboxRoot: env.OZ_SANDBOX_ROOT ? absoluteDir(env.OZ_SANDBOX_ROOT, '', 'OZ_SANDBOX_ROOT', 'OZ_SANDBOX_ROOT') : null,
+    sandboxRoot: env.OZ_SANDBOX_ROOT ? absoluteDir(env.OZ_SANDBOX_ROOT, '', null, 'OZ_SANDBOX_ROOT') : null,
     fileRepoRoots: Object.freeze(
       (env.OZ_FILE_REPO_ROOTS ?? '')
         .split(':')
         .filter((dir) => dir.length > 0)
-        .map((dir) => absoluteDir(dir, '', 'OZ_FILE_REPO_ROOTS', 'OZ_FILE_REPO_ROOTS')),
+        .map((dir) => absoluteDir(dir, '', null, 'OZ_FILE_REPO_ROOTS')),
     ),
     hostGit: hostGitSettings(env),
     ...sandboxLimitSettings(env),
-    eventPollMs: check(z.coerce.number().int().min(50).max(600_000), env.OZ_EVENT_POLL_MS ?? 1000, '--event-poll-ms', 'OZ_EVENT_POLL_MS'),
+    eventPollMs: check(z.coerce.number().int().min(50).max(600_000), env.OZ_EVENT_POLL_MS ?? 1000, null, 'OZ_EVENT_POLL_MS'),
     eventStreams: eventStreamSettings(env),
-    sweepIntervalMs: check(z.coerce.number().int().min(100).max(600_000), env.OZ_SWEEP_INTERVAL_MS ?? 2000, '--sweep-interval-ms', 'OZ_SWEEP_INTERVAL_MS'),
+    sweepIntervalMs: check(z.coerce.number().int().min(100).max(600_000), env.OZ_SWEEP_INTERVAL_MS ?? 2000, null, 'OZ_SWEEP_INTERVAL_MS'),
     logLevel: check(
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
       env.OZ_LOG_LEVEL ?? 'info',
-      '--log-level',
+      null,
       'OZ_LOG_LEVEL',
     ),
   });
@@ -368,9 +373,9 @@ function sandboxLimitSettings(env: Env): { sandboxDefaults: Readonly<RunLimits>;
     const n = integer ? z.coerce.number().int().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`) : z.coerce.number().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`);
     const variable = `OZ_SANDBOX_${name}`;
     const maxVariable = `OZ_SANDBOX_MAX_${name}`;
-    const flag = (v: string) => `--${v.slice(3).toLowerCase().replace(/_/g, '-')}`;
-    const value = check(n, env[variable] ?? fallback, flag(variable), variable);
-    const ceiling = check(n, env[maxVariable] ?? Math.min(max, value * 4), flag(maxVariable), maxVariable);
+    // Variables only: no command has a flag for them.
+    const value = check(n, env[variable] ?? fallback, null, variable);
+    const ceiling = check(n, env[maxVariable] ?? Math.min(max, value * 4), null, maxVariable);
     if (ceiling < value) {
       throw new OzError('invalid_request', `${maxVariable} (${ceiling}) is below ${variable} (${value}): the ceiling must be at least the default`, { reason: maxVariable });
     }
@@ -402,9 +407,9 @@ export function parseMasterKey(text: string, variable: string): Buffer {
   return key;
 }
 
-function absoluteDir(value: string | undefined, fallback: string, flag: string, variable: string): string {
+function absoluteDir(value: string | undefined, fallback: string, flag: string | null, variable: string): string {
   const dir = value ?? fallback;
-  if (!isAbsolute(dir)) throw new OzError('invalid_request', `${flag} (${variable}): "${dir}" must be an absolute path`);
+  if (!isAbsolute(dir)) throw new OzError('invalid_request', `${settingName(flag, variable)}: "${dir}" must be an absolute path`);
   return resolve(dir);
 }
 
