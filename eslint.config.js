@@ -32,9 +32,17 @@ export default tseslint.config(
     rules: { 'no-restricted-syntax': 'off' },
   },
   // Layers (docs/design.md "Layers"): dependencies point one way.
-  layer('src/core/**', ['../store/*', '../server/*', '../worker/*', '../sandbox/*', '../agent/*', '../secrets/*', '../client/*', '../cli/*', '../main/*', '../harness-support/*'], 'src/core imports nothing of ours'),
+  layer(
+    'src/core/**',
+    ['../store/*', '../server/*', '../worker/*', '../sandbox/*', '../agent/*', '../secrets/*', '../client/*', '../cli/*', '../main/*', '../harness-support/*'],
+    'src/core imports nothing of ours',
+  ),
   layer('src/store/**', ['**/server/*', '**/worker/*', '**/sandbox/*', '**/agent/*', '**/client/*', '**/cli/*', '**/main/*'], 'src/store builds on src/core only'),
-  layer('src/server/**', ['**/worker/*', '**/sandbox/*', '**/agent/*', '**/cli/*', '**/main/*'], 'src/server never imports the worker, sandboxes, agents, the CLI or the composition roots'),
+  layer(
+    'src/server/**',
+    ['**/worker/*', '**/sandbox/*', '**/agent/*', '**/cli/*', '**/main/*'],
+    'src/server never imports the worker, sandboxes, agents, the CLI or the composition roots',
+  ),
   layer('src/worker/**', ['**/server/*', '**/store/*', '**/cli/*', '**/main/*'], 'src/worker speaks only the worker protocol: no server, store or CLI'),
   layer('src/sandbox/**', ['**/server/*', '**/store/*', '**/worker/*', '**/agent/*', '**/cli/*', '**/main/*'], 'src/sandbox builds on src/core only'),
   layer('src/agent/**', ['**/server/*', '**/store/*', '**/worker/*', '**/cli/*', '**/main/*'], 'src/agent builds on src/core and src/sandbox'),

@@ -41,7 +41,11 @@ if (root && apt) {
 process.stderr.write(
   [
     `oz: the sandbox backend needs ${missing.join(', ')}, which ${missing.length === 1 ? 'is' : 'are'} not installed.`,
-    apt ? `  Install: sudo ${command}` : `  Install the packages that provide: ${NEEDED.filter(([, pkg]) => missing.includes(pkg)).map(([c]) => c).join(', ')}`,
+    apt
+      ? `  Install: sudo ${command}`
+      : `  Install the packages that provide: ${NEEDED.filter(([, pkg]) => missing.includes(pkg))
+          .map(([c]) => c)
+          .join(', ')}`,
     '  Then run npm start again. (To run WITHOUT isolation, for trusted code only: node bin/oz.js server --backend direct.)',
     '',
   ].join('\n'),

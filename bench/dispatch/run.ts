@@ -145,9 +145,7 @@ function printTable(results: Map<Backend, Sample[]>): void {
   for (const [backend, samples] of results) {
     for (const [name, get] of rows) {
       const values = samples.map(get);
-      console.log(
-        [cell(backend, 11, true), cell(name, 28, true), ...[50, 95, 100].map((p) => cell(fmt(pct(values, p)), 8)), cell(fmt(Math.min(...values)), 8)].join(''),
-      );
+      console.log([cell(backend, 11, true), cell(name, 28, true), ...[50, 95, 100].map((p) => cell(fmt(pct(values, p)), 8)), cell(fmt(Math.min(...values)), 8)].join(''));
     }
     const polls = samples.map((s) => s.polls);
     console.log(`${cell('', 11)}(${samples.length} runs; client GETs per run p50 ${pct(polls, 50)}, max ${pct(polls, 100)})`);

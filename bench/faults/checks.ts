@@ -75,7 +75,8 @@ export function checkSubmissions(submissions: readonly Submission[], snapshot: S
     else if (ids.has(s.runId)) out.push({ kind: 'duplicate_run', runId: s.runId, detail: `two submissions got the same run` });
     else ids.add(s.runId);
   }
-  for (const id of snapshot.runs.keys()) if (!ids.has(id)) out.push({ kind: 'duplicate_run', runId: id, detail: 'a run the harness did not submit (an idempotent retry made a second one?)' });
+  for (const id of snapshot.runs.keys())
+    if (!ids.has(id)) out.push({ kind: 'duplicate_run', runId: id, detail: 'a run the harness did not submit (an idempotent retry made a second one?)' });
   return out;
 }
 
@@ -127,7 +128,8 @@ export function checkEvents(snapshot: Snapshot): Violation[] {
       attemptsOfToken.set(batch.leaseToken, (attemptsOfToken.get(batch.leaseToken) ?? new Set()).add(first));
     }
     for (const [attempt, tokens] of tokensOf) if (tokens.size > 1) v('two_live_attempts', `attempt ${attempt + 1}: ${tokens.size} lease tokens wrote events`);
-    for (const [token, within] of attemptsOfToken) if (within.size > 1) v('two_live_attempts', `lease ${token.slice(0, 6)}… wrote in attempts ${[...within].map((a) => a + 1).join(', ')}`);
+    for (const [token, within] of attemptsOfToken)
+      if (within.size > 1) v('two_live_attempts', `lease ${token.slice(0, 6)}… wrote in attempts ${[...within].map((a) => a + 1).join(', ')}`);
 
     // Executions, by the marker each one prints first.
     const nonces = new Map<number, Set<string>>();
@@ -161,9 +163,11 @@ export function checkPublishing(snapshot: Snapshot, publishing: ReadonlySet<stri
   for (const branch of snapshot.branches) {
     const run = snapshot.runs.get(branch.runId);
     if (!run) out.push({ kind: 'unknown_branch', runId: branch.runId, detail: `branch oz/${branch.runId} of no run` });
-    else if (!(snapshot.artifacts.get(branch.runId) ?? []).includes('BRANCH')) out.push({ kind: 'branch_without_artifact', runId: branch.runId, detail: `oz/${branch.runId} is on the remote, but the run (${run.state}) does not name it` });
+    else if (!(snapshot.artifacts.get(branch.runId) ?? []).includes('BRANCH'))
+      out.push({ kind: 'branch_without_artifact', runId: branch.runId, detail: `oz/${branch.runId} is on the remote, but the run (${run.state}) does not name it` });
     if (branch.updates > 1) out.push({ kind: 'double_publish', runId: branch.runId, detail: `the remote's reflog has ${branch.updates} updates of oz/${branch.runId}` });
-    if (!branch.marker.includes(`run=${branch.runId} `)) out.push({ kind: 'foreign_publish', runId: branch.runId, detail: `marker.txt on the branch: ${branch.marker.slice(0, 120)}` });
+    if (!branch.marker.includes(`run=${branch.runId} `))
+      out.push({ kind: 'foreign_publish', runId: branch.runId, detail: `marker.txt on the branch: ${branch.marker.slice(0, 120)}` });
   }
   for (const runId of publishing) {
     const run = snapshot.runs.get(runId);
@@ -204,7 +208,11 @@ export function checkHost(snapshot: Snapshot, sightings: Iterable<SandboxSightin
       continue;
     }
     if (attempt.endAt !== null && s.firstSeen > attempt.endAt + SAMPLE_SLACK_MS) {
-      out.push({ kind: 'sandbox_started_after_lease', runId: s.runId, detail: `${where}; the attempt had ended (${attempt.endTo}) at ${rel(attempt.endAt)}, before the sandbox appeared` });
+      out.push({
+        kind: 'sandbox_started_after_lease',
+        runId: s.runId,
+        detail: `${where}; the attempt had ended (${attempt.endTo}) at ${rel(attempt.endAt)}, before the sandbox appeared`,
+      });
     } else if (attempt.endAt !== null && s.lastSeen > attempt.endAt + toleranceMs) {
       const terminal = attempt.endTo !== null && attempt.endTo !== 'PENDING';
       out.push({

@@ -43,5 +43,7 @@ export async function leasesByWorker(url: string): Promise<Map<string, { leased:
 
 /** Runs of `runIds` that are not terminal, with their state. */
 export async function liveRuns(url: string, runIds: readonly string[]): Promise<{ id: string; state: string }[]> {
-  return query<{ id: string; state: string }>(url, `SELECT id, state FROM runs WHERE id = ANY($1) AND state NOT IN ('SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED') ORDER BY id`, [runIds]);
+  return query<{ id: string; state: string }>(url, `SELECT id, state FROM runs WHERE id = ANY($1) AND state NOT IN ('SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED') ORDER BY id`, [
+    runIds,
+  ]);
 }

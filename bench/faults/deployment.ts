@@ -113,7 +113,16 @@ export class Deployment {
     for (let i = 0; i < options.servers; i++) {
       const port = await freePort();
       const name = `server-${String.fromCharCode(97 + i)}`;
-      const slot: ServerSlot = { port, url: `http://127.0.0.1:${port}`, process: new OzProcess(name, () => ['server', '--no-worker', '--port', String(port)], () => deployment.serverEnv(name), deployment.logDir) };
+      const slot: ServerSlot = {
+        port,
+        url: `http://127.0.0.1:${port}`,
+        process: new OzProcess(
+          name,
+          () => ['server', '--no-worker', '--port', String(port)],
+          () => deployment.serverEnv(name),
+          deployment.logDir,
+        ),
+      };
       deployment.servers.push(slot);
       await deployment.startServer(i);
       if (i === 0) {
@@ -130,7 +139,12 @@ export class Deployment {
       const slot: WorkerSlot = {
         server,
         ids: new Map(),
-        process: new OzProcess(name, () => ['worker', '--server', url, '--backend', 'bwrap', '--concurrency', String(options.workerConcurrency)], () => deployment.workerEnv(i), deployment.logDir),
+        process: new OzProcess(
+          name,
+          () => ['worker', '--server', url, '--backend', 'bwrap', '--concurrency', String(options.workerConcurrency)],
+          () => deployment.workerEnv(i),
+          deployment.logDir,
+        ),
       };
       deployment.workers.push(slot);
       await deployment.startWorker(i);

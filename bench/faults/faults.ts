@@ -127,7 +127,10 @@ async function leasesPerWorker(deployment: Deployment): Promise<{ leased: number
   try {
     const byId = await leasesByWorker(deployment.databaseUrl);
     return deployment.workers.map((_, i) =>
-      currentId(deployment, i).reduce((sum, id) => ({ leased: sum.leased + (byId.get(id)?.leased ?? 0), claimed: sum.claimed + (byId.get(id)?.claimed ?? 0) }), { leased: 0, claimed: 0 }),
+      currentId(deployment, i).reduce((sum, id) => ({ leased: sum.leased + (byId.get(id)?.leased ?? 0), claimed: sum.claimed + (byId.get(id)?.claimed ?? 0) }), {
+        leased: 0,
+        claimed: 0,
+      }),
     );
   } catch {
     return deployment.workers.map(() => ({ leased: 0, claimed: 0 }));
@@ -238,7 +241,13 @@ async function inject(deployment: Deployment, planned: FaultPlan, log: (line: st
 }
 
 /** Run the schedule from `startedAt`; a fault that ends late pushes the next one back (never two at once). */
-export async function injectAll(deployment: Deployment, plans: readonly FaultPlan[], startedAt: number, log: (line: string) => void, stopped: () => boolean): Promise<FaultRecord[]> {
+export async function injectAll(
+  deployment: Deployment,
+  plans: readonly FaultPlan[],
+  startedAt: number,
+  log: (line: string) => void,
+  stopped: () => boolean,
+): Promise<FaultRecord[]> {
   const records: FaultRecord[] = [];
   for (const plan of plans) {
     await sleep(startedAt + plan.atMs - Date.now());
@@ -249,14 +258,25 @@ export async function injectAll(deployment: Deployment, plans: readonly FaultPla
 }
 
 /** Cancel, at each planned time, one of the submitted runs that has not ended (any state: queued, pending, leased). */
-export async function cancelAll(api: Api, databaseUrl: string, plans: readonly { atMs: number; pick: number }[], submissions: readonly Submission[], startedAt: number, stopped: () => boolean): Promise<CancelRecord[]> {
+export async function cancelAll(
+  api: Api,
+  databaseUrl: string,
+  plans: readonly { atMs: number; pick: number }[],
+  submissions: readonly Submission[],
+  startedAt: number,
+  stopped: () => boolean,
+): Promise<CancelRecord[]> {
   const records: CancelRecord[] = [];
   const cancelled = new Set<string>();
   for (const plan of plans) {
     await sleep(startedAt + plan.atMs - Date.now());
     if (stopped()) break;
     const submitted = submissions.filter((s) => s.runId && !cancelled.has(s.runId)).map((s) => s.runId as string);
-    const live = new Set(await liveRuns(databaseUrl, submitted).then((rows) => rows.map((r) => r.id)).catch(() => submitted.slice(-6)));
+    const live = new Set(
+      await liveRuns(databaseUrl, submitted)
+        .then((rows) => rows.map((r) => r.id))
+        .catch(() => submitted.slice(-6)),
+    );
     const candidates = submissions.filter((s) => s.runId && live.has(s.runId));
     if (candidates.length === 0) continue;
     const target = candidates[Math.floor(plan.pick * candidates.length)] as Submission;

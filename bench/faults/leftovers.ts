@@ -105,7 +105,11 @@ export function findAndRemoveLeftovers(scope: LeftoverScope): Violation[] {
         return [];
       }
     })();
-    out.push({ kind: 'leftover_sandbox_dir', runId: null, detail: `${join(scope.sandboxRoot, entry)}${inside.length ? ` (${inside.slice(0, 4).join(', ')}${inside.length > 4 ? ', …' : ''})` : ''}` });
+    out.push({
+      kind: 'leftover_sandbox_dir',
+      runId: null,
+      detail: `${join(scope.sandboxRoot, entry)}${inside.length ? ` (${inside.slice(0, 4).join(', ')}${inside.length > 4 ? ', …' : ''})` : ''}`,
+    });
     rmSync(join(scope.sandboxRoot, entry), { recursive: true, force: true });
   }
   const prefixes = scope.workerPids.map((pid) => `oz-w${pid}-`);

@@ -125,7 +125,9 @@ export function timeline(runId: string, snapshot: Snapshot, sightings: readonly 
   const attempts = attemptsOf(events);
   const tokens = new Map<string, number[]>();
   for (const b of snapshot.batches.get(runId) ?? []) tokens.set(b.leaseToken, [...(tokens.get(b.leaseToken) ?? []), b.firstSeq]);
-  lines.push(`  ${attempts.length} attempt(s); ${tokens.size} lease token(s) wrote batches: ${[...tokens].map(([t, seqs]) => `${t.slice(0, 6)}… at seq ${seqs[0]}–`).join(', ') || 'none'}`);
+  lines.push(
+    `  ${attempts.length} attempt(s); ${tokens.size} lease token(s) wrote batches: ${[...tokens].map(([t, seqs]) => `${t.slice(0, 6)}… at seq ${seqs[0]}–`).join(', ') || 'none'}`,
+  );
   for (const s of sightings.filter((x) => x.runId === runId)) lines.push(`  sandbox uid ${s.uid} (worker pid ${s.workerPid ?? '?'}) seen ${rel(s.firstSeen)} – ${rel(s.lastSeen)}`);
   return lines.join('\n');
 }

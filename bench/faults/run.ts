@@ -81,7 +81,9 @@ function preflight(): string {
   }
   const stale = staleDist();
   if (stale.length > 0) {
-    throw new Error(`dist/ is older than src/ (${stale.slice(0, 5).join(', ')}${stale.length > 5 ? `, +${stale.length - 5}` : ''}): the processes run dist/; run \`npm run build\` (or FAULTS_BUILD=1)`);
+    throw new Error(
+      `dist/ is older than src/ (${stale.slice(0, 5).join(', ')}${stale.length > 5 ? `, +${stale.length - 5}` : ''}): the processes run dist/; run \`npm run build\` (or FAULTS_BUILD=1)`,
+    );
   }
   const bin = findPostgresBinDir();
   if (!bin) throw new Error('PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin or pg_config --bindir');
@@ -124,15 +126,18 @@ async function main(): Promise<number> {
   chmodSync(root, 0o711); // the sandboxes' uids traverse it to their workspaces and mirrors
   onCleanup('harness directory', () => rmSync(root, { recursive: true, force: true }));
   const keepLogs = process.env.FAULTS_LOG_DIR;
-  if (keepLogs) onCleanup('keep logs', () => {
-    mkdirSync(keepLogs, { recursive: true });
-    if (existsSync(join(root, 'logs'))) cpSync(join(root, 'logs'), keepLogs, { recursive: true });
-  });
+  if (keepLogs)
+    onCleanup('keep logs', () => {
+      mkdirSync(keepLogs, { recursive: true });
+      if (existsSync(join(root, 'logs'))) cpSync(join(root, 'logs'), keepLogs, { recursive: true });
+    });
   const repos = join(root, 'repos');
   mkdirSync(repos, { mode: 0o755 });
   const remote = makeRemote(repos);
 
-  console.log(`Fault-injection harness: seed ${SEED}, ${RUNS} runs over ${WINDOW_MS / 1000} s, ${SERVERS} servers + ${WORKERS} workers x${CONCURRENCY}, lease TTL ${LEASE_TTL_MS} ms, Node ${process.version}, ${cpus().length} cores`);
+  console.log(
+    `Fault-injection harness: seed ${SEED}, ${RUNS} runs over ${WINDOW_MS / 1000} s, ${SERVERS} servers + ${WORKERS} workers x${CONCURRENCY}, lease TTL ${LEASE_TTL_MS} ms, Node ${process.version}, ${cpus().length} cores`,
+  );
   progress('private PostgreSQL, servers, workers');
   const started = await Deployment.start(
     { root, pgBinDir: pgBin, servers: SERVERS, workers: WORKERS, workerConcurrency: CONCURRENCY, leaseTtlMs: LEASE_TTL_MS, teamMaxConcurrentRuns: TEAM_LIMIT, fileRepoRoot: repos },
@@ -147,7 +152,10 @@ async function main(): Promise<number> {
   onCleanup('host sampler', () => sampler.stop());
 
   const rng = new Rng(SEED);
-  const api = new Api(started.servers.map((s) => s.url), started.adminKey);
+  const api = new Api(
+    started.servers.map((s) => s.url),
+    started.adminKey,
+  );
   const environmentId = await createEnvironment(api, remote.url);
   const runPlans = planRuns(rng, RUNS, Math.floor(WINDOW_MS * 0.8), SEED);
   const faultPlans = planFaults(rng, COUNTS, { servers: SERVERS, workers: WORKERS, leaseTtlMs: LEASE_TTL_MS }, 10_000, WINDOW_MS);
@@ -179,7 +187,11 @@ async function main(): Promise<number> {
   const snapshot = await takeSnapshot(started.databaseUrl, remote.bare);
   const publishing = new Set(submissions.filter((s) => s.plan.kind === 'publish' && s.runId).map((s) => s.runId as string));
   const crashes: Violation[] = [...started.servers.map((s) => s.process), ...started.workers.map((w) => w.process)].flatMap((p) =>
-    p.crashes.map((c) => ({ kind: 'process_crashed', runId: null, detail: `${p.name} pid ${c.pid} exited by itself at +${((c.at - origin) / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal}): ${c.logTail.split('\n').slice(-3).join(' | ').slice(0, 300)}` })),
+    p.crashes.map((c) => ({
+      kind: 'process_crashed',
+      runId: null,
+      detail: `${p.name} pid ${c.pid} exited by itself at +${((c.at - origin) / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal}): ${c.logTail.split('\n').slice(-3).join(' | ').slice(0, 300)}`,
+    })),
   );
   const failedFaults: Violation[] = faults.filter((f) => f.error).map((f) => ({ kind: 'fault_not_recovered', runId: null, detail: `${f.plan.kind} ${f.target}: ${f.error}` }));
   const sightings = [...sampler.sandboxes.values()];
@@ -213,16 +225,28 @@ async function main(): Promise<number> {
   for (const v of late) console.log(`  ${v.kind}: ${v.detail}`);
   violations.push(...late);
   const leftovers = violations.filter((v) => v.kind.startsWith('leftover'));
-  console.log(`\nLeft behind: ${leftovers.length > 0 ? `${leftovers.length} leftover_* findings (removed since)` : 'nothing (no process, sandbox directory or cgroup of this harness remains)'}`);
+  console.log(
+    `\nLeft behind: ${leftovers.length > 0 ? `${leftovers.length} leftover_* findings (removed since)` : 'nothing (no process, sandbox directory or cgroup of this harness remains)'}`,
+  );
   console.log(violations.length === 0 ? 'No violations.' : `${violations.length} violations.`);
   return violations.length === 0 ? 0 : 1;
 }
 
-function printReport(r: { faults: FaultRecord[]; cancels: CancelRecord[]; submissions: Submission[]; snapshot: Awaited<ReturnType<typeof takeSnapshot>>; violations: Violation[]; sampler: HostSampler; origin: number }): void {
+function printReport(r: {
+  faults: FaultRecord[];
+  cancels: CancelRecord[];
+  submissions: Submission[];
+  snapshot: Awaited<ReturnType<typeof takeSnapshot>>;
+  violations: Violation[];
+  sampler: HostSampler;
+  origin: number;
+}): void {
   console.log('');
   for (const f of r.faults) {
     const outage = f.plan.kind === 'pg_restart' ? `; /healthz during the outage: ${f.duringOutage.map(String).join(', ')}` : '';
-    console.log(`  +${((f.at - r.origin) / 1000).toFixed(1).padStart(6)} s  ${f.plan.kind.padEnd(11)} ${f.target}, down ${f.plan.downMs} ms, ${f.heldRuns.length} runs leased${outage}${f.error ? `; ERROR ${f.error}` : ''}`);
+    console.log(
+      `  +${((f.at - r.origin) / 1000).toFixed(1).padStart(6)} s  ${f.plan.kind.padEnd(11)} ${f.target}, down ${f.plan.downMs} ms, ${f.heldRuns.length} runs leased${outage}${f.error ? `; ERROR ${f.error}` : ''}`,
+    );
   }
   console.log('');
   console.log(faultTable(r.faults, r.cancels, r.snapshot));
@@ -235,7 +259,9 @@ function printReport(r: { faults: FaultRecord[]; cancels: CancelRecord[]; submis
   const branches = r.snapshot.branches;
   const artifacts = [...r.snapshot.artifacts.values()].flat().filter((t) => t === 'BRANCH').length;
   console.log(`\nRemote: ${branches.length} oz/* branches, ${branches.reduce((n, b) => n + b.updates, 0)} ref updates in its reflog; ${artifacts} BRANCH artifacts.`);
-  console.log(`Host: ${r.sampler.samples} samples (slowest ${r.sampler.slowestSampleMs.toFixed(1)} ms), ${r.sampler.sandboxes.size} sandboxes of this deployment seen (and ${r.sampler.foreign.size} of other workers on the host, not checked); tolerance ${TOLERANCE_MS} ms.`);
+  console.log(
+    `Host: ${r.sampler.samples} samples (slowest ${r.sampler.slowestSampleMs.toFixed(1)} ms), ${r.sampler.sandboxes.size} sandboxes of this deployment seen (and ${r.sampler.foreign.size} of other workers on the host, not checked); tolerance ${TOLERANCE_MS} ms.`,
+  );
   const findings = r.violations.filter((v) => v.runId !== null);
   const runs = [...new Set(findings.map((v) => v.runId as string))].filter((id) => r.snapshot.runs.has(id));
   if (runs.length > 0) {

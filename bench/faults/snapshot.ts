@@ -73,7 +73,11 @@ function parseJson(text: string | null): Record<string, unknown> {
 
 /** The remote's `oz/*` branches, their reflog length and published marker. */
 export function readRemote(bare: string, prefix = 'oz/'): RemoteBranch[] {
-  const git = (...args: string[]): string => execFileSync('git', ['--git-dir', bare, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' } });
+  const git = (...args: string[]): string =>
+    execFileSync('git', ['--git-dir', bare, ...args], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
+    });
   const names = git('for-each-ref', '--format=%(refname:short)', `refs/heads/${prefix}`).split('\n').filter(Boolean);
   return names.map((name) => {
     const log = join(bare, 'logs', 'refs', 'heads', name);
@@ -93,7 +97,10 @@ export async function takeSnapshot(databaseUrl: string, remoteBare: string): Pro
     databaseUrl,
     'SELECT id, state, attempt, last_event_seq, worker_id, status_message FROM runs',
   );
-  const events = await query<{ run_id: string; seq: string; type: string; at: string; data: string }>(databaseUrl, 'SELECT run_id, seq, type, at, data FROM run_events ORDER BY run_id, seq');
+  const events = await query<{ run_id: string; seq: string; type: string; at: string; data: string }>(
+    databaseUrl,
+    'SELECT run_id, seq, type, at, data FROM run_events ORDER BY run_id, seq',
+  );
   const batches = await query<{ run_id: string; lease_token: string; batch_no: string; first_seq: string; count: string }>(
     databaseUrl,
     'SELECT run_id, lease_token, batch_no, first_seq, count FROM run_event_batches ORDER BY run_id, first_seq',

@@ -406,14 +406,9 @@ async function bareSkipLockedQueue(schema: string, claimers: number): Promise<Ba
     const [admin] = clients;
     if (!admin) throw new Error('no client');
     await admin.query(`DROP TABLE IF EXISTS bare_jobs`);
-    await admin.query(
-      `CREATE TABLE bare_jobs (id bigserial PRIMARY KEY, state text NOT NULL, payload text NOT NULL, locked_by text, locked_at bigint)`,
-    );
+    await admin.query(`CREATE TABLE bare_jobs (id bigserial PRIMARY KEY, state text NOT NULL, payload text NOT NULL, locked_by text, locked_at bigint)`);
     await admin.query(`CREATE INDEX bare_jobs_pending ON bare_jobs (id) WHERE state = 'PENDING'`);
-    await admin.query(
-      `INSERT INTO bare_jobs (state, payload) SELECT 'PENDING', '{"harness":{"type":"command"}}' FROM generate_series(1, $1::int)`,
-      [CLAIM_RUNS],
-    );
+    await admin.query(`INSERT INTO bare_jobs (state, payload) SELECT 'PENDING', '{"harness":{"type":"command"}}' FROM generate_series(1, $1::int)`, [CLAIM_RUNS]);
     await admin.query(`ANALYZE bare_jobs`);
     const claimSql = `UPDATE bare_jobs SET state = 'CLAIMED', locked_by = $1, locked_at = $2
       WHERE id = (SELECT id FROM bare_jobs WHERE state = 'PENDING' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -538,9 +533,7 @@ async function benchPostgres(): Promise<Section> {
   }
   baselines.push(await roundTrips('SELECT 1 via store.db (Kysely + pg.Pool)', ROUND_TRIP_SAMPLES, () => sql`SELECT 1`.execute(store.db)));
   baselines.push(
-    await roundTrips('BEGIN; SELECT 1; COMMIT via store.db (empty transaction)', ROUND_TRIP_SAMPLES / 2, () =>
-      store.db.transaction().execute((tx) => sql`SELECT 1`.execute(tx)),
-    ),
+    await roundTrips('BEGIN; SELECT 1; COMMIT via store.db (empty transaction)', ROUND_TRIP_SAMPLES / 2, () => store.db.transaction().execute((tx) => sql`SELECT 1`.execute(tx))),
   );
   progress('postgres: bare SKIP LOCKED queue');
   baselines.push(await bareSkipLockedQueue(schema, 1));
@@ -602,14 +595,10 @@ function report(sections: Section[], totalSeconds: number, loadAtStart: number):
       [false, true, true, false, true, true, true, true, true, true, true, true, false],
     ),
   );
-  out.push(
-    'pg stats: stale = last ANALYZE saw an empty queue (as between autoanalyzes while a backlog builds); fresh = ANALYZE after admitting the backlog.',
-  );
+  out.push('pg stats: stale = last ANALYZE saw an empty queue (as between autoanalyzes while a backlog builds); fresh = ANALYZE after admitting the backlog.');
   out.push('');
 
-  const listRows = sections.flatMap((s) =>
-    s.list.map((l) => [l.store, l.what, String(l.stats.n), ms(l.stats.p50), ms(l.stats.p95), ms(l.stats.max)]),
-  );
+  const listRows = sections.flatMap((s) => s.list.map((l) => [l.store, l.what, String(l.stats.n), ms(l.stats.p50), ms(l.stats.p95), ms(l.stats.max)]));
   const seeds = sections.map((s) => `${s.store} seeded in ${s.listSeedSeconds.toFixed(1)} s, ${int(s.queued)} QUEUED`).join('; ');
   out.push(
     table(
@@ -621,18 +610,8 @@ function report(sections: Section[], totalSeconds: number, loadAtStart: number):
   );
   out.push('');
 
-  const baseRows = sections.flatMap((s) =>
-    s.baselines.map((b) => [s.store, b.what, ms(b.stats.p50), ms(b.stats.p95), int(b.perSec)]),
-  );
-  out.push(
-    table('Baselines (sequential unless stated)', ['store', 'operation', 'p50 ms', 'p95 ms', 'per s'], baseRows, [
-      false,
-      false,
-      true,
-      true,
-      true,
-    ]),
-  );
+  const baseRows = sections.flatMap((s) => s.baselines.map((b) => [s.store, b.what, ms(b.stats.p50), ms(b.stats.p95), int(b.perSec)]));
+  out.push(table('Baselines (sequential unless stated)', ['store', 'operation', 'p50 ms', 'p95 ms', 'per s'], baseRows, [false, false, true, true, true]));
   out.push('');
   const [loadAtEnd = NaN] = loadavg();
   out.push(

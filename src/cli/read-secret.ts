@@ -47,7 +47,10 @@ function promptHidden(prompt: string, stdin: NodeJS.ReadStream, stderr: NodeJS.W
  * a hidden prompt on a terminal. Never from a flag's value (it would stay in
  * the shell history and the process list).
  */
-export async function readSecretValue(valueFile: string | undefined, io: { stdin: NodeJS.ReadStream; stderr: NodeJS.WriteStream } = { stdin: process.stdin, stderr: process.stderr }): Promise<string> {
+export async function readSecretValue(
+  valueFile: string | undefined,
+  io: { stdin: NodeJS.ReadStream; stderr: NodeJS.WriteStream } = { stdin: process.stdin, stderr: process.stderr },
+): Promise<string> {
   if (valueFile === '-') return chomp(await readAll(io.stdin));
   if (valueFile !== undefined) {
     try {

@@ -198,17 +198,39 @@ export interface ResultsSettings {
 }
 
 function resultsSettings(env: Env): ResultsSettings {
-  const url = (value: string, variable: string): string => check(z.url({ protocol: /^(https?|file)$/, error: 'must be an http(s) or file URL' }), value, variable, variable).replace(/\/+$/, '');
+  const url = (value: string, variable: string): string =>
+    check(z.url({ protocol: /^(https?|file)$/, error: 'must be an http(s) or file URL' }), value, variable, variable).replace(/\/+$/, '');
   const githubUrl = url(env.OZ_GITHUB_URL || 'https://github.com', 'OZ_GITHUB_URL');
   return {
     branchPrefix: check(
-      z.string().max(60).regex(/^([A-Za-z0-9][A-Za-z0-9_-]*[/-]?)*$/, 'must be letters, digits, "-", "_" and "/" (e.g. oz/ or agent-)'),
+      z
+        .string()
+        .max(60)
+        .regex(/^([A-Za-z0-9][A-Za-z0-9_-]*[/-]?)*$/, 'must be letters, digits, "-", "_" and "/" (e.g. oz/ or agent-)'),
       env.OZ_BRANCH_PREFIX ?? 'oz/',
       'OZ_BRANCH_PREFIX',
       'OZ_BRANCH_PREFIX',
     ),
-    authorName: check(z.string().min(1).max(200).regex(/^[^<>\n]+$/, 'must not contain <, > or a newline'), env.OZ_GIT_AUTHOR_NAME ?? 'Oz', null, 'OZ_GIT_AUTHOR_NAME'),
-    authorEmail: check(z.string().min(3).max(200).regex(/^[^<>\s]+@[^<>\s]+$/, 'must be an email address'), env.OZ_GIT_AUTHOR_EMAIL ?? 'oz@localhost', null, 'OZ_GIT_AUTHOR_EMAIL'),
+    authorName: check(
+      z
+        .string()
+        .min(1)
+        .max(200)
+        .regex(/^[^<>\n]+$/, 'must not contain <, > or a newline'),
+      env.OZ_GIT_AUTHOR_NAME ?? 'Oz',
+      null,
+      'OZ_GIT_AUTHOR_NAME',
+    ),
+    authorEmail: check(
+      z
+        .string()
+        .min(3)
+        .max(200)
+        .regex(/^[^<>\s]+@[^<>\s]+$/, 'must be an email address'),
+      env.OZ_GIT_AUTHOR_EMAIL ?? 'oz@localhost',
+      null,
+      'OZ_GIT_AUTHOR_EMAIL',
+    ),
     githubUrl,
     githubGitUrl: env.OZ_GITHUB_GIT_URL ? url(env.OZ_GITHUB_GIT_URL, 'OZ_GITHUB_GIT_URL') : githubUrl,
     githubApiUrl: url(env.OZ_GITHUB_API_URL || 'https://api.github.com', 'OZ_GITHUB_API_URL'),
@@ -239,11 +261,13 @@ function agentSettings(env: Env): AgentSettings {
   };
 }
 
-const postgresUrl = z
-  .string()
-  .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
+const postgresUrl = z.string().refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// or postgresql:// URL');
 
-const positiveMs = z.coerce.number().int().min(1000).max(24 * 3600 * 1000);
+const positiveMs = z.coerce
+  .number()
+  .int()
+  .min(1000)
+  .max(24 * 3600 * 1000);
 
 /** The XDG data directory for Oz: `$XDG_DATA_HOME/oz`, else `~/.local/share/oz`. */
 export function defaultDataDir(env: Env): string {
@@ -271,22 +295,12 @@ function check<T>(schema: z.ZodType<T>, value: unknown, flag: string | null, env
 /** Read and validate the configuration. `env` defaults to the process environment. */
 export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.env): OzConfig {
   const dataDirRaw = overrides.dataDir ?? env.OZ_DATA_DIR;
-  const dataDir = dataDirRaw
-    ? resolve(check(z.string().min(1, 'must not be empty'), dataDirRaw, '--data-dir', 'OZ_DATA_DIR'))
-    : defaultDataDir(env);
+  const dataDir = dataDirRaw ? resolve(check(z.string().min(1, 'must not be empty'), dataDirRaw, '--data-dir', 'OZ_DATA_DIR')) : defaultDataDir(env);
   const urlRaw = overrides.databaseUrl ?? env.OZ_DATABASE_URL;
   const databaseUrl = urlRaw ? check(postgresUrl, urlRaw, null, 'OZ_DATABASE_URL') : null;
-  const leaseTtlMs =
-    env.OZ_LEASE_TTL_MS === undefined
-      ? 30_000
-      : check(positiveMs, env.OZ_LEASE_TTL_MS, null, 'OZ_LEASE_TTL_MS');
+  const leaseTtlMs = env.OZ_LEASE_TTL_MS === undefined ? 30_000 : check(positiveMs, env.OZ_LEASE_TTL_MS, null, 'OZ_LEASE_TTL_MS');
   const host = check(z.string().min(1, 'must not be empty'), overrides.host ?? env.OZ_HOST ?? '127.0.0.1', '--host', 'OZ_HOST');
-  const port = check(
-    z.coerce.number().int().min(0, 'must be 0..65535').max(65535, 'must be 0..65535'),
-    overrides.port ?? env.OZ_PORT ?? DEFAULT_PORT,
-    '--port',
-    'OZ_PORT',
-  );
+  const port = check(z.coerce.number().int().min(0, 'must be 0..65535').max(65535, 'must be 0..65535'), overrides.port ?? env.OZ_PORT ?? DEFAULT_PORT, '--port', 'OZ_PORT');
   const modelId = z.string().regex(MODEL_ID_PATTERN, 'must be provider/model with provider anthropic, openai or openai-compatible');
   const defaultModel = env.OZ_DEFAULT_MODEL ? check(modelId, env.OZ_DEFAULT_MODEL, null, 'OZ_DEFAULT_MODEL') : null;
   const listed = (env.OZ_MODELS ?? '')
@@ -323,13 +337,21 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     ),
     killGraceMs: check(z.coerce.number().int().min(0).max(600_000), env.OZ_KILL_GRACE_MS ?? 2000, null, 'OZ_KILL_GRACE_MS'),
     drainGraceMs: check(
-      z.coerce.number().int().min(0).max(24 * 3600 * 1000),
+      z.coerce
+        .number()
+        .int()
+        .min(0)
+        .max(24 * 3600 * 1000),
       overrides.drainGraceMs ?? env.OZ_DRAIN_GRACE_MS ?? 30_000,
       '--drain-grace-ms',
       'OZ_DRAIN_GRACE_MS',
     ),
     maxOutputBytes: check(
-      z.coerce.number().int().min(1024).max(1024 ** 3),
+      z.coerce
+        .number()
+        .int()
+        .min(1024)
+        .max(1024 ** 3),
       env.OZ_MAX_OUTPUT_BYTES ?? 8 * 1024 * 1024,
       null,
       'OZ_MAX_OUTPUT_BYTES',
@@ -350,12 +372,7 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: Env = process.e
     eventPollMs: check(z.coerce.number().int().min(50).max(600_000), env.OZ_EVENT_POLL_MS ?? 1000, null, 'OZ_EVENT_POLL_MS'),
     eventStreams: eventStreamSettings(env),
     sweepIntervalMs: check(z.coerce.number().int().min(100).max(600_000), env.OZ_SWEEP_INTERVAL_MS ?? 2000, null, 'OZ_SWEEP_INTERVAL_MS'),
-    logLevel: check(
-      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-      env.OZ_LOG_LEVEL ?? 'info',
-      null,
-      'OZ_LOG_LEVEL',
-    ),
+    logLevel: check(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), env.OZ_LOG_LEVEL ?? 'info', null, 'OZ_LOG_LEVEL'),
   });
 }
 
@@ -370,7 +387,9 @@ const MIB = 1024 * 1024;
  */
 function sandboxLimitSettings(env: Env): { sandboxDefaults: Readonly<RunLimits>; sandboxMaxima: Readonly<RunLimits> } {
   const one = (name: string, min: number, max: number, fallback: number, integer = true): [number, number] => {
-    const n = integer ? z.coerce.number().int().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`) : z.coerce.number().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`);
+    const n = integer
+      ? z.coerce.number().int().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`)
+      : z.coerce.number().min(min, `must be ${min}..${max}`).max(max, `must be ${min}..${max}`);
     const variable = `OZ_SANDBOX_${name}`;
     const maxVariable = `OZ_SANDBOX_MAX_${name}`;
     // Variables only: no command has a flag for them.
@@ -389,7 +408,14 @@ function sandboxLimitSettings(env: Env): { sandboxDefaults: Readonly<RunLimits>;
   const [runtime, maxRuntime] = one('RUNTIME_MINUTES', 1, 7 * 24 * 60, 240);
   return {
     sandboxDefaults: Object.freeze({ pids, memoryBytes: memory * MIB, diskBytes: disk * MIB, outputBytes: output * MIB, cpus, maxRuntimeMs: runtime * 60_000 }),
-    sandboxMaxima: Object.freeze({ pids: maxPids, memoryBytes: maxMemory * MIB, diskBytes: maxDisk * MIB, outputBytes: maxOutput * MIB, cpus: maxCpus, maxRuntimeMs: maxRuntime * 60_000 }),
+    sandboxMaxima: Object.freeze({
+      pids: maxPids,
+      memoryBytes: maxMemory * MIB,
+      diskBytes: maxDisk * MIB,
+      outputBytes: maxOutput * MIB,
+      cpus: maxCpus,
+      maxRuntimeMs: maxRuntime * 60_000,
+    }),
   };
 }
 

@@ -55,7 +55,14 @@ export class RunFailure extends Error {
 
   /** The sandbox could not be started. */
   static sandboxStartFailed(detail: string, cause?: unknown): RunFailure {
-    return new RunFailure({ state: 'ERROR', code: 'resource_unavailable', reason: 'sandbox_start_failed', message: `The sandbox could not start: ${detail}`, retryable: true, cause });
+    return new RunFailure({
+      state: 'ERROR',
+      code: 'resource_unavailable',
+      reason: 'sandbox_start_failed',
+      message: `The sandbox could not start: ${detail}`,
+      retryable: true,
+      cause,
+    });
   }
 }
 

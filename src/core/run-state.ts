@@ -12,17 +12,7 @@
  * transition not listed here, and every transition is one compare-and-set.
  */
 
-export const RUN_STATES = [
-  'QUEUED',
-  'PENDING',
-  'CLAIMED',
-  'INPROGRESS',
-  'BLOCKED',
-  'SUCCEEDED',
-  'FAILED',
-  'ERROR',
-  'CANCELLED',
-] as const;
+export const RUN_STATES = ['QUEUED', 'PENDING', 'CLAIMED', 'INPROGRESS', 'BLOCKED', 'SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'] as const;
 
 export type RunState = (typeof RUN_STATES)[number];
 

@@ -2,17 +2,7 @@ import type { PlatformErrorCode } from './errors.js';
 import type { RunState } from './run-state.js';
 
 /** The spec's RunSourceType. */
-export const RUN_SOURCES = [
-  'LINEAR',
-  'API',
-  'SLACK',
-  'LOCAL',
-  'SCHEDULED_AGENT',
-  'WEB_APP',
-  'GITHUB_ACTION',
-  'CLOUD_MODE',
-  'CLI',
-] as const;
+export const RUN_SOURCES = ['LINEAR', 'API', 'SLACK', 'LOCAL', 'SCHEDULED_AGENT', 'WEB_APP', 'GITHUB_ACTION', 'CLOUD_MODE', 'CLI'] as const;
 export type RunSource = (typeof RUN_SOURCES)[number];
 
 export const EXECUTION_LOCATIONS = ['LOCAL', 'REMOTE'] as const;

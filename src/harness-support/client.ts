@@ -75,7 +75,13 @@ function post(socketPath: string, token: string, path: string, body: unknown): P
   return new Promise((resolve, reject) => {
     const payload = JSON.stringify(body);
     const req = request(
-      { socketPath, path, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), authorization: `Bearer ${token}` }, timeout: 30_000 },
+      {
+        socketPath,
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), authorization: `Bearer ${token}` },
+        timeout: 30_000,
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));

@@ -32,10 +32,7 @@ export async function bootstrapAdmin(
   }
   const user = await store.createUser({ teamId: team.id, email: ADMIN_EMAIL, displayName: 'Admin', role: 'admin' }, now);
   const minted = mintCredential(API_KEY_PREFIX);
-  await store.createApiKey(
-    { teamId: team.id, userId: user.id, name: 'bootstrap-admin', prefix: minted.prefix, secretHash: minted.secretHash, expiresAt: null },
-    now,
-  );
+  await store.createApiKey({ teamId: team.id, userId: user.id, name: 'bootstrap-admin', prefix: minted.prefix, secretHash: minted.secretHash, expiresAt: null }, now);
   writeCliConfigFile(config.cliConfigPath, { ...readCliConfigFile(config.cliConfigPath), server_url: serverUrl, api_key: minted.secret });
   deps.logger.info({ path: config.cliConfigPath, prefix: minted.prefix }, 'created the first admin API key');
   deps.print(`Created team "${DEFAULT_TEAM}" and admin ${ADMIN_EMAIL}; the admin API key is in ${config.cliConfigPath} (0600).`);

@@ -43,7 +43,11 @@ async function openBackend(name: BackendName, config: OzConfig, logger: Logger):
     return new DirectBackend(undefined, { onWarning: (message) => logger.warn(message) });
   }
   try {
-    const backend = await BwrapBackend.open({ hostPath: config.hostPath, ...(config.sandboxRoot ? { root: config.sandboxRoot } : {}), onWarning: (message) => logger.warn(message) });
+    const backend = await BwrapBackend.open({
+      hostPath: config.hostPath,
+      ...(config.sandboxRoot ? { root: config.sandboxRoot } : {}),
+      onWarning: (message) => logger.warn(message),
+    });
     logger.info({ enforcement: backend.enforcement }, 'sandbox backend bwrap ready');
     return backend;
   } catch (error) {
@@ -55,7 +59,10 @@ async function openBackend(name: BackendName, config: OzConfig, logger: Logger):
 /** The model bridge and the agent CLIs this worker provides to every sandbox (read-only). */
 function agentTools(config: OzConfig): { name: string; path: string }[] {
   const tools = [{ name: MODEL_BRIDGE_TOOL, path: fileURLToPath(new URL('../agent/cli/model-bridge.js', import.meta.url)) }];
-  for (const [variable, path] of [['OZ_CLAUDE_BIN', config.claudeBin], ['OZ_CODEX_BIN', config.codexBin]] as const) {
+  for (const [variable, path] of [
+    ['OZ_CLAUDE_BIN', config.claudeBin],
+    ['OZ_CODEX_BIN', config.codexBin],
+  ] as const) {
     if (path !== null && path !== 'off' && !existsSync(path)) throw new OzError('invalid_request', `${variable}: ${path} does not exist (a path, or off)`);
   }
   const claude = config.claudeBin === 'off' ? null : (config.claudeBin ?? installedClaude());

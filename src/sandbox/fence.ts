@@ -122,7 +122,12 @@ export class Watchdog {
 
   arm(id: string, target: ReapTarget, leftovers: Leftovers, deadline: number | null, onFenced: () => void): void {
     const entry: Entry = {
-      target: { ...(target.uid === undefined ? {} : { uid: target.uid }), cgroups: [...(target.cgroups ?? [])], processes: [...(target.processes ?? [])], groups: [...(target.groups ?? [])] },
+      target: {
+        ...(target.uid === undefined ? {} : { uid: target.uid }),
+        cgroups: [...(target.cgroups ?? [])],
+        processes: [...(target.processes ?? [])],
+        groups: [...(target.groups ?? [])],
+      },
       leftovers,
       deadline,
       onFenced,

@@ -79,7 +79,12 @@ function handle(request: WatchdogRequest): void {
   if (request.op === 'arm') {
     const { target } = request;
     armed.set(request.id, {
-      target: { ...(target.uid === undefined ? {} : { uid: target.uid }), cgroups: [...(target.cgroups ?? [])], processes: [...(target.processes ?? [])], groups: [...(target.groups ?? [])] },
+      target: {
+        ...(target.uid === undefined ? {} : { uid: target.uid }),
+        cgroups: [...(target.cgroups ?? [])],
+        processes: [...(target.processes ?? [])],
+        groups: [...(target.groups ?? [])],
+      },
       leftovers: request.leftovers,
       deadline: request.deadline,
     });

@@ -12,8 +12,7 @@ const NEXT_KEY_FILE = 'master.key.next';
 function wrongKey(source: string): OzError {
   return new OzError(
     'invalid_request',
-    `${source} is not the master key this database's secrets were sealed with; the server will not start. ` +
-      'Use the original key (losing it loses every secret).',
+    `${source} is not the master key this database's secrets were sealed with; the server will not start. ` + 'Use the original key (losing it loses every secret).',
     { reason: 'wrong_master_key' },
   );
 }
@@ -43,9 +42,13 @@ export async function openKeyring(config: OzConfig, secrets: SecretRepository, a
     if (existsSync(next) && verifier && new Envelope(readKeyFile(next)).verifies(verifier)) renameSync(next, path);
     if (!existsSync(path)) {
       if (verifier) {
-        throw new OzError('invalid_request', `this database's secrets are sealed with a master key this server does not have: set OZ_MASTER_KEY, or put the deployment's ${MASTER_KEY_FILE} in ${config.dataDir}`, {
-          reason: 'missing_master_key',
-        });
+        throw new OzError(
+          'invalid_request',
+          `this database's secrets are sealed with a master key this server does not have: set OZ_MASTER_KEY, or put the deployment's ${MASTER_KEY_FILE} in ${config.dataDir}`,
+          {
+            reason: 'missing_master_key',
+          },
+        );
       }
       mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
       writeFileSync(path, `${randomBytes(MASTER_KEY_BYTES).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
@@ -85,8 +88,7 @@ export async function rotateMasterKey(
     writeFileSync(join(config.dataDir, NEXT_KEY_FILE), `${key.toString('hex')}\n`, { mode: 0o600 });
   }
   const count = await secrets.rewrapAll(
-    (secret) =>
-      current.rewrap({ teamId: secret.teamId, ownerUserId: secret.scope.type === 'user' ? secret.scope.userId : '', name: secret.name }, secret.wrappedKey, next),
+    (secret) => current.rewrap({ teamId: secret.teamId, ownerUserId: secret.scope.type === 'user' ? secret.scope.userId : '', name: secret.name }, secret.wrappedKey, next),
     next.verifier(),
   );
   if (keyFile) renameSync(join(config.dataDir, NEXT_KEY_FILE), keyFile);

@@ -90,7 +90,11 @@ export function resolveSecrets(input: ResolveInput): Resolution {
       };
     }
     if (!secret) {
-      return { ok: false, message: `harness_auth_secrets: no secret named ${input.harnessAuthSecret} in the team's or the run creator's secrets.`, reason: 'harness_auth_secret_not_found' };
+      return {
+        ok: false,
+        message: `harness_auth_secrets: no secret named ${input.harnessAuthSecret} in the team's or the run creator's secrets.`,
+        reason: 'harness_auth_secret_not_found',
+      };
     }
     try {
       harnessAuth = input.open(secret);

@@ -32,9 +32,7 @@ export function authenticate(deps: ServerDeps) {
     if (!secret) {
       throw new OzError('authentication_required', 'an API key is required: send "Authorization: Bearer <key>"');
     }
-    const found = secret.startsWith(API_KEY_PREFIX)
-      ? await deps.store.findApiKeyByHash(hashSecret(secret), deps.clock.now())
-      : null;
+    const found = secret.startsWith(API_KEY_PREFIX) ? await deps.store.findApiKeyByHash(hashSecret(secret), deps.clock.now()) : null;
     if (!found) throw new OzError('authentication_required', 'the API key is not valid, or it has expired');
     request.principal = found;
   };

@@ -35,9 +35,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(problemHandler);
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, new OzError('resource_not_found', `no route ${request.method} ${request.url.split('?')[0]}`), request),
-  );
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, new OzError('resource_not_found', `no route ${request.method} ${request.url.split('?')[0]}`), request));
   // JSON only (anything else is a 415); an empty JSON body is "no body", not a parse error.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
@@ -81,7 +79,10 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
     } catch (error) {
       const unreachable = isOzError(error) && error.code === 'resource_unavailable';
       if (!unreachable) request.log.error({ err: error }, 'health check failed');
-      return reply.status(503).header('retry-after', '1').send({ status: 'degraded', database: unreachable ? 'unreachable' : 'error' });
+      return reply
+        .status(503)
+        .header('retry-after', '1')
+        .send({ status: 'degraded', database: unreachable ? 'unreachable' : 'error' });
     }
   });
   app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, async () => app.swagger());

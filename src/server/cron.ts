@@ -10,7 +10,10 @@ import { OzError } from '../core/errors.js';
  */
 export function checkCron(expression: string, field = 'cron_schedule'): string {
   const trimmed = expression.trim().replace(/\s+/g, ' ');
-  if (trimmed.startsWith('@')) throw new OzError('invalid_request', `${field}: nicknames like ${trimmed.split(' ')[0]} are not supported; write the five fields (e.g. "0 0 * * *" for daily)`, { reason: field });
+  if (trimmed.startsWith('@'))
+    throw new OzError('invalid_request', `${field}: nicknames like ${trimmed.split(' ')[0]} are not supported; write the five fields (e.g. "0 0 * * *" for daily)`, {
+      reason: field,
+    });
   const fields = trimmed.split(' ').length;
   if (fields !== 5) {
     throw new OzError('invalid_request', `${field}: must have exactly five fields (minute hour day-of-month month day-of-week), got ${fields}`, { reason: field });

@@ -60,9 +60,7 @@ export function toOzError(error: unknown): OzError {
       const key = v.keyword === 'unrecognized_keys' && Array.isArray(keys) && typeof keys[0] === 'string' ? `/${keys[0]}` : '';
       return fieldPath(fe.validationContext, `${v.instancePath}${key}`);
     };
-    const messages = fe.validation.map((v) =>
-      v.keyword === 'unrecognized_keys' ? `${pathOf(v)}: unknown field` : `${pathOf(v)}: ${v.message ?? 'invalid'}`,
-    );
+    const messages = fe.validation.map((v) => (v.keyword === 'unrecognized_keys' ? `${pathOf(v)}: unknown field` : `${pathOf(v)}: ${v.message ?? 'invalid'}`));
     const first = fe.validation[0];
     return new OzError('invalid_request', messages.join('; '), { ...(first ? { reason: pathOf(first) } : {}) });
   }

@@ -113,7 +113,9 @@ export class RunService {
     const idempotency = options.idempotencyKey
       ? {
           key: options.idempotencyKey,
-          requestHash: createHash('sha256').update(canonicalJson({ body, source: options.source })).digest('hex'),
+          requestHash: createHash('sha256')
+            .update(canonicalJson({ body, source: options.source }))
+            .digest('hex'),
         }
       : undefined;
     const { run, created } = await store.createRun(

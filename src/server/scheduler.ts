@@ -11,7 +11,6 @@ import type { RunAgentRequest } from './schemas/run-schemas.js';
 const STALL_MS = 30_000;
 const BATCH = 100;
 
-
 /**
  * Fires schedules (in every server): each due slot is taken with a
  * compare-and-set of `next_fire_at` plus a unique `(schedule, slot)` row, so

@@ -32,11 +32,7 @@ export class EnvironmentRepository {
       .selectFrom('environments')
       .selectAll()
       .where('team_id', '=', teamId)
-      .where((eb) =>
-        viewerId === undefined
-          ? eb('owner_user_id', 'is', null)
-          : eb.or([eb('owner_user_id', 'is', null), eb('owner_user_id', '=', viewerId)]),
-      );
+      .where((eb) => (viewerId === undefined ? eb('owner_user_id', 'is', null) : eb.or([eb('owner_user_id', 'is', null), eb('owner_user_id', '=', viewerId)])));
   }
 
   async get(teamId: string, id: string, viewerId?: string): Promise<Environment | null> {
@@ -56,22 +52,12 @@ export class EnvironmentRepository {
     if (patch.config !== undefined) set.config = JSON.stringify(patch.config);
     if (patch.setupFailed !== undefined) set.setup_failed = patch.setupFailed ? 1 : 0;
     if (patch.updatedBy !== undefined) set.updated_by = patch.updatedBy;
-    const row = await this.ctx.db
-      .updateTable('environments')
-      .set(set)
-      .where('team_id', '=', teamId)
-      .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirst();
+    const row = await this.ctx.db.updateTable('environments').set(set).where('team_id', '=', teamId).where('id', '=', id).returningAll().executeTakeFirst();
     return row ? toEnvironment(row) : null;
   }
 
   async delete(teamId: string, id: string): Promise<boolean> {
-    const result = await this.ctx.db
-      .deleteFrom('environments')
-      .where('team_id', '=', teamId)
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const result = await this.ctx.db.deleteFrom('environments').where('team_id', '=', teamId).where('id', '=', id).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
 }

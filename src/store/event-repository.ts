@@ -26,13 +26,7 @@ export class EventRepository {
    * run is no longer leased (stale writes from a fenced-off worker): checked
    * in the UPDATE that reserves the sequence numbers, never by a read before it.
    */
-  async appendBatch(
-    runId: string,
-    leaseToken: string,
-    batchNo: number,
-    events: NewRunEvent[],
-    at: number,
-  ): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
+  async appendBatch(runId: string, leaseToken: string, batchNo: number, events: NewRunEvent[], at: number): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
     return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
       const seen = await tx
         .selectFrom('run_event_batches')
@@ -49,23 +43,13 @@ export class EventRepository {
         throw conflict(`run ${runId}: lease token is stale or expired`, 'stale_lease');
       }
       await insertEvents(tx, runId, firstSeq, events);
-      await tx
-        .insertInto('run_event_batches')
-        .values({ run_id: runId, lease_token: leaseToken, batch_no: batchNo, first_seq: firstSeq, count: events.length })
-        .execute();
+      await tx.insertInto('run_event_batches').values({ run_id: runId, lease_token: leaseToken, batch_no: batchNo, first_seq: firstSeq, count: events.length }).execute();
       return { firstSeq, count: events.length, duplicate: false };
     });
   }
 
   async list(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]> {
-    const rows = await this.ctx.db
-      .selectFrom('run_events')
-      .selectAll()
-      .where('run_id', '=', runId)
-      .where('seq', '>', afterSeq)
-      .orderBy('seq', 'asc')
-      .limit(limit)
-      .execute();
+    const rows = await this.ctx.db.selectFrom('run_events').selectAll().where('run_id', '=', runId).where('seq', '>', afterSeq).orderBy('seq', 'asc').limit(limit).execute();
     return rows.map(toRunEvent);
   }
 }

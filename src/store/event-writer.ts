@@ -12,12 +12,7 @@ import type { Database } from './schema.js';
  * An `artifact` event (`{artifact_type, data}`) is also recorded as the run's
  * artifact, in the same transaction: once, whatever retries the batch had.
  */
-export async function insertEvents(
-  tx: Kysely<Database>,
-  runId: string,
-  firstSeq: number,
-  events: readonly NewRunEvent[],
-): Promise<void> {
+export async function insertEvents(tx: Kysely<Database>, runId: string, firstSeq: number, events: readonly NewRunEvent[]): Promise<void> {
   if (events.length === 0) return;
   await tx
     .insertInto('run_events')

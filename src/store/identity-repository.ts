@@ -6,8 +6,7 @@ import type { Database } from './schema.js';
 import type { StoreContext } from './store-context.js';
 import { rethrowUnique } from './unique-violation.js';
 
-const ceilingsColumn = (ceilings: EnvironmentLimits | undefined): string | null =>
-  ceilings && Object.keys(ceilings).length > 0 ? JSON.stringify(ceilings) : null;
+const ceilingsColumn = (ceilings: EnvironmentLimits | undefined): string | null => (ceilings && Object.keys(ceilings).length > 0 ? JSON.stringify(ceilings) : null);
 
 /** Teams, users and API keys. */
 export class IdentityRepository {
@@ -25,7 +24,11 @@ export class IdentityRepository {
         limit_ceilings: ceilingsColumn(input.limitCeilings),
         platform: first ? 1 : 0,
       };
-      await tx.insertInto('teams').values(row).execute().catch(rethrowUnique('name', `team ${input.name} already exists`));
+      await tx
+        .insertInto('teams')
+        .values(row)
+        .execute()
+        .catch(rethrowUnique('name', `team ${input.name} already exists`));
       return toTeam(row);
     });
   }
@@ -58,10 +61,7 @@ export class IdentityRepository {
     return Number(row.n);
   }
 
-  async createUser(
-    input: { teamId: string; email: string; displayName: string | null; role: UserRole },
-    at: number,
-  ): Promise<User> {
+  async createUser(input: { teamId: string; email: string; displayName: string | null; role: UserRole }, at: number): Promise<User> {
     const row = {
       id: newId(),
       team_id: input.teamId,
@@ -70,7 +70,11 @@ export class IdentityRepository {
       role: input.role,
       created_at: at,
     };
-    await this.ctx.db.insertInto('users').values(row).execute().catch(rethrowUnique('email', `user ${input.email} already exists`));
+    await this.ctx.db
+      .insertInto('users')
+      .values(row)
+      .execute()
+      .catch(rethrowUnique('email', `user ${input.email} already exists`));
     return toUser(row);
   }
 

@@ -25,9 +25,7 @@ export class LeaseRepository {
 
   async claim(input: ClaimInput): Promise<Run[]> {
     const rows = await this.ctx.ops.claim(this.ctx.db, input);
-    return rows
-      .map(toRun)
-      .sort((a, b) => (a.stateTimestamps.PENDING ?? 0) - (b.stateTimestamps.PENDING ?? 0) || a.id.localeCompare(b.id));
+    return rows.map(toRun).sort((a, b) => (a.stateTimestamps.PENDING ?? 0) - (b.stateTimestamps.PENDING ?? 0) || a.id.localeCompare(b.id));
   }
 
   /**

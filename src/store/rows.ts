@@ -4,15 +4,7 @@ import type { ApiKey, Team, User, UserRole, WorkerToken } from '../core/identity
 import type { RunEvent, RunEventType } from '../core/run-event.js';
 import { RUN_STATES, type RunState } from '../core/run-state.js';
 import type { ExecutionLocation, Run, RunConfig, RunSource, RunStatusMessage, RunUsage } from '../core/run.js';
-import type {
-  ApiKeysTable,
-  EnvironmentsTable,
-  RunEventsTable,
-  RunsTable,
-  TeamsTable,
-  UsersTable,
-  WorkerTokensTable,
-} from './schema.js';
+import type { ApiKeysTable, EnvironmentsTable, RunEventsTable, RunsTable, TeamsTable, UsersTable, WorkerTokensTable } from './schema.js';
 
 /** Rows → domain objects. The only place that knows the storage encoding. */
 
@@ -50,10 +42,7 @@ export function toRun(row: RunRow): Run {
     executionLocation: row.execution_location as ExecutionLocation,
     state: row.state as RunState,
     environmentId: row.environment_id,
-    schedule:
-      row.schedule_id === null
-        ? null
-        : { scheduleId: row.schedule_id, scheduleName: row.schedule_name ?? '', cronSchedule: row.schedule_cron ?? '' },
+    schedule: row.schedule_id === null ? null : { scheduleId: row.schedule_id, scheduleName: row.schedule_name ?? '', cronSchedule: row.schedule_cron ?? '' },
     parentRunId: row.parent_run_id,
     skillSpec: row.skill_spec,
     config: JSON.parse(row.config) as RunConfig,

@@ -21,7 +21,14 @@ interface CursorDocument {
 }
 
 export function queryFingerprint(teamId: string, filters: RunFilters, sortBy: RunSortField, sortOrder: SortOrder): string {
-  const canonical = JSON.stringify([teamId, sortBy, sortOrder, Object.entries(filters).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b))]);
+  const canonical = JSON.stringify([
+    teamId,
+    sortBy,
+    sortOrder,
+    Object.entries(filters)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => a.localeCompare(b)),
+  ]);
   return createHash('sha256').update(canonical).digest('base64url').slice(0, 16);
 }
 
@@ -55,12 +62,7 @@ export function decodeCursor(cursor: string, fingerprint: string, sortBy: RunSor
   } catch {
     throw badCursor('is not a cursor returned by this API');
   }
-  if (
-    typeof doc !== 'object' ||
-    doc === null ||
-    typeof (doc as CursorDocument).id !== 'string' ||
-    typeof (doc as CursorDocument).f !== 'string'
-  ) {
+  if (typeof doc !== 'object' || doc === null || typeof (doc as CursorDocument).id !== 'string' || typeof (doc as CursorDocument).f !== 'string') {
     throw badCursor('is not a cursor returned by this API');
   }
   const { v, id, f } = doc as CursorDocument;

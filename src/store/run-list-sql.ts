@@ -58,12 +58,7 @@ export function buildListRunsQuery(db: Kysely<Database>, query: ListRunsQuery, a
   if (f.artifactType !== undefined) {
     const type = f.artifactType;
     q = q.where(({ exists, selectFrom }) =>
-      exists(
-        selectFrom('run_artifacts')
-          .select(sql.lit(1).as('one'))
-          .whereRef('run_artifacts.run_id', '=', 'runs.id')
-          .where('run_artifacts.type', '=', type),
-      ),
+      exists(selectFrom('run_artifacts').select(sql.lit(1).as('one')).whereRef('run_artifacts.run_id', '=', 'runs.id').where('run_artifacts.type', '=', type)),
     );
   }
   if (f.ancestorRunId !== undefined) {
@@ -85,5 +80,8 @@ export function buildListRunsQuery(db: Kysely<Database>, query: ListRunsQuery, a
     const op = query.sortOrder === 'asc' ? sql`>` : sql`<`;
     q = q.where(sql<SqlBool>`(${sortExpr}, id) ${op} (${after.value}, ${after.id})`);
   }
-  return q.orderBy(sql`${sortExpr} ${direction}`).orderBy(sql`id ${direction}`).limit(query.limit + 1);
+  return q
+    .orderBy(sql`${sortExpr} ${direction}`)
+    .orderBy(sql`id ${direction}`)
+    .limit(query.limit + 1);
 }

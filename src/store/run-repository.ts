@@ -40,10 +40,7 @@ export class RunRepository {
             .where('key', '=', idempotency.key)
             .executeTakeFirstOrThrow();
           if (existing.request_hash !== idempotency.requestHash) {
-            throw conflict(
-              'Idempotency-Key was already used with a different request body',
-              'idempotency_key_reused',
-            );
+            throw conflict('Idempotency-Key was already used with a different request body', 'idempotency_key_reused');
           }
           const run = await getIn(tx, existing.run_id);
           if (!run) throw notFound('run', existing.run_id);
@@ -81,12 +78,7 @@ export class RunRepository {
   }
 
   async get(teamId: string, id: string): Promise<Run | null> {
-    const row = await this.ctx.db
-      .selectFrom('runs')
-      .selectAll()
-      .where('team_id', '=', teamId)
-      .where('id', '=', id)
-      .executeTakeFirst();
+    const row = await this.ctx.db.selectFrom('runs').selectAll().where('team_id', '=', teamId).where('id', '=', id).executeTakeFirst();
     return row ? toRun(row) : null;
   }
 
@@ -100,10 +92,7 @@ export class RunRepository {
     const rows = await buildListRunsQuery(this.ctx.db, query, after).execute();
     const runs = rows.slice(0, query.limit).map(toRun);
     const last = runs[runs.length - 1];
-    const nextCursor =
-      rows.length > query.limit && last
-        ? encodeCursor({ value: sortValueOf(last, query.sortBy, query.sortOrder), id: last.id }, fingerprint)
-        : null;
+    const nextCursor = rows.length > query.limit && last ? encodeCursor({ value: sortValueOf(last, query.sortBy, query.sortOrder), id: last.id }, fingerprint) : null;
     return { runs, nextCursor };
   }
 

@@ -73,11 +73,7 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
 }
 
 async function explainMiss(tx: Kysely<Database>, input: TransitionInput): Promise<OzError> {
-  const current = await tx
-    .selectFrom('runs')
-    .select(['state', 'lease_token', 'lease_expires_at'])
-    .where('id', '=', input.runId)
-    .executeTakeFirst();
+  const current = await tx.selectFrom('runs').select(['state', 'lease_token', 'lease_expires_at']).where('id', '=', input.runId).executeTakeFirst();
   if (!current) return notFound('run', input.runId);
   if (current.state !== input.from) {
     return conflict(`run ${input.runId} is ${current.state}, not ${input.from}`, 'stale_state');

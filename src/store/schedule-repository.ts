@@ -126,14 +126,7 @@ export class ScheduleRepository {
 
   /** Enabled schedules whose next slot has come, oldest first. */
   async due(now: number, limit: number): Promise<Schedule[]> {
-    const rows = await this.ctx.db
-      .selectFrom('schedules')
-      .selectAll()
-      .where('enabled', '=', 1)
-      .where('next_fire_at', '<=', now)
-      .orderBy('next_fire_at')
-      .limit(limit)
-      .execute();
+    const rows = await this.ctx.db.selectFrom('schedules').selectAll().where('enabled', '=', 1).where('next_fire_at', '<=', now).orderBy('next_fire_at').limit(limit).execute();
     return rows.map(toSchedule);
   }
 
@@ -189,8 +182,18 @@ export class ScheduleRepository {
         .where('schedule_id', '=', scheduleId)
         .where('slot', '=', slot)
         .execute();
-      if (outcome === 'spawned') await tx.updateTable('schedules').set({ last_run_id: detail.runId ?? null, last_spawn_error: null }).where('id', '=', scheduleId).execute();
-      if (outcome === 'failed') await tx.updateTable('schedules').set({ last_spawn_error: detail.error ?? 'unknown error' }).where('id', '=', scheduleId).execute();
+      if (outcome === 'spawned')
+        await tx
+          .updateTable('schedules')
+          .set({ last_run_id: detail.runId ?? null, last_spawn_error: null })
+          .where('id', '=', scheduleId)
+          .execute();
+      if (outcome === 'failed')
+        await tx
+          .updateTable('schedules')
+          .set({ last_spawn_error: detail.error ?? 'unknown error' })
+          .where('id', '=', scheduleId)
+          .execute();
     });
   }
 

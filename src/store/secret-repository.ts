@@ -54,7 +54,11 @@ export class SecretRepository {
       updated_at: at,
     };
     const scope = input.scope.type === 'user' ? 'a personal' : 'a team';
-    await this.ctx.db.insertInto('secrets').values(row).execute().catch(rethrowUnique('name', `${scope} secret named ${input.name} already exists`));
+    await this.ctx.db
+      .insertInto('secrets')
+      .values(row)
+      .execute()
+      .catch(rethrowUnique('name', `${scope} secret named ${input.name} already exists`));
     return toSecret(row);
   }
 
@@ -114,12 +118,7 @@ export class SecretRepository {
   }
 
   async delete(teamId: string, scope: Scope, name: string): Promise<boolean> {
-    const result = await this.ctx.db
-      .deleteFrom('secrets')
-      .where('team_id', '=', teamId)
-      .where('owner_user_id', '=', ownerOf(scope))
-      .where('name', '=', name)
-      .executeTakeFirst();
+    const result = await this.ctx.db.deleteFrom('secrets').where('team_id', '=', teamId).where('owner_user_id', '=', ownerOf(scope)).where('name', '=', name).executeTakeFirst();
     return Number(result.numDeletedRows) > 0;
   }
 
@@ -147,7 +146,11 @@ export class SecretRepository {
     return this.ctx.ops.writeTx(this.ctx.db, async (trx) => {
       const rows = await trx.selectFrom('secrets').selectAll().execute();
       for (const row of rows) {
-        await trx.updateTable('secrets').set({ wrapped_key: rewrap(toSealed(row)) }).where('id', '=', row.id).execute();
+        await trx
+          .updateTable('secrets')
+          .set({ wrapped_key: rewrap(toSealed(row)) })
+          .where('id', '=', row.id)
+          .execute();
       }
       await trx.updateTable('secret_keyring').set({ verifier }).where('id', '=', 'master').execute();
       return rows.length;

@@ -13,16 +13,7 @@ import { SecretRepository } from './secret-repository.js';
 import { WorkerTokenRepository } from './worker-token-repository.js';
 import type { Database, DialectName } from './schema.js';
 import type { DialectOps } from './store-context.js';
-import type {
-  ClaimInput,
-  CreateRunResult,
-  IdempotencyInput,
-  NewRun,
-  Store,
-  SweepOutcome,
-  WakeupBus,
-  TransitionInput,
-} from './store.js';
+import type { ClaimInput, CreateRunResult, IdempotencyInput, NewRun, Store, SweepOutcome, WakeupBus, TransitionInput } from './store.js';
 
 /**
  * The {@link Store} over Kysely, the same code for SQLite and PostgreSQL; what
@@ -175,13 +166,7 @@ export class SqlStore implements Store {
     return this.events.list(runId, afterSeq, limit);
   }
 
-  appendRunEventBatch(
-    runId: string,
-    leaseToken: string,
-    batchNo: number,
-    events: NewRunEvent[],
-    at: number,
-  ): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
+  appendRunEventBatch(runId: string, leaseToken: string, batchNo: number, events: NewRunEvent[], at: number): Promise<{ firstSeq: number; count: number; duplicate: boolean }> {
     return this.events.appendBatch(runId, leaseToken, batchNo, events, at);
   }
   listTeamsWithQueuedRuns(): Promise<string[]> {

@@ -2,19 +2,7 @@ import type { Environment, EnvironmentLimits, EnvironmentPatch, NewEnvironment }
 import type { ApiKey, NewApiKey, NewWorkerToken, Team, TeamPatch, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { RunState, TransitionActor } from '../core/run-state.js';
-import type {
-  ArtifactType,
-  RunArtifact,
-  ExecutionLocation,
-  ListRunsQuery,
-  Run,
-  RunConfig,
-  RunPage,
-  RunSource,
-  RunStatusMessage,
-  RunUsage,
-  ScheduleRef,
-} from '../core/run.js';
+import type { ArtifactType, RunArtifact, ExecutionLocation, ListRunsQuery, Run, RunConfig, RunPage, RunSource, RunStatusMessage, RunUsage, ScheduleRef } from '../core/run.js';
 import type { DialectName } from './schema.js';
 import type { ScheduleRepository } from './schedule-repository.js';
 import type { SecretRepository } from './secret-repository.js';
@@ -172,13 +160,7 @@ export interface Store {
    * are acknowledged); refused unless the lease is the run's, live at `at`,
    * in a leased state — checked in the statement that reserves the sequence numbers.
    */
-  appendRunEventBatch(
-    runId: string,
-    leaseToken: string,
-    batchNo: number,
-    events: NewRunEvent[],
-    at: number,
-  ): Promise<{ firstSeq: number; count: number; duplicate: boolean }>;
+  appendRunEventBatch(runId: string, leaseToken: string, batchNo: number, events: NewRunEvent[], at: number): Promise<{ firstSeq: number; count: number; duplicate: boolean }>;
   /** Teams that have QUEUED runs (periodic admission). */
   listTeamsWithQueuedRuns(): Promise<string[]>;
 

@@ -33,22 +33,12 @@ export class WorkerTokenRepository {
   }
 
   async findByHash(secretHash: string): Promise<WorkerToken | null> {
-    const row = await this.ctx.db
-      .selectFrom('worker_tokens')
-      .selectAll()
-      .where('secret_hash', '=', secretHash)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    const row = await this.ctx.db.selectFrom('worker_tokens').selectAll().where('secret_hash', '=', secretHash).where('revoked_at', 'is', null).executeTakeFirst();
     return row ? toWorkerToken(row) : null;
   }
 
   async revoke(id: string, at: number): Promise<boolean> {
-    const result = await this.ctx.db
-      .updateTable('worker_tokens')
-      .set({ revoked_at: at })
-      .where('id', '=', id)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    const result = await this.ctx.db.updateTable('worker_tokens').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
   }
 }

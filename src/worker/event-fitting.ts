@@ -57,11 +57,7 @@ type Path = (string | number)[];
 function longestString(value: unknown, path: Path = []): { path: Path; value: string } | null {
   if (typeof value === 'string') return { path, value };
   let best: { path: Path; value: string } | null = null;
-  const entries: [string | number, unknown][] = Array.isArray(value)
-    ? value.map((item, i) => [i, item])
-    : value && typeof value === 'object'
-      ? Object.entries(value)
-      : [];
+  const entries: [string | number, unknown][] = Array.isArray(value) ? value.map((item, i) => [i, item]) : value && typeof value === 'object' ? Object.entries(value) : [];
   for (const [key, item] of entries) {
     const found = longestString(item, [...path, key]);
     if (found && (!best || found.value.length > best.value.length)) best = found;

@@ -99,7 +99,8 @@ export function limitFailure(stderr: string, signal: NodeJS.Signals | null, cgro
   if (signal === 'SIGXFSZ' || /died of signal 25\b|File too large/.test(stderr)) {
     return `git exceeded its file size limit (${Math.round(limits.maxFileBytes / MIB)} MiB) while writing the repository`;
   }
-  if (cgroup.pidsRefused > 0 || /cannot fork|unable to create thread|fork: Resource temporarily unavailable/.test(stderr)) return `git exceeded its process limit (${limits.pids}) while reading the repository`;
+  if (cgroup.pidsRefused > 0 || /cannot fork|unable to create thread|fork: Resource temporarily unavailable/.test(stderr))
+    return `git exceeded its process limit (${limits.pids}) while reading the repository`;
   return null;
 }
 

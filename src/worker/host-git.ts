@@ -76,7 +76,11 @@ const LAUNCHER = "trap '' XFSZ; " + 'while [ "$1" != -- ]; do echo $$ > "$1" || 
 
 /** git's complaint in one line: what the remote said (why a push was refused), then the last lines. */
 function summarize(stderr: string): string {
-  const lines = stderr.trim().split('\n').map((line) => line.trim()).filter(Boolean);
+  const lines = stderr
+    .trim()
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
   const remote = lines.filter((line) => line.startsWith('remote:')).slice(-5);
   return [...new Set([...remote, ...lines.slice(-3)])].join(' ');
 }

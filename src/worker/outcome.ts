@@ -75,7 +75,12 @@ function stopOutcome(stop: StopReason): Outcome | null {
     case 'upload':
       return {
         state: 'ERROR',
-        message: { message: `The run's events could not be delivered to the server: ${stop.error.message}`, error_code: 'internal_error', retryable: true, reason: 'event_upload_failed' },
+        message: {
+          message: `The run's events could not be delivered to the server: ${stop.error.message}`,
+          error_code: 'internal_error',
+          retryable: true,
+          reason: 'event_upload_failed',
+        },
       };
   }
 }

@@ -62,7 +62,11 @@ export class OutputCollector {
       if (room > 0) this.take(stream, chunk.subarray(0, room));
       this.flush();
       budget.truncated = true;
-      this.emit({ type: 'notice', at: Date.now(), data: { level: 'warn', message: `Output truncated: this run printed more than ${budget.storedMax} bytes.`, reason: 'output_truncated' } });
+      this.emit({
+        type: 'notice',
+        at: Date.now(),
+        data: { level: 'warn', message: `Output truncated: this run printed more than ${budget.storedMax} bytes.`, reason: 'output_truncated' },
+      });
       return;
     }
     budget.stored += chunk.length;

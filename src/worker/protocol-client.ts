@@ -39,7 +39,10 @@ export class ProtocolClient {
   private readonly bases: string[];
   private current = 0;
 
-  constructor(serverUrls: string | readonly string[], private readonly token: string) {
+  constructor(
+    serverUrls: string | readonly string[],
+    private readonly token: string,
+  ) {
     const urls = typeof serverUrls === 'string' ? [serverUrls] : [...serverUrls];
     if (urls.length === 0) throw new Error('ProtocolClient: no server URL');
     this.bases = urls.map((url) => `${url.replace(/\/+$/, '')}${WORKER_API}`);

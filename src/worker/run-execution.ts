@@ -302,7 +302,10 @@ export class RunExecution {
       this.notice(`This run executes on the "${backend.name}" backend: no isolation; network policy and limits (memory, pids, disk) are not enforced.`, 'not_isolated');
     }
     if (environment?.dockerImage) {
-      this.notice(`docker_image "${environment.dockerImage}" is not applicable to the ${backend.name} backend: the run uses the worker host's system.`, 'docker_image_not_applicable');
+      this.notice(
+        `docker_image "${environment.dockerImage}" is not applicable to the ${backend.name} backend: the run uses the worker host's system.`,
+        'docker_image_not_applicable',
+      );
     }
     return sandbox;
   }

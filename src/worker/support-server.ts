@@ -14,7 +14,11 @@ const schemas = {
   [SUPPORT_ROUTES.artifact]: z.strictObject({
     type: z.literal('pull-request'),
     url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2000),
-    branch: z.string().min(1).max(255).regex(/^[^\s~^:?*[\\]+$/, 'must be a branch name'),
+    branch: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[^\s~^:?*[\\]+$/, 'must be a branch name'),
   }),
   [SUPPORT_ROUTES.notify]: z.strictObject({ message: z.string().min(1).max(10_000) }),
   [SUPPORT_ROUTES.finish]: z.strictObject({ status: z.enum(['success', 'failure']), summary: z.string().min(1).max(20_000) }),

@@ -51,10 +51,7 @@ export class Worker {
         continue;
       }
       try {
-        const { runs } = await this.deps.client.claim(
-          { worker_id: this.id, max_runs: free, wait_ms: this.options.claimWaitMs ?? 25_000 },
-          this.claiming.signal,
-        );
+        const { runs } = await this.deps.client.claim({ worker_id: this.id, max_runs: free, wait_ms: this.options.claimWaitMs ?? 25_000 }, this.claiming.signal);
         // When the answer came, not when the long-poll was sent: the lease
         // started on the server just before it answered (the first heartbeat,
         // sent at once, then bounds it from a request's send time).

@@ -14,7 +14,6 @@ const ANTHROPIC_KEY = `sk-ant-${randomBytes(8).toString('hex')}`;
 const OPENAI_KEY = `sk-openai-${randomBytes(8).toString('hex')}`;
 const TEST = 'out=$(sh greet.sh)\n[ "$out" = "Hello, Oz" ] && echo "test passed" || { echo "test failed: got $out"; exit 1; }\n';
 
-
 /** The agent loop's requests carry tools; anything else a CLI asks on the side gets a short text. */
 function loop(turns: ScriptedTurn[]) {
   return (req: RecordedRequest): ScriptedTurn | undefined => {
@@ -49,7 +48,10 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
         OPENAI_BASE_URL: openai.openaiBaseUrl,
       },
     });
-    for (const [name, value, type] of [['CLAUDE_KEY', ANTHROPIC_KEY, 'raw-value'], ['OPENAI', OPENAI_KEY, 'openai-api-key']]) {
+    for (const [name, value, type] of [
+      ['CLAUDE_KEY', ANTHROPIC_KEY, 'raw-value'],
+      ['OPENAI', OPENAI_KEY, 'openai-api-key'],
+    ]) {
       const res = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name, value, type } });
       expect(res.status, JSON.stringify(res.body)).toBe(201);
     }
@@ -80,10 +82,14 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const id = (res.body as { run_id: string }).run_id;
-    return until(`run ${id}`, async () => {
-      const run = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
-      return TERMINAL.includes(String(run.state)) ? run : null;
-    }, 90_000);
+    return until(
+      `run ${id}`,
+      async () => {
+        const run = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
+        return TERMINAL.includes(String(run.state)) ? run : null;
+      },
+      90_000,
+    );
   };
   const actions = async (id: string): Promise<Json[]> => {
     const res = await api(server, 'GET', `/api/v1/agent/runs/${id}/conversation`, { key: server.adminKey });
@@ -131,7 +137,10 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
   it('codex: Codex runs commands through a Responses provider at the proxy; SUCCEEDED, mapped, published', async () => {
     codexTurns.push(
       { toolCalls: [{ name: 'exec_command', input: { cmd: 'cat greet.sh' } }], usage: { input: 40, output: 4 } },
-      { toolCalls: [{ name: 'exec_command', input: { cmd: 'sed -i "s/Hello/Hello, Oz/" greet.sh && sh test.sh; echo "key=[$OPENAI_API_KEY]"' } }], usage: { input: 50, output: 5 } },
+      {
+        toolCalls: [{ name: 'exec_command', input: { cmd: 'sed -i "s/Hello/Hello, Oz/" greet.sh && sh test.sh; echo "key=[$OPENAI_API_KEY]"' } }],
+        usage: { input: 50, output: 5 },
+      },
       { text: 'Updated the greeting; tests pass.', usage: { input: 60, output: 6 } },
     );
     const run = await runToEnd({ harness: { type: 'codex' }, model_id: 'openai/gpt-5' });
@@ -159,7 +168,17 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
   it('a missing auth secret fails the run naming it; a CLI missing from the sandbox fails naming the fix', async () => {
     const cli = await runOz(['agent', 'run-cloud', '-p', 'x', '-e', envId, '--harness', 'claude', '--claude-auth-secret', 'NO_SUCH_SECRET', '--wait'], server.cliEnv);
     expect(cli.code).toBe(1);
-    const missing = ((await api(server, 'GET', `/api/v1/agent/runs/${cli.stdout.trim().split(/\s/).find((w) => /^[0-9a-f-]{36}$/.test(w))}`, { key: server.adminKey })).body as Json);
+    const missing = (
+      await api(
+        server,
+        'GET',
+        `/api/v1/agent/runs/${cli.stdout
+          .trim()
+          .split(/\s/)
+          .find((w) => /^[0-9a-f-]{36}$/.test(w))}`,
+        { key: server.adminKey },
+      )
+    ).body as Json;
     expect(missing.agent_config).toMatchObject({ harness: { type: 'claude' }, harness_auth_secrets: { claude_auth_secret_name: 'NO_SUCH_SECRET' } });
     expect(missing.state).toBe('FAILED');
     expect(missing.status_message).toMatchObject({ reason: 'harness_auth_secret_not_found' });
@@ -170,10 +189,14 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     try {
       const res = await api(bare, 'POST', '/api/v1/agent/runs', { key: bare.adminKey, body: { prompt: 'x', config: { harness: { type: 'codex' } } } });
       const id = (res.body as { run_id: string }).run_id;
-      const run = await until(`run ${id}`, async () => {
-        const body = (await api(bare, 'GET', `/api/v1/agent/runs/${id}`, { key: bare.adminKey })).body as Json;
-        return TERMINAL.includes(String(body.state)) ? body : null;
-      }, 90_000);
+      const run = await until(
+        `run ${id}`,
+        async () => {
+          const body = (await api(bare, 'GET', `/api/v1/agent/runs/${id}`, { key: bare.adminKey })).body as Json;
+          return TERMINAL.includes(String(body.state)) ? body : null;
+        },
+        90_000,
+      );
       expect(run.state).toBe('FAILED');
       expect(run.status_message).toMatchObject({ reason: 'codex_cli_missing' });
       expect(String((run.status_message as Json).message)).toContain('npm install -g @openai/codex');

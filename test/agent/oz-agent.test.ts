@@ -22,7 +22,6 @@ const MODELS: Record<ModelProtocol, string> = {
   'openai-chat': 'openai-compatible/local-scripted',
 };
 
-
 /** The happy path: read, edit, run the tests, look at the diff, finish. */
 function editScript(): ScriptedTurn[] {
   return [
@@ -203,8 +202,11 @@ describe('the built-in oz agent against a scripted model', () => {
     expect(models.anthropic.requests).toHaveLength(1);
   });
 
-  it("a secret printed by a tool reaches neither the model nor the conversation", async () => {
-    turns.anthropic = [{ toolCalls: [{ name: 'bash', input: { command: 'echo "token=$API_TOKEN"; cat /tmp/setup-marker' } }] }, { toolCalls: [{ name: 'finish', input: { summary: 'Done.', success: true } }] }];
+  it('a secret printed by a tool reaches neither the model nor the conversation', async () => {
+    turns.anthropic = [
+      { toolCalls: [{ name: 'bash', input: { command: 'echo "token=$API_TOKEN"; cat /tmp/setup-marker' } }] },
+      { toolCalls: [{ name: 'finish', input: { summary: 'Done.', success: true } }] },
+    ];
     const id = await start({ model_id: MODELS.anthropic });
     expect((await finished(id)).state).toBe('SUCCEEDED');
     const sent = JSON.stringify(models.anthropic.requests[1]?.body);
@@ -228,7 +230,10 @@ describe('the built-in oz agent against a scripted model', () => {
 
     // The CLI: --harness oz with --model, then the transcript.
     turns.anthropic = editScript();
-    const cli = await runOz(['agent', 'run-cloud', '-p', 'Make it say Hello, Oz', '-e', envId, '--harness', 'oz', '--model', MODELS.anthropic, '--max-steps', '10', '--wait', '--output-format', 'text'], server.cliEnv);
+    const cli = await runOz(
+      ['agent', 'run-cloud', '-p', 'Make it say Hello, Oz', '-e', envId, '--harness', 'oz', '--model', MODELS.anthropic, '--max-steps', '10', '--wait', '--output-format', 'text'],
+      server.cliEnv,
+    );
     expect(cli.code, cli.stderr).toBe(0);
     const runId = cli.stdout.split('\n')[0]?.trim() ?? '';
     expect(cli.stdout).toContain(`${runId}\tSUCCEEDED`);

@@ -249,12 +249,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
       });
 
       it('rejects config.harness given as a bare string with 400 naming config.harness', async () => {
-        const problem = expectProblem(
-          await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', config: { harness: 'oz' } } }),
-          400,
-          'invalid_request',
-          'config.harness',
-        );
+        const problem = expectProblem(await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', config: { harness: 'oz' } } }), 400, 'invalid_request', 'config.harness');
         expect(problem.detail).toMatch(/object/);
       });
 
@@ -697,16 +692,14 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         expect(all.slice(0, 3).map((f) => dataOf(f)?.data.to)).toEqual(['QUEUED', 'PENDING', 'CANCELLED']);
         for (const n of [0, 1, 2, 3]) {
           const resumed = await open(String(n));
-          expect(resumed.map((f) => f.id), `Last-Event-ID: ${n}`).toEqual([...all.slice(n, 3).map((f) => f.id), null]);
+          expect(
+            resumed.map((f) => f.id),
+            `Last-Event-ID: ${n}`,
+          ).toEqual([...all.slice(n, 3).map((f) => f.id), null]);
           expect(resumed.slice(0, -1).map((f) => f.data)).toEqual(all.slice(n, 3).map((f) => f.data));
           expect(resumed[resumed.length - 1]?.event).toBe('end');
         }
-        expectProblem(
-          await call('GET', `/api/v1/agent/runs/${run_id}/events`, { key: limited.key, headers: { 'last-event-id': 'abc' } }),
-          400,
-          'invalid_request',
-          'Last-Event-ID',
-        );
+        expectProblem(await call('GET', `/api/v1/agent/runs/${run_id}/events`, { key: limited.key, headers: { 'last-event-id': 'abc' } }), 400, 'invalid_request', 'Last-Event-ID');
       });
 
       it('delivers events written while a resumed stream is open, continuing from Last-Event-ID', async () => {

@@ -225,7 +225,9 @@ describe('event streams whose clients do not read', () => {
       () => {
         const growth = procMemory(server.pid, 'VmHWM') - baseline;
         if (growth > bound) {
-          throw new Error(`server RSS peaked ${Math.round(growth / MIB)} MiB above its baseline with ${CLIENTS} stalled streams of ${STREAM_BYTES / MIB} MiB (bound ${bound / MIB} MiB)`);
+          throw new Error(
+            `server RSS peaked ${Math.round(growth / MIB)} MiB above its baseline with ${CLIENTS} stalled streams of ${STREAM_BYTES / MIB} MiB (bound ${bound / MIB} MiB)`,
+          );
         }
         return serverHeldConnections(server.pid, ports) === 0;
       },

@@ -43,7 +43,12 @@ function describeTenancy(factory: StoreFactory): void {
     let bob: { user: User; key: string };
 
     const call = async (key: string, method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', url: string, payload?: unknown): Promise<Reply> => {
-      const res = await app.inject({ method, url, headers: { authorization: `Bearer ${key}`, ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}) });
+      const res = await app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${key}`, ...(payload !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(payload !== undefined ? { payload: JSON.stringify(payload) } : {}),
+      });
       return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as Json) : {} };
     };
     const expectProblem = (res: Reply, status: number, reason: string | undefined, detail?: RegExp): void => {
@@ -58,9 +63,15 @@ function describeTenancy(factory: StoreFactory): void {
       await handle.store.createApiKey({ teamId: team.id, userId: user.id, name: 'k', prefix: minted.prefix, secretHash: minted.secretHash, expiresAt: null }, systemClock.now());
       return { user, key: minted.secret };
     };
-    const createEnv = async (key: string, body: Json): Promise<Reply> => call(key, 'POST', '/api/v1/agent/environments', { name: `env-${randomBytes(3).toString('hex')}`, ...body });
+    const createEnv = async (key: string, body: Json): Promise<Reply> =>
+      call(key, 'POST', '/api/v1/agent/environments', { name: `env-${randomBytes(3).toString('hex')}`, ...body });
     const claimAll = async (): Promise<ClaimedRun[]> => {
-      const res = await app.inject({ method: 'POST', url: '/api/v1/worker/claim', headers: { authorization: `Bearer ${WORKER_SECRET}`, 'content-type': 'application/json' }, payload: JSON.stringify({ worker_id: 'w', max_runs: 64, wait_ms: 0 }) });
+      const res = await app.inject({
+        method: 'POST',
+        url: '/api/v1/worker/claim',
+        headers: { authorization: `Bearer ${WORKER_SECRET}`, 'content-type': 'application/json' },
+        payload: JSON.stringify({ worker_id: 'w', max_runs: 64, wait_ms: 0 }),
+      });
       expect(res.statusCode, res.body).toBe(200);
       return (JSON.parse(res.body) as { runs: ClaimedRun[] }).runs;
     };
@@ -111,7 +122,12 @@ function describeTenancy(factory: StoreFactory): void {
       });
 
       it('refuses a run or schedule runtime above the ceiling; a claimed run carries cpus and the resolved limits', async () => {
-        expectProblem(await call(alice.key, 'POST', '/api/v1/agent/runs', { prompt: 'x', config: { harness: { type: 'command' }, max_runtime_seconds: 30_000 } }), 400, 'config.max_runtime_seconds', /maximum of 28800/);
+        expectProblem(
+          await call(alice.key, 'POST', '/api/v1/agent/runs', { prompt: 'x', config: { harness: { type: 'command' }, max_runtime_seconds: 30_000 } }),
+          400,
+          'config.max_runtime_seconds',
+          /maximum of 28800/,
+        );
         expectProblem(
           await call(alice.key, 'POST', '/api/v1/agent/schedules', { name: 's', cron_schedule: '0 3 * * *', prompt: 'x', agent_config: { max_runtime_seconds: 30_000 } }),
           400,
@@ -137,7 +153,12 @@ function describeTenancy(factory: StoreFactory): void {
         const early = await createEnv(carol.key, { limits: { memory_mb: 6000 } });
         expect(early.status).toBe(201);
 
-        expectProblem(await call(platformAdmin, 'PATCH', `/api/v1/admin/teams/${team.id}`, { limit_ceilings: { memory_mb: 100_000 } }), 400, 'limit_ceilings.memory_mb', /operator's maximum of 8192/);
+        expectProblem(
+          await call(platformAdmin, 'PATCH', `/api/v1/admin/teams/${team.id}`, { limit_ceilings: { memory_mb: 100_000 } }),
+          400,
+          'limit_ceilings.memory_mb',
+          /operator's maximum of 8192/,
+        );
         const patched = await call(platformAdmin, 'PATCH', `/api/v1/admin/teams/${team.name}`, { limit_ceilings: { memory_mb: 2048, cpus: 1 }, max_concurrent_runs: 7 });
         expect(patched.status, JSON.stringify(patched.body)).toBe(200);
         expect(patched.body).toMatchObject({ uid: team.id, max_concurrent_runs: 7, limit_ceilings: { memory_mb: 2048, cpus: 1 }, platform: false });
@@ -173,7 +194,11 @@ function describeTenancy(factory: StoreFactory): void {
         const outsider = await member(other);
         expectProblem(await call(tenantAdmin, 'POST', '/api/v1/admin/teams', { name: `sneaky-${randomBytes(3).toString('hex')}` }), 403, undefined, /platform team/);
         expectProblem(await call(tenantAdmin, 'PATCH', `/api/v1/admin/teams/${tenant.id}`, { limit_ceilings: {} }), 403, undefined);
-        expectProblem(await call(tenantAdmin, 'POST', '/api/v1/admin/users', { email: `${randomBytes(4).toString('hex')}@example.test`, team: other.name, role: 'admin' }), 404, 'team');
+        expectProblem(
+          await call(tenantAdmin, 'POST', '/api/v1/admin/users', { email: `${randomBytes(4).toString('hex')}@example.test`, team: other.name, role: 'admin' }),
+          404,
+          'team',
+        );
         expectProblem(await call(tenantAdmin, 'POST', `/api/v1/admin/users/${outsider.user.id}/api-keys`, { name: 'takeover' }), 404, undefined);
         expectProblem(await call(tenantAdmin, 'POST', `/api/v1/admin/users/${outsider.user.email}/api-keys`, { name: 'takeover' }), 404, undefined);
         expectProblem(await call(tenantAdmin, 'GET', `/api/v1/admin/teams/${other.id}`), 404, 'path.teamId');
@@ -217,7 +242,13 @@ function describeTenancy(factory: StoreFactory): void {
         expect(created.status, JSON.stringify(created.body)).toBe(201);
         const id = String(created.body.id);
         const put = (key: string, environmentId: unknown) =>
-          call(key, 'PUT', `/api/v1/agent/schedules/${id}`, { name: 'nightly', cron_schedule: '0 3 * * *', prompt: 'echo changed', enabled: true, agent_config: { harness: { type: 'command' }, environment_id: environmentId } });
+          call(key, 'PUT', `/api/v1/agent/schedules/${id}`, {
+            name: 'nightly',
+            cron_schedule: '0 3 * * *',
+            prompt: 'echo changed',
+            enabled: true,
+            agent_config: { harness: { type: 'command' }, environment_id: environmentId },
+          });
         expectProblem(await put(bob.key, personal.body.uid), 404, 'agent_config.environment_id');
         expect((await call(bob.key, 'GET', `/api/v1/agent/schedules/${id}`)).body.agent_config).toMatchObject({ environment_id: shared.body.uid });
         // The owner may use their own personal environment.

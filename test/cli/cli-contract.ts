@@ -42,11 +42,19 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       const listed = json.runs.find((r) => r.run_id === runId);
       expect(listed?.agent_config.environment_id).toBe(envId);
 
-      const ndjson = (await oz('run', 'list', '--output-format', 'ndjson')).stdout.trim().split('\n').map((l) => JSON.parse(l) as { run_id: string });
+      const ndjson = (await oz('run', 'list', '--output-format', 'ndjson')).stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { run_id: string });
       expect(ndjson.map((r) => r.run_id)).toContain(runId);
 
       const text = (await runOz(['run', 'list'], { ...server.cliEnv, WARP_OUTPUT_FORMAT: 'text' })).stdout;
-      expect(text.split('\n').find((l) => l.startsWith(runId))?.split('\t')).toEqual([runId, expect.stringMatching(/pending|queued/), 'CLI', expect.any(String), 'hello']);
+      expect(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(runId))
+          ?.split('\t'),
+      ).toEqual([runId, expect.stringMatching(/pending|queued/), 'CLI', expect.any(String), 'hello']);
 
       const got = await oz('run', 'get', runId);
       expect(got.stdout).toMatch(/Prompt:\s+hello/);
@@ -82,11 +90,16 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       const waiting = runOz(['agent', 'run-cloud', '-p', 'y', '--wait', '--output-format', 'text'], server.cliEnv);
       await oz('run', 'cancel', runId);
       const follow = await oz('run', 'get', runId, '--follow', '--output-format', 'ndjson');
-      const events = follow.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; type: string; data: { to?: string } });
+      const events = follow.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { seq: number; type: string; data: { to?: string } });
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
       expect(events.at(-1)?.data.to).toBe('CANCELLED');
       // The waiting run is still queued or pending: cancel it so --wait returns.
-      const list = JSON.parse((await oz('run', 'list', '--state', 'queued', '--state', 'pending', '--output-format', 'json', '-L', '50')).stdout) as { runs: { run_id: string; prompt: string }[] };
+      const list = JSON.parse((await oz('run', 'list', '--state', 'queued', '--state', 'pending', '--output-format', 'json', '-L', '50')).stdout) as {
+        runs: { run_id: string; prompt: string }[];
+      };
       const waited = list.runs.find((r) => r.prompt === 'y');
       expect(waited).toBeDefined();
       await oz('run', 'cancel', waited?.run_id ?? '');
@@ -150,7 +163,11 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       const file = join(dir, 'agent.yaml');
       writeFileSync(file, 'prompt: from the file\ntitle: Filed\nconfig:\n  name: nightly\n  harness:\n    type: command\n');
       const runId = (await oz('agent', 'run-cloud', '-f', file, '--title', 'Flagged', '--output-format', 'text')).stdout.trim();
-      const run = JSON.parse((await oz('run', 'get', runId, '--output-format', 'json')).stdout) as { prompt: string; title: string; agent_config: { name: string; harness: { type: string } } };
+      const run = JSON.parse((await oz('run', 'get', runId, '--output-format', 'json')).stdout) as {
+        prompt: string;
+        title: string;
+        agent_config: { name: string; harness: { type: string } };
+      };
       expect(run).toMatchObject({ prompt: 'from the file', title: 'Flagged', agent_config: { name: 'nightly', harness: { type: 'command' } } });
       const bad = join(dir, 'bad.json');
       writeFileSync(bad, '{ not json');

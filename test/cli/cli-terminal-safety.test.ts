@@ -91,8 +91,14 @@ describe('the CLI never prints terminal controls that came from a run', () => {
     expect(run.status_message.message).toBe(`summary ${ESC}[2J\rforged \u009bK`);
     const ndjson = await oz('run', 'get', runId, '--follow', '--output-format', 'ndjson');
     expect(rawAt(ndjson.stdout)).toBeNull();
-    const events = ndjson.stdout.trim().split('\n').map((line) => JSON.parse(line) as { type: string; data: { text?: string; message?: string } });
-    const output = events.filter((e) => e.type === 'output').map((e) => e.data.text).join('');
+    const events = ndjson.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; data: { text?: string; message?: string } });
+    const output = events
+      .filter((e) => e.type === 'output')
+      .map((e) => e.data.text)
+      .join('');
     expect(output).toContain(`c1 \u009b2J bidi \u202etxt.exe del \u007f bell ${BEL}`);
     expect(output).toContain('working\r[00:00:00]');
     expect(events.some((e) => e.type === 'notice' && e.data.message === `note ${ESC}]52;c;eA==${BEL} ${ESC}[31mred`)).toBe(true);

@@ -69,10 +69,14 @@ describe('the worker token stays out of the process list', () => {
     );
     const worker = { child, output: () => out, exited };
     workers.push(worker);
-    await until('the worker to start', () => {
-      if (child.exitCode !== null) throw new Error(`oz worker exited with ${child.exitCode}:\n${out}`);
-      return out.includes('serving');
-    }, 20_000);
+    await until(
+      'the worker to start',
+      () => {
+        if (child.exitCode !== null) throw new Error(`oz worker exited with ${child.exitCode}:\n${out}`);
+        return out.includes('serving');
+      },
+      20_000,
+    );
     return worker;
   }
 

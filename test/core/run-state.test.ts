@@ -1,23 +1,32 @@
 import { describe, expect, it } from 'vitest';
-import {
-  cliStateName,
-  isLegalTransition,
-  isTerminal,
-  parseCliStateName,
-  RUN_STATES,
-  TERMINAL_STATES,
-  TRANSITIONS,
-} from '../../src/core/run-state.js';
+import { cliStateName, isLegalTransition, isTerminal, parseCliStateName, RUN_STATES, TERMINAL_STATES, TRANSITIONS } from '../../src/core/run-state.js';
 
 describe('the run state machine', () => {
   it('has exactly the transitions of the lifecycle table', () => {
     const pairs = TRANSITIONS.map((t) => `${t.from}>${t.to}`).sort();
     const expected = [
-      'QUEUED>PENDING', 'QUEUED>CANCELLED', 'QUEUED>ERROR',
-      'PENDING>CLAIMED', 'PENDING>CANCELLED', 'PENDING>ERROR',
-      'CLAIMED>PENDING', 'CLAIMED>INPROGRESS', 'CLAIMED>SUCCEEDED', 'CLAIMED>FAILED', 'CLAIMED>CANCELLED', 'CLAIMED>ERROR',
-      'INPROGRESS>BLOCKED', 'INPROGRESS>SUCCEEDED', 'INPROGRESS>FAILED', 'INPROGRESS>CANCELLED', 'INPROGRESS>ERROR',
-      'BLOCKED>INPROGRESS', 'BLOCKED>SUCCEEDED', 'BLOCKED>FAILED', 'BLOCKED>CANCELLED', 'BLOCKED>ERROR',
+      'QUEUED>PENDING',
+      'QUEUED>CANCELLED',
+      'QUEUED>ERROR',
+      'PENDING>CLAIMED',
+      'PENDING>CANCELLED',
+      'PENDING>ERROR',
+      'CLAIMED>PENDING',
+      'CLAIMED>INPROGRESS',
+      'CLAIMED>SUCCEEDED',
+      'CLAIMED>FAILED',
+      'CLAIMED>CANCELLED',
+      'CLAIMED>ERROR',
+      'INPROGRESS>BLOCKED',
+      'INPROGRESS>SUCCEEDED',
+      'INPROGRESS>FAILED',
+      'INPROGRESS>CANCELLED',
+      'INPROGRESS>ERROR',
+      'BLOCKED>INPROGRESS',
+      'BLOCKED>SUCCEEDED',
+      'BLOCKED>FAILED',
+      'BLOCKED>CANCELLED',
+      'BLOCKED>ERROR',
     ].sort();
     expect(pairs).toEqual(expected);
     expect(new Set(pairs).size).toBe(pairs.length);

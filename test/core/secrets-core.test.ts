@@ -50,7 +50,14 @@ describe('secret resolution (docs/design.md "Secrets")', () => {
     secret('CLAUDE', { type: 'anthropic-api-key' }),
     secret('CLAUDE_TOO', { type: 'anthropic-api-key' }),
   ];
-  const base = { sealed, creatorId: 'u1', scheduled: false, environmentSecrets: ['SHARED', 'ONLY_SETUP', 'CLAUDE', 'MISSING'], runSecrets: undefined, open: (s: SealedSecret) => s.valueCipher };
+  const base = {
+    sealed,
+    creatorId: 'u1',
+    scheduled: false,
+    environmentSecrets: ['SHARED', 'ONLY_SETUP', 'CLAUDE', 'MISSING'],
+    runSecrets: undefined,
+    open: (s: SealedSecret) => s.valueCipher,
+  };
 
   it('takes the environment list; a personal secret shadows the team one; typed secrets become their variable; setup-only apart', () => {
     expect(resolveSecrets(base)).toEqual({

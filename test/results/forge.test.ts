@@ -9,7 +9,13 @@ describe('GitHub remotes', () => {
     for (const url of ['https://github.com/acme/web', 'https://github.com/acme/web.git', 'https://github.com/acme/web/']) {
       expect(githubRepo(url, GITHUB)).toEqual({ owner: 'acme', repo: 'web' });
     }
-    for (const url of ['https://gitlab.com/acme/web.git', 'https://github.com.evil.test/acme/web', 'https://github.com/acme', 'https://github.com/acme/web/tree/main', 'file:///srv/acme/web.git']) {
+    for (const url of [
+      'https://gitlab.com/acme/web.git',
+      'https://github.com.evil.test/acme/web',
+      'https://github.com/acme',
+      'https://github.com/acme/web/tree/main',
+      'file:///srv/acme/web.git',
+    ]) {
       expect(githubRepo(url, GITHUB)).toBeNull();
     }
   });
@@ -21,7 +27,11 @@ describe('GitHub remotes', () => {
 
   it('sends the token as a header to GitHub over https only, never in a URL or argument', () => {
     const env = githubAuthEnv('https://github.com/acme/web.git', 'ghp_secret', GITHUB);
-    expect(env).toEqual({ GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'http.extraHeader', GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from('x-access-token:ghp_secret').toString('base64')}` });
+    expect(env).toEqual({
+      GIT_CONFIG_COUNT: '1',
+      GIT_CONFIG_KEY_0: 'http.extraHeader',
+      GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from('x-access-token:ghp_secret').toString('base64')}`,
+    });
     expect(githubAuthEnv('https://example.test/acme/web.git', 'ghp_secret', GITHUB)).toEqual({});
     expect(githubAuthEnv('https://github.com/acme/web.git', 'ghp_secret', DOUBLE)).toEqual({});
     expect(githubAuthEnv('https://github.com/acme/web.git', undefined, GITHUB)).toEqual({});

@@ -7,7 +7,6 @@ import { runEvents } from '../support/run-events.js';
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 
-
 describe('oz harness-support inside a network-off sandbox', () => {
   let server: OzServerHandle;
   let envId: string;
@@ -23,7 +22,10 @@ describe('oz harness-support inside a network-off sandbox', () => {
   });
 
   const run = async (script: string): Promise<{ run: Json; output: string; events: { type: string; data: Json }[] }> => {
-    const res = await api(server, 'POST', '/api/v1/agent/runs', { key: server.adminKey, body: { prompt: script, config: { harness: { type: 'command' }, environment_id: envId } } });
+    const res = await api(server, 'POST', '/api/v1/agent/runs', {
+      key: server.adminKey,
+      body: { prompt: script, config: { harness: { type: 'command' }, environment_id: envId } },
+    });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const id = (res.body as { run_id: string }).run_id;
     const result = await until(`run ${id}`, async () => {
@@ -35,7 +37,11 @@ describe('oz harness-support inside a network-off sandbox', () => {
   };
 
   it('reports a pull request, a note and the finish, which show up on the run', async () => {
-    const { run: result, output, events } = await run(
+    const {
+      run: result,
+      output,
+      events,
+    } = await run(
       [
         'echo "links=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | tr "\\n" " ")"',
         'oz harness-support report-artifact pull-request --url https://github.example/acme/web/pull/7 --branch feature/login',
@@ -46,7 +52,9 @@ describe('oz harness-support inside a network-off sandbox', () => {
     expect(output).toContain('links=lo \n');
     expect(result.state, output).toBe('SUCCEEDED');
     expect((result.status_message as Json).message).toBe('Validated the login form.');
-    expect(result.artifacts).toEqual([{ artifact_type: 'PULL_REQUEST', created_at: expect.any(String), data: { url: 'https://github.example/acme/web/pull/7', branch: 'feature/login' } }]);
+    expect(result.artifacts).toEqual([
+      { artifact_type: 'PULL_REQUEST', created_at: expect.any(String), data: { url: 'https://github.example/acme/web/pull/7', branch: 'feature/login' } },
+    ]);
     expect(events.some((e) => e.type === 'notice' && e.data.message === 'halfway there')).toBe(true);
   });
 

@@ -12,7 +12,6 @@ type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const TOKEN = `ghp_${randomBytes(12).toString('hex')}`;
 
-
 describe('publishing a run’s changes', () => {
   let server: OzServerHandle;
   let fixtures: string;
@@ -101,7 +100,7 @@ describe('publishing a run’s changes', () => {
     expect(String((result.status_message as Json).message)).toContain('No changes in app: nothing was published.');
   });
 
-  it("a hostile .git (clean filter, fsmonitor, hooks) does not run on the host: publishing succeeds and no marker appears", async () => {
+  it('a hostile .git (clean filter, fsmonitor, hooks) does not run on the host: publishing succeeds and no marker appears', async () => {
     const envId = await environment({ repos: [{ url: localUrl }] });
     const marker = (name: string) => `touch ${markers}/${name} 2>/dev/null || true`;
     const script = [

@@ -44,7 +44,13 @@ describe('publishing again', () => {
     const mirrors = new MirrorCache(join(dir, 'cache'), [dir], (url) => gitUrl(url, settings));
     const mirror = await mirrors.ensure('team-1', URL_);
     const publisher = new Publisher(settings, mirrors, join(dir, 'cache'));
-    sandbox = await new DirectBackend(dir).create({ runId: 'run-1', network: 'off', limits: { pids: 64, memoryBytes: 1 << 28, diskBytes: 1 << 26 }, mounts: [mirror], onLimit: () => {} });
+    sandbox = await new DirectBackend(dir).create({
+      runId: 'run-1',
+      network: 'off',
+      limits: { pids: 64, memoryBytes: 1 << 28, diskBytes: 1 << 26 },
+      mounts: [mirror],
+      onLimit: () => {},
+    });
     const env = { PATH: '/usr/bin:/bin', HOME: sandbox.workspacePath, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
     const sh = async (script: string): Promise<string> => {
       let out = '';

@@ -33,7 +33,13 @@ describe.skipIf(!bwrapInstalled())('the CPU limit', () => {
       console.log(`skipped: no cpu controller to limit with here (${backend.enforcement})`);
       ctx.skip();
     }
-    const sandbox = await backend.create({ runId: 'cpu', network: 'off', limits: { pids: 64, memoryBytes: 256 * MIB, diskBytes: 32 * MIB, cpus: 0.2 }, mounts: [], onLimit: () => {} });
+    const sandbox = await backend.create({
+      runId: 'cpu',
+      network: 'off',
+      limits: { pids: 64, memoryBytes: 256 * MIB, diskBytes: 32 * MIB, cpus: 0.2 },
+      mounts: [],
+      onLimit: () => {},
+    });
     try {
       const marker = `oz-busy-${randomUUID()}`;
       const exec = sandbox.exec(['/bin/sh', '-c', 'while :; do :; done', marker], { env: { PATH: '/usr/bin:/bin' }, onOutput: () => {} }).catch(() => null);

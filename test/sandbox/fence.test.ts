@@ -56,7 +56,7 @@ describe.each(KINDS)('fencing on the %s backend: a sandbox stops when its lease 
     backend?.close?.();
     backend = null;
     // The watchdog of a killed holder removes what it left; then the root goes.
-    await until('the holders\' leftovers to be removed', () => !existsSync(root) || readdirSync(root).every((name) => !/^w\d+$/.test(name) || name === `w${process.pid}`), 10_000);
+    await until("the holders' leftovers to be removed", () => !existsSync(root) || readdirSync(root).every((name) => !/^w\d+$/.test(name) || name === `w${process.pid}`), 10_000);
     rmSync(root, { recursive: true, force: true });
   });
   const newRoot = (): string => {
@@ -117,7 +117,7 @@ describe.each(KINDS)('fencing on the %s backend: a sandbox stops when its lease 
       lines.once('line', () => resolve());
       child.once('exit', (code) => reject(new Error(`the holder exited with ${code}`)));
     });
-    const [pid] = await until('the frozen holder\'s marked process', () => {
+    const [pid] = await until("the frozen holder's marked process", () => {
       const found = pidsWithArg(marker);
       return found.length > 0 ? found : null;
     });

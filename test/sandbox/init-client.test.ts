@@ -9,7 +9,15 @@ function client() {
   const violations: string[] = [];
   const init = new InitClient(requests, replies, (reason) => violations.push(reason));
   const sent: Record<string, unknown>[] = [];
-  requests.on('data', (chunk: Buffer) => sent.push(...chunk.toString().trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)));
+  requests.on('data', (chunk: Buffer) =>
+    sent.push(
+      ...chunk
+        .toString()
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+    ),
+  );
   const exec = () => {
     const output: string[] = [];
     const result = init.exec(['/bin/true'], '/workspace', { env: {}, onOutput: (_s, c) => output.push(c.toString()) });

@@ -37,12 +37,14 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
 
   it('refuses a root below a directory the sandbox users cannot search, naming it and the fix', async (ctx) => {
     if (process.getuid?.() !== 0) {
-      console.log('skipped: without root the sandbox is the worker\'s own uid and searches what it does');
+      console.log("skipped: without root the sandbox is the worker's own uid and searches what it does");
       ctx.skip();
     }
     dir = mkdtempSync(join(tmpdir(), 'oz-root-')); // 0700
     const message = await refusal(join(dir, 'deeper', 'sandboxes'));
-    expect(message).toContain(`the sandbox root ${join(dir, 'deeper', 'sandboxes')} is below ${dir} (mode 0700), which the sandbox users cannot search: run chmod o+x ${dir}, or set OZ_SANDBOX_ROOT`);
+    expect(message).toContain(
+      `the sandbox root ${join(dir, 'deeper', 'sandboxes')} is below ${dir} (mode 0700), which the sandbox users cannot search: run chmod o+x ${dir}, or set OZ_SANDBOX_ROOT`,
+    );
     chmodSync(dir, 0o711);
     const backend = await BwrapBackend.open({ root: join(dir, 'deeper', 'sandboxes'), initScript: INIT, watchdogScript: WATCHDOG });
     backend.close();
@@ -50,7 +52,7 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
 
   it('binds a tool that lives below a directory the sandbox cannot search (a checkout in a 0700 dir)', async (ctx) => {
     if (process.getuid?.() !== 0) {
-      console.log('skipped: without root the sandbox is the worker\'s own uid and reaches what it does');
+      console.log("skipped: without root the sandbox is the worker's own uid and reaches what it does");
       ctx.skip();
     }
     dir = mkdtempSync(join(tmpdir(), 'oz-root-'));
@@ -60,7 +62,14 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
       writeFileSync(join(hidden, 'hello'), '#!/bin/sh\necho "hello from a hidden tool"\n', { mode: 0o700 });
       const backend = await BwrapBackend.open({ root: join(dir, 'sandboxes'), initScript: INIT, watchdogScript: WATCHDOG });
       try {
-        const sandbox = await backend.create({ runId: 'tool', network: 'off', limits: { pids: 64, memoryBytes: 1 << 28, diskBytes: 1 << 24 }, mounts: [], tools: [{ name: 'hello', path: join(hidden, 'hello') }], onLimit: () => {} });
+        const sandbox = await backend.create({
+          runId: 'tool',
+          network: 'off',
+          limits: { pids: 64, memoryBytes: 1 << 28, diskBytes: 1 << 24 },
+          mounts: [],
+          tools: [{ name: 'hello', path: join(hidden, 'hello') }],
+          onLimit: () => {},
+        });
         let out = '';
         const result = await sandbox.exec([sandbox.toolPaths.hello as string], { env: { PATH: '/usr/bin:/bin' }, onOutput: (_s, c) => (out += c.toString()) });
         await sandbox.destroy();
@@ -78,7 +87,13 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
     dir = mkdtempSync(join(tmpdir(), 'oz-root-'));
     const backend = await BwrapBackend.open({ root: dir, initScript: INIT, watchdogScript: WATCHDOG });
     try {
-      const sandbox = await backend.create({ runId: 'root-test', network: 'off', limits: { pids: 64, memoryBytes: 256 * 1024 * 1024, diskBytes: 16 * 1024 * 1024 }, mounts: [], onLimit: () => {} });
+      const sandbox = await backend.create({
+        runId: 'root-test',
+        network: 'off',
+        limits: { pids: 64, memoryBytes: 256 * 1024 * 1024, diskBytes: 16 * 1024 * 1024 },
+        mounts: [],
+        onLimit: () => {},
+      });
       const result = await sandbox.exec(['/bin/sh', '-c', 'touch /workspace/x && echo ok'], { env: { PATH: '/usr/bin:/bin' }, onOutput: () => {} });
       expect(result.exitCode).toBe(0);
       await sandbox.destroy();

@@ -17,7 +17,6 @@ const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const SANDBOX_ROOT = join(tmpdir(), 'oz-sandboxes');
 const PROBES = join(import.meta.dirname, '..', 'support', 'sandbox-probes');
 
-
 function pidsWith(marker: string): number[] {
   try {
     return execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
@@ -129,7 +128,11 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
         setup_commands: ['echo "setup one" && echo one > one.txt', 'cd app && echo "setup two in $(pwd)" && touch built.flag'],
         env: { GREETING: 'hello' },
       });
-      const { id, run: result, output } = await run(
+      const {
+        id,
+        run: result,
+        output,
+      } = await run(
         [
           'cat app/FEATURE.md app/README.md one.txt',
           'test -f app/built.flag && echo built',
@@ -156,7 +159,10 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const setupOneOutput = at((b) => String(b.data?.text).includes('setup one') && b.data?.phase === 'setup');
       const setupTwoOutput = at((b) => String(b.data?.text).includes('setup two in /') && b.data?.phase === 'setup');
       const harnessOutput = at((b) => String(b.data?.text).includes('the feature branch') && b.data?.phase === 'harness');
-      expect([clone, setupOne, setupOneOutput, setupTwoOutput, harnessOutput].every((i) => i >= 0), JSON.stringify(blocks)).toBe(true);
+      expect(
+        [clone, setupOne, setupOneOutput, setupTwoOutput, harnessOutput].every((i) => i >= 0),
+        JSON.stringify(blocks),
+      ).toBe(true);
       expect(clone).toBeLessThan(setupOne);
       expect(setupOne).toBeLessThan(setupOneOutput);
       expect(setupOneOutput).toBeLessThan(setupTwoOutput);
@@ -173,7 +179,12 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       expect(message).toContain('Setup command 2 `echo "cannot build: missing thing" >&2; exit 3` exited with code 3.');
       expect(message).toContain('cannot build: missing thing');
       expect(output).toBe('');
-      expect(events.filter((e) => e.type === 'setup').map((e) => `${String(e.data.index)}:${String(e.data.status)}`)).toEqual(['0:started', '0:succeeded', '1:started', '1:failed']);
+      expect(events.filter((e) => e.type === 'setup').map((e) => `${String(e.data.index)}:${String(e.data.status)}`)).toEqual([
+        '0:started',
+        '0:succeeded',
+        '1:started',
+        '1:failed',
+      ]);
       expect(result.started_at ?? null).toBeNull(); // the harness never started
       expect((await getEnvironment(envId)).setup_failed).toBe(true);
 
@@ -288,7 +299,7 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
           'echo "pids=$(ls /proc | grep -c "^[0-9]")"',
           'echo "whoami=$(whoami) uid=$(id -u) home=$HOME"',
           'awk "BEGIN { print \\"awk=ok\\" }"',
-          'node -e "console.log(\'node user=\' + require(\'os\').userInfo().username)"',
+          "node -e \"console.log('node user=' + require('os').userInfo().username)\"",
           'echo "slash=$(ls / | tr "\\n" " ")"',
           `awk '$5 == "/usr" || $5 == "/" { print "mount " $5 " " $6 }' /proc/self/mountinfo`,
           'for fd in /proc/1/fd/* /proc/2/fd/*; do echo "fd $(readlink $fd)"; done',
@@ -323,7 +334,9 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const probe = readFileSync(join(PROBES, 'syscalls.py'), 'utf8');
       const { run: result, output } = await run(`python3 - <<'PY'\n${probe}PY\n`);
       expect(result.state, output).toBe('SUCCEEDED');
-      expect(output).toBe(['ptrace', 'process_vm_readv', 'keyctl', 'bpf', 'io_uring_setup', 'vsock'].map((call) => `${call}=Operation not permitted\n`).join('') + 'getppid=ok\nunix_socket=ok\n');
+      expect(output).toBe(
+        ['ptrace', 'process_vm_readv', 'keyctl', 'bpf', 'io_uring_setup', 'vsock'].map((call) => `${call}=Operation not permitted\n`).join('') + 'getppid=ok\nunix_socket=ok\n',
+      );
     });
 
     it('runs as a non-root host uid, and another run can neither read its workspace nor see its processes', async (ctx) => {
@@ -347,13 +360,7 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       expect(theirs.mode & 0o777).toBe(0o700);
       await cancel(c);
 
-      const b = await run(
-        [
-          `cat ${workspace}/a-marker.txt 2>/dev/null || echo workspace=hidden`,
-          'ps ax -o args | grep -c "[s]leep 3018"',
-          'ls /workspace',
-        ].join('\n'),
-      );
+      const b = await run([`cat ${workspace}/a-marker.txt 2>/dev/null || echo workspace=hidden`, 'ps ax -o args | grep -c "[s]leep 3018"', 'ls /workspace'].join('\n'));
       expect(b.output).toContain('workspace=hidden');
       expect(b.output).not.toContain('for A only');
       expect(b.output).toContain('0\n');

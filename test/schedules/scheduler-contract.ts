@@ -80,8 +80,7 @@ export function describeSchedulerContract(factory: StoreFactory): void {
         clock.now(),
       );
     };
-    const runsOf = async (scheduleId: string) =>
-      (await store.listRuns({ teamId: team.id, filters: { scheduleId }, sortBy: 'created_at', sortOrder: 'asc', limit: 1000 })).runs;
+    const runsOf = async (scheduleId: string) => (await store.listRuns({ teamId: team.id, filters: { scheduleId }, sortBy: 'created_at', sortOrder: 'asc', limit: 1000 })).runs;
     /** Advance the clock in steps, ticking after each. */
     const drive = async (ms: number, step = MINUTE): Promise<void> => {
       for (let t = 0; t < ms; t += step) {
@@ -99,9 +98,20 @@ export function describeSchedulerContract(factory: StoreFactory): void {
       await drive(60 * MINUTE);
       const made = await runsOf(s.id);
       expect(made).toHaveLength(12);
-      expect(made.map((r) => new Date(r.createdAt).toISOString().slice(11, 16))).toEqual(
-        ['00:05', '00:10', '00:15', '00:20', '00:25', '00:30', '00:35', '00:40', '00:45', '00:50', '00:55', '01:00'],
-      );
+      expect(made.map((r) => new Date(r.createdAt).toISOString().slice(11, 16))).toEqual([
+        '00:05',
+        '00:10',
+        '00:15',
+        '00:20',
+        '00:25',
+        '00:30',
+        '00:35',
+        '00:40',
+        '00:45',
+        '00:50',
+        '00:55',
+        '01:00',
+      ]);
       expect(made.every((r) => r.source === 'SCHEDULED_AGENT' && r.schedule?.scheduleId === s.id && r.schedule.cronSchedule === '*/5 * * * *')).toBe(true);
       const fresh = await store.schedules.getById(s.id);
       expect(fresh?.lastRunId).toBe(made.at(-1)?.id);
@@ -185,7 +195,17 @@ export function describeSchedulerContract(factory: StoreFactory): void {
 
     it('a spawn failure is recorded in last_spawn_error, and later slots still fire', async () => {
       clock.set(T0);
-      const env = await store.createEnvironment({ teamId: team.id, scope: { type: 'team' }, creatorId: user.id, name: 'doomed', description: null, config: { repos: [], setupCommands: [], env: {}, network: 'off', secrets: [], limits: {} } }, T0);
+      const env = await store.createEnvironment(
+        {
+          teamId: team.id,
+          scope: { type: 'team' },
+          creatorId: user.id,
+          name: 'doomed',
+          description: null,
+          config: { repos: [], setupCommands: [], env: {}, network: 'off', secrets: [], limits: {} },
+        },
+        T0,
+      );
       const s = await schedule('* * * * *', { agentConfig: { harness: { type: 'command' }, environment_id: env.id } });
       await store.deleteEnvironment(team.id, env.id);
       await drive(MINUTE);
@@ -248,7 +268,19 @@ export function describeSchedulerRace(factory: StoreFactory, slots: number): voi
       const team = await handle.store.createTeam({ name: 'race', maxConcurrentRuns: 10_000 }, T0);
       const user = await handle.store.createUser({ teamId: team.id, email: 'race@example.test', displayName: null, role: 'admin' }, T0);
       const s = await handle.store.schedules.create(
-        { teamId: team.id, scope: { type: 'team' }, creatorId: user.id, name: 'race', cron: '* * * * *', timezone: 'UTC', overlapPolicy: 'allow', enabled: true, prompt: 'true', agentConfig: { harness: { type: 'command' } }, nextFireAt: T0 + MINUTE },
+        {
+          teamId: team.id,
+          scope: { type: 'team' },
+          creatorId: user.id,
+          name: 'race',
+          cron: '* * * * *',
+          timezone: 'UTC',
+          overlapPolicy: 'allow',
+          enabled: true,
+          prompt: 'true',
+          agentConfig: { harness: { type: 'command' } },
+          nextFireAt: T0 + MINUTE,
+        },
         T0,
       );
       for (let i = 0; i < slots; i++) {

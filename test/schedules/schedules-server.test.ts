@@ -7,7 +7,6 @@ import { until } from '../support/until.js';
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 
-
 const VALID = { name: 'nightly', cron_schedule: '0 3 * * *', prompt: 'echo hello', agent_config: { harness: { type: 'command' } } };
 
 /** A user in a new team of its own, and its API key. */
@@ -88,7 +87,10 @@ function describeSchedulesOn(backend: Backend, pgUrl: string | null) {
       }
       expect(((await api(server, 'GET', '/api/v1/agent/schedules', { key: outsider })).body as { schedules: Json[] }).schedules).toEqual([]);
 
-      const replaced = await api(server, 'PUT', `/api/v1/agent/schedules/${id}`, { key: server.adminKey, body: { name: 'weekly', cron_schedule: '0 9 * * 1', prompt: 'echo weekly', enabled: true } });
+      const replaced = await api(server, 'PUT', `/api/v1/agent/schedules/${id}`, {
+        key: server.adminKey,
+        body: { name: 'weekly', cron_schedule: '0 9 * * 1', prompt: 'echo weekly', enabled: true },
+      });
       expect(replaced.status, JSON.stringify(replaced.body)).toBe(200);
       // A full replace of the spec's fields; our extensions keep their values when omitted.
       expect(replaced.body).toMatchObject({ name: 'weekly', cron_schedule: '0 9 * * 1', timezone: 'Europe/Berlin', overlap_policy: 'skip', agent_config: {} });
@@ -172,7 +174,10 @@ describe('oz schedule on a running server, in real time', () => {
 
   it('a "* * * * *" command schedule fires within about a minute, succeeds, and `oz schedule list` shows it as last ran', async () => {
     // The bare form means create, as Oz.
-    const created = await runOz(['schedule', '--name', 'every-minute', '--cron', '* * * * *', '--harness', 'command', '-p', 'echo scheduled-output', '--output-format', 'json'], server.cliEnv);
+    const created = await runOz(
+      ['schedule', '--name', 'every-minute', '--cron', '* * * * *', '--harness', 'command', '-p', 'echo scheduled-output', '--output-format', 'json'],
+      server.cliEnv,
+    );
     expect(created.code, created.stderr).toBe(0);
     const id = String((JSON.parse(created.stdout) as Json).id);
 

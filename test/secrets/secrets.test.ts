@@ -33,7 +33,6 @@ function leaks(text: string): string[] {
   return forms.filter((form) => text.includes(form));
 }
 
-
 function harness(server: OzServerHandle) {
   const createSecret = async (body: Json, key = server.adminKey) => api(server, 'POST', '/api/v1/secrets', { key, body });
   const createEnvironment = async (body: Json, key = server.adminKey): Promise<string> => {
@@ -104,7 +103,7 @@ describe('secrets on sqlite', () => {
       'echo "raw: $API_TOKEN"',
       'printf %s "$API_TOKEN" | base64 -w0; echo',
       "printf %s \"$API_TOKEN\" | base64 -w0 | tr '+/' '-_' | tr -d '='; echo",
-      "printf %s \"$API_TOKEN\" | od -An -tx1 | tr -d ' \\n'; echo",
+      'printf %s "$API_TOKEN" | od -An -tx1 | tr -d \' \\n\'; echo',
       'node -e "process.stdout.write(encodeURIComponent(process.env.API_TOKEN) + \'\\n\')"',
       'node -e "console.log(JSON.stringify({ token: process.env.API_TOKEN }))"',
       'printf %s "${API_TOKEN:0:9}"; sleep 0.3; printf "%s\\n" "${API_TOKEN:9}"',
@@ -174,7 +173,11 @@ describe('secrets on sqlite', () => {
     const team = await api(server, 'POST', '/api/v1/admin/teams', { key: server.adminKey, body: { name: `other-${randomBytes(3).toString('hex')}` } });
     const outsider = await h.newMember(String((team.body as Json).name));
     expect(((await api(server, 'GET', '/api/v1/secrets', { key: outsider })).body as { secrets: Json[] }).secrets).toEqual([]);
-    for (const [method, body] of [['GET', undefined], ['PATCH', { description: 'x' }], ['DELETE', undefined]] as const) {
+    for (const [method, body] of [
+      ['GET', undefined],
+      ['PATCH', { description: 'x' }],
+      ['DELETE', undefined],
+    ] as const) {
       expect((await api(server, method, '/api/v1/secrets/API_TOKEN', { key: outsider, ...(body ? { body } : {}) })).status).toBe(404);
     }
     // Attaching the other team's secret by name gets nothing.
@@ -189,7 +192,11 @@ describe('secrets on sqlite', () => {
       setup_commands: ['test -n "$SETUP_TOKEN" && echo "setup has it"', 'sleep 4321 &'],
     });
     const { run, events, output } = await h.run(
-      ['echo "harness=[${SETUP_TOKEN:-}]"', 'echo "holders=$(grep -l -a "$(printf "setup-%s-" only)" /proc/[0-9]*/environ 2>/dev/null | wc -l)"', 'echo "sleepers=$(ps ax -o args | grep -c "[s]leep 4321")"'].join('\n'),
+      [
+        'echo "harness=[${SETUP_TOKEN:-}]"',
+        'echo "holders=$(grep -l -a "$(printf "setup-%s-" only)" /proc/[0-9]*/environ 2>/dev/null | wc -l)"',
+        'echo "sleepers=$(ps ax -o args | grep -c "[s]leep 4321")"',
+      ].join('\n'),
       { environment_id: envId },
     );
     expect(run.state).toBe('SUCCEEDED');
@@ -308,7 +315,13 @@ describe('secrets at rest on postgres', () => {
     const store = await openFromSpec(a.storeSpec);
     try {
       const first = await store.secrets.get((await store.getUserByEmail('admin@localhost'))?.teamId ?? '', { type: 'team' }, 'FIRST');
-      await store.secrets.update(first?.teamId ?? '', { type: 'team' }, 'SECOND', { sealed: { valueCipher: first?.valueCipher ?? '', wrappedKey: first?.wrappedKey ?? '' } }, Date.now());
+      await store.secrets.update(
+        first?.teamId ?? '',
+        { type: 'team' },
+        'SECOND',
+        { sealed: { valueCipher: first?.valueCipher ?? '', wrappedKey: first?.wrappedKey ?? '' } },
+        Date.now(),
+      );
     } finally {
       await store.close();
     }

@@ -66,7 +66,9 @@ describe('tenancy inside a team', () => {
     expect((await run(alice.key, probe, { environment_id: envId })).output).toBe('own=set\n');
 
     // Bob changes the setup commands to print it reversed (which redaction does not recognise).
-    const patched = await call(bob.key, 'PATCH', `/api/v1/agent/environments/${envId}`, { setup_commands: ['printf "%s\\n" "$ALICE_TOKEN" | rev', 'echo "setup saw=${ALICE_TOKEN:+set}"'] });
+    const patched = await call(bob.key, 'PATCH', `/api/v1/agent/environments/${envId}`, {
+      setup_commands: ['printf "%s\\n" "$ALICE_TOKEN" | rev', 'echo "setup saw=${ALICE_TOKEN:+set}"'],
+    });
     expect(patched.status, JSON.stringify(patched.body)).toBe(200);
     const after = await run(alice.key, probe, { environment_id: envId });
     expect(after.run.state, JSON.stringify(after.run.status_message)).toBe('SUCCEEDED');

@@ -113,10 +113,18 @@ describe.skipIf(url === null)('PgNotifier on PostgreSQL', () => {
     await proxy.restore();
 
     // Sent until one arrives: a NOTIFY while nobody listens is lost.
-    await until('a wake-up over a new LISTEN connection', () => {
-      notifier.notify('after');
-      return keys.includes('after');
-    }, 20_000, 100);
-    expect(keys.filter((k) => k === WAKE_EVERY_WAITER), 'one catch-up wake-up once LISTENing again').toHaveLength(1);
+    await until(
+      'a wake-up over a new LISTEN connection',
+      () => {
+        notifier.notify('after');
+        return keys.includes('after');
+      },
+      20_000,
+      100,
+    );
+    expect(
+      keys.filter((k) => k === WAKE_EVERY_WAITER),
+      'one catch-up wake-up once LISTENing again',
+    ).toHaveLength(1);
   });
 });

@@ -122,10 +122,15 @@ describe.skipIf(!binDir && !ci)('a PostgreSQL restart', () => {
     expect(finished.state, JSON.stringify(finished)).toBe('SUCCEEDED');
 
     // The LISTEN connections are back (new backends)...
-    const after = await until('both LISTEN connections again', async () => {
-      const pids = await listeners();
-      return pids.length === 2 ? pids : null;
-    }, 60_000, 200);
+    const after = await until(
+      'both LISTEN connections again',
+      async () => {
+        const pids = await listeners();
+        return pids.length === 2 ? pids : null;
+      },
+      60_000,
+      200,
+    );
     expect(after.filter((pid) => before.includes(pid))).toEqual([]);
 
     // ...and carry wake-ups: B cancels a queued run that A is streaming.

@@ -73,7 +73,17 @@ export async function startForgeDouble(options: { token: string; defaultBranch?:
           return send(res, 422, { message: `Validation Failed: A pull request already exists for ${owner}:${body.head}.` });
         }
         const number = pulls.length + 1;
-        const pr: PullRequest = { number, owner, repo, title: body.title, body: body.body ?? '', head: body.head, base: body.base, html_url: `https://github.example/${owner}/${repo}/pull/${number}`, state: 'open' };
+        const pr: PullRequest = {
+          number,
+          owner,
+          repo,
+          title: body.title,
+          body: body.body ?? '',
+          head: body.head,
+          base: body.base,
+          html_url: `https://github.example/${owner}/${repo}/pull/${number}`,
+          state: 'open',
+        };
         pulls.push(pr);
         return send(res, 201, present(pr));
       }

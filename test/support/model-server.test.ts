@@ -30,7 +30,12 @@ const cases: Case[] = [
   { name: 'anthropic', protocol: 'anthropic', toolIdPrefix: 'toolu_', model: (s) => createAnthropic({ baseURL: s.anthropicBaseUrl, apiKey: 'k' })('claude-x') },
   { name: 'openai responses', protocol: 'openai-responses', toolIdPrefix: 'call_', model: (s) => createOpenAI({ baseURL: s.openaiBaseUrl, apiKey: 'k' }).responses('gpt-x') },
   { name: 'openai chat', protocol: 'openai-chat', toolIdPrefix: 'call_', model: (s) => createOpenAI({ baseURL: s.openaiBaseUrl, apiKey: 'k' }).chat('gpt-x') },
-  { name: 'openai-compatible', protocol: 'openai-chat', toolIdPrefix: 'call_', model: (s) => createOpenAICompatible({ name: 'local', baseURL: s.openaiBaseUrl, apiKey: 'k' })('m') },
+  {
+    name: 'openai-compatible',
+    protocol: 'openai-chat',
+    toolIdPrefix: 'call_',
+    model: (s) => createOpenAICompatible({ name: 'local', baseURL: s.openaiBaseUrl, apiKey: 'k' })('m'),
+  },
 ];
 
 /** Runs the AI SDK tool loop with one `read` tool; returns what the loop saw. */

@@ -195,10 +195,7 @@ function anthropicJson(r: Reply, model: string, id: NextId): Json {
     type: 'message',
     role: 'assistant',
     model,
-    content: [
-      ...(r.text ? [{ type: 'text', text: r.text }] : []),
-      ...r.calls.map((c) => ({ type: 'tool_use', id: c.id, name: c.name, input: c.input })),
-    ],
+    content: [...(r.text ? [{ type: 'text', text: r.text }] : []), ...r.calls.map((c) => ({ type: 'tool_use', id: c.id, name: c.name, input: c.input }))],
     stop_reason: r.calls.length > 0 ? 'tool_use' : 'end_turn',
     stop_sequence: null,
     usage: { input_tokens: r.input, output_tokens: r.output },

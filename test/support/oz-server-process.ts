@@ -176,8 +176,7 @@ export async function startOzServer(
     pid: child.pid ?? -1,
     dataDir: env.OZ_DATA_DIR ?? join(dir, 'data'),
     logs: () => stderr,
-    storeSpec:
-      schema && options.pgUrl ? { kind: 'postgres', url: options.pgUrl, schema } : { kind: 'sqlite', file: join(dir, 'data', 'oz.db') },
+    storeSpec: schema && options.pgUrl ? { kind: 'postgres', url: options.pgUrl, schema } : { kind: 'sqlite', file: join(dir, 'data', 'oz.db') },
     async stop() {
       let code: number | null = child.exitCode;
       if (child.exitCode === null && child.signalCode === null) {
@@ -260,10 +259,12 @@ export interface OzWorkerHandle {
 export async function startOzWorker(server: OzServerHandle, token: string, env: Record<string, string> = {}, args: string[] = []): Promise<OzWorkerHandle> {
   const cache = mkdtempSync(join(tmpdir(), 'oz-worker-cache-'));
   chmodSync(cache, 0o711);
-  const child = track(spawn(process.execPath, [OZ_BIN, 'worker', '--server', server.url, '--token', token, ...args], {
-    env: { ...cleanEnv(), OZ_LOG_LEVEL: 'warn', OZ_CACHE_DIR: cache, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }));
+  const child = track(
+    spawn(process.execPath, [OZ_BIN, 'worker', '--server', server.url, '--token', token, ...args], {
+      env: { ...cleanEnv(), OZ_LOG_LEVEL: 'warn', OZ_CACHE_DIR: cache, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr.on('data', (c: Buffer) => (out += c.toString()));

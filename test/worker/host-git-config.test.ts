@@ -9,8 +9,15 @@ describe('host-side git settings', () => {
   });
 
   it('reads OZ_HOST_GIT_MEMORY_MB, OZ_HOST_GIT_MAX_FILE_MB and OZ_GIT_ALLOWED_HOSTS', () => {
-    const config = loadConfig({}, { HOME: '/home/u', OZ_HOST_GIT_MEMORY_MB: '512', OZ_HOST_GIT_MAX_FILE_MB: '1024', OZ_GIT_ALLOWED_HOSTS: ' git.internal, 10.0.0.0/8,[::1]:9418 ,127.0.0.1:8080,,fd00::/8' });
-    expect(config.hostGit).toEqual({ memoryBytes: 512 * 1024 * 1024, maxFileBytes: 1024 * 1024 * 1024, allowedHosts: ['git.internal', '10.0.0.0/8', '[::1]:9418', '127.0.0.1:8080', 'fd00::/8'] });
+    const config = loadConfig(
+      {},
+      { HOME: '/home/u', OZ_HOST_GIT_MEMORY_MB: '512', OZ_HOST_GIT_MAX_FILE_MB: '1024', OZ_GIT_ALLOWED_HOSTS: ' git.internal, 10.0.0.0/8,[::1]:9418 ,127.0.0.1:8080,,fd00::/8' },
+    );
+    expect(config.hostGit).toEqual({
+      memoryBytes: 512 * 1024 * 1024,
+      maxFileBytes: 1024 * 1024 * 1024,
+      allowedHosts: ['git.internal', '10.0.0.0/8', '[::1]:9418', '127.0.0.1:8080', 'fd00::/8'],
+    });
     // Every entry the setting accepts is one the policy reads.
     expect(() => new RemotePolicy({ allowedHosts: config.hostGit.allowedHosts })).not.toThrow();
   });
@@ -21,7 +28,7 @@ describe('host-side git settings', () => {
     expect(() => loadConfig({}, { HOME: '/home/u', OZ_HOST_GIT_MEMORY_MB: '10' })).toThrow(/OZ_HOST_GIT_MEMORY_MB/);
   });
 
-  it('allows the GitHub git URL\'s host implicitly', () => {
+  it("allows the GitHub git URL's host implicitly", () => {
     const forge = { githubUrl: 'https://github.com', githubApiUrl: 'https://api.github.com' };
     expect(forgeGitHost({ ...forge, githubGitUrl: 'https://github.com' })).toBe('github.com:443');
     expect(forgeGitHost({ ...forge, githubGitUrl: 'http://127.0.0.1:3000/git' })).toBe('127.0.0.1:3000');

@@ -21,8 +21,23 @@ import { addBomb, hostileBundle, hostileRepo } from './hostile-pack.js';
 const MIB = 1024 * 1024;
 const LIMITS = { memoryBytes: 256 * MIB };
 const BOMB = 1024 * MIB;
-const SETTINGS = { branchPrefix: 'oz/', authorName: 'Oz', authorEmail: 'oz@localhost', githubUrl: 'https://github.com', githubGitUrl: 'https://github.com', githubApiUrl: 'http://127.0.0.1:9' };
-const ENV = { PATH: '/usr/bin:/bin', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1', GIT_AUTHOR_NAME: 'A', GIT_AUTHOR_EMAIL: 'a@example.test', GIT_COMMITTER_NAME: 'A', GIT_COMMITTER_EMAIL: 'a@example.test' };
+const SETTINGS = {
+  branchPrefix: 'oz/',
+  authorName: 'Oz',
+  authorEmail: 'oz@localhost',
+  githubUrl: 'https://github.com',
+  githubGitUrl: 'https://github.com',
+  githubApiUrl: 'http://127.0.0.1:9',
+};
+const ENV = {
+  PATH: '/usr/bin:/bin',
+  GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_AUTHOR_NAME: 'A',
+  GIT_AUTHOR_EMAIL: 'a@example.test',
+  GIT_COMMITTER_NAME: 'A',
+  GIT_COMMITTER_EMAIL: 'a@example.test',
+};
 
 let dir: string;
 let roots: string;
@@ -156,13 +171,17 @@ describe('host-side git limits', () => {
     const fetching = cache.ensure('team-a', `http://127.0.0.1:${port}/${marker}.git`, controller.signal).catch((e: unknown) => e);
     let pids: string[] = [];
     for (const deadline = Date.now() + 10_000; pids.length === 0 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
-      pids = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && (() => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) && readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('git');
-        } catch {
-          return false;
-        }
-      })());
+      pids = readdirSync('/proc').filter(
+        (pid) =>
+          /^\d+$/.test(pid) &&
+          (() => {
+            try {
+              return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker) && readFileSync(`/proc/${pid}/comm`, 'utf8').startsWith('git');
+            } catch {
+              return false;
+            }
+          })(),
+      );
     }
     expect(pids.length).toBeGreaterThan(0);
     try {
@@ -190,7 +209,7 @@ describe('host-side git limits', () => {
   });
 });
 
-describe('reading a run\'s bundle', () => {
+describe("reading a run's bundle", () => {
   let url: string;
   let mirror: string;
   let base: string;
@@ -226,7 +245,7 @@ describe('reading a run\'s bundle', () => {
     expect(hasRef(join(roots, 'app.git'), 'refs/heads/oz/run-1')).toBe(false);
   });
 
-  it('takes exactly the run\'s branch from the bundle header', async () => {
+  it("takes exactly the run's branch from the bundle header", async () => {
     const work = join(dir, 'work');
     run(dir, ['clone', '--quiet', join(roots, 'app.git'), work]);
     writeFileSync(join(work, 'README.md'), 'changed\n');
@@ -235,7 +254,9 @@ describe('reading a run\'s bundle', () => {
     const bundle = join(dir, 'changes.bundle');
     run(work, ['bundle', 'create', bundle, 'refs/heads/oz/run-1', 'refs/heads/main', `^${base}`]);
     expect((await publishing(readFileSync(bundle))) as Error).toMatchObject({ message: "The run's changes could not be read: the bundle must hold exactly refs/heads/oz/run-1" });
-    expect((await publishing(Buffer.from('# v3 git bundle\n@object-format=sha1\n\nPACK'))) as Error).toMatchObject({ message: "The run's changes could not be read: the bundle has no v2 bundle header" });
+    expect((await publishing(Buffer.from('# v3 git bundle\n@object-format=sha1\n\nPACK'))) as Error).toMatchObject({
+      message: "The run's changes could not be read: the bundle has no v2 bundle header",
+    });
     // The same change as a proper bundle is published.
     run(work, ['bundle', 'create', bundle, 'refs/heads/oz/run-1', `^${base}`]);
     await expect(publisher.publish(publishInput(sandboxWriting(readFileSync(bundle)), url, base, mirror))).resolves.toEqual([`Pushed branch oz/run-1 to ${url}.`]);

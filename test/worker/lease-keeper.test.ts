@@ -36,7 +36,14 @@ describe('the lease keeper', () => {
     const { runId, leaseToken, claimedAt, client } = await claimOne();
     const renewals: number[] = [];
     let fenced: string | null = null;
-    const keeper = new LeaseKeeper(client, runId, leaseToken, { leaseTtlMs: 3000, claimedAt }, { onCancel: () => {}, onFenced: (why) => (fenced = why), onRenewed: (ms) => renewals.push(ms) }, logger);
+    const keeper = new LeaseKeeper(
+      client,
+      runId,
+      leaseToken,
+      { leaseTtlMs: 3000, claimedAt },
+      { onCancel: () => {}, onFenced: (why) => (fenced = why), onRenewed: (ms) => renewals.push(ms) },
+      logger,
+    );
     keeper.start();
     await until('three renewals', () => renewals.length >= 3, 10_000);
     await keeper.stop();
@@ -72,7 +79,14 @@ describe('the lease keeper', () => {
     const { runId, leaseToken, claimedAt, client } = await claimOne();
     let fenced: string | null = null;
     let cancels = 0;
-    const keeper = new LeaseKeeper(client, runId, leaseToken, { leaseTtlMs: 3000, claimedAt, controlWaitMs: 2000 }, { onCancel: () => (cancels += 1), onFenced: (w) => (fenced = w), onRenewed: () => {} }, logger);
+    const keeper = new LeaseKeeper(
+      client,
+      runId,
+      leaseToken,
+      { leaseTtlMs: 3000, claimedAt, controlWaitMs: 2000 },
+      { onCancel: () => (cancels += 1), onFenced: (w) => (fenced = w), onRenewed: () => {} },
+      logger,
+    );
     keeper.start();
     await server.store.requestCancel(runId, Date.now());
     server.deps.hub.publish(runId);

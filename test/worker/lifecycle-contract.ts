@@ -18,7 +18,6 @@ function pidsWith(marker: string): number[] {
   }
 }
 
-
 /**
  * The run lifecycle with real processes: `oz server` (embedded worker or
  * --no-worker), standalone `oz worker`s, the CLI, and checks read from the store.
@@ -42,7 +41,10 @@ export function describeLifecycleContract(backend: Backend, pgUrl?: string): voi
     const get = async (id: string): Promise<Json> => (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
 
     it('a command run succeeds, its output is in the conversation in order, and --wait exits 0', async () => {
-      const result = await runOz(['agent', 'run-cloud', '--harness', 'command', '-p', 'for i in 1 2 3; do echo "line $i"; done; echo warn >&2; echo "id=$OZ_RUN_ID"', '--wait', '--output-format', 'text'], server.cliEnv);
+      const result = await runOz(
+        ['agent', 'run-cloud', '--harness', 'command', '-p', 'for i in 1 2 3; do echo "line $i"; done; echo warn >&2; echo "id=$OZ_RUN_ID"', '--wait', '--output-format', 'text'],
+        server.cliEnv,
+      );
       expect(result.code, result.stderr).toBe(0);
       const [runId, state] = result.stdout.trim().split('\n').at(-1)?.split('\t') ?? [];
       expect(state).toBe('SUCCEEDED');
@@ -50,7 +52,10 @@ export function describeLifecycleContract(backend: Backend, pgUrl?: string): voi
         steps: { messages: { content: { type: string; name?: string; data?: { stream?: string; text?: string } }[] }[] }[];
       };
       const blocks = conversation.steps[0]?.messages.flatMap((m) => m.content) ?? [];
-      const stdout = blocks.filter((b) => b.name === 'output' && b.data?.stream === 'stdout').map((b) => b.data?.text).join('');
+      const stdout = blocks
+        .filter((b) => b.name === 'output' && b.data?.stream === 'stdout')
+        .map((b) => b.data?.text)
+        .join('');
       expect(stdout).toBe(`line 1\nline 2\nline 3\nid=${runId}\n`);
       expect(blocks.some((b) => b.name === 'output' && b.data?.stream === 'stderr' && b.data.text === 'warn\n')).toBe(true);
       const states = blocks.filter((b) => b.name === 'state_changed').map((b) => (b.data as { to: string }).to);
@@ -93,7 +98,10 @@ export function describeLifecycleContract(backend: Backend, pgUrl?: string): voi
       const store = await openFromSpec(server.storeSpec);
       try {
         const events = await store.listRunEvents(runId, 0, 1000);
-        const text = events.filter((e) => e.type === 'output').map((e) => String(e.data.text)).join('');
+        const text = events
+          .filter((e) => e.type === 'output')
+          .map((e) => String(e.data.text))
+          .join('');
         expect(text.length).toBe(4096);
         expect(events.filter((e) => e.type === 'notice').map((e) => e.data.reason)).toEqual(['output_truncated']);
       } finally {
@@ -156,7 +164,7 @@ export function describeLifecycleContract(backend: Backend, pgUrl?: string): voi
       expect(leased.runs).toEqual([]);
     });
 
-    it("a worker frozen past its lease: its sandbox ends itself while the worker is still frozen", async () => {
+    it('a worker frozen past its lease: its sandbox ends itself while the worker is still frozen', async () => {
       const marker = `40.${randomBytes(3).readUIntBE(0, 3)}`;
       markers.push(`sleep ${marker}`);
       const w = await worker();
@@ -258,7 +266,13 @@ export function describeLifecycleContract(backend: Backend, pgUrl?: string): voi
       await until(
         'every run to end',
         async () => {
-          const open = await store.listRuns({ teamId, filters: { states: ['QUEUED', 'PENDING', 'CLAIMED', 'INPROGRESS', 'BLOCKED'] }, sortBy: 'created_at', sortOrder: 'asc', limit: 500 });
+          const open = await store.listRuns({
+            teamId,
+            filters: { states: ['QUEUED', 'PENDING', 'CLAIMED', 'INPROGRESS', 'BLOCKED'] },
+            sortBy: 'created_at',
+            sortOrder: 'asc',
+            limit: 500,
+          });
           return open.runs.length === 0;
         },
         60_000,
@@ -275,7 +289,6 @@ export function describeLifecycleContract(backend: Backend, pgUrl?: string): voi
       const workersUsed = new Set((await Promise.all(ids.map(run))).map((r) => r.workerId));
       console.info(`200 runs on ${backend}: ${workersUsed.size} workers took part`);
     });
-
   });
 
   describe.skipIf(backend !== 'postgres')(`two servers on one ${backend} database`, () => {

@@ -27,12 +27,15 @@ interface Answer {
 
 function call(socketPath: string, method: string, path: string, body: string | null, headers: Record<string, string> = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method, headers: { ...(body !== null ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-      res.on('error', reject);
-    });
+    const req = request(
+      { socketPath, path, method, headers: { ...(body !== null ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers } },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body ?? undefined);
   });
@@ -136,22 +139,31 @@ describe('the model proxy forwards only model API calls, within limits', () => {
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    closers.push(() => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }));
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
     return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   }
 
   it('forwards the CLIs’ calls (streaming and not) with the real key in place of the run token', async () => {
     const sock = await proxy();
     const before = anthropic.requests.length;
-    const streamed = await call(sock, 'POST', '/anthropic/v1/messages?beta=true', JSON.stringify({ model: 'claude-x', stream: true, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }), {
-      'x-api-key': TOKEN,
-      'anthropic-version': '2023-06-01',
-      host: 'evil.test',
-      'x-forwarded-host': 'evil.test',
-    });
+    const streamed = await call(
+      sock,
+      'POST',
+      '/anthropic/v1/messages?beta=true',
+      JSON.stringify({ model: 'claude-x', stream: true, max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }),
+      {
+        'x-api-key': TOKEN,
+        'anthropic-version': '2023-06-01',
+        host: 'evil.test',
+        'x-forwarded-host': 'evil.test',
+      },
+    );
     expect(streamed.status).toBe(200);
     expect(streamed.headers['content-type']).toBe('text/event-stream');
     expect(streamed.text).toContain('"text_delta"');
@@ -194,7 +206,7 @@ describe('the model proxy forwards only model API calls, within limits', () => {
       ['POST', '/openai/v1/messages', 404],
       ['POST', '/openai/v1/files', 404],
       ['POST', '/openai/v1/fine_tuning/jobs', 404],
-      ['POST', '/openai/v1/responses?x=%0d%0a%22\'', 400],
+      ['POST', "/openai/v1/responses?x=%0d%0a%22'", 400],
       ['POST', '/v1/messages', 404],
     ];
     for (const [method, path, status] of refused) {
@@ -230,7 +242,9 @@ describe('the model proxy forwards only model API calls, within limits', () => {
     expect(anthropic.requests.length).toBe(before + 1);
     // The default is 32 MiB.
     const defaults = await proxy();
-    expect(await raw(defaults, `POST /anthropic/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: ${TOKEN}\r\nContent-Length: ${32 * 1024 * 1024 + 1}\r\n\r\n`)).toMatch(/^HTTP\/1\.1 413 /);
+    expect(await raw(defaults, `POST /anthropic/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: ${TOKEN}\r\nContent-Length: ${32 * 1024 * 1024 + 1}\r\n\r\n`)).toMatch(
+      /^HTTP\/1\.1 413 /,
+    );
   });
 
   it('bounds time: a body that never arrives, a provider that never answers, and one that goes silent mid-stream', async () => {

@@ -79,7 +79,23 @@ describe('the address policy', () => {
   });
 
   it('lets public unicast addresses through, up to the edges of the ranges', () => {
-    for (const address of [PUBLIC, '1.1.1.1', '172.15.255.255', '172.32.0.0', '100.63.255.255', '100.128.0.0', '169.253.255.255', '169.255.0.0', '11.0.0.0', '9.255.255.255', '126.255.255.255', '128.0.0.0', '223.255.255.255', '192.169.0.0', '198.20.0.0']) {
+    for (const address of [
+      PUBLIC,
+      '1.1.1.1',
+      '172.15.255.255',
+      '172.32.0.0',
+      '100.63.255.255',
+      '100.128.0.0',
+      '169.253.255.255',
+      '169.255.0.0',
+      '11.0.0.0',
+      '9.255.255.255',
+      '126.255.255.255',
+      '128.0.0.0',
+      '223.255.255.255',
+      '192.169.0.0',
+      '198.20.0.0',
+    ]) {
       expect(refusalReason(address), address).toBeNull();
     }
     for (const address of [PUBLIC6, '2606:4700::1111', '2a00:1450:4001::1', '::ffff:93.184.216.34', '64:ff9b::5db8:d822', '2002:5db8:d822::1']) {
@@ -124,7 +140,13 @@ describe('RemotePolicy', () => {
 
   it('refuses loopback, private and metadata destinations by default, named or literal', async () => {
     const policy = new RemotePolicy({
-      lookup: lookupOf({ 'metadata.example.test': ['169.254.169.254'], 'lan.example.test': ['192.168.1.10'], 'mixed.example.test': [PUBLIC, '10.0.0.1'], 'v6.example.test': ['::1'], 'mapped.example.test': ['::ffff:127.0.0.1'] }),
+      lookup: lookupOf({
+        'metadata.example.test': ['169.254.169.254'],
+        'lan.example.test': ['192.168.1.10'],
+        'mixed.example.test': [PUBLIC, '10.0.0.1'],
+        'v6.example.test': ['::1'],
+        'mapped.example.test': ['::ffff:127.0.0.1'],
+      }),
     });
     for (const url of [
       'http://127.0.0.1:8080/repo.git',

@@ -52,9 +52,16 @@ describe('the per-run sockets a sandbox talks to', () => {
     const ok = await post(join(dir, 'sock'), '/v1/notify', JSON.stringify({ message: 'still here' }), { authorization: `Bearer ${TOKEN}` });
     expect(ok.status).toBe(200);
     expect(notes).toEqual(['still here']);
-    for (let i = 0; i < 99; i++) await post(join(dir, 'sock'), '/v1/artifacts', JSON.stringify({ type: 'pull-request', url: `https://x.test/${i}`, branch: 'b' }), { authorization: `Bearer ${TOKEN}` });
-    expect((await post(join(dir, 'sock'), '/v1/artifacts', JSON.stringify({ type: 'pull-request', url: 'https://x.test/99', branch: 'b' }), { authorization: `Bearer ${TOKEN}` })).status).toBe(200);
-    expect((await post(join(dir, 'sock'), '/v1/artifacts', JSON.stringify({ type: 'pull-request', url: 'https://x.test/100', branch: 'b' }), { authorization: `Bearer ${TOKEN}` })).status).toBe(429);
+    for (let i = 0; i < 99; i++)
+      await post(join(dir, 'sock'), '/v1/artifacts', JSON.stringify({ type: 'pull-request', url: `https://x.test/${i}`, branch: 'b' }), { authorization: `Bearer ${TOKEN}` });
+    expect(
+      (await post(join(dir, 'sock'), '/v1/artifacts', JSON.stringify({ type: 'pull-request', url: 'https://x.test/99', branch: 'b' }), { authorization: `Bearer ${TOKEN}` }))
+        .status,
+    ).toBe(200);
+    expect(
+      (await post(join(dir, 'sock'), '/v1/artifacts', JSON.stringify({ type: 'pull-request', url: 'https://x.test/100', branch: 'b' }), { authorization: `Bearer ${TOKEN}` }))
+        .status,
+    ).toBe(429);
   });
 
   it('the model proxy takes only the run token, swaps in the real key, redacts the body, and survives a hang-up', async () => {

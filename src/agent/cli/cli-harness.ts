@@ -44,7 +44,10 @@ async function locate(spec: CliSpec, input: HarnessInput): Promise<string | null
   const provided = input.sandbox.toolPaths[spec.name];
   if (provided) return provided;
   let found = '';
-  const probe = await input.sandbox.exec(['/bin/sh', '-c', `command -v ${spec.name}`], { env: input.env, onOutput: (stream, chunk) => (stream === 'stdout' ? (found += chunk.toString()) : undefined) });
+  const probe = await input.sandbox.exec(['/bin/sh', '-c', `command -v ${spec.name}`], {
+    env: input.env,
+    onOutput: (stream, chunk) => (stream === 'stdout' ? (found += chunk.toString()) : undefined),
+  });
   return probe.exitCode === 0 && found.trim() ? found.trim() : null;
 }
 
@@ -89,7 +92,10 @@ async function startBridge(input: HarnessInput, socketPath: string): Promise<num
 export async function runCli(spec: CliSpec, input: HarnessInput): Promise<HarnessResult> {
   const bin = await locate(spec, input);
   if (!bin) {
-    return failed(`The ${spec.name} CLI is not available in this sandbox: install it in the environment's setup (${spec.install}) or give the worker OZ_${spec.name.toUpperCase()}_BIN.`, `${spec.name}_cli_missing`);
+    return failed(
+      `The ${spec.name} CLI is not available in this sandbox: install it in the environment's setup (${spec.install}) or give the worker OZ_${spec.name.toUpperCase()}_BIN.`,
+      `${spec.name}_cli_missing`,
+    );
   }
   if (!input.modelProxy) return failed(`The ${spec.name} harness needs the model proxy, which this worker did not start.`, 'model_proxy_unavailable');
   const port = await startBridge(input, input.modelProxy.socketPath);
@@ -130,7 +136,19 @@ export async function runCli(spec: CliSpec, input: HarnessInput): Promise<Harnes
   if (pending.trim()) onLine(pending.trim());
   input.sink.event('usage', { ...state.usage });
   if (result.timedOut) {
-    return { ok: false, summary: 'time', usage: state.usage, failure: { state: 'FAILED', message: { message: `The run used its time budget (${Math.round(input.budgets.maxTimeMs / 1000)} s) before ${spec.name} finished.`, error_code: 'budget_exceeded', reason: 'time_budget_exceeded' } } };
+    return {
+      ok: false,
+      summary: 'time',
+      usage: state.usage,
+      failure: {
+        state: 'FAILED',
+        message: {
+          message: `The run used its time budget (${Math.round(input.budgets.maxTimeMs / 1000)} s) before ${spec.name} finished.`,
+          error_code: 'budget_exceeded',
+          reason: 'time_budget_exceeded',
+        },
+      },
+    };
   }
   if (state.failed || result.exitCode !== 0) {
     const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;

@@ -21,7 +21,8 @@ export function mapCodexEvent(event: Json, state: CliState, input: HarnessInput,
       input.sink.event('message', { role: 'assistant', text: capText(item.text) });
       state.summary = item.text;
     } else if (item.type === 'command_execution' || item.type === 'file_change') {
-      if (!started.has(id)) input.sink.event('tool_call', { id, name: String(item.type), input: item.type === 'command_execution' ? { command: item.command } : { changes: item.changes } });
+      if (!started.has(id))
+        input.sink.event('tool_call', { id, name: String(item.type), input: item.type === 'command_execution' ? { command: item.command } : { changes: item.changes } });
       const output = item.type === 'command_execution' ? String(item.aggregated_output ?? '') : JSON.stringify(item.changes ?? []);
       const failedItem = item.status === 'failed' || (item.type === 'command_execution' && num(item.exit_code) !== 0);
       input.sink.event('tool_result', { id, name: String(item.type), output: capText(output), is_error: failedItem });

@@ -92,12 +92,14 @@ export class OzHarness implements Harness {
         return { ok: success, summary, usage, ...(success ? {} : { failure: { state: 'FAILED', message: { message: summary, reason: 'agent_reported_failure' } } }) };
       }
       if (overrun === 'tokens') return budget(`The run used its token budget (${input.budgets.maxTokens} tokens) before the agent finished.`, 'token_budget_exceeded', usage);
-      if (result.finishReason === 'tool-calls') return budget(`The run used its step budget (${input.budgets.maxSteps} steps) before the agent finished.`, 'step_budget_exceeded', usage);
+      if (result.finishReason === 'tool-calls')
+        return budget(`The run used its step budget (${input.budgets.maxSteps} steps) before the agent finished.`, 'step_budget_exceeded', usage);
       // The model answered without calling finish: its last words are the summary.
       return { ok: true, summary: result.text.trim() || 'The agent ended without a summary.', usage };
     } catch (error) {
       if (fatal) throw fatal;
-      if (overrun === 'time') return budget(`The run used its time budget (${Math.round(input.budgets.maxTimeMs / 1000)} s) before the agent finished.`, 'time_budget_exceeded', usage);
+      if (overrun === 'time')
+        return budget(`The run used its time budget (${Math.round(input.budgets.maxTimeMs / 1000)} s) before the agent finished.`, 'time_budget_exceeded', usage);
       if (input.signal.aborted) return { ok: false, summary: 'The run was stopped.', usage };
       const failure = modelFailure(error);
       if (failure) return { ok: false, summary: failure.message, usage, failure: { state: 'ERROR', message: failure } };

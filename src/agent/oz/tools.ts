@@ -15,7 +15,6 @@ export interface ToolContext {
   fatal: (error: Error) => void;
 }
 
-
 const BASH_DEFAULT_TIMEOUT_S = 120;
 const READ_DEFAULT_LINES = 2000;
 const MAX_LINE = 2000;

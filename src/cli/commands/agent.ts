@@ -130,11 +130,7 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
       const body = await buildRunBody(options);
       const created = await ctx.client.createRun(body, options.idempotencyKey);
       const runId = str(created.run_id);
-      ctx.out.result(
-        `Spawned agent with run ID: ${runId}${created.at_capacity ? ' (queued: the team is at its concurrency limit)' : ''}`,
-        created,
-        runId,
-      );
+      ctx.out.result(`Spawned agent with run ID: ${runId}${created.at_capacity ? ' (queued: the team is at its concurrency limit)' : ''}`, created, runId);
       if (options.wait || options.follow) await awaitRun(ctx, runId, Boolean(options.follow));
     });
   return agent;

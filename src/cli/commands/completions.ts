@@ -8,10 +8,7 @@ interface Node {
 
 /** Every command path with the words that may follow it (subcommands, then flags). */
 function walk(cmd: Command, path: string[] = []): Node[] {
-  const words = [
-    ...cmd.commands.flatMap((c) => [c.name(), ...c.aliases()]),
-    ...cmd.options.flatMap((o) => [o.long, o.short].filter((x): x is string => Boolean(x))),
-  ];
+  const words = [...cmd.commands.flatMap((c) => [c.name(), ...c.aliases()]), ...cmd.options.flatMap((o) => [o.long, o.short].filter((x): x is string => Boolean(x)))];
   return [{ path, words }, ...cmd.commands.flatMap((c) => [c.name(), ...c.aliases()].flatMap((n) => walk(c, [...path, n])))];
 }
 

@@ -90,7 +90,7 @@ export function adminCommand(context: (cmd: Command) => CliContext): Command {
     });
   user
     .command('key <emailOrId>')
-    .description("Issue an API key for a user (shown once)")
+    .description('Issue an API key for a user (shown once)')
     .requiredOption('--name <name>', 'a name for the key')
     .option('--expires-in <duration>', 'expire after e.g. 30d, 12h', duration('--expires-in'))
     .action(async (who: string, o: { name: string; expiresIn?: number }, c: Command) => {

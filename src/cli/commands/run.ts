@@ -65,7 +65,8 @@ function transcriptLine(role: string, block: Json): string {
       return block.name === 'setup_command' ? `setup: ${str((block.input as Json | undefined)?.command)}` : `→ ${str(block.name)} ${JSON.stringify(block.input ?? {})}`;
     case 'action_result': {
       const output = (block.output ?? {}) as Json;
-      if (block.name === 'setup_command') return `setup ${str(block.state)}${output.exit_code !== undefined && output.exit_code !== null ? ` (exit ${str(output.exit_code)})` : ''}`;
+      if (block.name === 'setup_command')
+        return `setup ${str(block.state)}${output.exit_code !== undefined && output.exit_code !== null ? ` (exit ${str(output.exit_code)})` : ''}`;
       return `← ${str(block.name)}${block.state === 'failed' ? ' (error)' : ''}: ${abbreviate(str(output.text))}`;
     }
     default: {

@@ -52,7 +52,6 @@ export interface BwrapProfile {
   ozWrapperFd?: number;
 }
 
-
 export const INIT_NODE = '/oz/bin/node';
 
 /** Where the sandbox finds the harness-support client, its socket's directory, and `oz` (/oz/bin/oz). */

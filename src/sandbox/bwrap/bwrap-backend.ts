@@ -375,9 +375,7 @@ export class BwrapBackend implements SandboxBackend {
       const nproc = this.cgroups ? spec.limits.pids * 2 : spec.limits.pids;
       const limits = [tools.prlimit, `--fsize=${spec.limits.diskBytes}`, '--core=0', ...(this.asRoot ? [`--nproc=${nproc}`] : []), '--'];
       const user =
-        this.asRoot && tools.setpriv
-          ? [tools.setpriv, `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--']
-          : [];
+        this.asRoot && tools.setpriv ? [tools.setpriv, `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--'] : [];
       // The launcher joins the run's cgroups (the files before `--`) before
       // anything forks, then execs the chain (same pid), by absolute paths
       // with an empty environment: bwrap, the namespace's pid 1, keeps the
@@ -530,7 +528,8 @@ class BwrapSandbox implements Sandbox {
     if (cgroup && cgroup.oomKills() > 0) kind = 'memory';
     else if (cgroup && cgroup.pidsRefused() > 0) kind = 'pids';
     // A file system of its own: full is over the limit (statfs, every tick). Else the walk, every 2 s.
-    else if (disk.mountPoint ? disk.full() : ++this.ticks % 4 === 0 && (await diskUsage(dir, { stopAboveBytes: spec.limits.diskBytes, maxEntries: DEFAULT_MAX_ENTRIES })).truncated) kind = 'disk';
+    else if (disk.mountPoint ? disk.full() : ++this.ticks % 4 === 0 && (await diskUsage(dir, { stopAboveBytes: spec.limits.diskBytes, maxEntries: DEFAULT_MAX_ENTRIES })).truncated)
+      kind = 'disk';
     if (kind && !this.hit && !this.destroyed) {
       this.hit = kind;
       this.jail.kill();

@@ -162,7 +162,11 @@ export class Cgroups {
     const found: string[] = [];
     for (const parent of this.parents()) {
       try {
-        found.push(...readdirSync(parent).filter(test).map((name) => join(parent, name)));
+        found.push(
+          ...readdirSync(parent)
+            .filter(test)
+            .map((name) => join(parent, name)),
+        );
       } catch {
         // Not readable.
       }

@@ -12,7 +12,10 @@ const replySchema = z.discriminatedUnion('ev', [
     ev: z.literal('exit'),
     id,
     code: z.number().int().min(0).max(255).nullable(),
-    signal: z.string().regex(/^SIG[A-Z0-9]{1,12}$/).nullable(),
+    signal: z
+      .string()
+      .regex(/^SIG[A-Z0-9]{1,12}$/)
+      .nullable(),
     timedOut: z.boolean(),
   }),
   z.strictObject({ ev: z.literal('written'), id }),

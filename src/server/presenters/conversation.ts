@@ -19,9 +19,7 @@ interface Message {
  * merged into one block so a transcript stays readable.
  */
 export function presentConversation(run: Run, events: readonly RunEvent[]): Record<string, unknown> {
-  const messages: Message[] = [
-    { role: 'user', timestamp: toRfc3339(run.createdAt), message_ids: [`${run.id}:prompt`], content: [{ type: 'text', text: run.prompt }] },
-  ];
+  const messages: Message[] = [{ role: 'user', timestamp: toRfc3339(run.createdAt), message_ids: [`${run.id}:prompt`], content: [{ type: 'text', text: run.prompt }] }];
   const push = (role: Message['role'], event: RunEvent, block: Block): void => {
     const id = `${run.id}:${event.seq}`;
     const last = messages[messages.length - 1];

@@ -48,32 +48,28 @@ export function environmentRoutes(deps: ServerDeps) {
       return presentEnvironment(env);
     });
 
-    r.patch(
-      '/agent/environments/:uid',
-      { schema: { params, body: patchEnvironmentSchema, summary: 'Change an environment', tags: ['environments'] } },
-      async (request) => {
-        const { team, user } = principalOf(request);
-        const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
-        if (!current) throw notFound('environment', request.params.uid);
-        const body = request.body;
-        const config = configFromPatch(current.config, body);
-        if (body.limits !== undefined) refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
-        const updated = await deps.store.updateEnvironment(
-          team.id,
-          current.id,
-          {
-            // Who changed it last decides whether runs on it get personal secrets (docs/secrets.md).
-            updatedBy: user.id,
-            ...(body.name !== undefined ? { name: body.name } : {}),
-            ...(body.description !== undefined ? { description: body.description } : {}),
-            config,
-          },
-          deps.clock.now(),
-        );
-        if (!updated) throw notFound('environment', request.params.uid);
-        return presentEnvironment(updated);
-      },
-    );
+    r.patch('/agent/environments/:uid', { schema: { params, body: patchEnvironmentSchema, summary: 'Change an environment', tags: ['environments'] } }, async (request) => {
+      const { team, user } = principalOf(request);
+      const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
+      if (!current) throw notFound('environment', request.params.uid);
+      const body = request.body;
+      const config = configFromPatch(current.config, body);
+      if (body.limits !== undefined) refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
+      const updated = await deps.store.updateEnvironment(
+        team.id,
+        current.id,
+        {
+          // Who changed it last decides whether runs on it get personal secrets (docs/secrets.md).
+          updatedBy: user.id,
+          ...(body.name !== undefined ? { name: body.name } : {}),
+          ...(body.description !== undefined ? { description: body.description } : {}),
+          config,
+        },
+        deps.clock.now(),
+      );
+      if (!updated) throw notFound('environment', request.params.uid);
+      return presentEnvironment(updated);
+    });
 
     r.delete('/agent/environments/:uid', { schema: { params, summary: 'Delete an environment', tags: ['environments'] } }, async (request) => {
       const { team, user } = principalOf(request);

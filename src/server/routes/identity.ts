@@ -20,7 +20,13 @@ const newKeyBody = z
   .object({
     name: keyName,
     /** Seconds until the key expires; null or absent = never. */
-    expires_in_seconds: z.number().int().min(60, 'must be at least 60').max(10 * 365 * 86400).nullable().optional(),
+    expires_in_seconds: z
+      .number()
+      .int()
+      .min(60, 'must be at least 60')
+      .max(10 * 365 * 86400)
+      .nullable()
+      .optional(),
   })
   .strict();
 
@@ -61,7 +67,9 @@ function ceilingsFrom(deps: ServerDeps, body: z.infer<typeof limitsSchema> | nul
   const above = limitAbove(ceilings, teamLimits(deps, { limitCeilings: {} }).maxima);
   if (above) {
     const field = `limit_ceilings.${above.api}`;
-    throw new OzError('invalid_request', `${field}: ${above.value} is above the operator's maximum of ${above.max} (OZ_SANDBOX_MAX_*); a team's ceilings can only lower it`, { reason: field });
+    throw new OzError('invalid_request', `${field}: ${above.value} is above the operator's maximum of ${above.max} (OZ_SANDBOX_MAX_*); a team's ceilings can only lower it`, {
+      reason: field,
+    });
   }
   return ceilings;
 }
@@ -130,16 +138,12 @@ export function identityRoutes(deps: ServerDeps) {
       return { api_keys: (await deps.store.listApiKeys(team.id, user.id)).map((k) => presentKey(k, now)) };
     });
 
-    r.post(
-      '/api-keys/:keyId/expire',
-      { schema: { params: z.object({ keyId: idParam }), summary: 'Expire one of your API keys now', tags: ['identity'] } },
-      async (request) => {
-        const { user, team } = principalOf(request);
-        const own = (await deps.store.listApiKeys(team.id, user.id)).find((k) => k.id === request.params.keyId);
-        if (!own || !(await deps.store.expireApiKey(team.id, own.id, deps.clock.now()))) throw notFound('API key', request.params.keyId);
-        return { uid: own.id, expired: true };
-      },
-    );
+    r.post('/api-keys/:keyId/expire', { schema: { params: z.object({ keyId: idParam }), summary: 'Expire one of your API keys now', tags: ['identity'] } }, async (request) => {
+      const { user, team } = principalOf(request);
+      const own = (await deps.store.listApiKeys(team.id, user.id)).find((k) => k.id === request.params.keyId);
+      if (!own || !(await deps.store.expireApiKey(team.id, own.id, deps.clock.now()))) throw notFound('API key', request.params.keyId);
+      return { uid: own.id, expired: true };
+    });
 
     r.post(
       '/admin/teams',
@@ -226,7 +230,14 @@ export function identityRoutes(deps: ServerDeps) {
 
     r.post(
       '/admin/users/:userId/api-keys',
-      { schema: { params: z.object({ userId: idParam }), body: newKeyBody, summary: "Issue a key for a user (admin of the user's team, or platform admin; shown once)", tags: ['admin'] } },
+      {
+        schema: {
+          params: z.object({ userId: idParam }),
+          body: newKeyBody,
+          summary: "Issue a key for a user (admin of the user's team, or platform admin; shown once)",
+          tags: ['admin'],
+        },
+      },
       async (request, reply) => {
         const principal = requireAdmin(request);
         const user = (await deps.store.getUser(request.params.userId)) ?? (await deps.store.getUserByEmail(request.params.userId.toLowerCase()));
@@ -242,10 +253,7 @@ export function identityRoutes(deps: ServerDeps) {
       async (request, reply) => {
         const { user } = requirePlatformAdmin(request);
         const minted = mintCredential(WORKER_TOKEN_PREFIX);
-        const token = await deps.store.createWorkerToken(
-          { name: request.body.name, prefix: minted.prefix, secretHash: minted.secretHash, createdBy: user.id },
-          deps.clock.now(),
-        );
+        const token = await deps.store.createWorkerToken({ name: request.body.name, prefix: minted.prefix, secretHash: minted.secretHash, createdBy: user.id }, deps.clock.now());
         return reply.status(201).send({ ...presentWorkerToken(token), token: minted.secret });
       },
     );

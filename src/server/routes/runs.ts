@@ -56,19 +56,15 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
     const runIdParams = z.object({ runId: idParam });
 
     for (const url of ['/agent/runs', '/agent/run']) {
-      r.post(
-        url,
-        { schema: { body: runAgentRequestSchema, summary: 'Run an agent', tags: ['runs'] } },
-        async (request) => {
-          const principal = principalOf(request);
-          const key = idempotencyKeyOf(request);
-          const { run, atCapacity } = await runs.create(principal, request.body, {
-            source: sourceOf(request),
-            ...(key !== undefined ? { idempotencyKey: key } : {}),
-          });
-          return { run_id: run.id, task_id: run.id, state: run.state, at_capacity: atCapacity };
-        },
-      );
+      r.post(url, { schema: { body: runAgentRequestSchema, summary: 'Run an agent', tags: ['runs'] } }, async (request) => {
+        const principal = principalOf(request);
+        const key = idempotencyKeyOf(request);
+        const { run, atCapacity } = await runs.create(principal, request.body, {
+          source: sourceOf(request),
+          ...(key !== undefined ? { idempotencyKey: key } : {}),
+        });
+        return { run_id: run.id, task_id: run.id, state: run.state, at_capacity: atCapacity };
+      });
     }
 
     r.get('/agent/runs', { schema: { querystring: listRunsQuerySchema, summary: 'List runs', tags: ['runs'] } }, async (request) => {
@@ -87,7 +83,12 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
       });
       const artifacts = await deps.store.listRunArtifacts(page.runs.map((run) => run.id));
       return {
-        runs: page.runs.map((run) => presentRun(run, artifacts.filter((a) => a.runId === run.id))),
+        runs: page.runs.map((run) =>
+          presentRun(
+            run,
+            artifacts.filter((a) => a.runId === run.id),
+          ),
+        ),
         page_info: { has_next_page: page.nextCursor !== null, ...(page.nextCursor ? { next_cursor: page.nextCursor } : {}) },
       };
     });
@@ -102,7 +103,7 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
       const run = await deps.store.getRun(teamId, runId);
       if (!run) throw notFound('conversation', runId);
       const events = [];
-      for (let after = 0; ; ) {
+      for (let after = 0; ;) {
         const page = await deps.store.listRunEvents(runId, after, 1000);
         events.push(...page);
         const last = page[page.length - 1];

@@ -139,25 +139,29 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
       ['pause', false],
       ['resume', true],
     ] as const) {
-      r.post(`/agent/schedules/:scheduleId/${action}`, { schema: { params, summary: `${action === 'pause' ? 'Pause' : 'Resume'} a scheduled agent`, tags: ['schedules'] } }, async (request) => {
-        const current = await find(request);
-        const { user } = principalOf(request);
-        if (current.enabled === enabled) return present(current);
-        const updated = await deps.store.schedules.update(
-          current.teamId,
-          current.id,
-          {
-            ...current,
-            updatedBy: user.id,
-            enabled,
-            // Resuming continues from the next slot after now: no burst for what was missed.
-            nextFireAt: timing(current.cron, current.timezone, enabled),
-          },
-          deps.clock.now(),
-        );
-        if (!updated) throw notFound('schedule', current.id);
-        return present(updated);
-      });
+      r.post(
+        `/agent/schedules/:scheduleId/${action}`,
+        { schema: { params, summary: `${action === 'pause' ? 'Pause' : 'Resume'} a scheduled agent`, tags: ['schedules'] } },
+        async (request) => {
+          const current = await find(request);
+          const { user } = principalOf(request);
+          if (current.enabled === enabled) return present(current);
+          const updated = await deps.store.schedules.update(
+            current.teamId,
+            current.id,
+            {
+              ...current,
+              updatedBy: user.id,
+              enabled,
+              // Resuming continues from the next slot after now: no burst for what was missed.
+              nextFireAt: timing(current.cron, current.timezone, enabled),
+            },
+            deps.clock.now(),
+          );
+          if (!updated) throw notFound('schedule', current.id);
+          return present(updated);
+        },
+      );
     }
 
     r.post('/agent/schedules/:scheduleId/run-now', { schema: { params, summary: 'Run a scheduled agent now (ours)', tags: ['schedules'] } }, async (request) => {

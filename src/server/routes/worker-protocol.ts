@@ -78,7 +78,12 @@ async function claimedSecrets(deps: ServerDeps, run: Run, env: Environment | nul
     deps.hub.publish(run.id);
   }
   return resolution.ok
-    ? { env: resolution.env, setup_env: resolution.setupEnv, unknown: resolution.unknown, ...(resolution.harnessAuth !== undefined ? { harness_auth: resolution.harnessAuth } : {}) }
+    ? {
+        env: resolution.env,
+        setup_env: resolution.setupEnv,
+        unknown: resolution.unknown,
+        ...(resolution.harnessAuth !== undefined ? { harness_auth: resolution.harnessAuth } : {}),
+      }
     : { error: { message: resolution.message, reason: resolution.reason } };
 }
 
@@ -133,9 +138,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
       '/claim',
       {
         schema: {
-          body: z
-            .object({ worker_id: z.string().min(1).max(200), max_runs: z.number().int().min(1).max(64), wait_ms: z.number().int().min(0).max(30_000) })
-            .strict(),
+          body: z.object({ worker_id: z.string().min(1).max(200), max_runs: z.number().int().min(1).max(64), wait_ms: z.number().int().min(0).max(30_000) }).strict(),
           summary: 'Claim runs (long-poll)',
           tags: ['worker protocol'],
         },
@@ -160,32 +163,24 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
       },
     );
 
-    r.post(
-      '/runs/:runId/start',
-      { schema: { params, body: z.object(lease).strict(), summary: 'The harness started', tags: ['worker protocol'] } },
-      async (request) => {
-        const run = await heldRun(deps, request.params.runId, request.body.lease_token);
-        if (run.state === 'CLAIMED') {
-          const now = deps.clock.now();
-          await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: now, leaseToken: request.body.lease_token, leaseLiveAt: now });
-          deps.hub.publish(run.id);
-          await markEnvironmentSetup(deps, run, false); // the harness starts after setup succeeded
-        }
-        return { cancel_requested: run.cancelRequestedAt !== null };
-      },
-    );
-
-    r.post(
-      '/runs/:runId/heartbeat',
-      { schema: { params, body: z.object(lease).strict(), summary: 'Renew the lease', tags: ['worker protocol'] } },
-      async (request) => {
+    r.post('/runs/:runId/start', { schema: { params, body: z.object(lease).strict(), summary: 'The harness started', tags: ['worker protocol'] } }, async (request) => {
+      const run = await heldRun(deps, request.params.runId, request.body.lease_token);
+      if (run.state === 'CLAIMED') {
         const now = deps.clock.now();
-        const renewed = await deps.store.renewLease(request.params.runId, request.body.lease_token, deps.leaseTtlMs, now);
-        if (!renewed) throw conflict(`run ${request.params.runId}: lease token is stale or expired`, 'stale_lease');
-        const run = await deps.store.getRunById(request.params.runId);
-        return { lease_expires_at: run?.leaseExpiresAt ?? now + deps.leaseTtlMs, cancel_requested: run?.cancelRequestedAt != null };
-      },
-    );
+        await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: now, leaseToken: request.body.lease_token, leaseLiveAt: now });
+        deps.hub.publish(run.id);
+        await markEnvironmentSetup(deps, run, false); // the harness starts after setup succeeded
+      }
+      return { cancel_requested: run.cancelRequestedAt !== null };
+    });
+
+    r.post('/runs/:runId/heartbeat', { schema: { params, body: z.object(lease).strict(), summary: 'Renew the lease', tags: ['worker protocol'] } }, async (request) => {
+      const now = deps.clock.now();
+      const renewed = await deps.store.renewLease(request.params.runId, request.body.lease_token, deps.leaseTtlMs, now);
+      if (!renewed) throw conflict(`run ${request.params.runId}: lease token is stale or expired`, 'stale_lease');
+      const run = await deps.store.getRunById(request.params.runId);
+      return { lease_expires_at: run?.leaseExpiresAt ?? now + deps.leaseTtlMs, cancel_requested: run?.cancelRequestedAt != null };
+    });
 
     r.get(
       '/runs/:runId/control',
@@ -253,7 +248,10 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
               ...lease,
               state: z.enum(['SUCCEEDED', 'FAILED', 'CANCELLED', 'ERROR']),
               status_message: statusMessage.optional(),
-              usage: z.object({ input_tokens: z.number().int().min(0), output_tokens: z.number().int().min(0), steps: z.number().int().min(0) }).strict().optional(),
+              usage: z
+                .object({ input_tokens: z.number().int().min(0), output_tokens: z.number().int().min(0), steps: z.number().int().min(0) })
+                .strict()
+                .optional(),
             })
             .strict(),
           summary: 'Finish a run',

@@ -27,7 +27,12 @@ export const repoSpecSchema = z
 
 export const limitsSchema = z
   .object({
-    max_runtime_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    max_runtime_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
     pids: z.number().int().min(16).max(100_000).optional(),
     memory_mb: z.number().int().min(64).max(1_048_576).optional(),
     disk_mb: z.number().int().min(16).max(10_485_760).optional(),

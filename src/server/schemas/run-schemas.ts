@@ -31,12 +31,15 @@ export const agentConfigSchema = z
     harness: harnessSchema.optional(),
     // ours
     secrets: z.array(envName).max(100).optional(),
-    max_runtime_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+    max_runtime_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional(),
     max_steps: z.number().int().min(1).max(10_000).optional(),
     // the spec's claude_auth_secret_name, and ours for codex: the secret whose value is the CLI's key
-    harness_auth_secrets: z
-      .strictObject({ claude_auth_secret_name: envName.optional(), codex_auth_secret_name: envName.optional() })
-      .optional(),
+    harness_auth_secrets: z.strictObject({ claude_auth_secret_name: envName.optional(), codex_auth_secret_name: envName.optional() }).optional(),
     max_tokens: z.number().int().min(1000).max(1_000_000_000).optional(),
     // the spec's, not implemented yet
     base_prompt: z.unknown().optional(),

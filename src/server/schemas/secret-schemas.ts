@@ -34,9 +34,7 @@ export const patchSecretSchema = z
   .strict()
   .refine((p) => Object.keys(p).length > 0, { message: 'give at least one field to change' });
 
-export const secretScopeQuery = z
-  .object({ scope: z.enum(['team', 'personal'], { message: 'must be "team" or "personal"' }).default('team') })
-  .strict();
+export const secretScopeQuery = z.object({ scope: z.enum(['team', 'personal'], { message: 'must be "team" or "personal"' }).default('team') }).strict();
 
 export type CreateSecretBody = z.infer<typeof createSecretSchema>;
 export type PatchSecretBody = z.infer<typeof patchSecretSchema>;

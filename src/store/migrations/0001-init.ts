@@ -89,24 +89,9 @@ export async function up(db: Kysely<unknown>, dialect: DialectName): Promise<voi
   await db.schema.createIndex('runs_team_created').on('runs').columns(['team_id', 'created_at', 'id']).execute();
   // Partial indexes on the waiting states keep claim and admission scans to
   // the handful of waiting rows, however many finished runs are stored.
-  await db.schema
-    .createIndex('runs_pending_claim')
-    .on('runs')
-    .columns(['pending_at', 'id'])
-    .where(sql.ref('state'), '=', 'PENDING')
-    .execute();
-  await db.schema
-    .createIndex('runs_queued_admit')
-    .on('runs')
-    .columns(['team_id', 'queued_at', 'id'])
-    .where(sql.ref('state'), '=', 'QUEUED')
-    .execute();
-  await db.schema
-    .createIndex('runs_lease_sweep')
-    .on('runs')
-    .column('lease_expires_at')
-    .where(sql.ref('lease_expires_at'), 'is not', null)
-    .execute();
+  await db.schema.createIndex('runs_pending_claim').on('runs').columns(['pending_at', 'id']).where(sql.ref('state'), '=', 'PENDING').execute();
+  await db.schema.createIndex('runs_queued_admit').on('runs').columns(['team_id', 'queued_at', 'id']).where(sql.ref('state'), '=', 'QUEUED').execute();
+  await db.schema.createIndex('runs_lease_sweep').on('runs').column('lease_expires_at').where(sql.ref('lease_expires_at'), 'is not', null).execute();
   // Admission counts a team's active runs.
   await db.schema.createIndex('runs_team_state').on('runs').columns(['team_id', 'state']).execute();
   await db.schema.createIndex('runs_schedule').on('runs').column('schedule_id').execute();

@@ -16,7 +16,10 @@ import { sql, type Kysely } from 'kysely';
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('teams').addColumn('limit_ceilings', 'text').execute();
-  await db.schema.alterTable('teams').addColumn('platform', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('teams')
+    .addColumn('platform', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
   await sql`UPDATE teams SET platform = 1 WHERE id = (SELECT id FROM teams ORDER BY created_at, id LIMIT 1)`.execute(db);
 
   await db.schema.alterTable('environments').addColumn('updated_by', 'text').execute();
@@ -28,10 +31,5 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   // saw an empty queue, pick it for the per-team lookups (a scan of every
   // PENDING row per team, per claim).
   await db.schema.dropIndex('runs_pending_claim').execute();
-  await db.schema
-    .createIndex('runs_pending_team')
-    .on('runs')
-    .columns(['team_id', 'pending_at', 'id'])
-    .where(sql.ref('state'), '=', 'PENDING')
-    .execute();
+  await db.schema.createIndex('runs_pending_team').on('runs').columns(['team_id', 'pending_at', 'id']).where(sql.ref('state'), '=', 'PENDING').execute();
 }

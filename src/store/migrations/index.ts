@@ -30,8 +30,7 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName)
   // Kysely looks for an existing `kysely_migration_lock` in *every* schema,
   // finds another deployment's (or test's), skips creating its own, and then
   // fails to find it through our search_path.
-  const migrationTableSchema =
-    dialect === 'postgres' ? (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(db)).rows[0]?.schema : undefined;
+  const migrationTableSchema = dialect === 'postgres' ? (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(db)).rows[0]?.schema : undefined;
   const migrator = new Migrator({ db, provider: provider(dialect), ...(migrationTableSchema ? { migrationTableSchema } : {}) });
   let { error, results } = await migrator.migrateToLatest();
   // Kysely finds its tables by introspecting every table of the database; a

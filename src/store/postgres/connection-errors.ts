@@ -39,12 +39,7 @@ function isUnavailableSqlState(code: string): boolean {
 }
 
 /** What node-postgres and pg-pool say when a connection died or could not be made in time. */
-const MESSAGES = [
-  /^Connection terminated/,
-  /^timeout exceeded when trying to connect$/,
-  /is not queryable$/,
-  /^Postgres connection has been discarded$/,
-];
+const MESSAGES = [/^Connection terminated/, /^timeout exceeded when trying to connect$/, /is not queryable$/, /^Postgres connection has been discarded$/];
 
 export function isConnectionError(error: unknown): boolean {
   if (error instanceof OzError) return false;

@@ -1,12 +1,4 @@
-import {
-  PostgresDialect,
-  type CompiledQuery,
-  type DatabaseConnection,
-  type Driver,
-  type QueryCompiler,
-  type QueryResult,
-  type TransactionSettings,
-} from 'kysely';
+import { PostgresDialect, type CompiledQuery, type DatabaseConnection, type Driver, type QueryCompiler, type QueryResult, type TransactionSettings } from 'kysely';
 import { mapConnectionError } from './connection-errors.js';
 
 type Compile = QueryCompiler['compileQuery'];
@@ -41,8 +33,7 @@ class MappingConnection implements DatabaseConnection {
   }
 }
 
-const innerOf = (connection: DatabaseConnection): DatabaseConnection =>
-  connection instanceof MappingConnection ? connection.inner : connection;
+const innerOf = (connection: DatabaseConnection): DatabaseConnection => (connection instanceof MappingConnection ? connection.inner : connection);
 
 class MappingDriver implements Driver {
   constructor(private readonly inner: Driver) {}

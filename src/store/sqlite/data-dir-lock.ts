@@ -28,11 +28,7 @@ export function acquireDataDirLock(dataDir: string): DataDirLock {
   } catch (error) {
     db.close();
     if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY')) {
-      throw new OzError(
-        'conflict',
-        `data directory ${dataDir} is in use by another Oz process; stop it or pass another --data-dir / OZ_DATA_DIR`,
-        { reason: 'data_dir_locked' },
-      );
+      throw new OzError('conflict', `data directory ${dataDir} is in use by another Oz process; stop it or pass another --data-dir / OZ_DATA_DIR`, { reason: 'data_dir_locked' });
     }
     throw error;
   }

@@ -82,9 +82,7 @@ async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]>
       WHERE id IN (SELECT id FROM candidates ORDER BY priority, pending_at, id LIMIT ${input.limit})
       RETURNING *`.execute(tx);
     for (const row of rows) {
-      await insertEvents(tx, row.id, Number(row.last_event_seq), [
-        { type: 'state', at: input.at, data: { from: 'PENDING', to: 'CLAIMED' } },
-      ]);
+      await insertEvents(tx, row.id, Number(row.last_event_seq), [{ type: 'state', at: input.at, data: { from: 'PENDING', to: 'CLAIMED' } }]);
     }
     return rows;
   });

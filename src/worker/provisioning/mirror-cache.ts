@@ -176,7 +176,11 @@ export class MirrorCache {
     if (error.failure === 'unreachable') return this.unreachable(given, 'fetch', error.detail);
     if (error.failure === 'redirect') {
       this.options.logger?.warn({ url: displayUrl(given), detail: error.detail }, 'host-side git: a remote answered with a redirect (not followed)');
-      return new FetchError(`could not fetch ${displayUrl(given)}: it answers with a redirect, which this worker does not follow; give the repository's final URL`, 'redirect', error.detail);
+      return new FetchError(
+        `could not fetch ${displayUrl(given)}: it answers with a redirect, which this worker does not follow; give the repository's final URL`,
+        'redirect',
+        error.detail,
+      );
     }
     if (error.failure === 'limit') return new FetchError(`could not fetch ${displayUrl(given)}: ${error.message}`, 'limit', error.detail);
     return error;
@@ -223,7 +227,11 @@ export class MirrorCache {
         // --no-local: a local source goes through upload-pack like a remote
         // one, never hardlinked or copied file by file into the mirror.
         await this.git
-          .run(['clone', '--mirror', '--no-local', '--quiet', '--config', 'core.sharedRepository=0644', '--', source, temp], { signal, env: { ...auth, ...pins.env }, config: pins.config })
+          .run(['clone', '--mirror', '--no-local', '--quiet', '--config', 'core.sharedRepository=0644', '--', source, temp], {
+            signal,
+            env: { ...auth, ...pins.env },
+            config: pins.config,
+          })
           .catch((error: unknown) => {
             throw this.explain(error, given);
           });

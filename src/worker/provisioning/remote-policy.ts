@@ -105,7 +105,7 @@ function formatAddress(bytes: Bytes): string {
   for (let i = 0; i < 16; i += 2) groups.push((((bytes[i] as number) << 8) | (bytes[i + 1] as number)).toString(16));
   // The longest run of zero groups becomes "::".
   let best = [-1, 0];
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;
@@ -123,7 +123,7 @@ function formatAddress(bytes: Bytes): string {
 function inPrefix(bytes: Bytes, prefix: Bytes, bits: number): boolean {
   if (bytes.length !== prefix.length) return false;
   for (let bit = 0; bit < bits; bit++) {
-    const mask = 0x80 >> bit % 8;
+    const mask = 0x80 >> (bit % 8);
     if (((bytes[bit >> 3] as number) & mask) !== ((prefix[bit >> 3] as number) & mask)) return false;
   }
   return true;
@@ -170,7 +170,12 @@ const V6_SPECIAL: [string, string][] = [
 
 const V4_RANGES = V4_SPECIAL.map(([cidr, label]) => [...range(cidr), label] as const);
 const V6_RANGES = V6_SPECIAL.map(([cidr, label]) => [...range(cidr), label] as const);
-const [MAPPED, NAT64, SIX_TO_FOUR, GLOBAL_UNICAST] = (['::ffff:0:0/96', '64:ff9b::/96', '2002::/16', '2000::/3'] as const).map(range) as [[Bytes, number], [Bytes, number], [Bytes, number], [Bytes, number]];
+const [MAPPED, NAT64, SIX_TO_FOUR, GLOBAL_UNICAST] = (['::ffff:0:0/96', '64:ff9b::/96', '2002::/16', '2000::/3'] as const).map(range) as [
+  [Bytes, number],
+  [Bytes, number],
+  [Bytes, number],
+  [Bytes, number],
+];
 
 /** The IPv4 address an IPv6 one stands for (mapped, NAT64, 6to4), if any. */
 function embeddedV4(bytes: Bytes): Bytes | null {

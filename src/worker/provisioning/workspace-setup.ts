@@ -6,7 +6,6 @@ import type { Sandbox } from '../../sandbox/sandbox-backend.js';
 import { RedactedTail } from '../../secrets/redacting-buffer.js';
 import type { Redactor } from '../../secrets/redactor.js';
 
-
 export interface WorkspaceSetupInput {
   sandbox: Sandbox;
   repos: readonly RepoSpec[];
@@ -84,15 +83,20 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
       tail.pushBytes(chunk);
       input.output(stream, chunk);
     };
-    const clone = await sandbox.exec(
-      ['git', 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir],
-      { env: gitEnv, onOutput },
-    );
+    const clone = await sandbox.exec(['git', 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir], {
+      env: gitEnv,
+      onOutput,
+    });
     let head = '';
     const ok =
       clone.exitCode === 0 &&
       (await sandbox.exec(['git', '-C', dir, 'remote', 'set-url', 'origin', repo.url], { env: gitEnv, onOutput })).exitCode === 0 &&
-      (await sandbox.exec(['git', '-C', dir, 'rev-parse', 'HEAD'], { env: gitEnv, onOutput: (stream, chunk) => (stream === 'stdout' ? (head += chunk.toString()) : onOutput(stream, chunk)) })).exitCode === 0 &&
+      (
+        await sandbox.exec(['git', '-C', dir, 'rev-parse', 'HEAD'], {
+          env: gitEnv,
+          onOutput: (stream, chunk) => (stream === 'stdout' ? (head += chunk.toString()) : onOutput(stream, chunk)),
+        })
+      ).exitCode === 0 &&
       /^[0-9a-f]{40,64}$/.test(head.trim());
     bases.push(head.trim());
     emit({ type: 'setup', at: Date.now(), data: { index, command, status: ok ? 'succeeded' : 'failed', exit_code: clone.exitCode } });

@@ -55,7 +55,10 @@ export function readBundleHeader(head: Buffer, ref: string): { tip: string; pack
   const end = text.indexOf('\n\n');
   if (!text.startsWith(signature) || end < 0) throw new FetchError('the bundle has no v2 bundle header');
   const refs: [string, string][] = [];
-  for (const line of text.slice(signature.length, end).split('\n').filter((l) => l !== '')) {
+  for (const line of text
+    .slice(signature.length, end)
+    .split('\n')
+    .filter((l) => l !== '')) {
     if (/^-[0-9a-f]{40}( .*)?$/.test(line)) continue;
     const match = /^([0-9a-f]{40}) (\S+)$/.exec(line);
     if (!match) throw new FetchError('the bundle header has a line that is neither a prerequisite nor a ref');
@@ -144,17 +147,16 @@ export class Publisher {
     let size = 0;
     let stderr = '';
     const message = `${input.title}\n\n${input.redact(input.summary)}\n\nOz run ${input.runId}`;
-    const result = await input.sandbox.exec(
-      ['/bin/sh', '-c', COMMIT_AND_BUNDLE, 'oz-publish', dir, this.settings.authorName, this.settings.authorEmail, message, branch, base],
-      {
+    const result = await input.sandbox
+      .exec(['/bin/sh', '-c', COMMIT_AND_BUNDLE, 'oz-publish', dir, this.settings.authorName, this.settings.authorEmail, message, branch, base], {
         env: { ...input.env, GIT_TERMINAL_PROMPT: '0' },
         timeoutMs: 10 * 60_000,
         onOutput: (stream, chunk) => {
           if (stream === 'stderr') stderr = (stderr + chunk.toString()).slice(-2000);
           else if ((size += chunk.length) <= MAX_BUNDLE_BYTES) writeSync(fd, chunk);
         },
-      },
-    ).finally(() => closeSync(fd));
+      })
+      .finally(() => closeSync(fd));
     if (result.exitCode === NO_CHANGES) return false;
     if (result.exitCode !== 0) throw new PublishError(input.redact(`Could not commit the changes in ${dir}: ${stderr.trim() || `exit code ${result.exitCode ?? result.signal}`}`));
     if (size > MAX_BUNDLE_BYTES) throw new PublishError(`The changes in ${dir} are larger than ${MAX_BUNDLE_BYTES / 1024 / 1024} MiB; nothing was published.`);
@@ -189,8 +191,10 @@ export class Publisher {
       });
     } catch (error) {
       if (!(error instanceof FetchError)) throw error;
-      if (error.failure === 'unreachable') throw new PublishError(input.redact(`The push of ${branch} failed: ${this.mirrors.unreachable(repo.url, 'push to', error.detail).message}`));
-      if (error.failure === 'redirect') throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} failed: the remote answers with a redirect, which this worker does not follow`));
+      if (error.failure === 'unreachable')
+        throw new PublishError(input.redact(`The push of ${branch} failed: ${this.mirrors.unreachable(repo.url, 'push to', error.detail).message}`));
+      if (error.failure === 'redirect')
+        throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} failed: the remote answers with a redirect, which this worker does not follow`));
       if (error.failure === 'limit') throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} failed: ${error.message}`));
       throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} was rejected: ${error.message}`));
     }
@@ -211,7 +215,7 @@ export class Publisher {
       const header = readBundleHeader(head.subarray(0, readSync(fd, head, 0, head.length, 0)), ref);
       tip = header.tip;
       // index-pack reads the pack from the descriptor's offset: move it past the header.
-      for (let skipped = 0; skipped < header.packOffset; ) {
+      for (let skipped = 0; skipped < header.packOffset;) {
         const n = readSync(fd, head, 0, header.packOffset - skipped, null);
         if (n === 0) throw new FetchError('the bundle ends inside its header');
         skipped += n;
@@ -241,7 +245,9 @@ export class Publisher {
       return { url: created.data.html_url, reused: false };
     } catch (error) {
       const status = (error as { status?: number }).status;
-      throw new PublishError(input.redact(`Pushed ${branch}, but the pull request could not be opened${status ? ` (GitHub answered ${status})` : ''}: ${(error as Error).message}`));
+      throw new PublishError(
+        input.redact(`Pushed ${branch}, but the pull request could not be opened${status ? ` (GitHub answered ${status})` : ''}: ${(error as Error).message}`),
+      );
     }
   }
 }

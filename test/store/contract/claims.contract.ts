@@ -111,9 +111,10 @@ export function claimContract(factory: StoreFactory): void {
       const [run] = await store.claimRuns({ workerId: 'w1', limit: 1, leaseTtlMs: LEASE_MS, at: T0 + 10 });
       if (!run?.leaseToken) throw new Error('no claim');
       expect(await store.renewLease(run.id, 'not-the-token', LEASE_MS, T0 + 20)).toBe(false);
-      await expect(
-        store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: T0 + 20, leaseToken: 'not-the-token' }),
-      ).rejects.toMatchObject({ code: 'conflict', reason: 'stale_lease' });
+      await expect(store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: T0 + 20, leaseToken: 'not-the-token' })).rejects.toMatchObject({
+        code: 'conflict',
+        reason: 'stale_lease',
+      });
 
       // The lease expires, the sweeper re-queues, another worker claims: the first token is dead.
       const swept = await store.sweepExpiredLeases(T0 + 10 + LEASE_MS);
@@ -122,9 +123,9 @@ export function claimContract(factory: StoreFactory): void {
       expect(again).toMatchObject({ id: run.id, attempt: 2, workerId: 'w2' });
       expect(again?.leaseToken).not.toBe(run.leaseToken);
       expect(await store.renewLease(run.id, run.leaseToken, LEASE_MS, T0 + 40_001)).toBe(false);
-      await expect(
-        store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'SUCCEEDED', by: 'worker', at: T0 + 40_001, leaseToken: run.leaseToken }),
-      ).rejects.toMatchObject({ reason: 'stale_lease' });
+      await expect(store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'SUCCEEDED', by: 'worker', at: T0 + 40_001, leaseToken: run.leaseToken })).rejects.toMatchObject({
+        reason: 'stale_lease',
+      });
     });
 
     it('renewing a lease moves only lease_expires_at, and an expired lease is not revived', async () => {
@@ -164,9 +165,7 @@ export function claimContract(factory: StoreFactory): void {
 
       await store.claimRuns({ workerId: 'w2', limit: 1, leaseTtlMs: LEASE_MS, at: t + 1 });
       expect(await store.sweepExpiredLeases(t + 1 + LEASE_MS - 1)).toEqual([]);
-      expect(await store.sweepExpiredLeases(t + 1 + LEASE_MS)).toEqual([
-        { runId: idA, from: 'CLAIMED', to: 'ERROR', reason: 'worker_lost' },
-      ]);
+      expect(await store.sweepExpiredLeases(t + 1 + LEASE_MS)).toEqual([{ runId: idA, from: 'CLAIMED', to: 'ERROR', reason: 'worker_lost' }]);
       expect((await store.getRunById(idA ?? ''))?.attempt).toBe(2);
     });
 
@@ -179,9 +178,7 @@ export function claimContract(factory: StoreFactory): void {
       const requested = await store.requestCancel(run.id, T0 + 20);
       expect(requested?.cancelRequestedAt).toBe(T0 + 20);
       expect((await store.requestCancel(run.id, T0 + 25))?.cancelRequestedAt).toBe(T0 + 20);
-      expect(await store.sweepExpiredLeases(T0 + 10 + LEASE_MS)).toEqual([
-        { runId: run.id, from: 'CLAIMED', to: 'CANCELLED', reason: 'cancelled_lease_expired' },
-      ]);
+      expect(await store.sweepExpiredLeases(T0 + 10 + LEASE_MS)).toEqual([{ runId: run.id, from: 'CLAIMED', to: 'CANCELLED', reason: 'cancelled_lease_expired' }]);
       expect(await store.requestCancel(run.id, T0 + 50_000)).toBeNull();
     });
 
@@ -234,7 +231,12 @@ export function claimContract(factory: StoreFactory): void {
       for (let i = 0; i < 4; i++) ids.push((await store.createRun(newRun(small.id), T0 + i)).run.id);
       const otherRun = (await store.createRun(newRun(other.id), T0)).run;
       const admitted = await Promise.all([store.admitQueuedRuns(small.id, T0 + 10), store.admitQueuedRuns(small.id, T0 + 10)]);
-      expect(admitted.flat().map((r) => r.id).sort()).toEqual(ids.slice(0, 2).sort());
+      expect(
+        admitted
+          .flat()
+          .map((r) => r.id)
+          .sort(),
+      ).toEqual(ids.slice(0, 2).sort());
       expect((await store.getRunById(otherRun.id))?.state).toBe('QUEUED');
       expect(await store.admitQueuedRuns(small.id, T0 + 11)).toEqual([]);
       await store.transitionRun({ runId: ids[0] ?? '', from: 'PENDING', to: 'CANCELLED', by: 'server', at: T0 + 12 });

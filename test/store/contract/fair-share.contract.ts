@@ -64,11 +64,18 @@ export function fairShareContract(factory: StoreFactory): void {
       expect(await store.updateTeam('no-such-team', { maxConcurrentRuns: 2 })).toBeNull();
     });
 
-    it('an environment records who last changed it; the server\'s own writes (setup_failed) do not', async () => {
+    it("an environment records who last changed it; the server's own writes (setup_failed) do not", async () => {
       const { store } = h.current;
       const team = await seedTeam(store);
       const env = await store.createEnvironment(
-        { teamId: team.id, scope: { type: 'team' }, creatorId: 'user-a', name: 'shared', description: null, config: { repos: [], setupCommands: [], env: {}, network: 'off', secrets: [], limits: {} } },
+        {
+          teamId: team.id,
+          scope: { type: 'team' },
+          creatorId: 'user-a',
+          name: 'shared',
+          description: null,
+          config: { repos: [], setupCommands: [], env: {}, network: 'off', secrets: [], limits: {} },
+        },
         T0,
       );
       expect(env.updatedBy).toBe('user-a');

@@ -16,9 +16,7 @@ export function resourceContract(factory: StoreFactory): void {
       await expect(store.createTeam({ name: 'acme', maxConcurrentRuns: 4 }, T0)).rejects.toMatchObject({ code: 'conflict', reason: 'name' });
       const user = await store.createUser({ teamId: team.id, email: 'a@acme.test', displayName: 'A', role: 'admin' }, T0);
       expect(await store.getUserByEmail('a@acme.test')).toEqual(user);
-      await expect(
-        store.createUser({ teamId: team.id, email: 'a@acme.test', displayName: null, role: 'member' }, T0),
-      ).rejects.toMatchObject({ code: 'conflict', reason: 'email' });
+      await expect(store.createUser({ teamId: team.id, email: 'a@acme.test', displayName: null, role: 'member' }, T0)).rejects.toMatchObject({ code: 'conflict', reason: 'email' });
     });
 
     it('API keys are found by hash until they expire, and listed per team', async () => {

@@ -66,9 +66,7 @@ export function runContract(factory: StoreFactory): void {
     it('concurrent creates with one idempotency key make one run', async () => {
       const { store } = h.current;
       const team = await seedTeam(store);
-      const results = await Promise.all(
-        Array.from({ length: 8 }, () => store.createRun(newRun(team.id), T0, { key: 'same', requestHash: 'h' })),
-      );
+      const results = await Promise.all(Array.from({ length: 8 }, () => store.createRun(newRun(team.id), T0, { key: 'same', requestHash: 'h' })));
       expect(new Set(results.map((r) => r.run.id)).size).toBe(1);
       expect(results.filter((r) => r.created)).toHaveLength(1);
     });
@@ -86,10 +84,7 @@ export function runContract(factory: StoreFactory): void {
         const original: string[] = [];
         for (let i = 0; i < 47; i++) {
           // Few distinct sort values, so ties must be broken by run id.
-          const { run } = await store.createRun(
-            newRun(team.id, { title: `title ${i % 5}`, skillSpec: i % 3 === 0 ? null : `o/r:skill${i % 4}` }),
-            T0 + Math.floor(i / 4),
-          );
+          const { run } = await store.createRun(newRun(team.id, { title: `title ${i % 5}`, skillSpec: i % 3 === 0 ? null : `o/r:skill${i % 4}` }), T0 + Math.floor(i / 4));
           original.push(run.id);
         }
         let inserted = 0;
@@ -123,15 +118,18 @@ export function runContract(factory: StoreFactory): void {
       const page = await store.listRuns({ teamId: team.id, filters: {}, sortBy: 'updated_at', sortOrder: 'desc', limit: 1 });
       expect(page.nextCursor).toBeTruthy();
       const cursor = page.nextCursor ?? '';
-      await expect(
-        store.listRuns({ teamId: team.id, filters: { states: ['QUEUED'] }, sortBy: 'updated_at', sortOrder: 'desc', limit: 1, cursor }),
-      ).rejects.toMatchObject({ code: 'invalid_request', reason: 'cursor' });
-      await expect(
-        store.listRuns({ teamId: team.id, filters: {}, sortBy: 'updated_at', sortOrder: 'asc', limit: 1, cursor }),
-      ).rejects.toMatchObject({ code: 'invalid_request', reason: 'cursor' });
-      await expect(
-        store.listRuns({ teamId: team.id, filters: {}, sortBy: 'updated_at', sortOrder: 'desc', limit: 1, cursor: 'garbage!' }),
-      ).rejects.toMatchObject({ code: 'invalid_request', reason: 'cursor' });
+      await expect(store.listRuns({ teamId: team.id, filters: { states: ['QUEUED'] }, sortBy: 'updated_at', sortOrder: 'desc', limit: 1, cursor })).rejects.toMatchObject({
+        code: 'invalid_request',
+        reason: 'cursor',
+      });
+      await expect(store.listRuns({ teamId: team.id, filters: {}, sortBy: 'updated_at', sortOrder: 'asc', limit: 1, cursor })).rejects.toMatchObject({
+        code: 'invalid_request',
+        reason: 'cursor',
+      });
+      await expect(store.listRuns({ teamId: team.id, filters: {}, sortBy: 'updated_at', sortOrder: 'desc', limit: 1, cursor: 'garbage!' })).rejects.toMatchObject({
+        code: 'invalid_request',
+        reason: 'cursor',
+      });
       const next = await store.listRuns({ teamId: team.id, filters: {}, sortBy: 'updated_at', sortOrder: 'desc', limit: 5, cursor });
       expect(next.runs).toHaveLength(2);
       expect(next.nextCursor).toBeNull();
@@ -142,15 +140,17 @@ export function runContract(factory: StoreFactory): void {
       const team = await seedTeam(store);
       const mk = async (over: Parameters<typeof newRun>[1], at: number) => (await store.createRun(newRun(team.id, over), at)).run;
       const plain = await mk({}, T0);
-      const named = await mk({ title: 'Fix the LOGIN form', config: { harness: { type: 'oz' }, name: 'nightly', modelId: 'anthropic/m1' }, creatorId: 'u1', source: 'CLI' }, T0 + 10);
+      const named = await mk(
+        { title: 'Fix the LOGIN form', config: { harness: { type: 'oz' }, name: 'nightly', modelId: 'anthropic/m1' }, creatorId: 'u1', source: 'CLI' },
+        T0 + 10,
+      );
       const scheduled = await mk({ schedule: { scheduleId: 's1', scheduleName: 'nightly', cronSchedule: '0 3 * * *' }, source: 'SCHEDULED_AGENT', environmentId: 'e1' }, T0 + 20);
       const child = await mk({ parentRunId: plain.id, prompt: '100% sure_thing', skillSpec: 'o/r:deploy' }, T0 + 30);
       const grandchild = await mk({ parentRunId: child.id, executionLocation: 'LOCAL' }, T0 + 40);
       await store.transitionRun({ runId: named.id, from: 'QUEUED', to: 'PENDING', by: 'server', at: T0 + 50 });
       await store.addRunArtifact(scheduled.id, 'PULL_REQUEST', { url: 'https://example.invalid/pr/1', branch: 'oz/x' }, T0 + 60);
 
-      const ids = async (filters: RunFilters) =>
-        (await store.listRuns({ teamId: team.id, filters, sortBy: 'created_at', sortOrder: 'asc', limit: 50 })).runs.map((r) => r.id);
+      const ids = async (filters: RunFilters) => (await store.listRuns({ teamId: team.id, filters, sortBy: 'created_at', sortOrder: 'asc', limit: 50 })).runs.map((r) => r.id);
       expect(await ids({ states: ['PENDING'] })).toEqual([named.id]);
       expect(await ids({ states: ['PENDING', 'QUEUED'] })).toHaveLength(5);
       expect(await ids({ name: 'nightly' })).toEqual([named.id]);
@@ -185,7 +185,10 @@ export function runContract(factory: StoreFactory): void {
           ),
         ),
       );
-      const seqs = batches.flat().map((e) => e.seq).sort((a, b) => a - b);
+      const seqs = batches
+        .flat()
+        .map((e) => e.seq)
+        .sort((a, b) => a - b);
       expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => run.lastEventSeq + 1 + i));
       const stored = await store.listRunEvents(run.id, run.lastEventSeq, 1000);
       expect(stored.map((e) => e.seq)).toEqual(seqs);

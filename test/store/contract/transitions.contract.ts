@@ -45,9 +45,7 @@ export function transitionContract(factory: StoreFactory): void {
             expect(after.statusMessage).toEqual({ message: `to ${to}` });
             if (to === 'INPROGRESS') expect(after.startedAt).toBe(before.startedAt ?? at);
             const events = await store.listRunEvents(before.id, before.lastEventSeq, 10);
-            expect(events).toEqual([
-              { runId: before.id, seq: before.lastEventSeq + 1, type: 'state', at, data: { from, to, status_message: { message: `to ${to}` } } },
-            ]);
+            expect(events).toEqual([{ runId: before.id, seq: before.lastEventSeq + 1, type: 'state', at, data: { from, to, status_message: { message: `to ${to}` } } }]);
           } else {
             await expect(attempt).rejects.toMatchObject({ code: 'conflict', reason: 'illegal_transition' });
             const unchanged = await store.getRunById(before.id);
@@ -61,9 +59,7 @@ export function transitionContract(factory: StoreFactory): void {
       const { store } = h.current;
       const team = await seedTeam(store);
       const run = await runIn(store, team.id, 'INPROGRESS');
-      const error = await store
-        .transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: T0 + 5 })
-        .catch((e: unknown) => e);
+      const error = await store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: T0 + 5 }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(OzError);
       expect(error).toMatchObject({ code: 'conflict', reason: 'stale_state', status: 409 });
       expect(await store.getRunById(run.id)).toEqual(run);
@@ -85,9 +81,9 @@ export function transitionContract(factory: StoreFactory): void {
 
     it('a transition of an unknown run is resource_not_found', async () => {
       const { store } = h.current;
-      await expect(
-        store.transitionRun({ runId: '01900000-0000-7000-8000-000000000000', from: 'QUEUED', to: 'PENDING', by: 'server', at: T0 }),
-      ).rejects.toMatchObject({ code: 'resource_not_found' });
+      await expect(store.transitionRun({ runId: '01900000-0000-7000-8000-000000000000', from: 'QUEUED', to: 'PENDING', by: 'server', at: T0 })).rejects.toMatchObject({
+        code: 'resource_not_found',
+      });
     });
 
     it('cancelling a BLOCKED run from the server requires that no lease is live', async () => {
@@ -100,13 +96,15 @@ export function transitionContract(factory: StoreFactory): void {
       const token = claimed.leaseToken;
       await store.transitionRun({ runId: claimed.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: T0 + 3, leaseToken: token });
       await store.transitionRun({ runId: claimed.id, from: 'INPROGRESS', to: 'BLOCKED', by: 'worker', at: T0 + 4, leaseToken: token });
-      await expect(
-        store.transitionRun({ runId: claimed.id, from: 'BLOCKED', to: 'CANCELLED', by: 'server', at: T0 + 5, noLiveLeaseAt: T0 + 5 }),
-      ).rejects.toMatchObject({ code: 'conflict', reason: 'lease_live' });
+      await expect(store.transitionRun({ runId: claimed.id, from: 'BLOCKED', to: 'CANCELLED', by: 'server', at: T0 + 5, noLiveLeaseAt: T0 + 5 })).rejects.toMatchObject({
+        code: 'conflict',
+        reason: 'lease_live',
+      });
       const cancelled = await store.transitionRun({
         runId: claimed.id,
         from: 'BLOCKED',
-        to: 'CANCELLED', by: 'server',
+        to: 'CANCELLED',
+        by: 'server',
         at: T0 + 30_002,
         noLiveLeaseAt: T0 + 30_002,
       });
