@@ -86,7 +86,7 @@ export function checkEvents(snapshot: Snapshot): Violation[] {
   for (const run of snapshot.runs.values()) {
     const v = (kind: string, detail: string): void => void out.push({ kind, runId: run.id, detail });
     const events = snapshot.events.get(run.id) ?? [];
-    if (!isRunState(run.state) || !isTerminal(run.state as RunState)) v('not_terminal', `state ${run.state} at the end (attempt ${run.attempt})`);
+    if (!isRunState(run.state) || !isTerminal(run.state)) v('not_terminal', `state ${run.state} at the end (attempt ${run.attempt})`);
 
     const seqs = events.map((e) => e.seq);
     const holes = seqs.map((seq, i) => (seq === i + 1 ? null : `position ${i + 1} has seq ${seq}`)).filter((x) => x !== null);

@@ -10,7 +10,7 @@ export interface CliConfigFile {
 export function readCliConfigFile(path: string): CliConfigFile {
   try {
     const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    return parsed && typeof parsed === 'object' ? (parsed as CliConfigFile) : {};
+    return parsed && typeof parsed === 'object' ? parsed : {};
   } catch {
     return {};
   }

@@ -72,7 +72,7 @@ export class OzClient {
     try {
       response = await this.fetchImpl(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (error) {
-      throw new OzClientError(`cannot reach the Oz server at ${this.base}: ${(error as Error).cause ?? (error as Error).message}`, null, null);
+      throw new OzClientError(`cannot reach the Oz server at ${this.base}: ${String((error as Error).cause ?? (error as Error).message)}`, null, null);
     }
     const text = await response.text();
     this.options.trace?.(`< ${response.status} ${traceText(text)}`);

@@ -27,8 +27,8 @@ export interface OzConfig {
   /** How a run's changes are published (worker side). */
   readonly results: ResultsSettings;
   /** The Claude Code and Codex binaries given to sandboxes (`OZ_CLAUDE_BIN`, `OZ_CODEX_BIN`): a path, `off`, or null = the installed npm packages', if any. */
-  readonly claudeBin: string | 'off' | null;
-  readonly codexBin: string | 'off' | null;
+  readonly claudeBin: string | null;
+  readonly codexBin: string | null;
   /** Models offered by `/agent/models` (`OZ_MODELS`, comma-separated `provider/model` ids). */
   readonly models: readonly string[];
   /** Concurrency limit given to teams created without one (`OZ_TEAM_MAX_CONCURRENT_RUNS`). */

@@ -14,7 +14,7 @@
  * clock, exact deadlines and one shared kill routine with crash recovery.
  */
 import { createInterface } from 'node:readline';
-import { reap, removeLeftovers, type Leftovers, type ReapTarget } from './reap.js';
+import { reap, removeLeftovers, type Leftovers } from './reap.js';
 import type { WatchdogEvent, WatchdogRequest } from './watchdog-protocol.js';
 
 interface Armed {
@@ -53,14 +53,14 @@ function expire(): void {
   for (const [id, entry] of armed) {
     if (entry.deadline === null || entry.deadline > at) continue;
     entry.deadline = null; // Killed once; the worker destroys (and disarms) it when it can.
-    send({ ev: 'fenced', id, complete: reap(entry.target as ReapTarget) });
+    send({ ev: 'fenced', id, complete: reap(entry.target) });
   }
   schedule();
 }
 
 /** The worker died (or let go): kill everything watched, remove what it left, and exit. */
 function lastRites(code: number): never {
-  for (const entry of armed.values()) reap(entry.target as ReapTarget);
+  for (const entry of armed.values()) reap(entry.target);
   // A mount the worker started just before it died may land a moment later: try for a while.
   let left = [...armed.values()].map((entry) => entry.leftovers);
   for (let attempt = 0; attempt < 10 && left.length > 0; attempt++) {

@@ -28,6 +28,7 @@ export const API_PREFIX = '/api/v1';
  */
 export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- needed: without it the app is typed by pino's Logger and no longer a plain FastifyInstance
     loggerInstance: deps.logger as FastifyBaseLogger,
     forceCloseConnections: true,
     bodyLimit: 1024 * 1024,

@@ -57,8 +57,8 @@ export function buildListRunsQuery(db: Kysely<Database>, query: ListRunsQuery, a
   if (f.scheduleId !== undefined) q = q.where('schedule_id', '=', f.scheduleId);
   if (f.artifactType !== undefined) {
     const type = f.artifactType;
-    q = q.where(({ exists, selectFrom }) =>
-      exists(selectFrom('run_artifacts').select(sql.lit(1).as('one')).whereRef('run_artifacts.run_id', '=', 'runs.id').where('run_artifacts.type', '=', type)),
+    q = q.where((eb) =>
+      eb.exists(eb.selectFrom('run_artifacts').select(sql.lit(1).as('one')).whereRef('run_artifacts.run_id', '=', 'runs.id').where('run_artifacts.type', '=', type)),
     );
   }
   if (f.ancestorRunId !== undefined) {

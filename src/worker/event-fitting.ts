@@ -68,7 +68,9 @@ function longestString(value: unknown, path: Path = []): { path: Path; value: st
 function replaceAt(value: unknown, path: Path, replacement: string): unknown {
   if (path.length === 0) return replacement;
   const [head, ...rest] = path;
-  if (Array.isArray(value)) return value.map((item, i) => (i === head ? replaceAt(item, rest, replacement) : item));
+  if (Array.isArray(value)) return (value as unknown[]).map((item, i) => (i === head ? replaceAt(item, rest, replacement) : item));
   const record = value as Record<string, unknown>;
-  return { ...record, [head as string]: replaceAt(record[head as string], rest, replacement) };
+  const key = head as string;
+  const inner: unknown = record[key];
+  return { ...record, [key]: replaceAt(inner, rest, replacement) };
 }

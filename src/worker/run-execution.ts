@@ -288,7 +288,7 @@ export class RunExecution {
         network: environment?.network ?? 'off',
         limits,
         mounts,
-        supportDir: this.sockets?.dir as string,
+        supportDir: this.sockets?.dir,
         tools: this.deps.tools,
         // Until the next renewal: the sandbox ends itself before the lease could lapse.
         fenceAfterMs: Math.max(0, Math.floor(this.lease.validForMs)),

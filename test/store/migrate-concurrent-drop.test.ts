@@ -37,7 +37,7 @@ describe.skipIf(!url)('migrating while other schemas are dropped', () => {
         }),
       );
       await dropper;
-      expect(opened.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).toEqual([]);
+      expect(opened.filter((r) => r.status === 'rejected').map((r) => String(r.reason))).toEqual([]);
     } finally {
       for (const schema of [...others, ...ours]) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();

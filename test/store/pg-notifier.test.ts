@@ -39,7 +39,7 @@ async function startProxy(target: URL): Promise<{ url: string; cut(): Promise<vo
       });
     });
   const cut = async (): Promise<void> => {
-    const s = server as Server | null;
+    const s = server;
     server = null;
     for (const socket of sockets) socket.destroy();
     await new Promise<void>((resolve) => (s ? s.close(() => resolve()) : resolve()));

@@ -55,7 +55,7 @@ export async function startInProcessApp(overrides: Partial<ServerDeps> = {}): Pr
     workerSecret,
     async close() {
       await app.close();
-      await hub.disconnect();
+      hub.disconnect();
       await handle.cleanup();
     },
   };

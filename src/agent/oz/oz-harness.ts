@@ -49,7 +49,8 @@ export class OzHarness implements Harness {
     const abort = new AbortController();
     const onStop = (): void => abort.abort(input.signal.reason);
     input.signal.addEventListener('abort', onStop, { once: true });
-    let fatal: Error | null = null;
+    // Set from the tools' callback: a plain `let` would be narrowed to null here.
+    let fatal = null as Error | null;
     let overrun: Overrun | null = null;
     const timer = setTimeout(() => {
       overrun = 'time';

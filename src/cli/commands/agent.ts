@@ -71,7 +71,7 @@ export async function buildRunBody(o: RunCloudOptions): Promise<Json> {
   if (o.maxRuntime !== undefined) config.max_runtime_seconds = o.maxRuntime;
   if (o.claudeAuthSecret !== undefined || o.codexAuthSecret !== undefined) {
     config.harness_auth_secrets = {
-      ...((config.harness_auth_secrets as Json | undefined) ?? {}),
+      ...(config.harness_auth_secrets ?? {}),
       ...(o.claudeAuthSecret !== undefined ? { claude_auth_secret_name: o.claudeAuthSecret } : {}),
       ...(o.codexAuthSecret !== undefined ? { codex_auth_secret_name: o.codexAuthSecret } : {}),
     };

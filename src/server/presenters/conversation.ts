@@ -52,7 +52,7 @@ export function presentConversation(run: Run, events: readonly RunEvent[]): Reco
           id: String(event.data.id ?? event.seq),
           category: 'command',
           name: String(event.data.name ?? 'tool'),
-          input: (event.data.input as Record<string, unknown>) ?? {},
+          input: event.data.input ?? {},
         });
         break;
       case 'tool_result':

@@ -47,7 +47,7 @@ function toFilters(q: ListRunsQueryParams): RunFilters {
     artifactType: q.artifact_type,
     query: q.q,
   };
-  return Object.fromEntries(Object.entries(filters).filter(([, v]) => v !== undefined)) as RunFilters;
+  return Object.fromEntries(Object.entries(filters).filter(([, v]) => v !== undefined));
 }
 
 export function runRoutes(deps: ServerDeps, runs: RunService) {

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { conflict, notFound } from '../../core/errors.js';
 import { RUN_EVENT_TYPES } from '../../core/run-event.js';
-import { isTerminal, LEASED_STATES, type RunState } from '../../core/run-state.js';
+import { isTerminal, LEASED_STATES } from '../../core/run-state.js';
 import type { Environment } from '../../core/environment.js';
 import type { Run } from '../../core/run.js';
 import type { ClaimedSecrets, ClaimedRun } from '../../core/worker-protocol.js';
@@ -268,7 +268,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         const now = deps.clock.now();
         await deps.store.transitionRun({
           runId: run.id,
-          from: run.state as RunState,
+          from: run.state,
           to: state,
           by: 'worker',
           at: now,
