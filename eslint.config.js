@@ -1,8 +1,8 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-/** Programs the platform runs inside sandboxes (docs/design.md "Layers"). */
-const SANDBOXED_PROGRAMS = ['src/sandbox/bwrap/sandbox-init.ts', 'src/agent/cli/model-bridge.ts', 'src/harness-support/client.ts'];
+/** Programs the platform runs inside sandboxes, on the worker's node: one home (docs/design.md "Layers"). */
+const SANDBOXED_PROGRAMS = ['src/in-sandbox/**'];
 
 /** A layer may not import from these folders (relative imports; patterns as gitignore). */
 function layer(files, forbidden, message) {
@@ -42,7 +42,7 @@ export default tseslint.config(
   },
   {
     // The harness-support client runs alone inside sandboxes (no config module there).
-    files: ['src/core/config.ts', 'src/harness-support/client.ts', 'scripts/**', 'test/**', 'bench/**', 'vitest.config.ts', '.ci/**'],
+    files: ['src/core/config.ts', 'src/in-sandbox/harness-support-client.ts', 'scripts/**', 'test/**', 'bench/**', 'vitest.config.ts', '.ci/**'],
     rules: { 'no-restricted-syntax': 'off' },
   },
   // Layers (docs/design.md "Layers"): dependencies point one way.

@@ -6,7 +6,7 @@
  *   npm run build && npx tsx bench/sandbox/run.ts
  *
  * The code under test is loaded from the built dist/ (the backend finds the
- * sandbox init there, dist/sandbox/bwrap/sandbox-init.js). Needs Linux, bwrap,
+ * sandbox init there, dist/in-sandbox/sandbox-init.js). Needs Linux, bwrap,
  * setpriv, prlimit and git; network "on" also needs root and slirp4netns.
  * Everything it makes lives in one temp directory under os.tmpdir() (0711, so
  * the sandboxes' uids can reach their mirrors): the bare repository, the mirror

@@ -1,4 +1,4 @@
-import { runHarnessSupport } from '../harness-support/client.js';
+import { runHarnessSupport } from '../in-sandbox/harness-support-client.js';
 import { Command, CommanderError, Option } from 'commander';
 import { OzClientError } from '../client/client-error.js';
 import { isOzError } from '../core/errors.js';

@@ -2,11 +2,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CommandHarness } from '../agent/command/command-harness.js';
-import { OzHarness } from '../agent/oz/oz-harness.js';
-import { ClaudeHarness } from '../agent/cli/claude-harness.js';
-import { CodexHarness } from '../agent/cli/codex-harness.js';
-import { MODEL_BRIDGE_TOOL } from '../agent/cli/cli-harness.js';
-import { installedClaude, installedCodex } from '../agent/cli/locate.js';
+import { OzHarness } from '../agent/builtin/oz-harness.js';
+import { ClaudeHarness } from '../agent/external-cli/claude-harness.js';
+import { CodexHarness } from '../agent/external-cli/codex-harness.js';
+import { MODEL_BRIDGE_TOOL } from '../agent/external-cli/cli-harness.js';
+import { installedClaude, installedCodex } from '../agent/external-cli/locate.js';
 import { fileURLToPath } from 'node:url';
 import type { Harness } from '../agent/harness.js';
 import type { OzConfig } from '../core/config.js';
@@ -58,7 +58,7 @@ async function openBackend(name: BackendName, config: OzConfig, logger: Logger):
 
 /** The model bridge and the agent CLIs this worker provides to every sandbox (read-only). */
 function agentTools(config: OzConfig): { name: string; path: string }[] {
-  const tools = [{ name: MODEL_BRIDGE_TOOL, path: fileURLToPath(new URL('../agent/cli/model-bridge.js', import.meta.url)) }];
+  const tools = [{ name: MODEL_BRIDGE_TOOL, path: fileURLToPath(new URL('../in-sandbox/model-bridge.js', import.meta.url)) }];
   for (const [variable, path] of [
     ['OZ_CLAUDE_BIN', config.claudeBin],
     ['OZ_CODEX_BIN', config.codexBin],

@@ -9,7 +9,7 @@ import type { ClaimedRun } from '../core/worker-protocol.js';
 import type { AgentBudgets, Harness, HarnessResult } from '../agent/harness.js';
 import type { Sandbox, SandboxBackend, SandboxLimits } from '../sandbox/sandbox-backend.js';
 import { Redactor } from '../secrets/redactor.js';
-import { SUPPORT_SOCKET_ENV, SUPPORT_TOKEN_ENV } from '../harness-support/client.js';
+import { SUPPORT_SOCKET_ENV, SUPPORT_TOKEN_ENV } from '../in-sandbox/harness-support-client.js';
 import { EventUploader } from './event-uploader.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { boundedStatus, decideOutcome, harnessOutcome, type Outcome, type StopReason } from './outcome.js';

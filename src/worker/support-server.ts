@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { SUPPORT_ROUTES } from '../harness-support/client.js';
+import { SUPPORT_ROUTES } from '../in-sandbox/harness-support-client.js';
 import { SocketServer } from './socket-server.js';
 
 const MAX_BODY = 64 * 1024;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ModelNotConfiguredError, resolveModel } from '../../src/agent/oz/models.js';
+import { ModelNotConfiguredError, resolveModel } from '../../src/agent/builtin/models.js';
 
 describe('model resolution', () => {
   it('names what to set when a provider is not configured', () => {

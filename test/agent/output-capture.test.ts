@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OutputCapture } from '../../src/agent/oz/output-capture.js';
+import { OutputCapture } from '../../src/agent/builtin/output-capture.js';
 import { Redactor } from '../../src/secrets/redactor.js';
 
 const SECRET = 'sk-live-0123456789abcdefghijklmnopqrstuvwxyz';

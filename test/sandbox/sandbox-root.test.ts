@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BwrapBackend, bwrapInstalled, SandboxUnavailableError } from '../../src/sandbox/bwrap/bwrap-backend.js';
 
-const INIT = join(import.meta.dirname, '..', '..', 'dist', 'sandbox', 'bwrap', 'sandbox-init.js');
+const INIT = join(import.meta.dirname, '..', '..', 'dist', 'in-sandbox', 'sandbox-init.js');
 const WATCHDOG = join(import.meta.dirname, '..', '..', 'dist', 'sandbox', 'watchdog.js');
 
 describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {

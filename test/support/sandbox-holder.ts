@@ -19,7 +19,7 @@ import { DirectBackend } from '../../src/sandbox/direct/direct-backend.js';
 import type { SandboxBackend } from '../../src/sandbox/sandbox-backend.js';
 
 const DIST = join(import.meta.dirname, '..', '..', 'dist', 'sandbox');
-export const INIT_SCRIPT = join(DIST, 'bwrap', 'sandbox-init.js');
+export const INIT_SCRIPT = join(DIST, '..', 'in-sandbox', 'sandbox-init.js');
 export const WATCHDOG_SCRIPT = join(DIST, 'watchdog.js');
 const LIMITS = { pids: 64, memoryBytes: 256 * 1024 * 1024, diskBytes: 32 * 1024 * 1024 };
 

@@ -30,8 +30,8 @@ const MONITOR_MS = 500;
 const START_TIMEOUT_MS = 15_000;
 
 /** Where the built init and harness-support client live in `dist/`. */
-const DEFAULT_INIT_SCRIPT = fileURLToPath(new URL('./sandbox-init.js', import.meta.url));
-const SUPPORT_CLIENT_SCRIPT = fileURLToPath(new URL('../../harness-support/client.js', import.meta.url));
+const DEFAULT_INIT_SCRIPT = fileURLToPath(new URL('../../in-sandbox/sandbox-init.js', import.meta.url));
+const SUPPORT_CLIENT_SCRIPT = fileURLToPath(new URL('../../in-sandbox/harness-support-client.js', import.meta.url));
 
 const CGROUP_PREFIX = 'oz-w';
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -100,7 +100,7 @@ function checkOwnDirectory(path: string): void {
 export interface BwrapBackendOptions {
   /** Where run directories are made (0711: searchable, not listable). Default: under the OS temp dir. */
   root?: string;
-  /** The built sandbox init (`dist/sandbox/bwrap/sandbox-init.js`). */
+  /** The built sandbox init (`dist/in-sandbox/sandbox-init.js`). */
   initScript?: string;
   /** The built fence watchdog (`dist/sandbox/watchdog.js`). */
   watchdogScript?: string;

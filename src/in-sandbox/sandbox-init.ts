@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { InitReply, InitRequest } from './init-protocol.js';
+import type { InitReply, InitRequest } from '../sandbox/bwrap/init-protocol.js';
 
 const children = new Set<ChildProcess>();
 const EXIT_DRAIN_MS = 250;
