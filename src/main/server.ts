@@ -13,7 +13,8 @@ import type { Envelope } from '../secrets/envelope.js';
 import { openKeyring } from '../secrets/keyring.js';
 
 /** The embedded worker's id starts with this (one per data dir on SQLite: the lock says it is ours). */
-const EMBEDDED_WORKER_PREFIX = 'embedded-';
+// ':' cannot be in a host name, so no other worker's id (host-pid-random) starts with it.
+const EMBEDDED_WORKER_PREFIX = 'embedded:';
 
 export interface ServerOptions extends ConfigOverrides {
   worker: boolean;

@@ -38,6 +38,25 @@ export class RedactingBuffer {
     return out;
   }
 
+  /**
+   * Release what can go now without waiting for the line to end: all but the
+   * last `longestForm - 1` characters, never cut inside a value (a flush for
+   * ordering, mid-stream: what follows may still complete a value).
+   */
+  releaseSafe(): string {
+    const keep = Math.max(0, this.redactor.longestForm - 1);
+    if (this.pending.length <= keep) return '';
+    const cut = this.redactor.safeCut(this.pending, this.pending.length - keep);
+    const out = this.redactor.redact(this.pending.slice(0, cut));
+    this.pending = this.pending.slice(cut);
+    return out;
+  }
+
+  /** Drop what is held (a stream cut off mid-line: its unfinished tail may be a value's prefix). */
+  discard(): void {
+    this.pending = '';
+  }
+
   /** Whatever is held, redacted (end of the stream). */
   end(): string {
     const rest = this.peek();

@@ -54,13 +54,13 @@ export class LeaseRepository {
    * many runs it touched.
    */
   async expireHeldBy(workerIdPrefix: string, expiredAt: number): Promise<number> {
-    const escaped = workerIdPrefix.replace(/[\\%_]/g, (c) => `\\${c}`);
     const result = await this.ctx.db
       .updateTable('runs')
       .set({ lease_expires_at: expiredAt })
       .where('state', 'in', LEASED_STATES as RunState[])
       .where('lease_expires_at', '>', expiredAt)
-      .where(sql<boolean>`worker_id LIKE ${`${escaped}%`} ESCAPE '\\'`)
+      // An exact, case-sensitive prefix (LIKE is case-insensitive on SQLite).
+      .where(sql<boolean>`substr(worker_id, 1, ${workerIdPrefix.length}) = ${workerIdPrefix}`)
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   }

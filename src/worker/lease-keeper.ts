@@ -90,6 +90,8 @@ export class LeaseKeeper {
       const sentAt = this.now();
       try {
         const beat = await this.client.heartbeat(this.runId, this.leaseToken, AbortSignal.timeout(Math.max(100, Math.floor(this.validForMs))));
+        // Stopped or fenced meanwhile: a late answer renews nothing.
+        if (signal.aborted) return;
         this.deadline = Math.max(this.deadline, sentAt + this.options.leaseTtlMs);
         this.hooks.onRenewed(this.validForMs);
         if (beat.cancel_requested) this.hooks.onCancel();

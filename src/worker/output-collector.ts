@@ -60,7 +60,13 @@ export class OutputCollector {
       const room = Math.max(0, budget.storedMax - budget.stored);
       budget.stored = budget.storedMax;
       if (room > 0) this.take(stream, chunk.subarray(0, room));
-      this.flush();
+      // Cut mid-stream: what is safe goes out; the last characters of the unfinished
+      // line, which may be a value's prefix, are dropped unseen.
+      for (const s of ['stdout', 'stderr'] as const) {
+        this.ready[s] += this.buffers[s].releaseSafe();
+        this.buffers[s].discard();
+        this.send(s, true);
+      }
       budget.truncated = true;
       this.emit({
         type: 'notice',
@@ -93,8 +99,20 @@ export class OutputCollector {
     this.ready[stream] = text;
   }
 
-  /** Emit what is buffered (end of the process, or a periodic flush of a long line). */
+  /**
+   * Emit what may go now, mid-stream (before a conversation event, so output
+   * so far comes first): never the last characters of an unfinished line that
+   * could still turn out to be the start of a secret's value.
+   */
   flush(): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      this.ready[stream] += this.buffers[stream].releaseSafe();
+      this.send(stream, true);
+    }
+  }
+
+  /** The process ended: emit everything, redacted. */
+  end(): void {
     for (const stream of ['stdout', 'stderr'] as const) {
       this.ready[stream] += this.buffers[stream].write(this.decoders[stream].end()) + this.buffers[stream].end();
       this.send(stream, true);

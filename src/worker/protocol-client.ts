@@ -65,7 +65,13 @@ export class ProtocolClient {
       if (!signal?.aborted && this.current === index) this.current = (index + 1) % this.bases.length;
       throw new ProtocolError(`cannot reach the server: ${(error as Error).message}`, null, null);
     }
-    const text = await response.text();
+    let text: string;
+    try {
+      text = await response.text();
+    } catch (error) {
+      // The connection broke while the answer was read: as transient as not reaching the server.
+      throw new ProtocolError(`the server's answer was cut off: ${(error as Error).message}`, null, null);
+    }
     if (!response.ok) {
       let problem: { detail?: string; reason?: string } = {};
       try {

@@ -77,6 +77,7 @@ export class RunExecution {
   /** What the agent said with `oz harness-support finish-task`, if it did. */
   private reportedFinish: ReportedFinish | null = null;
   private usage: RunUsage | null = null;
+  private phasesOver = false;
   readonly finished: Promise<void>;
 
   constructor(
@@ -124,7 +125,9 @@ export class RunExecution {
 
   /** Stop the run (cancel request, drain, limits, fencing): SIGTERM now, SIGKILL after the grace period. */
   stop(reason: StopReason): void {
-    if (this.stopReason) return;
+    // Fencing overrides an earlier reason (the lease is gone: kill now, write nothing).
+    if (this.stopReason && !(reason.kind === 'fenced' && this.stopReason.kind !== 'fenced')) return;
+    if (this.killTimer) clearTimeout(this.killTimer);
     this.stopReason = reason;
     this.stopped.abort();
     this.sandbox?.signal('SIGTERM');
@@ -132,6 +135,8 @@ export class RunExecution {
   }
 
   cancel(message: RunStatusMessage): void {
+    // A cancel that arrives once the work is over (teardown, publishing done) changes nothing.
+    if (this.phasesOver) return;
     this.stop({ kind: 'cancel', message });
   }
 
@@ -174,6 +179,7 @@ export class RunExecution {
       error = thrown;
     } finally {
       if (runtimeTimer) clearTimeout(runtimeTimer);
+      this.phasesOver = true;
     }
     try {
       await this.teardown();
@@ -298,6 +304,8 @@ export class RunExecution {
       if (error instanceof RunFailure) throw error;
       throw RunFailure.sandboxStartFailed((error as Error).message, error);
     }
+    // Renewals that came while it was starting had no sandbox to reach.
+    sandbox.renewFence(Math.max(0, Math.floor(this.lease.validForMs)));
     if (!backend.isolates) {
       this.notice(`This run executes on the "${backend.name}" backend: no isolation; network policy and limits (memory, pids, disk) are not enforced.`, 'not_isolated');
     }
@@ -329,7 +337,7 @@ export class RunExecution {
         redactor: this.redactor,
       });
     } finally {
-      output.flush();
+      output.end();
     }
     // Setup-only secrets live in the environ of whatever setup left running
     // and in the memory of the init that started it: nothing of setup
@@ -379,7 +387,7 @@ export class RunExecution {
       this.usage = result.usage ?? null;
       return withReportedFinish(result, this.reportedFinish);
     } finally {
-      output.flush();
+      output.end();
     }
   }
 

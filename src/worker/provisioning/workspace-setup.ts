@@ -1,4 +1,5 @@
 import { posix } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import type { RepoSpec } from '../../core/environment.js';
 import { RunFailure } from '../../core/run-failure.js';
 import type { WorkerEvent } from '../../core/worker-protocol.js';
@@ -37,11 +38,13 @@ export function checkoutDirs(repos: readonly RepoSpec[]): string[] {
 
 /** The last `TAIL_BYTES` of what a step printed, redacted before it is cut. */
 class Tail extends RedactedTail {
+  /** A character split across chunks must arrive whole, or a value holding it would not be recognised. */
+  private readonly decoder = new StringDecoder('utf8');
   constructor(redactor: Redactor) {
     super(redactor, TAIL_BYTES);
   }
   pushBytes(chunk: Buffer): void {
-    this.push(chunk.toString('utf8'));
+    this.push(this.decoder.write(chunk));
   }
 }
 
