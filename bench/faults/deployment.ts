@@ -6,7 +6,7 @@
  * all real processes through bin/oz.js from dist/.
  */
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../../test/support/free-port.js';
 import { join } from 'node:path';
 import { cleanEnv } from '../../test/support/oz-server-process.js';
 import { startPrivatePostgres, type PrivatePostgres } from '../../test/support/private-postgres.js';
@@ -42,18 +42,6 @@ export interface WorkerSlot {
 const START_TIMEOUT_MS = 30_000;
 /** Per process group (workers, then servers): both fit in one 15 s cleanup slot of bench/support.ts. */
 const STOP_GRACE_MS = 5000;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function ownDir(path: string): string {
   mkdirSync(path, { recursive: true, mode: 0o711 });

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { alive, api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { findPostgresBinDir, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.js';
 import { until } from '../support/until.js';
 
@@ -16,15 +16,6 @@ const ci = Boolean(process.env.CI);
 if (!binDir && !ci) console.warn('PostgreSQL binaries (initdb, pg_ctl) not found: skipping the database restart test');
 
 type Json = Record<string, unknown>;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.skipIf(!binDir && !ci)('a PostgreSQL restart', () => {
   let cluster: PrivatePostgres | null = null;

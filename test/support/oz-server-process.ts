@@ -73,7 +73,8 @@ async function waitForListening(child: ChildProcess, stderr: () => string): Prom
  * PostgreSQL in a fresh schema of the test database (dropped on stop). Its
  * CLI config (with the bootstrap admin key) lives in a temp XDG_CONFIG_HOME.
  */
-function alive(pid: number): boolean {
+/** Whether a process (by pid) still exists. */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { alive, api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { runEvents } from '../support/run-events.js';
 import { until } from '../support/until.js';
 
@@ -8,15 +8,6 @@ type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 /** Long enough that its halves are no secret form the redactor knows. */
 const SECRET = `chatty-${randomBytes(16).toString('hex')}`;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Runs that print a lot, through the real server and its embedded worker with

@@ -7,18 +7,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { freePort } from '../support/free-port.js';
 
 const GIT_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1', HOME: '/nonexistent' };
 
 /** A port nothing listens on right now (on `host`). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createTcpServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort };
 
 export interface GitDaemon {
   port: number;
@@ -133,3 +128,23 @@ export async function startRedirector(target: string, host = '127.0.0.1'): Promi
   const port = await listen(server, host);
   return { port, url: `http://${host}:${port}`, requests, stop: stopper(server) };
 }
+
+/** Results settings for host-git tests: GitHub nowhere reachable (its API on a closed loopback port). */
+export const SETTINGS = {
+  branchPrefix: 'oz/',
+  authorName: 'Oz',
+  authorEmail: 'oz@localhost',
+  githubUrl: 'https://github.com',
+  githubGitUrl: 'https://github.com',
+  githubApiUrl: 'http://127.0.0.1:9',
+};
+/** The environment of git run inside a test's direct sandbox: no user config, a fixed identity. */
+export const ENV = {
+  PATH: '/usr/bin:/bin',
+  GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_AUTHOR_NAME: 'A',
+  GIT_AUTHOR_EMAIL: 'a@example.test',
+  GIT_COMMITTER_NAME: 'A',
+  GIT_COMMITTER_EMAIL: 'a@example.test',
+};

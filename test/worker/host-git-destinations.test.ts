@@ -7,7 +7,7 @@ import type { Sandbox } from '../../src/sandbox/sandbox-backend.js';
 import { FetchError, MirrorCache, type MirrorCacheOptions } from '../../src/worker/provisioning/mirror-cache.js';
 import { Publisher, PublishError } from '../../src/worker/results/publisher.js';
 import { git, makeBareRepo } from '../support/git-fixtures.js';
-import { freePort, startGitDaemon, startHttpGit, startRedirector, type GitDaemon, type HttpServer } from './git-servers.js';
+import { ENV, freePort, type GitDaemon, type HttpServer, SETTINGS, startGitDaemon, startHttpGit, startRedirector } from './git-servers.js';
 
 /**
  * Host-side git and repository URLs (issue 16 item 6, SSRF): a git daemon and
@@ -17,23 +17,6 @@ import { freePort, startGitDaemon, startHttpGit, startRedirector, type GitDaemon
  * with it, it works; it goes to the address it checked, never to what a
  * second resolution would give, and follows no redirect.
  */
-const SETTINGS = {
-  branchPrefix: 'oz/',
-  authorName: 'Oz',
-  authorEmail: 'oz@localhost',
-  githubUrl: 'https://github.com',
-  githubGitUrl: 'https://github.com',
-  githubApiUrl: 'http://127.0.0.1:9',
-};
-const ENV = {
-  PATH: '/usr/bin:/bin',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_AUTHOR_NAME: 'A',
-  GIT_AUTHOR_EMAIL: 'a@example.test',
-  GIT_COMMITTER_NAME: 'A',
-  GIT_COMMITTER_EMAIL: 'a@example.test',
-};
 const GENERIC = 'the host is not reachable or not allowed';
 
 let dir: string;

@@ -1,3 +1,4 @@
+import { ENV, SETTINGS } from './git-servers.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -21,23 +22,6 @@ import { addBomb, hostileBundle, hostileRepo } from './hostile-pack.js';
 const MIB = 1024 * 1024;
 const LIMITS = { memoryBytes: 256 * MIB };
 const BOMB = 1024 * MIB;
-const SETTINGS = {
-  branchPrefix: 'oz/',
-  authorName: 'Oz',
-  authorEmail: 'oz@localhost',
-  githubUrl: 'https://github.com',
-  githubGitUrl: 'https://github.com',
-  githubApiUrl: 'http://127.0.0.1:9',
-};
-const ENV = {
-  PATH: '/usr/bin:/bin',
-  GIT_CONFIG_GLOBAL: '/dev/null',
-  GIT_CONFIG_NOSYSTEM: '1',
-  GIT_AUTHOR_NAME: 'A',
-  GIT_AUTHOR_EMAIL: 'a@example.test',
-  GIT_COMMITTER_NAME: 'A',
-  GIT_COMMITTER_EMAIL: 'a@example.test',
-};
 
 let dir: string;
 let roots: string;

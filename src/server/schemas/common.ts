@@ -25,3 +25,10 @@ export function envNameProblem(name: string): string | null {
 export const rfc3339 = z.iso.datetime({ offset: true, message: 'must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z' });
 
 export const idParam = z.string().min(1).max(200);
+
+/** A maximum runtime in seconds (a run's own, an environment's limit): up to a week. */
+export const maxRuntimeSeconds = z
+  .number()
+  .int()
+  .min(1)
+  .max(7 * 24 * 3600);

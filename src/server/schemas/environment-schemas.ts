@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { NETWORK_POLICIES } from '../../core/environment.js';
-import { envName, envNameProblem } from './common.js';
+import { envName, envNameProblem, maxRuntimeSeconds } from './common.js';
 
 /** `owner/repo` as on GitHub. */
 const GITHUB_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -27,12 +27,7 @@ export const repoSpecSchema = z
 
 export const limitsSchema = z
   .object({
-    max_runtime_seconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(7 * 24 * 3600)
-      .optional(),
+    max_runtime_seconds: maxRuntimeSeconds.optional(),
     pids: z.number().int().min(16).max(100_000).optional(),
     memory_mb: z.number().int().min(64).max(1_048_576).optional(),
     disk_mb: z.number().int().min(16).max(10_485_760).optional(),

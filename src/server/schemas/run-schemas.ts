@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { MODEL_ID_PATTERN } from '../../core/config.js';
 import { RUN_STATES } from '../../core/run-state.js';
 import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SORT_FIELDS, RUN_SOURCES } from '../../core/run.js';
-import { envName, rfc3339 } from './common.js';
+import { envName, rfc3339, maxRuntimeSeconds } from './common.js';
 
 export const harnessSchema = z
   .object(
@@ -31,12 +31,7 @@ export const agentConfigSchema = z
     harness: harnessSchema.optional(),
     // ours
     secrets: z.array(envName).max(100).optional(),
-    max_runtime_seconds: z
-      .number()
-      .int()
-      .min(1)
-      .max(7 * 24 * 3600)
-      .optional(),
+    max_runtime_seconds: maxRuntimeSeconds.optional(),
     max_steps: z.number().int().min(1).max(10_000).optional(),
     // the spec's claude_auth_secret_name, and ours for codex: the secret whose value is the CLI's key
     harness_auth_secrets: z.strictObject({ claude_auth_secret_name: envName.optional(), codex_auth_secret_name: envName.optional() }).optional(),
