@@ -32,7 +32,8 @@ export interface EventUploaderHooks {
  * run's upload problem must end that run, not the worker process.
  */
 export class EventUploader {
-  private queue: WorkerEvent[] = [];
+  /** Events waiting, each with its serialized size (measured once). */
+  private queue: { event: WorkerEvent; bytes: number }[] = [];
   private queuedBytes = 0;
   private batchNo = 0;
   private sending: Promise<void> | null = null;
@@ -61,8 +62,9 @@ export class EventUploader {
     if (this.stopped) return;
     // Room for the batch's envelope (lease token, batch number).
     for (const piece of fitEvent({ ...event, data: this.redactor.redactDeep(event.data) }, this.maxBatchBytes - 1024)) {
-      this.queue.push(piece);
-      this.queuedBytes += eventBytes(piece) + 1;
+      const bytes = eventBytes(piece) + 1;
+      this.queue.push({ event: piece, bytes });
+      this.queuedBytes += bytes;
     }
     if (this.queue.length >= this.maxBatchEvents || this.queuedBytes >= this.maxBatchBytes) this.flushInBackground();
     else this.timer ??= setTimeout(() => this.flushInBackground(), this.flushDelayMs);
@@ -95,14 +97,13 @@ export class EventUploader {
   private takeBatch(): WorkerEvent[] {
     let bytes = 0;
     let count = 0;
-    for (const event of this.queue) {
-      const size = eventBytes(event) + 1;
+    for (const { bytes: size } of this.queue) {
       if (count > 0 && (count >= this.maxBatchEvents || bytes + size > this.maxBatchBytes - 1024)) break;
       bytes += size;
       count += 1;
     }
     this.queuedBytes -= bytes;
-    return this.queue.splice(0, count);
+    return this.queue.splice(0, count).map((queued) => queued.event);
   }
 
   private async send(batchNo: number, events: WorkerEvent[]): Promise<void> {
