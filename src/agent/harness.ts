@@ -45,9 +45,9 @@ export interface HarnessResult {
   /** True when the work succeeded (for `command`: exit code 0). */
   ok: boolean;
   summary: string;
-  usage?: RunUsage;
+  usage?: RunUsage | undefined;
   /** How the run ends when it did not succeed, where the harness knows better than "harness failed". */
-  failure?: { state: 'FAILED' | 'ERROR'; message: RunStatusMessage };
+  failure?: { state: 'FAILED' | 'ERROR'; message: RunStatusMessage } | undefined;
 }
 
 /** The model provider protocols a per-run model proxy speaks. */

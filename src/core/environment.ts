@@ -6,7 +6,7 @@ export type NetworkPolicy = (typeof NETWORK_POLICIES)[number];
 export interface RepoSpec {
   /** Any git URL; `owner/repo` is stored as its GitHub https URL. */
   url: string;
-  branch?: string;
+  branch?: string | undefined;
 }
 
 export interface EnvironmentLimits {

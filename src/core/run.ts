@@ -37,9 +37,9 @@ export interface RunConfig {
 /** The spec's RunStatusMessage plus our `reason`. */
 export interface RunStatusMessage {
   message: string;
-  error_code?: PlatformErrorCode;
-  retryable?: boolean;
-  reason?: string;
+  error_code?: PlatformErrorCode | undefined;
+  retryable?: boolean | undefined;
+  reason?: string | undefined;
 }
 
 export interface RunUsage {
@@ -102,21 +102,21 @@ export type SortOrder = 'asc' | 'desc';
 
 /** The spec's `GET /agent/runs` filters, already validated. */
 export interface RunFilters {
-  states?: RunState[];
-  name?: string;
-  modelId?: string;
-  creatorId?: string;
-  source?: RunSource;
-  executionLocation?: ExecutionLocation;
-  createdAfter?: number;
-  createdBefore?: number;
-  updatedAfter?: number;
-  environmentId?: string;
-  skillSpec?: string;
-  scheduleId?: string;
-  ancestorRunId?: string;
-  artifactType?: ArtifactType;
-  query?: string;
+  states?: RunState[] | undefined;
+  name?: string | undefined;
+  modelId?: string | undefined;
+  creatorId?: string | undefined;
+  source?: RunSource | undefined;
+  executionLocation?: ExecutionLocation | undefined;
+  createdAfter?: number | undefined;
+  createdBefore?: number | undefined;
+  updatedAfter?: number | undefined;
+  environmentId?: string | undefined;
+  skillSpec?: string | undefined;
+  scheduleId?: string | undefined;
+  ancestorRunId?: string | undefined;
+  artifactType?: ArtifactType | undefined;
+  query?: string | undefined;
 }
 
 export interface ListRunsQuery {

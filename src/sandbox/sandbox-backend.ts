@@ -83,7 +83,7 @@ export interface SandboxSpec {
   /** Host directories bound read-only into the sandbox (repository mirrors). */
   mounts: readonly string[];
   /** A host directory holding the run's harness-support socket (`sock`), made reachable inside. */
-  supportDir?: string;
+  supportDir?: string | undefined;
   /** Executables and scripts the worker provides (agent CLIs), bound read-only by name. */
   tools?: readonly { name: string; path: string }[];
   /** Called once when a limit ends the sandbox's processes (the run must end). */

@@ -47,13 +47,13 @@ export interface TransitionInput {
   /** Who moves the run: the table in src/core/run-state.ts says who may (refused otherwise). */
   by: TransitionActor;
   at: number;
-  leaseToken?: string;
+  leaseToken?: string | undefined;
   /** The lease must still be live at this time (a worker's write: token, state and expiry in one statement). */
-  leaseLiveAt?: number;
-  leaseExpiredBefore?: number;
-  noLiveLeaseAt?: number;
-  statusMessage?: RunStatusMessage | null;
-  usage?: RunUsage;
+  leaseLiveAt?: number | undefined;
+  leaseExpiredBefore?: number | undefined;
+  noLiveLeaseAt?: number | undefined;
+  statusMessage?: RunStatusMessage | null | undefined;
+  usage?: RunUsage | undefined;
 }
 
 export interface ClaimInput {

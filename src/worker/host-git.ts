@@ -110,7 +110,7 @@ function configEnv(base: Record<string, string>, pairs: readonly (readonly [stri
 
 export interface GitOptions {
   /** The run's cancellation: kills git and its helpers, rejects with a FetchCancelledError. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Extra environment (an auth header as GIT_CONFIG_*, so it is not on the command line). */
   env?: Record<string, string>;
   /** Extra config for this git only (a remote's pins), passed in the environment. */

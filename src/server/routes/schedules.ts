@@ -16,7 +16,7 @@ import { rejectUnimplemented } from '../run-service.js';
 import type { RunAgentRequest } from '../schemas/run-schemas.js';
 
 /** A schedule's template: a prompt, and no spec field we do not implement (named, never ignored). */
-function checkTemplate(body: { prompt?: string; agent_config?: RunAgentRequest['config'] }): string {
+function checkTemplate(body: { prompt?: string | undefined; agent_config?: RunAgentRequest['config'] | undefined }): string {
   try {
     rejectUnimplemented({ prompt: body.prompt ?? '', ...(body.agent_config ? { config: body.agent_config } : {}) });
   } catch (error) {
