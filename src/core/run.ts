@@ -29,9 +29,27 @@ export interface RunConfig {
   /** Budgets of an agent harness (`oz`); absent = the worker's defaults. */
   maxSteps?: number;
   maxTokens?: number;
-  /** The secret whose value authenticates the claude / codex CLI (`harness_auth_secrets`). */
-  claudeAuthSecret?: string;
-  codexAuthSecret?: string;
+  /**
+   * Per harness type, the secret whose value authenticates that harness's CLI
+   * (the API's `harness_auth_secrets`, `<type>_auth_secret_name`); a run uses
+   * the entry of its own harness.
+   */
+  harnessAuthSecrets?: Partial<Record<HarnessType, string>>;
+}
+
+/** The API's `harness_auth_secrets` field of a harness type. */
+export function authSecretField(type: HarnessType): string {
+  return `${type}_auth_secret_name`;
+}
+
+/** The API's `harness_auth_secrets` (`{ claude_auth_secret_name: … }`) as secret names per harness type. */
+export function authSecretsByType(fields: Readonly<Record<string, string | undefined>>): Partial<Record<HarnessType, string>> {
+  const byType: Partial<Record<HarnessType, string>> = {};
+  for (const type of HARNESS_TYPES) {
+    const name = fields[authSecretField(type)];
+    if (name !== undefined) byType[type] = name;
+  }
+  return byType;
 }
 
 /** The spec's RunStatusMessage plus our `reason`. */

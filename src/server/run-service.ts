@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { notFound, OzError, isOzError } from '../core/errors.js';
 import { isTerminal } from '../core/run-state.js';
-import type { Run, RunConfig, RunSource, ScheduleRef } from '../core/run.js';
+import { authSecretsByType, type Run, type RunConfig, type RunSource, type ScheduleRef } from '../core/run.js';
 import { limitAbove } from '../core/environment.js';
 import type { Principal } from './auth.js';
 import { refuseAboveMaxima, teamLimits } from './limits.js';
@@ -105,8 +105,7 @@ export class RunService {
       ...(c.secrets !== undefined ? { secrets: c.secrets } : {}),
       ...(c.max_runtime_seconds !== undefined ? { maxRuntimeMs: c.max_runtime_seconds * 1000 } : {}),
       ...(c.max_steps !== undefined ? { maxSteps: c.max_steps } : {}),
-      ...(c.harness_auth_secrets?.claude_auth_secret_name !== undefined ? { claudeAuthSecret: c.harness_auth_secrets.claude_auth_secret_name } : {}),
-      ...(c.harness_auth_secrets?.codex_auth_secret_name !== undefined ? { codexAuthSecret: c.harness_auth_secrets.codex_auth_secret_name } : {}),
+      ...(c.harness_auth_secrets !== undefined ? { harnessAuthSecrets: authSecretsByType(c.harness_auth_secrets) } : {}),
       ...(c.max_tokens !== undefined ? { maxTokens: c.max_tokens } : {}),
     };
     const now = clock.now();

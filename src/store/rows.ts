@@ -18,6 +18,24 @@ export const scopeOfOwner = (owner: string | null): Scope => (owner ? { type: 'u
 export const ownerOfScope = (scope: Scope): string | null => (scope.type === 'user' ? scope.userId : null);
 
 /** The column holding the time a state was last entered: `inprogress_at`, … */
+/**
+ * A stored run config. Rows written before auth secrets were kept per
+ * harness type hold `claudeAuthSecret` / `codexAuthSecret`; they read as the
+ * same map, so a queued run keeps its secret across the upgrade.
+ */
+function runConfig(text: string): RunConfig {
+  const { claudeAuthSecret, codexAuthSecret, ...config } = JSON.parse(text) as RunConfig & { claudeAuthSecret?: string; codexAuthSecret?: string };
+  if (claudeAuthSecret === undefined && codexAuthSecret === undefined) return config;
+  return {
+    ...config,
+    harnessAuthSecrets: {
+      ...(claudeAuthSecret !== undefined ? { claude: claudeAuthSecret } : {}),
+      ...(codexAuthSecret !== undefined ? { codex: codexAuthSecret } : {}),
+      ...config.harnessAuthSecrets,
+    },
+  };
+}
+
 export function stateColumn(state: RunState): `${Lowercase<RunState>}_at` {
   return `${state.toLowerCase() as Lowercase<RunState>}_at`;
 }
@@ -45,7 +63,7 @@ export function toRun(row: RunRow): Run {
     schedule: row.schedule_id === null ? null : { scheduleId: row.schedule_id, scheduleName: row.schedule_name ?? '', cronSchedule: row.schedule_cron ?? '' },
     parentRunId: row.parent_run_id,
     skillSpec: row.skill_spec,
-    config: JSON.parse(row.config) as RunConfig,
+    config: runConfig(row.config),
     attempt: Number(row.attempt),
     workerId: row.worker_id,
     leaseToken: row.lease_token,

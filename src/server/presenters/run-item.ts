@@ -1,6 +1,6 @@
 import { toRfc3339 } from '../../core/clock.js';
 import { LEASED_STATES, type RunState } from '../../core/run-state.js';
-import type { Run, RunArtifact } from '../../core/run.js';
+import { authSecretField, type HarnessType, type Run, type RunArtifact } from '../../core/run.js';
 
 /** The spec's RunItem, with our extensions `usage`, `state_timestamps`, `attempt`. */
 export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): Record<string, unknown> {
@@ -17,12 +17,8 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): Re
   if (run.config.maxRuntimeMs !== undefined) agentConfig.max_runtime_seconds = Math.round(run.config.maxRuntimeMs / 1000);
   if (run.config.maxSteps !== undefined) agentConfig.max_steps = run.config.maxSteps;
   if (run.config.maxTokens !== undefined) agentConfig.max_tokens = run.config.maxTokens;
-  if (run.config.claudeAuthSecret !== undefined || run.config.codexAuthSecret !== undefined) {
-    agentConfig.harness_auth_secrets = {
-      ...(run.config.claudeAuthSecret !== undefined ? { claude_auth_secret_name: run.config.claudeAuthSecret } : {}),
-      ...(run.config.codexAuthSecret !== undefined ? { codex_auth_secret_name: run.config.codexAuthSecret } : {}),
-    };
-  }
+  const authSecrets = Object.entries(run.config.harnessAuthSecrets ?? {});
+  if (authSecrets.length > 0) agentConfig.harness_auth_secrets = Object.fromEntries(authSecrets.map(([type, name]) => [authSecretField(type as HarnessType), name]));
 
   return {
     run_id: run.id,

@@ -54,7 +54,7 @@ async function markEnvironmentSetup(deps: ServerDeps, run: Run, failed: boolean)
 async function claimedSecrets(deps: ServerDeps, run: Run, env: Environment | null): Promise<ClaimedSecrets> {
   const environmentSecrets = env?.config.secrets ?? [];
   const allowlist = run.config.secrets ?? environmentSecrets;
-  const harnessAuthSecret = run.config.harness.type === 'claude' ? run.config.claudeAuthSecret : run.config.harness.type === 'codex' ? run.config.codexAuthSecret : undefined;
+  const harnessAuthSecret = run.config.harnessAuthSecrets?.[run.config.harness.type];
   if (allowlist.length === 0 && harnessAuthSecret === undefined) return { env: {}, setup_env: {}, unknown: [] };
   const scheduled = run.source === 'SCHEDULED_AGENT';
   const withholdPersonal = env !== null && env.updatedBy !== run.creatorId;
