@@ -1,4 +1,5 @@
 /** A reusable definition of where runs execute (docs/design.md "Concepts"). */
+import { MIB } from './units.js';
 
 export const NETWORK_POLICIES = ['off', 'on'] as const;
 export type NetworkPolicy = (typeof NETWORK_POLICIES)[number];
@@ -21,8 +22,6 @@ export interface EnvironmentLimits {
 
 /** Every per-run limit, set: the operator's defaults and ceilings, a team's effective ones. */
 export type RunLimits = Required<EnvironmentLimits>;
-
-const MIB = 2 ** 20;
 
 /**
  * The limits as the API names them (environment `limits`, a team's

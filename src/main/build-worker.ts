@@ -22,6 +22,7 @@ import { ProtocolClient } from '../worker/protocol-client.js';
 import { forgeGitHost, gitUrl } from '../worker/results/forge.js';
 import { Publisher } from '../worker/results/publisher.js';
 import { Worker } from '../worker/worker.js';
+import { SYSTEM_PATH } from '../core/system-path.js';
 
 export const BACKENDS = ['bwrap', 'direct'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -29,7 +30,7 @@ export type BackendName = (typeof BACKENDS)[number];
 /** What every run's processes start from: never the worker's own environment (it holds credentials). */
 const BASE_ENV = {
   // /oz/bin last: `oz harness-support` inside a bwrap sandbox.
-  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/oz/bin',
+  PATH: `${SYSTEM_PATH}:/oz/bin`,
   LANG: 'C.UTF-8',
   TERM: 'dumb',
 };

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { Cgroups, type RunCgroup } from '../sandbox/bwrap/cgroups.js';
+import { MIB } from '../core/units.js';
 
 /**
  * The limits every host-side git runs under (issue 16, "host-side git
@@ -31,8 +32,6 @@ export interface HostGitLimits {
   /** Processes and threads of one git invocation (cgroup pids.max). */
   pids: number;
 }
-
-const MIB = 1024 * 1024;
 
 export const DEFAULT_HOST_GIT_LIMITS: HostGitLimits = {
   memoryBytes: 2048 * MIB,

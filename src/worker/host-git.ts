@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RunCgroup } from '../sandbox/bwrap/cgroups.js';
 import { DEFAULT_HOST_GIT_LIMITS, hostGitCgroup, limitConfig, limitFailure, onPath, prlimitArgs, type HostGitLimits } from './git-limits.js';
+import { SYSTEM_PATH } from '../core/system-path.js';
 
 /**
  * What went wrong, for callers that word it for the run's user: a limit
@@ -33,8 +34,6 @@ export class FetchCancelledError extends FetchError {
 
 const FETCH_TIMEOUT_MS = 15 * 60 * 1000;
 const MAX_STDOUT = 64 * 1024;
-
-const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** The ssh host-side git runs: no config, no keys, no agent, no prompts. */
 export const GIT_SSH_COMMAND = 'ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o IdentityFile=/dev/null -o IdentityAgent=none';

@@ -4,6 +4,7 @@ import type { FinishState } from '../core/worker-protocol.js';
 import type { HarnessResult } from '../agent/harness.js';
 import type { LimitKind } from '../sandbox/sandbox-backend.js';
 import { ProtocolError } from './protocol-client.js';
+import { MIB } from '../core/units.js';
 
 export type RunLimit = LimitKind | 'output';
 
@@ -21,8 +22,6 @@ export interface Outcome {
   state: FinishState;
   message?: RunStatusMessage;
 }
-
-const MIB = 1024 * 1024;
 
 /**
  * The one mapping from how an execution went to how the run ends (cf.

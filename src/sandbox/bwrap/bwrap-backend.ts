@@ -17,6 +17,7 @@ import { reachablePath } from './reachable.js';
 import { diskMountPoint, ImageDisks, plainDisk, type DiskTools, type RunDisk } from './run-disk.js';
 import { seccompFilter } from './seccomp-filter.js';
 import { SANDBOX_HOSTS, SLIRP_RESOLV_CONF, startSlirp, type SlirpNetwork } from './slirp-network.js';
+import { SYSTEM_PATH } from '../../core/system-path.js';
 
 /**
  * Host uids for sandboxes: one at random per run from this range, so no two
@@ -34,7 +35,6 @@ const DEFAULT_INIT_SCRIPT = fileURLToPath(new URL('../../in-sandbox/sandbox-init
 const SUPPORT_CLIENT_SCRIPT = fileURLToPath(new URL('../../in-sandbox/harness-support-client.js', import.meta.url));
 
 const CGROUP_PREFIX = 'oz-w';
-const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export class SandboxUnavailableError extends Error {}
 

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, closeSync, ftruncateSync, mkdirSync, openSync, rm
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { mountsUnder, unmount } from '../reap.js';
+import { MIB } from '../../core/units.js';
 
 const run = promisify(execFile);
 
@@ -36,7 +37,6 @@ const IMAGE = 'disk.img';
 export function diskMountPoint(runDir: string): string {
   return join(runDir, 'disk');
 }
-const MIB = 1024 * 1024;
 
 /**
  * The image for a limit of `limitBytes`: ext4's journal, inode tables and
