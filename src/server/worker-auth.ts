@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '../core/same-secret.js';
 import type { FastifyRequest } from 'fastify';
 import { OzError } from '../core/errors.js';
 import { hashSecret, WORKER_TOKEN_PREFIX } from './credentials.js';
@@ -14,12 +14,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     worker: WorkerPrincipal | null;
   }
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** onRequest hook for the worker protocol: a worker token (or the embedded worker's secret), never an API key. */

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '../core/same-secret.js';
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { SocketServer } from './socket-server.js';
@@ -125,12 +125,6 @@ function tokenOf(req: IncomingMessage): string {
   return /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
 }
 
-function same(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 type Route = { provider: Provider; path: string; query: string } | { status: number; message: string };
 
 /** Which provider and API path a request target names, or why it is refused. */
@@ -198,7 +192,7 @@ async function forward(
   const method = req.method ?? '';
   const route = routeOf(method, req.url ?? '');
   if ('status' in route) return fail(res, route.status, route.message);
-  if (!same(tokenOf(req), token)) return fail(res, 401, 'not this run’s token');
+  if (!sameSecret(tokenOf(req), token)) return fail(res, 401, 'not this run’s token');
   const upstream = upstreams[route.provider];
   if (!upstream.key) return fail(res, 503, `no ${route.provider === 'anthropic' ? 'Anthropic' : 'OpenAI'} key for this run`);
   const target = targetUrl(upstream.base, route.path, route.query);

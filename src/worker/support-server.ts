@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '../core/same-secret.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { SUPPORT_ROUTES } from '../in-sandbox/harness-support-client.js';
@@ -49,7 +49,7 @@ function reply(res: ServerResponse, status: number, body: Record<string, unknown
 
 async function handle(req: IncomingMessage, res: ServerResponse, expected: Buffer, handlers: SupportHandlers, calls: Map<string, number>): Promise<void> {
   const given = Buffer.from(req.headers.authorization ?? '');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return reply(res, 401, { error: 'not this run’s token' });
+  if (!sameSecret(given, expected)) return reply(res, 401, { error: 'not this run’s token' });
   const route = req.url as keyof typeof schemas;
   const schema = req.method === 'POST' ? schemas[route] : undefined;
   if (!schema) return reply(res, 404, { error: `no ${req.method} ${req.url}` });
