@@ -19,6 +19,7 @@ describe('publishing again', () => {
   let dir: string;
   let forge: ForgeDouble;
   let sandbox: Sandbox;
+  let backend: DirectBackend;
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'oz-republish-'));
@@ -28,6 +29,8 @@ describe('publishing again', () => {
   });
   afterEach(async () => {
     await sandbox?.destroy();
+    // Its fence watchdog lives as long as the backend.
+    backend?.close();
     await forge.close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -44,7 +47,8 @@ describe('publishing again', () => {
     const mirrors = new MirrorCache(join(dir, 'cache'), [dir], (url) => gitUrl(url, settings));
     const mirror = await mirrors.ensure('team-1', URL_);
     const publisher = new Publisher(settings, mirrors, join(dir, 'cache'));
-    sandbox = await new DirectBackend(dir).create({
+    backend = new DirectBackend(dir);
+    sandbox = await backend.create({
       runId: 'run-1',
       network: 'off',
       limits: { pids: 64, memoryBytes: 1 << 28, diskBytes: 1 << 26 },

@@ -4,14 +4,14 @@ import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { APICallError, RetryError, generateText, stepCountIs, streamText, tool, type LanguageModel, type LanguageModelUsage } from 'ai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { startModelServer, type ModelProtocol, type ModelServer, type ModelServerOptions, type ScriptedTurn } from './model-server.js';
+import { startModelServer, takeModelServerFailures, type ModelProtocol, type ModelServer, type ModelServerOptions, type ScriptedTurn } from './model-server.js';
 
 // The fake model ids make the SDK warn (e.g. "claude-x is unknown, max_tokens limited"): noise here.
 globalThis.AI_SDK_LOG_WARNINGS = false;
 
 const servers: ModelServer[] = [];
 async function start(options: ModelServerOptions): Promise<ModelServer> {
-  const server = await startModelServer(options);
+  const server = await startModelServer({ ...options, selfChecked: true });
   servers.push(server);
   return server;
 }
@@ -211,5 +211,14 @@ describe('model server', () => {
     expect(await streamText({ model: m, prompt: 'ping' }).text).toBe('answer 1 to ping');
     await expect(generateText({ model: m, prompt: 'ping', maxRetries: 0 })).rejects.toThrow(/unscripted request/);
     expect(server.failures).toEqual(['unscripted request: #3 POST /v1/responses: the script function returned no turn']);
+  });
+
+  it('reports the failures of a server the test did not check, once, for the after-each check to fail on', async () => {
+    const server = await startModelServer({ protocol: 'anthropic', script: [] });
+    servers.push(server);
+    const response = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    expect(response.status).toBe(500);
+    expect(takeModelServerFailures()).toEqual(['unscripted request: #1 POST /v1/chat/completions speaks openai-chat, but this server was scripted for anthropic']);
+    expect(takeModelServerFailures()).toEqual([]);
   });
 });

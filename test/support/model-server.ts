@@ -50,6 +50,12 @@ export interface ModelServerOptions {
   script: Script;
   /** Answer every request after the script's end with its last turn. */
   repeatLast?: boolean;
+  /**
+   * The test asserts `failures` itself (the model server's own tests).
+   * Otherwise every test fails while an open server has failures: see
+   * `takeModelServerFailures` (test/support/leak-check.ts runs it after each test).
+   */
+  selfChecked?: boolean;
 }
 
 export interface ModelServer {
@@ -83,6 +89,20 @@ interface Reply {
   calls: { id: string; name: string; input: Record<string, unknown>; args: string }[];
   input: number;
   output: number;
+}
+
+/** The failure lists of the servers this test file has open (and of those it closed since the last check). */
+const unchecked = new Set<string[]>();
+
+/**
+ * Every failure recorded since the last call, by any model server not
+ * `selfChecked`: unscripted or unexpected calls a test did not look at.
+ * Taken, so each is reported once.
+ */
+export function takeModelServerFailures(): string[] {
+  const taken: string[] = [];
+  for (const failures of unchecked) taken.push(...failures.splice(0));
+  return taken;
 }
 
 export async function startModelServer(options: ModelServerOptions): Promise<ModelServer> {
@@ -162,6 +182,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  if (options.selfChecked !== true) unchecked.add(failures);
 
   return {
     url,

@@ -6,7 +6,8 @@ import { join } from 'node:path';
  * Every server and worker process a test starts is written down (its PID),
  * and the suite's global teardown kills those still alive: a suite that fails
  * or times out before its afterAll stopped them, or a test worker that was
- * terminated, leaves none behind. By PID, and only if it is still one of ours.
+ * terminated, leaves none behind, and the run fails. By PID, and only if it
+ * is still one of ours.
  */
 const VARIABLE = 'OZ_TEST_PROCESS_REGISTRY';
 
@@ -27,14 +28,21 @@ export default function setup(): () => void {
     } catch {
       // No process was started.
     }
+    const killed: number[] = [];
     for (const pid of pids) {
       try {
         // Still ours (not a recycled PID): an oz process.
-        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bin/oz.js')) process.kill(pid, 'SIGKILL');
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bin/oz.js')) {
+          process.kill(pid, 'SIGKILL');
+          killed.push(pid);
+        }
       } catch {
         // Gone already.
       }
     }
     rmSync(dir, { recursive: true, force: true });
+    // Each file's leak check (test/support/leak-check.ts) should have caught
+    // these; a test worker that died before its hooks ran did not: say so.
+    if (killed.length > 0) throw new Error(`the suite left oz process(es) ${killed.join(', ')} running (killed now)`);
   };
 }
