@@ -15,16 +15,32 @@ import { pathToFileURL } from 'node:url';
 export const SUPPORT_SOCKET_ENV = 'OZ_SUPPORT_SOCKET';
 export const SUPPORT_TOKEN_ENV = 'OZ_SUPPORT_TOKEN';
 
-export const SUPPORT_ROUTES = { artifact: '/v1/artifacts', notify: '/v1/notify', finish: '/v1/finish' } as const;
+export const SUPPORT_ROUTES = {
+  ping: '/v1/ping',
+  artifact: '/v1/artifacts',
+  notify: '/v1/notify',
+  finish: '/v1/finish',
+  reference: '/v1/references',
+  shutdown: '/v1/shutdown',
+} as const;
 
-export const HARNESS_SUPPORT_USAGE = `Usage: oz harness-support <command> [options]
+/** The run this process belongs to, as the worker sets it. */
+const RUN_ID_ENV = 'OZ_RUN_ID';
 
-Report to the run this process belongs to (inside an Oz sandbox).
+export const HARNESS_SUPPORT_USAGE = `Usage: oz harness-support [--run-id ID] <command> [options]
+
+Report to the run this process belongs to (inside an Oz sandbox). --run-id (or
+OZ_RUN_ID) names that run; it must be the run of this sandbox.
 
 Commands:
+  ping                                                     check that the run answers
   report-artifact pull-request --url URL --branch BRANCH   record a pull request the agent opened
+  report-external-reference --url URL --reference-type T   record a link to something outside
+      [--title TEXT] [--metadata JSON]                     (an issue, a build, a document)
   notify-user --message TEXT                               a note on the run for its user
   finish-task --status success|failure --summary TEXT      how the task ended, and its summary
+  report-shutdown [--error-category C] [--error-message M] the harness is exiting; with an error,
+                                                           the run fails with it
 `;
 
 interface Io {
@@ -34,24 +50,55 @@ interface Io {
 
 class UsageError extends Error {}
 
-/** `--name value` pairs; every flag must be known and given once. */
-function flags(args: readonly string[], allowed: readonly string[]): Record<string, string> {
+/** `--name value` (or `--name=value`) pairs; every flag must be known and given once, the required ones given. */
+function flags(args: readonly string[], required: readonly string[], optional: readonly string[] = []): Record<string, string> {
+  const allowed = [...required, ...optional];
   const values: Record<string, string> = {};
-  for (let i = 0; i < args.length; i += 2) {
-    const flag = args[i] as string;
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const name = flag.replace(/^--/, '');
-    if (!flag.startsWith('--') || !allowed.includes(name)) throw new UsageError(`unknown option ${flag} (allowed: ${allowed.map((a) => `--${a}`).join(', ')})`);
-    const value = args[i + 1];
+    if (!flag.startsWith('--') || !allowed.includes(name)) {
+      throw new UsageError(allowed.length === 0 ? `unexpected argument ${arg}` : `unknown option ${flag} (allowed: ${allowed.map((a) => `--${a}`).join(', ')})`);
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : args[++i];
     if (value === undefined) throw new UsageError(`${flag}: a value is required`);
     if (name in values) throw new UsageError(`${flag}: given twice`);
     values[name] = value;
   }
-  for (const name of allowed) if (!(name in values)) throw new UsageError(`--${name} is required`);
+  for (const name of required) if (!(name in values)) throw new UsageError(`--${name} is required`);
   return values;
 }
 
+/** Oz's global `--run-id ID` (before the command), checked against the run of this sandbox. */
+function takeRunId(args: readonly string[], env: Record<string, string | undefined>): readonly string[] {
+  let rest = args;
+  let given: string | undefined;
+  while (rest[0] === '--run-id' || rest[0]?.startsWith('--run-id=')) {
+    const arg = rest[0];
+    given = arg === '--run-id' ? rest[1] : arg.slice('--run-id='.length);
+    if (!given) throw new UsageError('--run-id: a value is required');
+    rest = rest.slice(arg === '--run-id' ? 2 : 1);
+  }
+  const own = env[RUN_ID_ENV];
+  if (given !== undefined && own && given !== own) throw new UsageError(`--run-id: this process belongs to run ${own}, not ${given}`);
+  return rest;
+}
+
+function parseMetadata(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new UsageError('--metadata: must be a JSON object (e.g. \'{"build":"42"}\')');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError('--metadata: must be a JSON object, not an array or a single value');
+  return value as Record<string, unknown>;
+}
+
 /** What to send for a command line, or a usage error. */
-function parse(args: readonly string[]): { route: string; body: Record<string, string> } {
+function parse(args: readonly string[]): { route: string; body: Record<string, unknown> } {
   const [command, ...rest] = args;
   switch (command) {
     case 'report-artifact': {
@@ -59,6 +106,14 @@ function parse(args: readonly string[]): { route: string; body: Record<string, s
       if (kind !== 'pull-request') throw new UsageError(`report-artifact: the artifact type must be pull-request (got ${kind ?? 'nothing'})`);
       return { route: SUPPORT_ROUTES.artifact, body: { type: 'pull-request', ...flags(options, ['url', 'branch']) } };
     }
+    case 'ping':
+      return { route: SUPPORT_ROUTES.ping, body: flags(rest, []) };
+    case 'report-external-reference': {
+      const { metadata, ...body } = flags(rest, ['url', 'reference-type'], ['title', 'metadata']);
+      return { route: SUPPORT_ROUTES.reference, body: { ...body, ...(metadata !== undefined ? { metadata: parseMetadata(metadata) } : {}) } };
+    }
+    case 'report-shutdown':
+      return { route: SUPPORT_ROUTES.shutdown, body: flags(rest, [], ['error-category', 'error-message']) };
     case 'notify-user':
       return { route: SUPPORT_ROUTES.notify, body: flags(rest, ['message']) };
     case 'finish-task': {
@@ -104,9 +159,9 @@ export async function runHarnessSupport(
     io.out(HARNESS_SUPPORT_USAGE);
     return args.length === 0 ? 2 : 0;
   }
-  let call: { route: string; body: Record<string, string> };
+  let call: { route: string; body: Record<string, unknown> };
   try {
-    call = parse(args);
+    call = parse(takeRunId(args, env));
   } catch (error) {
     io.err(`oz harness-support: ${(error as Error).message}\n\n${HARNESS_SUPPORT_USAGE}`);
     return 2;
@@ -119,7 +174,10 @@ export async function runHarnessSupport(
   }
   try {
     const { status, text } = await post(socket, token, call.route, call.body);
-    if (status === 200) return 0;
+    if (status === 200) {
+      if (call.route === SUPPORT_ROUTES.ping) io.out('ok\n');
+      return 0;
+    }
     let detail = text;
     try {
       detail = (JSON.parse(text) as { error?: string }).error ?? text;

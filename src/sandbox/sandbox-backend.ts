@@ -36,6 +36,8 @@ export interface Sandbox {
   readonly mountPaths: readonly string[];
   /** The run's harness-support socket as the sandbox sees it (`SandboxSpec.supportDir`), else null. */
   readonly supportSocketPath: string | null;
+  /** The in-sandbox `oz` (its `oz harness-support`), as the sandbox sees it, else null (the host's `oz` on PATH serves). */
+  readonly ozCliPath: string | null;
   /** A directory the sandbox sees the support directory's files in (the model proxy's socket), else null. */
   readonly supportDirPath: string | null;
   /** The worker-provided tools (`SandboxSpec.tools`) as the sandbox sees them, by name. */

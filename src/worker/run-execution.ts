@@ -19,7 +19,7 @@ import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
 import { checkoutDirs, setUpWorkspace } from './provisioning/workspace-setup.js';
 import { PublishError, type Publisher } from './results/publisher.js';
 import { RunSockets } from './run-sockets.js';
-import type { ReportedFinish } from './support-server.js';
+import type { ReportedFinish, ReportedShutdown } from './support-server.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -76,6 +76,7 @@ export class RunExecution {
   private readonly token = randomBytes(24).toString('hex');
   /** What the agent said with `oz harness-support finish-task`, if it did. */
   private reportedFinish: ReportedFinish | null = null;
+  private reportedShutdown: ReportedShutdown | null = null;
   private usage: RunUsage | null = null;
   private phasesOver = false;
   readonly finished: Promise<void>;
@@ -207,7 +208,7 @@ export class RunExecution {
     this.sockets = await this.startSockets(harness);
     this.sandbox = await this.startSandbox(mounts);
     if (this.stopReason) return null;
-    const env = { ...this.runEnv(), ...(this.secrets?.env ?? {}) };
+    const env = { ...this.runEnv(), ...secretEnv(this.secrets?.env ?? {}) };
     const bases = await this.provision(env);
     if (this.stopReason) return null;
     await this.uploader.flush(); // setup's events come before the state change
@@ -275,6 +276,25 @@ export class RunExecution {
         pullRequest: (url, branch) => uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'PULL_REQUEST', data: { url, branch } } }),
         notify: (message) => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'info', message, reason: 'agent_notification' } }),
         finish: (finish) => (this.reportedFinish = finish),
+        reference: (reference) =>
+          uploader.add({
+            type: 'notice',
+            at: Date.now(),
+            data: { level: 'info', message: `${reference.type}: ${reference.title ? `${reference.title} ` : ''}${reference.url}`, reason: 'external_reference', reference },
+          }),
+        shutdown: (shutdown) => {
+          this.reportedShutdown = shutdown;
+          const error = shutdown.errorCategory !== undefined || shutdown.errorMessage !== undefined;
+          uploader.add({
+            type: 'notice',
+            at: Date.now(),
+            data: {
+              level: error ? 'error' : 'info',
+              message: error ? `the harness is shutting down with an error: ${shutdownMessage(shutdown)}` : 'the harness is shutting down',
+              reason: 'harness_shutdown',
+            },
+          });
+        },
       },
       modelProxy: harness.modelProxy,
       keys: { harnessAuth: secrets?.harness_auth, anthropic: secrets?.env.ANTHROPIC_API_KEY, openai: secrets?.env.OPENAI_API_KEY },
@@ -385,7 +405,7 @@ export class RunExecution {
         modelProxy: this.sockets?.hasModelProxy && sandbox.supportDirPath ? { socketPath: `${sandbox.supportDirPath}/model.sock`, token: this.token } : null,
       });
       this.usage = result.usage ?? null;
-      return withReportedFinish(result, this.reportedFinish);
+      return withReportedShutdown(withReportedFinish(result, this.reportedFinish), this.reportedShutdown);
     } finally {
       output.end();
     }
@@ -466,7 +486,7 @@ export class RunExecution {
     }
   }
 
-  /** The run's environment: a clean base, the environment's plain variables, the run's ids. */
+  /** The run's environment: a clean base, the environment's plain variables, the run's ids (under Oz's names and Warp's). */
   private runEnv(): Record<string, string> {
     const run = this.run;
     const sandbox = this.sandbox;
@@ -477,11 +497,28 @@ export class RunExecution {
       OZ_RUN_ID: run.run_id,
       WARP_RUN_ID: run.run_id,
       OZ_HARNESS: run.harness.type,
+      WARP_HARNESS: run.harness.type,
+      ...(sandbox?.ozCliPath ? { OZ_CLI: sandbox.ozCliPath, WARP_CLI: sandbox.ozCliPath } : {}),
       ...(sandbox?.supportSocketPath ? { [SUPPORT_SOCKET_ENV]: sandbox.supportSocketPath, [SUPPORT_TOKEN_ENV]: this.token } : {}),
       ...(run.environment ? { OZ_ENVIRONMENT_ID: run.environment.id } : {}),
       ...(run.schedule_id ? { OZ_SCHEDULE_ID: run.schedule_id } : {}),
     };
   }
+}
+
+/** The run's secrets as variables; a GitHub token also under Oz's second name for it, unless a secret of that name is there. */
+function secretEnv(env: Record<string, string>): Record<string, string> {
+  return env.GITHUB_TOKEN !== undefined && env.GITHUB_ACCESS_TOKEN === undefined ? { ...env, GITHUB_ACCESS_TOKEN: env.GITHUB_TOKEN } : env;
+}
+
+function shutdownMessage(shutdown: ReportedShutdown): string {
+  return shutdown.errorMessage ?? `error category ${shutdown.errorCategory ?? 'unknown'}`;
+}
+
+/** A shutdown reported with an error fails the run with it (unless the harness already failed it); a clean one changes nothing. */
+function withReportedShutdown(result: HarnessResult, shutdown: ReportedShutdown | null): HarnessResult {
+  if (!shutdown || (shutdown.errorCategory === undefined && shutdown.errorMessage === undefined) || result.failure) return result;
+  return { ...result, ok: false, failure: { state: 'FAILED', message: { message: shutdownMessage(shutdown), reason: shutdown.errorCategory ?? 'harness_reported_error' } } };
 }
 
 /** What the agent reported with `finish-task` overrides the harness's summary; a reported failure fails the run. */

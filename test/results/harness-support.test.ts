@@ -74,4 +74,35 @@ describe('oz harness-support inside a network-off sandbox', () => {
     expect(result.status_message).toMatchObject({ message: 'The tests cannot pass.', reason: 'agent_reported_failure' });
     expect(result.artifacts).toEqual([]);
   });
+
+  it("takes Oz's --run-id, answers ping, records an external reference, sets Oz's variables, and a shutdown with an error fails the run", async () => {
+    const {
+      run: result,
+      output,
+      events,
+    } = await run(
+      [
+        'echo "vars harness=$WARP_HARNESS cli=$OZ_CLI warp_cli=$WARP_CLI"',
+        'oz harness-support --run-id "$OZ_RUN_ID" ping',
+        'oz harness-support --run-id=someone-else ping; echo "other run rc=$?"',
+        'oz harness-support report-external-reference --url https://ci.example/builds/42 --reference-type build --title "CI build" --metadata \'{"number":42}\'',
+        'oz harness-support report-external-reference --url https://ci.example/x --reference-type build --metadata "[1]"; echo "bad metadata rc=$?"',
+        '"$OZ_CLI" harness-support report-shutdown --error-category auth_failed --error-message "the token expired"',
+      ].join('\n'),
+    );
+    expect(output).toContain('vars harness=command cli=/oz/bin/oz warp_cli=/oz/bin/oz');
+    expect(output).toMatch(/^ok$/m);
+    expect(output).toContain('other run rc=2');
+    expect(output).toMatch(/--run-id: this process belongs to run \S+, not someone-else/);
+    expect(output).toContain('bad metadata rc=2');
+    expect(output).toContain('--metadata: must be a JSON object');
+    const reference = events.find((e) => e.type === 'notice' && e.data.reason === 'external_reference');
+    expect(reference?.data).toMatchObject({
+      message: 'build: CI build https://ci.example/builds/42',
+      reference: { url: 'https://ci.example/builds/42', type: 'build', title: 'CI build', metadata: { number: 42 } },
+    });
+    expect(events.some((e) => e.type === 'notice' && e.data.reason === 'harness_shutdown' && String(e.data.message).includes('the token expired'))).toBe(true);
+    expect(result.state, output).toBe('FAILED');
+    expect(result.status_message).toMatchObject({ message: 'the token expired', reason: 'auth_failed' });
+  });
 });

@@ -53,6 +53,8 @@ export interface BwrapProfile {
 }
 
 export const INIT_NODE = '/oz/bin/node';
+/** The in-sandbox `oz`: `oz harness-support` only. */
+export const OZ_CLI = '/oz/bin/oz';
 
 /** Where the sandbox finds the harness-support client, its socket's directory, and `oz` (/oz/bin/oz). */
 export const SUPPORT_DIR = '/oz/support';
@@ -131,7 +133,7 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
   );
   for (const mount of profile.readOnly) args.push('--ro-bind-fd', String(mount.fd), mount.dest);
   if (profile.supportClientFd !== undefined && profile.ozWrapperFd !== undefined) {
-    args.push('--ro-bind-data', String(profile.supportClientFd), SUPPORT_CLIENT, '--perms', '0555', '--ro-bind-data', String(profile.ozWrapperFd), '/oz/bin/oz');
+    args.push('--ro-bind-data', String(profile.supportClientFd), SUPPORT_CLIENT, '--perms', '0555', '--ro-bind-data', String(profile.ozWrapperFd), OZ_CLI);
   }
   args.push(
     // The root itself (bwrap's tmpfs holding the mount points) read-only; the

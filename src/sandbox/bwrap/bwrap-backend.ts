@@ -9,7 +9,7 @@ import type { Readable, Writable } from 'node:stream';
 import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
 import { mountsUnder, pidAlive, reap, removeLeftovers, unmount } from '../reap.js';
 import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
-import { bwrapArgs, groupFile, INIT_NODE, OZ_WRAPPER, passwdFile, SUPPORT_DIR, TOOLS_DIR, type FdMount } from './bwrap-args.js';
+import { bwrapArgs, groupFile, INIT_NODE, OZ_CLI, OZ_WRAPPER, passwdFile, SUPPORT_DIR, TOOLS_DIR, type FdMount } from './bwrap-args.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
 import { InitClient } from './init-client.js';
@@ -484,6 +484,7 @@ class BwrapSandbox implements Sandbox {
   readonly mountPaths: readonly string[];
   readonly supportSocketPath: string | null;
   readonly supportDirPath: string | null;
+  readonly ozCliPath: string | null;
   readonly toolPaths: Readonly<Record<string, string>>;
   readonly nodePath = INIT_NODE;
   private monitor: NodeJS.Timeout | null = null;
@@ -499,6 +500,7 @@ class BwrapSandbox implements Sandbox {
     this.mountPaths = parts.spec.mounts.map((_, i) => `/oz/mirrors/${i}`);
     this.supportSocketPath = parts.spec.supportDir ? `${SUPPORT_DIR}/sock` : null;
     this.supportDirPath = parts.spec.supportDir ? SUPPORT_DIR : null;
+    this.ozCliPath = parts.spec.supportDir && existsSync(SUPPORT_CLIENT_SCRIPT) ? OZ_CLI : null;
     this.toolPaths = Object.fromEntries((parts.spec.tools ?? []).map((tool) => [tool.name, `${TOOLS_DIR}/${tool.name}`]));
     // At the deadline the worker ends the sandbox itself when it runs (and
     // the watchdog does, whether it runs or not).

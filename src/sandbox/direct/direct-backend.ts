@@ -78,6 +78,8 @@ class DirectSandbox implements Sandbox {
   }
 
   readonly supportSocketPath: string | null;
+  /** No sandbox of its own: the host's `oz` on PATH serves. */
+  readonly ozCliPath = null;
   readonly nodePath = process.execPath;
 
   /** Limits are not enforced here (the worker says so in the run's events). */
