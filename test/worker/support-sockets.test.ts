@@ -46,7 +46,13 @@ describe('the per-run sockets a sandbox talks to', () => {
   it('harness-support survives a client that hangs up mid-request, and caps what one run may report', async () => {
     dir = mkdtempSync(join(tmpdir(), 'oz-sockets-'));
     const notes: string[] = [];
-    const server = await startSupportServer(join(dir, 'sock'), TOKEN, { pullRequest: () => {}, notify: (m) => notes.push(m), finish: () => {}, reference: () => {}, shutdown: () => {} });
+    const server = await startSupportServer(join(dir, 'sock'), TOKEN, {
+      pullRequest: () => {},
+      notify: (m) => notes.push(m),
+      finish: () => {},
+      reference: () => {},
+      shutdown: () => {},
+    });
     closers.push(() => server.close());
     await hangUpMidBody(join(dir, 'sock'), '/v1/notify');
     const ok = await post(join(dir, 'sock'), '/v1/notify', JSON.stringify({ message: 'still here' }), { authorization: `Bearer ${TOKEN}` });
