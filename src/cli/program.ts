@@ -1,5 +1,8 @@
 import { runHarnessSupport } from '../in-sandbox/harness-support-client.js';
 import { Command, CommanderError, Option } from 'commander';
+import type { SettingOverrides } from '../core/settings/load.js';
+import { choicesOf, plainText, shownDefault, type CommandName, type Setting } from '../core/settings/setting.js';
+import { COMMAND_LINE_OPTIONS, SETTINGS, type SettingName } from '../core/settings/table.js';
 import { OzClientError } from '../client/client-error.js';
 import { isOzError } from '../core/errors.js';
 import { agentCommand } from './commands/agent.js';
@@ -14,42 +17,76 @@ import { OUTPUT_FORMATS } from './output.js';
 import { safeWriter } from './safe-text.js';
 import { UsageError } from './usage-error.js';
 
+/** `oz server`'s options: the embedded worker on or off, and the flags of its settings. */
 export interface ServerCommandOptions {
   worker: boolean;
-  port?: string;
-  host?: string;
-  dataDir?: string;
-  backend: SandboxBackendName;
-  cacheDir?: string;
+  settings: SettingOverrides;
 }
 
-export const SANDBOX_BACKENDS = ['bwrap', 'direct'] as const;
-export type SandboxBackendName = (typeof SANDBOX_BACKENDS)[number];
-
-const backendOption = (): Option =>
-  new Option('--backend <backend>', 'sandbox backend: "bwrap" (bubblewrap jails) or "direct" (no isolation, trusted code only)')
-    .choices(SANDBOX_BACKENDS)
-    .env('OZ_SANDBOX_BACKEND')
-    .default('bwrap');
-const cacheDirOption = (): Option => new Option('--cache-dir <dir>', 'repository mirrors (env OZ_CACHE_DIR; default /var/cache/oz as root, else $XDG_CACHE_HOME/oz)');
-
+/** `oz worker`'s options: its server and token (no settings), and the flags of its settings. */
 export interface WorkerCommandOptions {
   server: string;
   /** Deprecated: visible in the process list (src/cli/worker-token.ts). */
-  token?: string;
-  tokenFile?: string;
-  concurrency?: string;
-  backend: SandboxBackendName;
-  cacheDir?: string;
-  drainGraceMs?: string;
-  allowInsecureHttp?: boolean;
+  token?: string | undefined;
+  tokenFile?: string | undefined;
+  allowInsecureHttp?: boolean | undefined;
+  settings: SettingOverrides;
+}
+
+/** The options of a command made from the settings table, and how to read their values back as overrides. */
+interface SettingOptions {
+  readonly options: readonly Option[];
+  overrides(parsed: Record<string, unknown>): SettingOverrides;
+}
+
+/**
+ * One option per setting with a flag on `command`; its help names the
+ * variable and the default. Defaults are not given to commander: the loader
+ * applies them (and so knows a flag from a variable). `choices` adds what
+ * the table cannot say (the CLI's output formats).
+ */
+function settingOptions(command: CommandName, choices: { readonly [N in SettingName]?: readonly string[] } = {}): SettingOptions {
+  const made: { name: SettingName; option: Option }[] = [];
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const entry: Setting = SETTINGS[name];
+    if (!entry.flag?.on.has(command)) continue;
+    const variables = [entry.env, ...(entry.alsoEnv ?? [])].join(' or ');
+    const option = new Option(`${entry.flag.name} <${entry.flag.arg}>`, `${plainText(entry.doc)} (env ${variables}; default ${plainText(shownDefault(entry))})`);
+    const allowed = choices[name] ?? choicesOf(entry);
+    if (allowed) option.choices(allowed);
+    made.push({ name, option });
+  }
+  return {
+    options: made.map(({ option }) => option),
+    overrides(parsed) {
+      const overrides: { [N in SettingName]?: string } = {};
+      for (const { name, option } of made) {
+        const value = parsed[option.attributeName()];
+        if (typeof value === 'string') overrides[name] = value;
+      }
+      return overrides;
+    },
+  };
+}
+
+/** The options of `command` that are no setting (src/core/settings/table.ts `COMMAND_LINE_OPTIONS`). */
+function commandLineOptions(command: CommandName): Option[] {
+  return COMMAND_LINE_OPTIONS.filter((o) => o.on === command).map((o) => {
+    const option = new Option(o.arg ? `${o.flag} <${o.arg}>` : o.flag, plainText(o.doc));
+    return o.required ? option.makeOptionMandatory() : option;
+  });
+}
+
+function addOptions(cmd: Command, options: readonly Option[]): Command {
+  for (const option of options) cmd.addOption(option);
+  return cmd;
 }
 
 /** What the CLI cannot build itself: the composition roots live in src/main. */
 export interface ProgramDeps {
   runServer(options: ServerCommandOptions): Promise<void>;
   runWorker(options: WorkerCommandOptions): Promise<void>;
-  rotateMasterKey(options: { dataDir?: string }): Promise<void>;
+  rotateMasterKey(options: { settings: SettingOverrides }): Promise<void>;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
 }
@@ -67,52 +104,50 @@ function safeDeps(deps: ProgramDeps): ProgramDeps {
 
 export function buildProgram(unsafeDeps: ProgramDeps): Command {
   const deps = safeDeps(unsafeDeps);
-  const program = new Command('oz')
-    .description('Oz: open, self-hosted orchestration for cloud coding agents')
-    .version(VERSION)
-    .addOption(new Option('--api-key <key>', 'API key (env WARP_API_KEY; default: the one `oz server` wrote to the CLI config)'))
-    .addOption(new Option('--output-format <format>', 'pretty, json, ndjson or text (env WARP_OUTPUT_FORMAT)').choices(OUTPUT_FORMATS))
-    .option('--debug', 'trace requests and responses to stderr (keys masked)')
-    .option('--server-url <url>', 'the Oz server (env OZ_SERVER_URL; default from the CLI config, else http://127.0.0.1:7420)');
+  const globalSettings = settingOptions('oz', { outputFormat: OUTPUT_FORMATS });
+  const program = addOptions(new Command('oz').description('Oz: open, self-hosted orchestration for cloud coding agents').version(VERSION), [
+    ...commandLineOptions('oz'),
+    ...globalSettings.options,
+  ]);
 
   const context = (cmd: Command): CliContext => buildContext(cmd.optsWithGlobals<GlobalOptions>(), deps.stdout, deps.stderr);
 
-  const server = program
-    .command('server')
-    .description('Start the platform: the API and an embedded worker')
-    .option('--no-worker', 'do not run the embedded worker (scaled deployments)')
-    .option('--port <port>', 'port to listen on (env OZ_PORT; default 7420; 0 = any free port)')
-    .option('--host <host>', 'address to bind (env OZ_HOST; default 127.0.0.1)')
-    .option('--data-dir <dir>', 'embedded store location (env OZ_DATA_DIR; default $XDG_DATA_HOME/oz)')
-    .addOption(backendOption())
-    .addOption(cacheDirOption())
-    .action(async (options: ServerCommandOptions) => deps.runServer(options));
-  server
-    .command('rotate-master-key')
-    .description(
-      'Re-wrap every secret under a new master key (OZ_NEW_MASTER_KEY, else a random one), in one transaction. ' +
-        'Stop every server of the deployment first. With the key file in the data dir the new key replaces it; ' +
-        'with OZ_MASTER_KEY, the new key is printed and you set OZ_MASTER_KEY to it.',
-    )
-    .option('--data-dir <dir>', 'embedded store location (env OZ_DATA_DIR)')
-    .action(async (options: { dataDir?: string }) => deps.rotateMasterKey(options));
+  const serverSettings = settingOptions('server');
+  const server = addOptions(program.command('server').description('Start the platform: the API and an embedded worker'), [
+    ...commandLineOptions('server'),
+    ...serverSettings.options,
+  ]).action(async (parsed: { worker: boolean }) => deps.runServer({ worker: parsed.worker, settings: serverSettings.overrides(parsed) }));
+  const rotationSettings = settingOptions('server rotate-master-key');
+  addOptions(
+    server
+      .command('rotate-master-key')
+      .description(
+        'Re-wrap every secret under a new master key (OZ_NEW_MASTER_KEY, else a random one), in one transaction. ' +
+          'Stop every server of the deployment first. With the key file in the data dir the new key replaces it; ' +
+          'with OZ_MASTER_KEY, the new key is printed and you set OZ_MASTER_KEY to it.',
+      ),
+    [...commandLineOptions('server rotate-master-key'), ...rotationSettings.options],
+  ).action(async (parsed: Record<string, unknown>) => deps.rotateMasterKey({ settings: rotationSettings.overrides(parsed) }));
 
-  program
-    .command('worker')
-    .description(
-      'Run a standalone worker: claims runs from a server and executes them. ' +
-        'The worker token (`oz worker-token create NAME`) comes from OZ_WORKER_TOKEN or --token-file, never from the command line ' +
-        '(which every user of the host can read in the process list).',
-    )
-    .requiredOption('--server <url>', 'the Oz server, e.g. https://oz.example.com')
-    .option('--token-file <file>', 'read the worker token from this file (one line; it must not be readable by others: chmod 600)')
-    .option('--token <token>', 'deprecated: the worker token itself, visible to every local user in the process list; use OZ_WORKER_TOKEN or --token-file')
-    .option('--concurrency <n>', 'runs at once (env OZ_WORKER_CONCURRENCY; default 2)')
-    .addOption(backendOption())
-    .addOption(cacheDirOption())
-    .option('--drain-grace-ms <ms>', 'on SIGTERM, how long running runs may finish (env OZ_DRAIN_GRACE_MS; default 30000)')
-    .option('--allow-insecure-http', 'allow a plain-HTTP server URL that is not loopback')
-    .action(async (options: WorkerCommandOptions) => deps.runWorker(options));
+  const workerSettings = settingOptions('worker');
+  addOptions(
+    program
+      .command('worker')
+      .description(
+        'Run a standalone worker: claims runs from a server and executes them. ' +
+          `The worker token (\`oz worker-token create NAME\`) comes from ${SETTINGS.workerToken.env} or --token-file, never from the command line ` +
+          '(which every user of the host can read in the process list).',
+      ),
+    [...commandLineOptions('worker'), ...workerSettings.options],
+  ).action(async (parsed: { server: string; token?: string; tokenFile?: string; allowInsecureHttp?: boolean }) =>
+    deps.runWorker({
+      server: parsed.server,
+      token: parsed.token,
+      tokenFile: parsed.tokenFile,
+      allowInsecureHttp: parsed.allowInsecureHttp,
+      settings: workerSettings.overrides(parsed),
+    }),
+  );
 
   program
     .command('harness-support')

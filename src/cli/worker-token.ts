@@ -41,7 +41,7 @@ function readTokenFile(path: string): string {
  * The worker token: `--token-file FILE`, else `--token` (still accepted, with
  * a warning: it is visible in the process list), else `OZ_WORKER_TOKEN`.
  */
-export function resolveWorkerToken(options: { token?: string; tokenFile?: string }, fromEnv: string | null): { token: string; source: WorkerTokenSource } {
+export function resolveWorkerToken(options: { token?: string | undefined; tokenFile?: string | undefined }, fromEnv: string | null): { token: string; source: WorkerTokenSource } {
   if (options.token !== undefined && options.tokenFile !== undefined) throw new UsageError('--token and --token-file: choose one (better: --token-file, or OZ_WORKER_TOKEN)');
   if (options.tokenFile !== undefined) return { token: readTokenFile(options.tokenFile), source: 'file' };
   if (options.token !== undefined) {

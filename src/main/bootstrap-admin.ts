@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/clock.js';
-import type { OzConfig } from '../core/config.js';
+import type { ServerConfig } from '../core/config.js';
 import { isOzError } from '../core/errors.js';
 import { API_KEY_PREFIX, mintCredential } from '../server/credentials.js';
 import type { Store } from '../store/store.js';
@@ -17,7 +17,7 @@ export const ADMIN_EMAIL = 'admin@localhost';
  * does nothing.
  */
 export async function bootstrapAdmin(
-  deps: { store: Store; clock: Clock; logger: Logger; config: OzConfig; isTty: boolean; print: (line: string) => void },
+  deps: { store: Store; clock: Clock; logger: Logger; config: Pick<ServerConfig, 'teamMaxConcurrentRuns' | 'cliConfigPath'>; isTty: boolean; print: (line: string) => void },
   serverUrl: string,
 ): Promise<void> {
   const { store, clock, config } = deps;

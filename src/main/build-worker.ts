@@ -9,7 +9,7 @@ import { MODEL_BRIDGE_TOOL } from '../agent/external-cli/cli-harness.js';
 import { installedClaude, installedCodex } from '../agent/external-cli/locate.js';
 import { fileURLToPath } from 'node:url';
 import type { Harness } from '../agent/harness.js';
-import type { OzConfig } from '../core/config.js';
+import { SETTINGS, type SandboxBackendName, type WorkerConfig } from '../core/config.js';
 import { OzError } from '../core/errors.js';
 import { BwrapBackend, SandboxUnavailableError } from '../sandbox/bwrap/bwrap-backend.js';
 import { closeInheritedFds } from '../sandbox/close-inherited-fds.js';
@@ -24,9 +24,6 @@ import { Publisher } from '../worker/results/publisher.js';
 import { Worker } from '../worker/worker.js';
 import { SYSTEM_PATH } from '../core/system-path.js';
 
-export const BACKENDS = ['bwrap', 'direct'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-
 /** What every run's processes start from: never the worker's own environment (it holds credentials). */
 const BASE_ENV = {
   // /oz/bin last: `oz harness-support` inside a bwrap sandbox.
@@ -36,7 +33,7 @@ const BASE_ENV = {
 };
 
 /** The sandbox backend by name; bwrap refuses to start, with the one line to print, on a host that cannot run it. */
-async function openBackend(name: BackendName, config: OzConfig, logger: Logger): Promise<SandboxBackend> {
+async function openBackend(name: SandboxBackendName, config: WorkerConfig, logger: Logger): Promise<SandboxBackend> {
   if (name === 'direct') {
     logger.warn(
       'sandbox backend "direct": runs execute WITHOUT isolation, as this worker\'s user, on this host, with no network policy or limits. Use only with trusted prompts and code.',
@@ -58,11 +55,11 @@ async function openBackend(name: BackendName, config: OzConfig, logger: Logger):
 }
 
 /** The model bridge and the agent CLIs this worker provides to every sandbox (read-only). */
-function agentTools(config: OzConfig): { name: string; path: string }[] {
+function agentTools(config: WorkerConfig): { name: string; path: string }[] {
   const tools = [{ name: MODEL_BRIDGE_TOOL, path: fileURLToPath(new URL('../in-sandbox/model-bridge.js', import.meta.url)) }];
   for (const [variable, path] of [
-    ['OZ_CLAUDE_BIN', config.claudeBin],
-    ['OZ_CODEX_BIN', config.codexBin],
+    [SETTINGS.claudeBin.env, config.claudeBin],
+    [SETTINGS.codexBin.env, config.codexBin],
   ] as const) {
     if (path !== null && path !== 'off' && !existsSync(path)) throw new OzError('invalid_request', `${variable}: ${path} does not exist (a path, or off)`);
   }
@@ -80,8 +77,8 @@ function agentTools(config: OzConfig): { name: string; path: string }[] {
  */
 export async function prepareWorker(args: {
   token: string;
-  backend: BackendName;
-  config: OzConfig;
+  backend: SandboxBackendName;
+  config: WorkerConfig;
   logger: Logger;
   concurrency?: number;
   /** The worker id's prefix (the embedded worker's marks it as the server's own). */

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import type { OzConfig } from '../core/config.js';
+import type { ServerConfig } from '../core/config.js';
 import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
 import { openSqliteDataDir } from '../store/sqlite/open-sqlite-store.js';
 import type { Store } from '../store/store.js';
 
 /** The composition roots' one choice of database: PostgreSQL when a URL is configured, else the embedded SQLite. */
-export async function openStore(config: OzConfig, logger?: Logger): Promise<Store> {
+export async function openStore(config: Pick<ServerConfig, 'databaseUrl' | 'dataDir'>, logger?: Logger): Promise<Store> {
   if (config.databaseUrl) return openPostgresStore({ url: config.databaseUrl, ...(logger ? { logger } : {}) });
   return openSqliteDataDir(config.dataDir);
 }

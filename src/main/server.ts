@@ -1,13 +1,14 @@
 import { createLogger } from './logger.js';
 import { systemClock } from '../core/clock.js';
-import { loadConfig, type ConfigOverrides } from '../core/config.js';
+import { loadServerCommand } from '../core/config.js';
+import type { ServerCommandOptions } from '../cli/program.js';
 import { randomToken } from '../core/ids.js';
 import { createApp } from '../server/create-app.js';
 import { EventHub } from '../server/event-hub.js';
 import { sweepGraceMs } from '../server/lifecycle-sweeper.js';
 import { bootstrapAdmin } from './bootstrap-admin.js';
 import { guardProcess } from './process-guard.js';
-import { prepareWorker, type BackendName } from './build-worker.js';
+import { prepareWorker } from './build-worker.js';
 import { openStore } from './open-store.js';
 import type { Envelope } from '../secrets/envelope.js';
 import { openKeyring } from '../secrets/keyring.js';
@@ -16,19 +17,14 @@ import { openKeyring } from '../secrets/keyring.js';
 // ':' cannot be in a host name, so no other worker's id (host-pid-random) starts with it.
 const EMBEDDED_WORKER_PREFIX = 'embedded:';
 
-export interface ServerOptions extends ConfigOverrides {
-  worker: boolean;
-  backend: BackendName;
-}
-
 /**
  * `oz server`: the composition root of the API and (unless --no-worker) the
  * embedded worker. Builds the store, clock, logger and event hub, serves the
  * app, bootstraps the first admin, and on SIGTERM / SIGINT drains the
  * embedded worker, stops accepting, ends streams and closes the store.
  */
-export async function runServer(options: ServerOptions): Promise<void> {
-  const config = loadConfig(options);
+export async function runServer(options: ServerCommandOptions): Promise<void> {
+  const { config, launch } = loadServerCommand(options.settings);
   const logger = createLogger(config.logLevel);
   guardProcess(logger);
   // The embedded worker's sandbox backend first: a host that cannot run it
@@ -36,7 +32,7 @@ export async function runServer(options: ServerOptions): Promise<void> {
   const workerLogger = logger.child({ component: 'worker' });
   const embeddedWorkerSecret = options.worker ? randomToken(32) : undefined;
   const buildEmbedded = embeddedWorkerSecret
-    ? await prepareWorker({ token: embeddedWorkerSecret, backend: options.backend, config, logger: workerLogger, idPrefix: EMBEDDED_WORKER_PREFIX })
+    ? await prepareWorker({ token: embeddedWorkerSecret, backend: launch.sandboxBackend, config, logger: workerLogger, idPrefix: EMBEDDED_WORKER_PREFIX })
     : null;
   const store = await openStore(config, logger.child({ component: 'store' }));
   let envelope: Envelope;

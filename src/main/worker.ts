@@ -1,20 +1,10 @@
 import { createLogger } from './logger.js';
 import { guardProcess } from './process-guard.js';
+import type { WorkerCommandOptions } from '../cli/program.js';
 import { TOKEN_FLAG_WARNING, resolveWorkerToken } from '../cli/worker-token.js';
-import { loadConfig, workerTokenFromEnv } from '../core/config.js';
+import { loadWorkerCommand } from '../core/config.js';
 import { OzError } from '../core/errors.js';
-import { prepareWorker, type BackendName } from './build-worker.js';
-
-export interface WorkerCommandOptions {
-  server: string;
-  token?: string;
-  tokenFile?: string;
-  concurrency?: string;
-  backend: BackendName;
-  drainGraceMs?: string;
-  allowInsecureHttp?: boolean;
-  cacheDir?: string;
-}
+import { prepareWorker } from './build-worker.js';
 
 function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
@@ -26,15 +16,12 @@ function isLoopback(hostname: string): boolean {
  * otherwise. SIGTERM drains: no new claims, running runs get the grace period,
  * then are cancelled; exit 0. The token comes from `--token-file` or
  * `OZ_WORKER_TOKEN`; `--token` still works, with a warning once the worker
- * is ready (a refusal stays one line).
+ * is ready (a refusal stays one line). Only the worker's settings are read: a
+ * server's variable in this environment, even a bad one, is not its concern.
  */
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
-  const { token, source } = resolveWorkerToken(options, workerTokenFromEnv());
-  const config = loadConfig({
-    ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
-    ...(options.drainGraceMs !== undefined ? { drainGraceMs: options.drainGraceMs } : {}),
-    ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
-  });
+  const { config, launch } = loadWorkerCommand(options.settings);
+  const { token, source } = resolveWorkerToken(options, launch.workerToken);
   let url: URL;
   try {
     url = new URL(options.server);
@@ -47,10 +34,10 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   guardProcess(logger);
-  const worker = (await prepareWorker({ token, backend: options.backend, config, logger }))(url.toString());
+  const worker = (await prepareWorker({ token, backend: launch.sandboxBackend, config, logger }))(url.toString());
   if (source === 'flag') process.stderr.write(TOKEN_FLAG_WARNING);
   worker.start();
-  process.stdout.write(`Oz worker ${worker.id} serving ${url.origin} (concurrency ${config.workerConcurrency}, backend ${options.backend})\n`);
+  process.stdout.write(`Oz worker ${worker.id} serving ${url.origin} (concurrency ${config.workerConcurrency}, backend ${launch.sandboxBackend})\n`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal, activeRuns: worker.activeRuns }, 'draining');

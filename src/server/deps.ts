@@ -27,9 +27,9 @@ export interface ServerDeps {
   embeddedWorkerSecret?: string;
   /** How often the scheduler looks for due slots. */
   schedulerIntervalMs?: number;
-  /** How often the lifecycle sweeper runs (expired leases, admission). */
+  /** How often the lifecycle sweeper runs (expired leases, admission); default `settingDefault('sweepIntervalMs')` (src/core/config.ts). */
   sweepIntervalMs?: number;
-  /** How long an SSE reader waits before re-reading the store without a wake-up. */
+  /** How long an SSE reader waits before re-reading the store without a wake-up; default `settingDefault('eventPollMs')`. */
   eventPollMs?: number;
   /** Heartbeats, slow/idle client timeouts and per-key/team caps of the event streams (default: DEFAULT_EVENT_STREAMS). */
   eventStreams?: EventStreamSettings;
