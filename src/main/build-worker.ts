@@ -23,6 +23,7 @@ import { forgeGitHost, gitUrl } from '../worker/results/forge.js';
 import { Publisher } from '../worker/results/publisher.js';
 import { Worker } from '../worker/worker.js';
 import { SYSTEM_PATH } from '../core/system-path.js';
+import { buildModelCatalog } from '../core/model-catalog-file.js';
 
 /** What every run's processes start from: never the worker's own environment (it holds credentials). */
 const BASE_ENV = {
@@ -102,7 +103,8 @@ export async function prepareWorker(args: {
   const { providers, maxRetries, maxSteps, maxTokens, maxTimeMs } = config.agent;
   const harnesses = new Map<string, Harness>([
     ['command', new CommandHarness()],
-    ['oz', new OzHarness({ providers, maxRetries, defaultModel: config.defaultModel })],
+    // The server resolves a run's model; this default serves runs that reach the worker without one.
+    ['oz', new OzHarness({ providers, maxRetries, defaultModel: buildModelCatalog(config).resolve('auto', SETTINGS.defaultModel.env).model })],
     ['claude', new ClaudeHarness()],
     ['codex', new CodexHarness()],
   ]);

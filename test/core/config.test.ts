@@ -11,6 +11,7 @@ describe('configuration', () => {
       host: '127.0.0.1',
       port: 7420,
       defaultModel: null,
+      modelCatalog: null,
       models: [],
       agent: { providers: {}, maxRetries: 2, maxSteps: 100, maxTokens: 5_000_000, maxTimeMs: 3_600_000 },
       claudeBin: null,

@@ -82,8 +82,10 @@ export interface ServerConfig extends SandboxLimitSettings {
   readonly host: string;
   readonly port: number;
   readonly defaultModel: string | null;
-  /** Offered by `/agent/models`: the default model first, then `OZ_MODELS`. */
+  /** Offered by `/agent/models` besides the catalog: the default model first, then `OZ_MODELS`. */
   readonly models: readonly string[];
+  /** A file of model catalog entries (`OZ_MODEL_CATALOG`), or null for the built-in ones. */
+  readonly modelCatalog: string | null;
   readonly teamMaxConcurrentRuns: number;
   /** The CLI's config file, where the first start writes the admin key. */
   readonly cliConfigPath: string;
@@ -98,6 +100,7 @@ export interface ServerConfig extends SandboxLimitSettings {
 /** What a worker reads (`oz worker`, and the worker embedded in `oz server`). */
 export interface WorkerConfig extends SandboxLimitSettings {
   readonly defaultModel: string | null;
+  readonly modelCatalog: string | null;
   readonly agent: AgentSettings;
   readonly results: ResultsSettings;
   /** A path, `off`, or null = the installed npm packages', if any. */
@@ -228,6 +231,7 @@ export function serverConfig(s: SettingsOf<'server'>, env: Env): ServerConfig {
     port: s.port,
     defaultModel: s.defaultModel,
     models: Object.freeze([...new Set([...(s.defaultModel ? [s.defaultModel] : []), ...s.models])]),
+    modelCatalog: s.modelCatalog,
     teamMaxConcurrentRuns: s.teamMaxConcurrentRuns,
     cliConfigPath: cliConfigPath(env),
     logLevel: s.logLevel,
@@ -253,6 +257,7 @@ function providers(s: SettingsOf<'worker'>): ModelProviderSettings {
 export function workerConfig(s: SettingsOf<'worker'>): WorkerConfig {
   return Object.freeze({
     defaultModel: s.defaultModel,
+    modelCatalog: s.modelCatalog,
     agent: {
       providers: providers(s),
       maxRetries: s.modelMaxRetries,

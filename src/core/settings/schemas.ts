@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { CATALOG_ID_PATTERN } from '../model-catalog.js';
 
 /**
  * The shapes settings take (src/core/settings/table.ts): each schema parses
@@ -64,6 +65,14 @@ export const forgeUrl = z.url({ protocol: /^(https?|file)$/, error: 'must be an 
 export const MODEL_ID_PATTERN = /^(anthropic|openai|openai-compatible)\/[A-Za-z0-9._:-]{1,120}$/;
 
 export const modelId = z.string().regex(MODEL_ID_PATTERN, 'must be provider/model with provider anthropic, openai or openai-compatible');
+
+/** A model as a setting names it: a catalog id (`claude-4-6-sonnet`) or `provider/model`; whether the id is in the catalog is checked where the catalog is built. */
+export const modelReference = z
+  .string()
+  .refine(
+    (v) => MODEL_ID_PATTERN.test(v) || CATALOG_ID_PATTERN.test(v),
+    'must be a model catalog id (e.g. claude-4-6-sonnet) or provider/model with provider anthropic, openai or openai-compatible',
+  );
 
 export const branchPrefix = z
   .string()

@@ -15,6 +15,7 @@ import {
   listOf,
   masterKey,
   modelId,
+  modelReference,
   nonEmpty,
   numberIn,
   offOrAbsolutePath,
@@ -209,9 +210,9 @@ export const SETTINGS = {
   // Models.
   defaultModel: setting({
     env: 'OZ_DEFAULT_MODEL',
-    schema: modelId,
+    schema: modelReference,
     default: null,
-    doc: 'the model of `oz` runs that name none (`provider/model`), listed first by `/agent/models`',
+    doc: 'the model of `oz` runs that name none or `auto`: a catalog id or `provider/model`',
     group: 'models',
     readBy: readBy('server', 'worker'),
     emptyIsUnset: true,
@@ -220,9 +221,19 @@ export const SETTINGS = {
     env: 'OZ_MODELS',
     schema: listOf(',', modelId),
     default: [],
-    doc: 'comma-separated `provider/model` ids `/agent/models` offers besides the default',
+    doc: 'comma-separated `provider/model` ids `/agent/models` offers besides the catalog',
     group: 'models',
     readBy: readBy('server'),
+  }),
+  modelCatalog: setting({
+    env: 'OZ_MODEL_CATALOG',
+    schema: absolutePath,
+    default: null,
+    shownDefault: 'built-in entries',
+    doc: 'a JSON or YAML file of model catalog entries (`id` → `provider/model`) added to, or with `replace_builtin: true` replacing, the built-in ones',
+    group: 'models',
+    readBy: readBy('server', 'worker'),
+    emptyIsUnset: true,
   }),
 
   // Run event streams.
