@@ -48,8 +48,18 @@ export default tseslint.config(
   // Layers (docs/design.md "Layers"): dependencies point one way.
   layer(
     'src/core/**',
-    ['../store/*', '../server/*', '../worker/*', '../sandbox/*', '../agent/*', '../secrets/*', '../client/*', '../cli/*', '../main/*', '../harness-support/*'],
+    ['../api/*', '../store/*', '../server/*', '../worker/*', '../sandbox/*', '../agent/*', '../secrets/*', '../client/*', '../cli/*', '../main/*', '../harness-support/*'],
     'src/core imports nothing of ours',
+  ),
+  layer(
+    'src/api/**',
+    ['../store/*', '../server/*', '../worker/*', '../sandbox/*', '../agent/*', '../secrets/*', '../client/*', '../cli/*', '../main/*', '../in-sandbox/*'],
+    'src/api (the API contract) builds on src/core and zod only',
+  ),
+  layer(
+    'src/client/**',
+    ['**/core/*', '**/store/*', '**/server/*', '**/worker/*', '**/sandbox/*', '**/agent/*', '**/secrets/*', '**/cli/*', '**/main/*'],
+    'src/client speaks the API through src/api only',
   ),
   layer('src/store/**', ['**/server/*', '**/worker/*', '**/sandbox/*', '**/agent/*', '**/client/*', '**/cli/*', '**/main/*'], 'src/store builds on src/core only'),
   layer(

@@ -1,4 +1,4 @@
-import type { RunEventMessage } from '../client/oz-client.js';
+import type { RunEventMessage } from '../api/run-events.js';
 import { cliStateName, isRunState } from '../core/run-state.js';
 import type { Output } from './output.js';
 
@@ -13,9 +13,11 @@ export function renderEvent(out: Output, event: RunEventMessage): void {
   const time = out.format === 'pretty' ? `[${event.at.slice(11, 19)}] ` : '';
   switch (event.type) {
     case 'state': {
-      const sm = d.status_message as { message?: string } | undefined;
+      // Event data is open (src/core/run-event.ts): a state event's status_message is {message, …} when present.
+      const sm = d.status_message;
+      const message = sm !== null && typeof sm === 'object' && 'message' in sm ? sm.message : undefined;
       const from = d.from === null || d.from === undefined ? '' : `${stateName(d.from)} → `;
-      return out.line(`${time}state ${from}${stateName(d.to)}${sm?.message ? ` (${sm.message})` : ''}`);
+      return out.line(`${time}state ${from}${stateName(d.to)}${message ? ` (${String(message)})` : ''}`);
     }
     case 'output':
       return out.line(`${time}${String(d.text ?? '').replace(/\n$/, '')}`);

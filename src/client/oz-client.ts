@@ -1,7 +1,30 @@
+import type { SuccessResponse } from '../api/common.js';
+import type { ConversationResponse } from '../api/conversation.js';
+import type { CreateEnvironmentInput, EnvironmentItem, ListEnvironmentsResponse, PatchEnvironmentInput } from '../api/environments.js';
+import type {
+  CreatedApiKey,
+  CreatedWorkerToken,
+  CreateTeamInput,
+  CreateUserInput,
+  CreateWorkerTokenInput,
+  ExpireApiKeyResponse,
+  ListApiKeysResponse,
+  ListWorkerTokensResponse,
+  MeResponse,
+  NewKeyInput,
+  RevokeWorkerTokenResponse,
+  TeamItem,
+  UserItem,
+} from '../api/identity.js';
+import type { ListModelsResponse } from '../api/models.js';
+import { parseProblem } from '../api/problem.js';
+import type { RunAgentRequestInput } from '../api/run-requests.js';
+import type { RunEventMessage, RunEventsEnd } from '../api/run-events.js';
+import type { ListRunsResponse, RunAgentResponse, RunItem } from '../api/runs.js';
+import type { CreateScheduleInput, ListSchedulesResponse, ScheduleItem, UpdateScheduleInput } from '../api/schedules.js';
+import type { CreateSecretInput, ListSecretsResponse, PatchSecretInput, SecretItem } from '../api/secrets.js';
 import { OzClientError } from './client-error.js';
 import { readSse } from './sse-reader.js';
-
-export type Json = Record<string, unknown>;
 
 export interface OzClientOptions {
   serverUrl: string;
@@ -13,13 +36,6 @@ export interface OzClientOptions {
   fetch?: typeof fetch;
 }
 
-export interface RunEventMessage {
-  seq: number;
-  type: string;
-  at: string;
-  data: Json;
-}
-
 export interface FollowOptions {
   after?: number;
   signal?: AbortSignal;
@@ -28,7 +44,6 @@ export interface FollowOptions {
   reconnect?: boolean;
 }
 
-/** The typed HTTP client for the Oz API, used by the CLI and the tests. */
 /** Fields whose values `--debug` never prints: secret values, shown-once keys and tokens. */
 const SECRET_FIELDS = new Set(['value', 'key', 'token', 'api_key']);
 
@@ -46,6 +61,11 @@ function traceText(text: string): string {
   return shown.length > 2000 ? `${shown.slice(0, 2000)}…` : shown;
 }
 
+/**
+ * The typed HTTP client for the Oz API, used by the CLI. Its methods take and
+ * return the contract's types (src/api): the server encodes every answer
+ * through the same schemas, so a body is trusted to be what its type says.
+ */
 export class OzClient {
   private readonly base: string;
   private readonly fetchImpl: typeof fetch;
@@ -64,7 +84,7 @@ export class OzClient {
     };
   }
 
-  async request<T = Json>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
+  private async request<T>(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<T> {
     const url = `${this.base}${path}`;
     const headers = this.headers(body === undefined ? extraHeaders : { 'content-type': 'application/json', ...extraHeaders });
     this.options.trace?.(`> ${method} ${url}${body === undefined ? '' : ` ${JSON.stringify(body, maskSecrets)}`} (authorization: ${this.options.apiKey ? 'Bearer ***' : 'none'})`);
@@ -76,6 +96,10 @@ export class OzClient {
     }
     const text = await response.text();
     this.options.trace?.(`< ${response.status} ${traceText(text)}`);
+    if (!response.ok) {
+      const problem = parseProblem(response.status, text);
+      throw new OzClientError(problem.detail ?? `HTTP ${response.status} ${response.statusText}`, response.status, problem);
+    }
     let parsed: unknown = undefined;
     if (text.length > 0) {
       try {
@@ -83,11 +107,6 @@ export class OzClient {
       } catch {
         parsed = text;
       }
-    }
-    if (!response.ok) {
-      const problem = parsed && typeof parsed === 'object' ? (parsed as Json) : null;
-      const message = typeof problem?.detail === 'string' ? problem.detail : `HTTP ${response.status} ${response.statusText}`;
-      throw new OzClientError(message, response.status, problem);
     }
     return parsed as T;
   }
@@ -97,21 +116,22 @@ export class OzClient {
   }
 
   // Runs
-  createRun(body: Json, idempotencyKey?: string): Promise<Json> {
+  createRun(body: RunAgentRequestInput, idempotencyKey?: string): Promise<RunAgentResponse> {
     return this.request('POST', `${this.api}/agent/runs`, body, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
   }
-  listRuns(query: URLSearchParams): Promise<Json> {
+  listRuns(query: URLSearchParams): Promise<ListRunsResponse> {
     const qs = query.toString();
     return this.request('GET', `${this.api}/agent/runs${qs ? `?${qs}` : ''}`);
   }
-  getRun(id: string): Promise<Json> {
+  getRun(id: string): Promise<RunItem> {
     return this.request('GET', `${this.api}/agent/runs/${encodeURIComponent(id)}`);
   }
-  getConversation(id: string): Promise<Json> {
+  getConversation(id: string): Promise<ConversationResponse> {
     return this.request('GET', `${this.api}/agent/conversations/${encodeURIComponent(id)}`);
   }
+  /** The run's id. */
   cancelRun(id: string): Promise<string> {
-    return this.request<string>('POST', `${this.api}/agent/runs/${encodeURIComponent(id)}/cancel`);
+    return this.request('POST', `${this.api}/agent/runs/${encodeURIComponent(id)}/cancel`);
   }
 
   /**
@@ -138,18 +158,12 @@ export class OzClient {
         throw new OzClientError(`cannot reach the Oz server at ${this.base}: ${(error as Error).message}`, null, null);
       }
       if (!response.ok || !response.body) {
-        const text = await response.text();
-        let problem: Json | null = null;
-        try {
-          problem = JSON.parse(text) as Json;
-        } catch {
-          problem = null;
-        }
-        throw new OzClientError(typeof problem?.detail === 'string' ? problem.detail : `HTTP ${response.status}`, response.status, problem);
+        const problem = parseProblem(response.status, await response.text());
+        throw new OzClientError(problem.detail ?? `HTTP ${response.status}`, response.status, problem);
       }
       try {
         for await (const message of readSse(response.body)) {
-          if (message.event === 'end') return (JSON.parse(message.data) as { state: string | null }).state;
+          if (message.event === 'end') return (JSON.parse(message.data) as RunEventsEnd).state;
           const event = JSON.parse(message.data) as RunEventMessage;
           if (event.seq <= after) continue;
           after = event.seq;
@@ -166,96 +180,91 @@ export class OzClient {
   }
 
   // Schedules
-  listSchedules(): Promise<Json> {
+  listSchedules(): Promise<ListSchedulesResponse> {
     return this.request('GET', `${this.api}/agent/schedules`);
   }
-
-  createSchedule(body: Json): Promise<Json> {
+  createSchedule(body: CreateScheduleInput): Promise<ScheduleItem> {
     return this.request('POST', `${this.api}/agent/schedules`, body);
   }
-
-  getSchedule(id: string): Promise<Json> {
+  getSchedule(id: string): Promise<ScheduleItem> {
     return this.request('GET', `${this.api}/agent/schedules/${encodeURIComponent(id)}`);
   }
-
-  replaceSchedule(id: string, body: Json): Promise<Json> {
+  replaceSchedule(id: string, body: UpdateScheduleInput): Promise<ScheduleItem> {
     return this.request('PUT', `${this.api}/agent/schedules/${encodeURIComponent(id)}`, body);
   }
-
-  deleteSchedule(id: string): Promise<Json> {
+  deleteSchedule(id: string): Promise<SuccessResponse> {
     return this.request('DELETE', `${this.api}/agent/schedules/${encodeURIComponent(id)}`);
   }
-
-  scheduleAction(id: string, action: 'pause' | 'resume' | 'run-now'): Promise<Json> {
+  scheduleAction(id: string, action: 'pause' | 'resume'): Promise<ScheduleItem>;
+  scheduleAction(id: string, action: 'run-now'): Promise<RunAgentResponse>;
+  scheduleAction(id: string, action: 'pause' | 'resume' | 'run-now'): Promise<ScheduleItem | RunAgentResponse> {
     return this.request('POST', `${this.api}/agent/schedules/${encodeURIComponent(id)}/${action}`);
   }
 
   // Secrets
-  listSecrets(): Promise<Json> {
+  listSecrets(): Promise<ListSecretsResponse> {
     return this.request('GET', `${this.api}/secrets`);
   }
-
-  createSecret(body: Json): Promise<Json> {
+  createSecret(body: CreateSecretInput): Promise<SecretItem> {
     return this.request('POST', `${this.api}/secrets`, body);
   }
-
-  updateSecret(name: string, scope: 'team' | 'personal', body: Json): Promise<Json> {
+  updateSecret(name: string, scope: 'team' | 'personal', body: PatchSecretInput): Promise<SecretItem> {
     return this.request('PATCH', `${this.api}/secrets/${encodeURIComponent(name)}?scope=${scope}`, body);
   }
-
-  deleteSecret(name: string, scope: 'team' | 'personal'): Promise<Json> {
+  /** 204: nothing comes back. */
+  deleteSecret(name: string, scope: 'team' | 'personal'): Promise<void> {
     return this.request('DELETE', `${this.api}/secrets/${encodeURIComponent(name)}?scope=${scope}`);
   }
 
   // Environments
-  listEnvironments(): Promise<Json> {
+  listEnvironments(): Promise<ListEnvironmentsResponse> {
     return this.request('GET', `${this.api}/agent/environments`);
   }
-  createEnvironment(body: Json): Promise<Json> {
+  createEnvironment(body: CreateEnvironmentInput): Promise<EnvironmentItem> {
     return this.request('POST', `${this.api}/agent/environments`, body);
   }
-  getEnvironment(id: string): Promise<Json> {
+  getEnvironment(id: string): Promise<EnvironmentItem> {
     return this.request('GET', `${this.api}/agent/environments/${encodeURIComponent(id)}`);
   }
-  updateEnvironment(id: string, body: Json): Promise<Json> {
+  updateEnvironment(id: string, body: PatchEnvironmentInput): Promise<EnvironmentItem> {
     return this.request('PATCH', `${this.api}/agent/environments/${encodeURIComponent(id)}`, body);
   }
-  deleteEnvironment(id: string): Promise<Json> {
+  deleteEnvironment(id: string): Promise<SuccessResponse> {
     return this.request('DELETE', `${this.api}/agent/environments/${encodeURIComponent(id)}`);
   }
 
   // Models, identity, admin
-  listModels(): Promise<Json> {
+  listModels(): Promise<ListModelsResponse> {
     return this.request('GET', `${this.api}/agent/models`);
   }
-  whoami(): Promise<Json> {
+  whoami(): Promise<MeResponse> {
     return this.request('GET', `${this.api}/me`);
   }
-  createApiKey(body: Json): Promise<Json> {
+  createApiKey(body: NewKeyInput): Promise<CreatedApiKey> {
     return this.request('POST', `${this.api}/api-keys`, body);
   }
-  listApiKeys(): Promise<Json> {
+  listApiKeys(): Promise<ListApiKeysResponse> {
     return this.request('GET', `${this.api}/api-keys`);
   }
-  expireApiKey(id: string): Promise<Json> {
+  expireApiKey(id: string): Promise<ExpireApiKeyResponse> {
     return this.request('POST', `${this.api}/api-keys/${encodeURIComponent(id)}/expire`);
   }
-  createTeam(body: Json): Promise<Json> {
+  createTeam(body: CreateTeamInput): Promise<TeamItem> {
     return this.request('POST', `${this.api}/admin/teams`, body);
   }
-  createUser(body: Json): Promise<Json> {
+  createUser(body: CreateUserInput): Promise<UserItem> {
     return this.request('POST', `${this.api}/admin/users`, body);
   }
-  createUserApiKey(user: string, body: Json): Promise<Json> {
+  createUserApiKey(user: string, body: NewKeyInput): Promise<CreatedApiKey> {
     return this.request('POST', `${this.api}/admin/users/${encodeURIComponent(user)}/api-keys`, body);
   }
-  createWorkerToken(body: Json): Promise<Json> {
+  createWorkerToken(body: CreateWorkerTokenInput): Promise<CreatedWorkerToken> {
     return this.request('POST', `${this.api}/worker-tokens`, body);
   }
-  listWorkerTokens(): Promise<Json> {
+  listWorkerTokens(): Promise<ListWorkerTokensResponse> {
     return this.request('GET', `${this.api}/worker-tokens`);
   }
-  revokeWorkerToken(id: string): Promise<Json> {
+  revokeWorkerToken(id: string): Promise<RevokeWorkerTokenResponse> {
     return this.request('POST', `${this.api}/worker-tokens/${encodeURIComponent(id)}/revoke`);
   }
 }

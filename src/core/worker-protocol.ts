@@ -15,6 +15,8 @@ import type { HarnessConfig, RunStatusMessage, RunUsage } from './run.js';
  *   POST /runs/{id}/finish           the terminal state and its status message
  *
  * Every per-run call carries the lease token; a stale one gets 409.
+ * The server validates and encodes these bodies with the zod schemas of
+ * src/api/worker-protocol.ts, which are checked to match these types.
  */
 export const WORKER_API = '/api/v1/worker';
 
@@ -71,6 +73,10 @@ export interface LeaseRequest {
   lease_token: string;
 }
 
+export interface StartResponse {
+  cancel_requested: boolean;
+}
+
 export interface HeartbeatResponse {
   lease_expires_at: number;
   cancel_requested: boolean;
@@ -91,10 +97,21 @@ export interface EventBatchRequest extends LeaseRequest {
   events: WorkerEvent[];
 }
 
+/** `duplicate`: the batch was recorded before (a retry); nothing was appended. */
+export interface EventBatchResponse {
+  first_seq: number;
+  count: number;
+  duplicate: boolean;
+}
+
 export type FinishState = 'SUCCEEDED' | 'FAILED' | 'CANCELLED' | 'ERROR';
 
 export interface FinishRequest extends LeaseRequest {
   state: FinishState;
-  status_message?: RunStatusMessage;
-  usage?: RunUsage;
+  status_message?: RunStatusMessage | undefined;
+  usage?: RunUsage | undefined;
+}
+
+export interface FinishResponse {
+  state: FinishState;
 }

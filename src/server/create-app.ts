@@ -1,6 +1,5 @@
-import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { isOzError, OzError } from '../core/errors.js';
 import { authenticate } from './auth.js';
 import type { ServerDeps } from './deps.js';
@@ -10,6 +9,7 @@ import { environmentRoutes } from './routes/environments.js';
 import { secretRoutes } from './routes/secrets.js';
 import { identityRoutes } from './routes/identity.js';
 import { modelRoutes } from './routes/models.js';
+import { registerOpenApi } from './routes/openapi.js';
 import { runEventRoutes } from './routes/run-events.js';
 import { runRoutes } from './routes/runs.js';
 import { unimplementedRoutes } from './routes/unimplemented.js';
@@ -19,6 +19,7 @@ import { scheduleRoutes } from './routes/schedules.js';
 import { Scheduler } from './scheduler.js';
 import { workerProtocolRoutes } from './routes/worker-protocol.js';
 import { WORKER_API } from '../core/worker-protocol.js';
+import { settingDefault } from '../core/config.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -34,6 +35,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
     bodyLimit: 1024 * 1024,
   });
   app.setValidatorCompiler(validatorCompiler);
+  // Answers are encoded through their route's response schema (src/api): a value the schema does not fit is a 500, a field it lacks is dropped.
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(problemHandler);
   app.setNotFoundHandler((request, reply) => sendProblem(reply, new OzError('resource_not_found', `no route ${request.method} ${request.url.split('?')[0]}`), request));
@@ -50,20 +52,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.decorateRequest('principal', null);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Oz API',
-        version: '1.0.0',
-        description: 'Self-hosted Oz: the Oz Agent API v1 plus environments, keys, teams and worker tokens.',
-      },
-      servers: [{ url: '/' }],
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearerAuth: [] }],
-    },
-    transform: jsonSchemaTransform,
-  });
+  await registerOpenApi(app, `${API_PREFIX}/openapi.json`);
 
   const streams = new Set<AbortController>();
   app.addHook('preClose', async () => {
@@ -86,10 +75,9 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
         .send({ status: 'degraded', database: unreachable ? 'unreachable' : 'error' });
     }
   });
-  app.get(`${API_PREFIX}/openapi.json`, { schema: { hide: true } }, async () => app.swagger());
 
   const runs = new RunService(deps);
-  const sweeper = new LifecycleSweeper(deps, runs, deps.sweepIntervalMs ?? 2000);
+  const sweeper = new LifecycleSweeper(deps, runs, deps.sweepIntervalMs ?? settingDefault('sweepIntervalMs'));
   const scheduler = new Scheduler(deps, runs, deps.schedulerIntervalMs ?? 1000);
   app.addHook('onReady', async () => {
     sweeper.start();

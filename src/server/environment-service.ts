@@ -2,7 +2,7 @@ import type { EnvironmentConfig, EnvironmentLimits, RepoSpec } from '../core/env
 import { defaultEnvironmentConfig } from '../core/environment.js';
 import { OzError } from '../core/errors.js';
 import { githubRepoUrl } from './presenters/environment.js';
-import type { CreateEnvironmentBody, PatchEnvironmentBody } from './schemas/environment-schemas.js';
+import type { CreateEnvironmentBody, PatchEnvironmentBody } from '../api/environments.js';
 
 type Limits = NonNullable<CreateEnvironmentBody['limits']>;
 

@@ -1,26 +1,16 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { OzError, type PlatformErrorCode } from '../core/errors.js';
+import type { ProblemBody } from '../api/problem.js';
+import { OzError } from '../core/errors.js';
 
 /**
  * problem+json (RFC 9457) with the Oz spec's members. Every error reply goes
  * through {@link problemHandler}: our OzErrors, the framework's own 400 / 404 /
  * 413 / 415, request validation, and anything unexpected (logged, then a
- * generic 500 that leaks nothing).
+ * generic 500 that leaks nothing). Its shape is the contract's
+ * (src/api/problem.ts), which clients parse.
  */
 export const PROBLEM_TYPE_BASE = 'https://docs.warp.dev/reference/api-and-sdk/troubleshooting/errors/';
-
-export interface ProblemBody {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  error: string;
-  error_code: PlatformErrorCode;
-  retryable: boolean;
-  reason?: string;
-  instance?: string;
-}
 
 export function problemOf(error: OzError, instance?: string): ProblemBody {
   return {

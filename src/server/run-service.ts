@@ -6,7 +6,7 @@ import { limitAbove } from '../core/environment.js';
 import type { Principal } from './auth.js';
 import { refuseAboveMaxima, teamLimits } from './limits.js';
 import type { ServerDeps } from './deps.js';
-import type { RunAgentRequest } from './schemas/run-schemas.js';
+import type { RunAgentRequest } from '../api/run-requests.js';
 
 /** Who acts: a caller of the API, or the scheduler on behalf of a schedule's creator. */
 export type Actor = Pick<Principal, 'team' | 'user'>;

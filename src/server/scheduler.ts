@@ -5,7 +5,7 @@ import { nextSlot } from './cron.js';
 import type { ServerDeps } from './deps.js';
 import { Periodic } from './periodic.js';
 import type { RunService } from './run-service.js';
-import type { RunAgentRequest } from './schemas/run-schemas.js';
+import type { RunAgentRequest } from '../api/run-requests.js';
 
 /** A taken slot whose spawn never got recorded is retried after this long (the scheduler died meanwhile). */
 const STALL_MS = 30_000;

@@ -1,22 +1,37 @@
+import { parseProblem, type Problem } from '../api/problem.js';
 import {
   WORKER_API,
   type ClaimRequest,
   type ClaimResponse,
   type ControlResponse,
   type EventBatchRequest,
+  type EventBatchResponse,
   type FinishRequest,
+  type FinishResponse,
   type HeartbeatResponse,
+  type StartResponse,
 } from '../core/worker-protocol.js';
 
-/** A protocol call the server refused: `stale` when our lease is gone (409). */
+/** A protocol call the server refused (its problem+json, when it sent one): `stale` when our lease is gone (409). */
 export class ProtocolError extends Error {
   constructor(
     message: string,
     readonly status: number | null,
     readonly reason: string | null,
+    readonly problem: Problem | null = null,
   ) {
     super(message);
     this.name = 'ProtocolError';
+  }
+
+  /** The catalog code (`error_code`) the server answered with. */
+  get code(): string | undefined {
+    return this.problem?.code;
+  }
+
+  /** Whether the server said the call may be retried. */
+  get retryable(): boolean | undefined {
+    return this.problem?.retryable;
   }
 
   get stale(): boolean {
@@ -73,13 +88,8 @@ export class ProtocolClient {
       throw new ProtocolError(`the server's answer was cut off: ${(error as Error).message}`, null, null);
     }
     if (!response.ok) {
-      let problem: { detail?: string; reason?: string } = {};
-      try {
-        problem = JSON.parse(text) as typeof problem;
-      } catch {
-        problem = {};
-      }
-      throw new ProtocolError(problem.detail ?? `HTTP ${response.status}`, response.status, problem.reason ?? null);
+      const problem = parseProblem(response.status, text);
+      throw new ProtocolError(problem.detail ?? `HTTP ${response.status}`, response.status, problem.reason ?? null, problem);
     }
     return JSON.parse(text) as T;
   }
@@ -87,7 +97,7 @@ export class ProtocolClient {
   claim(request: ClaimRequest, signal?: AbortSignal): Promise<ClaimResponse> {
     return this.call('POST', '/claim', request, signal);
   }
-  start(runId: string, leaseToken: string): Promise<{ cancel_requested: boolean }> {
+  start(runId: string, leaseToken: string): Promise<StartResponse> {
     return this.call('POST', `/runs/${runId}/start`, { lease_token: leaseToken });
   }
   heartbeat(runId: string, leaseToken: string, signal?: AbortSignal): Promise<HeartbeatResponse> {
@@ -97,10 +107,10 @@ export class ProtocolClient {
     const q = new URLSearchParams({ lease_token: leaseToken, wait_ms: String(waitMs) });
     return this.call('GET', `/runs/${runId}/control?${q.toString()}`, undefined, signal);
   }
-  events(runId: string, request: EventBatchRequest): Promise<{ first_seq: number; count: number; duplicate: boolean }> {
+  events(runId: string, request: EventBatchRequest): Promise<EventBatchResponse> {
     return this.call('POST', `/runs/${runId}/events`, request);
   }
-  finish(runId: string, request: FinishRequest): Promise<{ state: string }> {
+  finish(runId: string, request: FinishRequest): Promise<FinishResponse> {
     return this.call('POST', `/runs/${runId}/finish`, request);
   }
 }

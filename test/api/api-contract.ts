@@ -1,6 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { api, startOzServer, type Backend } from '../support/oz-server-process.js';
+import type { ConversationResponse as Conversation } from '../../src/api/conversation.js';
+import type { EnvironmentItem as CloudEnvironment, ListEnvironmentsResponse } from '../../src/api/environments.js';
+import type { CreatedApiKey, CreatedWorkerToken, ListApiKeysResponse, ListWorkerTokensResponse, MeResponse as Me, TeamItem, UserItem } from '../../src/api/identity.js';
+import type { ListModelsResponse } from '../../src/api/models.js';
+import type { ProblemBody as Problem } from '../../src/api/problem.js';
+import type { RunAgentResponse as CreatedRun, ListRunsResponse as RunList, RunItem } from '../../src/api/runs.js';
 import { openSse, type SseFrame, type SseStream } from './sse-client.js';
 
 /** The model the server is started with, so `/agent/models` has something to list. */
@@ -8,80 +14,6 @@ const DEFAULT_MODEL = 'anthropic/claude-sonnet-4-5';
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 type ApiResult = Awaited<ReturnType<typeof api>>;
-
-interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  error: string;
-  error_code: string;
-  retryable: boolean;
-  reason?: string;
-  instance?: string;
-}
-
-interface CreatedRun {
-  run_id: string;
-  task_id: string;
-  state: string;
-  at_capacity: boolean;
-}
-
-interface RunItem {
-  run_id: string;
-  task_id: string;
-  title: string;
-  state: string;
-  prompt: string;
-  source: string;
-  created_at: string;
-  updated_at: string;
-  conversation_id: string;
-  state_timestamps: Record<string, string>;
-  status_message?: { message: string; reason?: string };
-  agent_config: { harness: { type: string }; environment_id?: string; model_id?: string };
-  scope: { type: string; uid: string };
-}
-
-interface RunList {
-  runs: RunItem[];
-  page_info: { has_next_page: boolean; next_cursor?: string };
-}
-
-interface ContentBlock {
-  type: string;
-  text?: string;
-  name?: string;
-  data?: Record<string, unknown>;
-}
-
-interface Conversation {
-  conversation_id: string;
-  steps: { messages: { role: string; content: ContentBlock[] }[] }[];
-}
-
-interface CloudEnvironment {
-  uid: string;
-  config: {
-    name: string;
-    description: string | null;
-    github_repos: { owner: string; repo: string }[];
-    repos: { url: string; branch?: string }[];
-    setup_commands: string[];
-    env: Record<string, string>;
-    network: string;
-  };
-  last_updated: string;
-  setup_failed: boolean;
-  scope: { type: string; uid: string };
-}
-
-interface Me {
-  user: { uid: string; email: string; role: string };
-  team: { uid: string; name: string };
-  api_key: { uid: string };
-}
 
 /** Reads a JSON body as the shape the test expects (the assertions check it). */
 function bodyOf<T>(res: ApiResult): T {
@@ -178,13 +110,13 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
       const name = unique('team');
       const team = await call('POST', '/api/v1/admin/teams', { body: { name, ...(maxConcurrentRuns ? { max_concurrent_runs: maxConcurrentRuns } : {}) } });
       expect(team.status, JSON.stringify(team.body)).toBe(201);
-      const teamId = bodyOf<{ uid: string }>(team).uid;
+      const teamId = bodyOf<TeamItem>(team).uid;
       const user = await call('POST', '/api/v1/admin/users', { body: { email: `${unique('user')}@example.test`, team: name } });
       expect(user.status, JSON.stringify(user.body)).toBe(201);
-      const userId = bodyOf<{ uid: string }>(user).uid;
+      const userId = bodyOf<UserItem>(user).uid;
       const key = await call('POST', `/api/v1/admin/users/${userId}/api-keys`, { body: { name: 'test' } });
       expect(key.status, JSON.stringify(key.body)).toBe(201);
-      return { teamId, userId, key: bodyOf<{ key: string }>(key).key, name };
+      return { teamId, userId, key: bodyOf<CreatedApiKey>(key).key, name };
     }
 
     async function createEnvironment(body: Record<string, unknown>, key = admin): Promise<CloudEnvironment> {
@@ -361,7 +293,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
           );
           expectProblem(await call('GET', `/api/v1/agent/runs?ancestor_run_id=${runId}`, { key }), 404, 'resource_not_found');
           expect(await allRunIds(key)).not.toContain(runId);
-          const envs = bodyOf<{ environments: CloudEnvironment[] }>(await call('GET', '/api/v1/agent/environments', { key }));
+          const envs = bodyOf<ListEnvironmentsResponse>(await call('GET', '/api/v1/agent/environments', { key }));
           expect(envs.environments.map((e) => e.uid)).not.toContain(envId);
         };
         await probe(other.key, adminRun, adminEnv);
@@ -754,7 +686,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         const one = await call('GET', `/api/v1/agent/environments/${env.uid}`);
         expect(one.status).toBe(200);
         expect(one.body).toEqual(env);
-        const list = bodyOf<{ environments: CloudEnvironment[] }>(await call('GET', '/api/v1/agent/environments'));
+        const list = bodyOf<ListEnvironmentsResponse>(await call('GET', '/api/v1/agent/environments'));
         expect(list.environments.find((e) => e.uid === env.uid)).toEqual(env);
       });
 
@@ -783,12 +715,12 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         expect(deleted.body).toEqual({ success: true });
         expectProblem(await call('GET', `/api/v1/agent/environments/${env.uid}`), 404, 'resource_not_found');
         expectProblem(await call('DELETE', `/api/v1/agent/environments/${env.uid}`), 404, 'resource_not_found');
-        const list = bodyOf<{ environments: CloudEnvironment[] }>(await call('GET', '/api/v1/agent/environments'));
+        const list = bodyOf<ListEnvironmentsResponse>(await call('GET', '/api/v1/agent/environments'));
         expect(list.environments.map((e) => e.uid)).not.toContain(env.uid);
       });
 
       it('rejects invalid environments with 400 naming the field, and creates nothing', async () => {
-        const names = async () => bodyOf<{ environments: CloudEnvironment[] }>(await call('GET', '/api/v1/agent/environments')).environments.map((e) => e.uid);
+        const names = async () => bodyOf<ListEnvironmentsResponse>(await call('GET', '/api/v1/agent/environments')).environments.map((e) => e.uid);
         const before = await names();
         const post = (body: Record<string, unknown>) => call('POST', '/api/v1/agent/environments', { body: { name: unique('bad'), ...body } });
         expectProblem(await post({ description: 'd'.repeat(241) }), 400, 'invalid_request', 'description');
@@ -811,7 +743,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         const name = unique('laptop');
         const res = await call('POST', '/api/v1/api-keys', { body: { name } });
         expect(res.status, JSON.stringify(res.body)).toBe(201);
-        const created = bodyOf<{ uid: string; name: string; key: string; prefix: string; expired: boolean }>(res);
+        const created = bodyOf<CreatedApiKey>(res);
         expect(created.key).toMatch(/^oz_[A-Za-z0-9_-]{20,}$/);
         expect(created).toMatchObject({ name, expired: false });
         expect(created.key.startsWith(created.prefix)).toBe(true);
@@ -819,7 +751,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         const listed = await call('GET', '/api/v1/api-keys');
         expect(listed.status).toBe(200);
         expect(JSON.stringify(listed.body)).not.toContain(created.key);
-        const entry = bodyOf<{ api_keys: { uid: string; name: string; expired: boolean }[] }>(listed).api_keys.find((k) => k.uid === created.uid);
+        const entry = bodyOf<ListApiKeysResponse>(listed).api_keys.find((k) => k.uid === created.uid);
         expect(entry).toMatchObject({ name, expired: false });
         expect(Object.keys(entry ?? {})).not.toContain('key');
 
@@ -837,7 +769,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
 
       it("cannot expire another user's key", async () => {
         const member = await newTeam();
-        const memberKeys = bodyOf<{ api_keys: { uid: string }[] }>(await call('GET', '/api/v1/api-keys', { key: member.key })).api_keys;
+        const memberKeys = bodyOf<ListApiKeysResponse>(await call('GET', '/api/v1/api-keys', { key: member.key })).api_keys;
         const memberKeyId = memberKeys[0]?.uid ?? '';
         expect(memberKeyId.length).toBeGreaterThan(0);
         expectProblem(await call('POST', `/api/v1/api-keys/${memberKeyId}/expire`), 404, 'resource_not_found');
@@ -850,14 +782,14 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         const name = unique('worker');
         const res = await call('POST', '/api/v1/worker-tokens', { body: { name } });
         expect(res.status, JSON.stringify(res.body)).toBe(201);
-        const created = bodyOf<{ uid: string; name: string; token: string; revoked_at: string | null }>(res);
+        const created = bodyOf<CreatedWorkerToken>(res);
         expect(created.token).toMatch(/^ozw_[A-Za-z0-9_-]{20,}$/);
         expect(created).toMatchObject({ name, revoked_at: null });
 
         const listed = await call('GET', '/api/v1/worker-tokens');
         expect(listed.status).toBe(200);
         expect(JSON.stringify(listed.body)).not.toContain(created.token);
-        const tokens = () => call('GET', '/api/v1/worker-tokens').then((r) => bodyOf<{ worker_tokens: { uid: string; revoked_at: string | null }[] }>(r).worker_tokens);
+        const tokens = () => call('GET', '/api/v1/worker-tokens').then((r) => bodyOf<ListWorkerTokensResponse>(r).worker_tokens);
         expect((await tokens()).find((t) => t.uid === created.uid)).toMatchObject({ revoked_at: null });
 
         expectProblem(await call('GET', '/api/v1/me', { key: created.token }), 401, 'authentication_required');
@@ -875,7 +807,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
       it('lists the configured default model with its provider', async () => {
         const res = await call('GET', '/api/v1/agent/models');
         expect(res.status).toBe(200);
-        const body = bodyOf<{ default_model_id: string; models: { id: string; provider: string }[] }>(res);
+        const body = bodyOf<ListModelsResponse>(res);
         expect(body.default_model_id).toBe(DEFAULT_MODEL);
         expect(body.models).toContainEqual(expect.objectContaining({ id: DEFAULT_MODEL, provider: 'ANTHROPIC' }));
       });

@@ -4,6 +4,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { openFromSpec } from '../support/store-factories.js';
 import { until } from '../support/until.js';
+import type { CreatedApiKey, UserItem } from '../../src/api/identity.js';
+import type { ProblemBody as Problem } from '../../src/api/problem.js';
+import type { RunAgentResponse } from '../../src/api/runs.js';
 import { openSse, type SseStream } from './sse-client.js';
 
 /**
@@ -15,14 +18,6 @@ import { openSse, type SseStream } from './sse-client.js';
  */
 
 const MIB = 1024 * 1024;
-
-interface Problem {
-  status: number;
-  error_code: string;
-  retryable: boolean;
-  reason?: string;
-  detail: string;
-}
 
 /** A field of /proc/<pid>/status in bytes (VmRSS: resident now; VmHWM: the peak so far). */
 function procMemory(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -140,12 +135,12 @@ async function newTeam(server: OzServerHandle, name: string, keys = 1): Promise<
   expect((await api(server, 'POST', '/api/v1/admin/teams', { key: admin, body: { name, max_concurrent_runs: 50 } })).status).toBe(201);
   const user = await api(server, 'POST', '/api/v1/admin/users', { key: admin, body: { email: `${name}@example.test`, team: name } });
   expect(user.status, JSON.stringify(user.body)).toBe(201);
-  const userId = (user.body as { uid: string }).uid;
+  const userId = (user.body as UserItem).uid;
   const out: { uid: string; key: string }[] = [];
   for (let i = 0; i < keys; i++) {
     const res = await api(server, 'POST', `/api/v1/admin/users/${userId}/api-keys`, { key: admin, body: { name: `k${i}` } });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
-    out.push(res.body as { uid: string; key: string });
+    out.push(res.body as CreatedApiKey);
   }
   return { keys: out };
 }
@@ -153,7 +148,7 @@ async function newTeam(server: OzServerHandle, name: string, keys = 1): Promise<
 async function createRun(server: OzServerHandle, key: string, prompt: string): Promise<string> {
   const res = await api(server, 'POST', '/api/v1/agent/runs', { key, body: { prompt } });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return (res.body as { run_id: string }).run_id;
+  return (res.body as RunAgentResponse).run_id;
 }
 
 /** Append `count` output events of `textBytes` characters each straight into the server's store. */

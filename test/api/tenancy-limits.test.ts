@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ListEnvironmentsResponse } from '../../src/api/environments.js';
 import { systemClock } from '../../src/core/clock.js';
 import type { RunLimits } from '../../src/core/environment.js';
 import type { Team, User } from '../../src/core/identity.js';
-import type { ClaimedRun } from '../../src/core/worker-protocol.js';
+import type { ClaimedRun, ClaimResponse } from '../../src/core/worker-protocol.js';
 import { Envelope } from '../../src/secrets/envelope.js';
 import { createApp } from '../../src/server/create-app.js';
 import { API_KEY_PREFIX, mintCredential } from '../../src/server/credentials.js';
@@ -73,7 +74,7 @@ function describeTenancy(factory: StoreFactory): void {
         payload: JSON.stringify({ worker_id: 'w', max_runs: 64, wait_ms: 0 }),
       });
       expect(res.statusCode, res.body).toBe(200);
-      return (JSON.parse(res.body) as { runs: ClaimedRun[] }).runs;
+      return (JSON.parse(res.body) as ClaimResponse).runs;
     };
 
     beforeAll(async () => {
@@ -284,7 +285,7 @@ function describeTenancy(factory: StoreFactory): void {
         expectProblem(await call(alice.key, 'GET', '/api/v1/agent/runs/a%00b'), 400, 'path.runId');
         expectProblem(await call(alice.key, 'GET', '/api/v1/agent/environments/a%00b'), 400, 'path.uid');
         // Nothing was written.
-        const names = ((await call(alice.key, 'GET', '/api/v1/agent/environments')).body.environments as { config: { name: string } }[]).map((e) => e.config.name);
+        const names = ((await call(alice.key, 'GET', '/api/v1/agent/environments')).body as ListEnvironmentsResponse).environments.map((e) => e.config.name);
         expect(names.some((n) => n.includes('\u0000'))).toBe(false);
       });
     });

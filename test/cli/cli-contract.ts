@@ -3,6 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EnvironmentItem } from '../../src/api/environments.js';
+import type { RunEventMessage } from '../../src/api/run-events.js';
+import type { ListRunsResponse, RunAgentResponse, RunItem } from '../../src/api/runs.js';
 import { OZ_BIN, runOz, startOzServer, type Backend, type OzServerHandle } from '../support/oz-server-process.js';
 
 /** The `oz` CLI as a user runs it, against a real server, in every output format. */
@@ -30,7 +33,7 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
 
       const dispatched = await oz('agent', 'run-cloud', '-p', 'hello', '-e', envId, '--output-format', 'json');
       expect(dispatched.code).toBe(0);
-      const runId = (JSON.parse(dispatched.stdout) as { run_id: string }).run_id;
+      const runId = (JSON.parse(dispatched.stdout) as RunAgentResponse).run_id;
       expect(runId).toMatch(/^[0-9a-f-]{36}$/);
 
       const pretty = await oz('task', 'list');
@@ -38,14 +41,14 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       expect(pretty.stdout).toContain(runId);
       expect(pretty.stdout).toMatch(new RegExp(`${runId}\\s+(pending|queued)\\s+CLI`));
 
-      const json = JSON.parse((await oz('task', 'list', '--output-format', 'json')).stdout) as { runs: { run_id: string; agent_config: { environment_id: string } }[] };
+      const json = JSON.parse((await oz('task', 'list', '--output-format', 'json')).stdout) as ListRunsResponse;
       const listed = json.runs.find((r) => r.run_id === runId);
       expect(listed?.agent_config.environment_id).toBe(envId);
 
       const ndjson = (await oz('run', 'list', '--output-format', 'ndjson')).stdout
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l) as { run_id: string });
+        .map((l) => JSON.parse(l) as RunItem);
       expect(ndjson.map((r) => r.run_id)).toContain(runId);
 
       const text = (await runOz(['run', 'list'], { ...server.cliEnv, WARP_OUTPUT_FORMAT: 'text' })).stdout;
@@ -93,13 +96,11 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       const events = follow.stdout
         .trim()
         .split('\n')
-        .map((l) => JSON.parse(l) as { seq: number; type: string; data: { to?: string } });
+        .map((l) => JSON.parse(l) as RunEventMessage);
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
       expect(events.at(-1)?.data.to).toBe('CANCELLED');
       // The waiting run is still queued or pending: cancel it so --wait returns.
-      const list = JSON.parse((await oz('run', 'list', '--state', 'queued', '--state', 'pending', '--output-format', 'json', '-L', '50')).stdout) as {
-        runs: { run_id: string; prompt: string }[];
-      };
+      const list = JSON.parse((await oz('run', 'list', '--state', 'queued', '--state', 'pending', '--output-format', 'json', '-L', '50')).stdout) as ListRunsResponse;
       const waited = list.runs.find((r) => r.prompt === 'y');
       expect(waited).toBeDefined();
       await oz('run', 'cancel', waited?.run_id ?? '');
@@ -137,9 +138,7 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       const id = (await oz('e', 'create', '-n', 'api', '-r', 'file:///srv/git/api.git@main', '--env', 'FOO=1', '--output-format', 'text')).stdout.trim();
       const updated = await oz('e', 'update', id, '-c', 'make setup', '--env', 'BAR=2', '--remove-env', 'FOO', '-r', 'acme/lib', '--network', 'on');
       expect(updated.code).toBe(0);
-      const env = JSON.parse((await oz('e', 'get', id, '--output-format', 'json')).stdout) as {
-        config: { setup_commands: string[]; env: Record<string, string>; repos: { url: string; branch?: string }[]; github_repos: unknown[]; network: string };
-      };
+      const env = JSON.parse((await oz('e', 'get', id, '--output-format', 'json')).stdout) as EnvironmentItem;
       expect(env.config.setup_commands).toEqual(['make setup']);
       expect(env.config.env).toEqual({ BAR: '2' });
       expect(env.config.repos).toEqual([{ url: 'file:///srv/git/api.git', branch: 'main' }, { url: 'https://github.com/acme/lib.git' }]);
@@ -163,11 +162,7 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       const file = join(dir, 'agent.yaml');
       writeFileSync(file, 'prompt: from the file\ntitle: Filed\nconfig:\n  name: nightly\n  harness:\n    type: command\n');
       const runId = (await oz('agent', 'run-cloud', '-f', file, '--title', 'Flagged', '--output-format', 'text')).stdout.trim();
-      const run = JSON.parse((await oz('run', 'get', runId, '--output-format', 'json')).stdout) as {
-        prompt: string;
-        title: string;
-        agent_config: { name: string; harness: { type: string } };
-      };
+      const run = JSON.parse((await oz('run', 'get', runId, '--output-format', 'json')).stdout) as RunItem;
       expect(run).toMatchObject({ prompt: 'from the file', title: 'Flagged', agent_config: { name: 'nightly', harness: { type: 'command' } } });
       const bad = join(dir, 'bad.json');
       writeFileSync(bad, '{ not json');

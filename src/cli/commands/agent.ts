@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { Command } from 'commander';
-import type { Json } from '../../client/oz-client.js';
+import type { RunAgentRequestInput } from '../../api/run-requests.js';
 import { HARNESS_TYPES, type HarnessType } from '../../core/run.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { renderEvent } from '../render-events.js';
 import { collect, duration, oneOf, positiveInt } from '../parse.js';
 import { UsageError } from '../usage-error.js';
-import { stateOf, str } from './run-views.js';
+import { stateOf } from './run-views.js';
 
 interface RunCloudOptions {
   prompt?: string;
@@ -33,6 +33,9 @@ interface RunCloudOptions {
   codexAuthSecret?: string;
 }
 
+/** A JSON object as a user wrote it (a `--file`): the server validates it. */
+type Json = Record<string, unknown>;
+
 /** A run config file (`-f agent.yaml|json`): the API's request body, flags override it. */
 async function readRunFile(path: string): Promise<Json> {
   let text: string;
@@ -51,7 +54,7 @@ async function readRunFile(path: string): Promise<Json> {
   }
 }
 
-export async function buildRunBody(o: RunCloudOptions): Promise<Json> {
+export async function buildRunBody(o: RunCloudOptions): Promise<RunAgentRequestInput> {
   const body: Json = o.file ? await readRunFile(o.file) : {};
   const config: Json = { ...((body.config as Json | undefined) ?? {}) };
   if (o.prompt !== undefined) body.prompt = o.prompt;
@@ -84,7 +87,8 @@ export async function buildRunBody(o: RunCloudOptions): Promise<Json> {
   if (o.attach.length > 0) body.attachments = o.attach.map((path) => ({ file_name: path }));
   if (o.wait && o.follow) throw new UsageError('--wait and --follow: choose one (--follow also waits)');
   if (Object.keys(config).length > 0) body.config = config;
-  return body;
+  // The prompt is checked above; the rest is the file's and the flags', for the server to validate.
+  return body as RunAgentRequestInput;
 }
 
 /** Follow or wait until the run ends; exit 1 unless it SUCCEEDED. */
@@ -92,7 +96,7 @@ export async function awaitRun(ctx: CliContext, runId: string, follow: boolean):
   const final = await ctx.client.followRun(runId, { reconnect: true, onEvent: (e) => (follow ? renderEvent(ctx.out, e) : undefined) });
   const run = await ctx.client.getRun(runId);
   if (!follow) {
-    ctx.out.result(`Run ${runId} ended ${stateOf(run)}${run.status_message ? `: ${str((run.status_message as Json).message)}` : ''}`, run, `${runId}\t${str(run.state)}`);
+    ctx.out.result(`Run ${runId} ended ${stateOf(run)}${run.status_message ? `: ${run.status_message.message}` : ''}`, run, `${runId}\t${run.state}`);
   }
   if ((final ?? run.state) !== 'SUCCEEDED') process.exitCode = 1;
 }
@@ -129,7 +133,7 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
       const ctx = context(cmd);
       const body = await buildRunBody(options);
       const created = await ctx.client.createRun(body, options.idempotencyKey);
-      const runId = str(created.run_id);
+      const runId = created.run_id;
       ctx.out.result(`Spawned agent with run ID: ${runId}${created.at_capacity ? ' (queued: the team is at its concurrency limit)' : ''}`, created, runId);
       if (options.wait || options.follow) await awaitRun(ctx, runId, Boolean(options.follow));
     });

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
-import type { Json } from '../../client/oz-client.js';
+import type { CreateEnvironmentInput, EnvironmentItem, PatchEnvironmentInput } from '../../api/environments.js';
+import type { NetworkPolicy, RepoSpec } from '../../core/environment.js';
 import type { CliContext } from '../context.js';
 import { collect, oneOf } from '../parse.js';
 import { UsageError } from '../usage-error.js';
@@ -27,9 +28,9 @@ function parseEnvPair(pair: string): [string, string] {
   return [pair.slice(0, eq), pair.slice(eq + 1)];
 }
 
-function reposBody(specs: string[]): Json {
-  const github: Json[] = [];
-  const repos: Json[] = [];
+function reposBody(specs: string[]): Pick<CreateEnvironmentInput, 'github_repos' | 'repos'> {
+  const github: { owner: string; repo: string }[] = [];
+  const repos: { url: string; branch?: string }[] = [];
   for (const spec of specs) {
     const parsed = parseRepo(spec);
     if (parsed.github) github.push(parsed.github);
@@ -39,28 +40,28 @@ function reposBody(specs: string[]): Json {
 }
 
 const COLUMNS = [
-  { header: 'ID', value: (e: Json) => str(e.uid) },
-  { header: 'NAME', value: (e: Json) => str((e.config as Json).name) },
-  { header: 'REPOS', value: (e: Json) => String(((e.config as Json).repos as Json[]).length) },
-  { header: 'SCOPE', value: (e: Json) => str((e.scope as Json).type) },
-  { header: 'UPDATED', value: (e: Json) => str(e.last_updated) },
+  { header: 'ID', value: (e: EnvironmentItem) => e.uid },
+  { header: 'NAME', value: (e: EnvironmentItem) => e.config.name },
+  { header: 'REPOS', value: (e: EnvironmentItem) => String(e.config.repos.length) },
+  { header: 'SCOPE', value: (e: EnvironmentItem) => e.scope.type },
+  { header: 'UPDATED', value: (e: EnvironmentItem) => e.last_updated },
 ];
 
-function fields(env: Json): [string, string][] {
-  const c = env.config as Json;
-  const repos = (c.repos as Json[]).map((r) => `${str(r.url)}${r.branch ? `@${str(r.branch)}` : ''}`);
+function fields(env: EnvironmentItem): [string, string][] {
+  const c = env.config;
+  const repos = c.repos.map((r) => `${r.url}${r.branch ? `@${r.branch}` : ''}`);
   return [
-    ['ID', str(env.uid)],
-    ['Name', str(c.name)],
+    ['ID', env.uid],
+    ['Name', c.name],
     ['Description', str(c.description) || '-'],
     ['Docker image', str(c.docker_image) || '-'],
     ['Repos', repos.join(', ') || '-'],
-    ['Setup commands', (c.setup_commands as string[]).join(' && ') || '-'],
-    ['Env', Object.keys(c.env as Json).join(', ') || '-'],
-    ['Secrets', (c.secrets as string[]).join(', ') || '-'],
-    ['Network', str(c.network)],
-    ['Scope', str((env.scope as Json).type)],
-    ['Updated', str(env.last_updated)],
+    ['Setup commands', c.setup_commands.join(' && ') || '-'],
+    ['Env', Object.keys(c.env).join(', ') || '-'],
+    ['Secrets', c.secrets.join(', ') || '-'],
+    ['Network', c.network],
+    ['Scope', env.scope.type],
+    ['Updated', env.last_updated],
   ];
 }
 
@@ -74,7 +75,7 @@ interface CreateOptions {
   personal?: boolean;
   env: string[];
   secret: string[];
-  network?: string;
+  network?: NetworkPolicy;
 }
 
 interface UpdateOptions {
@@ -90,7 +91,7 @@ interface UpdateOptions {
   removeEnv: string[];
   secret: string[];
   removeSecret: string[];
-  network?: string;
+  network?: NetworkPolicy;
   force?: boolean;
 }
 
@@ -114,7 +115,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
       const ctx = context(cmd);
       if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
       if (o.description !== undefined && o.description.length > 240) throw new UsageError('--description: at most 240 characters');
-      const body: Json = {
+      const body: CreateEnvironmentInput = {
         name: o.name,
         ...(o.description !== undefined ? { description: o.description } : {}),
         ...(o.dockerImage !== undefined ? { docker_image: o.dockerImage } : {}),
@@ -126,7 +127,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         ...(o.personal ? { team: false } : {}),
       };
       const created = await ctx.client.createEnvironment(body);
-      ctx.out.result(`Created environment ${str((created.config as Json).name)} with ID: ${str(created.uid)}`, created, str(created.uid));
+      ctx.out.result(`Created environment ${created.config.name} with ID: ${created.uid}`, created, created.uid);
     });
 
   env
@@ -135,8 +136,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .action(async (_o: unknown, cmd: Command) => {
       const ctx = context(cmd);
       const result = await ctx.client.listEnvironments();
-      const items = result.environments as Json[];
-      ctx.out.list(items, COLUMNS, result, items, 'No environments.');
+      ctx.out.list(result.environments, COLUMNS, result, result.environments, 'No environments.');
     });
 
   env
@@ -169,17 +169,17 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
       const ctx = context(cmd);
       if (o.description !== undefined && o.removeDescription) throw new UsageError('--description and --remove-description: choose one');
       const current = await ctx.client.getEnvironment(id);
-      const c = current.config as Json;
+      const c = current.config;
       const missing = (what: string, value: string) => {
         if (!o.force) throw new UsageError(`${what}: "${value}" is not in the environment (use --force to ignore)`);
       };
-      const body: Json = {};
+      const body: PatchEnvironmentInput = {};
       if (o.name !== undefined) body.name = o.name;
       if (o.description !== undefined) body.description = o.description;
       if (o.removeDescription) body.description = null;
       if (o.dockerImage !== undefined) body.docker_image = o.dockerImage;
       if (o.repo.length > 0 || o.removeRepo.length > 0) {
-        let repos = (c.repos as { url: string; branch?: string }[]).slice();
+        let repos: RepoSpec[] = c.repos.slice();
         for (const spec of o.removeRepo) {
           const parsed = parseRepo(spec.replace(/@[^/@:]*$/, ''));
           const url = parsed.repo?.url ?? `https://github.com/${parsed.github?.owner}/${parsed.github?.repo}.git`;
@@ -195,7 +195,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         body.github_repos = [];
       }
       if (o.setupCommand.length > 0 || o.removeSetupCommand.length > 0) {
-        let commands = (c.setup_commands as string[]).slice();
+        let commands = c.setup_commands.slice();
         for (const command of o.removeSetupCommand) {
           if (!commands.includes(command)) missing('--remove-setup-command', command);
           commands = commands.filter((x) => x !== command);
@@ -203,7 +203,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         body.setup_commands = [...commands, ...o.setupCommand];
       }
       if (o.env.length > 0 || o.removeEnv.length > 0) {
-        const vars = { ...(c.env as Record<string, string>) };
+        const vars = { ...c.env };
         for (const key of o.removeEnv) {
           if (!(key in vars)) missing('--remove-env', key);
           delete vars[key];
@@ -212,7 +212,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         body.env = vars;
       }
       if (o.secret.length > 0 || o.removeSecret.length > 0) {
-        let secrets = (c.secrets as string[]).slice();
+        let secrets = c.secrets.slice();
         for (const s of o.removeSecret) {
           if (!secrets.includes(s)) missing('--remove-secret', s);
           secrets = secrets.filter((x) => x !== s);
@@ -222,7 +222,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
       if (o.network !== undefined) body.network = o.network;
       if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one option (see --help)');
       const updated = await ctx.client.updateEnvironment(id, body);
-      ctx.out.result(`Updated environment ${str(updated.uid)}.`, updated, str(updated.uid));
+      ctx.out.result(`Updated environment ${updated.uid}.`, updated, updated.uid);
     });
 
   env

@@ -1,16 +1,16 @@
 import { Command } from 'commander';
-import type { Json } from '../../client/oz-client.js';
+import type { ApiKeyItem, UserItem, WorkerTokenItem } from '../../api/identity.js';
 import type { CliContext } from '../context.js';
 import { duration, positiveInt, oneOf } from '../parse.js';
 import { UsageError } from '../usage-error.js';
 import { str } from './run-views.js';
 
 const KEY_COLUMNS = [
-  { header: 'ID', value: (k: Json) => str(k.uid) },
-  { header: 'NAME', value: (k: Json) => str(k.name) },
-  { header: 'PREFIX', value: (k: Json) => str(k.prefix) },
-  { header: 'CREATED', value: (k: Json) => str(k.created_at) },
-  { header: 'EXPIRES', value: (k: Json) => (k.expired ? 'expired' : str(k.expires_at) || 'never') },
+  { header: 'ID', value: (k: ApiKeyItem) => k.uid },
+  { header: 'NAME', value: (k: ApiKeyItem) => k.name },
+  { header: 'PREFIX', value: (k: ApiKeyItem) => k.prefix },
+  { header: 'CREATED', value: (k: ApiKeyItem) => k.created_at },
+  { header: 'EXPIRES', value: (k: ApiKeyItem) => (k.expired ? 'expired' : str(k.expires_at) || 'never') },
 ];
 
 function expiry(o: { expiresIn?: number; expiration?: boolean }): number | null {
@@ -19,7 +19,7 @@ function expiry(o: { expiresIn?: number; expiration?: boolean }): number | null 
 }
 
 /** Print a freshly minted secret: the only time it is ever shown. */
-function shownOnce(ctx: CliContext, what: string, secret: string, json: Json): void {
+function shownOnce(ctx: CliContext, what: string, secret: string, json: unknown): void {
   ctx.out.result(`Created ${what}. It is shown only now; store it safely:\n${secret}`, json, secret);
 }
 
@@ -33,7 +33,7 @@ export function apiKeyCommand(context: (cmd: Command) => CliContext): Command {
     .action(async (name: string, o: { expiresIn?: number; expiration?: boolean }, c: Command) => {
       const ctx = context(c);
       const key = await ctx.client.createApiKey({ name, expires_in_seconds: expiry(o) });
-      shownOnce(ctx, `API key ${name}`, str(key.key), key);
+      shownOnce(ctx, `API key ${name}`, key.key, key);
     });
   cmd
     .command('list')
@@ -41,20 +41,19 @@ export function apiKeyCommand(context: (cmd: Command) => CliContext): Command {
     .action(async (_o: unknown, c: Command) => {
       const ctx = context(c);
       const result = await ctx.client.listApiKeys();
-      const keys = result.api_keys as Json[];
-      ctx.out.list(keys, KEY_COLUMNS, result, keys, 'No API keys.');
+      ctx.out.list(result.api_keys, KEY_COLUMNS, result, result.api_keys, 'No API keys.');
     });
   cmd
     .command('expire <nameOrId>')
     .description('Expire one of your API keys now')
     .action(async (nameOrId: string, _o: unknown, c: Command) => {
       const ctx = context(c);
-      const keys = ((await ctx.client.listApiKeys()).api_keys as Json[]).filter((k) => !k.expired);
+      const keys = (await ctx.client.listApiKeys()).api_keys.filter((k) => !k.expired);
       const matches = keys.filter((k) => k.uid === nameOrId || k.name === nameOrId);
       if (matches.length === 0) throw new UsageError(`no live API key named or with ID "${nameOrId}"`);
       if (matches.length > 1) throw new UsageError(`several live keys are named "${nameOrId}"; give the ID`);
       const result = await ctx.client.expireApiKey(str(matches[0]?.uid));
-      ctx.out.result(`Expired API key ${nameOrId}.`, result, str(result.uid));
+      ctx.out.result(`Expired API key ${nameOrId}.`, result, result.uid);
     });
   return cmd;
 }
@@ -69,7 +68,7 @@ export function adminCommand(context: (cmd: Command) => CliContext): Command {
     .action(async (name: string, o: { maxConcurrentRuns?: number }, c: Command) => {
       const ctx = context(c);
       const created = await ctx.client.createTeam({ name, ...(o.maxConcurrentRuns ? { max_concurrent_runs: o.maxConcurrentRuns } : {}) });
-      ctx.out.result(`Created team ${name} with ID: ${str(created.uid)}`, created, str(created.uid));
+      ctx.out.result(`Created team ${name} with ID: ${created.uid}`, created, created.uid);
     });
   const user = admin.command('user').description('Users');
   user
@@ -78,7 +77,7 @@ export function adminCommand(context: (cmd: Command) => CliContext): Command {
     .requiredOption('--team <team>', 'team name or ID')
     .option('--role <role>', 'member (default) or admin', oneOf('--role', ['member', 'admin'] as const))
     .option('--display-name <name>', 'a display name')
-    .action(async (email: string, o: { team: string; role?: string; displayName?: string }, c: Command) => {
+    .action(async (email: string, o: { team: string; role?: UserItem['role']; displayName?: string }, c: Command) => {
       const ctx = context(c);
       const created = await ctx.client.createUser({
         email,
@@ -86,7 +85,7 @@ export function adminCommand(context: (cmd: Command) => CliContext): Command {
         ...(o.role ? { role: o.role } : {}),
         ...(o.displayName ? { display_name: o.displayName } : {}),
       });
-      ctx.out.result(`Created user ${email} with ID: ${str(created.uid)}`, created, str(created.uid));
+      ctx.out.result(`Created user ${email} with ID: ${created.uid}`, created, created.uid);
     });
   user
     .command('key <emailOrId>')
@@ -96,7 +95,7 @@ export function adminCommand(context: (cmd: Command) => CliContext): Command {
     .action(async (who: string, o: { name: string; expiresIn?: number }, c: Command) => {
       const ctx = context(c);
       const key = await ctx.client.createUserApiKey(who, { name: o.name, expires_in_seconds: o.expiresIn ?? null });
-      shownOnce(ctx, `API key ${o.name} for ${who}`, str(key.key), key);
+      shownOnce(ctx, `API key ${o.name} for ${who}`, key.key, key);
     });
   return admin;
 }
@@ -109,7 +108,7 @@ export function workerTokenCommand(context: (cmd: Command) => CliContext): Comma
     .action(async (name: string, _o: unknown, c: Command) => {
       const ctx = context(c);
       const token = await ctx.client.createWorkerToken({ name });
-      shownOnce(ctx, `worker token ${name}`, str(token.token), token);
+      shownOnce(ctx, `worker token ${name}`, token.token, token);
     });
   cmd
     .command('list')
@@ -117,14 +116,14 @@ export function workerTokenCommand(context: (cmd: Command) => CliContext): Comma
     .action(async (_o: unknown, c: Command) => {
       const ctx = context(c);
       const result = await ctx.client.listWorkerTokens();
-      const tokens = result.worker_tokens as Json[];
-      ctx.out.list(
+      const tokens = result.worker_tokens;
+      ctx.out.list<WorkerTokenItem>(
         tokens,
         [
-          { header: 'ID', value: (t) => str(t.uid) },
-          { header: 'NAME', value: (t) => str(t.name) },
-          { header: 'PREFIX', value: (t) => str(t.prefix) },
-          { header: 'CREATED', value: (t) => str(t.created_at) },
+          { header: 'ID', value: (t) => t.uid },
+          { header: 'NAME', value: (t) => t.name },
+          { header: 'PREFIX', value: (t) => t.prefix },
+          { header: 'CREATED', value: (t) => t.created_at },
           { header: 'REVOKED', value: (t) => str(t.revoked_at) || '-' },
         ],
         result,
@@ -137,11 +136,11 @@ export function workerTokenCommand(context: (cmd: Command) => CliContext): Comma
     .description('Revoke a worker token for good')
     .action(async (nameOrId: string, _o: unknown, c: Command) => {
       const ctx = context(c);
-      const tokens = ((await ctx.client.listWorkerTokens()).worker_tokens as Json[]).filter((t) => !t.revoked_at);
+      const tokens = (await ctx.client.listWorkerTokens()).worker_tokens.filter((t) => !t.revoked_at);
       const match = tokens.find((t) => t.uid === nameOrId || t.name === nameOrId);
       if (!match) throw new UsageError(`no live worker token named or with ID "${nameOrId}"`);
-      const result = await ctx.client.revokeWorkerToken(str(match.uid));
-      ctx.out.result(`Revoked worker token ${nameOrId}.`, result, str(result.uid));
+      const result = await ctx.client.revokeWorkerToken(match.uid);
+      ctx.out.result(`Revoked worker token ${nameOrId}.`, result, result.uid);
     });
   return cmd;
 }
@@ -154,12 +153,12 @@ export function modelCommand(context: (cmd: Command) => CliContext): Command {
     .action(async (_o: unknown, c: Command) => {
       const ctx = context(c);
       const result = await ctx.client.listModels();
-      const models = result.models as Json[];
+      const models = result.models;
       ctx.out.list(
         models,
         [
-          { header: 'ID', value: (m) => `${str(m.id)}${m.id === result.default_model_id ? ' (default)' : ''}` },
-          { header: 'PROVIDER', value: (m) => str(m.provider) },
+          { header: 'ID', value: (m) => `${m.id}${m.id === result.default_model_id ? ' (default)' : ''}` },
+          { header: 'PROVIDER', value: (m) => m.provider },
         ],
         result,
         models,
@@ -173,14 +172,12 @@ export function whoamiCommand(context: (cmd: Command) => CliContext): Command {
   return new Command('whoami').description('Show the user, team and key in use').action(async (_o: unknown, c: Command) => {
     const ctx = context(c);
     const me = await ctx.client.whoami();
-    const user = me.user as Json;
-    const team = me.team as Json;
-    const key = me.api_key as Json;
+    const { user, team, api_key: key } = me;
     ctx.out.object(
       [
-        ['User', `${str(user.email)} (${str(user.role)})`],
-        ['Team', `${str(team.name)} (${str(team.uid)})`],
-        ['API key', `${str(key.name)} (${str(key.prefix)}…)`],
+        ['User', `${user.email} (${user.role})`],
+        ['Team', `${team.name} (${team.uid})`],
+        ['API key', `${key.name} (${key.prefix}…)`],
         ['Server', ctx.serverUrl],
       ],
       me,

@@ -1,41 +1,42 @@
-import type { Json } from '../../client/oz-client.js';
+import type { RunItem } from '../../api/runs.js';
 import { cliStateName, isRunState } from '../../core/run-state.js';
 import type { Column } from '../output.js';
 
 export const str = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
 
-export function stateOf(run: Json): string {
+/** The CLI's name of the state; a state this CLI does not know (a newer server's) as it came. */
+export function stateOf(run: Pick<RunItem, 'state'>): string {
   return isRunState(run.state) ? cliStateName(run.state) : str(run.state);
 }
 
-export const RUN_COLUMNS: Column<Json>[] = [
-  { header: 'ID', value: (r) => str(r.run_id) },
+export const RUN_COLUMNS: Column<RunItem>[] = [
+  { header: 'ID', value: (r) => r.run_id },
   { header: 'STATE', value: stateOf },
-  { header: 'SOURCE', value: (r) => str(r.source) },
-  { header: 'CREATED', value: (r) => str(r.created_at) },
-  { header: 'TITLE', value: (r) => str(r.title) },
+  { header: 'SOURCE', value: (r) => r.source },
+  { header: 'CREATED', value: (r) => r.created_at },
+  { header: 'TITLE', value: (r) => r.title },
 ];
 
-export function runFields(run: Json): [string, string][] {
-  const config = (run.agent_config ?? {}) as Json;
-  const status = run.status_message as Json | undefined;
-  const usage = (run.usage ?? {}) as Json;
+export function runFields(run: RunItem): [string, string][] {
+  const config = run.agent_config;
+  const status = run.status_message;
+  const usage = run.usage;
   const fields: [string, string][] = [
-    ['ID', str(run.run_id)],
-    ['Title', str(run.title)],
+    ['ID', run.run_id],
+    ['Title', run.title],
     ['State', stateOf(run)],
-    ['Source', str(run.source)],
-    ['Prompt', str(run.prompt)],
+    ['Source', run.source],
+    ['Prompt', run.prompt],
     ['Environment', str(config.environment_id) || '(none)'],
-    ['Harness', str((config.harness as Json | undefined)?.type)],
+    ['Harness', config.harness.type],
     ['Model', str(config.model_id) || '(default)'],
-    ['Created', str(run.created_at)],
-    ['Updated', str(run.updated_at)],
+    ['Created', run.created_at],
+    ['Updated', run.updated_at],
     ['Started', str(run.started_at) || '-'],
-    ['Usage', `${str(usage.input_tokens)} in / ${str(usage.output_tokens)} out tokens, ${str(usage.steps)} steps`],
+    ['Usage', `${usage.input_tokens} in / ${usage.output_tokens} out tokens, ${usage.steps} steps`],
   ];
   if (status) {
-    fields.push(['Status', `${str(status.message)}${status.error_code ? ` [${str(status.error_code)}${status.reason ? `/${str(status.reason)}` : ''}]` : ''}`]);
+    fields.push(['Status', `${status.message}${status.error_code ? ` [${status.error_code}${status.reason ? `/${status.reason}` : ''}]` : ''}`]);
   }
   return fields;
 }

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { Json } from '../../client/oz-client.js';
+import type { ContentBlock, ConversationMessage } from '../../api/conversation.js';
 import { parseCliStateName, RUN_STATES, cliStateName } from '../../core/run-state.js';
 import { RUN_SOURCES } from '../../core/run.js';
 import type { CliContext } from '../context.js';
@@ -56,24 +56,31 @@ function abbreviate(text: string, lines = 3, width = 200): string {
   return shown.join('\n    ') + (all.length > lines ? `\n    … (${all.length - lines} more lines)` : '');
 }
 
+/** `value.message` of an open JSON value (event data), if it has one. */
+function messageOf(value: unknown): unknown {
+  return value !== null && typeof value === 'object' && 'message' in value ? value.message : undefined;
+}
+
 /** One conversation block as a transcript line: who said what, which tool with which input, its result. */
-function transcriptLine(role: string, block: Json): string {
+function transcriptLine(role: ConversationMessage['role'], block: ContentBlock): string {
   switch (block.type) {
     case 'text':
-      return `${role}: ${str(block.text)}`;
-    case 'action':
-      return block.name === 'setup_command' ? `setup: ${str((block.input as Json | undefined)?.command)}` : `→ ${str(block.name)} ${JSON.stringify(block.input ?? {})}`;
+      return `${role}: ${block.text}`;
+    case 'action': {
+      const input = block.input;
+      if (block.name !== 'setup_command') return `→ ${block.name} ${JSON.stringify(input ?? {})}`;
+      return `setup: ${str(input !== null && typeof input === 'object' && 'command' in input ? input.command : undefined)}`;
+    }
     case 'action_result': {
-      const output = (block.output ?? {}) as Json;
-      if (block.name === 'setup_command')
-        return `setup ${str(block.state)}${output.exit_code !== undefined && output.exit_code !== null ? ` (exit ${str(output.exit_code)})` : ''}`;
-      return `← ${str(block.name)}${block.state === 'failed' ? ' (error)' : ''}: ${abbreviate(str(output.text))}`;
+      const output = block.output;
+      if (block.name === 'setup_command') return `setup ${block.state}${output.exit_code !== undefined && output.exit_code !== null ? ` (exit ${str(output.exit_code)})` : ''}`;
+      return `← ${block.name}${block.state === 'failed' ? ' (error)' : ''}: ${abbreviate(str(output.text))}`;
     }
     default: {
-      const data = (block.data ?? {}) as Json;
+      const data = block.data;
       if (block.name === 'output') return abbreviate(str(data.text), 20);
       if (block.name === 'state_changed') {
-        const message = str((data.status_message as Json | undefined)?.message);
+        const message = str(messageOf(data.status_message));
         return `state: ${data.from ? `${str(data.from)} → ` : ''}${str(data.to)}${message ? ` (${message})` : ''}`;
       }
       if (block.name === 'usage') return `usage: ${str(data.input_tokens)} in / ${str(data.output_tokens)} out tokens, ${str(data.steps)} steps`;
@@ -85,11 +92,11 @@ function transcriptLine(role: string, block: Json): string {
 async function printConversation(ctx: CliContext, runId: string): Promise<void> {
   const conversation = await ctx.client.getConversation(runId);
   if (ctx.out.format === 'json' || ctx.out.format === 'ndjson') return ctx.out.result('', conversation, '');
-  for (const step of (conversation.steps as Json[]) ?? []) {
-    for (const message of (step.messages as Json[]) ?? []) {
-      for (const block of (message.content as Json[]) ?? []) {
-        const line = transcriptLine(str(message.role), block);
-        ctx.out.line(ctx.out.format === 'pretty' ? line : `${str(message.role)}\t${block.type as string}\t${line.replace(/\s+/g, ' ')}`);
+  for (const step of conversation.steps) {
+    for (const message of step.messages) {
+      for (const block of message.content) {
+        const line = transcriptLine(message.role, block);
+        ctx.out.line(ctx.out.format === 'pretty' ? line : `${message.role}\t${block.type}\t${line.replace(/\s+/g, ' ')}`);
       }
     }
   }
@@ -117,10 +124,8 @@ export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliC
     .action(async (options: ListOptions, cmd: Command) => {
       const ctx = context(cmd);
       const page = await ctx.client.listRuns(listQuery(options));
-      const runs = (page.runs as Json[]) ?? [];
-      ctx.out.list(runs, RUN_COLUMNS, page, runs, 'No runs.');
-      const info = page.page_info as Json | undefined;
-      if (ctx.out.format === 'pretty' && info?.has_next_page) ctx.out.line(`More: --cursor ${str(info.next_cursor)}`);
+      ctx.out.list(page.runs, RUN_COLUMNS, page, page.runs, 'No runs.');
+      if (ctx.out.format === 'pretty' && page.page_info.has_next_page) ctx.out.line(`More: --cursor ${str(page.page_info.next_cursor)}`);
     });
 
   run
@@ -135,7 +140,7 @@ export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliC
       if (options.follow) {
         await ctx.client.followRun(runId, { reconnect: true, onEvent: (e) => renderEvent(ctx.out, e) });
         const final = await ctx.client.getRun(runId);
-        if (ctx.out.format === 'pretty') ctx.out.line(`Run ${runId} is ${str(final.state).toLowerCase()}.`);
+        if (ctx.out.format === 'pretty') ctx.out.line(`Run ${runId} is ${final.state.toLowerCase()}.`);
         return;
       }
       const item = await ctx.client.getRun(runId);
@@ -150,7 +155,7 @@ export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliC
       const id = await ctx.client.cancelRun(runId);
       const now = await ctx.client.getRun(runId);
       const pretty = now.state === 'CANCELLED' ? `Cancelled run ${id}.` : `Cancel requested for run ${id}; the worker is stopping it.`;
-      ctx.out.result(pretty, { run_id: id, state: now.state }, `${id}\t${str(now.state)}`);
+      ctx.out.result(pretty, { run_id: id, state: now.state }, `${id}\t${now.state}`);
     });
 
   const conversation = run.command('conversation').description("A run's conversation");

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { Json } from '../../client/oz-client.js';
+import type { CreateScheduleInput, ScheduleItem, UpdateScheduleInput } from '../../api/schedules.js';
 import { HARNESS_TYPES, type HarnessType } from '../../core/run.js';
 import type { CliContext } from '../context.js';
 import { collect, oneOf } from '../parse.js';
@@ -28,21 +28,24 @@ interface ScheduleOptions {
   enabled?: boolean;
 }
 
+/** A JSON object as a user wrote it (a `--file`), with the flags applied: the server validates it. */
+type Json = Record<string, unknown>;
+
 const COLUMNS = [
-  { header: 'ID', value: (s: Json) => str(s.id) },
-  { header: 'NAME', value: (s: Json) => str(s.name) },
-  { header: 'SCHEDULE', value: (s: Json) => `${str(s.cron_schedule)} (${str(s.cron_description)}${s.timezone && s.timezone !== 'UTC' ? `, ${str(s.timezone)}` : ''})` },
-  { header: 'PAUSED', value: (s: Json) => (s.enabled ? 'no' : 'yes') },
+  { header: 'ID', value: (s: ScheduleItem) => s.id },
+  { header: 'NAME', value: (s: ScheduleItem) => s.name },
+  { header: 'SCHEDULE', value: (s: ScheduleItem) => `${s.cron_schedule} (${s.cron_description}${s.timezone && s.timezone !== 'UTC' ? `, ${s.timezone}` : ''})` },
+  { header: 'PAUSED', value: (s: ScheduleItem) => (s.enabled ? 'no' : 'yes') },
   {
     header: 'LAST RAN',
-    value: (s: Json) => {
-      const last = s.last_run as Json | null;
-      const when = str((s.history as Json | undefined)?.last_ran);
-      return last ? `${when} ${str(last.run_id)} ${str(last.state)}` : s.last_spawn_error ? `failed: ${str(s.last_spawn_error)}` : 'never';
+    value: (s: ScheduleItem) => {
+      const last = s.last_run;
+      const when = str(s.history.last_ran);
+      return last ? `${when} ${last.run_id} ${last.state}` : s.last_spawn_error ? `failed: ${s.last_spawn_error}` : 'never';
     },
   },
-  { header: 'NEXT RUN', value: (s: Json) => str((s.history as Json | undefined)?.next_run) || '-' },
-  { header: 'SCOPE', value: (s: Json) => str((s.scope as Json | undefined)?.type) },
+  { header: 'NEXT RUN', value: (s: ScheduleItem) => str(s.history.next_run) || '-' },
+  { header: 'SCOPE', value: (s: ScheduleItem) => s.scope.type },
 ];
 
 function templateOptions(cmd: Command): Command {
@@ -108,14 +111,15 @@ async function create(ctx: CliContext, o: ScheduleOptions): Promise<void> {
   if (!body.prompt && o.skill === undefined) throw new UsageError('--prompt: required (or --skill)');
   if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
   if (o.personal) body.team = false;
-  const schedule = await ctx.client.createSchedule(body);
-  const next = str((schedule.history as Json | undefined)?.next_run);
-  ctx.out.result(`Created schedule ${str(schedule.id)} (${str(schedule.cron_description)}; next run ${next || 'never'}).`, schedule, str(schedule.id));
+  // The required fields are checked above; the rest is the file's and the flags', for the server to validate.
+  const schedule = await ctx.client.createSchedule(body as CreateScheduleInput);
+  const next = str(schedule.history.next_run);
+  ctx.out.result(`Created schedule ${schedule.id} (${schedule.cron_description}; next run ${next || 'never'}).`, schedule, schedule.id);
 }
 
-function show(ctx: CliContext, schedule: Json): void {
+function show(ctx: CliContext, schedule: ScheduleItem): void {
   const row = COLUMNS.map((c) => `${c.header}: ${c.value(schedule)}`).join('\n');
-  ctx.out.result(`${row}\nPROMPT: ${str(schedule.prompt)}`, schedule, COLUMNS.map((c) => c.value(schedule)).join('\t'));
+  ctx.out.result(`${row}\nPROMPT: ${schedule.prompt}`, schedule, COLUMNS.map((c) => c.value(schedule)).join('\t'));
 }
 
 /** `oz schedule`: cron-triggered agents. Bare `oz schedule --name … --cron …` creates one. */
@@ -129,8 +133,7 @@ export function scheduleCommand(context: (cmd: Command) => CliContext): Command 
     .action(async (_o: unknown, c: Command) => {
       const ctx = context(c);
       const result = await ctx.client.listSchedules();
-      const schedules = result.schedules as Json[];
-      ctx.out.list(schedules, COLUMNS, result, schedules, 'No schedules.');
+      ctx.out.list(result.schedules, COLUMNS, result, result.schedules, 'No schedules.');
     });
   cmd
     .command('get <id>')
@@ -153,7 +156,7 @@ export function scheduleCommand(context: (cmd: Command) => CliContext): Command 
         overlap_policy: current.overlap_policy,
       };
       const body = applyFlags(o.file ? { ...base, ...(await readFileBody(o.file)) } : base, o);
-      show(ctx, await ctx.client.replaceSchedule(id, body));
+      show(ctx, await ctx.client.replaceSchedule(id, body as UpdateScheduleInput));
     },
   );
   for (const [name, action, verb, alias] of [
@@ -184,7 +187,7 @@ export function scheduleCommand(context: (cmd: Command) => CliContext): Command 
     .action(async (id: string, _o: unknown, c: Command) => {
       const ctx = context(c);
       const created = await ctx.client.scheduleAction(id, 'run-now');
-      ctx.out.result(`Spawned agent with run ID: ${str(created.run_id)}`, created, str(created.run_id));
+      ctx.out.result(`Spawned agent with run ID: ${created.run_id}`, created, created.run_id);
     });
   return cmd;
 }

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { Json } from '../../client/oz-client.js';
+import type { PatchSecretInput, SecretItem } from '../../api/secrets.js';
 import { SECRET_TYPES, secretVariable, type SecretType } from '../../core/secret.js';
 import type { CliContext } from '../context.js';
 import { oneOf } from '../parse.js';
@@ -8,13 +8,13 @@ import { UsageError } from '../usage-error.js';
 import { str } from './run-views.js';
 
 const COLUMNS = [
-  { header: 'NAME', value: (s: Json) => str(s.name) },
-  { header: 'TYPE', value: (s: Json) => str(s.type) },
-  { header: 'VARIABLE', value: (s: Json) => str(s.variable) },
-  { header: 'SCOPE', value: (s: Json) => str(s.scope) },
-  { header: 'SETUP-ONLY', value: (s: Json) => (s.setup_only ? 'yes' : 'no') },
-  { header: 'DESCRIPTION', value: (s: Json) => str(s.description) },
-  { header: 'UPDATED', value: (s: Json) => str(s.updated_at) },
+  { header: 'NAME', value: (s: SecretItem) => s.name },
+  { header: 'TYPE', value: (s: SecretItem) => s.type },
+  { header: 'VARIABLE', value: (s: SecretItem) => s.variable },
+  { header: 'SCOPE', value: (s: SecretItem) => s.scope },
+  { header: 'SETUP-ONLY', value: (s: SecretItem) => (s.setup_only ? 'yes' : 'no') },
+  { header: 'DESCRIPTION', value: (s: SecretItem) => str(s.description) },
+  { header: 'UPDATED', value: (s: SecretItem) => s.updated_at },
 ];
 
 interface ScopeOptions {
@@ -58,7 +58,7 @@ export function secretCommand(context: (cmd: Command) => CliContext): Command {
         team: scopeOf(o) === 'team',
         ...(o.setupOnly ? { setup_only: true } : {}),
       });
-      ctx.out.result(`Created ${str(secret.scope)} secret ${str(secret.name)} (${str(secret.variable)} in runs).`, secret, str(secret.name));
+      ctx.out.result(`Created ${secret.scope} secret ${secret.name} (${secret.variable} in runs).`, secret, secret.name);
     });
   cmd
     .command('update <name>')
@@ -76,14 +76,14 @@ export function secretCommand(context: (cmd: Command) => CliContext): Command {
     .action(async (name: string, o: ScopeOptions & { type?: SecretType; valueFile?: string; description?: string; setupOnly?: boolean }, c: Command) => {
       const ctx = context(c);
       const metadata = o.type !== undefined || o.description !== undefined || o.setupOnly !== undefined;
-      const body: Json = {
+      const body: PatchSecretInput = {
         ...(o.type !== undefined ? { type: o.type } : {}),
         ...(o.description !== undefined ? { description: o.description } : {}),
         ...(o.setupOnly !== undefined ? { setup_only: o.setupOnly } : {}),
         ...(o.valueFile !== undefined || !metadata ? { value: await readSecretValue(o.valueFile) } : {}),
       };
       const secret = await ctx.client.updateSecret(name, scopeOf(o), body);
-      ctx.out.result(`Updated ${str(secret.scope)} secret ${str(secret.name)}.`, secret, str(secret.name));
+      ctx.out.result(`Updated ${secret.scope} secret ${secret.name}.`, secret, secret.name);
     });
   cmd
     .command('delete <name>')
@@ -102,8 +102,7 @@ export function secretCommand(context: (cmd: Command) => CliContext): Command {
     .action(async (_o: unknown, c: Command) => {
       const ctx = context(c);
       const result = await ctx.client.listSecrets();
-      const secrets = result.secrets as Json[];
-      ctx.out.list(secrets, COLUMNS, result, secrets, 'No secrets.');
+      ctx.out.list(result.secrets, COLUMNS, result, result.secrets, 'No secrets.');
     });
   return cmd;
 }

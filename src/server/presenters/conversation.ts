@@ -1,14 +1,7 @@
+import type { ContentBlock, ConversationMessage, ConversationResponse, ConversationStep } from '../../api/conversation.js';
 import { toRfc3339 } from '../../core/clock.js';
 import type { RunEvent } from '../../core/run-event.js';
 import type { Run } from '../../core/run.js';
-
-type Block = Record<string, unknown>;
-interface Message {
-  role: 'user' | 'assistant' | 'tool' | 'system';
-  timestamp: string;
-  message_ids: string[];
-  content: Block[];
-}
 
 /**
  * The Oz ConversationResponse projected from a run's stored events: one root
@@ -18,21 +11,15 @@ interface Message {
  * and notices are `event` blocks. Consecutive output chunks of one stream are
  * merged into one block so a transcript stays readable.
  */
-export function presentConversation(run: Run, events: readonly RunEvent[]): Record<string, unknown> {
-  const messages: Message[] = [{ role: 'user', timestamp: toRfc3339(run.createdAt), message_ids: [`${run.id}:prompt`], content: [{ type: 'text', text: run.prompt }] }];
-  const push = (role: Message['role'], event: RunEvent, block: Block): void => {
+export function presentConversation(run: Run, events: readonly RunEvent[]): ConversationResponse {
+  const prompt: ConversationMessage = { role: 'user', timestamp: toRfc3339(run.createdAt), message_ids: [`${run.id}:prompt`], content: [{ type: 'text', text: run.prompt }] };
+  const messages: ConversationMessage[] = [prompt];
+  const push = (role: ConversationMessage['role'], event: RunEvent, block: ContentBlock): void => {
     const id = `${run.id}:${event.seq}`;
     const last = messages[messages.length - 1];
     const lastBlock = last?.content[last.content.length - 1];
-    if (
-      event.type === 'output' &&
-      last?.role === role &&
-      lastBlock?.type === 'event' &&
-      lastBlock.name === 'output' &&
-      (lastBlock.data as Record<string, unknown>).stream === event.data.stream
-    ) {
-      const data = lastBlock.data as Record<string, unknown>;
-      data.text = `${String(data.text)}${String(event.data.text ?? '')}`;
+    if (event.type === 'output' && last?.role === role && lastBlock?.type === 'event' && lastBlock.name === 'output' && lastBlock.data.stream === event.data.stream) {
+      lastBlock.data.text = `${String(lastBlock.data.text)}${String(event.data.text ?? '')}`;
       last.message_ids.push(id);
       return;
     }
@@ -66,31 +53,33 @@ export function presentConversation(run: Run, events: readonly RunEvent[]): Reco
         });
         break;
       case 'setup':
-        push('system', event, {
-          type: event.data.status === 'started' ? 'action' : 'action_result',
-          ...(event.data.status === 'started'
-            ? { id: `setup:${String(event.data.index ?? event.seq)}`, input: { command: event.data.command } }
+        push(
+          'system',
+          event,
+          event.data.status === 'started'
+            ? { type: 'action', id: `setup:${String(event.data.index ?? event.seq)}`, input: { command: event.data.command }, category: 'command', name: 'setup_command' }
             : {
+                type: 'action_result',
                 action_id: `setup:${String(event.data.index ?? '')}`,
                 state: event.data.status === 'succeeded' ? 'completed' : 'failed',
                 output: { exit_code: event.data.exit_code ?? null },
-              }),
-          category: 'command',
-          name: 'setup_command',
-        });
+                category: 'command',
+                name: 'setup_command',
+              },
+        );
         break;
       default:
         push('system', event, { type: 'event', name: event.type === 'state' ? 'state_changed' : event.type, data: { ...event.data } });
     }
   }
-  const step: Record<string, unknown> = {
+  const step: ConversationStep = {
     id: run.id,
     description: run.prompt,
-    started_at: messages[0]?.timestamp,
-    completed_at: messages[messages.length - 1]?.timestamp,
+    started_at: prompt.timestamp,
+    completed_at: (messages[messages.length - 1] ?? prompt).timestamp,
     messages,
     steps: [],
+    ...(run.statusMessage ? { summary: run.statusMessage.message } : {}),
   };
-  if (run.statusMessage) step.summary = run.statusMessage.message;
   return { conversation_id: run.id, steps: [step] };
 }

@@ -1,3 +1,4 @@
+import type { EnvironmentItem, LimitsItem } from '../../api/environments.js';
 import { toRfc3339 } from '../../core/clock.js';
 import type { Environment, EnvironmentLimits, RepoSpec } from '../../core/environment.js';
 
@@ -17,8 +18,8 @@ export function githubReposOf(repos: readonly RepoSpec[]): { owner: string; repo
   return out;
 }
 
-export function presentLimits(limits: EnvironmentLimits): Record<string, number> {
-  const out: Record<string, number> = {};
+export function presentLimits(limits: EnvironmentLimits): LimitsItem {
+  const out: LimitsItem = {};
   if (limits.maxRuntimeMs !== undefined) out.max_runtime_seconds = Math.round(limits.maxRuntimeMs / 1000);
   if (limits.pids !== undefined) out.pids = limits.pids;
   if (limits.memoryBytes !== undefined) out.memory_mb = Math.round(limits.memoryBytes / 2 ** 20);
@@ -29,7 +30,7 @@ export function presentLimits(limits: EnvironmentLimits): Record<string, number>
 }
 
 /** The spec's CloudEnvironment; our extensions live inside `config`. */
-export function presentEnvironment(env: Environment): Record<string, unknown> {
+export function presentEnvironment(env: Environment): EnvironmentItem {
   return {
     uid: env.id,
     config: {

@@ -1,14 +1,19 @@
+import type { ArtifactItem, RunAgentConfig, RunItem } from '../../api/runs.js';
 import { toRfc3339 } from '../../core/clock.js';
 import { LEASED_STATES, type RunState } from '../../core/run-state.js';
 import { authSecretField, type HarnessType, type Run, type RunArtifact } from '../../core/run.js';
 
+function presentArtifact(artifact: RunArtifact): ArtifactItem {
+  return { artifact_type: artifact.type, created_at: toRfc3339(artifact.createdAt), data: artifact.data };
+}
+
 /** The spec's RunItem, with our extensions `usage`, `state_timestamps`, `attempt`. */
-export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): Record<string, unknown> {
+export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): RunItem {
   const stateTimestamps: Partial<Record<RunState, string>> = {};
   for (const [state, at] of Object.entries(run.stateTimestamps) as [RunState, number][]) {
     stateTimestamps[state] = toRfc3339(at);
   }
-  const agentConfig: Record<string, unknown> = { harness: run.config.harness };
+  const agentConfig: RunAgentConfig = { harness: run.config.harness };
   if (run.config.name !== undefined) agentConfig.name = run.config.name;
   if (run.config.modelId !== undefined) agentConfig.model_id = run.config.modelId;
   if (run.environmentId !== null) agentConfig.environment_id = run.environmentId;
@@ -44,7 +49,7 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): Re
     ...(run.creatorId ? { creator: { type: 'user', uid: run.creatorId } } : {}),
     agent_config: agentConfig,
     conversation_id: run.id,
-    artifacts: artifacts.map((a) => ({ artifact_type: a.type, created_at: toRfc3339(a.createdAt), data: a.data })),
+    artifacts: artifacts.map(presentArtifact),
     ...(run.parentRunId ? { parent_run_id: run.parentRunId } : {}),
     is_sandbox_running: LEASED_STATES.includes(run.state),
     scope: { type: 'Team', uid: run.teamId },

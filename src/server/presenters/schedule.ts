@@ -1,3 +1,4 @@
+import type { ScheduleItem } from '../../api/schedules.js';
 import { toRfc3339 } from '../../core/clock.js';
 import type { Run } from '../../core/run.js';
 import type { Schedule } from '../../core/schedule.js';
@@ -7,7 +8,7 @@ import { describeCron } from '../cron.js';
  * The spec's ScheduledAgentItem, plus ours: `timezone`, `overlap_policy`,
  * `cron_description` (plain English) and `last_run {run_id, state}`.
  */
-export function presentSchedule(schedule: Schedule, lastRun: Run | null): Record<string, unknown> {
+export function presentSchedule(schedule: Schedule, lastRun: Run | null): ScheduleItem {
   return {
     id: schedule.id,
     name: schedule.name,
@@ -17,6 +18,7 @@ export function presentSchedule(schedule: Schedule, lastRun: Run | null): Record
     overlap_policy: schedule.overlapPolicy,
     enabled: schedule.enabled,
     prompt: schedule.prompt,
+    // Stored as the request schema validated it (src/api/run-requests.ts); the store types it only as a JSON object.
     agent_config: schedule.agentConfig,
     last_spawn_error: schedule.lastSpawnError,
     created_at: toRfc3339(schedule.createdAt),

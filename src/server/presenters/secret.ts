@@ -1,8 +1,9 @@
+import type { SecretItem } from '../../api/secrets.js';
 import { secretVariable, type Secret } from '../../core/secret.js';
 import { toRfc3339 } from '../../core/clock.js';
 
 /** A secret as the API shows it: metadata only; the value is never readable again. */
-export function presentSecret(secret: Secret): Record<string, unknown> {
+export function presentSecret(secret: Secret): SecretItem {
   return {
     uid: secret.id,
     name: secret.name,

@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { idParam } from '../../api/common.js';
+import { createEnvironmentSchema, deleteEnvironmentResponseSchema, environmentItemSchema, listEnvironmentsResponseSchema, patchEnvironmentSchema } from '../../api/environments.js';
 import { notFound } from '../../core/errors.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
 import { configFromCreate, configFromPatch } from '../environment-service.js';
 import { teamLimits, refuseAboveMaxima } from '../limits.js';
 import { presentEnvironment } from '../presenters/environment.js';
-import { idParam } from '../schemas/common.js';
-import { createEnvironmentSchema, patchEnvironmentSchema } from '../schemas/environment-schemas.js';
 
 /** The spec's `GET /agent/environments`, and our create / get / patch / delete. */
 export function environmentRoutes(deps: ServerDeps) {
@@ -16,66 +16,78 @@ export function environmentRoutes(deps: ServerDeps) {
     const r = app.withTypeProvider<ZodTypeProvider>();
     const params = z.object({ uid: idParam });
 
-    r.get('/agent/environments', { schema: { summary: 'List environments', tags: ['environments'] } }, async (request) => {
+    r.get('/agent/environments', { schema: { response: { 200: listEnvironmentsResponseSchema }, summary: 'List environments', tags: ['environments'] } }, async (request) => {
       const { team, user } = principalOf(request);
       const environments = await deps.store.listEnvironments(team.id, user.id);
       return { environments: environments.map(presentEnvironment) };
     });
 
-    r.post('/agent/environments', { schema: { body: createEnvironmentSchema, summary: 'Create an environment', tags: ['environments'] } }, async (request, reply) => {
-      const { team, user } = principalOf(request);
-      const body = request.body;
-      const config = configFromCreate(body);
-      refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
-      const env = await deps.store.createEnvironment(
-        {
-          teamId: team.id,
-          scope: body.team === false ? { type: 'user', userId: user.id } : { type: 'team' },
-          creatorId: user.id,
-          name: body.name,
-          description: body.description ?? null,
-          config,
-        },
-        deps.clock.now(),
-      );
-      return reply.status(201).send(presentEnvironment(env));
-    });
+    r.post(
+      '/agent/environments',
+      { schema: { body: createEnvironmentSchema, response: { 201: environmentItemSchema }, summary: 'Create an environment', tags: ['environments'] } },
+      async (request, reply) => {
+        const { team, user } = principalOf(request);
+        const body = request.body;
+        const config = configFromCreate(body);
+        refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
+        const env = await deps.store.createEnvironment(
+          {
+            teamId: team.id,
+            scope: body.team === false ? { type: 'user', userId: user.id } : { type: 'team' },
+            creatorId: user.id,
+            name: body.name,
+            description: body.description ?? null,
+            config,
+          },
+          deps.clock.now(),
+        );
+        return reply.status(201).send(presentEnvironment(env));
+      },
+    );
 
-    r.get('/agent/environments/:uid', { schema: { params, summary: 'Get an environment', tags: ['environments'] } }, async (request) => {
+    r.get('/agent/environments/:uid', { schema: { params, response: { 200: environmentItemSchema }, summary: 'Get an environment', tags: ['environments'] } }, async (request) => {
       const { team, user } = principalOf(request);
       const env = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
       if (!env) throw notFound('environment', request.params.uid);
       return presentEnvironment(env);
     });
 
-    r.patch('/agent/environments/:uid', { schema: { params, body: patchEnvironmentSchema, summary: 'Change an environment', tags: ['environments'] } }, async (request) => {
-      const { team, user } = principalOf(request);
-      const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
-      if (!current) throw notFound('environment', request.params.uid);
-      const body = request.body;
-      const config = configFromPatch(current.config, body);
-      if (body.limits !== undefined) refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
-      const updated = await deps.store.updateEnvironment(
-        team.id,
-        current.id,
-        {
-          // Who changed it last decides whether runs on it get personal secrets (docs/secrets.md).
-          updatedBy: user.id,
-          ...(body.name !== undefined ? { name: body.name } : {}),
-          ...(body.description !== undefined ? { description: body.description } : {}),
-          config,
-        },
-        deps.clock.now(),
-      );
-      if (!updated) throw notFound('environment', request.params.uid);
-      return presentEnvironment(updated);
-    });
+    r.patch(
+      '/agent/environments/:uid',
+      { schema: { params, body: patchEnvironmentSchema, response: { 200: environmentItemSchema }, summary: 'Change an environment', tags: ['environments'] } },
+      async (request) => {
+        const { team, user } = principalOf(request);
+        const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
+        if (!current) throw notFound('environment', request.params.uid);
+        const body = request.body;
+        const config = configFromPatch(current.config, body);
+        if (body.limits !== undefined) refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
+        const updated = await deps.store.updateEnvironment(
+          team.id,
+          current.id,
+          {
+            // Who changed it last decides whether runs on it get personal secrets (docs/secrets.md).
+            updatedBy: user.id,
+            ...(body.name !== undefined ? { name: body.name } : {}),
+            ...(body.description !== undefined ? { description: body.description } : {}),
+            config,
+          },
+          deps.clock.now(),
+        );
+        if (!updated) throw notFound('environment', request.params.uid);
+        return presentEnvironment(updated);
+      },
+    );
 
-    r.delete('/agent/environments/:uid', { schema: { params, summary: 'Delete an environment', tags: ['environments'] } }, async (request) => {
-      const { team, user } = principalOf(request);
-      const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
-      if (!current || !(await deps.store.deleteEnvironment(team.id, current.id))) throw notFound('environment', request.params.uid);
-      return { success: true };
-    });
+    r.delete(
+      '/agent/environments/:uid',
+      { schema: { params, response: { 200: deleteEnvironmentResponseSchema }, summary: 'Delete an environment', tags: ['environments'] } },
+      async (request) => {
+        const { team, user } = principalOf(request);
+        const current = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
+        if (!current || !(await deps.store.deleteEnvironment(team.id, current.id))) throw notFound('environment', request.params.uid);
+        return { success: true };
+      },
+    );
   };
 }

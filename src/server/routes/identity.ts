@@ -1,6 +1,29 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { idParam } from '../../api/common.js';
+import type { LimitsBody } from '../../api/environments.js';
+import {
+  createdApiKeySchema,
+  createdWorkerTokenSchema,
+  createTeamSchema,
+  createUserSchema,
+  createWorkerTokenSchema,
+  expireApiKeyResponseSchema,
+  listApiKeysResponseSchema,
+  listWorkerTokensResponseSchema,
+  meResponseSchema,
+  newKeySchema,
+  patchTeamSchema,
+  revokeWorkerTokenResponseSchema,
+  teamItemSchema,
+  userItemSchema,
+  type ApiKeyItem,
+  type CreatedApiKey,
+  type TeamItem,
+  type UserItem,
+  type WorkerTokenItem,
+} from '../../api/identity.js';
 import { toRfc3339 } from '../../core/clock.js';
 import { notFound, OzError } from '../../core/errors.js';
 import { limitAbove, type EnvironmentLimits } from '../../core/environment.js';
@@ -11,26 +34,8 @@ import type { ServerDeps } from '../deps.js';
 import { toLimits } from '../environment-service.js';
 import { teamLimits } from '../limits.js';
 import { presentLimits } from '../presenters/environment.js';
-import { idParam } from '../schemas/common.js';
-import { limitsSchema } from '../schemas/environment-schemas.js';
 
-const keyName = z.string().trim().min(1, 'must not be empty').max(100);
-const maxConcurrentRuns = z.number().int().min(1).max(10_000);
-const newKeyBody = z
-  .object({
-    name: keyName,
-    /** Seconds until the key expires; null or absent = never. */
-    expires_in_seconds: z
-      .number()
-      .int()
-      .min(60, 'must be at least 60')
-      .max(10 * 365 * 86400)
-      .nullable()
-      .optional(),
-  })
-  .strict();
-
-export const presentTeam = (t: Team) => ({
+export const presentTeam = (t: Team): TeamItem => ({
   uid: t.id,
   name: t.name,
   max_concurrent_runs: t.maxConcurrentRuns,
@@ -61,7 +66,7 @@ async function teamFor(deps: ServerDeps, principal: Principal, ref: string, fiel
 }
 
 /** A team's own ceilings, in the API's units; none may exceed the operator's (it would have no effect). */
-function ceilingsFrom(deps: ServerDeps, body: z.infer<typeof limitsSchema> | null | undefined): EnvironmentLimits | undefined {
+function ceilingsFrom(deps: ServerDeps, body: LimitsBody | null | undefined): EnvironmentLimits | undefined {
   if (body === undefined) return undefined;
   const ceilings = body === null ? {} : toLimits(body);
   const above = limitAbove(ceilings, teamLimits(deps, { limitCeilings: {} }).maxima);
@@ -74,8 +79,15 @@ function ceilingsFrom(deps: ServerDeps, body: z.infer<typeof limitsSchema> | nul
   return ceilings;
 }
 
-export const presentUser = (u: User) => ({ uid: u.id, team_uid: u.teamId, email: u.email, display_name: u.displayName, role: u.role, created_at: toRfc3339(u.createdAt) });
-const presentKey = (k: ApiKey, now: number) => ({
+export const presentUser = (u: User): UserItem => ({
+  uid: u.id,
+  team_uid: u.teamId,
+  email: u.email,
+  display_name: u.displayName,
+  role: u.role,
+  created_at: toRfc3339(u.createdAt),
+});
+const presentKey = (k: ApiKey, now: number): ApiKeyItem => ({
   uid: k.id,
   name: k.name,
   prefix: k.prefix,
@@ -84,7 +96,7 @@ const presentKey = (k: ApiKey, now: number) => ({
   expires_at: k.expiresAt === null ? null : toRfc3339(k.expiresAt),
   expired: k.expiresAt !== null && k.expiresAt <= now,
 });
-const presentWorkerToken = (t: WorkerToken) => ({
+const presentWorkerToken = (t: WorkerToken): WorkerTokenItem => ({
   uid: t.id,
   name: t.name,
   prefix: t.prefix,
@@ -93,7 +105,7 @@ const presentWorkerToken = (t: WorkerToken) => ({
 });
 
 /** Mint a key for a user; the secret is in this response only. */
-async function issueKey(deps: ServerDeps, user: User, name: string, expiresInSeconds: number | null | undefined) {
+async function issueKey(deps: ServerDeps, user: User, name: string, expiresInSeconds: number | null | undefined): Promise<CreatedApiKey> {
   const now = deps.clock.now();
   const minted = mintCredential(API_KEY_PREFIX);
   const key = await deps.store.createApiKey(
@@ -115,7 +127,7 @@ export function identityRoutes(deps: ServerDeps) {
   return async (app: FastifyInstance): Promise<void> => {
     const r = app.withTypeProvider<ZodTypeProvider>();
 
-    r.get('/me', { schema: { summary: 'The caller: user, team and key', tags: ['identity'] } }, async (request) => {
+    r.get('/me', { schema: { response: { 200: meResponseSchema }, summary: 'The caller: user, team and key', tags: ['identity'] } }, async (request) => {
       const { user, team, key } = principalOf(request);
       const limits = teamLimits(deps, team);
       return {
@@ -127,29 +139,38 @@ export function identityRoutes(deps: ServerDeps) {
       };
     });
 
-    r.post('/api-keys', { schema: { body: newKeyBody, summary: 'Create an API key for yourself (shown once)', tags: ['identity'] } }, async (request, reply) => {
-      const { user } = principalOf(request);
-      return reply.status(201).send(await issueKey(deps, user, request.body.name, request.body.expires_in_seconds));
-    });
+    r.post(
+      '/api-keys',
+      { schema: { body: newKeySchema, response: { 201: createdApiKeySchema }, summary: 'Create an API key for yourself (shown once)', tags: ['identity'] } },
+      async (request, reply) => {
+        const { user } = principalOf(request);
+        return reply.status(201).send(await issueKey(deps, user, request.body.name, request.body.expires_in_seconds));
+      },
+    );
 
-    r.get('/api-keys', { schema: { summary: 'Your API keys (never their secrets)', tags: ['identity'] } }, async (request) => {
+    r.get('/api-keys', { schema: { response: { 200: listApiKeysResponseSchema }, summary: 'Your API keys (never their secrets)', tags: ['identity'] } }, async (request) => {
       const { user, team } = principalOf(request);
       const now = deps.clock.now();
       return { api_keys: (await deps.store.listApiKeys(team.id, user.id)).map((k) => presentKey(k, now)) };
     });
 
-    r.post('/api-keys/:keyId/expire', { schema: { params: z.object({ keyId: idParam }), summary: 'Expire one of your API keys now', tags: ['identity'] } }, async (request) => {
-      const { user, team } = principalOf(request);
-      const own = (await deps.store.listApiKeys(team.id, user.id)).find((k) => k.id === request.params.keyId);
-      if (!own || !(await deps.store.expireApiKey(team.id, own.id, deps.clock.now()))) throw notFound('API key', request.params.keyId);
-      return { uid: own.id, expired: true };
-    });
+    r.post(
+      '/api-keys/:keyId/expire',
+      { schema: { params: z.object({ keyId: idParam }), response: { 200: expireApiKeyResponseSchema }, summary: 'Expire one of your API keys now', tags: ['identity'] } },
+      async (request) => {
+        const { user, team } = principalOf(request);
+        const own = (await deps.store.listApiKeys(team.id, user.id)).find((k) => k.id === request.params.keyId);
+        if (!own || !(await deps.store.expireApiKey(team.id, own.id, deps.clock.now()))) throw notFound('API key', request.params.keyId);
+        return { uid: own.id, expired: true };
+      },
+    );
 
     r.post(
       '/admin/teams',
       {
         schema: {
-          body: z.object({ name: keyName, max_concurrent_runs: maxConcurrentRuns.optional(), limit_ceilings: limitsSchema.optional() }).strict(),
+          body: createTeamSchema,
+          response: { 201: teamItemSchema },
           summary: 'Create a team (platform admin)',
           tags: ['admin'],
         },
@@ -170,8 +191,10 @@ export function identityRoutes(deps: ServerDeps) {
     );
 
     const teamParams = z.object({ teamId: idParam.describe('team uid or name') });
-    r.get('/admin/teams/:teamId', { schema: { params: teamParams, summary: 'Get a team (admin: your own; platform admin: any)', tags: ['admin'] } }, async (request) =>
-      presentTeam(await teamFor(deps, requireAdmin(request), request.params.teamId, 'path.teamId')),
+    r.get(
+      '/admin/teams/:teamId',
+      { schema: { params: teamParams, response: { 200: teamItemSchema }, summary: 'Get a team (admin: your own; platform admin: any)', tags: ['admin'] } },
+      async (request) => presentTeam(await teamFor(deps, requireAdmin(request), request.params.teamId, 'path.teamId')),
     );
 
     r.patch(
@@ -179,10 +202,8 @@ export function identityRoutes(deps: ServerDeps) {
       {
         schema: {
           params: teamParams,
-          body: z
-            .object({ max_concurrent_runs: maxConcurrentRuns.optional(), limit_ceilings: limitsSchema.nullable().optional() })
-            .strict()
-            .refine((p) => Object.keys(p).length > 0, { message: 'give at least one field to change' }),
+          body: patchTeamSchema,
+          response: { 200: teamItemSchema },
           summary: "Change a team's concurrency limit or limit ceilings (platform admin; given fields replace, limit_ceilings null removes them)",
           tags: ['admin'],
         },
@@ -204,14 +225,8 @@ export function identityRoutes(deps: ServerDeps) {
       '/admin/users',
       {
         schema: {
-          body: z
-            .object({
-              email: z.email('must be an email address').max(320),
-              team: z.string().min(1).max(200).describe('team name or uid'),
-              role: z.enum(['admin', 'member']).optional(),
-              display_name: z.string().trim().min(1).max(200).optional(),
-            })
-            .strict(),
+          body: createUserSchema,
+          response: { 201: userItemSchema },
           summary: 'Create a user in a team (admin: your own team; platform admin: any)',
           tags: ['admin'],
         },
@@ -233,7 +248,8 @@ export function identityRoutes(deps: ServerDeps) {
       {
         schema: {
           params: z.object({ userId: idParam }),
-          body: newKeyBody,
+          body: newKeySchema,
+          response: { 201: createdApiKeySchema },
           summary: "Issue a key for a user (admin of the user's team, or platform admin; shown once)",
           tags: ['admin'],
         },
@@ -249,7 +265,7 @@ export function identityRoutes(deps: ServerDeps) {
 
     r.post(
       '/worker-tokens',
-      { schema: { body: z.object({ name: keyName }).strict(), summary: 'Create a worker token (platform admin; shown once)', tags: ['workers'] } },
+      { schema: { body: createWorkerTokenSchema, response: { 201: createdWorkerTokenSchema }, summary: 'Create a worker token (platform admin; shown once)', tags: ['workers'] } },
       async (request, reply) => {
         const { user } = requirePlatformAdmin(request);
         const minted = mintCredential(WORKER_TOKEN_PREFIX);
@@ -258,14 +274,25 @@ export function identityRoutes(deps: ServerDeps) {
       },
     );
 
-    r.get('/worker-tokens', { schema: { summary: 'List worker tokens (platform admin)', tags: ['workers'] } }, async (request) => {
-      requirePlatformAdmin(request);
-      return { worker_tokens: (await deps.store.listWorkerTokens()).map(presentWorkerToken) };
-    });
+    r.get(
+      '/worker-tokens',
+      { schema: { response: { 200: listWorkerTokensResponseSchema }, summary: 'List worker tokens (platform admin)', tags: ['workers'] } },
+      async (request) => {
+        requirePlatformAdmin(request);
+        return { worker_tokens: (await deps.store.listWorkerTokens()).map(presentWorkerToken) };
+      },
+    );
 
     r.post(
       '/worker-tokens/:tokenId/revoke',
-      { schema: { params: z.object({ tokenId: idParam }), summary: 'Revoke a worker token (platform admin)', tags: ['workers'] } },
+      {
+        schema: {
+          params: z.object({ tokenId: idParam }),
+          response: { 200: revokeWorkerTokenResponseSchema },
+          summary: 'Revoke a worker token (platform admin)',
+          tags: ['workers'],
+        },
+      },
       async (request) => {
         requirePlatformAdmin(request);
         if (!(await deps.store.revokeWorkerToken(request.params.tokenId, deps.clock.now()))) throw notFound('worker token', request.params.tokenId);

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { idParam } from '../../api/common.js';
+import { RUN_EVENTS_MEDIA_TYPE, type RunEventMessage, type RunEventsEnd } from '../../api/run-events.js';
 import { toRfc3339 } from '../../core/clock.js';
 import { notFound, OzError } from '../../core/errors.js';
 import { DEFAULT_EVENT_STREAMS } from '../../core/config.js';
@@ -10,7 +12,7 @@ import { principalOf } from '../auth.js';
 import { hashSecret } from '../credentials.js';
 import type { ServerDeps } from '../deps.js';
 import { SseWriter, StreamSlots } from '../event-stream.js';
-import { idParam } from '../schemas/common.js';
+import { settingDefault } from '../../core/config.js';
 
 /**
  * Events read per store query: a stream starts small and doubles while the
@@ -22,7 +24,7 @@ const MIN_PAGE = 8;
 const MAX_PAGE = 500;
 
 export function sseFrame(event: RunEvent): string {
-  const payload = { seq: event.seq, type: event.type, at: toRfc3339(event.at), data: event.data };
+  const payload: RunEventMessage = { seq: event.seq, type: event.type, at: toRfc3339(event.at), data: event.data };
   return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(payload)}\n\n`;
 }
 
@@ -69,6 +71,13 @@ export function runEventRoutes(deps: ServerDeps, streams: Set<AbortController>) 
         schema: {
           params: z.object({ runId: idParam }),
           querystring: z.object({ after: z.coerce.number().int().min(0).optional() }).strict(),
+          // Documentation only: the handler writes the stream itself, so nothing is serialized through it.
+          response: {
+            200: {
+              description: 'server-sent events: `id: <seq>`, `event: <type>`, `data: {seq, type, at, data}`; last `event: end` with `{state, last_seq}` (src/api/run-events.ts)',
+              content: { [RUN_EVENTS_MEDIA_TYPE]: { schema: z.string() } },
+            },
+          },
           summary: "Stream a run's events (SSE; resumable with Last-Event-ID)",
           tags: ['runs'],
         },
@@ -94,7 +103,7 @@ export function runEventRoutes(deps: ServerDeps, streams: Set<AbortController>) 
         res.on('close', () => abort.abort());
         if (res.destroyed) abort.abort();
         const writer = new SseWriter(res, settings.unwritableTimeoutMs, abort.signal);
-        const pollMs = deps.eventPollMs ?? 1000;
+        const pollMs = deps.eventPollMs ?? settingDefault('eventPollMs');
         let page = FIRST_PAGE;
         let lastWrite = Date.now();
         // Since when nothing happened: no event sent and no worker holding the run.
@@ -140,7 +149,8 @@ export function runEventRoutes(deps: ServerDeps, streams: Set<AbortController>) 
               continue;
             }
             if (!run || isTerminal(run.state)) {
-              writer.write(`event: end\ndata: ${JSON.stringify({ state: run?.state ?? null, last_seq: after })}\n\n`);
+              const end: RunEventsEnd = { state: run?.state ?? null, last_seq: after };
+              writer.write(`event: end\ndata: ${JSON.stringify(end)}\n\n`);
               break;
             }
             const now = Date.now();

@@ -1,6 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { idParam } from '../../api/common.js';
+import { conversationResponseSchema } from '../../api/conversation.js';
+import { listRunsQuerySchema, runAgentRequestSchema, type ListRunsQueryParams } from '../../api/run-requests.js';
+import { cancelRunResponseSchema, listRunsResponseSchema, runAgentResponseSchema, runItemSchema } from '../../api/runs.js';
 import { notFound, OzError } from '../../core/errors.js';
 import type { RunFilters, RunSource } from '../../core/run.js';
 import { principalOf } from '../auth.js';
@@ -8,8 +12,6 @@ import type { ServerDeps } from '../deps.js';
 import { presentConversation } from '../presenters/conversation.js';
 import { presentRun } from '../presenters/run-item.js';
 import type { RunService } from '../run-service.js';
-import { idParam } from '../schemas/common.js';
-import { listRunsQuerySchema, runAgentRequestSchema, type ListRunsQueryParams } from '../schemas/run-schemas.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -56,7 +58,7 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
     const runIdParams = z.object({ runId: idParam });
 
     for (const url of ['/agent/runs', '/agent/run']) {
-      r.post(url, { schema: { body: runAgentRequestSchema, summary: 'Run an agent', tags: ['runs'] } }, async (request) => {
+      r.post(url, { schema: { body: runAgentRequestSchema, response: { 200: runAgentResponseSchema }, summary: 'Run an agent', tags: ['runs'] } }, async (request) => {
         const principal = principalOf(request);
         const key = idempotencyKeyOf(request);
         const { run, atCapacity } = await runs.create(principal, request.body, {
@@ -67,7 +69,7 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
       });
     }
 
-    r.get('/agent/runs', { schema: { querystring: listRunsQuerySchema, summary: 'List runs', tags: ['runs'] } }, async (request) => {
+    r.get('/agent/runs', { schema: { querystring: listRunsQuerySchema, response: { 200: listRunsResponseSchema }, summary: 'List runs', tags: ['runs'] } }, async (request) => {
       const principal = principalOf(request);
       const q = request.query;
       if (q.ancestor_run_id !== undefined && !(await deps.store.getRun(principal.team.id, q.ancestor_run_id))) {
@@ -93,7 +95,7 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
       };
     });
 
-    r.get('/agent/runs/:runId', { schema: { params: runIdParams, summary: 'Get a run', tags: ['runs'] } }, async (request) => {
+    r.get('/agent/runs/:runId', { schema: { params: runIdParams, response: { 200: runItemSchema }, summary: 'Get a run', tags: ['runs'] } }, async (request) => {
       const run = await deps.store.getRun(principalOf(request).team.id, request.params.runId);
       if (!run) throw notFound('run', request.params.runId);
       return presentRun(run, await deps.store.listRunArtifacts([run.id]));
@@ -112,18 +114,32 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
       }
       return presentConversation(run, events);
     };
-    r.get('/agent/runs/:runId/conversation', { schema: { params: runIdParams, summary: "A run's conversation", tags: ['runs'] } }, async (request) =>
-      conversation(principalOf(request).team.id, request.params.runId),
+    r.get(
+      '/agent/runs/:runId/conversation',
+      { schema: { params: runIdParams, response: { 200: conversationResponseSchema }, summary: "A run's conversation", tags: ['runs'] } },
+      async (request) => conversation(principalOf(request).team.id, request.params.runId),
     );
     r.get(
       '/agent/conversations/:conversationId',
-      { schema: { params: z.object({ conversationId: idParam }), summary: 'A conversation (its id is the run id)', tags: ['runs'] } },
+      {
+        schema: {
+          params: z.object({ conversationId: idParam }),
+          response: { 200: conversationResponseSchema },
+          summary: 'A conversation (its id is the run id)',
+          tags: ['runs'],
+        },
+      },
       async (request) => conversation(principalOf(request).team.id, request.params.conversationId),
     );
 
-    r.post('/agent/runs/:runId/cancel', { schema: { params: runIdParams, summary: 'Cancel a run', tags: ['runs'] } }, async (request, reply) => {
-      const run = await runs.cancel(principalOf(request), request.params.runId);
-      return reply.type('application/json').send(JSON.stringify(run.id));
-    });
+    r.post(
+      '/agent/runs/:runId/cancel',
+      { schema: { params: runIdParams, response: { 200: cancelRunResponseSchema }, summary: 'Cancel a run', tags: ['runs'] } },
+      async (request, reply) => {
+        const run = await runs.cancel(principalOf(request), request.params.runId);
+        // Serialized here: a string the handler returned would be sent as text/plain.
+        return reply.type('application/json').send(JSON.stringify(run.id));
+      },
+    );
   };
 }

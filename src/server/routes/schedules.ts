@@ -1,6 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { idParam } from '../../api/common.js';
+import type { RunAgentRequest } from '../../api/run-requests.js';
+import { runAgentResponseSchema } from '../../api/runs.js';
+import {
+  createScheduleSchema,
+  deleteScheduleResponseSchema,
+  listSchedulesResponseSchema,
+  scheduleItemSchema,
+  updateScheduleSchema,
+  type ScheduleItem,
+} from '../../api/schedules.js';
 import { notFound, OzError } from '../../core/errors.js';
 import type { Team } from '../../core/identity.js';
 import type { Schedule } from '../../core/schedule.js';
@@ -9,11 +20,8 @@ import { principalOf } from '../auth.js';
 import { checkCron, checkTimezone, nextSlot } from '../cron.js';
 import type { ServerDeps } from '../deps.js';
 import { presentSchedule } from '../presenters/schedule.js';
-import { idParam } from '../schemas/common.js';
-import { createScheduleSchema, updateScheduleSchema } from '../schemas/schedule-schemas.js';
 import type { Scheduler } from '../scheduler.js';
 import { rejectUnimplemented } from '../run-service.js';
-import type { RunAgentRequest } from '../schemas/run-schemas.js';
 
 /** A schedule's template: a prompt, and no spec field we do not implement (named, never ignored). */
 function checkTemplate(body: { prompt?: string | undefined; agent_config?: RunAgentRequest['config'] | undefined }): string {
@@ -38,7 +46,7 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
   return async (app: FastifyInstance): Promise<void> => {
     const r = app.withTypeProvider<ZodTypeProvider>();
     const params = z.object({ scheduleId: idParam });
-    const present = async (schedule: Schedule): Promise<Record<string, unknown>> =>
+    const present = async (schedule: Schedule): Promise<ScheduleItem> =>
       presentSchedule(schedule, schedule.lastRunId ? await deps.store.getRun(schedule.teamId, schedule.lastRunId) : null);
     const timing = (cron: string, timezone: string, enabled: boolean): number | null => {
       const next = nextSlot(cron, timezone, deps.clock.now());
@@ -63,77 +71,91 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
       return schedule;
     };
 
-    r.post('/agent/schedules', { schema: { body: createScheduleSchema, summary: 'Create a scheduled agent', tags: ['schedules'] } }, async (request, reply) => {
-      const { team, user } = principalOf(request);
-      const body = request.body;
-      const prompt = checkTemplate(body);
-      const cron = checkCron(body.cron_schedule);
-      const timezone = checkTimezone(body.timezone ?? 'UTC');
-      const enabled = body.enabled ?? true;
-      await checkReferences(team, user.id, body.agent_config);
-      const schedule = await deps.store.schedules.create(
-        {
-          teamId: team.id,
-          scope: body.team === false ? { type: 'user', userId: user.id } : { type: 'team' },
-          creatorId: user.id,
-          name: body.name,
-          cron,
-          timezone,
-          overlapPolicy: body.overlap_policy ?? 'allow',
-          enabled,
-          prompt,
-          agentConfig: body.agent_config ?? {},
-          nextFireAt: timing(cron, timezone, enabled),
-        },
-        deps.clock.now(),
-      );
-      return reply.status(201).send(await present(schedule));
-    });
+    r.post(
+      '/agent/schedules',
+      { schema: { body: createScheduleSchema, response: { 201: scheduleItemSchema }, summary: 'Create a scheduled agent', tags: ['schedules'] } },
+      async (request, reply) => {
+        const { team, user } = principalOf(request);
+        const body = request.body;
+        const prompt = checkTemplate(body);
+        const cron = checkCron(body.cron_schedule);
+        const timezone = checkTimezone(body.timezone ?? 'UTC');
+        const enabled = body.enabled ?? true;
+        await checkReferences(team, user.id, body.agent_config);
+        const schedule = await deps.store.schedules.create(
+          {
+            teamId: team.id,
+            scope: body.team === false ? { type: 'user', userId: user.id } : { type: 'team' },
+            creatorId: user.id,
+            name: body.name,
+            cron,
+            timezone,
+            overlapPolicy: body.overlap_policy ?? 'allow',
+            enabled,
+            prompt,
+            agentConfig: body.agent_config ?? {},
+            nextFireAt: timing(cron, timezone, enabled),
+          },
+          deps.clock.now(),
+        );
+        return reply.status(201).send(await present(schedule));
+      },
+    );
 
-    r.get('/agent/schedules', { schema: { summary: 'List scheduled agents (by name)', tags: ['schedules'] } }, async (request) => {
+    r.get('/agent/schedules', { schema: { response: { 200: listSchedulesResponseSchema }, summary: 'List scheduled agents (by name)', tags: ['schedules'] } }, async (request) => {
       const { team, user } = principalOf(request);
       const schedules = await deps.store.schedules.list(team.id, user.id);
       return { schedules: await Promise.all(schedules.map(present)) };
     });
 
-    r.get('/agent/schedules/:scheduleId', { schema: { params, summary: 'Get a scheduled agent', tags: ['schedules'] } }, async (request) => present(await find(request)));
+    r.get('/agent/schedules/:scheduleId', { schema: { params, response: { 200: scheduleItemSchema }, summary: 'Get a scheduled agent', tags: ['schedules'] } }, async (request) =>
+      present(await find(request)),
+    );
 
-    r.put('/agent/schedules/:scheduleId', { schema: { params, body: updateScheduleSchema, summary: 'Replace a scheduled agent', tags: ['schedules'] } }, async (request) => {
-      const current = await find(request);
-      const { team, user } = principalOf(request);
-      const body = request.body;
-      const prompt = checkTemplate(body);
-      // The new template is the editor's: its references are checked for them, and it runs as them.
-      await checkReferences(team, user.id, body.agent_config);
-      const cron = checkCron(body.cron_schedule);
-      const timezone = checkTimezone(body.timezone ?? current.timezone);
-      const sameTiming = cron === current.cron && timezone === current.timezone && current.enabled && body.enabled;
-      const updated = await deps.store.schedules.update(
-        current.teamId,
-        current.id,
-        {
-          ...(user.id !== current.creatorId ? { creatorId: user.id } : {}),
-          updatedBy: user.id,
-          name: body.name,
-          cron,
-          timezone,
-          overlapPolicy: body.overlap_policy ?? current.overlapPolicy,
-          enabled: body.enabled,
-          prompt,
-          agentConfig: body.agent_config ?? {},
-          // Unchanged timing keeps its next slot; otherwise the next one from now.
-          nextFireAt: sameTiming ? current.nextFireAt : timing(cron, timezone, body.enabled),
-        },
-        deps.clock.now(),
-      );
-      if (!updated) throw notFound('schedule', current.id);
-      return present(updated);
-    });
+    r.put(
+      '/agent/schedules/:scheduleId',
+      { schema: { params, body: updateScheduleSchema, response: { 200: scheduleItemSchema }, summary: 'Replace a scheduled agent', tags: ['schedules'] } },
+      async (request) => {
+        const current = await find(request);
+        const { team, user } = principalOf(request);
+        const body = request.body;
+        const prompt = checkTemplate(body);
+        // The new template is the editor's: its references are checked for them, and it runs as them.
+        await checkReferences(team, user.id, body.agent_config);
+        const cron = checkCron(body.cron_schedule);
+        const timezone = checkTimezone(body.timezone ?? current.timezone);
+        const sameTiming = cron === current.cron && timezone === current.timezone && current.enabled && body.enabled;
+        const updated = await deps.store.schedules.update(
+          current.teamId,
+          current.id,
+          {
+            ...(user.id !== current.creatorId ? { creatorId: user.id } : {}),
+            updatedBy: user.id,
+            name: body.name,
+            cron,
+            timezone,
+            overlapPolicy: body.overlap_policy ?? current.overlapPolicy,
+            enabled: body.enabled,
+            prompt,
+            agentConfig: body.agent_config ?? {},
+            // Unchanged timing keeps its next slot; otherwise the next one from now.
+            nextFireAt: sameTiming ? current.nextFireAt : timing(cron, timezone, body.enabled),
+          },
+          deps.clock.now(),
+        );
+        if (!updated) throw notFound('schedule', current.id);
+        return present(updated);
+      },
+    );
 
-    r.delete('/agent/schedules/:scheduleId', { schema: { params, summary: 'Delete a scheduled agent', tags: ['schedules'] } }, async (request) => {
-      const schedule = await find(request);
-      return { success: await deps.store.schedules.delete(schedule.teamId, schedule.id) };
-    });
+    r.delete(
+      '/agent/schedules/:scheduleId',
+      { schema: { params, response: { 200: deleteScheduleResponseSchema }, summary: 'Delete a scheduled agent', tags: ['schedules'] } },
+      async (request) => {
+        const schedule = await find(request);
+        return { success: await deps.store.schedules.delete(schedule.teamId, schedule.id) };
+      },
+    );
 
     for (const [action, enabled] of [
       ['pause', false],
@@ -141,7 +163,7 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
     ] as const) {
       r.post(
         `/agent/schedules/:scheduleId/${action}`,
-        { schema: { params, summary: `${action === 'pause' ? 'Pause' : 'Resume'} a scheduled agent`, tags: ['schedules'] } },
+        { schema: { params, response: { 200: scheduleItemSchema }, summary: `${action === 'pause' ? 'Pause' : 'Resume'} a scheduled agent`, tags: ['schedules'] } },
         async (request) => {
           const current = await find(request);
           const { user } = principalOf(request);
@@ -164,15 +186,19 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
       );
     }
 
-    r.post('/agent/schedules/:scheduleId/run-now', { schema: { params, summary: 'Run a scheduled agent now (ours)', tags: ['schedules'] } }, async (request) => {
-      const schedule = await find(request);
-      // A slot of its own (the request time), so run-now never collides with a cron slot's idempotency key.
-      const runId = await scheduler.spawn(schedule, deps.clock.now());
-      const fresh = await deps.store.schedules.getById(schedule.id);
-      if (!runId) throw new OzError('invalid_request', `the run could not be created: ${fresh?.lastSpawnError ?? 'unknown error'}`, { reason: 'spawn_failed' });
-      const run = await deps.store.getRun(schedule.teamId, runId);
-      if (!run) throw notFound('run', runId);
-      return { run_id: run.id, task_id: run.id, state: run.state, at_capacity: run.state === 'QUEUED' };
-    });
+    r.post(
+      '/agent/schedules/:scheduleId/run-now',
+      { schema: { params, response: { 200: runAgentResponseSchema }, summary: 'Run a scheduled agent now (ours)', tags: ['schedules'] } },
+      async (request) => {
+        const schedule = await find(request);
+        // A slot of its own (the request time), so run-now never collides with a cron slot's idempotency key.
+        const runId = await scheduler.spawn(schedule, deps.clock.now());
+        const fresh = await deps.store.schedules.getById(schedule.id);
+        if (!runId) throw new OzError('invalid_request', `the run could not be created: ${fresh?.lastSpawnError ?? 'unknown error'}`, { reason: 'spawn_failed' });
+        const run = await deps.store.getRun(schedule.teamId, runId);
+        if (!run) throw notFound('run', runId);
+        return { run_id: run.id, task_id: run.id, state: run.state, at_capacity: run.state === 'QUEUED' };
+      },
+    );
   };
 }

@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { envName, noContentSchema } from '../../api/common.js';
+import { createSecretSchema, listSecretsResponseSchema, patchSecretSchema, secretItemSchema, secretScopeQuery } from '../../api/secrets.js';
 import { notFound, OzError } from '../../core/errors.js';
 import type { Scope } from '../../core/environment.js';
 import { SECRET_MAX_ENTRY_BYTES, secretVariable } from '../../core/secret.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
 import { presentSecret } from '../presenters/secret.js';
-import { envName } from '../schemas/common.js';
-import { createSecretSchema, patchSecretSchema, secretScopeQuery } from '../schemas/secret-schemas.js';
 
 /** `NAME=value` of the variable the secret becomes must stay under 128 KiB. */
 function checkSize(variable: string, value: string): void {
@@ -29,35 +29,56 @@ export function secretRoutes(deps: ServerDeps) {
     const scopeOf = (scope: 'team' | 'personal', userId: string): Scope => (scope === 'personal' ? { type: 'user', userId } : { type: 'team' });
     const identity = (teamId: string, scope: Scope, name: string) => ({ teamId, ownerUserId: scope.type === 'user' ? scope.userId : '', name });
 
-    r.get('/secrets', { schema: { summary: "List the team's secrets and your personal ones (never their values)", tags: ['secrets'] } }, async (request) => {
-      const { team, user } = principalOf(request);
-      return { secrets: (await deps.store.secrets.list(team.id, user.id)).map(presentSecret) };
-    });
+    r.get(
+      '/secrets',
+      { schema: { response: { 200: listSecretsResponseSchema }, summary: "List the team's secrets and your personal ones (never their values)", tags: ['secrets'] } },
+      async (request) => {
+        const { team, user } = principalOf(request);
+        return { secrets: (await deps.store.secrets.list(team.id, user.id)).map(presentSecret) };
+      },
+    );
 
-    r.post('/secrets', { schema: { body: createSecretSchema, summary: 'Create a secret (its value is never readable again)', tags: ['secrets'] } }, async (request, reply) => {
-      const { team, user } = principalOf(request);
-      const body = request.body;
-      const scope: Scope = body.team === false ? { type: 'user', userId: user.id } : { type: 'team' };
-      const type = body.type ?? 'raw-value';
-      checkSize(secretVariable({ name: body.name, type }), body.value);
-      const sealed = deps.envelope.seal(identity(team.id, scope, body.name), body.value);
-      const secret = await deps.store.secrets.create(
-        { teamId: team.id, scope, name: body.name, type, description: body.description ?? null, setupOnly: body.setup_only ?? false, ...sealed },
-        deps.clock.now(),
-      );
-      return reply.status(201).send(presentSecret(secret));
-    });
+    r.post(
+      '/secrets',
+      { schema: { body: createSecretSchema, response: { 201: secretItemSchema }, summary: 'Create a secret (its value is never readable again)', tags: ['secrets'] } },
+      async (request, reply) => {
+        const { team, user } = principalOf(request);
+        const body = request.body;
+        const scope: Scope = body.team === false ? { type: 'user', userId: user.id } : { type: 'team' };
+        const type = body.type ?? 'raw-value';
+        checkSize(secretVariable({ name: body.name, type }), body.value);
+        const sealed = deps.envelope.seal(identity(team.id, scope, body.name), body.value);
+        const secret = await deps.store.secrets.create(
+          { teamId: team.id, scope, name: body.name, type, description: body.description ?? null, setupOnly: body.setup_only ?? false, ...sealed },
+          deps.clock.now(),
+        );
+        return reply.status(201).send(presentSecret(secret));
+      },
+    );
 
-    r.get('/secrets/:name', { schema: { params, querystring: secretScopeQuery, summary: 'Get a secret (metadata)', tags: ['secrets'] } }, async (request) => {
-      const { team, user } = principalOf(request);
-      const secret = await deps.store.secrets.get(team.id, scopeOf(request.query.scope, user.id), request.params.name);
-      if (!secret) throw notFound('secret', request.params.name);
-      return presentSecret(secret);
-    });
+    r.get(
+      '/secrets/:name',
+      { schema: { params, querystring: secretScopeQuery, response: { 200: secretItemSchema }, summary: 'Get a secret (metadata)', tags: ['secrets'] } },
+      async (request) => {
+        const { team, user } = principalOf(request);
+        const secret = await deps.store.secrets.get(team.id, scopeOf(request.query.scope, user.id), request.params.name);
+        if (!secret) throw notFound('secret', request.params.name);
+        return presentSecret(secret);
+      },
+    );
 
     r.patch(
       '/secrets/:name',
-      { schema: { params, querystring: secretScopeQuery, body: patchSecretSchema, summary: 'Update a secret: value, type, description, setup-only', tags: ['secrets'] } },
+      {
+        schema: {
+          params,
+          querystring: secretScopeQuery,
+          body: patchSecretSchema,
+          response: { 200: secretItemSchema },
+          summary: 'Update a secret: value, type, description, setup-only',
+          tags: ['secrets'],
+        },
+      },
       async (request) => {
         const { team, user } = principalOf(request);
         const scope = scopeOf(request.query.scope, user.id);
@@ -84,11 +105,15 @@ export function secretRoutes(deps: ServerDeps) {
       },
     );
 
-    r.delete('/secrets/:name', { schema: { params, querystring: secretScopeQuery, summary: 'Delete a secret', tags: ['secrets'] } }, async (request, reply) => {
-      const { team, user } = principalOf(request);
-      const deleted = await deps.store.secrets.delete(team.id, scopeOf(request.query.scope, user.id), request.params.name);
-      if (!deleted) throw notFound('secret', request.params.name);
-      return reply.status(204).send();
-    });
+    r.delete(
+      '/secrets/:name',
+      { schema: { params, querystring: secretScopeQuery, response: { 204: noContentSchema }, summary: 'Delete a secret', tags: ['secrets'] } },
+      async (request, reply) => {
+        const { team, user } = principalOf(request);
+        const deleted = await deps.store.secrets.delete(team.id, scopeOf(request.query.scope, user.id), request.params.name);
+        if (!deleted) throw notFound('secret', request.params.name);
+        return reply.status(204).send();
+      },
+    );
   };
 }

@@ -1,32 +1,35 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { idParam } from '../../api/common.js';
+import {
+  claimRequestSchema,
+  claimResponseSchema,
+  controlQuerySchema,
+  controlResponseSchema,
+  eventBatchRequestSchema,
+  eventBatchResponseSchema,
+  finishRequestSchema,
+  finishResponseSchema,
+  heartbeatResponseSchema,
+  leaseRequestSchema,
+  startResponseSchema,
+} from '../../api/worker-protocol.js';
 import { conflict, notFound } from '../../core/errors.js';
-import { RUN_EVENT_TYPES } from '../../core/run-event.js';
 import { isTerminal, LEASED_STATES } from '../../core/run-state.js';
 import type { Environment } from '../../core/environment.js';
 import type { Run } from '../../core/run.js';
 import type { ClaimedSecrets, ClaimedRun } from '../../core/worker-protocol.js';
-import { PLATFORM_ERROR_CODES } from '../../core/errors.js';
 import { resolveSecrets } from '../../secrets/resolve.js';
 import type { ServerDeps } from '../deps.js';
 import { effectiveRunLimits, teamLimits } from '../limits.js';
 import type { RunService } from '../run-service.js';
-import { idParam } from '../schemas/common.js';
 import { authenticateWorker } from '../worker-auth.js';
+import { settingDefault } from '../../core/config.js';
 
-const lease = { lease_token: z.string().min(1).max(200) };
 /** The body limit of an event batch (the API's own is 1 MiB). */
 const EVENT_BATCH_BODY_LIMIT = 4 * 1024 * 1024;
 const params = z.object({ runId: idParam });
-const statusMessage = z
-  .object({
-    message: z.string().max(10_000),
-    error_code: z.enum(PLATFORM_ERROR_CODES).optional(),
-    retryable: z.boolean().optional(),
-    reason: z.string().max(500).optional(),
-  })
-  .strict();
 
 /** A run the caller holds: its lease token must be the current one, in a leased state. */
 async function heldRun(deps: ServerDeps, runId: string, leaseToken: string): Promise<Run> {
@@ -138,7 +141,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
       '/claim',
       {
         schema: {
-          body: z.object({ worker_id: z.string().min(1).max(200), max_runs: z.number().int().min(1).max(64), wait_ms: z.number().int().min(0).max(30_000) }).strict(),
+          body: claimRequestSchema,
+          response: { 200: claimResponseSchema },
           summary: 'Claim runs (long-poll)',
           tags: ['worker protocol'],
         },
@@ -155,7 +159,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
             if (claimed.length > 0 || left <= 0 || abort.signal.aborted) {
               return { runs: await Promise.all(claimed.map((run) => toClaimed(deps, run))) };
             }
-            await deps.hub.waitClaimable(Math.min(left, deps.eventPollMs ?? 1000), abort.signal);
+            await deps.hub.waitClaimable(Math.min(left, deps.eventPollMs ?? settingDefault('eventPollMs')), abort.signal);
           }
         } finally {
           aborts.delete(abort);
@@ -163,31 +167,40 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
       },
     );
 
-    r.post('/runs/:runId/start', { schema: { params, body: z.object(lease).strict(), summary: 'The harness started', tags: ['worker protocol'] } }, async (request) => {
-      const run = await heldRun(deps, request.params.runId, request.body.lease_token);
-      if (run.state === 'CLAIMED') {
-        const now = deps.clock.now();
-        await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: now, leaseToken: request.body.lease_token, leaseLiveAt: now });
-        deps.hub.publish(run.id);
-        await markEnvironmentSetup(deps, run, false); // the harness starts after setup succeeded
-      }
-      return { cancel_requested: run.cancelRequestedAt !== null };
-    });
+    r.post(
+      '/runs/:runId/start',
+      { schema: { params, body: leaseRequestSchema, response: { 200: startResponseSchema }, summary: 'The harness started', tags: ['worker protocol'] } },
+      async (request) => {
+        const run = await heldRun(deps, request.params.runId, request.body.lease_token);
+        if (run.state === 'CLAIMED') {
+          const now = deps.clock.now();
+          await deps.store.transitionRun({ runId: run.id, from: 'CLAIMED', to: 'INPROGRESS', by: 'worker', at: now, leaseToken: request.body.lease_token, leaseLiveAt: now });
+          deps.hub.publish(run.id);
+          await markEnvironmentSetup(deps, run, false); // the harness starts after setup succeeded
+        }
+        return { cancel_requested: run.cancelRequestedAt !== null };
+      },
+    );
 
-    r.post('/runs/:runId/heartbeat', { schema: { params, body: z.object(lease).strict(), summary: 'Renew the lease', tags: ['worker protocol'] } }, async (request) => {
-      const now = deps.clock.now();
-      const renewed = await deps.store.renewLease(request.params.runId, request.body.lease_token, deps.leaseTtlMs, now);
-      if (!renewed) throw conflict(`run ${request.params.runId}: lease token is stale or expired`, 'stale_lease');
-      const run = await deps.store.getRunById(request.params.runId);
-      return { lease_expires_at: run?.leaseExpiresAt ?? now + deps.leaseTtlMs, cancel_requested: run?.cancelRequestedAt != null };
-    });
+    r.post(
+      '/runs/:runId/heartbeat',
+      { schema: { params, body: leaseRequestSchema, response: { 200: heartbeatResponseSchema }, summary: 'Renew the lease', tags: ['worker protocol'] } },
+      async (request) => {
+        const now = deps.clock.now();
+        const renewed = await deps.store.renewLease(request.params.runId, request.body.lease_token, deps.leaseTtlMs, now);
+        if (!renewed) throw conflict(`run ${request.params.runId}: lease token is stale or expired`, 'stale_lease');
+        const run = await deps.store.getRunById(request.params.runId);
+        return { lease_expires_at: run?.leaseExpiresAt ?? now + deps.leaseTtlMs, cancel_requested: run?.cancelRequestedAt != null };
+      },
+    );
 
     r.get(
       '/runs/:runId/control',
       {
         schema: {
           params,
-          querystring: z.object({ ...lease, wait_ms: z.coerce.number().int().min(0).max(30_000).default(25_000) }).strict(),
+          querystring: controlQuerySchema,
+          response: { 200: controlResponseSchema },
           summary: 'Wait for a cancel request (long-poll)',
           tags: ['worker protocol'],
         },
@@ -200,7 +213,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
             const run = await heldRun(deps, request.params.runId, request.query.lease_token);
             const left = deadline - Date.now();
             if (run.cancelRequestedAt !== null || left <= 0 || abort.signal.aborted) return { cancel_requested: run.cancelRequestedAt !== null };
-            await deps.hub.wait(run.id, Math.min(left, deps.eventPollMs ?? 1000), abort.signal);
+            await deps.hub.wait(run.id, Math.min(left, deps.eventPollMs ?? settingDefault('eventPollMs')), abort.signal);
           }
         } finally {
           aborts.delete(abort);
@@ -215,16 +228,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         bodyLimit: EVENT_BATCH_BODY_LIMIT,
         schema: {
           params,
-          body: z
-            .object({
-              ...lease,
-              batch_no: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-              events: z
-                .array(z.object({ type: z.enum(RUN_EVENT_TYPES), at: z.number().int().min(0), data: z.record(z.string(), z.unknown()) }).strict())
-                .min(1)
-                .max(1000),
-            })
-            .strict(),
+          body: eventBatchRequestSchema,
+          response: { 200: eventBatchResponseSchema },
           summary: 'Append a numbered batch of events (idempotent)',
           tags: ['worker protocol'],
         },
@@ -243,17 +248,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
       {
         schema: {
           params,
-          body: z
-            .object({
-              ...lease,
-              state: z.enum(['SUCCEEDED', 'FAILED', 'CANCELLED', 'ERROR']),
-              status_message: statusMessage.optional(),
-              usage: z
-                .object({ input_tokens: z.number().int().min(0), output_tokens: z.number().int().min(0), steps: z.number().int().min(0) })
-                .strict()
-                .optional(),
-            })
-            .strict(),
+          body: finishRequestSchema,
+          response: { 200: finishResponseSchema },
           summary: 'Finish a run',
           tags: ['worker protocol'],
         },

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { SECRET_MIN_LENGTH, SECRET_TYPES } from '../../core/secret.js';
-import { envName } from './common.js';
+import { SECRET_MIN_LENGTH, SECRET_TYPES } from '../core/secret.js';
+import { envName, timestamp } from './common.js';
 
 /** A value: never empty, never short enough to mask innocent text, no NUL (it becomes an environment variable). */
 const value = z
@@ -38,3 +38,25 @@ export const secretScopeQuery = z.object({ scope: z.enum(['team', 'personal'], {
 
 export type CreateSecretBody = z.infer<typeof createSecretSchema>;
 export type PatchSecretBody = z.infer<typeof patchSecretSchema>;
+export type CreateSecretInput = z.input<typeof createSecretSchema>;
+export type PatchSecretInput = z.input<typeof patchSecretSchema>;
+
+/** A secret as the API shows it: metadata only; the value is never readable again. */
+export const secretItemSchema = z
+  .object({
+    uid: z.string(),
+    name: z.string(),
+    type: z.enum(SECRET_TYPES),
+    scope: z.enum(['team', 'personal']),
+    variable: z.string().meta({ description: 'the environment variable the secret becomes in runs' }),
+    description: z.string().nullable(),
+    setup_only: z.boolean(),
+    created_at: timestamp,
+    updated_at: timestamp,
+  })
+  .meta({ id: 'Secret' });
+
+export const listSecretsResponseSchema = z.object({ secrets: z.array(secretItemSchema) });
+
+export type SecretItem = z.infer<typeof secretItemSchema>;
+export type ListSecretsResponse = z.infer<typeof listSecretsResponseSchema>;

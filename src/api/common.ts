@@ -32,3 +32,26 @@ export const maxRuntimeSeconds = z
   .int()
   .min(1)
   .max(7 * 24 * 3600);
+
+// Response building blocks. Responses are encoded through their schemas on the
+// way out, so these document formats without re-checking them: a check that
+// failed there would turn a good answer into a 500.
+
+/** A timestamp in a response: RFC 3339, UTC, as `toRfc3339` writes it. */
+export const timestamp = z.string().meta({ format: 'date-time', description: 'RFC 3339' });
+
+/** The spec's RunCreatorInfo, as far as we fill it: who made or changed something. */
+export const creatorSchema = z.object({ type: z.literal('user'), uid: z.string() });
+
+/** The spec's Scope: a team's resource, or one user's personal one. */
+export const scopeSchema = z.object({ type: z.enum(['Team', 'User']), uid: z.string() });
+
+/** A 204: no body at all. */
+export const noContentSchema = z.undefined().meta({ description: 'No Content' });
+
+/** `{success}` of the spec's deletes. */
+export const successSchema = z.object({ success: z.boolean() });
+
+export type SuccessResponse = z.infer<typeof successSchema>;
+export type CreatorInfo = z.infer<typeof creatorSchema>;
+export type ScopeInfo = z.infer<typeof scopeSchema>;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { NETWORK_POLICIES } from '../../core/environment.js';
-import { envName, envNameProblem, maxRuntimeSeconds } from './common.js';
+import { NETWORK_POLICIES } from '../core/environment.js';
+import { creatorSchema, envName, envNameProblem, maxRuntimeSeconds, scopeSchema, successSchema, timestamp } from './common.js';
 
 /** `owner/repo` as on GitHub. */
 const GITHUB_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -100,3 +100,53 @@ export const patchEnvironmentSchema = z
 
 export type CreateEnvironmentBody = z.infer<typeof createEnvironmentSchema>;
 export type PatchEnvironmentBody = z.infer<typeof patchEnvironmentSchema>;
+export type CreateEnvironmentInput = z.input<typeof createEnvironmentSchema>;
+export type PatchEnvironmentInput = z.input<typeof patchEnvironmentSchema>;
+export type LimitsBody = z.infer<typeof limitsSchema>;
+
+/**
+ * Limits in responses, in the API's units (an environment's `limits`, a
+ * team's `limit_ceilings`, the `limits` of `/me`): only those set, and
+ * without the request's bounds (the operator's own may lie outside them).
+ */
+export const limitsItemSchema = z.object({
+  max_runtime_seconds: z.number().exactOptional(),
+  pids: z.number().exactOptional(),
+  memory_mb: z.number().exactOptional(),
+  disk_mb: z.number().exactOptional(),
+  output_mb: z.number().exactOptional(),
+  cpus: z.number().exactOptional(),
+});
+
+/** The spec's CloudEnvironmentConfig; ours beside its fields: `repos` (every repository, GitHub or not), `env`, `network`, `secrets`, `limits`. */
+export const environmentConfigItemSchema = z.object({
+  name: z.string(),
+  description: z.string().nullable(),
+  docker_image: z.string().exactOptional(),
+  github_repos: z.array(z.object({ owner: z.string(), repo: z.string() })),
+  setup_commands: z.array(z.string()),
+  repos: z.array(z.object({ url: z.string(), branch: z.string().optional() })),
+  env: z.record(z.string(), z.string()),
+  network: z.enum(NETWORK_POLICIES),
+  secrets: z.array(z.string()),
+  limits: limitsItemSchema,
+});
+
+/** The spec's CloudEnvironment. */
+export const environmentItemSchema = z
+  .object({
+    uid: z.string(),
+    config: environmentConfigItemSchema,
+    last_updated: timestamp,
+    setup_failed: z.boolean(),
+    scope: scopeSchema,
+    creator: creatorSchema.exactOptional(),
+  })
+  .meta({ id: 'CloudEnvironment' });
+
+export const listEnvironmentsResponseSchema = z.object({ environments: z.array(environmentItemSchema) }).meta({ id: 'ListEnvironmentsResponse' });
+export const deleteEnvironmentResponseSchema = successSchema;
+
+export type LimitsItem = z.infer<typeof limitsItemSchema>;
+export type EnvironmentItem = z.infer<typeof environmentItemSchema>;
+export type ListEnvironmentsResponse = z.infer<typeof listEnvironmentsResponseSchema>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { MODEL_ID_PATTERN } from '../../core/config.js';
-import { RUN_STATES } from '../../core/run-state.js';
-import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SORT_FIELDS, RUN_SOURCES } from '../../core/run.js';
+import { MODEL_ID_PATTERN } from '../core/config.js';
+import { RUN_STATES } from '../core/run-state.js';
+import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SORT_FIELDS, RUN_SOURCES } from '../core/run.js';
 import { envName, rfc3339, maxRuntimeSeconds } from './common.js';
 
 export const harnessSchema = z
@@ -63,6 +63,9 @@ export const runAgentRequestSchema = z
   .strict();
 
 export type RunAgentRequest = z.infer<typeof runAgentRequestSchema>;
+/** What a client sends (before defaults and trimming). */
+export type RunAgentRequestInput = z.input<typeof runAgentRequestSchema>;
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
 
 const stateList = z
   .union([z.enum(RUN_STATES), z.array(z.enum(RUN_STATES))], { message: `must be one or more of ${RUN_STATES.join(', ')}` })

@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import { PLATFORM_ERROR_CODES } from '../core/errors.js';
+import { RUN_STATES } from '../core/run-state.js';
+import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SOURCES } from '../core/run.js';
+import { creatorSchema, scopeSchema, timestamp } from './common.js';
+
+/** A harness as responses show it (the request's `harnessSchema` without its checks). */
+export const harnessItemSchema = z.object({ type: z.enum(HARNESS_TYPES), command: z.string().exactOptional() });
+
+/**
+ * The fields of an AmbientAgentConfig in responses: the spec's and ours
+ * (`secrets`, `max_runtime_seconds`, `max_steps`, `max_tokens`, and
+ * `harness_auth_secrets` with `<harness>_auth_secret_name` keys).
+ */
+const agentConfigFields = {
+  name: z.string(),
+  model_id: z.string(),
+  environment_id: z.string(),
+  skill_spec: z.string(),
+  secrets: z.array(z.string()),
+  max_runtime_seconds: z.number().int(),
+  max_steps: z.number().int(),
+  max_tokens: z.number().int(),
+  harness_auth_secrets: z.record(z.string(), z.string()),
+};
+
+/** A run's `agent_config`, as the presenter builds it from the run's stored config: its harness is always set. */
+export const runAgentConfigSchema = z.object({
+  harness: harnessItemSchema,
+  name: agentConfigFields.name.exactOptional(),
+  model_id: agentConfigFields.model_id.exactOptional(),
+  environment_id: agentConfigFields.environment_id.exactOptional(),
+  skill_spec: agentConfigFields.skill_spec.exactOptional(),
+  secrets: agentConfigFields.secrets.exactOptional(),
+  max_runtime_seconds: agentConfigFields.max_runtime_seconds.exactOptional(),
+  max_steps: agentConfigFields.max_steps.exactOptional(),
+  max_tokens: agentConfigFields.max_tokens.exactOptional(),
+  harness_auth_secrets: agentConfigFields.harness_auth_secrets.exactOptional(),
+});
+
+/**
+ * A schedule's `agent_config`: its template as the request gave it (validated
+ * then), so every field is optional and the spec's fields we do not
+ * implement pass through as they are.
+ */
+export const templateAgentConfigSchema = z.looseObject({
+  name: agentConfigFields.name.optional(),
+  model_id: agentConfigFields.model_id.optional(),
+  environment_id: agentConfigFields.environment_id.optional(),
+  harness: harnessItemSchema.optional(),
+  secrets: agentConfigFields.secrets.optional(),
+  max_runtime_seconds: agentConfigFields.max_runtime_seconds.optional(),
+  max_steps: agentConfigFields.max_steps.optional(),
+  harness_auth_secrets: agentConfigFields.harness_auth_secrets.optional(),
+  max_tokens: agentConfigFields.max_tokens.optional(),
+});
+
+/** The spec's RunStatusMessage plus our `reason`. */
+export const runStatusMessageSchema = z.object({
+  message: z.string(),
+  error_code: z.enum(PLATFORM_ERROR_CODES).optional(),
+  retryable: z.boolean().optional(),
+  reason: z.string().optional(),
+});
+
+/** The spec's ArtifactItem: `PULL_REQUEST {url, branch}`, ours `BRANCH {branch, repository}`; `data` as the worker reported it. */
+export const artifactItemSchema = z.object({
+  artifact_type: z.enum(ARTIFACT_TYPES),
+  created_at: timestamp,
+  data: z.record(z.string(), z.unknown()),
+});
+
+/** Tokens and model calls a run used (ours). */
+export const runUsageSchema = z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), steps: z.number().int() });
+
+/** The spec's RunItem, with our extensions `usage`, `state_timestamps`, `attempt` and `cancel_requested_at`. */
+export const runItemSchema = z
+  .object({
+    run_id: z.string(),
+    task_id: z.string().meta({ deprecated: true, description: 'the same as run_id' }),
+    title: z.string(),
+    state: z.enum(RUN_STATES),
+    execution_location: z.enum(EXECUTION_LOCATIONS),
+    prompt: z.string(),
+    created_at: timestamp,
+    updated_at: timestamp,
+    started_at: timestamp.nullable(),
+    status_message: runStatusMessageSchema.exactOptional(),
+    source: z.enum(RUN_SOURCES),
+    schedule: z.object({ schedule_id: z.string(), schedule_name: z.string(), cron_schedule: z.string() }).exactOptional(),
+    creator: creatorSchema.exactOptional(),
+    agent_config: runAgentConfigSchema,
+    conversation_id: z.string(),
+    artifacts: z.array(artifactItemSchema),
+    parent_run_id: z.string().exactOptional(),
+    is_sandbox_running: z.boolean(),
+    scope: scopeSchema,
+    usage: runUsageSchema,
+    state_timestamps: z.partialRecord(z.enum(RUN_STATES), timestamp).meta({ description: 'when the run last entered each state it has been in' }),
+    attempt: z.number().int().meta({ description: 'how many times a worker claimed the run' }),
+    cancel_requested_at: timestamp.exactOptional(),
+  })
+  .meta({ id: 'RunItem' });
+
+export const listRunsResponseSchema = z
+  .object({
+    runs: z.array(runItemSchema),
+    page_info: z.object({ has_next_page: z.boolean(), next_cursor: z.string().exactOptional() }),
+  })
+  .meta({ id: 'ListRunsResponse' });
+
+/** The spec's RunAgentResponse (also what a schedule's run-now answers). */
+export const runAgentResponseSchema = z
+  .object({
+    run_id: z.string(),
+    task_id: z.string().meta({ deprecated: true, description: 'the same as run_id' }),
+    state: z.enum(RUN_STATES),
+    at_capacity: z.boolean().meta({ description: "true when the run was queued behind the team's concurrency limit" }),
+  })
+  .meta({ id: 'RunAgentResponse' });
+
+/** A cancel answers the run's id as a JSON string. */
+export const cancelRunResponseSchema = z.string().meta({ description: 'the id of the run' });
+
+export type RunItem = z.infer<typeof runItemSchema>;
+export type RunAgentConfig = z.infer<typeof runAgentConfigSchema>;
+export type TemplateAgentConfig = z.infer<typeof templateAgentConfigSchema>;
+export type RunStatusMessageItem = z.infer<typeof runStatusMessageSchema>;
+export type ArtifactItem = z.infer<typeof artifactItemSchema>;
+export type ListRunsResponse = z.infer<typeof listRunsResponseSchema>;
+export type RunAgentResponse = z.infer<typeof runAgentResponseSchema>;

@@ -1,0 +1,143 @@
+import { z } from 'zod';
+import { NETWORK_POLICIES } from '../core/environment.js';
+import { PLATFORM_ERROR_CODES } from '../core/errors.js';
+import { RUN_EVENT_TYPES } from '../core/run-event.js';
+import type {
+  ClaimRequest,
+  ClaimResponse,
+  ControlResponse,
+  EventBatchRequest,
+  EventBatchResponse,
+  FinishRequest,
+  FinishResponse,
+  HeartbeatResponse,
+  StartResponse,
+} from '../core/worker-protocol.js';
+import { harnessItemSchema } from './runs.js';
+
+/**
+ * The worker protocol's bodies (docs/design.md "Worker protocol"), as the
+ * server validates and encodes them. Their TypeScript types live in
+ * src/core/worker-protocol.ts, which the worker uses without zod; the
+ * checks at the end of this file keep the two the same.
+ */
+
+const lease = { lease_token: z.string().min(1).max(200) };
+
+export const claimRequestSchema = z
+  .object({ worker_id: z.string().min(1).max(200), max_runs: z.number().int().min(1).max(64), wait_ms: z.number().int().min(0).max(30_000) })
+  .strict();
+
+export const leaseRequestSchema = z.object(lease).strict();
+
+export const controlQuerySchema = z.object({ ...lease, wait_ms: z.coerce.number().int().min(0).max(30_000).default(25_000) }).strict();
+
+export const eventBatchRequestSchema = z
+  .object({
+    ...lease,
+    batch_no: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    events: z
+      .array(z.object({ type: z.enum(RUN_EVENT_TYPES), at: z.number().int().min(0), data: z.record(z.string(), z.unknown()) }).strict())
+      .min(1)
+      .max(1000),
+  })
+  .strict();
+
+const statusMessage = z
+  .object({
+    message: z.string().max(10_000),
+    error_code: z.enum(PLATFORM_ERROR_CODES).optional(),
+    retryable: z.boolean().optional(),
+    reason: z.string().max(500).optional(),
+  })
+  .strict();
+
+export const finishRequestSchema = z
+  .object({
+    ...lease,
+    state: z.enum(['SUCCEEDED', 'FAILED', 'CANCELLED', 'ERROR']),
+    status_message: statusMessage.optional(),
+    usage: z
+      .object({ input_tokens: z.number().int().min(0), output_tokens: z.number().int().min(0), steps: z.number().int().min(0) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** Limits in the worker's units (bytes, ms, cores), as src/core/environment.ts names them. */
+const limitFields = {
+  maxRuntimeMs: z.number(),
+  pids: z.number(),
+  memoryBytes: z.number(),
+  diskBytes: z.number(),
+  outputBytes: z.number(),
+  cpus: z.number(),
+};
+
+/** The run's environment as stored (src/core/environment.ts `EnvironmentConfig`), with its id and name. */
+const claimedEnvironmentSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  dockerImage: z.string().exactOptional(),
+  repos: z.array(z.object({ url: z.string(), branch: z.string().optional() })),
+  setupCommands: z.array(z.string()),
+  env: z.record(z.string(), z.string()),
+  network: z.enum(NETWORK_POLICIES),
+  secrets: z.array(z.string()),
+  limits: z.object({
+    maxRuntimeMs: limitFields.maxRuntimeMs.exactOptional(),
+    pids: limitFields.pids.exactOptional(),
+    memoryBytes: limitFields.memoryBytes.exactOptional(),
+    diskBytes: limitFields.diskBytes.exactOptional(),
+    outputBytes: limitFields.outputBytes.exactOptional(),
+    cpus: limitFields.cpus.exactOptional(),
+  }),
+});
+
+const claimedSecretsSchema = z.union([
+  z.object({ env: z.record(z.string(), z.string()), setup_env: z.record(z.string(), z.string()), unknown: z.array(z.string()), harness_auth: z.string().exactOptional() }),
+  z.object({ error: z.object({ message: z.string(), reason: z.string() }) }),
+]);
+
+export const claimedRunSchema = z.object({
+  run_id: z.string(),
+  team_id: z.string(),
+  attempt: z.number().int(),
+  lease_token: z.string(),
+  lease_expires_at: z.number(),
+  lease_ttl_ms: z.number(),
+  prompt: z.string(),
+  title: z.string(),
+  harness: harnessItemSchema,
+  model_id: z.string().nullable(),
+  max_runtime_ms: z.number().nullable(),
+  max_steps: z.number().nullable(),
+  max_tokens: z.number().nullable(),
+  environment: claimedEnvironmentSchema.nullable(),
+  limits: z.object(limitFields),
+  cancel_requested: z.boolean(),
+  schedule_id: z.string().nullable(),
+  secrets: claimedSecretsSchema,
+});
+
+export const claimResponseSchema = z.object({ runs: z.array(claimedRunSchema) });
+export const startResponseSchema = z.object({ cancel_requested: z.boolean() });
+export const heartbeatResponseSchema = z.object({ lease_expires_at: z.number(), cancel_requested: z.boolean() });
+export const controlResponseSchema = z.object({ cancel_requested: z.boolean() });
+export const eventBatchResponseSchema = z.object({ first_seq: z.number().int(), count: z.number().int(), duplicate: z.boolean() });
+export const finishResponseSchema = z.object({ state: z.enum(['SUCCEEDED', 'FAILED', 'CANCELLED', 'ERROR']) });
+
+/** Both ways assignable: the schema's type and the core type describe the same JSON. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+const _sameAsCore: [
+  Same<z.output<typeof claimRequestSchema>, ClaimRequest>,
+  Same<z.output<typeof claimResponseSchema>, ClaimResponse>,
+  Same<z.output<typeof startResponseSchema>, StartResponse>,
+  Same<z.output<typeof heartbeatResponseSchema>, HeartbeatResponse>,
+  Same<z.output<typeof controlResponseSchema>, ControlResponse>,
+  Same<z.output<typeof eventBatchRequestSchema>, EventBatchRequest>,
+  Same<z.output<typeof eventBatchResponseSchema>, EventBatchResponse>,
+  Same<z.output<typeof finishRequestSchema>, FinishRequest>,
+  Same<z.output<typeof finishResponseSchema>, FinishResponse>,
+] = [true, true, true, true, true, true, true, true, true];
