@@ -90,6 +90,41 @@ async function claimedSecrets(deps: ServerDeps, run: Run, env: Environment | nul
     : { error: { message: resolution.message, reason: resolution.reason } };
 }
 
+/**
+ * The claimed runs as the worker gets them. A run whose hand-over fails (its
+ * secrets cannot be opened, its environment row is unreadable) ends ERROR on
+ * its own, so the others of the claim still reach the worker instead of all
+ * waiting out their leases.
+ */
+async function handOver(deps: ServerDeps, claimed: readonly Run[]): Promise<ClaimedRun[]> {
+  const results = await Promise.allSettled(claimed.map((run) => toClaimed(deps, run)));
+  const runs: ClaimedRun[] = [];
+  for (const [i, result] of results.entries()) {
+    const run = claimed[i] as Run;
+    if (result.status === 'fulfilled') {
+      runs.push(result.value);
+      continue;
+    }
+    deps.logger.error({ err: result.reason, runId: run.id }, 'cannot hand a claimed run to its worker; ending it ERROR');
+    const at = deps.clock.now();
+    await deps.store
+      .transitionRun({
+        runId: run.id,
+        from: run.state,
+        to: 'ERROR',
+        by: 'server',
+        at,
+        leaseToken: run.leaseToken ?? undefined,
+        statusMessage: { message: 'The server could not prepare this run for its worker.', error_code: 'internal_error', retryable: true, reason: 'claim_handover_failed' },
+      })
+      .then(
+        () => deps.hub.publish(run.id),
+        (error: unknown) => deps.logger.error({ err: error, runId: run.id }, 'cannot end the run either; its lease will expire'),
+      );
+  }
+  return runs;
+}
+
 async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
   const env = run.environmentId ? await deps.store.getEnvironment(run.teamId, run.environmentId, run.creatorId ?? undefined) : null;
   const secrets = await claimedSecrets(deps, run, env);
@@ -157,7 +192,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
             for (const run of claimed) deps.hub.publish(run.id);
             const left = deadline - Date.now();
             if (claimed.length > 0 || left <= 0 || abort.signal.aborted) {
-              return { runs: await Promise.all(claimed.map((run) => toClaimed(deps, run))) };
+              return { runs: await handOver(deps, claimed) };
             }
             await deps.hub.waitClaimable(Math.min(left, deps.eventPollMs ?? settingDefault('eventPollMs')), abort.signal);
           }
