@@ -3,6 +3,7 @@ import { OzClient } from '../client/oz-client.js';
 import { readCliConfigFile } from './cli-config-file.js';
 import { Output, OUTPUT_FORMATS, type OutputFormat } from './output.js';
 import { UsageError } from './usage-error.js';
+import { isLoopbackHost } from '../core/loopback-host.js';
 
 /** Global options, as commander parses them. */
 export interface GlobalOptions {
@@ -19,10 +20,6 @@ export interface CliContext {
   env: CliEnvironment;
   serverUrl: string;
   err: (text: string) => void;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /**
@@ -46,7 +43,7 @@ export function buildContext(options: GlobalOptions, write: (t: string) => void,
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new UsageError(`--server-url / OZ_SERVER_URL: must be http:// or https:// (got ${parsed.protocol})`);
   }
-  if (parsed.protocol === 'http:' && !isLoopback(parsed.hostname)) {
+  if (parsed.protocol === 'http:' && !isLoopbackHost(parsed.hostname)) {
     err(`warning: ${serverUrl} is plain HTTP to another machine; your API key travels unencrypted\n`);
   }
   const apiKey = options.apiKey ?? env.apiKey ?? file.api_key ?? null;

@@ -5,10 +5,7 @@ import { TOKEN_FLAG_WARNING, resolveWorkerToken } from '../cli/worker-token.js';
 import { loadWorkerCommand } from '../core/config.js';
 import { OzError } from '../core/errors.js';
 import { prepareWorker } from './build-worker.js';
-
-function isLoopback(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
-}
+import { isLoopbackHost } from '../core/loopback-host.js';
 
 /**
  * `oz worker`: a standalone worker. Speaks only the worker protocol; refuses
@@ -29,7 +26,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     throw new OzError('invalid_request', `--server: "${options.server}" is not a URL`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new OzError('invalid_request', '--server: must be http:// or https://');
-  if (url.protocol === 'http:' && !isLoopback(url.hostname) && !options.allowInsecureHttp) {
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname) && !options.allowInsecureHttp) {
     throw new OzError('invalid_request', `--server: ${options.server} is plain HTTP to another machine; use https:// or pass --allow-insecure-http`);
   }
   const logger = createLogger(config.logLevel);
