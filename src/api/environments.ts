@@ -144,6 +144,12 @@ export const environmentItemSchema = z
   })
   .meta({ id: 'CloudEnvironment' });
 
+/** The spec's `sort_by` of `GET /agent/environments`: most recently updated first (default), or by name. */
+export const ENVIRONMENT_SORTS = ['last_updated', 'name'] as const;
+export const listEnvironmentsQuerySchema = z
+  .object({ sort_by: z.enum(ENVIRONMENT_SORTS, { message: `must be one of ${ENVIRONMENT_SORTS.join(', ')}` }).default('last_updated') })
+  .strict();
+
 export const listEnvironmentsResponseSchema = z.object({ environments: z.array(environmentItemSchema) }).meta({ id: 'ListEnvironmentsResponse' });
 export const deleteEnvironmentResponseSchema = successSchema;
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MODEL_ID_PATTERN } from '../core/config.js';
+import { AUTO_MODEL, CATALOG_ID_PATTERN, PROVIDER_MODEL_PATTERN } from '../core/model-catalog.js';
 import { RUN_STATES } from '../core/run-state.js';
 import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SORT_FIELDS, RUN_SOURCES } from '../core/run.js';
 import { envName, rfc3339, maxRuntimeSeconds } from './common.js';
@@ -19,6 +19,15 @@ export const harnessSchema = z
   });
 
 /**
+ * A model id's form: Oz's catalog ids (`claude-4-6-opus-high`), `auto`, or our
+ * `provider/model`. Whether a catalog id exists is the deployment's catalog's
+ * business (the run service answers naming the field and what is allowed).
+ */
+export const modelIdSchema = z.string().refine((v) => v === AUTO_MODEL || CATALOG_ID_PATTERN.test(v) || PROVIDER_MODEL_PATTERN.test(v), {
+  message: 'must be a model id of GET /agent/models (e.g. claude-4-6-opus-high), auto, or provider/model with provider anthropic, openai or openai-compatible',
+});
+
+/**
  * The spec's AmbientAgentConfig. Fields we do not implement yet are accepted by
  * the schema so the handler can answer `feature_not_available` naming them
  * (never silently ignored); unknown fields are a 400.
@@ -26,7 +35,7 @@ export const harnessSchema = z
 export const agentConfigSchema = z
   .object({
     name: z.string().min(1).max(200).optional(),
-    model_id: z.string().regex(MODEL_ID_PATTERN, 'must be provider/model, provider one of anthropic, openai, openai-compatible').optional(),
+    model_id: modelIdSchema.optional(),
     environment_id: z.string().min(1).max(200).optional(),
     harness: harnessSchema.optional(),
     // ours
@@ -43,12 +52,15 @@ export const agentConfigSchema = z
     computer_use_enabled: z.boolean().optional(),
     idle_timeout_minutes: z.unknown().optional(),
     worker_host: z.unknown().optional(),
+    // newer SDKs': picks a self-hosted runner, which is worker selection (like worker_host)
+    runner_id: z.unknown().optional(),
   })
   .strict();
 
 export const runAgentRequestSchema = z
   .object({
-    prompt: z.string().trim().min(1, 'must not be empty').max(200_000),
+    // Optional as in the spec: a run may be a `skill` alone (answered feature_not_available until skills land); the run service requires one.
+    prompt: z.string().trim().min(1, 'must not be empty').max(200_000).optional(),
     title: z.string().trim().min(1).max(200).optional(),
     config: agentConfigSchema.optional(),
     parent_run_id: z.string().min(1).max(200).optional(),
@@ -59,6 +71,11 @@ export const runAgentRequestSchema = z
     attachments: z.unknown().optional(),
     conversation_id: z.unknown().optional(),
     agent_identity_uid: z.unknown().optional(),
+    // the SDK's, not implemented yet: images with the prompt, and a run mode
+    images: z.unknown().optional(),
+    mode: z.unknown().optional(),
+    // the SDK's free-form labels of a run: accepted and ignored (they change nothing a run does)
+    metadata: z.unknown().optional(),
   })
   .strict();
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PLATFORM_ERROR_CODES } from '../core/errors.js';
 import { RUN_STATES } from '../core/run-state.js';
-import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SOURCES } from '../core/run.js';
+import { EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SOURCES, SPEC_ARTIFACT_TYPES } from '../core/run.js';
 import { creatorSchema, scopeSchema, timestamp } from './common.js';
 
 /** A harness as responses show it (the request's `harnessSchema` without its checks). */
@@ -63,17 +63,32 @@ export const runStatusMessageSchema = z.object({
   reason: z.string().optional(),
 });
 
-/** The spec's ArtifactItem: `PULL_REQUEST {url, branch}`, ours `BRANCH {branch, repository}`; `data` as the worker reported it. */
+/**
+ * The spec's ArtifactItem (`PULL_REQUEST {url, branch}`, …); `data` as the worker reported it.
+ * Only the spec's types: a client decoding the spec's `oneOf` strictly fails on any other,
+ * so our pushed branches are `branches` beside it.
+ */
 export const artifactItemSchema = z.object({
-  artifact_type: z.enum(ARTIFACT_TYPES),
+  artifact_type: z.enum(SPEC_ARTIFACT_TYPES),
   created_at: timestamp,
   data: z.record(z.string(), z.unknown()),
 });
 
+/** Ours: a branch a run pushed without a pull request (a `BRANCH` artifact, filterable with `artifact_type=BRANCH`). */
+export const branchItemSchema = z.object({ branch: z.string(), repository: z.string(), created_at: timestamp });
+
+/** The spec's RequestUsage: costs in the deployment's currency; a self-hosted server knows no prices, so both are absent (tokens are in `usage`). */
+export const requestUsageSchema = z.object({ inference_cost: z.number().exactOptional(), compute_cost: z.number().exactOptional() }).meta({ id: 'RequestUsage' });
+
+/** The spec's AgentSkill: the skill a run ran (`skill` / `config.skill_spec`). */
+export const agentSkillSchema = z
+  .object({ name: z.string().exactOptional(), description: z.string().exactOptional(), full_path: z.string().exactOptional(), bundled_skill_id: z.string().exactOptional() })
+  .meta({ id: 'AgentSkill' });
+
 /** Tokens and model calls a run used (ours). */
 export const runUsageSchema = z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), steps: z.number().int() });
 
-/** The spec's RunItem, with our extensions `usage`, `state_timestamps`, `attempt` and `cancel_requested_at`. */
+/** The spec's RunItem, with our extensions `usage`, `branches`, `state_timestamps`, `attempt` and `cancel_requested_at`. */
 export const runItemSchema = z
   .object({
     run_id: z.string(),
@@ -88,14 +103,19 @@ export const runItemSchema = z
     status_message: runStatusMessageSchema.exactOptional(),
     source: z.enum(RUN_SOURCES),
     schedule: z.object({ schedule_id: z.string(), schedule_name: z.string(), cron_schedule: z.string() }).exactOptional(),
+    session_link: z.string().meta({ description: 'where a person opens the run: <server>/runs/<run_id>, the server as the request reached it' }),
+    trigger_url: z.string().exactOptional().meta({ description: "what triggered the run: a scheduled run's schedule (its API URL); absent for runs made directly" }),
     creator: creatorSchema.exactOptional(),
+    request_usage: requestUsageSchema,
     agent_config: runAgentConfigSchema,
     conversation_id: z.string(),
     artifacts: z.array(artifactItemSchema),
+    agent_skill: agentSkillSchema.exactOptional(),
     parent_run_id: z.string().exactOptional(),
-    is_sandbox_running: z.boolean(),
+    is_sandbox_running: z.boolean().meta({ description: 'a worker holds the run (CLAIMED, INPROGRESS or BLOCKED) under a lease that has not expired' }),
     scope: scopeSchema,
     usage: runUsageSchema,
+    branches: z.array(branchItemSchema),
     state_timestamps: z.partialRecord(z.enum(RUN_STATES), timestamp).meta({ description: 'when the run last entered each state it has been in' }),
     attempt: z.number().int().meta({ description: 'how many times a worker claimed the run' }),
     cancel_requested_at: timestamp.exactOptional(),
@@ -127,5 +147,7 @@ export type RunAgentConfig = z.infer<typeof runAgentConfigSchema>;
 export type TemplateAgentConfig = z.infer<typeof templateAgentConfigSchema>;
 export type RunStatusMessageItem = z.infer<typeof runStatusMessageSchema>;
 export type ArtifactItem = z.infer<typeof artifactItemSchema>;
+export type BranchItem = z.infer<typeof branchItemSchema>;
+export type AgentSkillItem = z.infer<typeof agentSkillSchema>;
 export type ListRunsResponse = z.infer<typeof listRunsResponseSchema>;
 export type RunAgentResponse = z.infer<typeof runAgentResponseSchema>;

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { RUN_STATES } from '../core/run-state.js';
 import { OVERLAP_POLICIES } from '../core/schedule.js';
 import { creatorSchema, scopeSchema, successSchema, timestamp } from './common.js';
+import { environmentConfigItemSchema } from './environments.js';
 import { agentConfigSchema } from './run-requests.js';
 import { templateAgentConfigSchema } from './runs.js';
 
@@ -54,6 +55,7 @@ export const scheduleItemSchema = z
     enabled: z.boolean(),
     prompt: z.string(),
     agent_config: templateAgentConfigSchema,
+    environment: environmentConfigItemSchema.exactOptional().meta({ description: "the template's environment_id resolved (omitted when it names none, or one that is gone)" }),
     last_spawn_error: z.string().nullable(),
     created_at: timestamp,
     updated_at: timestamp,

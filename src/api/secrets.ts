@@ -11,6 +11,11 @@ const value = z
 
 const type = z.enum(SECRET_TYPES, { message: `must be one of ${SECRET_TYPES.join(', ')}` });
 const description = z.string().max(240, 'must be at most 240 characters');
+/** A `codex-api-key`'s upstream: an http(s) URL (the server's `/v1` base, as Codex's `base_url`). */
+const baseUrl = z
+  .string()
+  .max(2000)
+  .refine((v) => /^https?:\/\/[^\s/]+/.test(v) && URL.canParse(v), { message: 'must be an http:// or https:// URL' });
 
 export const createSecretSchema = z
   .object({
@@ -21,6 +26,8 @@ export const createSecretSchema = z
     /** false = personal to the caller; default: the team's. */
     team: z.boolean().optional(),
     setup_only: z.boolean().optional(),
+    /** Only with `type: "codex-api-key"`. */
+    base_url: baseUrl.optional(),
   })
   .strict();
 
@@ -30,6 +37,8 @@ export const patchSecretSchema = z
     type: type.optional(),
     description: description.nullable().optional(),
     setup_only: z.boolean().optional(),
+    /** Only on a `codex-api-key` secret; null removes it. */
+    base_url: baseUrl.nullable().optional(),
   })
   .strict()
   .refine((p) => Object.keys(p).length > 0, { message: 'give at least one field to change' });
@@ -51,6 +60,7 @@ export const secretItemSchema = z
     variable: z.string().meta({ description: 'the environment variable the secret becomes in runs' }),
     description: z.string().nullable(),
     setup_only: z.boolean(),
+    base_url: z.string().exactOptional().meta({ description: "a codex-api-key's upstream, when it has one" }),
     created_at: timestamp,
     updated_at: timestamp,
   })

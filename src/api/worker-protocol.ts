@@ -95,7 +95,13 @@ const claimedEnvironmentSchema = z.object({
 });
 
 const claimedSecretsSchema = z.union([
-  z.object({ env: z.record(z.string(), z.string()), setup_env: z.record(z.string(), z.string()), unknown: z.array(z.string()), harness_auth: z.string().exactOptional() }),
+  z.object({
+    env: z.record(z.string(), z.string()),
+    setup_env: z.record(z.string(), z.string()),
+    unknown: z.array(z.string()),
+    harness_auth: z.string().exactOptional(),
+    harness_auth_base_url: z.string().exactOptional(),
+  }),
   z.object({ error: z.object({ message: z.string(), reason: z.string() }) }),
 ]);
 
@@ -117,6 +123,7 @@ export const claimedRunSchema = z.object({
   limits: z.object(limitFields),
   cancel_requested: z.boolean(),
   schedule_id: z.string().nullable(),
+  parent_run_id: z.string().nullable().exactOptional(),
   secrets: claimedSecretsSchema,
 });
 

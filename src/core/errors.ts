@@ -31,7 +31,8 @@ export type PlatformErrorCode = (typeof PLATFORM_ERROR_CODES)[number];
 /** Default HTTP status and retryability per code. */
 const DEFAULTS: Record<PlatformErrorCode, { status: number; retryable: boolean; title: string }> = {
   insufficient_credits: { status: 402, retryable: false, title: 'Insufficient credits' },
-  feature_not_available: { status: 400, retryable: false, title: 'Feature not available' },
+  // The spec documents it as a 403 ("No permission or feature not available").
+  feature_not_available: { status: 403, retryable: false, title: 'Feature not available' },
   external_authentication_required: { status: 403, retryable: false, title: 'External authentication required' },
   not_authorized: { status: 403, retryable: false, title: 'Not authorized' },
   invalid_request: { status: 400, retryable: false, title: 'Invalid request' },

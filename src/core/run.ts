@@ -21,7 +21,14 @@ export interface HarnessConfig {
 export interface RunConfig {
   /** The spec's `agent_config.name`: a label for grouping and filtering. */
   name?: string;
+  /** The run's `model_id` as it was given (a catalog id, `auto` or provider/model), echoed back in `agent_config.model_id`. */
   modelId?: string;
+  /**
+   * What `modelId` resolved to at creation (`provider/model`, src/core/model-catalog.ts), what the
+   * worker calls; absent for `auto` with no default configured (the harness's own default), and
+   * on runs stored before the catalog, whose `modelId` was always provider/model.
+   */
+  model?: string;
   harness: HarnessConfig;
   /** A run's own secret allowlist; absent means "the environment's". */
   secrets?: string[];
@@ -104,6 +111,8 @@ export interface Run {
 }
 
 export const ARTIFACT_TYPES = ['PLAN', 'PULL_REQUEST', 'SCREENSHOT', 'FILE', 'BRANCH'] as const;
+/** The spec's ArtifactItem types: a RunItem's `artifacts` holds only these (a strict `oneOf` decoder knows no others); ours go beside it. */
+export const SPEC_ARTIFACT_TYPES = ['PLAN', 'PULL_REQUEST', 'SCREENSHOT', 'FILE'] as const satisfies readonly ArtifactType[];
 export type ArtifactType = (typeof ARTIFACT_TYPES)[number];
 
 /** Something a run produced (a pull request, a pushed branch), as the spec's ArtifactItem. */

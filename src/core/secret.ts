@@ -1,15 +1,37 @@
 import type { Scope } from './environment.js';
+import type { HarnessType } from './run.js';
 
-/** What a secret is for; typed secrets reach runs as their well-known variable (docs/design.md "Secrets" 3). */
-export const SECRET_TYPES = ['raw-value', 'anthropic-api-key', 'openai-api-key', 'github-token'] as const;
+/**
+ * What a secret is for; typed secrets reach runs as their well-known variable (docs/design.md "Secrets" 3).
+ * `claude-api-key` / `codex-api-key` are a harness's key (docs/secrets.md "Harness keys"): never a
+ * variable in the sandbox, only the model proxy's key for that harness's runs.
+ */
+export const SECRET_TYPES = ['raw-value', 'anthropic-api-key', 'openai-api-key', 'github-token', 'claude-api-key', 'codex-api-key'] as const;
 export type SecretType = (typeof SECRET_TYPES)[number];
 
-/** The variable a secret becomes in a run: its own name, or its type's variable. */
+/** The harness whose key each harness-key type is. */
+export const HARNESS_KEY_TYPES = { 'claude-api-key': 'claude', 'codex-api-key': 'codex' } as const satisfies Partial<Record<SecretType, HarnessType>>;
+export type HarnessKeyType = keyof typeof HARNESS_KEY_TYPES;
+
+export function isHarnessKeyType(type: SecretType): type is HarnessKeyType {
+  return Object.hasOwn(HARNESS_KEY_TYPES, type);
+}
+
+/** Only a `codex-api-key` names an upstream (an OpenAI-compatible server); the others call the provider the worker calls. */
+export const BASE_URL_TYPES: readonly SecretType[] = ['codex-api-key'];
+
+/**
+ * The variable a secret becomes in a run: its own name, or its type's variable.
+ * A harness key becomes none; its variable is the one its CLI reads, which
+ * holds the run's proxy token in the sandbox while the proxy holds the key.
+ */
 export function secretVariable(secret: { name: string; type: SecretType }): string {
   switch (secret.type) {
     case 'anthropic-api-key':
+    case 'claude-api-key':
       return 'ANTHROPIC_API_KEY';
     case 'openai-api-key':
+    case 'codex-api-key':
       return 'OPENAI_API_KEY';
     case 'github-token':
       return 'GITHUB_TOKEN';
@@ -33,6 +55,8 @@ export interface Secret {
   description: string | null;
   /** Reaches setup commands only, never the harness. */
   setupOnly: boolean;
+  /** A `codex-api-key`'s upstream (`https://host/v1`); absent = the worker's OpenAI endpoint. */
+  baseUrl?: string;
   createdAt: number;
   updatedAt: number;
 }
@@ -52,6 +76,7 @@ export interface NewSecret {
   type: SecretType;
   description: string | null;
   setupOnly: boolean;
+  baseUrl?: string;
   valueCipher: string;
   wrappedKey: string;
 }
@@ -60,5 +85,7 @@ export interface SecretPatch {
   type?: SecretType;
   description?: string | null;
   setupOnly?: boolean;
+  /** null removes it. */
+  baseUrl?: string | null;
   sealed?: { valueCipher: string; wrappedKey: string };
 }

@@ -36,6 +36,7 @@ export interface ClaimedRun {
   prompt: string;
   title: string;
   harness: HarnessConfig;
+  /** `provider/model`, resolved by the server from the run's `model_id` (a catalog id, `auto`); null = the harness's default. */
   model_id: string | null;
   /** The run's own limit, else the environment's; null = no limit. */
   max_runtime_ms: number | null;
@@ -53,6 +54,8 @@ export interface ClaimedRun {
   cancel_requested: boolean;
   /** The schedule that made the run (`OZ_SCHEDULE_ID` inside it), else null. */
   schedule_id: string | null;
+  /** The run that spawned this one (`OZ_PARENT_RUN_ID` inside it), else null (optional: fixtures and older servers omit it). */
+  parent_run_id?: string | null;
   /**
    * The run's secrets, resolved by the server at claim (docs/design.md "Secrets"):
    * variables for every process, variables for setup commands only, and
@@ -62,7 +65,15 @@ export interface ClaimedRun {
 }
 
 export type ClaimedSecrets =
-  | { env: Record<string, string>; setup_env: Record<string, string>; unknown: string[]; /** The harness CLI's key (`harness_auth_secrets`). */ harness_auth?: string }
+  | {
+      env: Record<string, string>;
+      setup_env: Record<string, string>;
+      unknown: string[];
+      /** The harness CLI's key: the secret `harness_auth_secrets` names, else the run's `claude-api-key` / `codex-api-key` secret of its harness. */
+      harness_auth?: string;
+      /** The upstream base URL of that key (a `codex-api-key` secret's `base_url`), which the model proxy calls instead of the worker's. */
+      harness_auth_base_url?: string;
+    }
   | { error: { message: string; reason: string } };
 
 export interface ClaimResponse {

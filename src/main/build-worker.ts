@@ -18,6 +18,7 @@ import { ownWorkerDir } from '../sandbox/worker-dirs.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
 import { hostGitContainment } from '../worker/git-limits.js';
 import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
+import { RemotePolicy } from '../worker/provisioning/remote-policy.js';
 import { ProtocolClient } from '../worker/protocol-client.js';
 import { forgeGitHost, gitUrl } from '../worker/results/forge.js';
 import { Publisher } from '../worker/results/publisher.js';
@@ -124,6 +125,7 @@ export async function prepareWorker(args: {
         supportRoot,
         tools,
         providers,
+        destinations: new RemotePolicy({ allowedHosts: config.hostGit.allowedHosts }),
         sandboxDefaults: config.sandboxDefaults,
         agentBudgets: { maxSteps, maxTokens, maxTimeMs },
       },

@@ -3,6 +3,7 @@ import { systemClock } from '../core/clock.js';
 import { loadServerCommand } from '../core/config.js';
 import type { ServerCommandOptions } from '../cli/program.js';
 import { randomToken } from '../core/ids.js';
+import { buildModelCatalog } from '../core/model-catalog-file.js';
 import { createApp } from '../server/create-app.js';
 import { EventHub } from '../server/event-hub.js';
 import { sweepGraceMs } from '../server/lifecycle-sweeper.js';
@@ -25,6 +26,8 @@ const EMBEDDED_WORKER_PREFIX = 'embedded:';
  */
 export async function runServer(options: ServerCommandOptions): Promise<void> {
   const { config, launch } = loadServerCommand(options.settings);
+  // Before anything is opened: a catalog file that does not parse stops the server with its reason.
+  const modelCatalog = buildModelCatalog(config);
   const logger = createLogger(config.logLevel);
   guardProcess(logger);
   // The embedded worker's sandbox backend first: a host that cannot run it
@@ -59,6 +62,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     hub,
     logger,
     models: { defaultModel: config.defaultModel, models: config.models },
+    modelCatalog,
     teamMaxConcurrentRuns: config.teamMaxConcurrentRuns,
     leaseTtlMs: config.leaseTtlMs,
     sweepIntervalMs: config.sweepIntervalMs,

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ModelCatalog } from '../core/model-catalog.js';
 import type { Clock } from '../core/clock.js';
 import type { RunLimits } from '../core/environment.js';
 import type { EventStreamSettings } from '../core/config.js';
@@ -12,7 +13,10 @@ export interface ServerDeps {
   clock: Clock;
   hub: EventHub;
   logger: Logger;
+  /** `OZ_DEFAULT_MODEL` and `OZ_MODELS` (provider/model ids `GET /agent/models` lists beside the catalog). */
   models: { defaultModel: string | null; models: readonly string[] };
+  /** The model catalog (`buildModelCatalog`); default: the built-in one with `models.defaultModel` (src/server/model-choice.ts). */
+  modelCatalog?: ModelCatalog;
   /** Concurrency limit for teams created without one. */
   teamMaxConcurrentRuns: number;
   /** Seals and opens secret values (the deployment's master key). */

@@ -6,6 +6,7 @@ import { limitAbove } from '../core/environment.js';
 import type { Principal } from './auth.js';
 import { refuseAboveMaxima, teamLimits } from './limits.js';
 import type { ServerDeps } from './deps.js';
+import { chooseModel } from './model-choice.js';
 import type { RunAgentRequest } from '../api/run-requests.js';
 
 /** Who acts: a caller of the API, or the scheduler on behalf of a schedule's creator. */
@@ -34,6 +35,8 @@ export function rejectUnimplemented(body: RunAgentRequest): void {
     ['attachments', body.attachments],
     ['conversation_id', body.conversation_id],
     ['agent_identity_uid', body.agent_identity_uid],
+    ['images', body.images],
+    ['mode', body.mode],
     ['interactive', body.interactive === true ? true : undefined],
     ['team', body.team === false ? false : undefined],
     ['config.base_prompt', c.base_prompt],
@@ -42,6 +45,7 @@ export function rejectUnimplemented(body: RunAgentRequest): void {
     ['config.computer_use_enabled', c.computer_use_enabled === true ? true : undefined],
     ['config.idle_timeout_minutes', c.idle_timeout_minutes],
     ['config.worker_host', c.worker_host],
+    ['config.runner_id', c.runner_id],
   ];
   for (const [field, value] of present) if (value !== undefined) throw featureNotAvailable(field);
 }
@@ -74,6 +78,9 @@ export class RunService {
 
   async create(principal: Actor, body: RunAgentRequest, options: CreateRunOptions): Promise<CreatedRun> {
     rejectUnimplemented(body);
+    // After the unimplemented fields: `{skill}` alone is feature_not_available, not a missing prompt.
+    const prompt = body.prompt;
+    if (prompt === undefined) throw new OzError('invalid_request', 'prompt: is required', { reason: 'prompt' });
     const { store, clock } = this.deps;
     const team = principal.team;
     const c = body.config ?? {};
@@ -97,11 +104,12 @@ export class RunService {
       throw new OzError('resource_not_found', `parent_run_id: run ${body.parent_run_id} not found`, { reason: 'parent_run_id' });
     }
     const harness = c.harness ?? { type: 'oz' as const };
-    const modelId = c.model_id ?? (harness.type === 'oz' ? (this.deps.models.defaultModel ?? undefined) : undefined);
+    const model = chooseModel(this.deps, c.model_id, harness.type, 'config.model_id');
     const config: RunConfig = {
       harness: harness.command !== undefined ? { type: harness.type, command: harness.command } : { type: harness.type },
       ...(c.name !== undefined ? { name: c.name } : {}),
-      ...(modelId !== undefined ? { modelId } : {}),
+      ...(model ? { modelId: model.requested } : {}),
+      ...(model?.model ? { model: model.model } : {}),
       ...(c.secrets !== undefined ? { secrets: c.secrets } : {}),
       ...(c.max_runtime_seconds !== undefined ? { maxRuntimeMs: c.max_runtime_seconds * 1000 } : {}),
       ...(c.max_steps !== undefined ? { maxSteps: c.max_steps } : {}),
@@ -121,8 +129,8 @@ export class RunService {
       {
         teamId: team.id,
         creatorId: principal.user.id,
-        title: body.title ?? titleFromPrompt(body.prompt),
-        prompt: body.prompt,
+        title: body.title ?? titleFromPrompt(prompt),
+        prompt,
         source: options.source,
         executionLocation: 'REMOTE',
         environmentId: c.environment_id ?? null,

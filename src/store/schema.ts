@@ -147,6 +147,8 @@ export interface SecretsTable {
   type: string;
   description: string | null;
   setup_only: number;
+  /** A `codex-api-key`'s upstream; null otherwise (migration 0007). */
+  base_url: string | null;
   value_cipher: string;
   wrapped_key: string;
   created_at: number;

@@ -20,6 +20,7 @@ function toSealed(row: SecretsTable): SealedSecret {
     type: row.type as SecretType,
     description: row.description,
     setupOnly: Number(row.setup_only) === 1,
+    ...(row.base_url ? { baseUrl: row.base_url } : {}),
     valueCipher: row.value_cipher,
     wrappedKey: row.wrapped_key,
     createdAt: Number(row.created_at),
@@ -48,6 +49,7 @@ export class SecretRepository {
       type: input.type,
       description: input.description,
       setup_only: input.setupOnly ? 1 : 0,
+      base_url: input.baseUrl ?? null,
       value_cipher: input.valueCipher,
       wrapped_key: input.wrappedKey,
       created_at: at,
@@ -102,6 +104,7 @@ export class SecretRepository {
     if (patch.type !== undefined) set.type = patch.type;
     if (patch.description !== undefined) set.description = patch.description;
     if (patch.setupOnly !== undefined) set.setup_only = patch.setupOnly ? 1 : 0;
+    if (patch.baseUrl !== undefined) set.base_url = patch.baseUrl;
     if (patch.sealed) {
       set.value_cipher = patch.sealed.valueCipher;
       set.wrapped_key = patch.sealed.wrappedKey;

@@ -1,6 +1,7 @@
 import { sameSecret } from '../core/same-secret.js';
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { SocketServer } from './socket-server.js';
 
 /** One model provider the proxy forwards to: where, and with which key. */
@@ -10,6 +11,12 @@ export interface Upstream {
   key: string | undefined;
   /** How the provider takes its key. */
   header: 'x-api-key' | 'authorization';
+  /**
+   * Connect only to these addresses (checked against the destination policy
+   * when the run started), whatever the name resolves to later: a base URL a
+   * user gave (a harness key's) must not be turned into a LAN address by DNS.
+   */
+  pinned?: readonly string[] | undefined;
 }
 
 export type Provider = 'anthropic' | 'openai';
@@ -144,6 +151,16 @@ export function routeOf(method: string, target: string): Route {
   return { provider, path, query };
 }
 
+/** A `lookup` for node:http that answers with the checked addresses only (the first, or all when asked). */
+function pinnedLookup(addresses: readonly string[]): LookupFunction {
+  const entries = addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  return (_host, options, callback) => {
+    const first = entries[0] as { address: string; family: number };
+    if (options.all) callback(null, entries);
+    else callback(null, first.address, first.family);
+  };
+}
+
 /** The upstream URL: the base's origin and path, then exactly the route's path (checked, not trusted to URL parsing). */
 function targetUrl(base: string, path: string, query: string): URL | null {
   const root = new URL(base);
@@ -226,7 +243,7 @@ async function forward(
     out?.destroy();
   });
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-  out = send(target, { method, headers }, (answer) => {
+  out = send(target, { method, headers, ...(upstream.pinned?.length ? { lookup: pinnedLookup(upstream.pinned) } : {}) }, (answer) => {
     const back: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(answer.headers)) if (value !== undefined && !DROP.has(name)) back[name] = value;
     res.writeHead(answer.statusCode ?? 502, back);

@@ -20,6 +20,7 @@ import { checkoutDirs, setUpWorkspace } from './provisioning/workspace-setup.js'
 import { PublishError, type Publisher } from './results/publisher.js';
 import { RunSockets } from './run-sockets.js';
 import type { ReportedFinish, ReportedShutdown } from './support-server.js';
+import { RemoteRefusedError, type RemotePolicy } from './provisioning/remote-policy.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -39,6 +40,8 @@ export interface ExecutionDeps {
   tools: readonly { name: string; path: string }[];
   /** The worker's model providers: what the model proxy of agent CLIs forwards to. */
   providers: ModelProviderSettings;
+  /** Which destinations a user-given URL the worker itself calls may have (a harness key's base URL): public addresses, or the operator's allowed hosts. */
+  destinations: RemotePolicy;
   /** Limits where the run's environment sets none. */
   sandboxDefaults: SandboxLimits & { outputBytes: number };
   /** Agent budgets where the run sets none. */
@@ -265,9 +268,22 @@ export class RunExecution {
     return mounts;
   }
 
-  private startSockets(harness: Harness): Promise<RunSockets> {
+  /** A harness key's own base URL, resolved and checked now (the proxy connects only to these addresses); refused: the run fails naming it. */
+  private async harnessBase(): Promise<{ url: string; addresses: readonly string[] } | undefined> {
+    const url = this.secrets?.harness_auth_base_url;
+    if (url === undefined) return undefined;
+    try {
+      return { url, addresses: (await this.deps.destinations.check(url)).addresses };
+    } catch (error) {
+      if (!(error instanceof RemoteRefusedError)) throw error;
+      throw new RunFailure({ state: 'FAILED', code: 'invalid_request', reason: 'harness_base_url_refused', message: `The harness key's base URL is refused: ${error.message}` });
+    }
+  }
+
+  private async startSockets(harness: Harness): Promise<RunSockets> {
     const uploader = this.uploader;
     const secrets = this.secrets;
+    const harnessBase = harness.modelProxy ? await this.harnessBase() : undefined;
     return RunSockets.start({
       runId: this.run.run_id,
       root: this.deps.supportRoot,
@@ -298,6 +314,7 @@ export class RunExecution {
       },
       modelProxy: harness.modelProxy,
       keys: { harnessAuth: secrets?.harness_auth, anthropic: secrets?.env.ANTHROPIC_API_KEY, openai: secrets?.env.OPENAI_API_KEY },
+      harnessBase,
       providers: this.deps.providers,
       redact: (text) => this.redactor.redact(text),
     });
@@ -502,6 +519,8 @@ export class RunExecution {
       ...(sandbox?.supportSocketPath ? { [SUPPORT_SOCKET_ENV]: sandbox.supportSocketPath, [SUPPORT_TOKEN_ENV]: this.token } : {}),
       ...(run.environment ? { OZ_ENVIRONMENT_ID: run.environment.id } : {}),
       ...(run.schedule_id ? { OZ_SCHEDULE_ID: run.schedule_id } : {}),
+      // Oz names the spawning run so a child can report back to it; older servers send no field.
+      ...(run.parent_run_id ? { OZ_PARENT_RUN_ID: run.parent_run_id, WARP_PARENT_RUN_ID: run.parent_run_id } : {}),
     };
   }
 }

@@ -17,6 +17,8 @@ export interface RunSocketsInput {
   modelProxy: ModelProxyProtocol | null;
   /** The run's keys: the harness's auth secret, else the run's typed secrets; else the worker's. */
   keys: { harnessAuth?: string | undefined; anthropic?: string | undefined; openai?: string | undefined };
+  /** Where the harness's own key is to be used (a `codex-api-key` secret's base URL), checked and pinned; else the worker's provider URL. */
+  harnessBase?: { url: string; addresses: readonly string[] } | undefined;
   providers: ModelProviderSettings;
   redact: (text: string) => string;
 }
@@ -47,19 +49,22 @@ export class RunSockets {
         const { providers, keys } = input;
         const withoutV1 = (url: string | undefined, fallback: string): string => (url ?? fallback).replace(/\/v1\/?$/, '');
         const auth = (protocol: ModelProxyProtocol): string | undefined => (input.modelProxy === protocol ? keys.harnessAuth : undefined);
+        const harnessBase = (protocol: ModelProxyProtocol) => (input.modelProxy === protocol && keys.harnessAuth !== undefined ? input.harnessBase : undefined);
         sockets.modelProxy = await startModelProxy(
           join(dir, 'model.sock'),
           input.token,
           {
             anthropic: {
-              base: withoutV1(providers.anthropicBaseUrl, 'https://api.anthropic.com'),
+              base: withoutV1(harnessBase('anthropic')?.url ?? providers.anthropicBaseUrl, 'https://api.anthropic.com'),
               key: auth('anthropic') ?? keys.anthropic ?? providers.anthropicApiKey,
               header: 'x-api-key',
+              pinned: harnessBase('anthropic')?.addresses,
             },
             openai: {
-              base: withoutV1(providers.openaiBaseUrl, 'https://api.openai.com'),
+              base: withoutV1(harnessBase('openai')?.url ?? providers.openaiBaseUrl, 'https://api.openai.com'),
               key: auth('openai') ?? keys.openai ?? providers.openaiApiKey,
               header: 'authorization',
+              pinned: harnessBase('openai')?.addresses,
             },
           },
           input.redact,

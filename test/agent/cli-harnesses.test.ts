@@ -30,6 +30,8 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
   let envId: string;
   let anthropic: ModelServer;
   let openai: ModelServer;
+  /** Where a codex-api-key secret's own base URL points. */
+  let ownCodex: ModelServer;
   const claudeTurns: ScriptedTurn[] = [];
   const codexTurns: ScriptedTurn[] = [];
 
@@ -39,6 +41,7 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     appUrl = makeBareRepo(fixtures, 'app', { 'greet.sh': 'echo "Hello"\n', 'test.sh': TEST });
     anthropic = await startModelServer({ protocol: 'anthropic', script: loop(claudeTurns) });
     openai = await startModelServer({ protocol: 'openai-responses', script: loop(codexTurns) });
+    ownCodex = await startModelServer({ protocol: 'openai-responses', script: loop(codexTurns) });
     server = await startOzServer('sqlite', {
       env: {
         OZ_FILE_REPO_ROOTS: fixtures,
@@ -46,6 +49,8 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
         // Where the providers are; the keys come from the team's secrets only.
         ANTHROPIC_BASE_URL: anthropic.anthropicBaseUrl,
         OPENAI_BASE_URL: openai.openaiBaseUrl,
+        // A harness key's base URL on loopback is refused unless the operator allows it.
+        OZ_GIT_ALLOWED_HOSTS: '127.0.0.1',
       },
     });
     for (const [name, value, type] of [
@@ -65,6 +70,7 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     } finally {
       await anthropic?.close();
       await openai?.close();
+      await ownCodex?.close();
       rmSync(fixtures, { recursive: true, force: true });
     }
   });
@@ -163,6 +169,22 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     expect(results.every((b) => b.state === 'completed')).toBe(true);
     expect(blocks.some((b) => b.type === 'text' && b.text === 'Updated the greeting; tests pass.')).toBe(true);
     expect(run.usage).toMatchObject({ input_tokens: 150, output_tokens: 15, steps: 1 });
+  });
+
+  it("codex with a codex-api-key secret: the proxy calls that key's own base URL, with that key", async () => {
+    const value = 'sk-own-codex-key-0123456789';
+    const created = await api(server, 'POST', '/api/v1/secrets', {
+      key: server.adminKey,
+      body: { name: 'OWN_CODEX', value, type: 'codex-api-key', base_url: ownCodex.openaiBaseUrl },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    codexTurns.push({ text: 'Nothing to change.', usage: { input: 10, output: 2 } });
+    const before = openai.requests.length;
+    const run = await runToEnd({ harness: { type: 'codex' }, model_id: 'openai/gpt-5', harness_auth_secrets: { codex_auth_secret_name: 'OWN_CODEX' } });
+    expect(run.state, JSON.stringify(run.status_message)).toBe('SUCCEEDED');
+    expect(openai.requests.length).toBe(before);
+    expect(ownCodex.requests.length).toBeGreaterThan(0);
+    for (const request of ownCodex.requests) expect(request.headers.authorization).toBe(`Bearer ${value}`);
   });
 
   it('a missing auth secret fails the run naming it; a CLI missing from the sandbox fails naming the fix', async () => {

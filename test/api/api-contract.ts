@@ -242,16 +242,16 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
           [{ prompt: 'x', config: { computer_use_enabled: true } }, 'config.computer_use_enabled'],
         ];
         for (const [body, field] of cases) {
-          const problem = expectProblem(await call('POST', '/api/v1/agent/runs', { body }), 400, 'feature_not_available', field);
+          const problem = expectProblem(await call('POST', '/api/v1/agent/runs', { body }), 403, 'feature_not_available', field);
           expect(problem.retryable).toBe(false);
         }
         expect(await allRunIds()).toEqual(before);
       });
 
       it('answers an unimplemented spec path with feature_not_available', async () => {
-        const problem = expectProblem(await call('GET', '/api/v1/agent/identities'), 400, 'feature_not_available');
+        const problem = expectProblem(await call('GET', '/api/v1/agent/identities'), 403, 'feature_not_available');
         expect(problem.detail).toContain('/api/v1/agent/identities');
-        expectProblem(await call('POST', '/api/v1/agent/messages', { body: {} }), 400, 'feature_not_available');
+        expectProblem(await call('POST', '/api/v1/agent/messages', { body: {} }), 403, 'feature_not_available');
         // Authentication still comes first.
         expectProblem(await api(server, 'GET', '/api/v1/agent/identities'), 401, 'authentication_required');
       });

@@ -66,9 +66,7 @@ describe('what a run published is on its record', () => {
     await until('the push to reach the remote', () => proxy.pushes() > 0, 60_000);
     // The push is in flight (and may never come back): the run already names its branch.
     const during = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
-    expect(during.artifacts).toEqual([
-      { artifact_type: 'BRANCH', created_at: expect.any(String), data: { branch: `oz/${id}`, repository: `http://127.0.0.1:${proxy.port}/app.git` } },
-    ]);
+    expect(during.branches).toEqual([{ branch: `oz/${id}`, repository: `http://127.0.0.1:${proxy.port}/app.git`, created_at: expect.any(String) }]);
     expect((await api(server, 'POST', `/api/v1/agent/runs/${id}/cancel`, { key: server.adminKey })).status).toBe(200);
     const ended = await until(`run ${id} to end`, async () => {
       const body = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;

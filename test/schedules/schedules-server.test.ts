@@ -41,7 +41,7 @@ function describeSchedulesOn(backend: Backend, pgUrl: string | null) {
         [{ ...VALID, overlap_policy: 'sometimes' }, 400, 'overlap_policy', /must be one of allow, skip, queue, cancel_previous/],
         [{ ...VALID, name: '  ' }, 400, 'name', /must not be empty/],
         [{ name: 'x', cron_schedule: '* * * * *' }, 400, 'prompt', /prompt: is required/],
-        [{ ...VALID, agent_config: { skill_spec: 'a/b' } }, 400, 'agent_config.skill_spec', /agent_config.skill_spec is not available/],
+        [{ ...VALID, agent_config: { skill_spec: 'a/b' } }, 403, 'agent_config.skill_spec', /agent_config.skill_spec is not available/],
         [{ ...VALID, agent_config: { environment_id: 'nope' } }, 404, 'agent_config.environment_id', /not found/],
         [{ ...VALID, every: 'day' }, 400, '', /every/],
       ];

@@ -1,14 +1,42 @@
-import type { ArtifactItem, RunAgentConfig, RunItem } from '../../api/runs.js';
+import type { AgentSkillItem, ArtifactItem, BranchItem, RunAgentConfig, RunItem } from '../../api/runs.js';
 import { toRfc3339 } from '../../core/clock.js';
 import { LEASED_STATES, type RunState } from '../../core/run-state.js';
-import { authSecretField, type HarnessType, type Run, type RunArtifact } from '../../core/run.js';
+import { authSecretField, SPEC_ARTIFACT_TYPES, type HarnessType, type Run, type RunArtifact } from '../../core/run.js';
 
-function presentArtifact(artifact: RunArtifact): ArtifactItem {
+/** What a RunItem needs beyond the run: where the server is, as its caller reached it, and the time (is the lease live?). */
+export interface RunPresentation {
+  /** `<protocol>://<host>` of the request (src/server/public-url.ts). */
+  baseUrl: string;
+  now: number;
+}
+
+type SpecArtifactType = (typeof SPEC_ARTIFACT_TYPES)[number];
+const isSpecArtifact = (artifact: RunArtifact): artifact is RunArtifact & { type: SpecArtifactType } => (SPEC_ARTIFACT_TYPES as readonly string[]).includes(artifact.type);
+
+function presentArtifact(artifact: RunArtifact & { type: SpecArtifactType }): ArtifactItem {
   return { artifact_type: artifact.type, created_at: toRfc3339(artifact.createdAt), data: artifact.data };
 }
 
-/** The spec's RunItem, with our extensions `usage`, `state_timestamps`, `attempt`. */
-export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): RunItem {
+function presentBranch(artifact: RunArtifact): BranchItem {
+  const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+  return { branch: text(artifact.data.branch), repository: text(artifact.data.repository), created_at: toRfc3339(artifact.createdAt) };
+}
+
+/** The spec's AgentSkill of a skill spec (`owner/repo:path/SKILL.md` is a file; a bare id is a bundled skill). */
+export function presentSkill(skillSpec: string): AgentSkillItem {
+  const path = skillSpec.includes(':') ? skillSpec.slice(skillSpec.indexOf(':') + 1) : null;
+  if (path === null) return { name: skillSpec, bundled_skill_id: skillSpec };
+  const parts = path.split('/').filter((p) => p.length > 0);
+  const name = parts.length > 1 && /^skill\.md$/i.test(parts[parts.length - 1] ?? '') ? parts[parts.length - 2] : parts[parts.length - 1];
+  return { name: name ?? path, full_path: path };
+}
+
+/**
+ * The spec's RunItem, with our extensions `usage`, `branches`, `state_timestamps`, `attempt`.
+ * A worker holds the sandbox while it holds the lease: `is_sandbox_running` is a leased state
+ * under a lease not yet expired (a lost worker's run stops counting the moment its lease lapses).
+ */
+export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunPresentation): RunItem {
   const stateTimestamps: Partial<Record<RunState, string>> = {};
   for (const [state, at] of Object.entries(run.stateTimestamps) as [RunState, number][]) {
     stateTimestamps[state] = toRfc3339(at);
@@ -46,15 +74,20 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[] = []): Ru
           },
         }
       : {}),
+    session_link: `${at.baseUrl}/runs/${encodeURIComponent(run.id)}`,
+    ...(run.schedule ? { trigger_url: `${at.baseUrl}/api/v1/agent/schedules/${encodeURIComponent(run.schedule.scheduleId)}` } : {}),
     ...(run.creatorId ? { creator: { type: 'user', uid: run.creatorId } } : {}),
+    request_usage: {},
     agent_config: agentConfig,
     conversation_id: run.id,
-    artifacts: artifacts.map(presentArtifact),
+    artifacts: artifacts.filter(isSpecArtifact).map(presentArtifact),
+    ...(run.skillSpec !== null ? { agent_skill: presentSkill(run.skillSpec) } : {}),
     ...(run.parentRunId ? { parent_run_id: run.parentRunId } : {}),
-    is_sandbox_running: LEASED_STATES.includes(run.state),
+    is_sandbox_running: LEASED_STATES.includes(run.state) && run.leaseExpiresAt !== null && run.leaseExpiresAt > at.now,
     scope: { type: 'Team', uid: run.teamId },
     // ours
     usage: run.usage ?? { input_tokens: 0, output_tokens: 0, steps: 0 },
+    branches: artifacts.filter((a) => a.type === 'BRANCH').map(presentBranch),
     state_timestamps: stateTimestamps,
     attempt: run.attempt,
     ...(run.cancelRequestedAt !== null ? { cancel_requested_at: toRfc3339(run.cancelRequestedAt) } : {}),

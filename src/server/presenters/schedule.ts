@@ -1,14 +1,18 @@
 import type { ScheduleItem } from '../../api/schedules.js';
 import { toRfc3339 } from '../../core/clock.js';
 import type { Run } from '../../core/run.js';
+import type { Environment } from '../../core/environment.js';
 import type { Schedule } from '../../core/schedule.js';
+import { presentEnvironment } from './environment.js';
 import { describeCron } from '../cron.js';
 
 /**
  * The spec's ScheduledAgentItem, plus ours: `timezone`, `overlap_policy`,
- * `cron_description` (plain English) and `last_run {run_id, state}`.
+ * `cron_description` (plain English) and `last_run {run_id, state}`;
+ * `environment` is the spec's resolved CloudEnvironmentConfig of the
+ * template's `environment_id`, with our fields beside it as in CloudEnvironment.
  */
-export function presentSchedule(schedule: Schedule, lastRun: Run | null): ScheduleItem {
+export function presentSchedule(schedule: Schedule, lastRun: Run | null, environment: Environment | null = null): ScheduleItem {
   return {
     id: schedule.id,
     name: schedule.name,
@@ -20,6 +24,7 @@ export function presentSchedule(schedule: Schedule, lastRun: Run | null): Schedu
     prompt: schedule.prompt,
     // Stored as the request schema validated it (src/api/run-requests.ts); the store types it only as a JSON object.
     agent_config: schedule.agentConfig,
+    ...(environment ? { environment: presentEnvironment(environment).config } : {}),
     last_spawn_error: schedule.lastSpawnError,
     created_at: toRfc3339(schedule.createdAt),
     updated_at: toRfc3339(schedule.updatedAt),

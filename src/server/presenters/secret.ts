@@ -12,6 +12,7 @@ export function presentSecret(secret: Secret): SecretItem {
     variable: secretVariable(secret),
     description: secret.description,
     setup_only: secret.setupOnly,
+    ...(secret.baseUrl !== undefined ? { base_url: secret.baseUrl } : {}),
     created_at: toRfc3339(secret.createdAt),
     updated_at: toRfc3339(secret.updatedAt),
   };

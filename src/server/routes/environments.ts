@@ -2,7 +2,14 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { idParam } from '../../api/common.js';
-import { createEnvironmentSchema, deleteEnvironmentResponseSchema, environmentItemSchema, listEnvironmentsResponseSchema, patchEnvironmentSchema } from '../../api/environments.js';
+import {
+  createEnvironmentSchema,
+  deleteEnvironmentResponseSchema,
+  environmentItemSchema,
+  listEnvironmentsQuerySchema,
+  listEnvironmentsResponseSchema,
+  patchEnvironmentSchema,
+} from '../../api/environments.js';
 import { notFound } from '../../core/errors.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
@@ -16,11 +23,17 @@ export function environmentRoutes(deps: ServerDeps) {
     const r = app.withTypeProvider<ZodTypeProvider>();
     const params = z.object({ uid: idParam });
 
-    r.get('/agent/environments', { schema: { response: { 200: listEnvironmentsResponseSchema }, summary: 'List environments', tags: ['environments'] } }, async (request) => {
-      const { team, user } = principalOf(request);
-      const environments = await deps.store.listEnvironments(team.id, user.id);
-      return { environments: environments.map(presentEnvironment) };
-    });
+    r.get(
+      '/agent/environments',
+      { schema: { querystring: listEnvironmentsQuerySchema, response: { 200: listEnvironmentsResponseSchema }, summary: 'List environments', tags: ['environments'] } },
+      async (request) => {
+        const { team, user } = principalOf(request);
+        // The store lists most recently updated first; by name is a sort of that (ties keep it).
+        const environments = await deps.store.listEnvironments(team.id, user.id);
+        if (request.query.sort_by === 'name') environments.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+        return { environments: environments.map(presentEnvironment) };
+      },
+    );
 
     r.post(
       '/agent/environments',

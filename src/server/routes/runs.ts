@@ -12,6 +12,7 @@ import type { ServerDeps } from '../deps.js';
 import { presentConversation } from '../presenters/conversation.js';
 import { presentRun } from '../presenters/run-item.js';
 import type { RunService } from '../run-service.js';
+import { publicBaseUrl } from '../public-url.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -84,11 +85,13 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
       });
       const artifacts = await deps.store.listRunArtifacts(page.runs.map((run) => run.id));
+      const at = { baseUrl: publicBaseUrl(request), now: deps.clock.now() };
       return {
         runs: page.runs.map((run) =>
           presentRun(
             run,
             artifacts.filter((a) => a.runId === run.id),
+            at,
           ),
         ),
         page_info: { has_next_page: page.nextCursor !== null, ...(page.nextCursor ? { next_cursor: page.nextCursor } : {}) },
@@ -98,7 +101,7 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
     r.get('/agent/runs/:runId', { schema: { params: runIdParams, response: { 200: runItemSchema }, summary: 'Get a run', tags: ['runs'] } }, async (request) => {
       const run = await deps.store.getRun(principalOf(request).team.id, request.params.runId);
       if (!run) throw notFound('run', request.params.runId);
-      return presentRun(run, await deps.store.listRunArtifacts([run.id]));
+      return presentRun(run, await deps.store.listRunArtifacts([run.id]), { baseUrl: publicBaseUrl(request), now: deps.clock.now() });
     });
 
     const conversation = async (teamId: string, runId: string) => {

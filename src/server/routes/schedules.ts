@@ -22,6 +22,7 @@ import type { ServerDeps } from '../deps.js';
 import { presentSchedule } from '../presenters/schedule.js';
 import type { Scheduler } from '../scheduler.js';
 import { rejectUnimplemented } from '../run-service.js';
+import { modelCatalogOf } from '../model-choice.js';
 
 /** A schedule's template: a prompt, and no spec field we do not implement (named, never ignored). */
 function checkTemplate(body: { prompt?: string | undefined; agent_config?: RunAgentRequest['config'] | undefined }): string {
@@ -46,8 +47,13 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
   return async (app: FastifyInstance): Promise<void> => {
     const r = app.withTypeProvider<ZodTypeProvider>();
     const params = z.object({ scheduleId: idParam });
-    const present = async (schedule: Schedule): Promise<ScheduleItem> =>
-      presentSchedule(schedule, schedule.lastRunId ? await deps.store.getRun(schedule.teamId, schedule.lastRunId) : null);
+    const present = async (schedule: Schedule): Promise<ScheduleItem> => {
+      const lastRun = schedule.lastRunId ? await deps.store.getRun(schedule.teamId, schedule.lastRunId) : null;
+      // The spec's resolved `environment`: the one the template names, as its creator sees it (a deleted one is omitted).
+      const environmentId = typeof schedule.agentConfig.environment_id === 'string' ? schedule.agentConfig.environment_id : null;
+      const environment = environmentId ? await deps.store.getEnvironment(schedule.teamId, environmentId, schedule.creatorId) : null;
+      return presentSchedule(schedule, lastRun, environment);
+    };
     const timing = (cron: string, timezone: string, enabled: boolean): number | null => {
       const next = nextSlot(cron, timezone, deps.clock.now());
       if (next === null) throw new OzError('invalid_request', `cron_schedule: "${cron}" never fires again`, { reason: 'cron_schedule' });
@@ -59,6 +65,8 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
      * under the team's ceiling. The scheduler checks again at each spawn.
      */
     const checkReferences = async (team: Team, userId: string, config: RunAgentRequest['config']): Promise<void> => {
+      // The same catalog as a run's; the scheduler resolves again at each spawn (the catalog may have changed).
+      if (config?.model_id !== undefined) modelCatalogOf(deps).resolve(config.model_id, 'agent_config.model_id');
       if (config?.max_runtime_seconds !== undefined) refuseAboveMaxima({ maxRuntimeMs: config.max_runtime_seconds * 1000 }, teamLimits(deps, team).maxima, 'agent_config.');
       if (config?.environment_id && !(await deps.store.getEnvironment(team.id, config.environment_id, userId))) {
         throw new OzError('resource_not_found', `agent_config.environment_id: environment ${config.environment_id} not found`, { reason: 'agent_config.environment_id' });

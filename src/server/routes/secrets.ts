@@ -5,7 +5,7 @@ import { envName, noContentSchema } from '../../api/common.js';
 import { createSecretSchema, listSecretsResponseSchema, patchSecretSchema, secretItemSchema, secretScopeQuery } from '../../api/secrets.js';
 import { notFound, OzError } from '../../core/errors.js';
 import type { Scope } from '../../core/environment.js';
-import { SECRET_MAX_ENTRY_BYTES, secretVariable } from '../../core/secret.js';
+import { BASE_URL_TYPES, SECRET_MAX_ENTRY_BYTES, secretVariable, type SecretType } from '../../core/secret.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
 import { presentSecret } from '../presenters/secret.js';
@@ -14,6 +14,13 @@ import { presentSecret } from '../presenters/secret.js';
 function checkSize(variable: string, value: string): void {
   if (Buffer.byteLength(`${variable}=${value}`) >= SECRET_MAX_ENTRY_BYTES) {
     throw new OzError('invalid_request', `value: ${variable}=value must be under ${SECRET_MAX_ENTRY_BYTES / 1024} KiB`, { reason: 'value' });
+  }
+}
+
+/** `base_url` belongs to the types that name an upstream (a `codex-api-key`). */
+function checkBaseUrl(type: SecretType, given: boolean): void {
+  if (given && !BASE_URL_TYPES.includes(type)) {
+    throw new OzError('invalid_request', `base_url: only a secret of type ${BASE_URL_TYPES.join(', ')} has one (this one is ${type})`, { reason: 'base_url' });
   }
 }
 
@@ -47,9 +54,19 @@ export function secretRoutes(deps: ServerDeps) {
         const scope: Scope = body.team === false ? { type: 'user', userId: user.id } : { type: 'team' };
         const type = body.type ?? 'raw-value';
         checkSize(secretVariable({ name: body.name, type }), body.value);
+        checkBaseUrl(type, body.base_url !== undefined);
         const sealed = deps.envelope.seal(identity(team.id, scope, body.name), body.value);
         const secret = await deps.store.secrets.create(
-          { teamId: team.id, scope, name: body.name, type, description: body.description ?? null, setupOnly: body.setup_only ?? false, ...sealed },
+          {
+            teamId: team.id,
+            scope,
+            name: body.name,
+            type,
+            description: body.description ?? null,
+            setupOnly: body.setup_only ?? false,
+            ...(body.base_url !== undefined ? { baseUrl: body.base_url } : {}),
+            ...sealed,
+          },
           deps.clock.now(),
         );
         return reply.status(201).send(presentSecret(secret));
@@ -75,7 +92,7 @@ export function secretRoutes(deps: ServerDeps) {
           querystring: secretScopeQuery,
           body: patchSecretSchema,
           response: { 200: secretItemSchema },
-          summary: 'Update a secret: value, type, description, setup-only',
+          summary: 'Update a secret: value, type, description, setup-only, base URL',
           tags: ['secrets'],
         },
       },
@@ -88,6 +105,9 @@ export function secretRoutes(deps: ServerDeps) {
         const body = request.body;
         const type = body.type ?? current.type;
         if (body.value !== undefined) checkSize(secretVariable({ name, type }), body.value);
+        checkBaseUrl(type, typeof body.base_url === 'string');
+        // A type that has no upstream keeps none (a codex key turned raw-value drops its base_url).
+        const baseUrl = body.base_url !== undefined ? body.base_url : !BASE_URL_TYPES.includes(type) && current.baseUrl !== undefined ? null : undefined;
         const updated = await deps.store.secrets.update(
           team.id,
           scope,
@@ -96,6 +116,7 @@ export function secretRoutes(deps: ServerDeps) {
             ...(body.type !== undefined ? { type: body.type } : {}),
             ...(body.description !== undefined ? { description: body.description } : {}),
             ...(body.setup_only !== undefined ? { setupOnly: body.setup_only } : {}),
+            ...(baseUrl !== undefined ? { baseUrl } : {}),
             ...(body.value !== undefined ? { sealed: deps.envelope.seal(identity(team.id, scope, name), body.value) } : {}),
           },
           deps.clock.now(),

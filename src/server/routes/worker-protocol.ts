@@ -22,10 +22,12 @@ import type { Run } from '../../core/run.js';
 import type { ClaimedSecrets, ClaimedRun } from '../../core/worker-protocol.js';
 import { resolveSecrets } from '../../secrets/resolve.js';
 import type { ServerDeps } from '../deps.js';
+import { harnessKeys } from '../harness-keys.js';
 import { effectiveRunLimits, teamLimits } from '../limits.js';
 import type { RunService } from '../run-service.js';
 import { authenticateWorker } from '../worker-auth.js';
 import { settingDefault } from '../../core/config.js';
+import { PROVIDER_MODEL_PATTERN } from '../../core/model-catalog.js';
 
 /** The body limit of an event batch (the API's own is 1 MiB). */
 const EVENT_BATCH_BODY_LIMIT = 4 * 1024 * 1024;
@@ -57,17 +59,22 @@ async function markEnvironmentSetup(deps: ServerDeps, run: Run, failed: boolean)
 async function claimedSecrets(deps: ServerDeps, run: Run, env: Environment | null): Promise<ClaimedSecrets> {
   const environmentSecrets = env?.config.secrets ?? [];
   const allowlist = run.config.secrets ?? environmentSecrets;
-  const harnessAuthSecret = run.config.harnessAuthSecrets?.[run.config.harness.type];
-  if (allowlist.length === 0 && harnessAuthSecret === undefined) return { env: {}, setup_env: {}, unknown: [] };
+  const explicitAuth = run.config.harnessAuthSecrets?.[run.config.harness.type];
+  if (allowlist.length === 0 && explicitAuth === undefined) return { env: {}, setup_env: {}, unknown: [] };
   const scheduled = run.source === 'SCHEDULED_AGENT';
   const withholdPersonal = env !== null && env.updatedBy !== run.creatorId;
+  const sealed = await deps.store.secrets.sealedFor(run.teamId, scheduled ? null : run.creatorId);
+  // Harness keys (claude-api-key, codex-api-key) are the model proxy's, never a variable: out of the allowlist, into harness_auth.
+  const keys = harnessKeys({ sealed, creatorId: run.creatorId, scheduled, withholdPersonal, harness: run.config.harness.type, allowlist, explicit: explicitAuth });
+  if (!keys.ok) return { error: { message: keys.message, reason: keys.reason } };
+  const harnessAuthSecret = keys.authSecret;
   const resolution = resolveSecrets({
-    sealed: await deps.store.secrets.sealedFor(run.teamId, scheduled ? null : run.creatorId),
+    sealed,
     creatorId: run.creatorId,
     scheduled,
     withholdPersonal,
-    environmentSecrets,
-    runSecrets: run.config.secrets,
+    environmentSecrets: environmentSecrets.filter((name) => !keys.isHarnessKey(name)),
+    runSecrets: run.config.secrets?.filter((name) => !keys.isHarnessKey(name)),
     open: (secret) => deps.envelope.open({ teamId: secret.teamId, ownerUserId: secret.scope.type === 'user' ? secret.scope.userId : '', name: secret.name }, secret),
     ...(harnessAuthSecret !== undefined ? { harnessAuthSecret } : {}),
   });
@@ -86,6 +93,7 @@ async function claimedSecrets(deps: ServerDeps, run: Run, env: Environment | nul
         setup_env: resolution.setupEnv,
         unknown: resolution.unknown,
         ...(resolution.harnessAuth !== undefined ? { harness_auth: resolution.harnessAuth } : {}),
+        ...(resolution.harnessAuth !== undefined && keys.baseUrl !== undefined ? { harness_auth_base_url: keys.baseUrl } : {}),
       }
     : { error: { message: resolution.message, reason: resolution.reason } };
 }
@@ -125,6 +133,13 @@ async function handOver(deps: ServerDeps, claimed: readonly Run[]): Promise<Clai
   return runs;
 }
 
+/** What the worker calls: the model resolved at creation; a run stored before the catalog has provider/model in `modelId` itself. */
+function claimedModel(run: Run): string | null {
+  if (run.config.model !== undefined) return run.config.model;
+  const id = run.config.modelId;
+  return id !== undefined && PROVIDER_MODEL_PATTERN.test(id) ? id : null;
+}
+
 async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
   const env = run.environmentId ? await deps.store.getEnvironment(run.teamId, run.environmentId, run.creatorId ?? undefined) : null;
   const secrets = await claimedSecrets(deps, run, env);
@@ -141,7 +156,7 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
     prompt: run.prompt,
     title: run.title,
     harness: run.config.harness,
-    model_id: run.config.modelId ?? null,
+    model_id: claimedModel(run),
     max_runtime_ms: limits.maxRuntimeMs,
     max_steps: run.config.maxSteps ?? null,
     max_tokens: run.config.maxTokens ?? null,
@@ -149,6 +164,7 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
     limits,
     cancel_requested: run.cancelRequestedAt !== null,
     schedule_id: run.schedule?.scheduleId ?? null,
+    parent_run_id: run.parentRunId,
     secrets,
   };
 }

@@ -7,6 +7,7 @@ import * as m0003 from './0003-event-batches.js';
 import * as m0004 from './0004-secrets.js';
 import * as m0005 from './0005-schedules.js';
 import * as m0006 from './0006-tenancy-limits.js';
+import * as m0007 from './0007-secret-base-url.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -21,6 +22,7 @@ function provider(dialect: DialectName): MigrationProvider {
     '0004-secrets': { up: (db) => m0004.up(db) },
     '0005-schedules': { up: (db) => m0005.up(db) },
     '0006-tenancy-limits': { up: (db) => m0006.up(db) },
+    '0007-secret-base-url': { up: (db) => m0007.up(db) },
   };
   return { getMigrations: async () => all };
 }
