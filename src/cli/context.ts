@@ -1,7 +1,8 @@
 import { DEFAULT_PORT, loadCliEnvironment, type CliEnvironment } from '../core/config.js';
 import { OzClient } from '../client/oz-client.js';
 import { readCliConfigFile } from './cli-config-file.js';
-import { Output, OUTPUT_FORMATS, type OutputFormat } from './output.js';
+import { Output, OUTPUT_FORMATS } from './output.js';
+import { enumOption } from './parse.js';
 import { UsageError } from './usage-error.js';
 import { isLoopbackHost } from '../core/loopback-host.js';
 
@@ -11,7 +12,11 @@ export interface GlobalOptions {
   outputFormat?: string;
   debug?: boolean;
   serverUrl?: string;
+  /** `--jq FILTER` (the JSON-printing commands have it): forces json, filtered. */
+  jq?: string;
 }
+
+const OUTPUT_FORMAT = enumOption('--output-format / WARP_OUTPUT_FORMAT', OUTPUT_FORMATS);
 
 /** What every command gets: an API client, the output, and the environment. */
 export interface CliContext {
@@ -29,10 +34,7 @@ export interface CliContext {
 export function buildContext(options: GlobalOptions, write: (t: string) => void, err: (t: string) => void): CliContext {
   const env = loadCliEnvironment();
   const file = readCliConfigFile(env.configPath);
-  const formatRaw = options.outputFormat ?? env.outputFormat ?? 'pretty';
-  if (!(OUTPUT_FORMATS as readonly string[]).includes(formatRaw)) {
-    throw new UsageError(`--output-format / WARP_OUTPUT_FORMAT: must be one of ${OUTPUT_FORMATS.join(', ')} (got "${formatRaw}")`);
-  }
+  const format = OUTPUT_FORMAT(options.outputFormat ?? env.outputFormat ?? 'pretty');
   const serverUrl = options.serverUrl ?? env.serverUrl ?? file.server_url ?? `http://127.0.0.1:${DEFAULT_PORT}`;
   let parsed: URL;
   try {
@@ -53,5 +55,5 @@ export function buildContext(options: GlobalOptions, write: (t: string) => void,
     client: 'cli',
     ...(options.debug ? { trace: (line: string) => err(`[debug] ${line}\n`) } : {}),
   });
-  return { client, out: new Output(formatRaw as OutputFormat, write), env, serverUrl, err };
+  return { client, out: new Output(format, write, options.jq ?? null), env, serverUrl, err };
 }

@@ -4,7 +4,11 @@
  * - json: the API's JSON, indented;
  * - ndjson: one JSON value per line (a list prints one item per line);
  * - text: plain tab-separated values without headers or decoration, for scripts.
+ *
+ * `--jq FILTER` (as Oz's CLI) forces json and passes each JSON value through
+ * the filter instead of printing it (src/cli/jq.ts).
  */
+import { applyJq } from './jq.js';
 import { safeText, safeWriter } from './safe-text.js';
 
 export const OUTPUT_FORMATS = ['pretty', 'json', 'ndjson', 'text'] as const;
@@ -29,11 +33,17 @@ function cell(value: string): string {
  */
 export class Output {
   private readonly write: Writer;
+  /** The jq filtering is asynchronous; values go through it in order, and `flush` waits for the last. */
+  private queue: Promise<void> = Promise.resolve();
+  private failure: { error: unknown } | null = null;
+  readonly format: OutputFormat;
 
   constructor(
-    readonly format: OutputFormat,
+    format: OutputFormat,
     write: Writer,
+    private readonly jq: string | null = null,
   ) {
+    this.format = jq === null ? format : 'json';
     this.write = safeWriter(write);
   }
 
@@ -41,13 +51,35 @@ export class Output {
     this.write(`${text}\n`);
   }
 
+  /** One JSON value: indented (json) or on one line (ndjson, a live event), or through `--jq`. */
+  json(value: unknown, oneLine = this.format === 'ndjson'): void {
+    const filter = this.jq;
+    if (filter === null) return this.line(oneLine ? JSON.stringify(value) : JSON.stringify(value, null, 2));
+    this.queue = this.queue.then(async () => {
+      if (this.failure) return;
+      try {
+        const text = await applyJq(value, filter);
+        if (text.length > 0) this.write(text);
+      } catch (error) {
+        // Kept for flush(): a rejection nobody awaits yet would crash the process.
+        this.failure = { error };
+      }
+    });
+  }
+
+  /** Wait until every value went through `--jq`; throws the filter's error (src/cli/jq.ts). */
+  async flush(): Promise<void> {
+    await this.queue;
+    if (this.failure) throw this.failure.error;
+  }
+
   /** A list of items: a table (pretty), an array (json), lines (ndjson / text). */
   list<T>(items: readonly T[], columns: readonly Column<T>[], json: unknown, jsonItems: readonly unknown[], empty = 'Nothing to show.'): void {
     switch (this.format) {
       case 'json':
-        return this.line(JSON.stringify(json, null, 2));
+        return this.json(json);
       case 'ndjson':
-        for (const item of jsonItems) this.line(JSON.stringify(item));
+        for (const item of jsonItems) this.json(item);
         return;
       case 'text':
         for (const item of items) this.line(columns.map((c) => cell(c.value(item))).join('\t'));
@@ -67,9 +99,8 @@ export class Output {
   object(fields: readonly [string, string][], json: unknown): void {
     switch (this.format) {
       case 'json':
-        return this.line(JSON.stringify(json, null, 2));
       case 'ndjson':
-        return this.line(JSON.stringify(json));
+        return this.json(json);
       case 'text':
         for (const [key, value] of fields) this.line(`${key}\t${cell(value)}`);
         return;
@@ -84,6 +115,6 @@ export class Output {
   result(pretty: string, json: unknown, text: string): void {
     if (this.format === 'pretty') return this.line(pretty);
     if (this.format === 'text') return this.line(text);
-    this.line(this.format === 'json' ? JSON.stringify(json, null, 2) : JSON.stringify(json));
+    this.json(json);
   }
 }

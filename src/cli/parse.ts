@@ -14,15 +14,6 @@ export function positiveInt(flag: string, max: number) {
   };
 }
 
-export function oneOf<T extends string>(flag: string, allowed: readonly T[]) {
-  return (value: string): T => {
-    if (!(allowed as readonly string[]).includes(value)) {
-      throw new UsageError(`${flag}: must be one of ${allowed.join(', ')} (got "${value}")`);
-    }
-    return value as T;
-  };
-}
-
 export function rfc3339(flag: string) {
   return (value: string): string => {
     if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) || Number.isNaN(Date.parse(value))) {
@@ -40,4 +31,44 @@ export function duration(flag: string) {
     const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as 's' | 'm' | 'h' | 'd' | 'w'];
     return Number(m[1]) * unit;
   };
+}
+
+/** How a spelling is compared: case, dashes, underscores and spaces do not matter (`in-progress`, `INPROGRESS`, `in_progress`). */
+function enumKey(text: string): string {
+  return text
+    .trim()
+    .toLowerCase()
+    .replace(/[-_\s]/g, '');
+}
+
+/** Oz's spelling of an API enum value: lower case, dashed (`SCHEDULED_AGENT` → `scheduled-agent`). */
+export function dashed(value: string): string {
+  return value.toLowerCase().replace(/_/g, '-');
+}
+
+/**
+ * An enum flag as Oz spells it: its lower-case dashed spellings (`--source
+ * scheduled-agent`, `--sort-by created-at`), with the API's upper-case or
+ * underscore ones kept as aliases. Returns the API's value; an error lists
+ * the dashed spellings. `spellings` names the values whose Oz spelling is not
+ * simply dashed (`INPROGRESS` → `in-progress`).
+ */
+export function enumOption<T extends string>(flag: string, values: readonly T[], spellings: { readonly [V in T]?: string } = {}) {
+  const shown = values.map((v) => spellings[v] ?? dashed(v));
+  const byKey = new Map<string, T>();
+  values.forEach((v, i) => {
+    byKey.set(enumKey(v), v);
+    byKey.set(enumKey(shown[i] ?? v), v);
+  });
+  const parse = (value: string): T => {
+    const found = byKey.get(enumKey(value));
+    if (found === undefined) throw new UsageError(`${flag}: must be one of ${shown.join(', ')} (got "${value}")`);
+    return found;
+  };
+  return Object.assign(parse, {
+    /** The spellings, for help texts. */
+    choices: shown,
+    /** The same, repeatable: each value parsed, collected in order. */
+    repeatable: (value: string, previous: T[] = []): T[] => [...previous, parse(value)],
+  });
 }

@@ -13,8 +13,10 @@ import { bareScheduleMeansCreate, scheduleCommand } from './commands/schedule.js
 import { adminCommand, apiKeyCommand, modelCommand, whoamiCommand, workerTokenCommand } from './commands/identity.js';
 import { runCommand } from './commands/run.js';
 import { buildContext, type CliContext, type GlobalOptions } from './context.js';
-import { OUTPUT_FORMATS } from './output.js';
+import { applyJq } from './jq.js';
+import type { Output } from './output.js';
 import { safeWriter } from './safe-text.js';
+import { UNAVAILABLE_COMMANDS, unavailableCommand } from './unavailable.js';
 import { UsageError } from './usage-error.js';
 
 /** `oz server`'s options: the embedded worker on or off, and the flags of its settings. */
@@ -93,6 +95,10 @@ export interface ProgramDeps {
 
 export const VERSION = '0.1.0';
 
+/** The command groups whose commands print a JSON result: each of their commands takes `--jq`. */
+const JSON_GROUPS = ['agent', 'run', 'task', 'environment', 'secret', 'schedule', 'api-key', 'admin', 'worker-token', 'model', 'whoami'];
+const JQ_HELP = "print the JSON output through a jq filter (implies --output-format json; strings print unquoted), e.g. --jq '.run_id'";
+
 function everyCommand(cmd: Command): Command[] {
   return [cmd, ...cmd.commands.flatMap(everyCommand)];
 }
@@ -104,13 +110,20 @@ function safeDeps(deps: ProgramDeps): ProgramDeps {
 
 export function buildProgram(unsafeDeps: ProgramDeps): Command {
   const deps = safeDeps(unsafeDeps);
-  const globalSettings = settingOptions('oz', { outputFormat: OUTPUT_FORMATS });
+  // No commander choices for --output-format: the context reads Oz's spellings and their aliases (src/cli/parse.ts enumOption).
+  const globalSettings = settingOptions('oz');
   const program = addOptions(new Command('oz').description('Oz: open, self-hosted orchestration for cloud coding agents').version(VERSION), [
     ...commandLineOptions('oz'),
     ...globalSettings.options,
   ]);
 
-  const context = (cmd: Command): CliContext => buildContext(cmd.optsWithGlobals<GlobalOptions>(), deps.stdout, deps.stderr);
+  // Every command's output, so the values still going through --jq are printed before the process ends.
+  const outputs: Output[] = [];
+  const context = (cmd: Command): CliContext => {
+    const ctx = buildContext(cmd.optsWithGlobals<GlobalOptions>(), deps.stdout, deps.stderr);
+    outputs.push(ctx.out);
+    return ctx;
+  };
 
   const serverSettings = settingOptions('server');
   const server = addOptions(program.command('server').description('Start the platform: the API and an embedded worker'), [
@@ -172,6 +185,26 @@ export function buildProgram(unsafeDeps: ProgramDeps): Command {
   program.addCommand(modelCommand(context));
   program.addCommand(whoamiCommand(context));
   program.addCommand(completionsCommand(program));
+  program.addCommand(
+    unavailableCommand(
+      'integration',
+      ['i'],
+      'Connect Slack, Linear and other integrations',
+      'integrations (Slack, Linear, …) need Warp; dispatch runs with `oz agent run-cloud` or the API',
+    ),
+  );
+
+  for (const cmd of JSON_GROUPS.flatMap((name) => program.commands.filter((c) => c.name() === name)).flatMap(everyCommand)) {
+    if (cmd.commands.length === 0 && !UNAVAILABLE_COMMANDS.has(cmd)) cmd.addOption(new Option('--jq <filter>', JQ_HELP));
+  }
+  // A filter that does not compile is refused before the command does anything (creates a run, say).
+  program.hook('preAction', async (_program, action) => {
+    const filter = action.opts<{ jq?: string }>().jq;
+    if (filter !== undefined) await applyJq(null, filter).catch((error: unknown) => (error instanceof UsageError ? Promise.reject(error) : undefined));
+  });
+  program.hook('postAction', async () => {
+    for (const out of outputs) await out.flush();
+  });
 
   for (const cmd of everyCommand(program)) {
     cmd.exitOverride().showHelpAfterError('(add --help for usage)');

@@ -8,7 +8,7 @@ function stateName(value: unknown): string {
 
 /** One event, live: a readable line (pretty/text) or one JSON line (json/ndjson). */
 export function renderEvent(out: Output, event: RunEventMessage): void {
-  if (out.format === 'json' || out.format === 'ndjson') return out.line(JSON.stringify(event));
+  if (out.format === 'json' || out.format === 'ndjson') return out.json(event, true);
   const d = event.data;
   const time = out.format === 'pretty' ? `[${event.at.slice(11, 19)}] ` : '';
   switch (event.type) {

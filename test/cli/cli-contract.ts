@@ -126,7 +126,7 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       expect(unknownRun.stderr).toContain('run 01900000-0000-7000-8000-000000000000 not found [resource_not_found]');
       const unavailable = await oz('agent', 'run-cloud', '-p', 'x', '--mcp', 'npx some-server');
       expect(unavailable.code).toBe(1);
-      expect(unavailable.stderr).toContain('config.mcp_servers is not available');
+      expect(unavailable.stderr).toContain("--mcp: not available on this server (the API's config.mcp_servers)");
       const badKey = await runOz(['run', 'list'], { ...server.cliEnv, WARP_API_KEY: 'oz_wrong' });
       expect(badKey.code).toBe(1);
       expect(badKey.stderr).toContain('[authentication_required]');
@@ -209,7 +209,7 @@ export function describeCliContract(backend: Backend, pgUrl?: string): void {
       const bash = await oz('completions', 'bash');
       expect(bash.stdout).toContain('complete -F _oz_complete oz');
       expect(bash.stdout).toContain('run-cloud');
-      expect((await oz('completions', 'powershell')).code).toBe(2);
+      expect((await oz('completions', 'tcsh')).code).toBe(2);
     });
   });
 }

@@ -73,6 +73,8 @@ export const BAD_VALUES: Readonly<Record<string, string | null>> = {
   WARP_API_KEY: null,
   OZ_SERVER_URL: 'nope',
   WARP_OUTPUT_FORMAT: 'loud',
+  // Any path: `oz agent run-cloud` names the variable when it cannot read the file.
+  WARP_AGENT_CONFIG_FILE: null,
 };
 
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];

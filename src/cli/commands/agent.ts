@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
-import { Command } from 'commander';
-import type { RunAgentRequestInput } from '../../api/run-requests.js';
+import { Command, Option } from 'commander';
+import { runAgentRequestSchema, type RunAgentRequestInput } from '../../api/run-requests.js';
 import { HARNESS_TYPES, type HarnessType } from '../../core/run.js';
+import { readAgentConfigFile } from '../agent-config-file.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { renderEvent } from '../render-events.js';
-import { collect, duration, oneOf, positiveInt } from '../parse.js';
+import { collect, duration, enumOption, positiveInt } from '../parse.js';
+import { namingFlags, unavailableCommand } from '../unavailable.js';
 import { UsageError } from '../usage-error.js';
 import { stateOf } from './run-views.js';
 
@@ -22,6 +22,10 @@ interface RunCloudOptions {
   personal?: boolean;
   mcp: string[];
   attach: string[];
+  skill?: string;
+  host?: string;
+  computerUse?: boolean;
+  conversation?: string;
   wait?: boolean;
   follow?: boolean;
   idempotencyKey?: string;
@@ -36,27 +40,36 @@ interface RunCloudOptions {
 /** A JSON object as a user wrote it (a `--file`): the server validates it. */
 type Json = Record<string, unknown>;
 
-/** A run config file (`-f agent.yaml|json`): the API's request body, flags override it. */
-async function readRunFile(path: string): Promise<Json> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new UsageError(`--file: cannot read ${path}: ${(error as Error).message}`);
-  }
-  try {
-    // yaml is loaded only when a YAML file is given: it costs CLI start-up time.
-    const value: unknown = ['.yaml', '.yml'].includes(extname(path).toLowerCase()) ? (await import('yaml')).parse(text) : JSON.parse(text);
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('must contain an object');
-    return value as Json;
-  } catch (error) {
-    throw new UsageError(`--file: ${path} is not a valid run config: ${(error as Error).message}`);
-  }
+/** The model flag's help: Oz's catalog ids and provider/model both work. */
+export const MODEL_HELP = 'model: an id of the catalog (`oz model list`) such as claude-4-6-opus-high, auto, or provider/model such as anthropic/claude-sonnet-4-5';
+
+/** The request body's fields beside `config`, as a run config file in the API's form may have them. */
+const RUN_BODY_FIELDS = Object.keys(runAgentRequestSchema.shape).filter((k) => k !== 'config');
+
+/** The request fields each flag sets: the server's `feature_not_available` names the field, we name the flag. */
+const RUN_FLAGS = {
+  'config.mcp_servers': '--mcp',
+  attachments: '--attach',
+  skill: '--skill',
+  'config.skill_spec': '--skill',
+  'config.worker_host': '--host',
+  'config.computer_use_enabled': '--computer-use',
+  conversation_id: '--conversation',
+  team: '--personal',
+} as const;
+
+/** The config file: `-f`, else `WARP_AGENT_CONFIG_FILE`. */
+async function readConfigFile(o: RunCloudOptions, fromEnv: string | null): Promise<{ config: Json; body: Json }> {
+  const path = o.file ?? fromEnv;
+  if (path === null) return { config: {}, body: {} };
+  return readAgentConfigFile(path, { flag: o.file !== undefined ? '--file' : 'WARP_AGENT_CONFIG_FILE', wrapper: 'config', bodyFields: RUN_BODY_FIELDS });
 }
 
-export async function buildRunBody(o: RunCloudOptions): Promise<RunAgentRequestInput> {
-  const body: Json = o.file ? await readRunFile(o.file) : {};
-  const config: Json = { ...((body.config as Json | undefined) ?? {}) };
+/** The request body from the config file (`-f`, else `WARP_AGENT_CONFIG_FILE`: `defaultFile`) and the flags, which win. */
+export async function buildRunBody(o: RunCloudOptions, defaultFile: string | null = null): Promise<RunAgentRequestInput> {
+  const file = await readConfigFile(o, defaultFile);
+  const body: Json = { ...file.body };
+  const config: Json = { ...file.config };
   if (o.prompt !== undefined) body.prompt = o.prompt;
   if (typeof body.prompt !== 'string' || body.prompt.trim() === '') throw new UsageError('--prompt: a prompt is required (-p TEXT or "prompt" in --file)');
   if (o.environment === false) delete config.environment_id;
@@ -80,6 +93,10 @@ export async function buildRunBody(o: RunCloudOptions): Promise<RunAgentRequestI
     };
   }
   if (o.mcp.length > 0) config.mcp_servers = Object.fromEntries(o.mcp.map((spec, i) => [`mcp${i + 1}`, { command: spec }]));
+  if (o.skill !== undefined) body.skill = o.skill;
+  if (o.host !== undefined) config.worker_host = o.host;
+  if (o.computerUse !== undefined) config.computer_use_enabled = o.computerUse;
+  if (o.conversation !== undefined) body.conversation_id = o.conversation;
   if (o.title !== undefined) body.title = o.title;
   if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
   if (o.personal) body.team = false;
@@ -88,7 +105,7 @@ export async function buildRunBody(o: RunCloudOptions): Promise<RunAgentRequestI
   if (o.wait && o.follow) throw new UsageError('--wait and --follow: choose one (--follow also waits)');
   if (Object.keys(config).length > 0) body.config = config;
   // The prompt is checked above; the rest is the file's and the flags', for the server to validate.
-  return body as RunAgentRequestInput;
+  return body;
 }
 
 /** Follow or wait until the run ends; exit 1 unless it SUCCEEDED. */
@@ -105,21 +122,29 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
   const agent = new Command('agent').description('Dispatch and run agents');
   agent
     .command('run-cloud')
-    .alias('ra')
+    .aliases(['ra', 'run-ambient'])
     .description('Dispatch an agent run in the cloud (an isolated sandbox on a worker)')
     .option('-p, --prompt <text>', 'what the agent should do')
     .option('-e, --environment <id>', 'environment to run in (repos, setup commands, secrets)')
     .option('--no-environment', 'run without an environment')
-    .option('--model <id>', 'model id, e.g. anthropic/claude-sonnet-4-5')
-    .option('--harness <type>', `what drives the run: ${HARNESS_TYPES.join(', ')} (default oz)`, oneOf('--harness', HARNESS_TYPES))
+    .option('--model <id>', MODEL_HELP)
+    .option('--harness <type>', `what drives the run: ${HARNESS_TYPES.join(', ')} (default oz)`, enumOption('--harness', HARNESS_TYPES))
     .option('--harness-command <cmd>', 'for --harness command: the command to run (default: the prompt as a shell script)')
     .option('-n, --name <name>', 'a label for grouping and filtering runs')
     .option('--title <text>', 'a title (default: the first line of the prompt)')
-    .option('-f, --file <path>', 'run config file (.json, .yaml): the API request body; flags override it')
+    .option(
+      '-f, --file <path>',
+      "agent config file (.json, .yaml): the agent config's fields at the top level (Oz's form), or the API request body; flags override it (default: WARP_AGENT_CONFIG_FILE)",
+    )
     .option('--team', 'a team-owned run (default)')
     .option('--personal', 'a personal run')
     .option('--mcp <spec>', 'an MCP server for the run (repeatable)', collect, [])
     .option('--attach <path>', 'attach a file (repeatable, at most 5)', collect, [])
+    .option('--skill <spec>', 'a skill to run')
+    .option('--host <worker>', 'the worker to run on')
+    .option('--computer-use', 'let the agent use a computer')
+    .addOption(new Option('--no-computer-use', 'no computer use (default)'))
+    .option('--conversation <id>', 'continue a conversation')
     .option('--wait', 'wait until the run ends; exit 1 unless it succeeded')
     .option('--follow', 'stream the run live until it ends; exit 1 unless it succeeded')
     .option('--idempotency-key <key>', 'retry-safe creation: the same key and request return the same run')
@@ -131,12 +156,18 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
     .option('--codex-auth-secret <name>', 'codex harness: the secret holding the OpenAI key Codex uses (through the model proxy)')
     .action(async (options: RunCloudOptions, cmd: Command) => {
       const ctx = context(cmd);
-      const body = await buildRunBody(options);
-      const created = await ctx.client.createRun(body, options.idempotencyKey);
+      const body = await buildRunBody(options, ctx.env.agentConfigFile);
+      const created = await namingFlags(RUN_FLAGS, () => ctx.client.createRun(body, options.idempotencyKey));
       const runId = created.run_id;
-      ctx.out.result(`Spawned agent with run ID: ${runId}${created.at_capacity ? ' (queued: the team is at its concurrency limit)' : ''}`, created, runId);
+      // The id ends its line (scripts take the last word); the queued note has its own line.
+      const queued = created.at_capacity ? '\nQueued: the team is at its concurrency limit; the run starts when a slot frees up.' : '';
+      ctx.out.result(`Spawned agent with run ID: ${runId}${queued}`, created, runId);
       if (options.wait || options.follow) await awaitRun(ctx, runId, Boolean(options.follow));
     });
+  // Oz's local runs (in the current directory) need a local agent; this server only dispatches runs to its workers.
+  agent.addCommand(
+    unavailableCommand('agent run', ['r'], 'Run the agent locally in the current directory', 'it runs runs in sandboxes on its workers only; use `oz agent run-cloud`'),
+  );
   return agent;
 }
 

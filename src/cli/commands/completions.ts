@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { UsageError } from '../usage-error.js';
 
+const SHELLS = ['bash', 'zsh', 'fish', 'powershell'] as const;
+
 interface Node {
   path: string[];
   words: string[];
@@ -18,7 +20,7 @@ function walk(cmd: Command, path: string[] = []): Node[] {
  */
 export function completionScript(program: Command, shell: string): string {
   const nodes = walk(program);
-  switch (shell) {
+  switch (shell.toLowerCase()) {
     case 'bash': {
       const cases = nodes.map((n) => `    "${n.path.join(' ')}") words="${n.words.join(' ')}" ;;`).join('\n');
       return `# oz bash completion: eval "$(oz completions bash)"
@@ -51,15 +53,31 @@ ${completionScript(program, 'bash')}`;
         .filter((n) => n.path.length === 1)
         .flatMap((n) => n.words.filter((w) => !w.startsWith('-')).map((w) => `complete -c oz -n "__fish_seen_subcommand_from ${n.path[0]}" -a "${w}"`))
         .join('\n')}\n`;
+    case 'powershell': {
+      const cases = nodes.map((n) => `    '${n.path.join(' ')}' { '${n.words.join(' ')}' }`).join('\n');
+      return `# oz PowerShell completion: oz completions powershell | Out-String | Invoke-Expression
+Register-ArgumentCompleter -Native -CommandName oz -ScriptBlock {
+  param($wordToComplete, $commandAst, $cursorPosition)
+  $path = @($commandAst.CommandElements | Select-Object -Skip 1 | ForEach-Object { $_.ToString() } | Where-Object { -not $_.StartsWith('-') -and $_ -ne $wordToComplete }) -join ' '
+  $words = switch ($path) {
+${cases}
+    default { '' }
+  }
+  $words -split ' ' | Where-Object { $_ -and $_.StartsWith($wordToComplete) } | ForEach-Object {
+    [System.Management.Automation.CompletionResult]::new($_, $_, 'ParameterValue', $_)
+  }
+}
+`;
+    }
     default:
-      throw new UsageError(`completions: the shell must be bash, zsh or fish (got "${shell}")`);
+      throw new UsageError(`completions: the shell must be ${SHELLS.join(', ')} (got "${shell}")`);
   }
 }
 
 export function completionsCommand(program: Command): Command {
   return new Command('completions')
-    .description('Print a shell completion script: bash, zsh or fish')
-    .argument('<shell>', 'bash, zsh or fish')
+    .description(`Print a shell completion script: ${SHELLS.join(', ')}`)
+    .argument('<shell>', SHELLS.join(', '))
     .action((shell: string) => {
       process.stdout.write(completionScript(program, shell));
     });

@@ -1,10 +1,13 @@
 import { Command } from 'commander';
 import type { CreateEnvironmentInput, EnvironmentItem, PatchEnvironmentInput } from '../../api/environments.js';
 import type { NetworkPolicy, RepoSpec } from '../../core/environment.js';
+import { confirm, interactive } from '../confirm.js';
 import type { CliContext } from '../context.js';
-import { collect, oneOf } from '../parse.js';
+import { collect, enumOption } from '../parse.js';
 import { UsageError } from '../usage-error.js';
 import { str } from './run-views.js';
+
+const NETWORK = enumOption('--network', ['off', 'on'] as const);
 
 /** `owner/repo[@branch]` (GitHub) or any git URL with an optional `@branch` suffix. */
 export function parseRepo(spec: string): { github?: { owner: string; repo: string }; repo?: { url: string; branch?: string } } {
@@ -110,7 +113,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('--personal', 'visible only to you')
     .option('--env <KEY=VALUE>', 'a plain environment variable (repeatable)', collect, [])
     .option('--secret <name>', 'attach a secret by name (repeatable)', collect, [])
-    .option('--network <policy>', 'off (default) or on', oneOf('--network', ['off', 'on'] as const))
+    .option('--network <policy>', 'off (default) or on', NETWORK)
     .action(async (o: CreateOptions, cmd: Command) => {
       const ctx = context(cmd);
       if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
@@ -163,7 +166,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('--remove-env <KEY>', 'remove a variable (repeatable)', collect, [])
     .option('--secret <name>', 'attach a secret (repeatable)', collect, [])
     .option('--remove-secret <name>', 'detach a secret (repeatable)', collect, [])
-    .option('--network <policy>', 'off or on', oneOf('--network', ['off', 'on'] as const))
+    .option('--network <policy>', 'off or on', NETWORK)
     .option('--force', 'do not fail when a --remove-* value is not present')
     .action(async (id: string, o: UpdateOptions, cmd: Command) => {
       const ctx = context(cmd);
@@ -232,12 +235,8 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .action(async (id: string, o: { force?: boolean }, cmd: Command) => {
       const ctx = context(cmd);
       if (!o.force) {
-        if (!ctx.env.isTty || !process.stdin.isTTY) throw new UsageError('--force: required to delete without an interactive confirmation');
-        const { createInterface } = await import('node:readline/promises');
-        const rl = createInterface({ input: process.stdin, output: process.stderr });
-        const answer = await rl.question(`Delete environment ${id}? [y/N] `);
-        rl.close();
-        if (!/^y(es)?$/i.test(answer.trim())) return ctx.out.line('Not deleted.');
+        if (!interactive(ctx)) throw new UsageError('--force: required to delete without an interactive confirmation');
+        if (!(await confirm(`Delete environment ${id}?`))) return ctx.out.line('Not deleted.');
       }
       await ctx.client.deleteEnvironment(id);
       ctx.out.result(`Deleted environment ${id}.`, { uid: id, deleted: true }, id);

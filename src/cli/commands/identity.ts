@@ -1,7 +1,8 @@
 import { Command } from 'commander';
 import type { ApiKeyItem, UserItem, WorkerTokenItem } from '../../api/identity.js';
 import type { CliContext } from '../context.js';
-import { duration, positiveInt, oneOf } from '../parse.js';
+import { confirm, interactive } from '../confirm.js';
+import { duration, enumOption, positiveInt, rfc3339 } from '../parse.js';
 import { UsageError } from '../usage-error.js';
 import { str } from './run-views.js';
 
@@ -13,9 +14,44 @@ const KEY_COLUMNS = [
   { header: 'EXPIRES', value: (k: ApiKeyItem) => (k.expired ? 'expired' : str(k.expires_at) || 'never') },
 ];
 
-function expiry(o: { expiresIn?: number; expiration?: boolean }): number | null {
-  if (o.expiresIn !== undefined && o.expiration === false) throw new UsageError('--expires-in and --no-expiration: choose one');
+interface ExpiryOptions {
+  expiresIn?: number;
+  expiresAt?: string;
+  expiration?: boolean;
+}
+
+/** Seconds until the key expires, or null for never: from --expires-in, --expires-at (RFC 3339) or --no-expiration. */
+function expiry(o: ExpiryOptions, now = Date.now()): number | null {
+  const given = [o.expiresIn !== undefined && '--expires-in', o.expiresAt !== undefined && '--expires-at', o.expiration === false && '--no-expiration'].filter(Boolean);
+  if (given.length > 1) throw new UsageError(`${given.join(' and ')}: choose one`);
+  if (o.expiresAt !== undefined) {
+    const seconds = Math.round((Date.parse(o.expiresAt) - now) / 1000);
+    if (seconds < 60) throw new UsageError(`--expires-at: must be at least a minute from now (got "${o.expiresAt}")`);
+    return seconds;
+  }
   return o.expiresIn ?? null;
+}
+
+const KEY_SORT = enumOption('--sort-by', ['name', 'created_at', 'expires_at'] as const);
+const SORT_ORDER = enumOption('--sort-order', ['asc', 'desc'] as const);
+
+/** The server lists keys newest first; --sort-by orders them here (a key that never expires sorts last). */
+function sortKeys(keys: readonly ApiKeyItem[], by: ReturnType<typeof KEY_SORT> | undefined, order: 'asc' | 'desc' | undefined): ApiKeyItem[] {
+  if (by === undefined && order === undefined) return keys.slice();
+  const field = by ?? 'created_at';
+  const value = (k: ApiKeyItem): string => (field === 'name' ? k.name : field === 'created_at' ? k.created_at : (k.expires_at ?? '\uffff'));
+  const sorted = keys.slice().sort((a, b) => value(a).localeCompare(value(b)));
+  return (order ?? (by === undefined ? 'desc' : 'asc')) === 'desc' ? sorted.reverse() : sorted;
+}
+
+/** The one live key named or with this ID. */
+async function liveKey(ctx: CliContext, nameOrId: string): Promise<ApiKeyItem> {
+  const keys = (await ctx.client.listApiKeys()).api_keys.filter((k) => !k.expired);
+  const matches = keys.filter((k) => k.uid === nameOrId || k.name === nameOrId);
+  if (matches.length === 0) throw new UsageError(`no live API key named or with ID "${nameOrId}"`);
+  if (matches.length > 1) throw new UsageError(`several live keys are named "${nameOrId}"; give the ID`);
+  const [key] = matches as [ApiKeyItem];
+  return key;
 }
 
 /** Print a freshly minted secret: the only time it is ever shown. */
@@ -29,32 +65,43 @@ export function apiKeyCommand(context: (cmd: Command) => CliContext): Command {
     .command('create <name>')
     .description('Create an API key (shown once)')
     .option('--expires-in <duration>', 'expire after e.g. 30d, 12h, 2w', duration('--expires-in'))
+    .option('--expires-at <time>', 'expire at this RFC 3339 time, e.g. 2026-12-31T00:00:00Z', rfc3339('--expires-at'))
     .option('--no-expiration', 'never expire (default)')
-    .action(async (name: string, o: { expiresIn?: number; expiration?: boolean }, c: Command) => {
+    .action(async (name: string, o: ExpiryOptions, c: Command) => {
       const ctx = context(c);
       const key = await ctx.client.createApiKey({ name, expires_in_seconds: expiry(o) });
       shownOnce(ctx, `API key ${name}`, key.key, key);
     });
   cmd
     .command('list')
-    .description('List your API keys (never their secrets)')
-    .action(async (_o: unknown, c: Command) => {
+    .description('List your API keys (never their secrets), newest first')
+    .option('--sort-by <field>', `order by ${KEY_SORT.choices.join(', ')}`, KEY_SORT)
+    .option('--sort-order <order>', 'asc or desc (default asc with --sort-by)', SORT_ORDER)
+    .action(async (o: { sortBy?: ReturnType<typeof KEY_SORT>; sortOrder?: 'asc' | 'desc' }, c: Command) => {
       const ctx = context(c);
       const result = await ctx.client.listApiKeys();
-      ctx.out.list(result.api_keys, KEY_COLUMNS, result, result.api_keys, 'No API keys.');
+      const keys = sortKeys(result.api_keys, o.sortBy, o.sortOrder);
+      ctx.out.list(keys, KEY_COLUMNS, { ...result, api_keys: keys }, keys, 'No API keys.');
     });
-  cmd
-    .command('expire <nameOrId>')
-    .description('Expire one of your API keys now')
-    .action(async (nameOrId: string, _o: unknown, c: Command) => {
-      const ctx = context(c);
-      const keys = (await ctx.client.listApiKeys()).api_keys.filter((k) => !k.expired);
-      const matches = keys.filter((k) => k.uid === nameOrId || k.name === nameOrId);
-      if (matches.length === 0) throw new UsageError(`no live API key named or with ID "${nameOrId}"`);
-      if (matches.length > 1) throw new UsageError(`several live keys are named "${nameOrId}"; give the ID`);
-      const result = await ctx.client.expireApiKey(str(matches[0]?.uid));
-      ctx.out.result(`Expired API key ${nameOrId}.`, result, result.uid);
-    });
+  // This server keeps an expired key's record (its name, when it was used); `delete` is Oz's name for ending a key, so it expires it.
+  for (const [name, description] of [
+    ['expire', 'Expire one of your API keys now (on a terminal, after a confirmation)'],
+    ['delete', 'Delete one of your API keys: it stops working at once (this server keeps it listed as expired)'],
+  ] as const) {
+    cmd
+      .command(`${name} <nameOrId>`)
+      .description(description)
+      .option('--force', 'do not ask for confirmation')
+      .action(async (nameOrId: string, o: { force?: boolean }, c: Command) => {
+        const ctx = context(c);
+        const key = await liveKey(ctx, nameOrId);
+        if (!o.force && interactive(ctx) && !(await confirm(`${name === 'delete' ? 'Delete' : 'Expire'} API key ${key.name} (${key.prefix}…)?`))) {
+          return ctx.out.line('Not changed.');
+        }
+        const result = await ctx.client.expireApiKey(key.uid);
+        ctx.out.result(`${name === 'delete' ? 'Deleted' : 'Expired'} API key ${nameOrId}.`, result, result.uid);
+      });
+  }
   return cmd;
 }
 
@@ -75,7 +122,7 @@ export function adminCommand(context: (cmd: Command) => CliContext): Command {
     .command('create <email>')
     .description('Create a user in a team')
     .requiredOption('--team <team>', 'team name or ID')
-    .option('--role <role>', 'member (default) or admin', oneOf('--role', ['member', 'admin'] as const))
+    .option('--role <role>', 'member (default) or admin', enumOption('--role', ['member', 'admin'] as const))
     .option('--display-name <name>', 'a display name')
     .action(async (email: string, o: { team: string; role?: UserItem['role']; displayName?: string }, c: Command) => {
       const ctx = context(c);

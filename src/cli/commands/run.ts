@@ -1,49 +1,63 @@
 import { Command } from 'commander';
 import type { ContentBlock, ConversationMessage } from '../../api/conversation.js';
-import { parseCliStateName, RUN_STATES, cliStateName } from '../../core/run-state.js';
-import { RUN_SOURCES } from '../../core/run.js';
+import { RUN_STATES, type RunState } from '../../core/run-state.js';
+import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, RUN_SORT_FIELDS, RUN_SOURCES } from '../../core/run.js';
 import type { CliContext } from '../context.js';
-import { collect, oneOf, positiveInt, rfc3339 } from '../parse.js';
+import { enumOption, positiveInt, rfc3339 } from '../parse.js';
 import { renderEvent } from '../render-events.js';
 import { UsageError } from '../usage-error.js';
 import { RUN_COLUMNS, runFields, str } from './run-views.js';
 
 interface ListOptions {
   limit: number;
-  state: string[];
+  state: RunState[];
   source?: string;
+  executionLocation?: string;
   environment?: string;
   schedule?: string;
   name?: string;
   model?: string;
+  creator?: string;
+  ancestorRun?: string;
+  artifactType?: string;
+  skill?: string;
   createdAfter?: string;
   createdBefore?: string;
+  updatedAfter?: string;
   query?: string;
   sortBy?: string;
   sortOrder?: string;
   cursor?: string;
 }
 
-const SORTS = ['created-at', 'updated-at', 'title', 'agent'] as const;
+/** The enum flags of `oz run list`, in Oz's dashed spellings (the API's values as aliases). */
+const STATE = enumOption('--state', RUN_STATES, { INPROGRESS: 'in-progress' });
+const SOURCE = enumOption('--source', RUN_SOURCES);
+const LOCATION = enumOption('--execution-location', EXECUTION_LOCATIONS);
+const ARTIFACT = enumOption('--artifact-type', ARTIFACT_TYPES);
+const SORT_BY = enumOption('--sort-by', RUN_SORT_FIELDS);
+const SORT_ORDER = enumOption('--sort-order', ['asc', 'desc'] as const);
 
 export function listQuery(o: ListOptions): URLSearchParams {
   const q = new URLSearchParams();
   q.set('limit', String(o.limit));
-  for (const s of o.state) {
-    const state = parseCliStateName(s);
-    if (!state) throw new UsageError(`--state: must be one of ${RUN_STATES.map(cliStateName).join(', ')} (got "${s}")`);
-    q.append('state', state);
-  }
+  for (const state of o.state) q.append('state', state);
   const put = (key: string, value: string | undefined) => value !== undefined && q.set(key, value);
   put('source', o.source);
+  put('execution_location', o.executionLocation);
   put('environment_id', o.environment);
   put('schedule_id', o.schedule);
   put('name', o.name);
   put('model_id', o.model);
+  put('creator', o.creator);
+  put('ancestor_run_id', o.ancestorRun);
+  put('artifact_type', o.artifactType);
+  put('skill', o.skill);
   put('created_after', o.createdAfter);
   put('created_before', o.createdBefore);
+  put('updated_after', o.updatedAfter);
   put('q', o.query);
-  put('sort_by', o.sortBy?.replace('-', '_'));
+  put('sort_by', o.sortBy);
   put('sort_order', o.sortOrder);
   put('cursor', o.cursor);
   return q;
@@ -109,17 +123,23 @@ export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliC
     .command('list')
     .description('List runs, most recently updated first')
     .option('-L, --limit <n>', 'how many runs (1-500)', positiveInt('--limit', 500), 10)
-    .option('--state <state>', `only runs in this state (repeatable: ${RUN_STATES.map(cliStateName).join(', ')})`, collect, [])
-    .option('--source <source>', `only runs from this source (${RUN_SOURCES.join(', ')})`, oneOf('--source', RUN_SOURCES))
+    .option('--state <state>', `only runs in this state (repeatable: ${STATE.choices.join(', ')})`, STATE.repeatable, [])
+    .option('--source <source>', `only runs from this source (${SOURCE.choices.join(', ')})`, SOURCE)
+    .option('--execution-location <where>', `only runs executed here (${LOCATION.choices.join(', ')})`, LOCATION)
     .option('--environment <id>', 'only runs in this environment')
     .option('--schedule <id>', 'only runs spawned by this schedule')
     .option('--name <name>', 'only runs with this config name')
     .option('--model <id>', 'only runs with this model')
+    .option('--creator <uid>', 'only runs created by this user')
+    .option('--ancestor-run <id>', 'only runs descending from this run')
+    .option('--artifact-type <type>', `only runs that produced this artifact (${ARTIFACT.choices.join(', ')})`, ARTIFACT)
+    .option('--skill <spec>', 'only runs of this skill')
     .option('--created-after <time>', 'only runs created after this RFC 3339 time', rfc3339('--created-after'))
     .option('--created-before <time>', 'only runs created before this RFC 3339 time', rfc3339('--created-before'))
+    .option('--updated-after <time>', 'only runs updated after this RFC 3339 time', rfc3339('--updated-after'))
     .option('-q, --query <text>', 'search titles and prompts')
-    .option('--sort-by <field>', `sort field: ${SORTS.join(', ')}`, oneOf('--sort-by', SORTS))
-    .option('--sort-order <order>', 'asc or desc', oneOf('--sort-order', ['asc', 'desc'] as const))
+    .option('--sort-by <field>', `sort field: ${SORT_BY.choices.join(', ')}`, SORT_BY)
+    .option('--sort-order <order>', 'asc or desc', SORT_ORDER)
     .option('--cursor <cursor>', 'continue a previous listing (printed as next_cursor)')
     .action(async (options: ListOptions, cmd: Command) => {
       const ctx = context(cmd);

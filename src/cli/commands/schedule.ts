@@ -1,12 +1,30 @@
 import { Command } from 'commander';
-import type { CreateScheduleInput, ScheduleItem, UpdateScheduleInput } from '../../api/schedules.js';
+import { createScheduleSchema, type CreateScheduleInput, type ScheduleItem, type UpdateScheduleInput } from '../../api/schedules.js';
 import { HARNESS_TYPES, type HarnessType } from '../../core/run.js';
+import { OVERLAP_POLICIES, type OverlapPolicy } from '../../core/schedule.js';
+import { readAgentConfigFile } from '../agent-config-file.js';
 import type { CliContext } from '../context.js';
-import { collect, oneOf } from '../parse.js';
+import { collect, enumOption } from '../parse.js';
+import { namingFlags } from '../unavailable.js';
 import { UsageError } from '../usage-error.js';
+import { MODEL_HELP } from './agent.js';
 import { str } from './run-views.js';
 
-const OVERLAP = ['allow', 'skip', 'queue', 'cancel-previous'] as const;
+const OVERLAP = enumOption('--overlap', OVERLAP_POLICIES);
+
+/** The request fields each flag sets: the server's `feature_not_available` names the field, we name the flag. */
+const SCHEDULE_FLAGS = {
+  'agent_config.mcp_servers': '--mcp',
+  'agent_config.skill_spec': '--skill',
+  'agent_config.worker_host': '--host',
+  'config.mcp_servers': '--mcp',
+  'config.skill_spec': '--skill',
+  'config.worker_host': '--host',
+  team: '--personal',
+} as const;
+
+/** A schedule body's fields beside `agent_config`, as a file in the API's form may have them. */
+const SCHEDULE_BODY_FIELDS = Object.keys(createScheduleSchema.shape).filter((k) => k !== 'agent_config');
 
 interface ScheduleOptions {
   name?: string;
@@ -21,11 +39,12 @@ interface ScheduleOptions {
   mcp: string[];
   host?: string;
   timezone?: string;
-  overlap?: (typeof OVERLAP)[number];
+  overlap?: OverlapPolicy;
   harness?: HarnessType;
   harnessCommand?: string;
   secret: string[];
   enabled?: boolean;
+  removeEnvironment?: boolean;
 }
 
 /** A JSON object as a user wrote it (a `--file`), with the flags applied: the server validates it. */
@@ -54,30 +73,33 @@ function templateOptions(cmd: Command): Command {
     .option('--cron <expr>', 'when: five fields "minute hour day-of-month month day-of-week", e.g. "0 9 * * 1" (UTC unless --timezone)')
     .option('-p, --prompt <text>', 'what the agent should do each time')
     .option('--skill <spec>', 'a skill instead of a prompt')
-    .option('--model <id>', 'model id, e.g. anthropic/claude-sonnet-4-5')
+    .option('--model <id>', MODEL_HELP)
     .option('-e, --environment <id>', 'environment the runs use')
     .option('--no-environment', 'runs without an environment')
-    .option('-f, --file <path>', 'a schedule file (.json): the API request body; flags override it')
+    .option('-f, --file <path>', "agent config file (.json, .yaml): the agent config's fields at the top level (Oz's form), or the API request body; flags override it")
     .option('--team', 'a team schedule (default)')
     .option('--personal', 'a personal schedule')
     .option('--mcp <spec>', 'an MCP server for the runs (repeatable)', collect, [])
     .option('--host <worker>', 'the worker to run on')
     .option('--timezone <iana>', 'read the cron in this time zone, e.g. Europe/Berlin (default UTC)')
-    .option('--overlap <policy>', `when a run is still going: ${OVERLAP.join(', ')} (default allow)`, oneOf('--overlap', OVERLAP))
-    .option('--harness <type>', `what drives the runs: ${HARNESS_TYPES.join(', ')} (default oz)`, oneOf('--harness', HARNESS_TYPES))
+    .option('--overlap <policy>', `when a run is still going: ${OVERLAP.choices.join(', ')} (default allow)`, OVERLAP)
+    .option('--harness <type>', `what drives the runs: ${HARNESS_TYPES.join(', ')} (default oz)`, enumOption('--harness', HARNESS_TYPES))
     .option('--harness-command <cmd>', 'for --harness command: the command to run (default: the prompt as a shell script)')
     .option('--secret <name>', "limit the runs' secrets to these names (repeatable)", collect, []);
 }
 
+/**
+ * A schedule file (src/cli/agent-config-file.ts): the API's body form
+ * (`agent_config` beside the schedule's fields), or Oz's form (the agent
+ * config's fields at the top level, and a `prompt`; its `name` names the
+ * schedule too, unless the schedule's own is given).
+ */
 async function readFileBody(path: string): Promise<Json> {
-  const { readFileSync } = await import('node:fs');
-  try {
-    const value: unknown = JSON.parse(readFileSync(path, 'utf8'));
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('must contain an object');
-    return value as Json;
-  } catch (error) {
-    throw new UsageError(`--file: ${path} is not a valid schedule: ${(error as Error).message}`);
-  }
+  const file = await readAgentConfigFile(path, { flag: '--file', wrapper: 'agent_config', bodyFields: SCHEDULE_BODY_FIELDS });
+  const { title, ...body } = file.body;
+  if (title !== undefined) throw new UsageError(`--file: ${path}: a schedule has no title (its runs take theirs from the prompt)`);
+  if (body.name === undefined && typeof file.config.name === 'string') body.name = file.config.name;
+  return Object.keys(file.config).length > 0 ? { ...body, agent_config: file.config } : body;
 }
 
 /** Apply the flags onto a schedule body (the API's shape). */
@@ -88,7 +110,7 @@ function applyFlags(body: Json, o: ScheduleOptions): Json {
   if (o.prompt !== undefined) body.prompt = o.prompt;
   if (o.skill !== undefined) config.skill_spec = o.skill;
   if (o.model !== undefined) config.model_id = o.model;
-  if (o.environment === false) delete config.environment_id;
+  if (o.environment === false || o.removeEnvironment) delete config.environment_id;
   else if (o.environment !== undefined) config.environment_id = o.environment;
   if (o.mcp.length > 0) config.mcp_servers = Object.fromEntries(o.mcp.map((spec, i) => [`mcp${i + 1}`, { command: spec }]));
   if (o.host !== undefined) config.worker_host = o.host;
@@ -99,8 +121,9 @@ function applyFlags(body: Json, o: ScheduleOptions): Json {
   }
   if (o.secret.length > 0) config.secrets = o.secret;
   if (o.timezone !== undefined) body.timezone = o.timezone;
-  if (o.overlap !== undefined) body.overlap_policy = o.overlap.replace('-', '_');
-  if (Object.keys(config).length > 0) body.agent_config = config;
+  if (o.overlap !== undefined) body.overlap_policy = o.overlap;
+  // Set even when emptied: --remove-environment may have removed its last field.
+  if (Object.keys(config).length > 0 || body.agent_config !== undefined) body.agent_config = config;
   return body;
 }
 
@@ -108,11 +131,11 @@ async function create(ctx: CliContext, o: ScheduleOptions): Promise<void> {
   const body = applyFlags(o.file ? await readFileBody(o.file) : {}, o);
   if (!body.name) throw new UsageError('--name: required');
   if (!body.cron_schedule) throw new UsageError('--cron: required (five fields, e.g. "0 9 * * *")');
-  if (!body.prompt && o.skill === undefined) throw new UsageError('--prompt: required (or --skill)');
+  if (!body.prompt && (body.agent_config as Json | undefined)?.skill_spec === undefined) throw new UsageError('--prompt: required (or --skill)');
   if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
   if (o.personal) body.team = false;
   // The required fields are checked above; the rest is the file's and the flags', for the server to validate.
-  const schedule = await ctx.client.createSchedule(body as CreateScheduleInput);
+  const schedule = await namingFlags(SCHEDULE_FLAGS, () => ctx.client.createSchedule(body as CreateScheduleInput));
   const next = str(schedule.history.next_run);
   ctx.out.result(`Created schedule ${schedule.id} (${schedule.cron_description}; next run ${next || 'never'}).`, schedule, schedule.id);
 }
@@ -142,8 +165,9 @@ export function scheduleCommand(context: (cmd: Command) => CliContext): Command 
       const ctx = context(c);
       show(ctx, await ctx.client.getSchedule(id));
     });
-  templateOptions(cmd.command('update <id>').description('Change a schedule: the flags given replace those fields, the rest stay')).action(
-    async (id: string, o: ScheduleOptions, c: Command) => {
+  templateOptions(cmd.command('update <id>').description('Change a schedule: the flags given replace those fields, the rest stay'))
+    .option('--remove-environment', 'runs without an environment from now on')
+    .action(async (id: string, o: ScheduleOptions, c: Command) => {
       const ctx = context(c);
       const current = await ctx.client.getSchedule(id);
       const base: Json = {
@@ -155,10 +179,12 @@ export function scheduleCommand(context: (cmd: Command) => CliContext): Command 
         timezone: current.timezone,
         overlap_policy: current.overlap_policy,
       };
-      const body = applyFlags(o.file ? { ...base, ...(await readFileBody(o.file)) } : base, o);
-      show(ctx, await ctx.client.replaceSchedule(id, body as UpdateScheduleInput));
-    },
-  );
+      // A file's agent config changes the fields it names; the others stay.
+      const file = o.file ? await readFileBody(o.file) : {};
+      const merged: Json = { ...base, ...file, agent_config: { ...current.agent_config, ...(file.agent_config ?? {}) } };
+      const body = applyFlags(merged, o);
+      show(ctx, await namingFlags(SCHEDULE_FLAGS, () => ctx.client.replaceSchedule(id, body as UpdateScheduleInput)));
+    });
   for (const [name, action, verb, alias] of [
     ['pause', 'pause', 'Paused', undefined],
     ['unpause', 'resume', 'Resumed', 'resume'],

@@ -133,6 +133,8 @@ export interface CliEnvironment {
   readonly apiKey: string | null;
   readonly serverUrl: string | null;
   readonly outputFormat: string | null;
+  /** WARP_AGENT_CONFIG_FILE: `oz agent run-cloud`'s config file when `-f` is not given. */
+  readonly agentConfigFile: string | null;
   readonly configPath: string;
   readonly isTty: boolean;
 }
@@ -298,5 +300,5 @@ export function workerLaunch(s: SettingsOf<'worker'>): WorkerLaunch {
 }
 
 export function cliEnvironment(s: SettingsOf<'cli'>, env: Env, isTty: boolean): CliEnvironment {
-  return Object.freeze({ apiKey: s.apiKey, serverUrl: s.serverUrl, outputFormat: s.outputFormat, configPath: cliConfigPath(env), isTty });
+  return Object.freeze({ apiKey: s.apiKey, serverUrl: s.serverUrl, outputFormat: s.outputFormat, agentConfigFile: s.agentConfigFile, configPath: cliConfigPath(env), isTty });
 }

@@ -616,6 +616,16 @@ export const SETTINGS = {
     readBy: readBy('cli'),
     emptyIsUnset: true,
   }),
+  agentConfigFile: setting({
+    env: 'WARP_AGENT_CONFIG_FILE',
+    schema: anyText,
+    default: null,
+    shownDefault: 'none',
+    doc: '`oz agent run-cloud`: the agent config file (JSON or YAML) when `-f` is not given',
+    group: 'cli',
+    readBy: readBy('cli'),
+    emptyIsUnset: true,
+  }),
 };
 
 export type Settings = typeof SETTINGS;
