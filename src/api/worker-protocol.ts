@@ -112,6 +112,7 @@ export const claimedRunSchema = z.object({
   lease_token: z.string(),
   lease_expires_at: z.number(),
   lease_ttl_ms: z.number(),
+  lease_valid_for_ms: z.number().exactOptional(),
   prompt: z.string(),
   title: z.string(),
   harness: harnessItemSchema,

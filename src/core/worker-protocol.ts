@@ -33,6 +33,12 @@ export interface ClaimedRun {
   lease_token: string;
   lease_expires_at: number;
   lease_ttl_ms: number;
+  /**
+   * How much of the lease was left when the server sent this answer (the
+   * hand-over takes time after the claim stamped the lease); the worker counts
+   * from its arrival. Absent from older servers: the whole TTL.
+   */
+  lease_valid_for_ms?: number;
   prompt: string;
   title: string;
   harness: HarnessConfig;

@@ -16,6 +16,8 @@ export interface LeaseKeeperOptions {
   leaseTtlMs: number;
   /** When the claim's answer arrived (monotonic ms, `performance.now()`); the first heartbeat goes at once. */
   claimedAt: number;
+  /** What the server said was left of the lease when it answered (`lease_valid_for_ms`); default the whole TTL. */
+  validAtClaimMs?: number;
   /** Control long-poll wait (the server caps it at 30 s). */
   controlWaitMs?: number;
   /** Monotonic clock; injectable for tests. */
@@ -54,7 +56,7 @@ export class LeaseKeeper {
     this.now = options.now ?? (() => performance.now());
     this.intervalMs = Math.max(500, Math.floor(options.leaseTtlMs / 6));
     this.marginMs = Math.min(5000, this.intervalMs);
-    this.deadline = options.claimedAt + options.leaseTtlMs;
+    this.deadline = options.claimedAt + Math.min(options.leaseTtlMs, options.validAtClaimMs ?? options.leaseTtlMs);
   }
 
   /** How long the run may still go on without another renewal (ms, may be negative). */

@@ -103,7 +103,7 @@ export class RunExecution {
       deps.client,
       run.run_id,
       run.lease_token,
-      { leaseTtlMs: run.lease_ttl_ms, claimedAt },
+      { leaseTtlMs: run.lease_ttl_ms, claimedAt, ...(run.lease_valid_for_ms !== undefined ? { validAtClaimMs: run.lease_valid_for_ms } : {}) },
       {
         onCancel: () => this.cancel({ message: 'Cancelled by request.', reason: 'cancelled_by_user' }),
         onFenced: () => this.stop({ kind: 'fenced' }),

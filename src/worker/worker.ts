@@ -52,9 +52,10 @@ export class Worker {
       }
       try {
         const { runs } = await this.deps.client.claim({ worker_id: this.id, max_runs: free, wait_ms: this.options.claimWaitMs ?? 25_000 }, this.claiming.signal);
-        // When the answer came, not when the long-poll was sent: the lease
-        // started on the server just before it answered (the first heartbeat,
-        // sent at once, then bounds it from a request's send time).
+        // When the answer came, not when the long-poll was sent (the poll may
+        // wait long before a run appears); each run says how much of its lease
+        // was left as the answer left the server, and the first heartbeat, sent
+        // at once, then bounds it from a request's send time.
         const claimedAt = performance.now();
         failures = 0;
         for (const run of runs) {

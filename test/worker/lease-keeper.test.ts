@@ -75,6 +75,31 @@ describe('the lease keeper', () => {
     expect(fencedAt as unknown as number).toBeLessThan(claimedAt + 3000);
   });
 
+  it('counts from what the server said was left of the lease, not the whole TTL', async () => {
+    const team = await seedTeam(server.store);
+    const { run } = await server.store.createRun(newRun(team.id), Date.now());
+    await server.store.admitQueuedRuns(team.id, Date.now());
+    const { runs } = await new ProtocolClient(server.url, server.workerSecret).claim({ worker_id: 'test-worker', max_runs: 1, wait_ms: 0 });
+    const claimed = runs.find((r) => r.run_id === run.id);
+    expect(claimed?.lease_valid_for_ms).toBeGreaterThan(0);
+    expect(claimed?.lease_valid_for_ms).toBeLessThanOrEqual(3000);
+    // As if the hand-over had taken most of the lease: 1.5 s left.
+    const claimedAt = performance.now();
+    let fencedAt: number | null = null;
+    const keeper = new LeaseKeeper(
+      new ProtocolClient('http://127.0.0.1:1', 'x'),
+      run.id,
+      claimed?.lease_token ?? '',
+      { leaseTtlMs: 3000, claimedAt, validAtClaimMs: 1500 },
+      { onCancel: () => {}, onFenced: () => (fencedAt = performance.now()), onRenewed: () => expect.unreachable('no renewal can succeed') },
+      logger,
+    );
+    keeper.start();
+    await until('the keeper to fence the run', () => fencedAt !== null, 10_000);
+    await keeper.stop();
+    expect(fencedAt as unknown as number).toBeLessThan(claimedAt + 1500);
+  });
+
   it('fences the run off at once when the lease is gone (409), and hears a cancel request', async () => {
     const { runId, leaseToken, claimedAt, client } = await claimOne();
     let fenced: string | null = null;

@@ -110,7 +110,8 @@ async function handOver(deps: ServerDeps, claimed: readonly Run[]): Promise<Clai
   for (const [i, result] of results.entries()) {
     const run = claimed[i] as Run;
     if (result.status === 'fulfilled') {
-      runs.push(result.value);
+      // Measured last, after every hand-over of the claim: what is left of the lease as the answer leaves.
+      runs.push({ ...result.value, lease_valid_for_ms: Math.max(0, result.value.lease_expires_at - deps.clock.now()) });
       continue;
     }
     deps.logger.error({ err: result.reason, runId: run.id }, 'cannot hand a claimed run to its worker; ending it ERROR');
