@@ -1,0 +1,201 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeAuthFile, type RegistryCredentials } from './auth-file.js';
+import { readImageConfig, type ImageRuntimeConfig } from './image-config.js';
+import { ImageError } from './image-errors.js';
+import { parseImageReference, type ImageReference } from './image-reference.js';
+import { DEFAULT_IMAGE_TOOL_LIMITS, DEFAULT_IMAGE_TOOL_TIMEOUT_MS, type ImageToolLimits } from './image-tool-limits.js';
+import { ImageTool, ToolFailed } from './image-tool.js';
+import { pullFailure, unpackFailure } from './pull-failure.js';
+import { requiresTls } from './registry-transport.js';
+
+/** An image ready to start a sandbox on. */
+export interface EnsuredImage {
+  /** The image manifest's digest (for a multi-platform image: this host's platform's). */
+  digest: string;
+  /** The unpacked root filesystem; shared by every run on the image, so the sandbox binds it read-only. */
+  rootDir: string;
+  config: ImageRuntimeConfig;
+}
+
+export interface EnsureOptions {
+  auth?: RegistryCredentials | undefined;
+  /** The run's cancellation: stops skopeo or umoci, rejects with an ImagePullCancelledError. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface ImageStoreOptions {
+  /** Registries (`host` or `host:port`) reached without TLS although not loopback: the operator's choice, never a run's. */
+  insecureRegistries?: readonly string[];
+  limits?: Partial<ImageToolLimits>;
+  timeoutMs?: number;
+}
+
+const MANIFEST_DIGEST = /^sha256:[a-f0-9]{64}$/;
+/** The tag inside each pull's own OCI layout (one image per layout). */
+const LAYOUT_TAG = 'image';
+/** Trusts what the registry serves (digests are checked); signature policies are for later. */
+const POLICY = JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] });
+
+/** Write `path` so it is either absent or whole: a temp file beside it, renamed over it. */
+function writeWhole(path: string, content: string): void {
+  const temp = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  writeFileSync(temp, content);
+  renameSync(temp, path);
+}
+
+function exists(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EEXIST' || code === 'ENOTEMPTY';
+}
+
+/**
+ * OCI images in the worker's cache directory (`<cacheDir>/images`):
+ *
+ * - `blobs/sha256/` every layer, config and manifest once, by digest, shared
+ *   by all pulls (skopeo's `--dest-shared-blob-dir`, so a second image on the
+ *   same base fetches only its own layers);
+ * - `roots/<manifest digest>/` each image unpacked once (umoci, rootless:
+ *   no device nodes, files owned by the worker user), the directory a
+ *   sandbox starts on;
+ * - `configs/<manifest digest>.json` its runtime config;
+ * - `refs/` which manifest a reference resolved to, so a second `ensure`
+ *   of the same reference makes no request to the registry;
+ * - `tmp/` pulls and unpacks in progress. Everything is written there and
+ *   renamed into place last, so a crash mid-pull never leaves a root that
+ *   looks complete.
+ */
+export class ImageStore {
+  readonly dir: string;
+  private readonly tool: ImageTool;
+  private readonly insecureRegistries: readonly string[];
+  private readonly inFlight = new Map<string, Promise<EnsuredImage>>();
+  private readonly policyFile: string;
+  private readonly registriesConf: string;
+  private readonly registriesDir: string;
+
+  constructor(cacheDir: string, options: ImageStoreOptions = {}) {
+    this.dir = join(cacheDir, 'images');
+    this.tool = new ImageTool({ ...DEFAULT_IMAGE_TOOL_LIMITS, ...options.limits }, options.timeoutMs ?? DEFAULT_IMAGE_TOOL_TIMEOUT_MS);
+    this.insecureRegistries = options.insecureRegistries ?? [];
+    for (const sub of ['blobs/sha256', 'roots', 'configs', 'refs', 'tmp', 'etc/registries.d']) mkdirSync(join(this.dir, sub), { recursive: true, mode: 0o700 });
+    // skopeo's own configuration, not the host's: no registry mirrors, short-name aliases or signature stores we did not choose.
+    this.policyFile = join(this.dir, 'etc', 'policy.json');
+    this.registriesConf = join(this.dir, 'etc', 'registries.conf');
+    this.registriesDir = join(this.dir, 'etc', 'registries.d');
+    writeWhole(this.policyFile, POLICY);
+    writeWhole(this.registriesConf, '');
+    this.removeAbandoned(2 * (options.timeoutMs ?? DEFAULT_IMAGE_TOOL_TIMEOUT_MS));
+  }
+
+  /** Pulls a crashed worker left in `tmp/`: older than any pull can run, so no live one (of this or another worker on the cache) is touched. */
+  private removeAbandoned(olderThanMs: number): void {
+    const tmp = join(this.dir, 'tmp');
+    for (const entry of readdirSync(tmp)) {
+      try {
+        if (Date.now() - statSync(join(tmp, entry)).mtimeMs > olderThanMs) rmSync(join(tmp, entry), { recursive: true, force: true });
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+
+  /**
+   * The image `reference` names, pulled and unpacked if this store does not
+   * have it yet. Concurrent calls for the same reference share one pull;
+   * different images pull in parallel. Rejects with an ImageError.
+   */
+  async ensure(reference: string, options: EnsureOptions = {}): Promise<EnsuredImage> {
+    // Both throw before anything touches the network or the disk.
+    const parsed = parseImageReference(reference);
+    const tls = requiresTls(parsed, this.insecureRegistries);
+    const cached = this.cached(parsed);
+    if (cached) return cached;
+    const pending = this.inFlight.get(parsed.canonical);
+    if (pending) return pending;
+    // The first caller's signal and credentials govern the shared pull.
+    const pull = this.pull(parsed, tls, options).finally(() => this.inFlight.delete(parsed.canonical));
+    this.inFlight.set(parsed.canonical, pull);
+    return pull;
+  }
+
+  private refFile(reference: ImageReference): string {
+    return join(this.dir, 'refs', `${createHash('sha256').update(reference.canonical).digest('hex')}.json`);
+  }
+
+  private complete(digest: string): EnsuredImage | null {
+    const rootDir = join(this.dir, 'roots', digest);
+    const configFile = join(this.dir, 'configs', `${digest}.json`);
+    if (!existsSync(rootDir) || !existsSync(configFile)) return null;
+    return { digest, rootDir, config: JSON.parse(readFileSync(configFile, 'utf8')) as ImageRuntimeConfig };
+  }
+
+  private cached(reference: ImageReference): EnsuredImage | null {
+    try {
+      const { digest } = JSON.parse(readFileSync(this.refFile(reference), 'utf8')) as { digest: string };
+      return MANIFEST_DIGEST.test(digest) ? this.complete(digest) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private async pull(reference: ImageReference, tls: boolean, options: EnsureOptions): Promise<EnsuredImage> {
+    const work = mkdtempSync(join(this.dir, 'tmp', 'pull-'));
+    const auth = options.auth ? writeAuthFile(work, reference.registry, options.auth) : null;
+    try {
+      const layout = join(work, 'layout');
+      const blobs = join(this.dir, 'blobs');
+      const args = ['--policy', this.policyFile, '--registries-conf', this.registriesConf, '--registries.d', this.registriesDir, 'copy', '--quiet', `--src-tls-verify=${tls}`];
+      args.push(...(auth ? ['--src-authfile', auth.path] : ['--src-no-creds']));
+      args.push('--dest-shared-blob-dir', blobs, `docker://${reference.source}`, `oci:${layout}:${LAYOUT_TAG}`);
+      await this.tool.run('skopeo', args, { signal: options.signal, tmpDir: work }).catch((error: unknown) => {
+        throw error instanceof ToolFailed ? pullFailure(reference.original, error.failure) : error;
+      });
+      auth?.remove();
+
+      const digest = this.manifestDigest(reference, layout);
+      const image = this.complete(digest) ?? (await this.unpack(reference, work, layout, blobs, digest, options.signal));
+      writeWhole(this.refFile(reference), JSON.stringify({ reference: reference.canonical, digest }));
+      return image;
+    } finally {
+      auth?.remove();
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  private manifestDigest(reference: ImageReference, layout: string): string {
+    const index = JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests?: { digest?: unknown }[] };
+    const digest = index.manifests?.[0]?.digest;
+    if (index.manifests?.length !== 1 || typeof digest !== 'string' || !MANIFEST_DIGEST.test(digest)) {
+      throw new ImageError(`image "${reference.original}" could not be pulled`, 'failed', 'skopeo left no single sha256 manifest in the layout');
+    }
+    return digest;
+  }
+
+  private async unpack(reference: ImageReference, work: string, layout: string, blobs: string, digest: string, signal: AbortSignal | undefined): Promise<EnsuredImage> {
+    // skopeo wrote every blob to the shared directory; umoci reads the layout's own `blobs/`.
+    rmSync(join(layout, 'blobs'), { recursive: true, force: true });
+    symlinkSync(blobs, join(layout, 'blobs'));
+    const config = (() => {
+      try {
+        return readImageConfig(blobs, digest);
+      } catch (error) {
+        throw new ImageError(`image "${reference.original}" has an invalid config`, 'failed', (error as Error).message);
+      }
+    })();
+    const root = join(work, 'root');
+    await this.tool.run('umoci', ['raw', 'unpack', '--rootless', '--image', `${layout}:${LAYOUT_TAG}`, root], { signal, tmpDir: work }).catch((error: unknown) => {
+      throw error instanceof ToolFailed ? unpackFailure(reference.original, error.failure) : error;
+    });
+    writeWhole(join(this.dir, 'configs', `${digest}.json`), JSON.stringify(config));
+    const rootDir = join(this.dir, 'roots', digest);
+    try {
+      renameSync(root, rootDir);
+    } catch (error) {
+      // Another pull (another reference to the same manifest, another worker on this cache) finished first: its root is as good.
+      if (!exists(error)) throw error;
+    }
+    return { digest, rootDir, config };
+  }
+}
