@@ -47,11 +47,13 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
   return async (app: FastifyInstance): Promise<void> => {
     const r = app.withTypeProvider<ZodTypeProvider>();
     const params = z.object({ scheduleId: idParam });
-    const present = async (schedule: Schedule): Promise<ScheduleItem> => {
+    const present = async (schedule: Schedule, viewerId: string): Promise<ScheduleItem> => {
       const lastRun = schedule.lastRunId ? await deps.store.getRun(schedule.teamId, schedule.lastRunId) : null;
-      // The spec's resolved `environment`: the one the template names, as its creator sees it (a deleted one is omitted).
+      // The spec's resolved `environment`: the one the template names, as the caller may see it — a
+      // teammate reading a team schedule that names its creator's personal environment gets none of
+      // it (a deleted one is omitted too).
       const environmentId = typeof schedule.agentConfig.environment_id === 'string' ? schedule.agentConfig.environment_id : null;
-      const environment = environmentId ? await deps.store.getEnvironment(schedule.teamId, environmentId, schedule.creatorId) : null;
+      const environment = environmentId ? await deps.store.getEnvironment(schedule.teamId, environmentId, viewerId) : null;
       return presentSchedule(schedule, lastRun, environment);
     };
     const timing = (cron: string, timezone: string, enabled: boolean): number | null => {
@@ -106,18 +108,18 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
           },
           deps.clock.now(),
         );
-        return reply.status(201).send(await present(schedule));
+        return reply.status(201).send(await present(schedule, user.id));
       },
     );
 
     r.get('/agent/schedules', { schema: { response: { 200: listSchedulesResponseSchema }, summary: 'List scheduled agents (by name)', tags: ['schedules'] } }, async (request) => {
       const { team, user } = principalOf(request);
       const schedules = await deps.store.schedules.list(team.id, user.id);
-      return { schedules: await Promise.all(schedules.map(present)) };
+      return { schedules: await Promise.all(schedules.map((schedule) => present(schedule, principalOf(request).user.id))) };
     });
 
     r.get('/agent/schedules/:scheduleId', { schema: { params, response: { 200: scheduleItemSchema }, summary: 'Get a scheduled agent', tags: ['schedules'] } }, async (request) =>
-      present(await find(request)),
+      present(await find(request), principalOf(request).user.id),
     );
 
     r.put(
@@ -152,7 +154,7 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
           deps.clock.now(),
         );
         if (!updated) throw notFound('schedule', current.id);
-        return present(updated);
+        return present(updated, principalOf(request).user.id);
       },
     );
 
@@ -175,7 +177,7 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
         async (request) => {
           const current = await find(request);
           const { user } = principalOf(request);
-          if (current.enabled === enabled) return present(current);
+          if (current.enabled === enabled) return present(current, principalOf(request).user.id);
           const updated = await deps.store.schedules.update(
             current.teamId,
             current.id,
@@ -189,7 +191,7 @@ export function scheduleRoutes(deps: ServerDeps, scheduler: Scheduler) {
             deps.clock.now(),
           );
           if (!updated) throw notFound('schedule', current.id);
-          return present(updated);
+          return present(updated, principalOf(request).user.id);
         },
       );
     }
