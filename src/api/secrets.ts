@@ -15,7 +15,12 @@ const description = z.string().max(240, 'must be at most 240 characters');
 const baseUrl = z
   .string()
   .max(2000)
-  .refine((v) => /^https?:\/\/[^\s/]+/.test(v) && URL.canParse(v), { message: 'must be an http:// or https:// URL' });
+  .refine((v) => /^https?:\/\/[^\s/]+/.test(v) && URL.canParse(v), { message: 'must be an http:// or https:// URL' })
+  // Credentials in it would be shown to every reader of the secret's metadata (and are never sent: the key is).
+  .refine((v) => !URL.canParse(v) || (new URL(v).username === '' && new URL(v).password === ''), {
+    message: 'must not contain a user name or password (the key is the credential)',
+  })
+  .refine((v) => !URL.canParse(v) || (new URL(v).search === '' && new URL(v).hash === ''), { message: 'must not have a query string or fragment' });
 
 export const createSecretSchema = z
   .object({

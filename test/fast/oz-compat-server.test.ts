@@ -223,7 +223,20 @@ describe('Oz compatibility of the server', () => {
       });
       expect(wrong.status).toBe(400);
       expect(wrong.body.reason).toBe('base_url');
-      const changed = await call<SecretItem>('PATCH', `/api/v1/secrets/${codex.body.name}`, { type: 'raw-value' });
+      // Redirecting a harness key, or turning it into a plain variable, takes the key itself.
+      for (const patch of [{ type: 'raw-value' }, { base_url: 'https://elsewhere.example.test/v1' }]) {
+        const refused = await call<ProblemBody>('PATCH', `/api/v1/secrets/${codex.body.name}`, patch);
+        expect(refused.status, JSON.stringify(patch)).toBe(400);
+        expect(refused.body.reason).toBe('value');
+      }
+      const withCredentials = await call<ProblemBody>('PATCH', `/api/v1/secrets/${codex.body.name}`, {
+        value: 'sk-codex-0123456789',
+        base_url: 'https://u:p@models.example.test/v1',
+      });
+      expect(withCredentials.status).toBe(400);
+      expect(withCredentials.body.detail).toContain('must not contain a user name or password');
+      const changed = await call<SecretItem>('PATCH', `/api/v1/secrets/${codex.body.name}`, { type: 'raw-value', value: 'sk-codex-0123456789' });
+      expect(changed.status).toBe(200);
       expect(changed.body.base_url).toBeUndefined();
     });
 

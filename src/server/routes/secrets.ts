@@ -5,7 +5,7 @@ import { envName, noContentSchema } from '../../api/common.js';
 import { createSecretSchema, listSecretsResponseSchema, patchSecretSchema, secretItemSchema, secretScopeQuery } from '../../api/secrets.js';
 import { notFound, OzError } from '../../core/errors.js';
 import type { Scope } from '../../core/environment.js';
-import { BASE_URL_TYPES, SECRET_MAX_ENTRY_BYTES, secretVariable, type SecretType } from '../../core/secret.js';
+import { BASE_URL_TYPES, isHarnessKeyType, SECRET_MAX_ENTRY_BYTES, secretVariable, type SecretType } from '../../core/secret.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
 import { presentSecret } from '../presenters/secret.js';
@@ -104,6 +104,12 @@ export function secretRoutes(deps: ServerDeps) {
         if (!current) throw notFound('secret', name);
         const body = request.body;
         const type = body.type ?? current.type;
+        // A harness key never enters a sandbox and is sent only to its base URL: whoever redirects it
+        // or turns it into a plain variable must know the key, not just be on the team.
+        const movesKey = body.base_url !== undefined || (body.type !== undefined && body.type !== current.type && (isHarnessKeyType(current.type) || isHarnessKeyType(body.type)));
+        if (movesKey && body.value === undefined) {
+          throw new OzError('invalid_request', `value: required to change the base_url or the type of the harness key ${name} (give the key again)`, { reason: 'value' });
+        }
         if (body.value !== undefined) checkSize(secretVariable({ name, type }), body.value);
         checkBaseUrl(type, typeof body.base_url === 'string');
         // A type that has no upstream keeps none (a codex key turned raw-value drops its base_url).
