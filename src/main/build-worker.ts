@@ -105,7 +105,7 @@ export async function prepareWorker(args: {
   const harnesses = new Map<string, Harness>([
     ['command', new CommandHarness()],
     // The server resolves a run's model; this default serves runs that reach the worker without one.
-    ['oz', new OzHarness({ providers, maxRetries, defaultModel: buildModelCatalog(config).resolve('auto', SETTINGS.defaultModel.env).model })],
+    ['oz', new OzHarness({ providers, maxRetries, defaultModel: workerDefaultModel(config, args.logger) })],
     ['claude', new ClaudeHarness()],
     ['codex', new CodexHarness()],
   ]);
@@ -132,4 +132,18 @@ export async function prepareWorker(args: {
       { concurrency: args.concurrency ?? config.workerConcurrency, ...(args.idPrefix ? { idPrefix: args.idPrefix } : {}) },
       args.logger,
     );
+}
+
+/**
+ * The worker's fallback model as provider/model. The server resolves every
+ * run's model, so a worker box need not have the server's catalog file: a
+ * default it cannot resolve is a warning here, not a refusal to start.
+ */
+function workerDefaultModel(config: WorkerConfig, logger: Logger): string | null {
+  try {
+    return buildModelCatalog(config).resolve('auto', SETTINGS.defaultModel.env).model;
+  } catch (error) {
+    logger.warn({ err: error }, 'the default model cannot be resolved on this worker; runs that reach it without a model fail');
+    return null;
+  }
 }

@@ -110,8 +110,7 @@ async function handOver(deps: ServerDeps, claimed: readonly Run[]): Promise<Clai
   for (const [i, result] of results.entries()) {
     const run = claimed[i] as Run;
     if (result.status === 'fulfilled') {
-      // Measured last, after every hand-over of the claim: what is left of the lease as the answer leaves.
-      runs.push({ ...result.value, lease_valid_for_ms: Math.max(0, result.value.lease_expires_at - deps.clock.now()) });
+      runs.push(result.value);
       continue;
     }
     deps.logger.error({ err: result.reason, runId: run.id }, 'cannot hand a claimed run to its worker; ending it ERROR');
@@ -131,7 +130,9 @@ async function handOver(deps: ServerDeps, claimed: readonly Run[]): Promise<Clai
         (error: unknown) => deps.logger.error({ err: error, runId: run.id }, 'cannot end the run either; its lease will expire'),
       );
   }
-  return runs;
+  // Measured last, after every hand-over and every failed one's write: what is left of each lease as the answer leaves.
+  const now = deps.clock.now();
+  return runs.map((run) => ({ ...run, lease_valid_for_ms: Math.max(0, run.lease_expires_at - now) }));
 }
 
 /** What the worker calls: the model resolved at creation; a run stored before the catalog has provider/model in `modelId` itself. */
