@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { join } from 'node:path';
 import { writeAuthFile, type RegistryCredentials } from './auth-file.js';
 import { readImageConfig, type ImageRuntimeConfig } from './image-config.js';
-import { ImageError } from './image-errors.js';
+import { ImageError, ImagePullCancelledError } from './image-errors.js';
 import { parseImageReference, type ImageReference } from './image-reference.js';
 import { DEFAULT_IMAGE_TOOL_LIMITS, DEFAULT_IMAGE_TOOL_TIMEOUT_MS, type ImageToolLimits } from './image-tool-limits.js';
 import { ImageTool, ToolFailed } from './image-tool.js';
@@ -70,7 +70,8 @@ export class ImageStore {
   readonly dir: string;
   private readonly tool: ImageTool;
   private readonly insecureRegistries: readonly string[];
-  private readonly inFlight = new Map<string, Promise<EnsuredImage>>();
+  /** Pulls under way, by reference and credentials: each with its own cancellation and its callers still waiting. */
+  private readonly inFlight = new Map<string, { promise: Promise<EnsuredImage>; controller: AbortController; waiting: number }>();
   private readonly policyFile: string;
   private readonly registriesConf: string;
   private readonly registriesDir: string;
@@ -110,18 +111,59 @@ export class ImageStore {
     // Both throw before anything touches the network or the disk.
     const parsed = parseImageReference(reference);
     const tls = requiresTls(parsed, this.insecureRegistries);
-    const cached = this.cached(parsed);
+    // A reference pulled with credentials is another caller's only with the same credentials:
+    // a run that cannot read a private image must not get it from the cache or a shared pull.
+    const key = accessKey(parsed, options.auth);
+    const cached = this.cached(key);
     if (cached) return cached;
-    const pending = this.inFlight.get(parsed.canonical);
-    if (pending) return pending;
-    // The first caller's signal and credentials govern the shared pull.
-    const pull = this.pull(parsed, tls, options).finally(() => this.inFlight.delete(parsed.canonical));
-    this.inFlight.set(parsed.canonical, pull);
-    return pull;
+    let flight = this.inFlight.get(key);
+    if (!flight) {
+      const controller = new AbortController();
+      const promise = this.pull(parsed, tls, { ...options, signal: controller.signal }, key).finally(() => this.inFlight.delete(key));
+      flight = { promise, controller, waiting: 0 };
+      this.inFlight.set(key, flight);
+    }
+    return this.await(flight, parsed, options.signal);
   }
 
-  private refFile(reference: ImageReference): string {
-    return join(this.dir, 'refs', `${createHash('sha256').update(reference.canonical).digest('hex')}.json`);
+  /** Wait for a shared pull; a caller that is cancelled stops waiting, and the pull stops once nobody waits. */
+  private await(
+    flight: { promise: Promise<EnsuredImage>; controller: AbortController; waiting: number },
+    reference: ImageReference,
+    signal: AbortSignal | undefined,
+  ): Promise<EnsuredImage> {
+    flight.waiting += 1;
+    /** Stop waiting; the last one to leave stops the pull and waits for it to clean up, so it leaves nothing behind. */
+    const leave = async (): Promise<never> => {
+      flight.waiting -= 1;
+      if (flight.waiting === 0) {
+        flight.controller.abort();
+        await flight.promise.catch(() => undefined);
+      }
+      throw new ImagePullCancelledError(reference.original);
+    };
+    if (!signal) return flight.promise.finally(() => (flight.waiting -= 1));
+    if (signal.aborted) return leave();
+    return new Promise<EnsuredImage>((resolve, reject) => {
+      const onAbort = (): void => void leave().catch(reject);
+      signal.addEventListener('abort', onAbort, { once: true });
+      flight.promise.then(
+        (image) => {
+          signal.removeEventListener('abort', onAbort);
+          flight.waiting -= 1;
+          resolve(image);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          flight.waiting -= 1;
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
+  }
+
+  private refFile(key: string): string {
+    return join(this.dir, 'refs', `${createHash('sha256').update(key).digest('hex')}.json`);
   }
 
   private complete(digest: string): EnsuredImage | null {
@@ -131,16 +173,16 @@ export class ImageStore {
     return { digest, rootDir, config: JSON.parse(readFileSync(configFile, 'utf8')) as ImageRuntimeConfig };
   }
 
-  private cached(reference: ImageReference): EnsuredImage | null {
+  private cached(key: string): EnsuredImage | null {
     try {
-      const { digest } = JSON.parse(readFileSync(this.refFile(reference), 'utf8')) as { digest: string };
+      const { digest } = JSON.parse(readFileSync(this.refFile(key), 'utf8')) as { digest: string };
       return MANIFEST_DIGEST.test(digest) ? this.complete(digest) : null;
     } catch {
       return null;
     }
   }
 
-  private async pull(reference: ImageReference, tls: boolean, options: EnsureOptions): Promise<EnsuredImage> {
+  private async pull(reference: ImageReference, tls: boolean, options: EnsureOptions, key: string): Promise<EnsuredImage> {
     const work = mkdtempSync(join(this.dir, 'tmp', 'pull-'));
     const auth = options.auth ? writeAuthFile(work, reference.registry, options.auth) : null;
     try {
@@ -156,7 +198,7 @@ export class ImageStore {
 
       const digest = this.manifestDigest(reference, layout);
       const image = this.complete(digest) ?? (await this.unpack(reference, work, layout, blobs, digest, options.signal));
-      writeWhole(this.refFile(reference), JSON.stringify({ reference: reference.canonical, digest }));
+      writeWhole(this.refFile(key), JSON.stringify({ reference: reference.canonical, digest }));
       return image;
     } finally {
       auth?.remove();
@@ -198,4 +240,14 @@ export class ImageStore {
     }
     return { digest, rootDir, config };
   }
+}
+
+/**
+ * What a cached or shared pull is keyed by: the reference, and who may read
+ * it — anonymous, or a hash of the registry credentials (never the
+ * credentials themselves, which would then sit in a file name).
+ */
+function accessKey(reference: ImageReference, auth: RegistryCredentials | undefined): string {
+  const who = auth ? createHash('sha256').update(`${reference.registry}\0${auth.username}\0${auth.password}`).digest('hex') : 'anonymous';
+  return `${reference.canonical}\0${who}`;
 }

@@ -114,6 +114,28 @@ describe.skipIf(unavailable !== null)('ImageStore', () => {
     expect(leftovers(store)).toEqual([]);
   });
 
+  it('never serves an image pulled with credentials to a caller without them, from the cache or a shared pull', async () => {
+    const store = freshStore();
+    const reference = `${guarded.address}/test/private:1`;
+    const [withKey, without] = await Promise.allSettled([store.ensure(reference, { auth: CREDS }), store.ensure(reference)]);
+    expect(withKey.status).toBe('fulfilled');
+    expect(without.status === 'rejected' && without.reason).toBeInstanceOf(RegistryRefusedError);
+    await expect(store.ensure(reference)).rejects.toBeInstanceOf(RegistryRefusedError);
+    await expect(store.ensure(reference, { auth: { username: 'oz', password: 'wrong' } })).rejects.toBeInstanceOf(RegistryRefusedError);
+    expect((await store.ensure(reference, { auth: CREDS })).rootDir).toBe(withKey.status === 'fulfilled' ? withKey.value.rootDir : '');
+  });
+
+  it('goes on with a shared pull when one of its callers is cancelled', async () => {
+    const store = freshStore();
+    const reference = `${open.address}/test/img:1`;
+    const controller = new AbortController();
+    const cancelled = store.ensure(reference, { signal: controller.signal });
+    const kept = store.ensure(reference);
+    controller.abort();
+    await expect(cancelled).rejects.toBeInstanceOf(ImagePullCancelledError);
+    expect(readFileSync(join((await kept).rootDir, 'app', 'hello.txt'), 'utf8')).toBe('hello from the image\n');
+  });
+
   it('refuses plain HTTP to a registry off loopback before resolving its name', async () => {
     const store = freshStore();
     const error = await store.ensure('http://registry.invalid/test/img:1').catch((e: unknown) => e);
