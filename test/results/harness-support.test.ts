@@ -21,10 +21,10 @@ describe('oz harness-support inside a network-off sandbox', () => {
     expect(await server?.stop()).toBe(0);
   });
 
-  const run = async (script: string): Promise<{ run: Json; output: string; events: { type: string; data: Json }[] }> => {
+  const run = async (script: string, extra: { body?: Json; config?: Json } = {}): Promise<{ run: Json; output: string; events: { type: string; data: Json }[] }> => {
     const res = await api(server, 'POST', '/api/v1/agent/runs', {
       key: server.adminKey,
-      body: { prompt: script, config: { harness: { type: 'command' }, environment_id: envId } },
+      body: { prompt: script, ...extra.body, config: { harness: { type: 'command' }, environment_id: envId, ...extra.config } },
     });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const id = (res.body as { run_id: string }).run_id;
@@ -104,5 +104,21 @@ describe('oz harness-support inside a network-off sandbox', () => {
     expect(events.some((e) => e.type === 'notice' && e.data.reason === 'harness_shutdown' && String(e.data.message).includes('the token expired'))).toBe(true);
     expect(result.state, output).toBe('FAILED');
     expect(result.status_message).toMatchObject({ message: 'the token expired', reason: 'auth_failed' });
+  });
+
+  it('a child run sees its parent, and a GitHub token under both of its names', async () => {
+    const token = `ghp_${randomBytes(12).toString('hex')}`;
+    const secret = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name: 'GH', value: token, type: 'github-token' } });
+    expect(secret.status, JSON.stringify(secret.body)).toBe(201);
+    const parent = await run('true');
+    const script = [
+      'echo "parent=$OZ_PARENT_RUN_ID warp_parent=$WARP_PARENT_RUN_ID"',
+      '[ -n "$GITHUB_TOKEN" ] && [ "$GITHUB_ACCESS_TOKEN" = "$GITHUB_TOKEN" ] && echo "token under both names"',
+    ].join('\n');
+    const { run: child, output } = await run(script, { body: { parent_run_id: parent.run.run_id }, config: { secrets: ['GH'] } });
+    expect(child.state, output).toBe('SUCCEEDED');
+    expect(output).toContain(`parent=${String(parent.run.run_id)} warp_parent=${String(parent.run.run_id)}`);
+    expect(output).toContain('token under both names');
+    expect(output).not.toContain(token);
   });
 });
