@@ -123,11 +123,11 @@ export class ImageStore {
       flight = { promise, controller, waiting: 0 };
       this.inFlight.set(key, flight);
     }
-    return this.await(flight, parsed, options.signal);
+    return this.waitFor(flight, parsed, options.signal);
   }
 
   /** Wait for a shared pull; a caller that is cancelled stops waiting, and the pull stops once nobody waits. */
-  private await(
+  private waitFor(
     flight: { promise: Promise<EnsuredImage>; controller: AbortController; waiting: number },
     reference: ImageReference,
     signal: AbortSignal | undefined,
