@@ -28,7 +28,7 @@ export interface HarnessInput {
   /** The run's model (`provider/model`), or null for the worker's default. */
   modelId: string | null;
   budgets: AgentBudgets;
-  /** The repositories' directories in the workspace, for the agent's bearings. */
+  /** The repositories' directories in the workspace: the agent's bearings and its working directory (`workingDir`, src/agent/working-dir.ts). */
   repoDirs: readonly string[];
   /** Aborted when the run is stopped (cancel, limits, runtime). */
   signal: AbortSignal;

@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeBareRepo } from '../support/git-fixtures.js';
+import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { startModelServer, type ModelProtocol, type ModelServer, type ScriptedTurn } from '../support/model-server.js';
 import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { until } from '../support/until.js';
@@ -22,13 +22,13 @@ const MODELS: Record<ModelProtocol, string> = {
   'openai-chat': 'openai-compatible/local-scripted',
 };
 
-/** The happy path: read, edit, run the tests, look at the diff, finish. */
+/** The happy path: read, edit, run the tests, look at the diff, finish; paths relative to the repository, where the tools start. */
 function editScript(): ScriptedTurn[] {
   return [
-    { text: 'Let me look at the greeting.', toolCalls: [{ name: 'read_file', input: { path: 'app/greet.sh' } }], usage: { input: 100, output: 10 } },
-    { toolCalls: [{ name: 'edit_file', input: { path: 'app/greet.sh', old_string: 'Hello', new_string: 'Hello, Oz' } }], usage: { input: 120, output: 20 } },
-    { toolCalls: [{ name: 'bash', input: { command: 'cd app && sh test.sh' } }], usage: { input: 140, output: 30 } },
-    { toolCalls: [{ name: 'bash', input: { command: 'cd app && git status --porcelain && git diff -U0 | grep -v "^index\\|^diff"' } }], usage: { input: 160, output: 40 } },
+    { text: 'Let me look at the greeting.', toolCalls: [{ name: 'read_file', input: { path: 'greet.sh' } }], usage: { input: 100, output: 10 } },
+    { toolCalls: [{ name: 'edit_file', input: { path: 'greet.sh', old_string: 'Hello', new_string: 'Hello, Oz' } }], usage: { input: 120, output: 20 } },
+    { toolCalls: [{ name: 'bash', input: { command: 'sh test.sh' } }], usage: { input: 140, output: 30 } },
+    { toolCalls: [{ name: 'bash', input: { command: 'git status --porcelain && git diff -U0 | grep -v "^index\\|^diff"' } }], usage: { input: 160, output: 40 } },
     { toolCalls: [{ name: 'finish', input: { summary: 'The greeting now says Hello, Oz; the tests pass.', success: true } }], usage: { input: 180, output: 50 } },
   ];
 }
@@ -128,7 +128,7 @@ describe('the built-in oz agent against a scripted model', () => {
       expect(results.map((b) => b.state)).toEqual(['completed', 'completed', 'completed', 'completed', 'completed']);
       const texts = results.map((b) => String((b.output as Json).text));
       expect(texts[0]).toMatch(/^\s+1\techo "Hello"$/);
-      expect(texts[1]).toBe('Edited app/greet.sh.');
+      expect(texts[1]).toBe('Edited greet.sh.');
       expect(texts[2]).toBe('test passed\n[exit code 0]');
       // The workspace holds exactly the scripted edit: one file changed, one line.
       expect(texts[3]).toBe([' M greet.sh', ...EXPECTED_DIFF, '[exit code 0]'].join('\n'));
@@ -142,6 +142,27 @@ describe('the built-in oz agent against a scripted model', () => {
       expect(sent).toContain('echo \\"Hello\\"');
       expect(JSON.stringify(models[protocol].requests[3]?.body)).toContain('test passed');
     });
+  });
+
+  it('the tools start in the repository: a relative write_file is published; a file outside it is named in the status', async () => {
+    turns.anthropic = [
+      { toolCalls: [{ name: 'write_file', input: { path: 'NOTES.md', content: 'Written by Oz.\n' } }] },
+      { toolCalls: [{ name: 'write_file', input: { path: '/workspace/scratch.txt', content: 'not in the repository\n' } }] },
+      { toolCalls: [{ name: 'bash', input: { command: 'pwd' } }] },
+      { toolCalls: [{ name: 'finish', input: { summary: 'Added NOTES.md.', success: true } }] },
+    ];
+    const id = await start({ model_id: MODELS.anthropic }, 'Add a NOTES.md.');
+    const run = await finished(id);
+    expect(run.state, JSON.stringify(run.status_message)).toBe('SUCCEEDED');
+    expect((run.status_message as Json).message).toBe(`Added NOTES.md.\nPushed branch oz/${id} to ${appUrl}.\nChanges outside the repository were not published: scratch.txt.`);
+    expect(git(join(fixtures, 'app.git'), 'show', `oz/${id}:NOTES.md`)).toBe('Written by Oz.\n');
+    expect(git(join(fixtures, 'app.git'), 'diff', '--name-only', 'main', `oz/${id}`).trim()).toBe('NOTES.md');
+    const results = (await conversation(id)).filter((b) => b.type === 'action_result' && b.name !== 'setup_command');
+    expect(String((results[2]?.output as Json).text)).toBe('/workspace/app\n[exit code 0]');
+    // The model was told where it is, and where the repository is.
+    const sent = JSON.stringify(models.anthropic.requests[0]?.body);
+    expect(sent).toContain('Your working directory is /workspace/app, the checkout of this run');
+    expect(sent).toContain('Run a bash command in /workspace/app.');
   });
 
   it('a model that keeps calling tools hits the step budget: FAILED budget_exceeded naming it', async () => {
@@ -175,9 +196,9 @@ describe('the built-in oz agent against a scripted model', () => {
 
   it('bad tool input and a non-unique edit go back to the model as errors, and the run goes on', async () => {
     turns['openai-chat'] = [
-      { toolCalls: [{ name: 'edit_file', input: { path: 'app/greet.sh' } }] },
-      { toolCalls: [{ name: 'edit_file', input: { path: 'app/README.md', old_string: 'l', new_string: 'L' } }] },
-      { toolCalls: [{ name: 'read_file', input: { path: 'app/missing.txt' } }] },
+      { toolCalls: [{ name: 'edit_file', input: { path: 'greet.sh' } }] },
+      { toolCalls: [{ name: 'edit_file', input: { path: 'README.md', old_string: 'l', new_string: 'L' } }] },
+      { toolCalls: [{ name: 'read_file', input: { path: 'missing.txt' } }] },
       { text: 'Nothing to change after all.' },
     ];
     const id = await start({ model_id: MODELS['openai-chat'] });
@@ -188,7 +209,7 @@ describe('the built-in oz agent against a scripted model', () => {
     expect(results.map((b) => b.state)).toEqual(['failed', 'failed', 'failed']);
     const texts = results.map((b) => String((b.output as Json).text));
     expect(texts[0]).toMatch(/old_string|new_string|input/i);
-    expect(texts[1]).toContain('old_string matches 2 times in app/README.md');
+    expect(texts[1]).toContain('old_string matches 2 times in README.md');
     expect(texts[2]).toContain('No such file');
     // What the model was sent back says the same.
     expect(JSON.stringify(models['openai-chat'].requests[2]?.body)).toContain('old_string matches 2 times');
@@ -242,7 +263,7 @@ describe('the built-in oz agent against a scripted model', () => {
     const transcript = await runOz(['run', 'get', runId, '--conversation'], server.cliEnv);
     expect(transcript.code, transcript.stderr).toBe(0);
     expect(transcript.stdout).toContain('assistant: Let me look at the greeting.');
-    expect(transcript.stdout).toMatch(/→ read_file \{"path":"app\/greet.sh"\}/);
+    expect(transcript.stdout).toMatch(/→ read_file \{"path":"greet.sh"\}/);
     expect(transcript.stdout).toMatch(/← read_file: +1\techo "Hello"/);
     expect(transcript.stdout).toContain('← bash: test passed');
     expect(transcript.stdout).toContain('state: INPROGRESS → SUCCEEDED (The greeting now says Hello, Oz; the tests pass.\nPushed branch');

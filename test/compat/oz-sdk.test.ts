@@ -249,7 +249,7 @@ describe('the official Oz SDK (oz-agent-sdk) against oz server', () => {
       body: { name: `sdk-repo-${randomBytes(3).toString('hex')}`, network: 'off', repos: [{ url: repoUrl }] },
     });
     expect(env.status, JSON.stringify(env.body)).toBe(201);
-    const id = await start('cd app && sed -i "s/Hello/Hello, SDK/" greet.sh', { config: commandConfig((env.body as { uid: string }).uid) });
+    const id = await start('sed -i "s/Hello/Hello, SDK/" greet.sh', { config: commandConfig((env.body as { uid: string }).uid) });
     const { run } = await settle(id, 60_000);
     expect(run.state, JSON.stringify(run.status_message)).toBe('SUCCEEDED');
     // The SDK's ArtifactItem is PLAN | PULL_REQUEST. Stainless SDKs do not validate responses (the parsed JSON is returned as it came),

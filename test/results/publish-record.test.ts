@@ -59,7 +59,7 @@ describe('what a run published is on its record', () => {
     expect(env.status, JSON.stringify(env.body)).toBe(201);
     const created = await api(server, 'POST', '/api/v1/agent/runs', {
       key: server.adminKey,
-      body: { prompt: 'echo changed >> app/README.md', config: { harness: { type: 'command' }, environment_id: (env.body as { uid: string }).uid } },
+      body: { prompt: 'echo changed >> README.md', config: { harness: { type: 'command' }, environment_id: (env.body as { uid: string }).uid } },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(200);
     const id = (created.body as { run_id: string }).run_id;

@@ -74,7 +74,7 @@ describe('publishing a run’s changes', () => {
 
   it('a run that edits a file ends with its branch pushed, holding exactly that edit, and the branch and summary on the run', async () => {
     const envId = await environment({ repos: [{ url: localUrl }] });
-    const result = await run('cd app && sed -i "s/Hello/Hello, Oz/" greet.sh', envId);
+    const result = await run('sed -i "s/Hello/Hello, Oz/" greet.sh', envId);
     expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
     const id = String(result.run_id);
     const branch = `oz/${id}`;
@@ -95,18 +95,46 @@ describe('publishing a run’s changes', () => {
   it('a run that changes nothing pushes no branch, and its summary says so', async () => {
     const envId = await environment({ repos: [{ url: localUrl }] });
     const before = branches(localBare);
-    const result = await run('cat app/README.md', envId);
+    const result = await run('cat README.md', envId);
     expect(result.state).toBe('SUCCEEDED');
     expect(branches(localBare)).toEqual(before);
     expect(result.artifacts).toEqual([]);
     expect(String((result.status_message as Json).message)).toContain('No changes in app: nothing was published.');
   });
 
+  it('what a run leaves outside the repository is named in the status: nothing of it is published', async () => {
+    const envId = await environment({ repos: [{ url: localUrl }] });
+    const result = await run('sed -i "s/Hello/Hello, outside/" greet.sh && echo draft > ../notes.txt && mkdir ../out && touch ../out/a ../.hidden', envId);
+    expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
+    const branch = `oz/${String(result.run_id)}`;
+    expect(git(localBare, 'diff', '--name-only', 'main', branch).trim()).toBe('greet.sh');
+    expect((result.status_message as Json).message).toBe(
+      `The command exited with code 0.\nPushed branch ${branch} to ${localUrl}.\nChanges outside the repository were not published: notes.txt, out/.`,
+    );
+
+    // Nothing in the repository, everything outside it: the run says both.
+    const lost = await run('echo lost > ../lost.txt', envId);
+    expect(lost.state).toBe('SUCCEEDED');
+    expect((lost.status_message as Json).message).toBe(
+      'The command exited with code 0.\nNo changes in app: nothing was published.\nChanges outside the repository were not published: lost.txt.',
+    );
+  });
+
+  it('with two repositories, the command starts in the workspace and each repository publishes its own changes', async () => {
+    const otherUrl = makeBareRepo(fixtures, 'lib', { 'lib.sh': 'echo lib\n' });
+    const envId = await environment({ repos: [{ url: localUrl }, { url: otherUrl }] });
+    const result = await run('[ "$(pwd)" = /workspace ] && echo more >> app/README.md && echo more >> lib/lib.sh', envId);
+    expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
+    const branch = `oz/${String(result.run_id)}`;
+    expect(git(localBare, 'diff', '--name-only', 'main', branch).trim()).toBe('README.md');
+    expect(git(join(fixtures, 'lib.git'), 'diff', '--name-only', 'main', branch).trim()).toBe('lib.sh');
+    expect((result.status_message as Json).message).toBe(`The command exited with code 0.\nPushed branch ${branch} to ${localUrl}.\nPushed branch ${branch} to ${otherUrl}.`);
+  });
+
   it('a hostile .git (clean filter, fsmonitor, hooks) does not run on the host: publishing succeeds and no marker appears', async () => {
     const envId = await environment({ repos: [{ url: localUrl }] });
     const marker = (name: string) => `touch ${markers}/${name} 2>/dev/null || true`;
     const script = [
-      'cd app',
       `git config filter.evil.clean '${marker('clean-filter')}; cat'`,
       `git config filter.evil.smudge '${marker('smudge-filter')}; cat'`,
       'echo "* filter=evil" > .gitattributes',
@@ -127,7 +155,7 @@ describe('publishing a run’s changes', () => {
   it('with a GitHub remote and the forge double: one pull request opened and recorded, its body the redacted summary', async () => {
     expect((await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name: 'GH', type: 'github-token', value: TOKEN } })).status).toBe(201);
     const envId = await environment({ repos: [{ url: 'https://github.com/acme/web.git' }], secrets: ['GH'] });
-    const result = await run(`sed -i "s/Hello/Hello, Oz/" web/index.html && echo "token is $GITHUB_TOKEN"`, envId, 'Greet Oz on the web');
+    const result = await run(`sed -i "s/Hello/Hello, Oz/" index.html && echo "token is $GITHUB_TOKEN"`, envId, 'Greet Oz on the web');
     expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
     const branch = `oz/${String(result.run_id)}`;
     expect(git(githubBare, 'show', `${branch}:index.html`)).toBe('<h1>Hello, Oz</h1>\n');
@@ -152,7 +180,7 @@ describe('publishing a run’s changes', () => {
     const { writeFileSync } = await import('node:fs');
     writeFileSync(hook, '#!/bin/sh\necho "policy: no agent branches" >&2\nexit 1\n', { mode: 0o755 });
     try {
-      const result = await run('cd app && echo more >> README.md', envId);
+      const result = await run('echo more >> README.md', envId);
       expect(result.state).toBe('FAILED');
       expect(result.status_message).toMatchObject({ reason: 'publish_failed' });
       expect(String((result.status_message as Json).message)).toMatch(/The push of oz\/\S+ to .* was rejected: .*policy: no agent branches/);

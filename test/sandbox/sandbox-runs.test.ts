@@ -122,10 +122,11 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
   };
 
   describe('provisioning', () => {
-    it('clones the repository at its branch, runs the setup commands in order, and hands the harness the workspace and its variables', async () => {
+    it('clones the repository at its branch, runs the setup commands in order in it, and hands the harness the repository and its variables', async () => {
+      // With one repository, setup and the harness start in its directory (HOME is the workspace).
       const envId = await createEnvironment({
         repos: [{ url: appUrl, branch: 'feature' }],
-        setup_commands: ['echo "setup one" && echo one > one.txt', 'cd app && echo "setup two in $(pwd)" && touch built.flag'],
+        setup_commands: ['echo "setup one" && echo one > one.txt', 'echo "setup two in $(pwd)" && [ "$(pwd)" = "$HOME/app" ] && touch built.flag'],
         env: { GREETING: 'hello' },
       });
       const {
@@ -134,16 +135,17 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
         output,
       } = await run(
         [
-          'cat app/FEATURE.md app/README.md one.txt',
-          'test -f app/built.flag && echo built',
+          '[ "$(pwd)" = "$HOME/app" ] && echo "harness in the repository"',
+          'cat FEATURE.md README.md one.txt',
+          'test -f built.flag && echo built',
           'echo "run=$OZ_RUN_ID warp=$WARP_RUN_ID env=$OZ_ENVIRONMENT_ID harness=$OZ_HARNESS greeting=$GREETING"',
-          'git -C app rev-parse --abbrev-ref HEAD',
-          'git -C app remote get-url origin',
+          'git rev-parse --abbrev-ref HEAD',
+          'git remote get-url origin',
         ].join('\n'),
         envId,
       );
       expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
-      expect(output).toContain('the feature branch\n# app\none\nbuilt\n');
+      expect(output).toContain('harness in the repository\nthe feature branch\n# app\none\nbuilt\n');
       expect(output).toContain(`run=${id} warp=${id} env=${envId} harness=command greeting=hello`);
       expect(output).toContain('feature\n');
       expect(output).toContain(`${appUrl}\n`);
@@ -157,7 +159,7 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const clone = at((b) => b.type === 'action' && String(b.input?.command).startsWith('git clone --branch feature'));
       const setupOne = at((b) => b.type === 'action' && String(b.input?.command).startsWith('echo "setup one"'));
       const setupOneOutput = at((b) => String(b.data?.text).includes('setup one') && b.data?.phase === 'setup');
-      const setupTwoOutput = at((b) => String(b.data?.text).includes('setup two in /') && b.data?.phase === 'setup');
+      const setupTwoOutput = at((b) => /setup two in \/\S*\/app\n/.test(String(b.data?.text)) && b.data?.phase === 'setup');
       const harnessOutput = at((b) => String(b.data?.text).includes('the feature branch') && b.data?.phase === 'harness');
       expect(
         [clone, setupOne, setupOneOutput, setupTwoOutput, harnessOutput].every((i) => i >= 0),
@@ -168,6 +170,14 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       expect(setupOneOutput).toBeLessThan(setupTwoOutput);
       expect(setupTwoOutput).toBeLessThan(harnessOutput);
       expect((await getEnvironment(envId)).setup_failed).toBe(false);
+    });
+
+    it('with two repositories, setup and the harness start in the workspace, which holds both', async () => {
+      const libUrl = makeBareRepo(fixtures, 'lib', { 'lib.txt': 'lib\n' });
+      const envId = await createEnvironment({ repos: [{ url: appUrl }, { url: libUrl }], setup_commands: ['[ "$(pwd)" = "$HOME" ] && echo "setup in the workspace" > setup.txt'] });
+      const { run: result, output } = await run('[ "$(pwd)" = "$HOME" ] && echo "harness in the workspace"; cat setup.txt app/README.md lib/lib.txt', envId);
+      expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
+      expect(output).toContain('harness in the workspace\nsetup in the workspace\n# app\nlib\n');
     });
 
     it('a failing setup command ends the run FAILED environment_setup_failed naming it with its output, and marks the environment until a setup succeeds', async () => {
@@ -224,14 +234,14 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const privateUrl = makeBareRepo(fixtures, 'private', { 'SECRET.md': 'team A only\n' });
       const teamA = await newTeamKey();
       const teamB = await newTeamKey();
-      const a = await run('cat private/SECRET.md', await createEnvironment({ repos: [{ url: privateUrl }] }, teamA), teamA);
+      const a = await run('cat SECRET.md', await createEnvironment({ repos: [{ url: privateUrl }] }, teamA), teamA);
       expect(a.run.state).toBe('SUCCEEDED');
       expect(a.output).toContain('team A only');
       // Team B has no access to the origin (here: it is gone); team A's mirror must not stand in for it.
       const path = privateUrl.slice('file://'.length);
       renameSync(path, `${path}.gone`);
       try {
-        const b = await run('cat private/SECRET.md', await createEnvironment({ repos: [{ url: privateUrl }] }, teamB), teamB);
+        const b = await run('cat SECRET.md', await createEnvironment({ repos: [{ url: privateUrl }] }, teamB), teamB);
         expect(b.run.state).toBe('FAILED');
         expect(b.run.status_message).toMatchObject({ error_code: 'environment_setup_failed', reason: 'repository_fetch_failed' });
         expect(b.output).not.toContain('team A only');

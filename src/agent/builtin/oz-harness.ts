@@ -1,6 +1,7 @@
 import { APICallError, generateText, hasToolCall, RetryError, stepCountIs, type StepResult } from 'ai';
 import type { RunStatusMessage, RunUsage } from '../../core/run.js';
 import type { Harness, HarnessInput, HarnessResult } from '../harness.js';
+import { workingDir, workingDirPath } from '../working-dir.js';
 import type { ModelProviderSettings } from '../../core/config.js';
 import { ModelNotConfiguredError, resolveModel } from './models.js';
 import { systemPrompt } from './system-prompt.js';
@@ -59,6 +60,8 @@ export class OzHarness implements Harness {
     const usage: RunUsage = { input_tokens: 0, output_tokens: 0, steps: 0 };
     const tools = agentTools({
       sandbox: input.sandbox,
+      cwd: workingDir(input.repoDirs),
+      cwdPath: workingDirPath(input.sandbox.workspacePath, input.repoDirs),
       env: input.env,
       redact: input.redact,
       fatal: (error) => {

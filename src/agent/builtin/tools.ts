@@ -7,6 +7,10 @@ import { OutputCapture } from './output-capture.js';
 /** What the tools need from the run. */
 export interface ToolContext {
   sandbox: Sandbox;
+  /** Where tool processes start, relative to the workspace (`workingDir`): relative paths resolve from there. */
+  cwd: string;
+  /** The same directory as the sandbox sees it, for the tools' descriptions. */
+  cwdPath: string;
   /** The environment every tool process gets (the run's, with its secrets). */
   env: Record<string, string>;
   /** Applied to everything a tool hands back to the model. */
@@ -36,6 +40,7 @@ async function run(ctx: ToolContext, argv: string[], options: { stdin?: string; 
   try {
     result = await ctx.sandbox.exec(argv, {
       env: ctx.env,
+      cwd: ctx.cwd,
       ...(options.stdin !== undefined ? { stdin: options.stdin } : {}),
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
       onOutput: (stream, chunk) => {
@@ -81,13 +86,12 @@ function count(haystack: string, needle: string): number {
   return n;
 }
 
-const path = z.string().min(1).max(4096).describe('A path, relative to /workspace or absolute');
-
-/** The built-in agent's tools (docs/design.md "Harnesses"); each runs inside the run's sandbox. */
+/** The built-in agent's tools (docs/design.md "Harnesses"); each runs inside the run's sandbox, in `ctx.cwd`. */
 export function agentTools(ctx: ToolContext) {
+  const path = z.string().min(1).max(4096).describe(`A path, relative to ${ctx.cwdPath} or absolute`);
   return {
     bash: tool({
-      description: `Run a bash command in /workspace. Returns stdout and stderr combined, and the exit code. Killed after timeout_seconds (default ${BASH_DEFAULT_TIMEOUT_S}). Long output is cut in the middle.`,
+      description: `Run a bash command in ${ctx.cwdPath}. Returns stdout and stderr combined, and the exit code. Killed after timeout_seconds (default ${BASH_DEFAULT_TIMEOUT_S}). Long output is cut in the middle.`,
       inputSchema: z.strictObject({
         command: z.string().min(1).max(100_000),
         timeout_seconds: z.number().int().min(1).max(3600).optional(),
@@ -146,7 +150,7 @@ export function agentTools(ctx: ToolContext) {
       },
     }),
     list_files: tool({
-      description: `List files matching a glob (bash globstar: "**/*.ts", "src/*"), relative to path (default /workspace). At most ${MAX_LIST} entries; .git is left out.`,
+      description: `List files matching a glob (bash globstar: "**/*.ts", "src/*"), relative to path (default ${ctx.cwdPath}). At most ${MAX_LIST} entries; .git is left out.`,
       inputSchema: z.strictObject({ pattern: z.string().min(1).max(1000).default('**/*'), path: path.optional() }),
       execute: async ({ pattern, path: dir }) => {
         // compgen -G expands the glob without evaluating it as shell code.

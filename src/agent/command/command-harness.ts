@@ -1,9 +1,11 @@
 import type { Harness, HarnessInput, HarnessResult } from '../harness.js';
+import { workingDir } from '../working-dir.js';
 
 /**
  * The `command` harness: any executable. `config.harness.command` runs as a
  * shell command line with the prompt in `OZ_PROMPT` and on stdin; with no
- * command, the prompt itself is the shell script. Exit 0 is success.
+ * command, the prompt itself is the shell script. It starts in the run's
+ * working directory (src/agent/working-dir.ts). Exit 0 is success.
  */
 export class CommandHarness implements Harness {
   readonly type = 'command' as const;
@@ -21,6 +23,7 @@ export class CommandHarness implements Harness {
     }
     const result = await input.sandbox.exec(argv, {
       env,
+      cwd: workingDir(input.repoDirs),
       stdin: input.harness.command ? input.prompt : '',
       onOutput: (stream, chunk) => input.sink.output(stream, chunk),
     });

@@ -1,5 +1,6 @@
 import type { RunUsage } from '../../core/run.js';
 import type { HarnessInput, HarnessResult } from '../harness.js';
+import { workingDir } from '../working-dir.js';
 
 /** The in-sandbox bridge to the model proxy (a worker-provided tool). */
 export const MODEL_BRIDGE_TOOL = 'model-bridge.mjs';
@@ -87,7 +88,8 @@ async function startBridge(input: HarnessInput, socketPath: string): Promise<num
  * models"): the prompt on stdin, JSON lines out, each mapped into the
  * conversation; its model traffic goes to the per-run model proxy through the
  * bridge, authenticated by the run's token, so the provider key stays with
- * the worker. The time budget kills it.
+ * the worker. It starts in the run's working directory
+ * (src/agent/working-dir.ts). The time budget kills it.
  */
 export async function runCli(spec: CliSpec, input: HarnessInput): Promise<HarnessResult> {
   const bin = await locate(spec, input);
@@ -113,7 +115,7 @@ export async function runCli(spec: CliSpec, input: HarnessInput): Promise<Harnes
   };
   const result = await input.sandbox.exec(spec.argv(bin, port), {
     env: { ...input.env, ...spec.env(port, input.modelProxy.token) },
-    ...(input.repoDirs.length === 1 ? { cwd: input.repoDirs[0] } : {}),
+    cwd: workingDir(input.repoDirs),
     stdin: input.prompt,
     timeoutMs: input.budgets.maxTimeMs,
     onOutput: (stream, chunk) => {

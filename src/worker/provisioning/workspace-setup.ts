@@ -6,6 +6,7 @@ import type { WorkerEvent } from '../../core/worker-protocol.js';
 import type { Sandbox } from '../../sandbox/sandbox-backend.js';
 import { RedactedTail } from '../../secrets/redacting-buffer.js';
 import type { Redactor } from '../../secrets/redactor.js';
+import { workingDir } from '../../agent/working-dir.js';
 
 export interface WorkspaceSetupInput {
   sandbox: Sandbox;
@@ -57,8 +58,10 @@ function reasonOf(command: string, redactor: Redactor): string {
  * Provisioning inside the sandbox (docs/design.md "Git and results"): each repository is cloned
  * from its read-only mirror at `sandbox.mountPaths[i]` (no second network
  * fetch), its branch checked out and `origin` pointed back at the real URL;
- * then the setup commands run in order in `/workspace`, their output
- * streamed. A failure throws a {@link RunFailure} (FAILED environment_setup_failed) naming the step and the
+ * then the setup commands run in order in the run's working directory (the
+ * repository's when there is exactly one, else `/workspace`:
+ * src/agent/working-dir.ts), their output streamed. A failure throws a
+ * {@link RunFailure} (FAILED environment_setup_failed) naming the step and the
  * tail of its output. Returns each repository's checked-out commit (the base
  * a run's changes are published against), read before any setup command ran.
  */
@@ -108,12 +111,14 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
       throw RunFailure.setup(`Could not check out ${what}: ${tail.toString() || `git exited with code ${clone.exitCode}`}`, reasonOf(command, input.redactor));
     }
   }
+  const cwd = workingDir(dirs);
   for (const [i, command] of input.setupCommands.entries()) {
     if (input.stopped()) return bases;
     emit({ type: 'setup', at: Date.now(), data: { index: i, command, status: 'started' } });
     const tail = new Tail(input.redactor);
     const result = await sandbox.exec(['/bin/bash', '-c', command], {
       env: input.env,
+      cwd,
       onOutput: (stream, chunk) => {
         tail.pushBytes(chunk);
         input.output(stream, chunk);

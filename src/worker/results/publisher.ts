@@ -7,6 +7,7 @@ import { FetchError, type HostGit } from '../host-git.js';
 import type { MirrorCache } from '../provisioning/mirror-cache.js';
 import type { ResultsSettings } from '../../core/config.js';
 import { githubAuthEnv, githubRepo } from './forge.js';
+import { outsideChangesNote } from './outside-changes.js';
 
 export interface PublishInput {
   runId: string;
@@ -110,9 +111,14 @@ export class Publisher {
     return githubAuthEnv(url, token, this.settings);
   }
 
-  /** Publish each repository that changed; returns lines for the run's summary. */
+  /**
+   * Publish each repository that changed; returns lines for the run's
+   * summary, the last one naming what changed outside every repository (it
+   * is looked for first: nothing is pushed from a sandbox that fails there).
+   */
   async publish(input: PublishInput): Promise<string[]> {
     const branch = `${this.settings.branchPrefix}${input.runId}`;
+    const outside = await outsideChangesNote(input.sandbox, input.env, input.dirs);
     const notes: string[] = [];
     for (const [i, repo] of input.repos.entries()) {
       const dir = input.dirs[i] as string;
@@ -138,6 +144,7 @@ export class Publisher {
         notes.push(`Pushed branch ${branch} to ${repo.url}${github ? ' (no github-token secret, so no pull request)' : ''}.`);
       }
     }
+    if (outside) notes.push(input.redact(outside));
     return notes;
   }
 
