@@ -1,3 +1,4 @@
+import { ImageReferenceSyntaxError, parseImageReference } from '../core/image-reference.js';
 import { z } from 'zod';
 import { NETWORK_POLICIES } from '../core/environment.js';
 import { creatorSchema, envName, envNameProblem, maxRuntimeSeconds, scopeSchema, successSchema, timestamp } from './common.js';
@@ -53,7 +54,20 @@ const setupCommands = z.array(z.string().trim().min(1, 'must not be empty').max(
 const fields = {
   name: z.string().trim().min(1, 'must not be empty').max(100),
   description: z.string().max(240, 'must be at most 240 characters'),
-  docker_image: z.string().trim().min(1).max(500),
+  docker_image: z
+    .string()
+    .trim()
+    .min(1)
+    .max(500)
+    .superRefine((value, ctx) => {
+      // Checked where it is written, not first at a run's start: `node:22`, `ghcr.io/org/img:tag`, `127.0.0.1:5000/dev:1`, `…@sha256:…`.
+      try {
+        parseImageReference(value);
+      } catch (error) {
+        if (!(error instanceof ImageReferenceSyntaxError)) throw error;
+        ctx.addIssue({ code: 'custom', message: `is not an image reference: ${error.why}` });
+      }
+    }),
   github_repos: z.array(githubRepoSchema).max(50),
   repos: z.array(repoSpecSchema).max(50),
   setup_commands: setupCommands,

@@ -27,7 +27,7 @@ export class InvalidImageReferenceError extends ImageError {
 /** Plain HTTP to a registry that is neither loopback nor listed as insecure: refused before any connection. */
 export class InsecureRegistryError extends ImageError {
   constructor(reference: string, registry: string) {
-    super(`image "${reference}": registry ${registry} would be reached without TLS, and it is not loopback nor listed in insecureRegistries`, 'insecure_transport');
+    super(`image "${reference}": registry ${registry} would be reached without TLS, and it is neither loopback nor listed in OZ_INSECURE_REGISTRIES`, 'insecure_transport');
   }
 }
 

@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSy
 import { join } from 'node:path';
 import { writeAuthFile, type RegistryCredentials } from './auth-file.js';
 import { readImageConfig, type ImageRuntimeConfig } from './image-config.js';
-import { ImageError, ImagePullCancelledError } from './image-errors.js';
-import { parseImageReference, type ImageReference } from './image-reference.js';
+import { ImageError, ImagePullCancelledError, InvalidImageReferenceError } from './image-errors.js';
+import { ImageReferenceSyntaxError, parseImageReference, type ImageReference } from '../../core/image-reference.js';
 import { DEFAULT_IMAGE_TOOL_LIMITS, DEFAULT_IMAGE_TOOL_TIMEOUT_MS, type ImageToolLimits } from './image-tool-limits.js';
 import { ImageTool, ToolFailed } from './image-tool.js';
 import { pullFailure, unpackFailure } from './pull-failure.js';
@@ -37,6 +37,16 @@ const MANIFEST_DIGEST = /^sha256:[a-f0-9]{64}$/;
 const LAYOUT_TAG = 'image';
 /** Trusts what the registry serves (digests are checked); signature policies are for later. */
 const POLICY = JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] });
+
+/** The reference parsed, or the store's own error for a malformed one. */
+function parseReference(reference: string): ImageReference {
+  try {
+    return parseImageReference(reference);
+  } catch (error) {
+    if (error instanceof ImageReferenceSyntaxError) throw new InvalidImageReferenceError(reference, error.why);
+    throw error;
+  }
+}
 
 /** Write `path` so it is either absent or whole: a temp file beside it, renamed over it. */
 function writeWhole(path: string, content: string): void {
@@ -109,7 +119,7 @@ export class ImageStore {
    */
   async ensure(reference: string, options: EnsureOptions = {}): Promise<EnsuredImage> {
     // Both throw before anything touches the network or the disk.
-    const parsed = parseImageReference(reference);
+    const parsed = parseReference(reference);
     const tls = requiresTls(parsed, this.insecureRegistries);
     // A reference pulled with credentials is another caller's only with the same credentials:
     // a run that cannot read a private image must not get it from the cache or a shared pull.

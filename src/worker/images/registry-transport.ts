@@ -1,6 +1,6 @@
 import { isLoopbackHost } from '../../core/loopback-host.js';
 import { InsecureRegistryError } from './image-errors.js';
-import type { ImageReference } from './image-reference.js';
+import type { ImageReference } from '../../core/image-reference.js';
 
 /**
  * Whether skopeo must verify TLS for this reference. Loopback registries and

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InsecureRegistryError, InvalidImageReferenceError } from '../../../src/worker/images/image-errors.js';
-import { parseImageReference } from '../../../src/worker/images/image-reference.js';
+import { InsecureRegistryError } from '../../../src/worker/images/image-errors.js';
+import { ImageReferenceSyntaxError, parseImageReference } from '../../../src/core/image-reference.js';
 import { isLoopbackHost } from '../../../src/core/loopback-host.js';
 import { requiresTls } from '../../../src/worker/images/registry-transport.js';
 
@@ -30,7 +30,7 @@ describe('image references', () => {
   });
 
   it.each(['', 'Node:1', 'node:', 'node@sha256:123', 'a//b', 'ftp://127.0.0.1/x', '127.0.0.1:99999/x', 'node:bad tag', `-x/y`])('refuses %j, naming it', (reference) => {
-    expect(() => parseImageReference(reference)).toThrow(InvalidImageReferenceError);
+    expect(() => parseImageReference(reference)).toThrow(ImageReferenceSyntaxError);
     expect(() => parseImageReference(reference)).toThrow(`"${reference}"`);
   });
 });

@@ -1,5 +1,14 @@
 import { isIPv6 } from 'node:net';
-import { InvalidImageReferenceError } from './image-errors.js';
+
+/** A reference that is not one: `why` says what is wrong with it. */
+export class ImageReferenceSyntaxError extends Error {
+  constructor(
+    readonly reference: string,
+    readonly why: string,
+  ) {
+    super(`invalid image reference "${reference}": ${why}`);
+  }
+}
 
 /** A parsed, fully qualified image reference. */
 export interface ImageReference {
@@ -49,7 +58,7 @@ function validPort(port: string | undefined): boolean {
  */
 export function parseImageReference(original: string): ImageReference {
   const fail = (why: string): never => {
-    throw new InvalidImageReferenceError(original, why);
+    throw new ImageReferenceSyntaxError(original, why);
   };
   let rest = original.trim();
   if (rest === '') fail('it is empty');
