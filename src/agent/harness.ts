@@ -30,6 +30,8 @@ export interface HarnessInput {
   budgets: AgentBudgets;
   /** The repositories' directories in the workspace: the agent's bearings and its working directory (`workingDir`, src/agent/working-dir.ts). */
   repoDirs: readonly string[];
+  /** The shell scripts run in: `/bin/bash`, or on an image without bash its `/bin/sh`. */
+  shell?: string;
   /** Aborted when the run is stopped (cancel, limits, runtime). */
   signal: AbortSignal;
   /** Hides the run's secret values: for anything a harness sends outside (the model provider). */

@@ -16,6 +16,7 @@ import { closeInheritedFds } from '../sandbox/close-inherited-fds.js';
 import { DirectBackend } from '../sandbox/direct/direct-backend.js';
 import { ownWorkerDir } from '../sandbox/worker-dirs.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
+import { ImageStore } from '../worker/images/image-store.js';
 import { hostGitContainment } from '../worker/git-limits.js';
 import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
 import { RemotePolicy } from '../worker/provisioning/remote-policy.js';
@@ -98,6 +99,12 @@ export async function prepareWorker(args: {
   });
   args.logger.info({ containment: hostGitContainment(), allowedHosts: config.hostGit.allowedHosts }, 'host-side git: limits and destinations');
   const publisher = new Publisher(config.results, mirrors, config.cacheDir);
+  const images = backend.runsImages ? new ImageStore(config.cacheDir, { insecureRegistries: config.insecureRegistries }) : null;
+  if (!images)
+    args.logger.info(
+      { backend: backend.name, why: backend instanceof BwrapBackend ? backend.imagesUnavailable : undefined },
+      "environments' images do not apply here: runs use the host's system",
+    );
   // Traversable (the direct backend's processes connect by path), not listable;
   // this process's own (support/w<pid>), and dead workers' removed.
   const supportRoot = ownWorkerDir(join(config.cacheDir, 'support'));
@@ -121,6 +128,7 @@ export async function prepareWorker(args: {
         maxOutputBytes: config.maxOutputBytes,
         baseEnv: BASE_ENV,
         mirrors,
+        images,
         publisher,
         supportRoot,
         tools,

@@ -26,6 +26,26 @@ export interface ExecResult {
   timedOut?: boolean;
 }
 
+/**
+ * Who runs in a sandbox on an image (docs/sandboxes.md "Images"):
+ * `platform` — the platform's own steps (cloning, committing) on the
+ * worker host's system, as the sandbox user, whatever the image holds;
+ * `setup` — the environment's setup commands on the image, as root inside
+ * the sandbox (an unprivileged host uid); `agent` — the harness on the
+ * image, as the image's user (else a non-root one). Without an image all
+ * three are the host's system as the sandbox user.
+ */
+export type SandboxPhase = 'platform' | 'setup' | 'agent';
+
+/** The root a sandbox starts on instead of the host's system. */
+export interface SandboxImage {
+  /** The image's unpacked root (shared, never written: each run writes its own layer). */
+  rootDir: string;
+  /** The in-sandbox uid and gid the harness runs as. */
+  agentUid: number;
+  agentGid: number;
+}
+
 /** A per-run limit the sandbox enforced by ending the run's processes. */
 export type LimitKind = 'memory' | 'disk' | 'pids';
 
@@ -47,6 +67,12 @@ export interface Sandbox {
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
   /** Write a file into the workspace (0600) as the sandbox user; returns its path as the sandbox sees it. */
   writeFile(relativePath: string, content: string): Promise<string>;
+  /**
+   * Switch to `phase` (see {@link SandboxPhase}): a restart (as `restart`)
+   * when its root or user differs from the current one's, else nothing.
+   * Resolves to whether it restarted.
+   */
+  enter(phase: SandboxPhase): Promise<boolean>;
   /** Signal every process of the sandbox. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
   /**
@@ -88,6 +114,10 @@ export interface SandboxSpec {
   supportDir?: string | undefined;
   /** Executables and scripts the worker provides (agent CLIs), bound read-only by name. */
   tools?: readonly { name: string; path: string }[];
+  /** The image root to start on (backends with `runsImages`); absent: the host's system. */
+  image?: SandboxImage | undefined;
+  /** The phase the sandbox starts in (default `platform`). */
+  phase?: SandboxPhase;
   /** Called once when a limit ends the sandbox's processes (the run must end). */
   onLimit: (kind: LimitKind) => void;
   /**
@@ -102,6 +132,8 @@ export interface SandboxBackend {
   readonly name: string;
   /** Whether a run is isolated from the host and other runs (bwrap: yes; direct: no). */
   readonly isolates: boolean;
+  /** Whether sandboxes can start on an image root (`SandboxSpec.image`). */
+  readonly runsImages: boolean;
   create(spec: SandboxSpec): Promise<Sandbox>;
   /** Remove what the backend keeps on the host (after its last sandbox is destroyed). */
   close?(): void;

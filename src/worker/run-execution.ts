@@ -7,7 +7,7 @@ import { RunFailure } from '../core/run-failure.js';
 import type { RunStatusMessage, RunUsage } from '../core/run.js';
 import type { ClaimedRun } from '../core/worker-protocol.js';
 import type { AgentBudgets, Harness, HarnessResult } from '../agent/harness.js';
-import type { Sandbox, SandboxBackend, SandboxLimits } from '../sandbox/sandbox-backend.js';
+import type { Sandbox, SandboxBackend, SandboxLimits, SandboxSpec } from '../sandbox/sandbox-backend.js';
 import { Redactor } from '../secrets/redactor.js';
 import { SUPPORT_SOCKET_ENV, SUPPORT_TOKEN_ENV } from '../in-sandbox/harness-support-client.js';
 import { EventUploader } from './event-uploader.js';
@@ -21,6 +21,9 @@ import { PublishError, type Publisher } from './results/publisher.js';
 import { RunSockets } from './run-sockets.js';
 import type { ReportedFinish, ReportedShutdown } from './support-server.js';
 import { RemoteRefusedError, type RemotePolicy } from './provisioning/remote-policy.js';
+import type { EnsuredImage, ImageStore } from './images/image-store.js';
+import { ImageError, ImagePullCancelledError } from './images/image-errors.js';
+import { imageAgentUser, imageEnv } from './images/image-user.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -33,6 +36,8 @@ export interface ExecutionDeps {
   /** The environment every run starts from (PATH and friends), never the worker's own. */
   baseEnv: Record<string, string>;
   mirrors: MirrorCache;
+  /** Where environments' images are pulled and unpacked; null where the backend cannot start a sandbox on one. */
+  images: ImageStore | null;
   publisher: Publisher;
   /** Where runs' harness-support sockets are made (a directory each). */
   supportRoot: string;
@@ -81,6 +86,8 @@ export class RunExecution {
   private reportedFinish: ReportedFinish | null = null;
   private reportedShutdown: ReportedShutdown | null = null;
   private usage: RunUsage | null = null;
+  /** The environment's image, once pulled (null: the run is on the host's system). */
+  private image: EnsuredImage | null = null;
   private phasesOver = false;
   readonly finished: Promise<void>;
 
@@ -205,6 +212,7 @@ export class RunExecution {
     if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
     const harness = this.preflight();
     const mounts = await this.fetchRepositories();
+    this.image = await this.pullImage();
     // A worker that was frozen (or slow) past its lease starts nothing more.
     if (this.lease.validForMs <= 0) this.stop({ kind: 'fenced' });
     if (this.stopReason) return null;
@@ -320,13 +328,67 @@ export class RunExecution {
     });
   }
 
+  /** The environment's image, pulled into the worker's store (shared with concurrent runs), or null. */
+  private async pullImage(): Promise<EnsuredImage | null> {
+    const reference = this.run.environment?.dockerImage;
+    const { backend, images } = this.deps;
+    if (!reference || this.stopReason) return null;
+    if (!images || !backend.runsImages) {
+      this.notice(`docker_image "${reference}" is not applicable to the ${backend.name} backend: the run uses the worker host's system.`, 'docker_image_not_applicable');
+      return null;
+    }
+    const started = Date.now();
+    try {
+      const image = await images.ensure(reference, { signal: this.stopped.signal });
+      this.uploader.add({
+        type: 'notice',
+        at: Date.now(),
+        data: { level: 'info', message: `Image ${reference} (${image.digest}) ready in ${Date.now() - started} ms.`, reason: 'image_ready' },
+      });
+      return image;
+    } catch (error) {
+      if (error instanceof ImagePullCancelledError && this.stopReason) return null;
+      if (!(error instanceof ImageError)) throw error;
+      this.deps.logger.warn({ runId: this.run.run_id, image: reference, detail: error.detail }, 'image pull failed');
+      throw new RunFailure({
+        state: 'FAILED',
+        code: 'environment_setup_failed',
+        reason: 'image_pull_failed',
+        message: `Could not pull the image: ${error.message}`,
+        retryable: error.code === 'unreachable',
+        cause: error,
+      });
+    }
+  }
+
+  /** The image half of the sandbox's spec: its root, whom the harness runs as, where it starts. */
+  private sandboxImage(): Pick<SandboxSpec, 'image' | 'phase'> {
+    const image = this.image;
+    if (!image) return {};
+    let user: { uid: number; gid: number };
+    try {
+      user = imageAgentUser(image.rootDir, image.config.user);
+    } catch (error) {
+      throw new RunFailure({
+        state: 'FAILED',
+        code: 'environment_setup_failed',
+        reason: 'image_config_invalid',
+        message: `The image's config cannot be used: ${(error as Error).message}`,
+      });
+    }
+    // Cloning is the platform's (an image need not have git); without repositories setup comes first.
+    return { image: { rootDir: image.rootDir, agentUid: user.uid, agentGid: user.gid }, phase: (this.run.environment?.repos ?? []).length > 0 ? 'platform' : 'setup' };
+  }
+
   private async startSandbox(mounts: string[]): Promise<Sandbox> {
     const { backend } = this.deps;
     const environment = this.run.environment;
     const limits = this.limits;
+    const image = this.sandboxImage();
     let sandbox: Sandbox;
     try {
       sandbox = await backend.create({
+        ...image,
         runId: this.run.run_id,
         network: environment?.network ?? 'off',
         limits,
@@ -345,12 +407,6 @@ export class RunExecution {
     sandbox.renewFence(Math.max(0, Math.floor(this.lease.validForMs)));
     if (!backend.isolates) {
       this.notice(`This run executes on the "${backend.name}" backend: no isolation; network policy and limits (memory, pids, disk) are not enforced.`, 'not_isolated');
-    }
-    if (environment?.dockerImage) {
-      this.notice(
-        `docker_image "${environment.dockerImage}" is not applicable to the ${backend.name} backend: the run uses the worker host's system.`,
-        'docker_image_not_applicable',
-      );
     }
     return sandbox;
   }
@@ -372,6 +428,7 @@ export class RunExecution {
         output: (stream, chunk) => output.push(stream, chunk),
         stopped: () => this.stopReason !== null,
         redactor: this.redactor,
+        ...(this.image ? { cloneEnv: this.platformEnv({ ...env, ...setupOnly }), beforeSetup: () => this.enterSetup() } : {}),
       });
     } finally {
       output.end();
@@ -379,8 +436,30 @@ export class RunExecution {
     // Setup-only secrets live in the environ of whatever setup left running
     // and in the memory of the init that started it: nothing of setup
     // survives into the harness then (docs/secrets.md).
-    if (!this.stopReason && Object.keys(setupOnly).length > 0) await sandbox.restart();
+    // On an image the harness's own launch (as the image's user) is that restart.
+    if (!this.stopReason && !(await sandbox.enter('agent')) && Object.keys(setupOnly).length > 0) await sandbox.restart();
     return bases;
+  }
+
+  /** On an image: setup runs on it as root; in its bash where it has one, else its sh (busybox, Alpine). */
+  private async enterSetup(): Promise<{ shell: string }> {
+    await (this.sandbox as Sandbox).enter('setup');
+    const shell = await this.imageShell();
+    if (!shell) {
+      throw RunFailure.setup(
+        'The image has no /bin/sh: setup commands need a shell in the image (a distroless image can run a harness, not setup commands).',
+        'image_has_no_shell',
+      );
+    }
+    return { shell };
+  }
+
+  /** The shell of the sandbox's root: the host's bash, else the image's bash or sh; null if the image has neither. */
+  private async imageShell(): Promise<string | null> {
+    if (!this.image) return '/bin/bash';
+    const probe = await (this.sandbox as Sandbox).exec(['/bin/sh', '-c', '[ -x /bin/bash ]'], { env: { PATH: '/usr/bin:/bin' }, onOutput: () => {} }).catch(() => null);
+    if (probe === null || probe.exitCode === null || probe.exitCode > 1) return null;
+    return probe.exitCode === 0 ? '/bin/bash' : '/bin/sh';
   }
 
   /** CLAIMED → INPROGRESS; retried while the server is unreachable (the lease decides how long). */
@@ -417,6 +496,7 @@ export class RunExecution {
         modelId: run.model_id,
         budgets: { maxSteps: run.max_steps ?? defaults.maxSteps, maxTokens: run.max_tokens ?? defaults.maxTokens, maxTimeMs: defaults.maxTimeMs },
         repoDirs: checkoutDirs(run.environment?.repos ?? []),
+        shell: (await this.imageShell()) ?? '/bin/sh',
         signal: this.stopped.signal,
         redact: (text) => this.redactor.redact(text),
         modelProxy: this.sockets?.hasModelProxy && sandbox.supportDirPath ? { socketPath: `${sandbox.supportDirPath}/model.sock`, token: this.token } : null,
@@ -433,12 +513,14 @@ export class RunExecution {
     const repos = this.run.environment?.repos ?? [];
     const secrets = this.secrets;
     try {
+      // Committing is the platform's, on the host's system (an image need not have git).
+      await (this.sandbox as Sandbox).enter('platform');
       const notes = await this.deps.publisher.publish({
         runId: this.run.run_id,
         title: this.run.title,
         summary,
         sandbox: this.sandbox as Sandbox,
-        env,
+        env: this.platformEnv(env),
         repos,
         dirs: checkoutDirs(repos),
         bases,
@@ -503,14 +585,21 @@ export class RunExecution {
     }
   }
 
-  /** The run's environment: a clean base, the environment's plain variables, the run's ids (under Oz's names and Warp's). */
+  /** What the platform's own steps (clone, commit) run with: the run's variables, on the host system's PATH. */
+  private platformEnv(env: Record<string, string>): Record<string, string> {
+    return this.image ? { ...env, PATH: this.deps.baseEnv.PATH ?? '/usr/bin:/bin' } : env;
+  }
+
+  /** The run's environment: a clean base, the image's `Env`, the environment's plain variables, the run's ids (under Oz's names and Warp's). */
   private runEnv(): Record<string, string> {
     const run = this.run;
     const sandbox = this.sandbox;
+    const fromImage = this.image ? imageEnv(this.image.config.env) : {};
     return {
       ...this.deps.baseEnv,
+      ...fromImage,
       ...(run.environment?.env ?? {}),
-      HOME: sandbox?.workspacePath ?? '/tmp',
+      HOME: fromImage.HOME ?? sandbox?.workspacePath ?? '/tmp',
       OZ_RUN_ID: run.run_id,
       WARP_RUN_ID: run.run_id,
       OZ_HARNESS: run.harness.type,

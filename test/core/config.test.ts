@@ -38,6 +38,7 @@ describe('configuration', () => {
       masterKey: null,
       newMasterKey: null,
       hostPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      insecureRegistries: [],
       // Root keeps mirrors where sandbox uids can search the path; others in the XDG cache.
       cacheDir: process.getuid?.() === 0 ? '/var/cache/oz' : '/home/u/.cache/oz',
       fileRepoRoots: [],

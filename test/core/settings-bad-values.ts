@@ -56,6 +56,7 @@ export const BAD_VALUES: Readonly<Record<string, string | null>> = {
   OZ_HOST_GIT_MEMORY_MB: '1',
   OZ_HOST_GIT_MAX_FILE_MB: '1',
   OZ_GIT_ALLOWED_HOSTS: 'a b',
+  OZ_INSECURE_REGISTRIES: 'https://registry.example',
   OZ_SANDBOX_PIDS: '3',
   OZ_SANDBOX_MEMORY_MB: '1',
   OZ_SANDBOX_DISK_MB: '1',

@@ -222,12 +222,14 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       }
     });
 
-    it('says docker_image does not apply (and, on direct, that nothing is isolated) instead of ignoring it', async () => {
+    it('on direct, says docker_image does not apply and that nothing is isolated, instead of ignoring it', async (ctx) => {
+      // On bwrap the image is pulled and is the sandbox's root: test/sandbox/image-runs.test.ts (from a registry on loopback).
+      if (backend !== 'direct') ctx.skip();
       const { run: result, events } = await run('true', await createEnvironment({ docker_image: 'node:20' }));
       expect(result.state).toBe('SUCCEEDED');
       const reasons = events.filter((e) => e.type === 'notice').map((e) => e.data.reason);
       expect(reasons).toContain('docker_image_not_applicable');
-      expect(reasons.includes('not_isolated')).toBe(backend === 'direct');
+      expect(reasons).toContain('not_isolated');
     });
 
     it("team B cannot obtain team A's private repository through the mirror", async () => {

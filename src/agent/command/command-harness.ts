@@ -19,7 +19,7 @@ export class CommandHarness implements Harness {
     } else {
       // A file, not `sh -c`: an argument is capped at 128 KiB, a prompt is not.
       const script = await input.sandbox.writeFile('.oz/prompt.sh', input.prompt);
-      argv = ['/bin/bash', script];
+      argv = [input.shell ?? '/bin/bash', script];
     }
     const result = await input.sandbox.exec(argv, {
       env,

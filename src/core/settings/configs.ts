@@ -115,6 +115,8 @@ export interface WorkerConfig extends SandboxLimitSettings {
   readonly cacheDir: string;
   /** Null = `oz-sandboxes` under the OS temp dir. */
   readonly sandboxRoot: string | null;
+  /** Image registries reached over plain HTTP although not on loopback (`OZ_INSECURE_REGISTRIES`). */
+  readonly insecureRegistries: readonly string[];
   readonly fileRepoRoots: readonly string[];
   readonly hostGit: HostGitSettings;
 }
@@ -285,6 +287,7 @@ export function workerConfig(s: SettingsOf<'worker'>): WorkerConfig {
     hostPath: s.hostPath,
     cacheDir: s.cacheDir,
     sandboxRoot: s.sandboxRoot,
+    insecureRegistries: s.insecureRegistries,
     fileRepoRoots: s.fileRepoRoots,
     hostGit: Object.freeze({
       memoryBytes: s.hostGitMemoryMb * MIB,

@@ -119,3 +119,6 @@ export function masterKeyError(source: string): string {
 
 /** A credential in a variable: surrounding whitespace is not part of it; blank = none. */
 export const token = z.string().transform((text) => text.trim() || null);
+
+/** An image registry as `host` or `host:port` (an address in brackets for IPv6). */
+export const registryHost = z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:\d{1,5})?$/, 'entries must be host or host:port');

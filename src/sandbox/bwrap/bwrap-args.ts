@@ -1,4 +1,5 @@
 import { lstatSync, readlinkSync } from 'node:fs';
+import { IMAGE_LOADER } from './image-node.js';
 
 /** The uid and gid the sandbox's processes have inside. */
 export const SANDBOX_UID = 1000;
@@ -29,8 +30,22 @@ export interface FdMount {
   dest: string;
 }
 
+/** A sandbox whose root is a run's image root (src/sandbox/bwrap/image-root.ts) instead of the host's system. */
+export interface ImageProfile {
+  /** The run's overlay root, bound read-write at `/`. */
+  rootFd: number;
+  /** The in-sandbox uid and gid of this launch (0 for setup, the image's user for the harness). */
+  uid: number;
+  gid: number;
+  /** The host's loader and the platform node's libraries (src/sandbox/bwrap/image-node.ts). */
+  loaderFd: number;
+  libs: readonly FdMount[];
+}
+
 export interface BwrapProfile {
   network: boolean;
+  /** On an image root; absent: the host's system, read-only, as the sandbox user. */
+  image?: ImageProfile;
   /** `/etc/passwd` and `/etc/group` contents, read from these fds. */
   passwdFd: number;
   groupFd: number;
@@ -61,7 +76,11 @@ export const SUPPORT_DIR = '/oz/support';
 export const SUPPORT_CLIENT = '/oz/harness-support.mjs';
 /** Worker-provided tools (agent CLIs): `/oz/tools/<name>`. */
 export const TOOLS_DIR = '/oz/tools';
-export const OZ_WRAPPER = `#!/bin/sh\nexec ${INIT_NODE} ${SUPPORT_CLIENT} "$@"\n`;
+/**
+ * The in-sandbox `oz`: a script for the platform's node (an image need not
+ * have a shell), which runs the support client as if it were named itself.
+ */
+export const OZ_WRAPPER = `#!${INIT_NODE}\nprocess.argv.splice(1, 1, '${SUPPORT_CLIENT}');\nimport('${SUPPORT_CLIENT}');\n`;
 export const INIT_SCRIPT = '/oz/init.mjs';
 
 function systemRootArgs(): string[] {
@@ -87,12 +106,13 @@ function systemRootArgs(): string[] {
  * private /tmp, the workspace, and the init as the command.
  */
 export function bwrapArgs(profile: BwrapProfile): string[] {
+  const { image } = profile;
   const args = [
     '--unshare-user',
     '--uid',
-    String(SANDBOX_UID),
+    String(image ? image.uid : SANDBOX_UID),
     '--gid',
-    String(SANDBOX_UID),
+    String(image ? image.gid : SANDBOX_UID),
     '--unshare-pid',
     '--unshare-ipc',
     '--unshare-uts',
@@ -106,10 +126,16 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
     '--die-with-parent',
     '--hostname',
     'oz-sandbox',
-    ...systemRootArgs(),
   ];
-  for (const name of ETC_ALWAYS) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
-  args.push('--ro-bind-data', String(profile.passwdFd), '/etc/passwd', '--ro-bind-data', String(profile.groupFd), '/etc/group');
+  if (image) {
+    // The image's own /etc (its users, its certificates) stays; the platform's node brings its loader and libraries.
+    args.push('--bind-fd', String(image.rootFd), '/', '--ro-bind-fd', String(image.loaderFd), IMAGE_LOADER);
+    for (const lib of image.libs) args.push('--ro-bind-fd', String(lib.fd), lib.dest);
+  } else {
+    args.push(...systemRootArgs());
+    for (const name of ETC_ALWAYS) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+    args.push('--ro-bind-data', String(profile.passwdFd), '/etc/passwd', '--ro-bind-data', String(profile.groupFd), '/etc/group');
+  }
   if (profile.network && profile.resolvFd !== undefined && profile.hostsFd !== undefined) {
     args.push('--ro-bind-data', String(profile.resolvFd), '/etc/resolv.conf', '--ro-bind-data', String(profile.hostsFd), '/etc/hosts');
   }
@@ -135,11 +161,10 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
   if (profile.supportClientFd !== undefined && profile.ozWrapperFd !== undefined) {
     args.push('--ro-bind-data', String(profile.supportClientFd), SUPPORT_CLIENT, '--perms', '0555', '--ro-bind-data', String(profile.ozWrapperFd), OZ_CLI);
   }
+  // The host's root (bwrap's tmpfs holding the mount points) read-only, the binds under it keep
+  // their own flags; an image root is the run's writable layer.
+  if (!image) args.push('--remount-ro', '/');
   args.push(
-    // The root itself (bwrap's tmpfs holding the mount points) read-only; the
-    // binds under it keep their own flags.
-    '--remount-ro',
-    '/',
     '--chdir',
     '/workspace',
     '--clearenv',

@@ -3,13 +3,15 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join, posix, resolve as resolvePath } from 'node:path';
+import { basename, delimiter, dirname, join, posix, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
 import { mountsUnder, pidAlive, reap, removeLeftovers, unmount } from '../reap.js';
-import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
-import { bwrapArgs, groupFile, INIT_NODE, OZ_CLI, OZ_WRAPPER, passwdFile, SUPPORT_DIR, TOOLS_DIR, type FdMount } from './bwrap-args.js';
+import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
+import { bwrapArgs, groupFile, INIT_NODE, OZ_CLI, OZ_WRAPPER, passwdFile, SUPPORT_DIR, TOOLS_DIR, type FdMount, type ImageProfile } from './bwrap-args.js';
+import { imageRootMounts, mountImageRoot } from './image-root.js';
+import { IMAGE_LIBS, prepareImageNode, type ImageNode } from './image-node.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
 import { InitClient } from './init-client.js';
@@ -35,6 +37,8 @@ const DEFAULT_INIT_SCRIPT = fileURLToPath(new URL('../../in-sandbox/sandbox-init
 const SUPPORT_CLIENT_SCRIPT = fileURLToPath(new URL('../../in-sandbox/harness-support-client.js', import.meta.url));
 
 const CGROUP_PREFIX = 'oz-w';
+/** The run directory's image mounts: not the run's data, so the disk walk skips them. */
+const IMAGE_MOUNT_NAMES = Object.values(imageRootMounts('/')).map((point) => basename(point));
 
 export class SandboxUnavailableError extends Error {}
 
@@ -55,6 +59,9 @@ interface HostTools {
   unshare: string | null;
   /** To unmount the runs' file systems (a root worker's). */
   umount: string;
+  /** To mount image roots (overlay) and rewrite the platform node for them; null: images cannot run here. */
+  mount: string | null;
+  patchelf: string | null;
   disk: DiskTools | null;
 }
 
@@ -131,6 +138,7 @@ export class BwrapBackend implements SandboxBackend {
   private readonly warn: (message: string) => void;
   private watchdog: Watchdog | null = null;
   private disks: ImageDisks | null = null;
+  private imageNode: ImageNode | null = null;
   /** Why the disk limit is not a file system of its own here (null: it is). */
   private diskFallback: string | null = 'the worker is not root';
 
@@ -211,6 +219,8 @@ export class BwrapBackend implements SandboxBackend {
       setpriv: found.setpriv ?? null,
       unshare: found.unshare ?? null,
       umount: found.umount ?? 'umount',
+      mount,
+      patchelf: asRoot ? onPath('patchelf', path) : null,
       disk: mkfs && mount && found.umount ? { mkfs, mount, umount: found.umount } : null,
     };
     let backend: BwrapBackend;
@@ -255,6 +265,18 @@ export class BwrapBackend implements SandboxBackend {
     if (mountsUnder(this.root).length === 0) rmSync(this.root, { recursive: true, force: true });
   }
 
+  /** Why sandboxes cannot start on an image here, or null when they can. */
+  get imagesUnavailable(): string | null {
+    if (!this.asRoot) return 'the worker is not root (an image root needs an idmapped mount and an overlay)';
+    if (!this.tools.mount || !this.tools.unshare) return 'mount or unshare is not installed (util-linux)';
+    if (!this.tools.patchelf) return 'patchelf is not installed (apt-get install patchelf)';
+    return null;
+  }
+
+  get runsImages(): boolean {
+    return this.imagesUnavailable === null;
+  }
+
   /** How limits are enforced here, for the worker's start-up line. */
   get enforcement(): string {
     const cgroup = this.cgroups
@@ -275,16 +297,20 @@ export class BwrapBackend implements SandboxBackend {
     const cgroupName = `${CGROUP_PREFIX}${process.pid}-${spec.runId}-${uid}`;
     const cgroupDirs = this.cgroups?.dirsFor(cgroupName) ?? [];
     const fence = new SandboxFence(spec.fenceAfterMs, { renew: (deadline) => watchdog.renew(id, deadline) });
+    const unavailable = spec.image ? this.imagesUnavailable : null;
+    if (unavailable) throw new Error(`a sandbox on an image cannot start here: ${unavailable}`);
+    const imageMounts = spec.image ? Object.values(imageRootMounts(dir)) : [];
     // Watched before anything exists: what a worker killed mid-start made, its watchdog removes.
     watchdog.arm(
       id,
       { ...(this.asRoot ? { uid } : {}), cgroups: cgroupDirs },
-      { cgroups: cgroupDirs, mounts: this.disks ? [diskMountPoint(dir)] : [], umount: this.tools.umount, dirs: [dir] },
+      { cgroups: cgroupDirs, mounts: [...imageMounts, ...(this.disks ? [diskMountPoint(dir)] : [])], umount: this.tools.umount, dirs: [dir] },
       fence.at,
       () => fence.check(),
     );
     let cgroup: RunCgroup | null = null;
     let disk: RunDisk | null = null;
+    let imageRoot: { root: string; remove: () => void } | null = null;
     try {
       chmodSync(dir, 0o711);
       // And a successor, if the watchdog died too, kills by this uid.
@@ -302,13 +328,38 @@ export class BwrapBackend implements SandboxBackend {
           ...(spec.limits.cpus === undefined ? {} : { cpus: spec.limits.cpus }),
         });
       }
-      const parts: SandboxParts = { id, dir, uid, spec, cgroup, disk, fence, watchdog, network: spec.network === 'on', hostPath: this.hostPath, seccomp: filter !== null };
+      if (spec.image && this.tools.mount && this.tools.unshare && this.tools.patchelf) {
+        this.imageNode ??= prepareImageNode(this.stageDir, this.tools.patchelf);
+        imageRoot = await mountImageRoot({
+          runDir: dir,
+          imageRoot: spec.image.rootDir,
+          layerDir: disk.layer,
+          uid,
+          tools: { mount: this.tools.mount, umount: this.tools.umount, unshare: this.tools.unshare },
+        });
+      }
+      const parts: SandboxParts = {
+        id,
+        dir,
+        uid,
+        spec,
+        cgroup,
+        disk,
+        imageRoot,
+        phase: spec.phase ?? 'platform',
+        fence,
+        watchdog,
+        network: spec.network === 'on',
+        hostPath: this.hostPath,
+        seccomp: filter !== null,
+      };
       return await BwrapSandbox.start(() => this.launch(parts), parts);
     } catch (error) {
       fence.stop();
       if (cgroup) reap({ cgroups: cgroup.dirs }, 2000);
       cgroup?.remove();
       try {
+        imageRoot?.remove();
         await disk?.remove();
         rmSync(dir, { recursive: true, force: true });
         watchdog.disarm(id);
@@ -330,6 +381,19 @@ export class BwrapBackend implements SandboxBackend {
       this.reachable.set(file, path);
     }
     return path;
+  }
+
+  /** The image half of a launch's profile, when its phase runs on the image. */
+  private imageProfile(parts: SandboxParts, place: (fd: number) => number, open: (path: string) => number): ImageProfile | null {
+    const user = phaseProfile(parts, parts.phase);
+    const node = this.imageNode;
+    if (!user || !parts.imageRoot || !node) return null;
+    return {
+      rootFd: place(open(parts.imageRoot.root)),
+      ...user,
+      loaderFd: place(open(node.loader)),
+      libs: node.libs.map((lib) => ({ fd: place(open(lib.path)), dest: `${IMAGE_LIBS}/${lib.name}` })),
+    };
   }
 
   /** Start bwrap (and its init) on a prepared run directory; again on a restart. */
@@ -355,15 +419,17 @@ export class BwrapBackend implements SandboxBackend {
       const readOnly: FdMount[] = spec.mounts.map((path, i) => ({ fd: place(open(path)), dest: `/oz/mirrors/${i}` }));
       if (spec.supportDir) readOnly.push({ fd: place(open(spec.supportDir)), dest: SUPPORT_DIR });
       for (const tool of spec.tools ?? []) readOnly.push({ fd: place(open(this.reach(tool.path))), dest: `${TOOLS_DIR}/${tool.name}` });
+      const image = this.imageProfile(parts, place, open);
       const args = bwrapArgs({
         network,
+        ...(image ? { image } : {}),
         passwdFd: etc('passwd'),
         groupFd: etc('group'),
         ...(network ? { resolvFd: etc('resolv.conf'), hostsFd: etc('hosts') } : {}),
         ...(parts.seccomp ? { seccompFd: etc('seccomp') } : {}),
         initScriptFd: place(open(this.initScript)),
         ...(spec.supportDir && existsSync(SUPPORT_CLIENT_SCRIPT) ? { supportClientFd: place(open(SUPPORT_CLIENT_SCRIPT)), ozWrapperFd: etc('oz') } : {}),
-        nodeFd: place(open(this.reach(process.execPath))),
+        nodeFd: place(open(image && this.imageNode ? this.imageNode.binary : this.reach(process.execPath))),
         infoFd: 3,
         workspaceFd: place(open(disk.workspace)),
         tmpFd: place(open(disk.tmp)),
@@ -403,6 +469,13 @@ export class BwrapBackend implements SandboxBackend {
   }
 }
 
+/** What a launch in `phase` runs on: the image (and as whom), or the host's system. */
+function phaseProfile(parts: SandboxParts, phase: SandboxPhase): { uid: number; gid: number } | null {
+  const image = parts.spec.image;
+  if (!image || !parts.imageRoot || phase === 'platform') return null;
+  return phase === 'setup' ? { uid: 0, gid: 0 } : { uid: image.agentUid, gid: image.agentGid };
+}
+
 interface SandboxParts {
   /** The sandbox's name with the watchdog. */
   id: string;
@@ -411,6 +484,10 @@ interface SandboxParts {
   spec: SandboxSpec;
   cgroup: RunCgroup | null;
   disk: RunDisk;
+  /** The run's image root (its overlay), when it runs on an image. */
+  imageRoot: { root: string; remove: () => void } | null;
+  /** The phase the next launch starts in. */
+  phase: SandboxPhase;
   fence: SandboxFence;
   watchdog: Watchdog;
   network: boolean;
@@ -530,7 +607,11 @@ class BwrapSandbox implements Sandbox {
     if (cgroup && cgroup.oomKills() > 0) kind = 'memory';
     else if (cgroup && cgroup.pidsRefused() > 0) kind = 'pids';
     // A file system of its own: full is over the limit (statfs, every tick). Else the walk, every 2 s.
-    else if (disk.mountPoint ? disk.full() : ++this.ticks % 4 === 0 && (await diskUsage(dir, { stopAboveBytes: spec.limits.diskBytes, maxEntries: DEFAULT_MAX_ENTRIES })).truncated)
+    else if (
+      disk.mountPoint
+        ? disk.full()
+        : ++this.ticks % 4 === 0 && (await diskUsage(dir, { stopAboveBytes: spec.limits.diskBytes, maxEntries: DEFAULT_MAX_ENTRIES, skipTop: IMAGE_MOUNT_NAMES })).truncated
+    )
       kind = 'disk';
     if (kind && !this.hit && !this.destroyed) {
       this.hit = kind;
@@ -567,6 +648,16 @@ class BwrapSandbox implements Sandbox {
     const path = posix.resolve(WORKSPACE, relativePath);
     await this.fenced(() => this.jail.init.write(path, content, 0o600));
     return path;
+  }
+
+  async enter(phase: SandboxPhase): Promise<boolean> {
+    const { parts } = this;
+    const now = phaseProfile(parts, parts.phase);
+    const next = phaseProfile(parts, phase);
+    parts.phase = phase;
+    if (now?.uid === next?.uid && now?.gid === next?.gid && (now === null) === (next === null)) return false;
+    await this.restart();
+    return true;
   }
 
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
@@ -613,6 +704,7 @@ class BwrapSandbox implements Sandbox {
     }
     try {
       // Every process of the sandbox is dead, so nothing can swap the tree under us.
+      this.parts.imageRoot?.remove();
       await disk.remove();
       rmSync(dir, { recursive: true, force: true });
     } catch (error) {

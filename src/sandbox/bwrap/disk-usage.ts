@@ -7,6 +7,8 @@ export interface DiskUsageLimits {
   stopAboveBytes: number;
   /** Stop once more entries than this are seen: a walk makes at most this many lstat calls. */
   maxEntries: number;
+  /** Names directly under the root not to walk (mount points of what is not the run's: its image). */
+  skipTop?: readonly string[];
 }
 
 export interface DiskUsage {
@@ -54,7 +56,7 @@ export function diskUsage(root: string, limits: DiskUsageLimits): Promise<DiskUs
   return walk;
 }
 
-async function measure(root: string, { stopAboveBytes, maxEntries }: DiskUsageLimits): Promise<DiskUsage> {
+async function measure(root: string, { stopAboveBytes, maxEntries, skipTop = [] }: DiskUsageLimits): Promise<DiskUsage> {
   const usage: DiskUsage = { bytes: 0, entries: 0, truncated: false };
   const over = (): boolean => usage.truncated || usage.bytes > stopAboveBytes || usage.entries > maxEntries;
   const pending: PendingDir[] = [{ path: root }];
@@ -79,6 +81,7 @@ async function measure(root: string, { stopAboveBytes, maxEntries }: DiskUsageLi
       // Streamed, so a directory of millions of names is not read whole.
       for await (const entry of await opendir(self)) {
         if (++usage.entries > maxEntries) break;
+        if (dir.path === root && skipTop.includes(entry.name)) continue;
         let child: BigIntStats;
         try {
           // Not entry.isDirectory(): the type can change under us; lstat's answer is the one checked on open.

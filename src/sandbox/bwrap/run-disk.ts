@@ -18,6 +18,8 @@ export interface DiskTools {
 export interface RunDisk {
   readonly workspace: string;
   readonly tmp: string;
+  /** Where a run on an image keeps its writable layer (src/sandbox/bwrap/image-root.ts). */
+  readonly layer: string;
   /** The run's own file system's mount point; null when the directories are plain ones (the walk measures them). */
   readonly mountPoint: string | null;
   /** The run's file system is full (kernel-enforced disks only; a walk is the caller's). */
@@ -104,7 +106,7 @@ export class ImageDisks {
       await run(tools.mount, ['-t', 'ext4', '-o', 'loop,nosuid,nodev,noatime,noinit_itable', image, mountPoint], { env });
       // The file system's root: searchable by the run's uid (bwrap resolves its binds as that uid), not listable.
       chmodSync(mountPoint, 0o711);
-      for (const sub of ['workspace', 'tmp']) {
+      for (const sub of ['workspace', 'tmp', 'layer']) {
         mkdirSync(join(mountPoint, sub), { mode: 0o700 });
         chownSync(join(mountPoint, sub), uid, uid);
       }
@@ -117,6 +119,7 @@ export class ImageDisks {
     return {
       workspace: join(mountPoint, 'workspace'),
       tmp: join(mountPoint, 'tmp'),
+      layer: join(mountPoint, 'layer'),
       mountPoint,
       full: () => {
         if (removed) return false;
@@ -148,9 +151,9 @@ export class ImageDisks {
 
 /** Plain directories in the run's directory: the disk limit is the worker's periodic walk. */
 export function plainDisk(dir: string, uid: number, chown: boolean): RunDisk {
-  for (const sub of ['workspace', 'tmp']) {
+  for (const sub of ['workspace', 'tmp', 'layer']) {
     mkdirSync(join(dir, sub), { mode: 0o700 });
     if (chown) chownSync(join(dir, sub), uid, uid);
   }
-  return { workspace: join(dir, 'workspace'), tmp: join(dir, 'tmp'), mountPoint: null, full: () => false, remove: async () => {} };
+  return { workspace: join(dir, 'workspace'), tmp: join(dir, 'tmp'), layer: join(dir, 'layer'), mountPoint: null, full: () => false, remove: async () => {} };
 }

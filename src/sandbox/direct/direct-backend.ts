@@ -22,6 +22,7 @@ export interface DirectBackendOptions {
 export class DirectBackend implements SandboxBackend {
   readonly name = 'direct';
   readonly isolates = false;
+  readonly runsImages = false;
   private watchdog: Promise<Watchdog | null> | null = null;
 
   constructor(
@@ -160,6 +161,11 @@ class DirectSandbox implements Sandbox {
         // The group is gone.
       }
     }
+  }
+
+  /** One system for every phase: nothing to switch. */
+  async enter(): Promise<boolean> {
+    return false;
   }
 
   async restart(): Promise<void> {

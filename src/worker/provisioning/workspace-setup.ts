@@ -21,6 +21,10 @@ export interface WorkspaceSetupInput {
   stopped: () => boolean;
   /** The run's secret values: a failure's message quotes output redacted, then cut. */
   redactor: Redactor;
+  /** What the clones run with instead of `env` (on an image: the host system's PATH, for the platform's git). */
+  cloneEnv?: Record<string, string>;
+  /** Between the clones and the setup commands (on an image: the switch to setup as root); resolves to the shell setup commands run in. */
+  beforeSetup?: () => Promise<{ shell: string }>;
 }
 
 const TAIL_BYTES = 2000;
@@ -72,7 +76,7 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
   // The mirrors belong to the worker (another uid), and git refuses to serve
   // a repository someone else owns unless a global or system config trusts
   // it (git 2.39 ignores `-c safe.directory`). A config just for the clones:
-  let gitEnv: Record<string, string> = { ...input.env, GIT_TERMINAL_PROMPT: '0' };
+  let gitEnv: Record<string, string> = { ...(input.cloneEnv ?? input.env), GIT_TERMINAL_PROMPT: '0' };
   if (input.repos.length > 0) {
     const trust = sandbox.mountPaths.map((path) => `[safe]\n\tdirectory = ${path}\n`).join('');
     gitEnv = { ...gitEnv, GIT_CONFIG_GLOBAL: await sandbox.writeFile('.oz/clone.gitconfig', trust) };
@@ -112,11 +116,12 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
     }
   }
   const cwd = workingDir(dirs);
+  const shell = input.setupCommands.length > 0 && input.beforeSetup && !input.stopped() ? (await input.beforeSetup()).shell : '/bin/bash';
   for (const [i, command] of input.setupCommands.entries()) {
     if (input.stopped()) return bases;
     emit({ type: 'setup', at: Date.now(), data: { index: i, command, status: 'started' } });
     const tail = new Tail(input.redactor);
-    const result = await sandbox.exec(['/bin/bash', '-c', command], {
+    const result = await sandbox.exec([shell, '-c', command], {
       env: input.env,
       cwd,
       onOutput: (stream, chunk) => {

@@ -1,0 +1,137 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bwrapInstalled } from '../../src/sandbox/bwrap/bwrap-backend.js';
+import { buildBusyboxImage, busyboxImageMissing } from '../support/busybox-image.js';
+import { makeBareRepo } from '../support/git-fixtures.js';
+import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
+import { runEvents } from '../support/run-events.js';
+import { until } from '../support/until.js';
+import { imageToolsMissing, push, TestRegistry } from '../worker/images/registry-fixture.js';
+
+type Json = Record<string, unknown>;
+const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
+const asRoot = process.getuid?.() === 0;
+const missing = !bwrapInstalled() || !asRoot ? 'needs bwrap and a root worker' : (busyboxImageMissing() ?? imageToolsMissing());
+
+/**
+ * Runs on an environment's image, end to end (docs/sandboxes.md "Images"):
+ * a real `oz server` with its bwrap worker pulls a busybox image (no libc,
+ * git or node in it) from a registry on 127.0.0.1; the platform clones and
+ * publishes with its own git, setup installs as root into the run's layer,
+ * the harness runs as the image's user with its Env.
+ */
+describe.skipIf(missing !== null)('runs on an image', () => {
+  let dir = '';
+  let registry: TestRegistry;
+  let server: OzServerHandle;
+  let appUrl = '';
+  let image = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'oz-image-runs-'));
+    chmodSync(dir, 0o755);
+    registry = await TestRegistry.start(join(dir, 'registry'));
+    const built = buildBusyboxImage(join(dir, 'image'), { env: ['PATH=/usr/local/bin:/bin', 'TOOLCHAIN=busybox-1'], user: 'dev' });
+    image = `${registry.address}/oz-test/busybox:1`;
+    push(built.reference, image);
+    const repos = join(dir, 'repos');
+    appUrl = makeBareRepo(repos, 'app', { 'README.md': '# app\n' });
+    server = await startOzServer('sqlite', { args: ['--backend', 'bwrap'], env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500' } });
+  });
+  afterAll(async () => {
+    try {
+      expect(await server?.stop()).toBe(0);
+    } finally {
+      await registry?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const createEnvironment = async (body: Json): Promise<string> => {
+    const res = await api(server, 'POST', '/api/v1/agent/environments', { key: server.adminKey, body: { name: `env-${Math.random().toString(36).slice(2, 8)}`, ...body } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return (res.body as { uid: string }).uid;
+  };
+  const run = async (prompt: string, environmentId: string): Promise<{ run: Json; output: string; events: { type: string; data: Json }[] }> => {
+    const res = await api(server, 'POST', '/api/v1/agent/runs', {
+      key: server.adminKey,
+      body: { prompt, config: { harness: { type: 'command' }, environment_id: environmentId } },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const id = (res.body as { run_id: string }).run_id;
+    const result = await until(`run ${id} to end`, async () => {
+      const body = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
+      return TERMINAL.includes(String(body.state)) ? body : null;
+    });
+    const { events, output } = await runEvents(server.storeSpec, id);
+    return { run: result, output, events };
+  };
+
+  it("runs setup as root and the harness as the image's user on the image's files, Env and toolchain, and publishes with the platform's git", async () => {
+    const envId = await createEnvironment({
+      docker_image: image,
+      repos: [{ url: appUrl }],
+      env: { FROM_ENVIRONMENT: 'env-wins' },
+      setup_commands: [
+        "mkdir -p /usr/local/bin && printf '#!/bin/sh\\necho mytool ran as $(id -u)\\n' > /usr/local/bin/mytool && chmod 755 /usr/local/bin/mytool",
+        'echo "setup uid $(id -u)"',
+      ],
+    });
+    const {
+      run: result,
+      output,
+      events,
+    } = await run(
+      [
+        'grep ^ID= /etc/os-release',
+        'echo "TOOLCHAIN=$TOOLCHAIN FROM_ENVIRONMENT=$FROM_ENVIRONMENT"',
+        'cat README.md',
+        'mytool',
+        'echo "harness uid $(id -u)"',
+        'test -e /usr/bin/git || echo "no git in the image"',
+        'echo "changed on the image" >> README.md',
+      ].join(' && '),
+      envId,
+    );
+    expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
+    expect(output).toContain('ID=oz-test-busybox');
+    expect(output).toContain('TOOLCHAIN=busybox-1 FROM_ENVIRONMENT=env-wins');
+    expect(output).toContain('# app');
+    expect(output, output).toContain('mytool ran as 1000');
+    const setupOutput = events
+      .filter((e) => e.type === 'output' && e.data.phase === 'setup')
+      .map((e) => String(e.data.text))
+      .join('');
+    expect(setupOutput).toContain('setup uid 0');
+    expect(output).toContain('harness uid 1000');
+    expect(output).toContain('no git in the image');
+    expect(events.some((e) => e.type === 'notice' && e.data.reason === 'image_ready')).toBe(true);
+    expect(events.some((e) => e.type === 'notice' && e.data.reason === 'docker_image_not_applicable')).toBe(false);
+    // The change was committed (by the platform: the image has no git) and pushed as the run's branch.
+    expect((result.branches as unknown[] | undefined)?.length ?? 0).toBe(1);
+  });
+
+  it('an environment whose docker_image is not an image reference is refused where it is written, naming the field', async () => {
+    const res = await api(server, 'POST', '/api/v1/agent/environments', { key: server.adminKey, body: { name: 'bad-image', docker_image: 'Not An Image!' } });
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.body)).toContain('docker_image');
+    expect(JSON.stringify(res.body)).toContain('is not an image reference');
+  });
+
+  it('an image that does not exist fails the run image_pull_failed, naming it, without a hang', async () => {
+    const missingImage = `${registry.address}/oz-test/nope:1`;
+    const { run: result } = await run('true', await createEnvironment({ docker_image: missingImage }));
+    expect(result.state).toBe('FAILED');
+    expect(result.status_message).toMatchObject({ error_code: 'environment_setup_failed', reason: 'image_pull_failed' });
+    expect(String((result.status_message as Json).message)).toContain(missingImage);
+  });
+
+  it('a registry that is neither loopback nor listed in OZ_INSECURE_REGISTRIES is refused before any connection', async () => {
+    const { run: result } = await run('true', await createEnvironment({ docker_image: 'http://192.0.2.1:5000/x:1' }));
+    expect(result.state).toBe('FAILED');
+    expect(result.status_message).toMatchObject({ reason: 'image_pull_failed' });
+    expect(String((result.status_message as Json).message)).toMatch(/without TLS|OZ_INSECURE_REGISTRIES|insecure/);
+  });
+});
