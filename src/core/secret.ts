@@ -6,7 +6,7 @@ import type { HarnessType } from './run.js';
  * `claude-api-key` / `codex-api-key` are a harness's key (docs/secrets.md "Harness keys"): never a
  * variable in the sandbox, only the model proxy's key for that harness's runs.
  */
-export const SECRET_TYPES = ['raw-value', 'anthropic-api-key', 'openai-api-key', 'github-token', 'claude-api-key', 'codex-api-key'] as const;
+export const SECRET_TYPES = ['raw-value', 'anthropic-api-key', 'openai-api-key', 'github-token', 'claude-api-key', 'codex-api-key', 'registry-auth'] as const;
 export type SecretType = (typeof SECRET_TYPES)[number];
 
 /** The harness whose key each harness-key type is. */
@@ -15,6 +15,20 @@ export type HarnessKeyType = keyof typeof HARNESS_KEY_TYPES;
 
 export function isHarnessKeyType(type: SecretType): type is HarnessKeyType {
   return Object.hasOwn(HARNESS_KEY_TYPES, type);
+}
+
+/**
+ * A `registry-auth` secret's value: `username:password` for the registry of
+ * the environment's image (docs/secrets.md "Registry credentials"). Never a
+ * variable in the sandbox: the worker gives it to its image pull only.
+ */
+export const REGISTRY_AUTH_TYPE = 'registry-auth' satisfies SecretType;
+
+/** `username:password` split at the first colon; null when it is not one (no user, no password, or a line break). */
+export function parseRegistryAuth(value: string): { username: string; password: string } | null {
+  const at = value.indexOf(':');
+  if (at <= 0 || at === value.length - 1 || /[\r\n]/.test(value)) return null;
+  return { username: value.slice(0, at), password: value.slice(at + 1) };
 }
 
 /** Only a `codex-api-key` names an upstream (an OpenAI-compatible server); the others call the provider the worker calls. */

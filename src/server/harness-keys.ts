@@ -26,7 +26,7 @@ export type HarnessKeys =
   | { ok: false; message: string; reason: string };
 
 /** The secret a run's pool has under `name`, by the pool rule of src/secrets/resolve.ts: the creator's personal one shadows the team's. */
-function poolSecret(input: HarnessKeyInput, name: string): SealedSecret | undefined {
+export function poolSecret(input: Pick<HarnessKeyInput, 'sealed' | 'creatorId' | 'scheduled' | 'withholdPersonal'>, name: string): SealedSecret | undefined {
   const mayUsePersonal = !input.scheduled && input.creatorId !== null && !input.withholdPersonal;
   const personal = mayUsePersonal ? input.sealed.find((s) => s.name === name && s.scope.type === 'user' && s.scope.userId === input.creatorId) : undefined;
   return personal ?? input.sealed.find((s) => s.name === name && s.scope.type === 'team');

@@ -98,7 +98,16 @@ export class RunExecution {
     claimedAt: number = performance.now(),
   ) {
     const secrets = this.secrets;
-    this.redactor = new Redactor(secrets ? [...Object.values(secrets.env), ...Object.values(secrets.setup_env), ...(secrets.harness_auth ? [secrets.harness_auth] : [])] : []);
+    this.redactor = new Redactor(
+      secrets
+        ? [
+            ...Object.values(secrets.env),
+            ...Object.values(secrets.setup_env),
+            ...(secrets.harness_auth ? [secrets.harness_auth] : []),
+            ...(secrets.registry_auth ? [secrets.registry_auth.password] : []),
+          ]
+        : [],
+    );
     this.uploader = new EventUploader(
       deps.client,
       run.run_id,
@@ -339,7 +348,7 @@ export class RunExecution {
     }
     const started = Date.now();
     try {
-      const image = await images.ensure(reference, { signal: this.stopped.signal });
+      const image = await images.ensure(reference, { signal: this.stopped.signal, auth: this.secrets?.registry_auth });
       this.uploader.add({
         type: 'notice',
         at: Date.now(),

@@ -25,6 +25,8 @@ const missing = !bwrapInstalled() || !asRoot ? 'needs bwrap and a root worker' :
 describe.skipIf(missing !== null)('runs on an image', () => {
   let dir = '';
   let registry: TestRegistry;
+  let privateRegistry: TestRegistry;
+  let privateImage = '';
   let server: OzServerHandle;
   let appUrl = '';
   let image = '';
@@ -36,6 +38,9 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     const built = buildBusyboxImage(join(dir, 'image'), { env: ['PATH=/usr/local/bin:/bin', 'TOOLCHAIN=busybox-1'], user: 'dev' });
     image = `${registry.address}/oz-test/busybox:1`;
     push(built.reference, image);
+    privateRegistry = await TestRegistry.start(join(dir, 'private-registry'), { username: 'oz', password: 'registry-pass-1' });
+    privateImage = `${privateRegistry.address}/oz-test/private:1`;
+    push(built.reference, privateImage, { username: 'oz', password: 'registry-pass-1' });
     const repos = join(dir, 'repos');
     appUrl = makeBareRepo(repos, 'app', { 'README.md': '# app\n' });
     server = await startOzServer('sqlite', { args: ['--backend', 'bwrap'], env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500' } });
@@ -45,6 +50,7 @@ describe.skipIf(missing !== null)('runs on an image', () => {
       expect(await server?.stop()).toBe(0);
     } finally {
       await registry?.stop();
+      await privateRegistry?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -118,6 +124,27 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).toContain('docker_image');
     expect(JSON.stringify(res.body)).toContain('is not an image reference');
+  });
+
+  it('a private image pulls with a registry-auth secret, which no process of the run sees; without it the run fails clearly', async () => {
+    const bad = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name: 'BAD_REGISTRY', type: 'registry-auth', value: 'no-colon-in-it' } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('username:password');
+    const created = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name: 'REGISTRY', type: 'registry-auth', value: 'oz:registry-pass-1' } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+
+    const withAuth = await run('env; echo "pulled the private image"', await createEnvironment({ docker_image: privateImage, secrets: ['REGISTRY'], setup_commands: ['env'] }));
+    expect(withAuth.run.state, JSON.stringify(withAuth.run.status_message)).toBe('SUCCEEDED');
+    expect(withAuth.output).toContain('pulled the private image');
+    const everything = JSON.stringify(withAuth.events);
+    expect(everything).not.toContain('registry-pass-1');
+    expect(everything).not.toContain('REGISTRY=');
+
+    // Another environment without the secret: the cached pull made with credentials is not its.
+    const without = await run('true', await createEnvironment({ docker_image: privateImage }));
+    expect(without.run.state).toBe('FAILED');
+    expect(without.run.status_message).toMatchObject({ reason: 'image_pull_failed' });
+    expect(String((without.run.status_message as Json).message)).toContain(privateImage);
   });
 
   it('an image that does not exist fails the run image_pull_failed, naming it, without a hang', async () => {

@@ -56,7 +56,7 @@ function createTarget(words: string[], o: CreateOptions): { name: string; type: 
   if (o.baseUrl !== undefined) throw new UsageError('--base-url: only for codex api-key (oz secret create codex api-key NAME --base-url URL)');
   const type = o.type ?? 'raw-value';
   const name = first ?? (type === 'raw-value' ? undefined : secretVariable({ name: '', type }));
-  if (!name) throw new UsageError('NAME: required for a raw-value secret');
+  if (!name) throw new UsageError(`NAME: required for a ${type} secret`);
   return { name, type };
 }
 

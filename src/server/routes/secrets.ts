@@ -5,7 +5,7 @@ import { envName, noContentSchema } from '../../api/common.js';
 import { createSecretSchema, listSecretsResponseSchema, patchSecretSchema, secretItemSchema, secretScopeQuery } from '../../api/secrets.js';
 import { notFound, OzError } from '../../core/errors.js';
 import type { Scope } from '../../core/environment.js';
-import { BASE_URL_TYPES, isHarnessKeyType, SECRET_MAX_ENTRY_BYTES, secretVariable, type SecretType } from '../../core/secret.js';
+import { BASE_URL_TYPES, isHarnessKeyType, parseRegistryAuth, REGISTRY_AUTH_TYPE, SECRET_MAX_ENTRY_BYTES, secretVariable, type SecretType } from '../../core/secret.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
 import { presentSecret } from '../presenters/secret.js';
@@ -14,6 +14,13 @@ import { presentSecret } from '../presenters/secret.js';
 function checkSize(variable: string, value: string): void {
   if (Buffer.byteLength(`${variable}=${value}`) >= SECRET_MAX_ENTRY_BYTES) {
     throw new OzError('invalid_request', `value: ${variable}=value must be under ${SECRET_MAX_ENTRY_BYTES / 1024} KiB`, { reason: 'value' });
+  }
+}
+
+/** A `registry-auth` value must be `username:password` (the worker's pull sends nothing else). */
+function checkValue(type: SecretType, value: string | undefined): void {
+  if (type === REGISTRY_AUTH_TYPE && (value === undefined || parseRegistryAuth(value) === null)) {
+    throw new OzError('invalid_request', 'value: a registry-auth secret is username:password (a user name, a colon, the password or token; one line)', { reason: 'value' });
   }
 }
 
@@ -54,6 +61,7 @@ export function secretRoutes(deps: ServerDeps) {
         const scope: Scope = body.team === false ? { type: 'user', userId: user.id } : { type: 'team' };
         const type = body.type ?? 'raw-value';
         checkSize(secretVariable({ name: body.name, type }), body.value);
+        checkValue(type, body.value);
         checkBaseUrl(type, body.base_url !== undefined);
         const sealed = deps.envelope.seal(identity(team.id, scope, body.name), body.value);
         const secret = await deps.store.secrets.create(
@@ -111,6 +119,8 @@ export function secretRoutes(deps: ServerDeps) {
           throw new OzError('invalid_request', `value: required to change the base_url or the type of the harness key ${name} (give the key again)`, { reason: 'value' });
         }
         if (body.value !== undefined) checkSize(secretVariable({ name, type }), body.value);
+        // A secret turned into registry credentials needs a value of their form.
+        if (body.value !== undefined || (type === REGISTRY_AUTH_TYPE && current.type !== REGISTRY_AUTH_TYPE)) checkValue(type, body.value);
         checkBaseUrl(type, typeof body.base_url === 'string');
         // A type that has no upstream keeps none (a codex key turned raw-value drops its base_url).
         const baseUrl = body.base_url !== undefined ? body.base_url : !BASE_URL_TYPES.includes(type) && current.baseUrl !== undefined ? null : undefined;

@@ -23,6 +23,8 @@ import type { ClaimedSecrets, ClaimedRun } from '../../core/worker-protocol.js';
 import { resolveSecrets } from '../../secrets/resolve.js';
 import type { ServerDeps } from '../deps.js';
 import { harnessKeys } from '../harness-keys.js';
+import { registryAuth } from '../registry-auth.js';
+import { parseRegistryAuth, type SealedSecret } from '../../core/secret.js';
 import { effectiveRunLimits, teamLimits } from '../limits.js';
 import type { RunService } from '../run-service.js';
 import { authenticateWorker } from '../worker-auth.js';
@@ -67,15 +69,22 @@ async function claimedSecrets(deps: ServerDeps, run: Run, env: Environment | nul
   // Harness keys (claude-api-key, codex-api-key) are the model proxy's, never a variable: out of the allowlist, into harness_auth.
   const keys = harnessKeys({ sealed, creatorId: run.creatorId, scheduled, withholdPersonal, harness: run.config.harness.type, allowlist, explicit: explicitAuth });
   if (!keys.ok) return { error: { message: keys.message, reason: keys.reason } };
+  // Registry credentials are the image pull's, never a variable either.
+  const registry = registryAuth({ sealed, creatorId: run.creatorId, scheduled, withholdPersonal, allowlist });
+  if (!registry.ok) return { error: { message: registry.message, reason: registry.reason } };
+  const kept = (name: string): boolean => !keys.isHarnessKey(name) && !registry.isRegistryAuth(name);
+  const open = (secret: SealedSecret): string =>
+    deps.envelope.open({ teamId: secret.teamId, ownerUserId: secret.scope.type === 'user' ? secret.scope.userId : '', name: secret.name }, secret);
+  const registryCredentials = registry.secret ? parseRegistryAuth(open(registry.secret)) : null;
   const harnessAuthSecret = keys.authSecret;
   const resolution = resolveSecrets({
     sealed,
     creatorId: run.creatorId,
     scheduled,
     withholdPersonal,
-    environmentSecrets: environmentSecrets.filter((name) => !keys.isHarnessKey(name)),
-    runSecrets: run.config.secrets?.filter((name) => !keys.isHarnessKey(name)),
-    open: (secret) => deps.envelope.open({ teamId: secret.teamId, ownerUserId: secret.scope.type === 'user' ? secret.scope.userId : '', name: secret.name }, secret),
+    environmentSecrets: environmentSecrets.filter(kept),
+    runSecrets: run.config.secrets?.filter(kept),
+    open,
     ...(harnessAuthSecret !== undefined ? { harnessAuthSecret } : {}),
   });
   if (resolution.ok && resolution.withheld.length > 0 && env) {
@@ -94,6 +103,7 @@ async function claimedSecrets(deps: ServerDeps, run: Run, env: Environment | nul
         unknown: resolution.unknown,
         ...(resolution.harnessAuth !== undefined ? { harness_auth: resolution.harnessAuth } : {}),
         ...(resolution.harnessAuth !== undefined && keys.baseUrl !== undefined ? { harness_auth_base_url: keys.baseUrl } : {}),
+        ...(registryCredentials ? { registry_auth: registryCredentials } : {}),
       }
     : { error: { message: resolution.message, reason: resolution.reason } };
 }
