@@ -99,7 +99,7 @@ export async function prepareWorker(args: {
   });
   args.logger.info({ containment: hostGitContainment(), allowedHosts: config.hostGit.allowedHosts }, 'host-side git: limits and destinations');
   const publisher = new Publisher(config.results, mirrors, config.cacheDir);
-  const images = backend.runsImages ? new ImageStore(config.cacheDir, { insecureRegistries: config.insecureRegistries }) : null;
+  const images = backend.runsImages ? new ImageStore(config.cacheDir, { insecureRegistries: config.insecureRegistries, maxBytes: config.imageStoreBytes }) : null;
   if (!images)
     args.logger.info(
       { backend: backend.name, why: backend instanceof BwrapBackend ? backend.imagesUnavailable : undefined },

@@ -568,6 +568,8 @@ export class RunExecution {
       this.stopReason = { kind: 'limit', limit: hit, value: hit === 'pids' ? limits.pids : hit === 'memory' ? limits.memoryBytes : limits.diskBytes };
     }
     await this.sandbox?.destroy().catch((error: unknown) => logger.error({ err: error, runId }, 'could not remove the sandbox'));
+    // Only once nothing of the run is mounted on it may its image be evicted.
+    if (this.image) this.deps.images?.release(this.image.digest);
     await this.sockets?.close().catch((error: unknown) => logger.error({ err: error, runId }, 'could not stop the support socket'));
     if (this.killTimer) clearTimeout(this.killTimer);
     if (this.stopReason?.kind !== 'fenced') {

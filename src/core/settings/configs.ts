@@ -117,6 +117,8 @@ export interface WorkerConfig extends SandboxLimitSettings {
   readonly sandboxRoot: string | null;
   /** Image registries reached over plain HTTP although not on loopback (`OZ_INSECURE_REGISTRIES`). */
   readonly insecureRegistries: readonly string[];
+  /** The unpacked images' size the store keeps (`OZ_IMAGE_STORE_MB`). */
+  readonly imageStoreBytes: number;
   readonly fileRepoRoots: readonly string[];
   readonly hostGit: HostGitSettings;
 }
@@ -288,6 +290,7 @@ export function workerConfig(s: SettingsOf<'worker'>): WorkerConfig {
     cacheDir: s.cacheDir,
     sandboxRoot: s.sandboxRoot,
     insecureRegistries: s.insecureRegistries,
+    imageStoreBytes: s.imageStoreMb * MIB,
     fileRepoRoots: s.fileRepoRoots,
     hostGit: Object.freeze({
       memoryBytes: s.hostGitMemoryMb * MIB,

@@ -344,6 +344,14 @@ export const SETTINGS = {
     group: 'worker',
     readBy: readBy('worker'),
   }),
+  imageStoreMb: setting({
+    env: 'OZ_IMAGE_STORE_MB',
+    schema: intIn(64, 100 * 1024 * 1024),
+    default: 20 * 1024,
+    doc: 'the unpacked images the worker keeps in its cache, in MiB: past it the least recently used image no live run uses is removed',
+    group: 'worker',
+    readBy: readBy('worker'),
+  }),
   insecureRegistries: setting({
     env: 'OZ_INSECURE_REGISTRIES',
     schema: listOf(',', registryHost),

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeAuthFile, type RegistryCredentials } from './auth-file.js';
 import { readImageConfig, type ImageRuntimeConfig } from './image-config.js';
@@ -9,6 +9,8 @@ import { DEFAULT_IMAGE_TOOL_LIMITS, DEFAULT_IMAGE_TOOL_TIMEOUT_MS, type ImageToo
 import { ImageTool, ToolFailed } from './image-tool.js';
 import { pullFailure, unpackFailure } from './pull-failure.js';
 import { requiresTls } from './registry-transport.js';
+import { rootsToEvict, type StoredRoot } from './image-eviction.js';
+import { diskUsage } from '../../sandbox/bwrap/disk-usage.js';
 
 /** An image ready to start a sandbox on. */
 export interface EnsuredImage {
@@ -30,6 +32,8 @@ export interface ImageStoreOptions {
   insecureRegistries?: readonly string[];
   limits?: Partial<ImageToolLimits>;
   timeoutMs?: number;
+  /** The unpacked roots' total size the store keeps (least recently used evicted past it); default unlimited. */
+  maxBytes?: number;
 }
 
 const MANIFEST_DIGEST = /^sha256:[a-f0-9]{64}$/;
@@ -85,12 +89,16 @@ export class ImageStore {
   private readonly policyFile: string;
   private readonly registriesConf: string;
   private readonly registriesDir: string;
+  private readonly maxBytes: number;
+  /** Roots live runs use, by digest, with how many: never evicted. */
+  private readonly inUse = new Map<string, number>();
 
   constructor(cacheDir: string, options: ImageStoreOptions = {}) {
     this.dir = join(cacheDir, 'images');
     this.tool = new ImageTool({ ...DEFAULT_IMAGE_TOOL_LIMITS, ...options.limits }, options.timeoutMs ?? DEFAULT_IMAGE_TOOL_TIMEOUT_MS);
     this.insecureRegistries = options.insecureRegistries ?? [];
-    for (const sub of ['blobs/sha256', 'roots', 'configs', 'refs', 'tmp', 'etc/registries.d']) mkdirSync(join(this.dir, sub), { recursive: true, mode: 0o700 });
+    this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    for (const sub of ['blobs/sha256', 'roots', 'configs', 'refs', 'usage', 'tmp', 'etc/registries.d']) mkdirSync(join(this.dir, sub), { recursive: true, mode: 0o700 });
     // skopeo's own configuration, not the host's: no registry mirrors, short-name aliases or signature stores we did not choose.
     this.policyFile = join(this.dir, 'etc', 'policy.json');
     this.registriesConf = join(this.dir, 'etc', 'registries.conf');
@@ -118,6 +126,86 @@ export class ImageStore {
    * different images pull in parallel. Rejects with an ImageError.
    */
   async ensure(reference: string, options: EnsureOptions = {}): Promise<EnsuredImage> {
+    const image = await this.find(reference, options);
+    // The caller's until it releases it: counted before eviction runs, so a root just pulled is never the one to go.
+    this.inUse.set(image.digest, (this.inUse.get(image.digest) ?? 0) + 1);
+    this.touch(image.digest);
+    this.evict();
+    return image;
+  }
+
+  /** A run is done with the image `ensure` gave it: its root may be evicted again. */
+  release(digest: string): void {
+    const count = (this.inUse.get(digest) ?? 0) - 1;
+    if (count > 0) this.inUse.set(digest, count);
+    else this.inUse.delete(digest);
+  }
+
+  private usageFile(digest: string): string {
+    return join(this.dir, 'usage', `${digest}.json`);
+  }
+
+  /** The root's last use is its usage file's mtime. */
+  private touch(digest: string): void {
+    try {
+      const now = new Date();
+      utimesSync(this.usageFile(digest), now, now);
+    } catch {
+      // A root unpacked before the store kept usage: measured at the next eviction.
+    }
+  }
+
+  /** Past `maxBytes`, remove the least recently used roots no live run uses, with what only they referenced. */
+  private evict(): void {
+    if (!Number.isFinite(this.maxBytes)) return;
+    const roots: StoredRoot[] = [];
+    const all = readdirSync(join(this.dir, 'roots')).filter((name) => MANIFEST_DIGEST.test(name));
+    for (const name of all) {
+      try {
+        const file = this.usageFile(name);
+        const { bytes } = JSON.parse(readFileSync(file, 'utf8')) as { bytes: number };
+        roots.push({ digest: name, bytes, lastUsedMs: statSync(file).mtimeMs });
+      } catch {
+        // Not measured (being renamed into place, or from an older store): left alone.
+      }
+    }
+    const evicted = rootsToEvict(roots, new Set(this.inUse.keys()), this.maxBytes);
+    if (evicted.length === 0) return;
+    const gone = new Set(evicted);
+    for (const entry of readdirSync(join(this.dir, 'refs'))) {
+      try {
+        const { digest } = JSON.parse(readFileSync(join(this.dir, 'refs', entry), 'utf8')) as { digest: string };
+        if (gone.has(digest)) rmSync(join(this.dir, 'refs', entry), { force: true });
+      } catch {
+        // Half-written or gone.
+      }
+    }
+    const kept = new Set(all.filter((digest) => !gone.has(digest)).flatMap((digest) => this.blobsOf(digest)));
+    for (const digest of evicted) {
+      const blobs = this.blobsOf(digest);
+      rmSync(join(this.dir, 'roots', digest), { recursive: true, force: true });
+      rmSync(join(this.dir, 'configs', `${digest}.json`), { force: true });
+      rmSync(this.usageFile(digest), { force: true });
+      for (const blob of blobs) if (!kept.has(blob)) rmSync(join(this.dir, 'blobs', 'sha256', blob.slice('sha256:'.length)), { force: true });
+    }
+  }
+
+  /** The blobs an image's manifest names (itself, its config, its layers). */
+  private blobsOf(digest: string): string[] {
+    try {
+      const manifest = JSON.parse(readFileSync(join(this.dir, 'blobs', 'sha256', digest.slice('sha256:'.length)), 'utf8')) as {
+        config?: { digest?: unknown };
+        layers?: { digest?: unknown }[];
+      };
+      return [digest, manifest.config?.digest, ...(manifest.layers ?? []).map((layer) => layer.digest)].filter(
+        (blob): blob is string => typeof blob === 'string' && MANIFEST_DIGEST.test(blob),
+      );
+    } catch {
+      return [digest];
+    }
+  }
+
+  private async find(reference: string, options: EnsureOptions): Promise<EnsuredImage> {
     // Both throw before anything touches the network or the disk.
     const parsed = parseReference(reference);
     const tls = requiresTls(parsed, this.insecureRegistries);
@@ -241,6 +329,8 @@ export class ImageStore {
       throw error instanceof ToolFailed ? unpackFailure(reference.original, error.failure) : error;
     });
     writeWhole(join(this.dir, 'configs', `${digest}.json`), JSON.stringify(config));
+    const { bytes } = await diskUsage(root, { stopAboveBytes: Number.MAX_SAFE_INTEGER, maxEntries: Number.MAX_SAFE_INTEGER });
+    writeWhole(this.usageFile(digest), JSON.stringify({ bytes }));
     const rootDir = join(this.dir, 'roots', digest);
     try {
       renameSync(root, rootDir);

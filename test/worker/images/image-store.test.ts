@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import {
 import { ImageStore } from '../../../src/worker/images/image-store.js';
 import { freePort } from '../../support/free-port.js';
 import { buildTestImage, imageToolsMissing, push, TestRegistry } from './registry-fixture.js';
+import { buildBusyboxImage } from '../../support/busybox-image.js';
 
 /**
  * The image store against a real registry (distribution's `registry serve`)
@@ -151,6 +152,30 @@ describe.skipIf(unavailable !== null)('ImageStore', () => {
     await expect(store.ensure('Bad Name')).rejects.toBeInstanceOf(InvalidImageReferenceError);
     await expect(store.ensure(`${open.address}/test/img:1`, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(ImagePullCancelledError);
     expect(leftovers(store)).toEqual([]);
+  });
+
+  it('past its size limit evicts the least recently used image, never one a live run uses, with the blobs only it had', async () => {
+    const other = buildBusyboxImage(join(dir, 'other'));
+    push(other.reference, `${open.address}/test/other:1`);
+    const store = new ImageStore(mkdtempSync(join(dir, 'cache-')), { maxBytes: 1 });
+    const first = await store.ensure(`${open.address}/test/img:1`);
+    // Over the limit, but in use: kept.
+    const second = await store.ensure(`${open.address}/test/other:1`);
+    expect(existsSync(first.rootDir)).toBe(true);
+    expect(existsSync(second.rootDir)).toBe(true);
+    store.release(first.digest);
+    store.release(second.digest);
+    // The next ensure (of the second, now the most recently used) evicts the first and what only it referenced.
+    const again = await store.ensure(`${open.address}/test/other:1`);
+    expect(again.digest).toBe(second.digest);
+    expect(existsSync(first.rootDir)).toBe(false);
+    expect(existsSync(join(store.dir, 'blobs', 'sha256', first.digest.slice('sha256:'.length)))).toBe(false);
+    expect(existsSync(join(store.dir, 'blobs', 'sha256', second.digest.slice('sha256:'.length)))).toBe(true);
+    // And pulls the first again when asked.
+    const back = await store.ensure(`${open.address}/test/img:1`);
+    expect(readFileSync(join(back.rootDir, 'app', 'hello.txt'), 'utf8')).toBe('hello from the image\n');
+    store.release(again.digest);
+    store.release(back.digest);
   });
 
   it('stops a pull that hangs when the run is cancelled, and when it times out', async () => {
