@@ -117,12 +117,18 @@ describe.skipIf(missing !== null)('a bwrap sandbox on an image root', () => {
     const sandbox = await create();
     const probe = await sh(
       sandbox,
-      'grep -E "^Cap(Eff|Prm|Bnd):" /proc/self/status; grep NoNewPrivs /proc/self/status; unshare -U true 2>/dev/null && echo USERNS-OK; cat /proc/self/uid_map; touch /proc/sys/kernel/hostname 2>/dev/null && echo SYSCTL-WRITE',
+      'cat /proc/self/mountinfo; grep -E "^Cap(Eff|Prm|Bnd):" /proc/self/status; grep NoNewPrivs /proc/self/status; unshare -U true 2>/dev/null && echo USERNS-OK; cat /proc/self/uid_map; touch /proc/sys/kernel/hostname 2>/dev/null && echo SYSCTL-WRITE',
     );
     expect(probe.out).toMatch(/CapEff:\s+0000000000000000/);
     expect(probe.out).toMatch(/CapBnd:\s+0000000000000000/);
     expect(probe.out).not.toContain('USERNS-OK');
     expect(probe.out).not.toContain('SYSCTL-WRITE');
+    // The overlay's options name no host path of the run's directory or the image's root (the
+    // platform's staged node, a bind, shows its own path: it holds nothing of any run).
+    expect(probe.out).toContain('oz-image');
+    expect(probe.out).toContain('lowerdir=lower,');
+    expect(probe.out).not.toContain('/run-image-');
+    expect(probe.out).not.toContain(rootfs);
     // In-sandbox root is one unprivileged host uid, never host root: what it wrote is that uid's on the host.
     await sh(sandbox, 'echo x > /etc/written-as-root');
     const written = findUnder(join(root, 'sandboxes'), 'written-as-root');

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { chownSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { idmappedBind } from './idmapped-mount.js';
 import { mountsUnder, unmount } from '../reap.js';
@@ -52,8 +52,11 @@ export async function mountImageRoot(options: {
     mkdirSync(lower, { mode: 0o700 });
     mkdirSync(root, { mode: 0o711 });
     await idmappedBind(imageRoot, lower, uid, tools.unshare);
-    // Overlay options are comma-separated: the paths are the worker's own (digests, run ids), never a run's.
-    await run(tools.mount, ['-t', 'overlay', 'oz-image', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work},nosuid,nodev`, root], {
+    // Relative to the run directory: the kernel shows the options as given in the sandbox's
+    // mountinfo, which must not name host paths. Comma-separated: the names are the worker's own.
+    const rel = (path: string): string => relative(runDir, path);
+    await run(tools.mount, ['-t', 'overlay', 'oz-image', '-o', `lowerdir=${rel(lower)},upperdir=${rel(upper)},workdir=${rel(work)},nosuid,nodev`, root], {
+      cwd: runDir,
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     });
   } catch (error) {
