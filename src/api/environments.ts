@@ -49,7 +49,48 @@ const envSchema = z.record(z.string(), z.string().max(128 * 1024)).superRefine((
   }
 });
 
-const setupCommands = z.array(z.string().trim().min(1, 'must not be empty').max(10_000)).max(100);
+/** Setup and maintenance commands: shell command lines, run in order. */
+const commandList = z.array(z.string().trim().min(1, 'must not be empty').max(10_000, 'must be at most 10000 characters')).max(100, 'at most 100 commands');
+
+/**
+ * `owner/repo` or `owner/repo:path/to/devcontainer.json` on GitHub: the
+ * devcontainer.json an environment is made from (docs/environments.md
+ * "devcontainer.json"); the path defaults to `.devcontainer/devcontainer.json`.
+ */
+export const DEVCONTAINER_DEFAULT_PATH = '.devcontainer/devcontainer.json';
+const DEVCONTAINER = /^([A-Za-z0-9_.-]{1,100})\/([A-Za-z0-9_.-]{1,100})(?::(.+))?$/;
+
+export interface DevcontainerSource {
+  owner: string;
+  repo: string;
+  path: string;
+}
+
+/** A path in a repository, relative, without `.` or `..` segments. */
+function repoPathProblem(path: string): string | null {
+  if (path.length > 500) return 'the path must be at most 500 characters';
+  if (path.startsWith('/') || path.endsWith('/')) return 'the path must be relative to the repository root and name a file';
+  if (path.split('/').some((seg) => seg === '' || seg === '.' || seg === '..')) return 'the path must not have empty, "." or ".." segments';
+  if (path.includes('\\') || [...path].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return 'the path must not hold backslashes or control characters';
+  return null;
+}
+
+export const devcontainerSchema = z
+  .string()
+  .trim()
+  .superRefine((value, ctx) => {
+    const m = DEVCONTAINER.exec(value);
+    if (!m || [m[1], m[2]].some((name) => name === '.' || name === '..')) {
+      ctx.addIssue({ code: 'custom', message: 'must be owner/repo or owner/repo:path/to/devcontainer.json (a GitHub repository)' });
+      return;
+    }
+    const problem = m[3] !== undefined ? repoPathProblem(m[3]) : null;
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((value): DevcontainerSource => {
+    const m = DEVCONTAINER.exec(value) as RegExpExecArray;
+    return { owner: m[1] as string, repo: m[2] as string, path: m[3] ?? DEVCONTAINER_DEFAULT_PATH };
+  });
 
 const fields = {
   name: z.string().trim().min(1, 'must not be empty').max(100),
@@ -70,7 +111,8 @@ const fields = {
     }),
   github_repos: z.array(githubRepoSchema).max(50),
   repos: z.array(repoSpecSchema).max(50),
-  setup_commands: setupCommands,
+  setup_commands: commandList,
+  maintenance_commands: commandList,
   env: envSchema,
   network: z.enum(NETWORK_POLICIES, { message: 'must be "off" or "on"' }),
   secrets: z.array(envName).max(100),
@@ -85,12 +127,15 @@ export const createEnvironmentSchema = z
     github_repos: fields.github_repos.optional(),
     repos: fields.repos.optional(),
     setup_commands: fields.setup_commands.optional(),
+    maintenance_commands: fields.maintenance_commands.optional(),
     env: fields.env.optional(),
     network: fields.network.optional(),
     secrets: fields.secrets.optional(),
     limits: fields.limits.optional(),
     team: z.boolean().optional(),
     providers: z.unknown().optional(),
+    /** Ours: build the environment from a devcontainer.json on GitHub; the fields given here win over the file's. */
+    devcontainer: devcontainerSchema.optional(),
   })
   .strict();
 
@@ -103,6 +148,7 @@ export const patchEnvironmentSchema = z
     github_repos: fields.github_repos.optional(),
     repos: fields.repos.optional(),
     setup_commands: fields.setup_commands.optional(),
+    maintenance_commands: fields.maintenance_commands.optional(),
     env: fields.env.optional(),
     network: fields.network.optional(),
     secrets: fields.secrets.optional(),
@@ -132,13 +178,28 @@ export const limitsItemSchema = z.object({
   cpus: z.number().exactOptional(),
 });
 
-/** The spec's CloudEnvironmentConfig; ours beside its fields: `repos` (every repository, GitHub or not), `env`, `network`, `secrets`, `limits`. */
+/**
+ * The fields a devcontainer.json gives an environment, checked as the
+ * request's own are (the server maps the file, then validates the result).
+ */
+export const devcontainerFieldsSchema = z
+  .object({
+    docker_image: fields.docker_image.optional(),
+    env: fields.env.optional(),
+    setup_commands: fields.setup_commands.optional(),
+    maintenance_commands: fields.maintenance_commands.optional(),
+  })
+  .strict();
+export type DevcontainerFields = z.infer<typeof devcontainerFieldsSchema>;
+
+/** The spec's CloudEnvironmentConfig; ours beside its fields: `repos` (every repository, GitHub or not), `maintenance_commands`, `env`, `network`, `secrets`, `limits`. */
 export const environmentConfigItemSchema = z.object({
   name: z.string(),
   description: z.string().nullable(),
   docker_image: z.string().exactOptional(),
   github_repos: z.array(z.object({ owner: z.string(), repo: z.string() })),
   setup_commands: z.array(z.string()),
+  maintenance_commands: z.array(z.string()),
   repos: z.array(z.object({ url: z.string(), branch: z.string().optional() })),
   env: z.record(z.string(), z.string()),
   network: z.enum(NETWORK_POLICIES),
@@ -146,7 +207,19 @@ export const environmentConfigItemSchema = z.object({
   limits: limitsItemSchema,
 });
 
-/** The spec's CloudEnvironment. */
+/** Ours: the environment's latest warm-start snapshot, as a worker reported it (docs/environments.md "Snapshots"). */
+export const environmentSnapshotItemSchema = z
+  .object({
+    /** What the worker keyed it by (64 hex digits). */
+    key: z.string(),
+    size_bytes: z.number().int(),
+    created_at: timestamp,
+    hits: z.number().int(),
+    last_used_at: timestamp,
+  })
+  .meta({ id: 'EnvironmentSnapshot' });
+
+/** The spec's CloudEnvironment, plus our `snapshot` (null when no worker reported one). */
 export const environmentItemSchema = z
   .object({
     uid: z.string(),
@@ -155,6 +228,7 @@ export const environmentItemSchema = z
     setup_failed: z.boolean(),
     scope: scopeSchema,
     creator: creatorSchema.exactOptional(),
+    snapshot: environmentSnapshotItemSchema.nullable(),
   })
   .meta({ id: 'CloudEnvironment' });
 
@@ -168,5 +242,6 @@ export const listEnvironmentsResponseSchema = z.object({ environments: z.array(e
 export const deleteEnvironmentResponseSchema = successSchema;
 
 export type LimitsItem = z.infer<typeof limitsItemSchema>;
+export type EnvironmentSnapshotItem = z.infer<typeof environmentSnapshotItemSchema>;
 export type EnvironmentItem = z.infer<typeof environmentItemSchema>;
 export type ListEnvironmentsResponse = z.infer<typeof listEnvironmentsResponseSchema>;

@@ -45,6 +45,8 @@ export const agentConfigSchema = z
     // the spec's claude_auth_secret_name, and ours for codex: the secret whose value is the CLI's key
     harness_auth_secrets: z.strictObject({ claude_auth_secret_name: envName.optional(), codex_auth_secret_name: envName.optional() }).optional(),
     max_tokens: z.number().int().min(1000).max(1_000_000_000).optional(),
+    // false: a cold start, without the environment's snapshot (docs/environments.md "Snapshots"); absent or true: a warm start when one matches
+    snapshot: z.boolean({ message: 'must be true or false' }).optional(),
     // the spec's, not implemented yet
     base_prompt: z.unknown().optional(),
     skill_spec: z.unknown().optional(),

@@ -9,8 +9,9 @@ export const harnessItemSchema = z.object({ type: z.enum(HARNESS_TYPES), command
 
 /**
  * The fields of an AmbientAgentConfig in responses: the spec's and ours
- * (`secrets`, `max_runtime_seconds`, `max_steps`, `max_tokens`, and
- * `harness_auth_secrets` with `<harness>_auth_secret_name` keys).
+ * (`secrets`, `max_runtime_seconds`, `max_steps`, `max_tokens`,
+ * `harness_auth_secrets` with `<harness>_auth_secret_name` keys, and
+ * `snapshot`: false for a cold start).
  */
 const agentConfigFields = {
   name: z.string(),
@@ -22,6 +23,7 @@ const agentConfigFields = {
   max_steps: z.number().int(),
   max_tokens: z.number().int(),
   harness_auth_secrets: z.record(z.string(), z.string()),
+  snapshot: z.boolean(),
 };
 
 /** A run's `agent_config`, as the presenter builds it from the run's stored config: its harness is always set. */
@@ -36,6 +38,7 @@ export const runAgentConfigSchema = z.object({
   max_steps: agentConfigFields.max_steps.exactOptional(),
   max_tokens: agentConfigFields.max_tokens.exactOptional(),
   harness_auth_secrets: agentConfigFields.harness_auth_secrets.exactOptional(),
+  snapshot: agentConfigFields.snapshot.exactOptional(),
 });
 
 /**
@@ -53,6 +56,7 @@ export const templateAgentConfigSchema = z.looseObject({
   max_steps: agentConfigFields.max_steps.optional(),
   harness_auth_secrets: agentConfigFields.harness_auth_secrets.optional(),
   max_tokens: agentConfigFields.max_tokens.optional(),
+  snapshot: agentConfigFields.snapshot.optional(),
 });
 
 /** The spec's RunStatusMessage plus our `reason`. */

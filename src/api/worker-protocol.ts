@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { NETWORK_POLICIES } from '../core/environment.js';
 import { PLATFORM_ERROR_CODES } from '../core/errors.js';
 import { RUN_EVENT_TYPES } from '../core/run-event.js';
+import { SNAPSHOT_NOTICE_REASONS } from '../core/worker-protocol.js';
 import type {
   ClaimRequest,
   ClaimResponse,
@@ -11,6 +12,7 @@ import type {
   FinishRequest,
   FinishResponse,
   HeartbeatResponse,
+  SnapshotNoticeData,
   StartResponse,
 } from '../core/worker-protocol.js';
 import { harnessItemSchema } from './runs.js';
@@ -81,6 +83,7 @@ const claimedEnvironmentSchema = z.object({
   dockerImage: z.string().exactOptional(),
   repos: z.array(z.object({ url: z.string(), branch: z.string().optional() })),
   setupCommands: z.array(z.string()),
+  maintenanceCommands: z.array(z.string()).exactOptional(),
   env: z.record(z.string(), z.string()),
   network: z.enum(NETWORK_POLICIES),
   secrets: z.array(z.string()),
@@ -126,7 +129,29 @@ export const claimedRunSchema = z.object({
   cancel_requested: z.boolean(),
   schedule_id: z.string().nullable(),
   parent_run_id: z.string().nullable().exactOptional(),
+  snapshot: z.boolean().exactOptional(),
   secrets: claimedSecretsSchema,
+});
+
+/**
+ * A snapshot notice's `data` (src/core/worker-protocol.ts `SnapshotNoticeData`),
+ * checked before the server records it on the environment (the snapshot
+ * object strictly: no other keys): a report that does not fit is left as the
+ * plain notice it is.
+ */
+export const snapshotNoticeDataSchema = z.object({
+  level: z.literal('info'),
+  message: z.string().max(10_000),
+  reason: z.enum(SNAPSHOT_NOTICE_REASONS),
+  snapshot: z
+    .object({
+      key: z.string().regex(/^[0-9a-f]{64}$/),
+      bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+      // A Date's range: at most 8.64e15 ms from the epoch.
+      created_at: z.number().int().min(0).max(8.64e15),
+      hits: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    })
+    .strict(),
 });
 
 export const claimResponseSchema = z.object({ runs: z.array(claimedRunSchema) });
@@ -149,4 +174,5 @@ const _sameAsCore: [
   Same<z.output<typeof eventBatchResponseSchema>, EventBatchResponse>,
   Same<z.output<typeof finishRequestSchema>, FinishRequest>,
   Same<z.output<typeof finishResponseSchema>, FinishResponse>,
-] = [true, true, true, true, true, true, true, true, true];
+  Same<z.output<typeof snapshotNoticeDataSchema>, SnapshotNoticeData>,
+] = [true, true, true, true, true, true, true, true, true, true];

@@ -59,6 +59,12 @@ export interface EnvironmentConfig {
   dockerImage?: string;
   repos: RepoSpec[];
   setupCommands: string[];
+  /**
+   * Run after a warm start (a run restored from the environment's setup
+   * snapshot) instead of the setup commands: incremental steps such as
+   * `npm install`. Optional: rows stored before it existed have none.
+   */
+  maintenanceCommands?: string[];
   env: Record<string, string>;
   network: NetworkPolicy;
   secrets: string[];
@@ -106,5 +112,5 @@ export interface EnvironmentPatch {
 }
 
 export function defaultEnvironmentConfig(): EnvironmentConfig {
-  return { repos: [], setupCommands: [], env: {}, network: 'off', secrets: [], limits: {} };
+  return { repos: [], setupCommands: [], maintenanceCommands: [], env: {}, network: 'off', secrets: [], limits: {} };
 }

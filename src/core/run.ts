@@ -42,6 +42,12 @@ export interface RunConfig {
    * the entry of its own harness.
    */
   harnessAuthSecrets?: Partial<Record<HarnessType, string>>;
+  /**
+   * `false`: a cold start (the API's `config.snapshot: false`): setup runs even
+   * when the environment has a snapshot. Stored only when false; absent = the
+   * worker may start from a snapshot (docs/environments.md "Snapshots").
+   */
+  snapshot?: false;
 }
 
 /** The API's `harness_auth_secrets` field of a harness type. */

@@ -63,6 +63,12 @@ export interface ClaimedRun {
   /** The run that spawned this one (`OZ_PARENT_RUN_ID` inside it), else null (optional: fixtures and older servers omit it). */
   parent_run_id?: string | null;
   /**
+   * `false`: the run asked for a cold start (`config.snapshot: false`): run the
+   * setup commands, restore no snapshot. Sent only when set; absent = the
+   * worker may start from a snapshot of the environment.
+   */
+  snapshot?: boolean;
+  /**
    * The run's secrets, resolved by the server at claim (docs/design.md "Secrets"):
    * variables for every process, variables for setup commands only, and
    * allowlisted names that matched no secret; or why the run cannot have them.
@@ -103,6 +109,30 @@ export interface HeartbeatResponse {
 
 export interface ControlResponse {
   cancel_requested: boolean;
+}
+
+/**
+ * The worker's report of an environment snapshot: the `data` of a `notice`
+ * event in the run's ordinary event upload. The server records the latest one
+ * per environment (docs/environments.md "Snapshots"); a malformed one is
+ * stored as any notice and recorded nowhere else, never failing the upload.
+ */
+export const SNAPSHOT_NOTICE_REASONS = ['snapshot_saved', 'snapshot_restored'] as const;
+export type SnapshotNoticeReason = (typeof SNAPSHOT_NOTICE_REASONS)[number];
+
+export interface SnapshotNoticeData {
+  level: 'info';
+  message: string;
+  reason: SnapshotNoticeReason;
+  snapshot: {
+    /** 64 lowercase hex digits. */
+    key: string;
+    bytes: number;
+    /** When the snapshot was made, epoch ms. */
+    created_at: number;
+    /** How many runs restored it so far. */
+    hits: number;
+  };
 }
 
 export interface WorkerEvent {

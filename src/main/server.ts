@@ -69,6 +69,8 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     eventPollMs: config.eventPollMs,
     eventStreams: config.eventStreams,
     sandboxLimits: { defaults: config.sandboxDefaults, maxima: config.sandboxMaxima },
+    // The embedded worker's setting, read by every `oz server` (with or without a worker): devcontainer.json files come from there.
+    githubApiUrl: config.results.githubApiUrl,
     ...(embeddedWorkerSecret ? { embeddedWorkerSecret } : {}),
   });
   try {

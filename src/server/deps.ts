@@ -37,6 +37,8 @@ export interface ServerDeps {
   eventPollMs?: number;
   /** Heartbeats, slow/idle client timeouts and per-key/team caps of the event streams (default: DEFAULT_EVENT_STREAMS). */
   eventStreams?: EventStreamSettings;
+  /** GitHub's REST API (`OZ_GITHUB_API_URL`), where `devcontainer` files are read; default `settingDefault('githubApiUrl')`. */
+  githubApiUrl?: string;
   /** The operator's per-run limits: defaults and ceilings (`OZ_SANDBOX_*`, `OZ_SANDBOX_MAX_*`); default: those of an empty configuration. */
   sandboxLimits?: { defaults: RunLimits; maxima: RunLimits };
 }

@@ -2,7 +2,7 @@ import type { EnvironmentConfig, EnvironmentLimits, RepoSpec } from '../core/env
 import { defaultEnvironmentConfig } from '../core/environment.js';
 import { OzError } from '../core/errors.js';
 import { githubRepoUrl } from './presenters/environment.js';
-import type { CreateEnvironmentBody, PatchEnvironmentBody } from '../api/environments.js';
+import type { CreateEnvironmentBody, DevcontainerFields, DevcontainerSource, PatchEnvironmentBody } from '../api/environments.js';
 
 type Limits = NonNullable<CreateEnvironmentBody['limits']>;
 
@@ -31,15 +31,31 @@ function rejectProviders(body: { providers?: unknown }): void {
   }
 }
 
-export function configFromCreate(body: CreateEnvironmentBody): EnvironmentConfig {
+/** A devcontainer.json's fields (src/server/devcontainer/), and the repository it came from. */
+export interface FromDevcontainer {
+  source: DevcontainerSource;
+  fields: DevcontainerFields;
+}
+
+/**
+ * A new environment's config. With a devcontainer.json, each field the
+ * request gives wins, as a whole, over the file's; with no repositories given,
+ * the environment has the file's repository.
+ */
+export function configFromCreate(body: CreateEnvironmentBody, devcontainer?: FromDevcontainer): EnvironmentConfig {
   rejectProviders(body);
   const base = defaultEnvironmentConfig();
+  const file = devcontainer?.fields ?? {};
+  const dockerImage = body.docker_image ?? file.docker_image;
+  const noRepos = body.github_repos === undefined && body.repos === undefined;
+  const repos = devcontainer && noRepos ? [{ url: githubRepoUrl(devcontainer.source.owner, devcontainer.source.repo) }] : mergeRepos(body.github_repos, body.repos);
   return {
     ...base,
-    ...(body.docker_image !== undefined ? { dockerImage: body.docker_image } : {}),
-    repos: mergeRepos(body.github_repos, body.repos),
-    setupCommands: body.setup_commands ?? [],
-    env: body.env ?? {},
+    ...(dockerImage !== undefined ? { dockerImage } : {}),
+    repos,
+    setupCommands: body.setup_commands ?? file.setup_commands ?? [],
+    maintenanceCommands: body.maintenance_commands ?? file.maintenance_commands ?? [],
+    env: body.env ?? file.env ?? {},
     network: body.network ?? base.network,
     secrets: [...new Set(body.secrets ?? [])],
     limits: body.limits ? toLimits(body.limits) : {},
@@ -62,6 +78,7 @@ export function configFromPatch(current: EnvironmentConfig, body: PatchEnvironme
     ]);
   }
   if (body.setup_commands !== undefined) next.setupCommands = body.setup_commands;
+  if (body.maintenance_commands !== undefined) next.maintenanceCommands = body.maintenance_commands;
   if (body.env !== undefined) next.env = body.env;
   if (body.network !== undefined) next.network = body.network;
   if (body.secrets !== undefined) next.secrets = [...new Set(body.secrets)];

@@ -115,6 +115,8 @@ export class RunService {
       ...(c.max_steps !== undefined ? { maxSteps: c.max_steps } : {}),
       ...(c.harness_auth_secrets !== undefined ? { harnessAuthSecrets: authSecretsByType(c.harness_auth_secrets) } : {}),
       ...(c.max_tokens !== undefined ? { maxTokens: c.max_tokens } : {}),
+      // Stored only when false (a cold start); true is the default, a warm start when the environment has a matching snapshot.
+      ...(c.snapshot === false ? { snapshot: false as const } : {}),
     };
     const now = clock.now();
     const idempotency = options.idempotencyKey

@@ -55,6 +55,18 @@ export interface EnvironmentsTable {
   updated_by: string | null;
 }
 
+/** An environment's latest warm-start snapshot, as a worker reported it (migration 0008). */
+export interface EnvironmentSnapshotsTable {
+  environment_id: string;
+  team_id: string;
+  key: string;
+  bytes: number;
+  created_at: number;
+  hits: number;
+  last_used_at: number;
+  run_id: string;
+}
+
 export interface RunsTable {
   id: string;
   team_id: string;
@@ -196,6 +208,7 @@ export interface Database {
   users: UsersTable;
   api_keys: ApiKeysTable;
   environments: EnvironmentsTable;
+  environment_snapshots: EnvironmentSnapshotsTable;
   runs: RunsTable;
   run_events: RunEventsTable;
   run_artifacts: RunArtifactsTable;

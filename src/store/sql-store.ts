@@ -4,6 +4,7 @@ import type { ApiKey, NewApiKey, NewWorkerToken, Team, TeamPatch, User, UserRole
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { ArtifactType, ListRunsQuery, Run, RunArtifact, RunPage } from '../core/run.js';
 import { EnvironmentRepository } from './environment-repository.js';
+import { EnvironmentSnapshotRepository } from './environment-snapshot-repository.js';
 import { EventRepository } from './event-repository.js';
 import { IdentityRepository } from './identity-repository.js';
 import { LeaseRepository } from './lease-repository.js';
@@ -29,6 +30,7 @@ export class SqlStore implements Store {
   private readonly leases: LeaseRepository;
   private readonly events: EventRepository;
   private readonly workerTokens: WorkerTokenRepository;
+  readonly environmentSnapshots: EnvironmentSnapshotRepository;
   readonly secrets: SecretRepository;
   readonly schedules: ScheduleRepository;
 
@@ -48,6 +50,7 @@ export class SqlStore implements Store {
     this.leases = new LeaseRepository(ctx);
     this.events = new EventRepository(ctx);
     this.workerTokens = new WorkerTokenRepository(ctx);
+    this.environmentSnapshots = new EnvironmentSnapshotRepository(ctx);
     this.secrets = new SecretRepository(ctx);
     this.schedules = new ScheduleRepository(ctx);
   }

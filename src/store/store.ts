@@ -3,6 +3,7 @@ import type { ApiKey, NewApiKey, NewWorkerToken, Team, TeamPatch, User, UserRole
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
 import type { RunState, TransitionActor } from '../core/run-state.js';
 import type { ArtifactType, RunArtifact, ExecutionLocation, ListRunsQuery, Run, RunConfig, RunPage, RunSource, RunStatusMessage, RunUsage, ScheduleRef } from '../core/run.js';
+import type { EnvironmentSnapshotRepository } from './environment-snapshot-repository.js';
 import type { DialectName } from './schema.js';
 import type { ScheduleRepository } from './schedule-repository.js';
 import type { SecretRepository } from './secret-repository.js';
@@ -164,6 +165,8 @@ export interface Store {
   /** Teams that have QUEUED runs (periodic admission). */
   listTeamsWithQueuedRuns(): Promise<string[]>;
 
+  /** Each environment's latest warm-start snapshot, as its workers reported it. */
+  readonly environmentSnapshots: EnvironmentSnapshotRepository;
   /** Managed secrets, sealed at rest. */
   readonly secrets: SecretRepository;
   /** Cron schedules and their fired slots. */

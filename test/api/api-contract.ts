@@ -372,6 +372,14 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         expect(cliRuns.runs.every((r) => r.source === 'CLI')).toBe(true);
       });
 
+      it('keeps config.snapshot: false (a cold start) on the run, drops true (the default), and refuses anything else naming config.snapshot', async () => {
+        const cold = await getRun((await createRun({ prompt: 'cold', config: { snapshot: false } })).run_id);
+        expect(cold.agent_config.snapshot).toBe(false);
+        const warm = await getRun((await createRun({ prompt: 'warm', config: { snapshot: true } })).run_id);
+        expect(warm.agent_config).not.toHaveProperty('snapshot');
+        expectProblem(await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', config: { snapshot: 'no' } } }), 400, 'invalid_request', 'config.snapshot');
+      });
+
       it('runs in an existing environment and answers a missing one with 404 naming config.environment_id', async () => {
         const env = await createEnvironment({ name: unique('run-env') });
         const { run_id } = await createRun({ prompt: 'in an env', config: { environment_id: env.uid } });
@@ -656,6 +664,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         github_repos: [{ owner: 'acme', repo: 'web' }],
         repos: [{ url: 'file:///tmp/x.git', branch: 'main' }],
         setup_commands: ['npm ci'],
+        maintenance_commands: ['npm install'],
         env: { FOO: 'bar' },
         network: 'off',
       });
@@ -673,11 +682,13 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
             description: null,
             github_repos: [{ owner: 'acme', repo: 'web' }],
             setup_commands: ['npm ci'],
+            maintenance_commands: ['npm install'],
             env: { FOO: 'bar' },
             network: 'off',
           },
           setup_failed: false,
           scope: { type: 'Team', uid: me.team.uid },
+          snapshot: null,
         });
         expect(env.config.repos).toContainEqual({ url: 'file:///tmp/x.git', branch: 'main' });
         expect(env.config.repos).toContainEqual({ url: 'https://github.com/acme/web.git' });
@@ -700,10 +711,15 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
           name: 'renamed',
           description: 'first version',
           setup_commands: ['pnpm i'],
+          maintenance_commands: ['npm install'],
           network: 'on',
           env: { FOO: 'bar' },
           github_repos: [{ owner: 'acme', repo: 'web' }],
         });
+
+        const maintained = await call('PATCH', `/api/v1/agent/environments/${env.uid}`, { body: { maintenance_commands: ['pnpm i --prefer-offline', 'pnpm build'] } });
+        expect(maintained.status, JSON.stringify(maintained.body)).toBe(200);
+        expect(bodyOf<CloudEnvironment>(maintained).config).toMatchObject({ setup_commands: ['pnpm i'], maintenance_commands: ['pnpm i --prefer-offline', 'pnpm build'] });
 
         const cleared = await call('PATCH', `/api/v1/agent/environments/${env.uid}`, { body: { description: null } });
         expect(cleared.status).toBe(200);
@@ -729,12 +745,19 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         expect(expectProblem(await post({ env: { '1BAD': 'x' } }), 400, 'invalid_request', 'env.1BAD').detail).toContain('environment variable name');
         expectProblem(await post({ env: { OZ_TOKEN: 'x' } }), 400, 'invalid_request', 'env.OZ_TOKEN');
         expectProblem(await post({ network: 'maybe' }), 400, 'invalid_request', 'network');
+        expectProblem(await post({ maintenance_commands: ['npm i', '  '] }), 400, 'invalid_request', 'maintenance_commands[1]');
+        expectProblem(await post({ maintenance_commands: ['x'.repeat(10_001)] }), 400, 'invalid_request', 'maintenance_commands[0]');
+        expectProblem(await post({ maintenance_commands: Array.from({ length: 101 }, (_, i) => `echo ${i}`) }), 400, 'invalid_request', 'maintenance_commands');
+        expectProblem(await post({ maintenance_commands: 'npm i' }), 400, 'invalid_request', 'maintenance_commands');
+        expectProblem(await post({ devcontainer: 'not a repository' }), 400, 'invalid_request', 'devcontainer');
+        expectProblem(await post({ devcontainer: 'acme/web:../../etc/passwd' }), 400, 'invalid_request', 'devcontainer');
         expectProblem(await call('POST', '/api/v1/agent/environments', { body: {} }), 400, 'invalid_request', 'name');
         expect(await names()).toEqual(before);
 
         const env = await createEnvironment({ name: unique('valid') });
         expectProblem(await call('PATCH', `/api/v1/agent/environments/${env.uid}`, { body: { description: 'd'.repeat(241) } }), 400, 'invalid_request', 'description');
         expectProblem(await call('PATCH', `/api/v1/agent/environments/${env.uid}`, { body: { network: 'maybe' } }), 400, 'invalid_request', 'network');
+        expectProblem(await call('PATCH', `/api/v1/agent/environments/${env.uid}`, { body: { maintenance_commands: [''] } }), 400, 'invalid_request', 'maintenance_commands[0]');
       });
     });
 

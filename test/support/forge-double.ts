@@ -1,8 +1,11 @@
 /**
- * A forge double for the GitHub REST calls the publisher makes: get a
- * repository, list a branch's open pull requests, open one. Pull requests
- * live in memory; a wrong token is a 401; a second open pull request for one
- * head is a 422 as on GitHub; any other request is a 404 recorded in `failures`.
+ * A forge double for the GitHub REST calls Oz makes: the publisher's (get a
+ * repository, list a branch's open pull requests, open one) and the server's
+ * (a file's contents, for devcontainer.json). Pull requests live in memory;
+ * a wrong token is a 401; a second open pull request for one head is a 422 as
+ * on GitHub; files are the `files` option's, readable without a token in
+ * `publicRepos` only (a private repository is a 404 without one, as on
+ * GitHub); any other request is a 404 recorded in `failures`.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,7 +30,16 @@ export interface ForgeDouble {
   close(): Promise<void>;
 }
 
-export async function startForgeDouble(options: { token: string; defaultBranch?: string }): Promise<ForgeDouble> {
+export interface ForgeDoubleOptions {
+  token: string;
+  defaultBranch?: string;
+  /** Repository files by `owner/repo`, then path: what `GET /repos/{owner}/{repo}/contents/{path}` serves. */
+  files?: Record<string, Record<string, string>>;
+  /** `owner/repo` of the repositories anyone may read (contents only). */
+  publicRepos?: string[];
+}
+
+export async function startForgeDouble(options: ForgeDoubleOptions): Promise<ForgeDouble> {
   const pulls: PullRequest[] = [];
   const requests: ForgeDouble['requests'] = [];
   const failures: string[] = [];
@@ -50,7 +62,29 @@ export async function startForgeDouble(options: { token: string; defaultBranch?:
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://forge');
       requests.push({ method: req.method ?? '', path: url.pathname + url.search, authorization: req.headers.authorization });
-      if (req.headers.authorization !== `token ${options.token}` && req.headers.authorization !== `Bearer ${options.token}`) {
+      const authorized = req.headers.authorization === `token ${options.token}` || req.headers.authorization === `Bearer ${options.token}`;
+      const contents = /^\/repos\/([^/]+)\/([^/]+)\/contents\/(.+)$/.exec(url.pathname);
+      if (contents && req.method === 'GET' && (authorized || req.headers.authorization === undefined)) {
+        const [, owner = '', repo = '', encoded = ''] = contents;
+        const full = `${owner}/${repo}`;
+        if (!authorized && !(options.publicRepos ?? []).includes(full)) return send(res, 404, { message: 'Not Found' });
+        const files = options.files?.[full] ?? {};
+        const path = decodeURIComponent(encoded);
+        const text = files[path];
+        if (text !== undefined) {
+          const content = Buffer.from(text).toString('base64');
+          return send(res, 200, { type: 'file', encoding: 'base64', size: Buffer.byteLength(text), name: path.split('/').pop(), path, content });
+        }
+        const inside = Object.keys(files).filter((f) => f.startsWith(`${path}/`));
+        if (inside.length > 0)
+          return send(
+            res,
+            200,
+            inside.map((f) => ({ type: 'file', name: f.split('/').pop(), path: f })),
+          );
+        return send(res, 404, { message: 'Not Found' });
+      }
+      if (!authorized) {
         return send(res, 401, { message: 'Bad credentials' });
       }
       const repoPath = /^\/repos\/([^/]+)\/([^/]+)(\/pulls)?$/.exec(url.pathname);

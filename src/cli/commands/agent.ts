@@ -35,6 +35,8 @@ interface RunCloudOptions {
   maxRuntime?: number;
   claudeAuthSecret?: string;
   codexAuthSecret?: string;
+  /** False with --no-snapshot (commander's default for a --no-* flag is true). */
+  snapshot?: boolean;
 }
 
 /** A JSON object as a user wrote it (a `--file`): the server validates it. */
@@ -92,6 +94,7 @@ export async function buildRunBody(o: RunCloudOptions, defaultFile: string | nul
       ...(o.codexAuthSecret !== undefined ? { codex_auth_secret_name: o.codexAuthSecret } : {}),
     };
   }
+  if (o.snapshot === false) config.snapshot = false;
   if (o.mcp.length > 0) config.mcp_servers = Object.fromEntries(o.mcp.map((spec, i) => [`mcp${i + 1}`, { command: spec }]));
   if (o.skill !== undefined) body.skill = o.skill;
   if (o.host !== undefined) config.worker_host = o.host;
@@ -154,6 +157,10 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
     .option('--max-runtime <duration>', 'end the run FAILED after this long, e.g. 30m, 2h', duration('--max-runtime'))
     .option('--claude-auth-secret <name>', 'claude harness: the secret holding the Anthropic key Claude Code uses (through the model proxy)')
     .option('--codex-auth-secret <name>', 'codex harness: the secret holding the OpenAI key Codex uses (through the model proxy)')
+    .option(
+      '--no-snapshot',
+      "a cold start: run the environment's setup commands even when a worker has a snapshot of them (default: a warm start from a matching snapshot, then the maintenance commands)",
+    )
     .action(async (options: RunCloudOptions, cmd: Command) => {
       const ctx = context(cmd);
       const body = await buildRunBody(options, ctx.env.agentConfigFile);

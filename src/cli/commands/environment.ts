@@ -42,6 +42,25 @@ function reposBody(specs: string[]): Pick<CreateEnvironmentInput, 'github_repos'
   return { github_repos: github, repos };
 }
 
+const MIB = 2 ** 20;
+
+/** How long ago, roughly: `45s`, `12m`, `3h`, `2d` (the snapshot's age). */
+export function age(iso: string, now: number = Date.now()): string {
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (!Number.isFinite(seconds)) return iso;
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86_400)}d`;
+}
+
+/** `Snapshot: <key's first 12>, <size MiB>, <age>, <hits> hits`, or `-` (docs/environments.md "Snapshots"). */
+export function snapshotLine(snapshot: EnvironmentItem['snapshot'], now: number = Date.now()): string {
+  if (!snapshot) return '-';
+  const size = `${(snapshot.size_bytes / MIB).toFixed(1)} MiB`;
+  return `${snapshot.key.slice(0, 12)}, ${size}, ${age(snapshot.created_at, now)}, ${snapshot.hits} hits`;
+}
+
 const COLUMNS = [
   { header: 'ID', value: (e: EnvironmentItem) => e.uid },
   { header: 'NAME', value: (e: EnvironmentItem) => e.config.name },
@@ -60,11 +79,14 @@ function fields(env: EnvironmentItem): [string, string][] {
     ['Docker image', str(c.docker_image) || '-'],
     ['Repos', repos.join(', ') || '-'],
     ['Setup commands', c.setup_commands.join(' && ') || '-'],
+    // A newer client on an older server: the field is absent there.
+    ['Maintenance commands', (c.maintenance_commands ?? []).join(' && ') || '-'],
     ['Env', Object.keys(c.env).join(', ') || '-'],
     ['Secrets', c.secrets.join(', ') || '-'],
     ['Network', c.network],
     ['Scope', env.scope.type],
     ['Updated', env.last_updated],
+    ['Snapshot', snapshotLine(env.snapshot ?? null)],
   ];
 }
 
@@ -74,6 +96,8 @@ interface CreateOptions {
   dockerImage?: string;
   repo: string[];
   setupCommand: string[];
+  maintenanceCommand: string[];
+  devcontainer?: string;
   team?: boolean;
   personal?: boolean;
   env: string[];
@@ -90,6 +114,8 @@ interface UpdateOptions {
   removeRepo: string[];
   setupCommand: string[];
   removeSetupCommand: string[];
+  maintenanceCommand: string[];
+  removeMaintenanceCommand: string[];
   env: string[];
   removeEnv: string[];
   secret: string[];
@@ -109,6 +135,16 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('-d, --docker-image <image>', 'container image (for container backends)')
     .option('-r, --repo <repo>', 'owner/repo or any git URL, optional @branch (repeatable)', collect, [])
     .option('-c, --setup-command <cmd>', 'run after cloning, in order (repeatable)', collect, [])
+    .option(
+      '-m, --maintenance-command <cmd>',
+      "run instead of the setup commands when a run starts warm, from the environment's snapshot: incremental steps such as npm install (repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      '--devcontainer <owner/repo[:path]>',
+      'build the environment from a devcontainer.json on GitHub (default path .devcontainer/devcontainer.json): its image, containerEnv/remoteEnv and lifecycle commands; the other flags win over the file, and the repo defaults to its repository',
+    )
     .option('--team', 'team-owned (default)')
     .option('--personal', 'visible only to you')
     .option('--env <KEY=VALUE>', 'a plain environment variable (repeatable)', collect, [])
@@ -118,13 +154,17 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
       const ctx = context(cmd);
       if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
       if (o.description !== undefined && o.description.length > 240) throw new UsageError('--description: at most 240 characters');
+      // With --devcontainer, only the flags given are sent: the others come from the file.
+      const given = <T>(list: T[]): boolean => o.devcontainer === undefined || list.length > 0;
       const body: CreateEnvironmentInput = {
         name: o.name,
         ...(o.description !== undefined ? { description: o.description } : {}),
         ...(o.dockerImage !== undefined ? { docker_image: o.dockerImage } : {}),
-        ...reposBody(o.repo),
-        setup_commands: o.setupCommand,
-        env: Object.fromEntries(o.env.map(parseEnvPair)),
+        ...(given(o.repo) ? reposBody(o.repo) : {}),
+        ...(given(o.setupCommand) ? { setup_commands: o.setupCommand } : {}),
+        ...(given(o.maintenanceCommand) ? { maintenance_commands: o.maintenanceCommand } : {}),
+        ...(given(o.env) ? { env: Object.fromEntries(o.env.map(parseEnvPair)) } : {}),
+        ...(o.devcontainer !== undefined ? { devcontainer: o.devcontainer } : {}),
         secrets: o.secret,
         ...(o.network !== undefined ? { network: o.network } : {}),
         ...(o.personal ? { team: false } : {}),
@@ -153,7 +193,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
 
   env
     .command('update <id>')
-    .description('Change an environment (lists are edited: add with -r/-c/--env/--secret, remove with --remove-*)')
+    .description('Change an environment (lists are edited: add with -r/-c/-m/--env/--secret, remove with --remove-*)')
     .option('-n, --name <name>', 'a new name')
     .option('--description <text>', 'a new description')
     .option('--remove-description', 'remove the description')
@@ -162,6 +202,8 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('--remove-repo <repo>', 'remove a repo (owner/repo or URL; repeatable)', collect, [])
     .option('-c, --setup-command <cmd>', 'append a setup command (repeatable)', collect, [])
     .option('--remove-setup-command <cmd>', 'remove a setup command, exact match (repeatable)', collect, [])
+    .option('-m, --maintenance-command <cmd>', 'append a maintenance command: run instead of setup on a warm start (repeatable)', collect, [])
+    .option('--remove-maintenance-command <cmd>', 'remove a maintenance command, exact match (repeatable)', collect, [])
     .option('--env <KEY=VALUE>', 'set a variable (repeatable)', collect, [])
     .option('--remove-env <KEY>', 'remove a variable (repeatable)', collect, [])
     .option('--secret <name>', 'attach a secret (repeatable)', collect, [])
@@ -204,6 +246,14 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
           commands = commands.filter((x) => x !== command);
         }
         body.setup_commands = [...commands, ...o.setupCommand];
+      }
+      if (o.maintenanceCommand.length > 0 || o.removeMaintenanceCommand.length > 0) {
+        let commands = (c.maintenance_commands ?? []).slice();
+        for (const command of o.removeMaintenanceCommand) {
+          if (!commands.includes(command)) missing('--remove-maintenance-command', command);
+          commands = commands.filter((x) => x !== command);
+        }
+        body.maintenance_commands = [...commands, ...o.maintenanceCommand];
       }
       if (o.env.length > 0 || o.removeEnv.length > 0) {
         const vars = { ...c.env };

@@ -1,6 +1,7 @@
-import type { EnvironmentItem, LimitsItem } from '../../api/environments.js';
+import type { EnvironmentItem, EnvironmentSnapshotItem, LimitsItem } from '../../api/environments.js';
 import { toRfc3339 } from '../../core/clock.js';
 import type { Environment, EnvironmentLimits, RepoSpec } from '../../core/environment.js';
+import type { EnvironmentSnapshot } from '../../core/environment-snapshot.js';
 
 const GITHUB_HTTPS = /^https:\/\/github\.com\/([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?$/;
 
@@ -29,25 +30,45 @@ export function presentLimits(limits: EnvironmentLimits): LimitsItem {
   return out;
 }
 
-/** The spec's CloudEnvironment; our extensions live inside `config`. */
-export function presentEnvironment(env: Environment): EnvironmentItem {
+/** The spec's CloudEnvironmentConfig, with our fields beside its own (a CloudEnvironment's `config`, a schedule's `environment`). */
+export function presentEnvironmentConfig(env: Environment): EnvironmentItem['config'] {
+  return {
+    name: env.name,
+    description: env.description,
+    ...(env.config.dockerImage !== undefined ? { docker_image: env.config.dockerImage } : {}),
+    github_repos: githubReposOf(env.config.repos),
+    setup_commands: env.config.setupCommands,
+    // Rows stored before maintenance commands existed have none.
+    maintenance_commands: env.config.maintenanceCommands ?? [],
+    repos: env.config.repos,
+    env: env.config.env,
+    network: env.config.network,
+    secrets: env.config.secrets,
+    limits: presentLimits(env.config.limits),
+  };
+}
+
+/** Ours: the latest snapshot a worker reported for the environment (docs/environments.md "Snapshots"). */
+export function presentSnapshot(snapshot: EnvironmentSnapshot | null): EnvironmentSnapshotItem | null {
+  if (!snapshot) return null;
+  return {
+    key: snapshot.key,
+    size_bytes: snapshot.bytes,
+    created_at: toRfc3339(snapshot.createdAt),
+    hits: snapshot.hits,
+    last_used_at: toRfc3339(snapshot.lastUsedAt),
+  };
+}
+
+/** The spec's CloudEnvironment: our configuration fields live inside `config`; our `snapshot` (state, not configuration) beside it. */
+export function presentEnvironment(env: Environment, snapshot: EnvironmentSnapshot | null): EnvironmentItem {
   return {
     uid: env.id,
-    config: {
-      name: env.name,
-      description: env.description,
-      ...(env.config.dockerImage !== undefined ? { docker_image: env.config.dockerImage } : {}),
-      github_repos: githubReposOf(env.config.repos),
-      setup_commands: env.config.setupCommands,
-      repos: env.config.repos,
-      env: env.config.env,
-      network: env.config.network,
-      secrets: env.config.secrets,
-      limits: presentLimits(env.config.limits),
-    },
+    config: presentEnvironmentConfig(env),
     last_updated: toRfc3339(env.updatedAt),
     setup_failed: env.setupFailed,
     scope: env.scope.type === 'team' ? { type: 'Team', uid: env.teamId } : { type: 'User', uid: env.scope.userId },
     ...(env.creatorId ? { creator: { type: 'user', uid: env.creatorId } } : {}),
+    snapshot: presentSnapshot(snapshot),
   };
 }

@@ -50,6 +50,7 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunP
   if (run.config.maxRuntimeMs !== undefined) agentConfig.max_runtime_seconds = Math.round(run.config.maxRuntimeMs / 1000);
   if (run.config.maxSteps !== undefined) agentConfig.max_steps = run.config.maxSteps;
   if (run.config.maxTokens !== undefined) agentConfig.max_tokens = run.config.maxTokens;
+  if (run.config.snapshot === false) agentConfig.snapshot = false;
   const authSecrets = Object.entries(run.config.harnessAuthSecrets ?? {});
   if (authSecrets.length > 0) agentConfig.harness_auth_secrets = Object.fromEntries(authSecrets.map(([type, name]) => [authSecretField(type as HarnessType), name]));
 

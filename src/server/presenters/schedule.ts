@@ -3,7 +3,7 @@ import { toRfc3339 } from '../../core/clock.js';
 import type { Run } from '../../core/run.js';
 import type { Environment } from '../../core/environment.js';
 import type { Schedule } from '../../core/schedule.js';
-import { presentEnvironment } from './environment.js';
+import { presentEnvironmentConfig } from './environment.js';
 import { describeCron } from '../cron.js';
 
 /**
@@ -24,7 +24,7 @@ export function presentSchedule(schedule: Schedule, lastRun: Run | null, environ
     prompt: schedule.prompt,
     // Stored as the request schema validated it (src/api/run-requests.ts); the store types it only as a JSON object.
     agent_config: schedule.agentConfig,
-    ...(environment ? { environment: presentEnvironment(environment).config } : {}),
+    ...(environment ? { environment: presentEnvironmentConfig(environment) } : {}),
     last_spawn_error: schedule.lastSpawnError,
     created_at: toRfc3339(schedule.createdAt),
     updated_at: toRfc3339(schedule.updatedAt),

@@ -14,6 +14,7 @@ import { notFound } from '../../core/errors.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
 import { configFromCreate, configFromPatch } from '../environment-service.js';
+import { devcontainerFields } from '../devcontainer/devcontainer-fields.js';
 import { teamLimits, refuseAboveMaxima } from '../limits.js';
 import { presentEnvironment } from '../presenters/environment.js';
 
@@ -31,7 +32,15 @@ export function environmentRoutes(deps: ServerDeps) {
         // The store lists most recently updated first; by name is a sort of that (ties keep it).
         const environments = await deps.store.listEnvironments(team.id, user.id);
         if (request.query.sort_by === 'name') environments.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-        return { environments: environments.map(presentEnvironment) };
+        const snapshots = new Map(
+          (
+            await deps.store.environmentSnapshots.list(
+              team.id,
+              environments.map((e) => e.id),
+            )
+          ).map((s) => [s.environmentId, s]),
+        );
+        return { environments: environments.map((env) => presentEnvironment(env, snapshots.get(env.id) ?? null)) };
       },
     );
 
@@ -41,7 +50,9 @@ export function environmentRoutes(deps: ServerDeps) {
       async (request, reply) => {
         const { team, user } = principalOf(request);
         const body = request.body;
-        const config = configFromCreate(body);
+        // Our `devcontainer`: the file's fields, read from GitHub now (the request's own win over them).
+        const source = body.devcontainer;
+        const config = configFromCreate(body, source ? { source, fields: await devcontainerFields(deps, team.id, source) } : undefined);
         refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
         const env = await deps.store.createEnvironment(
           {
@@ -54,7 +65,7 @@ export function environmentRoutes(deps: ServerDeps) {
           },
           deps.clock.now(),
         );
-        return reply.status(201).send(presentEnvironment(env));
+        return reply.status(201).send(presentEnvironment(env, null));
       },
     );
 
@@ -62,7 +73,7 @@ export function environmentRoutes(deps: ServerDeps) {
       const { team, user } = principalOf(request);
       const env = await deps.store.getEnvironment(team.id, request.params.uid, user.id);
       if (!env) throw notFound('environment', request.params.uid);
-      return presentEnvironment(env);
+      return presentEnvironment(env, await deps.store.environmentSnapshots.get(team.id, env.id));
     });
 
     r.patch(
@@ -88,7 +99,7 @@ export function environmentRoutes(deps: ServerDeps) {
           deps.clock.now(),
         );
         if (!updated) throw notFound('environment', request.params.uid);
-        return presentEnvironment(updated);
+        return presentEnvironment(updated, await deps.store.environmentSnapshots.get(team.id, updated.id));
       },
     );
 

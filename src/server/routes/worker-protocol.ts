@@ -28,6 +28,7 @@ import { parseRegistryAuth, type SealedSecret } from '../../core/secret.js';
 import { effectiveRunLimits, teamLimits } from '../limits.js';
 import type { RunService } from '../run-service.js';
 import { authenticateWorker } from '../worker-auth.js';
+import { recordSnapshotReports } from '../environment-snapshots.js';
 import { settingDefault } from '../../core/config.js';
 import { PROVIDER_MODEL_PATTERN } from '../../core/model-catalog.js';
 
@@ -172,11 +173,14 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
     max_runtime_ms: limits.maxRuntimeMs,
     max_steps: run.config.maxSteps ?? null,
     max_tokens: run.config.maxTokens ?? null,
-    environment: env ? { id: env.id, name: env.name, ...env.config } : null,
+    // Every claimed environment has the list (a row stored before maintenance commands existed has none).
+    environment: env ? { id: env.id, name: env.name, ...env.config, maintenanceCommands: env.config.maintenanceCommands ?? [] } : null,
     limits,
     cancel_requested: run.cancelRequestedAt !== null,
     schedule_id: run.schedule?.scheduleId ?? null,
     parent_run_id: run.parentRunId,
+    // Only when the run asked for a cold start: absent, the worker may restore the environment's snapshot.
+    ...(run.config.snapshot === false ? { snapshot: false } : {}),
     secrets,
   };
 }
@@ -302,6 +306,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         if (events.some((e) => e.type === 'state')) throw conflict('events: state events are written by transitions only', 'events');
         const result = await deps.store.appendRunEventBatch(request.params.runId, lease_token, batch_no, events, deps.clock.now());
         deps.hub.publish(request.params.runId);
+        // A retried batch was recorded the first time; what it reports about snapshots too.
+        if (!result.duplicate) await recordSnapshotReports(deps, request.params.runId, events);
         return { first_seq: result.firstSeq, count: result.count, duplicate: result.duplicate };
       },
     );

@@ -8,6 +8,7 @@ import * as m0004 from './0004-secrets.js';
 import * as m0005 from './0005-schedules.js';
 import * as m0006 from './0006-tenancy-limits.js';
 import * as m0007 from './0007-secret-base-url.js';
+import * as m0008 from './0008-environment-snapshots.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -23,6 +24,7 @@ function provider(dialect: DialectName): MigrationProvider {
     '0005-schedules': { up: (db) => m0005.up(db) },
     '0006-tenancy-limits': { up: (db) => m0006.up(db) },
     '0007-secret-base-url': { up: (db) => m0007.up(db) },
+    '0008-environment-snapshots': { up: (db) => m0008.up(db) },
   };
   return { getMigrations: async () => all };
 }

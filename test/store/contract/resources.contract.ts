@@ -76,5 +76,32 @@ export function resourceContract(factory: StoreFactory): void {
       expect(await store.getEnvironment(team.id, env.id)).toBeNull();
       expect(await store.deleteEnvironment(team.id, env.id)).toBe(false);
     });
+
+    it('environment snapshots: the latest per environment, within its team, gone with the environment', async () => {
+      const { store } = h.current;
+      const team = await seedTeam(store);
+      const other = await seedTeam(store);
+      const config = { ...defaultEnvironmentConfig(), maintenanceCommands: ['npm install'] };
+      const env = await store.createEnvironment({ teamId: team.id, scope: { type: 'team' }, creatorId: 'u1', name: 'web', description: null, config }, T0);
+      const second = await store.createEnvironment({ teamId: team.id, scope: { type: 'team' }, creatorId: 'u1', name: 'api', description: null, config }, T0);
+      expect(env.config.maintenanceCommands).toEqual(['npm install']);
+      const snapshot = { environmentId: env.id, teamId: team.id, key: 'a'.repeat(64), bytes: 5 * 2 ** 30, createdAt: T0, hits: 0, lastUsedAt: T0 + 1, runId: 'r1' };
+      expect(await store.environmentSnapshots.get(team.id, env.id)).toBeNull();
+      expect(await store.environmentSnapshots.record(snapshot)).toBe(true);
+      expect(await store.environmentSnapshots.get(team.id, env.id)).toEqual(snapshot);
+      const restored = { ...snapshot, hits: 3, lastUsedAt: T0 + 9, runId: 'r2' };
+      expect(await store.environmentSnapshots.record(restored)).toBe(true);
+      expect(await store.environmentSnapshots.get(team.id, env.id)).toEqual(restored);
+      // Another team's environment is not this team's to record on, nor to read.
+      expect(await store.environmentSnapshots.record({ ...snapshot, teamId: other.id })).toBe(false);
+      expect(await store.environmentSnapshots.get(other.id, env.id)).toBeNull();
+      expect(await store.environmentSnapshots.record({ ...snapshot, environmentId: 'no-such-env' })).toBe(false);
+      expect(await store.environmentSnapshots.list(team.id, [env.id, second.id])).toEqual([restored]);
+      expect(await store.environmentSnapshots.list(other.id, [env.id])).toEqual([]);
+      expect(await store.environmentSnapshots.list(team.id, [])).toEqual([]);
+      expect(await store.deleteEnvironment(team.id, env.id)).toBe(true);
+      expect(await store.environmentSnapshots.get(team.id, env.id)).toBeNull();
+      expect(await store.environmentSnapshots.record(snapshot)).toBe(false);
+    });
   });
 }
