@@ -17,6 +17,7 @@ import { DirectBackend } from '../sandbox/direct/direct-backend.js';
 import { ownWorkerDir } from '../sandbox/worker-dirs.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
 import { ImageStore } from '../worker/images/image-store.js';
+import { SnapshotStore } from '../worker/snapshots/snapshot-store.js';
 import { hostGitContainment } from '../worker/git-limits.js';
 import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
 import { RemotePolicy } from '../worker/provisioning/remote-policy.js';
@@ -100,6 +101,7 @@ export async function prepareWorker(args: {
   args.logger.info({ containment: hostGitContainment(), allowedHosts: config.hostGit.allowedHosts }, 'host-side git: limits and destinations');
   const publisher = new Publisher(config.results, mirrors, config.cacheDir);
   const images = backend.runsImages ? new ImageStore(config.cacheDir, { insecureRegistries: config.insecureRegistries, maxBytes: config.imageStoreBytes }) : null;
+  const snapshots = backend.runsImages && config.snapshotStoreBytes > 0 ? new SnapshotStore(config.cacheDir, config.snapshotStoreBytes) : null;
   if (!images)
     args.logger.info(
       { backend: backend.name, why: backend instanceof BwrapBackend ? backend.imagesUnavailable : undefined },
@@ -129,6 +131,7 @@ export async function prepareWorker(args: {
         baseEnv: BASE_ENV,
         mirrors,
         images,
+        snapshots,
         publisher,
         supportRoot,
         tools,

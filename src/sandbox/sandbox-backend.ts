@@ -73,6 +73,13 @@ export interface Sandbox {
    * Resolves to whether it restarted.
    */
   enter(phase: SandboxPhase): Promise<boolean>;
+  /**
+   * The host directories holding what the run wrote so far, for a snapshot
+   * taken between setup and the harness: the workspace and, on an image, its
+   * writable layer. Null where the backend cannot say (direct) or the
+   * sandbox started warm (its state is layered on a snapshot already).
+   */
+  stateDirs(): { workspace: string; layer: string | null } | null;
   /** Signal every process of the sandbox. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
   /**
@@ -116,6 +123,8 @@ export interface SandboxSpec {
   tools?: readonly { name: string; path: string }[];
   /** The image root to start on (backends with `runsImages`); absent: the host's system. */
   image?: SandboxImage | undefined;
+  /** A warm start: the saved workspace (and, on an image, layer) to start on, as the worker's snapshot store keeps them (owned by host root). */
+  restore?: { workspace: string; layer: string | null } | undefined;
   /** The phase the sandbox starts in (default `platform`). */
   phase?: SandboxPhase;
   /** Called once when a limit ends the sandbox's processes (the run must end). */

@@ -24,6 +24,9 @@ import { RemoteRefusedError, type RemotePolicy } from './provisioning/remote-pol
 import type { EnsuredImage, ImageStore } from './images/image-store.js';
 import { ImageError, ImagePullCancelledError } from './images/image-errors.js';
 import { imageAgentUser, imageEnv } from './images/image-user.js';
+import type { FoundSnapshot, SnapshotStore } from './snapshots/snapshot-store.js';
+import { snapshotKey } from './snapshots/snapshot-key.js';
+import { restoredMessage, savedMessage, snapshotInputs, snapshotRecord } from './snapshots/warm-start.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -38,6 +41,8 @@ export interface ExecutionDeps {
   mirrors: MirrorCache;
   /** Where environments' images are pulled and unpacked; null where the backend cannot start a sandbox on one. */
   images: ImageStore | null;
+  /** Warm starts' saved states; null where the backend cannot start a sandbox on one. */
+  snapshots: SnapshotStore | null;
   publisher: Publisher;
   /** Where runs' harness-support sockets are made (a directory each). */
   supportRoot: string;
@@ -88,6 +93,10 @@ export class RunExecution {
   private usage: RunUsage | null = null;
   /** The environment's image, once pulled (null: the run is on the host's system). */
   private image: EnsuredImage | null = null;
+  /** The snapshot key of this run's setup, when it may start warm or leave a snapshot; null: neither. */
+  private snapshotKey: string | null = null;
+  /** The snapshot this run started from. */
+  private restored: FoundSnapshot | null = null;
   private phasesOver = false;
   readonly finished: Promise<void>;
 
@@ -222,6 +231,7 @@ export class RunExecution {
     const harness = this.preflight();
     const mounts = await this.fetchRepositories();
     this.image = await this.pullImage();
+    this.findSnapshot();
     // A worker that was frozen (or slow) past its lease starts nothing more.
     if (this.lease.validForMs <= 0) this.stop({ kind: 'fenced' });
     if (this.stopReason) return null;
@@ -370,6 +380,17 @@ export class RunExecution {
     }
   }
 
+  /** A snapshot of this run's setup, if the worker keeps them, the run allows it, and one exists. */
+  private findSnapshot(): void {
+    const { snapshots, backend } = this.deps;
+    // The run's own choice (Oz's --no-snapshot): a cold start, and nothing kept.
+    if (!snapshots || !backend.runsImages || this.run.snapshot === false || this.stopReason) return;
+    // Setup snapshots: without setup commands there is nothing to keep (the clones come from the mirrors).
+    if ((this.run.environment?.setupCommands ?? []).length === 0) return;
+    this.snapshotKey = snapshotKey(snapshotInputs(this.run, this.image?.digest ?? null, this.secrets), snapshots.secretKey);
+    this.restored = snapshots.find(this.run.team_id, this.snapshotKey);
+  }
+
   /** The image half of the sandbox's spec: its root, whom the harness runs as, where it starts. */
   private sandboxImage(): Pick<SandboxSpec, 'image' | 'phase'> {
     const image = this.image;
@@ -398,6 +419,7 @@ export class RunExecution {
     try {
       sandbox = await backend.create({
         ...image,
+        ...(this.restored ? { restore: { workspace: this.restored.workspace, layer: this.image ? this.restored.layer : null } } : {}),
         runId: this.run.run_id,
         network: environment?.network ?? 'off',
         limits,
@@ -420,18 +442,26 @@ export class RunExecution {
     return sandbox;
   }
 
-  /** Clone the repositories and run the setup commands in the sandbox; returns each checkout's base commit. */
+  /**
+   * Clone the repositories and run the setup commands in the sandbox (on a
+   * warm start: move the snapshot's checkouts instead, and skip setup), then
+   * the maintenance commands; returns each checkout's base commit.
+   */
   private async provision(env: Record<string, string>): Promise<string[]> {
     const sandbox = this.sandbox as Sandbox;
     const environment = this.run.environment;
     const setupOnly = this.secrets?.setup_env ?? {};
+    const restored = this.restored;
+    const setupCommands = environment?.setupCommands ?? [];
+    const maintenance = environment?.maintenanceCommands ?? [];
     const output = new OutputCollector((e) => this.uploader.add(e), this.budget, this.redactor, 'setup');
-    let bases: string[];
-    try {
-      bases = await setUpWorkspace({
+    const steps = (commands: readonly string[], checkouts: 'clone' | 'refresh' | 'none', firstIndex: number): Promise<string[]> =>
+      setUpWorkspace({
         sandbox,
         repos: environment?.repos ?? [],
-        setupCommands: environment?.setupCommands ?? [],
+        setupCommands: commands,
+        checkouts,
+        firstIndex,
         env: { ...env, ...setupOnly },
         emit: (e) => this.uploader.add(e),
         output: (stream, chunk) => output.push(stream, chunk),
@@ -439,15 +469,60 @@ export class RunExecution {
         redactor: this.redactor,
         ...(this.image ? { cloneEnv: this.platformEnv({ ...env, ...setupOnly }), beforeSetup: () => this.enterSetup() } : {}),
       });
+    let bases: string[];
+    try {
+      // Warm: the snapshot is what setup left; the maintenance commands (below) bring it up to date.
+      bases = await steps(restored ? [] : setupCommands, restored ? 'refresh' : 'clone', 0);
+      // A snapshot is read with nothing of setup running: the jail is relaunched first.
+      const saving = !restored && this.snapshotKey !== null && sandbox.stateDirs() !== null && !this.stopReason;
+      if (saving) {
+        if (!(await sandbox.enter('agent'))) await sandbox.restart();
+        await this.saveSnapshot(Object.values(setupOnly));
+      }
+      // Maintenance runs in every run, after setup's state is in place (copied or restored), so a
+      // service it starts is up for the harness whether the run started cold or warm.
+      if (maintenance.length > 0 && !this.stopReason) await steps(maintenance, 'none', setupCommands.length);
+    } catch (error) {
+      // A snapshot that leads to a failed start is not used again.
+      if (restored && this.snapshotKey) this.deps.snapshots?.remove(this.run.team_id, this.snapshotKey);
+      throw error;
     } finally {
       output.end();
     }
+    if (restored) {
+      this.uploader.add({
+        type: 'notice',
+        at: Date.now(),
+        data: { level: 'info', message: restoredMessage(restored.meta, maintenance.length, Date.now()), reason: 'snapshot_restored', snapshot: snapshotRecord(restored.meta) },
+      });
+    }
     // Setup-only secrets live in the environ of whatever setup left running
     // and in the memory of the init that started it: nothing of setup
-    // survives into the harness then (docs/secrets.md).
-    // On an image the harness's own launch (as the image's user) is that restart.
+    // survives into the harness then (docs/secrets.md). On an image the
+    // harness's own launch (as the image's user) is that restart.
     if (!this.stopReason && !(await sandbox.enter('agent')) && Object.keys(setupOnly).length > 0) await sandbox.restart();
     return bases;
+  }
+
+  /** Keep what setup left for the next run of the same setup (a failure to is a notice, never the run's). */
+  private async saveSnapshot(forbidden: string[]): Promise<void> {
+    const { snapshots, logger } = this.deps;
+    const dirs = (this.sandbox as Sandbox).stateDirs();
+    if (!snapshots || !dirs || !this.snapshotKey) return;
+    try {
+      const result = await snapshots.save(this.run.team_id, this.snapshotKey, dirs, forbidden);
+      this.uploader.add({
+        type: 'notice',
+        at: Date.now(),
+        data:
+          'saved' in result
+            ? { level: 'info', message: savedMessage(result.saved), reason: 'snapshot_saved', snapshot: snapshotRecord(result.saved) }
+            : { level: 'info', message: `No snapshot kept: ${result.skipped}.`, reason: 'snapshot_skipped' },
+      });
+    } catch (error) {
+      logger.warn({ err: error, runId: this.run.run_id }, 'could not save a snapshot');
+      this.notice(`No snapshot kept: ${(error as Error).message.split('\n')[0]}`, 'snapshot_failed');
+    }
   }
 
   /** On an image: setup runs on it as root; in its bash where it has one, else its sh (busybox, Alpine). */
@@ -570,6 +645,7 @@ export class RunExecution {
     await this.sandbox?.destroy().catch((error: unknown) => logger.error({ err: error, runId }, 'could not remove the sandbox'));
     // Only once nothing of the run is mounted on it may its image be evicted.
     if (this.image) this.deps.images?.release(this.image.digest);
+    if (this.restored && this.snapshotKey) this.deps.snapshots?.release(this.snapshotKey);
     await this.sockets?.close().catch((error: unknown) => logger.error({ err: error, runId }, 'could not stop the support socket'));
     if (this.killTimer) clearTimeout(this.killTimer);
     if (this.stopReason?.kind !== 'fenced') {

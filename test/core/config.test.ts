@@ -40,6 +40,7 @@ describe('configuration', () => {
       hostPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       insecureRegistries: [],
       imageStoreBytes: 20 * 1024 * 1024 * 1024,
+      snapshotStoreBytes: 20 * 1024 * 1024 * 1024,
       // Root keeps mirrors where sandbox uids can search the path; others in the XDG cache.
       cacheDir: process.getuid?.() === 0 ? '/var/cache/oz' : '/home/u/.cache/oz',
       fileRepoRoots: [],

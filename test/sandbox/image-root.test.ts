@@ -136,6 +136,26 @@ describe.skipIf(missing !== null)('a bwrap sandbox on an image root', () => {
     expect(statSync(written as string).uid).toBeGreaterThan(1_000_000);
   });
 
+  it('sees nothing of the host: no host path, no worker environment, no other run', async () => {
+    const other = await create({ runId: 'neighbour' });
+    await sh(other, 'echo neighbour-secret > /workspace/mine');
+    const sandbox = await create();
+    const probe = await sh(
+      sandbox,
+      [
+        `test -e ${process.cwd()} && echo SEES-CHECKOUT`,
+        `test -e ${root} && echo SEES-SANDBOX-ROOT`,
+        'test -e /etc/shadow && echo SEES-SHADOW',
+        'echo "environ=[$(tr "\\0" " " < /proc/1/environ)]"',
+        'grep -rl neighbour-secret /workspace /tmp /oz /etc /home /usr /bin 2>/dev/null && echo SEES-NEIGHBOUR',
+        'true',
+      ].join('; '),
+    );
+    expect(probe.out).not.toMatch(/SEES-/);
+    expect(probe.out).toContain('environ=[]');
+    // Inherited descriptors: the worker closes its own at start (test/sandbox/image-runs.test.ts checks through one).
+  });
+
   it('destroy unmounts the image root and the layer', async () => {
     const sandbox = await create({ runId: 'gone' });
     await sh(sandbox, 'echo x > /layer-file');

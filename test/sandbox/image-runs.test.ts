@@ -97,6 +97,7 @@ describe.skipIf(missing !== null)('runs on an image', () => {
         'mytool',
         'echo "harness uid $(id -u)"',
         'test -e /usr/bin/git || echo "no git in the image"',
+        'echo "fds: $(ls /proc/self/fd | tr "\\n" " ")"',
         'echo "changed on the image" >> README.md',
       ].join(' && '),
       envId,
@@ -113,6 +114,8 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     expect(setupOutput).toContain('setup uid 0');
     expect(output).toContain('harness uid 1000');
     expect(output).toContain('no git in the image');
+    // Nothing of the worker's: stdin, stdout, stderr and the listing's own.
+    expect(output).toMatch(/^fds: 0 1 2 3 $/m);
     expect(events.some((e) => e.type === 'notice' && e.data.reason === 'image_ready')).toBe(true);
     expect(events.some((e) => e.type === 'notice' && e.data.reason === 'docker_image_not_applicable')).toBe(false);
     // The change was committed (by the platform: the image has no git) and pushed as the run's branch.

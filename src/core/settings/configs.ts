@@ -119,6 +119,8 @@ export interface WorkerConfig extends SandboxLimitSettings {
   readonly insecureRegistries: readonly string[];
   /** The unpacked images' size the store keeps (`OZ_IMAGE_STORE_MB`). */
   readonly imageStoreBytes: number;
+  /** The warm-start snapshots' size the store keeps (`OZ_SNAPSHOT_STORE_MB`); 0 = none. */
+  readonly snapshotStoreBytes: number;
   readonly fileRepoRoots: readonly string[];
   readonly hostGit: HostGitSettings;
 }
@@ -291,6 +293,7 @@ export function workerConfig(s: SettingsOf<'worker'>): WorkerConfig {
     sandboxRoot: s.sandboxRoot,
     insecureRegistries: s.insecureRegistries,
     imageStoreBytes: s.imageStoreMb * MIB,
+    snapshotStoreBytes: s.snapshotStoreMb * MIB,
     fileRepoRoots: s.fileRepoRoots,
     hostGit: Object.freeze({
       memoryBytes: s.hostGitMemoryMb * MIB,

@@ -352,6 +352,14 @@ export const SETTINGS = {
     group: 'worker',
     readBy: readBy('worker'),
   }),
+  snapshotStoreMb: setting({
+    env: 'OZ_SNAPSHOT_STORE_MB',
+    schema: intIn(0, 100 * 1024 * 1024),
+    default: 20 * 1024,
+    doc: 'the warm-start snapshots the worker keeps in its cache, in MiB (0: none kept, every run starts cold): past it the least recently used is removed',
+    group: 'worker',
+    readBy: readBy('worker'),
+  }),
   insecureRegistries: setting({
     env: 'OZ_INSECURE_REGISTRIES',
     schema: listOf(',', registryHost),

@@ -46,7 +46,7 @@ export interface BwrapProfile {
   network: boolean;
   /** On an image root; absent: the host's system, read-only, as the sandbox user. */
   image?: ImageProfile;
-  /** `/etc/passwd` and `/etc/group` contents, read from these fds. */
+  /** `/etc/passwd` and `/etc/group` contents, read from these fds (not on an image: -1). */
   passwdFd: number;
   groupFd: number;
   /** With network: `/etc/resolv.conf` and `/etc/hosts` contents. */

@@ -10,7 +10,7 @@ import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
 import { mountsUnder, pidAlive, reap, removeLeftovers, unmount } from '../reap.js';
 import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
 import { bwrapArgs, groupFile, INIT_NODE, OZ_CLI, OZ_WRAPPER, passwdFile, SUPPORT_DIR, TOOLS_DIR, type FdMount, type ImageProfile } from './bwrap-args.js';
-import { imageRootMounts, mountImageRoot } from './image-root.js';
+import { imageRootMounts, mountRunLayers, type RunLayers } from './image-root.js';
 import { IMAGE_LIBS, prepareImageNode, type ImageNode } from './image-node.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
@@ -297,9 +297,9 @@ export class BwrapBackend implements SandboxBackend {
     const cgroupName = `${CGROUP_PREFIX}${process.pid}-${spec.runId}-${uid}`;
     const cgroupDirs = this.cgroups?.dirsFor(cgroupName) ?? [];
     const fence = new SandboxFence(spec.fenceAfterMs, { renew: (deadline) => watchdog.renew(id, deadline) });
-    const unavailable = spec.image ? this.imagesUnavailable : null;
-    if (unavailable) throw new Error(`a sandbox on an image cannot start here: ${unavailable}`);
-    const imageMounts = spec.image ? Object.values(imageRootMounts(dir)) : [];
+    const unavailable = spec.image || spec.restore ? this.imagesUnavailable : null;
+    if (unavailable) throw new Error(`a sandbox on an image or a snapshot cannot start here: ${unavailable}`);
+    const imageMounts = spec.image || spec.restore ? Object.values(imageRootMounts(dir)) : [];
     // Watched before anything exists: what a worker killed mid-start made, its watchdog removes.
     watchdog.arm(
       id,
@@ -310,7 +310,7 @@ export class BwrapBackend implements SandboxBackend {
     );
     let cgroup: RunCgroup | null = null;
     let disk: RunDisk | null = null;
-    let imageRoot: { root: string; remove: () => void } | null = null;
+    let layers: RunLayers | null = null;
     try {
       chmodSync(dir, 0o711);
       // And a successor, if the watchdog died too, kills by this uid.
@@ -328,12 +328,13 @@ export class BwrapBackend implements SandboxBackend {
           ...(spec.limits.cpus === undefined ? {} : { cpus: spec.limits.cpus }),
         });
       }
-      if (spec.image && this.tools.mount && this.tools.unshare && this.tools.patchelf) {
-        this.imageNode ??= prepareImageNode(this.stageDir, this.tools.patchelf);
-        imageRoot = await mountImageRoot({
+      if ((spec.image || spec.restore) && this.tools.mount && this.tools.unshare && this.tools.patchelf) {
+        if (spec.image) this.imageNode ??= prepareImageNode(this.stageDir, this.tools.patchelf);
+        layers = await mountRunLayers({
           runDir: dir,
-          imageRoot: spec.image.rootDir,
-          layerDir: disk.layer,
+          imageRoot: spec.image?.rootDir ?? null,
+          restored: spec.restore ?? null,
+          disk,
           uid,
           tools: { mount: this.tools.mount, umount: this.tools.umount, unshare: this.tools.unshare },
         });
@@ -345,7 +346,7 @@ export class BwrapBackend implements SandboxBackend {
         spec,
         cgroup,
         disk,
-        imageRoot,
+        layers,
         phase: spec.phase ?? 'platform',
         fence,
         watchdog,
@@ -359,7 +360,7 @@ export class BwrapBackend implements SandboxBackend {
       if (cgroup) reap({ cgroups: cgroup.dirs }, 2000);
       cgroup?.remove();
       try {
-        imageRoot?.remove();
+        layers?.remove();
         await disk?.remove();
         rmSync(dir, { recursive: true, force: true });
         watchdog.disarm(id);
@@ -387,9 +388,10 @@ export class BwrapBackend implements SandboxBackend {
   private imageProfile(parts: SandboxParts, place: (fd: number) => number, open: (path: string) => number): ImageProfile | null {
     const user = phaseProfile(parts, parts.phase);
     const node = this.imageNode;
-    if (!user || !parts.imageRoot || !node) return null;
+    const root = parts.layers?.root;
+    if (!user || !root || !node) return null;
     return {
-      rootFd: place(open(parts.imageRoot.root)),
+      rootFd: place(open(root)),
       ...user,
       loaderFd: place(open(node.loader)),
       libs: node.libs.map((lib) => ({ fd: place(open(lib.path)), dest: `${IMAGE_LIBS}/${lib.name}` })),
@@ -423,15 +425,16 @@ export class BwrapBackend implements SandboxBackend {
       const args = bwrapArgs({
         network,
         ...(image ? { image } : {}),
-        passwdFd: etc('passwd'),
-        groupFd: etc('group'),
+        // On an image its own /etc/passwd stays: an fd placed and not consumed by bwrap would be inherited by every process.
+        passwdFd: image ? -1 : etc('passwd'),
+        groupFd: image ? -1 : etc('group'),
         ...(network ? { resolvFd: etc('resolv.conf'), hostsFd: etc('hosts') } : {}),
         ...(parts.seccomp ? { seccompFd: etc('seccomp') } : {}),
         initScriptFd: place(open(this.initScript)),
         ...(spec.supportDir && existsSync(SUPPORT_CLIENT_SCRIPT) ? { supportClientFd: place(open(SUPPORT_CLIENT_SCRIPT)), ozWrapperFd: etc('oz') } : {}),
         nodeFd: place(open(image && this.imageNode ? this.imageNode.binary : this.reach(process.execPath))),
         infoFd: 3,
-        workspaceFd: place(open(disk.workspace)),
+        workspaceFd: place(open(parts.layers?.workspace ?? disk.workspace)),
         tmpFd: place(open(disk.tmp)),
         readOnly,
       });
@@ -472,7 +475,7 @@ export class BwrapBackend implements SandboxBackend {
 /** What a launch in `phase` runs on: the image (and as whom), or the host's system. */
 function phaseProfile(parts: SandboxParts, phase: SandboxPhase): { uid: number; gid: number } | null {
   const image = parts.spec.image;
-  if (!image || !parts.imageRoot || phase === 'platform') return null;
+  if (!image || !parts.layers?.root || phase === 'platform') return null;
   return phase === 'setup' ? { uid: 0, gid: 0 } : { uid: image.agentUid, gid: image.agentGid };
 }
 
@@ -484,8 +487,8 @@ interface SandboxParts {
   spec: SandboxSpec;
   cgroup: RunCgroup | null;
   disk: RunDisk;
-  /** The run's image root (its overlay), when it runs on an image. */
-  imageRoot: { root: string; remove: () => void } | null;
+  /** The run's overlays (its image root, its workspace on a snapshot), when it has any. */
+  layers: RunLayers | null;
   /** The phase the next launch starts in. */
   phase: SandboxPhase;
   fence: SandboxFence;
@@ -650,6 +653,12 @@ class BwrapSandbox implements Sandbox {
     return path;
   }
 
+  stateDirs(): { workspace: string; layer: string | null } | null {
+    const { disk, layers, spec } = this.parts;
+    if (spec.restore) return null;
+    return { workspace: disk.workspace, layer: layers?.root ? join(disk.layer, 'upper') : null };
+  }
+
   async enter(phase: SandboxPhase): Promise<boolean> {
     const { parts } = this;
     const now = phaseProfile(parts, parts.phase);
@@ -704,7 +713,7 @@ class BwrapSandbox implements Sandbox {
     }
     try {
       // Every process of the sandbox is dead, so nothing can swap the tree under us.
-      this.parts.imageRoot?.remove();
+      this.parts.layers?.remove();
       await disk.remove();
       rmSync(dir, { recursive: true, force: true });
     } catch (error) {

@@ -92,21 +92,26 @@ async function mappingNamespace(hostUid: number, unshare: string): Promise<numbe
 }
 
 /**
- * Bind `source` at `target` (an existing directory), read-only, nosuid and
- * nodev, with every file owned by host uid 0 there appearing owned by
- * `hostUid`. Needs root; throws naming the call that failed.
+ * Bind each `source` at its `target` (an existing directory), read-only,
+ * nosuid and nodev, with every file owned by host uid 0 there appearing
+ * owned by `hostUid`. Needs root; throws naming the call that failed.
  */
-export async function idmappedBind(source: string, target: string, hostUid: number, unshare: string): Promise<void> {
+export async function idmappedBind(binds: readonly { source: string; target: string }[], hostUid: number, unshare: string): Promise<void> {
   const { syscall, attrPointer } = syscalls();
   const userns = await mappingNamespace(hostUid, unshare);
-  let tree = -1;
   try {
-    tree = check(syscall(SYS_OPEN_TREE, 'int', AT_FDCWD, 'str', source, 'uint', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE), 'open_tree');
-    const settings = { attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, attr_clr: 0, propagation: 0, userns_fd: userns };
-    check(syscall(SYS_MOUNT_SETATTR, 'int', tree, 'str', '', 'uint', AT_EMPTY_PATH | AT_RECURSIVE, attrPointer, settings, 'size_t', 32), 'mount_setattr');
-    check(syscall(SYS_MOVE_MOUNT, 'int', tree, 'str', '', 'int', AT_FDCWD, 'str', target, 'uint', MOVE_MOUNT_F_EMPTY_PATH), 'move_mount');
+    for (const { source, target } of binds) {
+      let tree = -1;
+      try {
+        tree = check(syscall(SYS_OPEN_TREE, 'int', AT_FDCWD, 'str', source, 'uint', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE), 'open_tree');
+        const settings = { attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, attr_clr: 0, propagation: 0, userns_fd: userns };
+        check(syscall(SYS_MOUNT_SETATTR, 'int', tree, 'str', '', 'uint', AT_EMPTY_PATH | AT_RECURSIVE, attrPointer, settings, 'size_t', 32), 'mount_setattr');
+        check(syscall(SYS_MOVE_MOUNT, 'int', tree, 'str', '', 'int', AT_FDCWD, 'str', target, 'uint', MOVE_MOUNT_F_EMPTY_PATH), 'move_mount');
+      } finally {
+        if (tree >= 0) closeSync(tree);
+      }
+    }
   } finally {
-    if (tree >= 0) closeSync(tree);
     closeSync(userns);
   }
 }

@@ -14,55 +14,100 @@ export interface ImageRootTools {
   unshare: string;
 }
 
-/** Where a run's image root is mounted in its directory, and the image seen through its uid (in unmount order). */
-export function imageRootMounts(runDir: string): { root: string; lower: string } {
-  return { root: join(runDir, 'root'), lower: join(runDir, 'lower') };
+/** A warm start's saved state (src/worker/snapshots/): the workspace and, on an image, the writable layer, both owned by host root. */
+export interface RestoredState {
+  workspace: string;
+  layer: string | null;
+}
+
+/** Where a run's layered mounts are in its directory, in unmount order (overlays before what they stack). */
+export function imageRootMounts(runDir: string): { root: string; workspace: string; lower: string; savedLayer: string; savedWorkspace: string } {
+  return {
+    root: join(runDir, 'root'),
+    workspace: join(runDir, 'ws'),
+    lower: join(runDir, 'lower'),
+    savedLayer: join(runDir, 'saved-layer'),
+    savedWorkspace: join(runDir, 'saved-ws'),
+  };
+}
+
+export interface RunLayers {
+  /** The overlay root on the image, or null (the host's system). */
+  root: string | null;
+  /** The overlay workspace on a saved state, or null (the run disk's plain directory). */
+  workspace: string | null;
+  /** Unmount everything (the sandbox's processes must be dead). */
+  remove: () => void;
 }
 
 /**
- * A run's root file system on an image (docs/sandboxes.md "Images"): the
- * image's unpacked root, shared by every run on it and never written, seen
- * through an idmapped mount as owned by the run's host uid (so the run's
- * in-sandbox root owns it), under an overlay whose upper layer is the run's
- * own, on the run's disk (so its limit counts what setup installs). Returns
- * the overlay's mount point; `remove` unmounts both (the sandbox's processes
- * must be dead).
+ * A run's layered file systems (docs/sandboxes.md "Images", "Warm starts"):
+ *
+ * - on an image, the root: the image's unpacked root (shared by every run on
+ *   it, never written), under a saved layer when the run starts warm, under
+ *   the run's own writable layer on its disk (so its limit counts what
+ *   setup installs);
+ * - on a saved state, the workspace: the saved workspace under the run
+ *   disk's workspace directory as the writable layer.
+ *
+ * Every shared lower layer is owned by host root on disk and seen through
+ * an idmapped mount as owned by the run's host uid, so nothing is copied or
+ * chowned per run. Overlay options are relative to the run directory: the
+ * kernel shows them in the sandbox's mountinfo, which must name no host path.
  */
-export async function mountImageRoot(options: {
+export async function mountRunLayers(options: {
   runDir: string;
-  imageRoot: string;
-  layerDir: string;
+  imageRoot: string | null;
+  restored: RestoredState | null;
+  disk: { workspace: string; layer: string };
   uid: number;
   tools: ImageRootTools;
-}): Promise<{ root: string; remove: () => void }> {
-  const { runDir, imageRoot, layerDir, uid, tools } = options;
-  const { root, lower } = imageRootMounts(runDir);
-  const upper = join(layerDir, 'upper');
-  const work = join(layerDir, 'work');
+}): Promise<RunLayers> {
+  const { runDir, imageRoot, restored, disk, uid, tools } = options;
+  const points = imageRootMounts(runDir);
   const remove = (): void => {
-    for (const point of [root, lower]) {
+    for (const point of Object.values(points)) {
       if (!unmount(point, tools.umount)) throw new Error(`${point} could not be unmounted`);
     }
   };
-  try {
-    for (const dir of [upper, work]) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      chownSync(dir, uid, uid);
-    }
-    mkdirSync(lower, { mode: 0o700 });
-    mkdirSync(root, { mode: 0o711 });
-    await idmappedBind(imageRoot, lower, uid, tools.unshare);
-    // Relative to the run directory: the kernel shows the options as given in the sandbox's
-    // mountinfo, which must not name host paths. Comma-separated: the names are the worker's own.
-    const rel = (path: string): string => relative(runDir, path);
-    await run(tools.mount, ['-t', 'overlay', 'oz-image', '-o', `lowerdir=${rel(lower)},upperdir=${rel(upper)},workdir=${rel(work)},nosuid,nodev`, root], {
+  const rel = (path: string): string => relative(runDir, path);
+  const overlay = async (lowers: string[], upper: string, work: string, target: string): Promise<void> => {
+    const lowerdir = lowers.map(rel).join(':');
+    await run(tools.mount, ['-t', 'overlay', 'oz-image', '-o', `lowerdir=${lowerdir},upperdir=${rel(upper)},workdir=${rel(work)},nosuid,nodev`, target], {
       cwd: runDir,
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     });
+  };
+  const own = (dir: string): void => {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chownSync(dir, uid, uid);
+  };
+  try {
+    const binds: { source: string; target: string }[] = [];
+    if (imageRoot) binds.push({ source: imageRoot, target: points.lower });
+    if (imageRoot && restored?.layer) binds.push({ source: restored.layer, target: points.savedLayer });
+    if (restored) binds.push({ source: restored.workspace, target: points.savedWorkspace });
+    for (const { target } of binds) mkdirSync(target, { mode: 0o700 });
+    if (binds.length > 0) await idmappedBind(binds, uid, tools.unshare);
+    let root: string | null = null;
+    if (imageRoot) {
+      own(join(disk.layer, 'upper'));
+      own(join(disk.layer, 'work'));
+      mkdirSync(points.root, { mode: 0o711 });
+      await overlay(restored?.layer ? [points.savedLayer, points.lower] : [points.lower], join(disk.layer, 'upper'), join(disk.layer, 'work'), points.root);
+      root = points.root;
+    }
+    let workspace: string | null = null;
+    if (restored) {
+      own(join(disk.layer, 'ws-work'));
+      mkdirSync(points.workspace, { mode: 0o711 });
+      await overlay([points.savedWorkspace], disk.workspace, join(disk.layer, 'ws-work'), points.workspace);
+      workspace = points.workspace;
+    }
+    return { root, workspace, remove };
   } catch (error) {
     if (mountsUnder(runDir).length > 0) remove();
     const stderr = (error as { stderr?: string }).stderr?.trim();
     throw new Error(`the run's image root could not be mounted: ${stderr || (error as Error).message}`);
   }
-  return { root, remove };
 }

@@ -163,6 +163,10 @@ class DirectSandbox implements Sandbox {
     }
   }
 
+  stateDirs(): null {
+    return null;
+  }
+
   /** One system for every phase: nothing to switch. */
   async enter(): Promise<boolean> {
     return false;

@@ -21,6 +21,14 @@ export interface WorkspaceSetupInput {
   stopped: () => boolean;
   /** The run's secret values: a failure's message quotes output redacted, then cut. */
   redactor: Redactor;
+  /**
+   * The checkouts: `clone` from the mirrors (default); `refresh` (a warm start: the
+   * snapshot's, each moved to its branch's commit in the mirror); `none` (they are
+   * in place: only commands run, in the same working directory).
+   */
+  checkouts?: 'clone' | 'refresh' | 'none';
+  /** The first command's number in the `setup` events (commands after setup's continue its numbering). */
+  firstIndex?: number;
   /** What the clones run with instead of `env` (on an image: the host system's PATH, for the platform's git). */
   cloneEnv?: Record<string, string>;
   /** Between the clones and the setup commands (on an image: the switch to setup as root); resolves to the shell setup commands run in. */
@@ -58,6 +66,20 @@ function reasonOf(command: string, redactor: Redactor): string {
   return redactor.redact(command).slice(0, 200);
 }
 
+/** A snapshot's checkout moved to what the mirror has now for its branch (or the default branch): fetched, then reset onto it. */
+async function moveToMirror(
+  sandbox: Sandbox,
+  dir: string,
+  mirror: string,
+  branch: string | undefined,
+  env: Record<string, string>,
+  onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void,
+): Promise<{ exitCode: number | null }> {
+  const fetched = await sandbox.exec(['git', '-C', dir, 'fetch', '--quiet', '--no-tags', '--', mirror, branch ? `refs/heads/${branch}` : 'HEAD'], { env, onOutput });
+  if (fetched.exitCode !== 0) return fetched;
+  return sandbox.exec(['git', '-C', dir, 'reset', '--quiet', '--hard', 'FETCH_HEAD'], { env, onOutput });
+}
+
 /**
  * Provisioning inside the sandbox (docs/design.md "Git and results"): each repository is cloned
  * from its read-only mirror at `sandbox.mountPaths[i]` (no second network
@@ -76,16 +98,21 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
   // The mirrors belong to the worker (another uid), and git refuses to serve
   // a repository someone else owns unless a global or system config trusts
   // it (git 2.39 ignores `-c safe.directory`). A config just for the clones:
+  const checkouts = input.checkouts ?? 'clone';
+  const repos = checkouts === 'none' ? [] : input.repos;
   let gitEnv: Record<string, string> = { ...(input.cloneEnv ?? input.env), GIT_TERMINAL_PROMPT: '0' };
-  if (input.repos.length > 0) {
+  if (repos.length > 0) {
     const trust = sandbox.mountPaths.map((path) => `[safe]\n\tdirectory = ${path}\n`).join('');
     gitEnv = { ...gitEnv, GIT_CONFIG_GLOBAL: await sandbox.writeFile('.oz/clone.gitconfig', trust) };
   }
-  for (const [i, repo] of input.repos.entries()) {
+  for (const [i, repo] of repos.entries()) {
     if (input.stopped()) return bases;
     const dir = dirs[i] as string;
     const mirror = sandbox.mountPaths[i] as string;
-    const command = `git clone ${repo.branch ? `--branch ${repo.branch} ` : ''}${repo.url} ${dir}`;
+    const command =
+      checkouts === 'refresh'
+        ? `git fetch ${repo.url} ${repo.branch ?? 'HEAD'} && git reset --hard FETCH_HEAD (in ${dir}, from the snapshot)`
+        : `git clone ${repo.branch ? `--branch ${repo.branch} ` : ''}${repo.url} ${dir}`;
     const index = `repo-${i}`;
     emit({ type: 'setup', at: Date.now(), data: { index, command, status: 'started' } });
     const tail = new Tail(input.redactor);
@@ -93,10 +120,13 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
       tail.pushBytes(chunk);
       input.output(stream, chunk);
     };
-    const clone = await sandbox.exec(['git', 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir], {
-      env: gitEnv,
-      onOutput,
-    });
+    const clone =
+      checkouts === 'refresh'
+        ? await moveToMirror(sandbox, dir, mirror, repo.branch, gitEnv, onOutput)
+        : await sandbox.exec(['git', 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir], {
+            env: gitEnv,
+            onOutput,
+          });
     let head = '';
     const ok =
       clone.exitCode === 0 &&
@@ -117,8 +147,9 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
   }
   const cwd = workingDir(dirs);
   const shell = input.setupCommands.length > 0 && input.beforeSetup && !input.stopped() ? (await input.beforeSetup()).shell : '/bin/bash';
-  for (const [i, command] of input.setupCommands.entries()) {
+  for (const [n, command] of input.setupCommands.entries()) {
     if (input.stopped()) return bases;
+    const i = (input.firstIndex ?? 0) + n;
     emit({ type: 'setup', at: Date.now(), data: { index: i, command, status: 'started' } });
     const tail = new Tail(input.redactor);
     const result = await sandbox.exec([shell, '-c', command], {
