@@ -109,6 +109,10 @@ const fields = {
         ctx.addIssue({ code: 'custom', message: `is not an image reference: ${error.why}` });
       }
     }),
+  agent_user: z
+    .string()
+    .max(64)
+    .regex(/^([A-Za-z_][A-Za-z0-9_.-]*|\d+)(:([A-Za-z_][A-Za-z0-9_.-]*|\d+))?$/, 'must be a user name or uid, optionally with :group or :gid (as an image USER)'),
   github_repos: z.array(githubRepoSchema).max(50),
   repos: z.array(repoSpecSchema).max(50),
   setup_commands: commandList,
@@ -124,6 +128,7 @@ export const createEnvironmentSchema = z
     ...fields,
     description: fields.description.optional(),
     docker_image: fields.docker_image.optional(),
+    agent_user: fields.agent_user.optional(),
     github_repos: fields.github_repos.optional(),
     repos: fields.repos.optional(),
     setup_commands: fields.setup_commands.optional(),
@@ -139,12 +144,13 @@ export const createEnvironmentSchema = z
   })
   .strict();
 
-/** PATCH: each given field replaces the stored one; `description`/`docker_image` null removes it. */
+/** PATCH: each given field replaces the stored one; `description`/`docker_image`/`agent_user` null removes it. */
 export const patchEnvironmentSchema = z
   .object({
     name: fields.name.optional(),
     description: fields.description.nullable().optional(),
     docker_image: fields.docker_image.nullable().optional(),
+    agent_user: fields.agent_user.nullable().optional(),
     github_repos: fields.github_repos.optional(),
     repos: fields.repos.optional(),
     setup_commands: fields.setup_commands.optional(),
@@ -185,6 +191,7 @@ export const limitsItemSchema = z.object({
 export const devcontainerFieldsSchema = z
   .object({
     docker_image: fields.docker_image.optional(),
+    agent_user: fields.agent_user.optional(),
     env: fields.env.optional(),
     setup_commands: fields.setup_commands.optional(),
     maintenance_commands: fields.maintenance_commands.optional(),
@@ -197,6 +204,7 @@ export const environmentConfigItemSchema = z.object({
   name: z.string(),
   description: z.string().nullable(),
   docker_image: z.string().exactOptional(),
+  agent_user: z.string().exactOptional(),
   github_repos: z.array(z.object({ owner: z.string(), repo: z.string() })),
   setup_commands: z.array(z.string()),
   maintenance_commands: z.array(z.string()),

@@ -81,6 +81,7 @@ const claimedEnvironmentSchema = z.object({
   id: z.string(),
   name: z.string(),
   dockerImage: z.string().exactOptional(),
+  agentUser: z.string().exactOptional(),
   repos: z.array(z.object({ url: z.string(), branch: z.string().optional() })),
   setupCommands: z.array(z.string()),
   maintenanceCommands: z.array(z.string()).exactOptional(),

@@ -57,6 +57,8 @@ export function limitAbove(limits: EnvironmentLimits, ceilings: RunLimits): { ap
 
 export interface EnvironmentConfig {
   dockerImage?: string;
+  /** Whom the harness runs as on the image (`name`, `uid`, `name:group`, `uid:gid`), instead of the image's `User`; never root. */
+  agentUser?: string;
   repos: RepoSpec[];
   setupCommands: string[];
   /**

@@ -47,11 +47,13 @@ export function configFromCreate(body: CreateEnvironmentBody, devcontainer?: Fro
   const base = defaultEnvironmentConfig();
   const file = devcontainer?.fields ?? {};
   const dockerImage = body.docker_image ?? file.docker_image;
+  const agentUser = body.agent_user ?? file.agent_user;
   const noRepos = body.github_repos === undefined && body.repos === undefined;
   const repos = devcontainer && noRepos ? [{ url: githubRepoUrl(devcontainer.source.owner, devcontainer.source.repo) }] : mergeRepos(body.github_repos, body.repos);
   return {
     ...base,
     ...(dockerImage !== undefined ? { dockerImage } : {}),
+    ...(agentUser !== undefined ? { agentUser } : {}),
     repos,
     setupCommands: body.setup_commands ?? file.setup_commands ?? [],
     maintenanceCommands: body.maintenance_commands ?? file.maintenance_commands ?? [],
@@ -68,6 +70,8 @@ export function configFromPatch(current: EnvironmentConfig, body: PatchEnvironme
   const next: EnvironmentConfig = { ...current };
   if (body.docker_image === null) delete next.dockerImage;
   else if (body.docker_image !== undefined) next.dockerImage = body.docker_image;
+  if (body.agent_user === null) delete next.agentUser;
+  else if (body.agent_user !== undefined) next.agentUser = body.agent_user;
   if (body.github_repos !== undefined || body.repos !== undefined) {
     const keepGithub = body.github_repos === undefined;
     const keepOther = body.repos === undefined;

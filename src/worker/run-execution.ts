@@ -397,7 +397,8 @@ export class RunExecution {
     if (!image) return {};
     let user: { uid: number; gid: number };
     try {
-      user = imageAgentUser(image.rootDir, image.config.user);
+      // The environment's own choice (a devcontainer's remoteUser) over the image's USER.
+      user = imageAgentUser(image.rootDir, this.run.environment?.agentUser ?? image.config.user);
     } catch (error) {
       throw new RunFailure({
         state: 'FAILED',

@@ -34,7 +34,7 @@ const FILES = {
     'bad/syntax.json': '{\n  "image": "node:22"\n  "postCreateCommand": "x"\n}',
     'bad/features.json': '{ "image": "node:22", "features": { "ghcr.io/devcontainers/features/go:1": {} } }',
     'bad/build.json': '{ "build": { "dockerfile": "Dockerfile", "context": ".." } }',
-    'bad/user.json': '{ "image": "node:22", "remoteUser": "node" }',
+    'user.json': '{ "image": "node:22", "remoteUser": "node" }',
     'bad/local-env.json': '{ "image": "node:22", "containerEnv": { "TOKEN": "${localEnv:GITHUB_TOKEN}" } }',
   },
   'acme/private': { '.devcontainer/devcontainer.json': '{ "image": "alpine:3.20", "onCreateCommand": "apk add git" }' },
@@ -283,6 +283,8 @@ function describeWarmStarts(backend: Backend, pgUrl?: string): void {
           maintenance_commands: ['pip install -r requirements.txt'],
           repos: [{ url: 'https://github.com/acme/api.git' }],
         });
+        const user = await createEnvironment({ name: unique('dev-user'), devcontainer: 'acme/web:user.json' });
+        expect(user.config).toMatchObject({ docker_image: 'node:22', agent_user: 'node' });
         const mine = await createEnvironment({ name: unique('dev-mine'), devcontainer: 'acme/web', setup_commands: ['make'], maintenance_commands: [] });
         expect(mine.config).toMatchObject({ setup_commands: ['make'], maintenance_commands: [], docker_image: 'node:22-bookworm' });
       });
@@ -328,7 +330,6 @@ function describeWarmStarts(backend: Backend, pgUrl?: string): void {
           'ghcr.io/devcontainers/features/go:1',
         );
         expectProblem(await post('acme/web:bad/build.json'), 403, 'feature_not_available', 'devcontainer.build.dockerfile');
-        expectProblem(await post('acme/web:bad/user.json'), 403, 'feature_not_available', 'devcontainer.remoteUser');
         expect(expectProblem(await post('acme/web:bad/local-env.json'), 400, 'invalid_request', 'devcontainer.containerEnv.TOKEN').detail).toContain('${localEnv:GITHUB_TOKEN}');
         expectProblem(await call('PATCH', '/api/v1/agent/environments/whatever', { devcontainer: 'acme/web' }), 400, 'invalid_request', 'devcontainer');
         expect(await count()).toBe(before);

@@ -150,6 +150,21 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     expect(String((without.run.status_message as Json).message)).toContain(privateImage);
   });
 
+  it("runs the harness as the environment's agent_user instead of the image's USER, never as root, and names one the image lacks", async () => {
+    const as4321 = await run('echo "uid $(id -u) gid $(id -g)"', await createEnvironment({ docker_image: image, agent_user: '4321:4322' }));
+    expect(as4321.run.state, JSON.stringify(as4321.run.status_message)).toBe('SUCCEEDED');
+    expect(as4321.output).toContain('uid 4321 gid 4322');
+    const asRoot = await run('echo "uid $(id -u)"', await createEnvironment({ docker_image: image, agent_user: 'root' }));
+    expect(asRoot.output).toContain('uid 1000');
+    const unknown = await run('true', await createEnvironment({ docker_image: image, agent_user: 'nobody-here' }));
+    expect(unknown.run.state).toBe('FAILED');
+    expect(unknown.run.status_message).toMatchObject({ reason: 'image_config_invalid' });
+    expect(String((unknown.run.status_message as Json).message)).toContain('nobody-here');
+    const bad = await api(server, 'POST', '/api/v1/agent/environments', { key: server.adminKey, body: { name: 'bad-user', agent_user: 'a b' } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('agent_user');
+  });
+
   it('an image that does not exist fails the run image_pull_failed, naming it, without a hang', async () => {
     const missingImage = `${registry.address}/oz-test/nope:1`;
     const { run: result } = await run('true', await createEnvironment({ docker_image: missingImage }));

@@ -58,8 +58,6 @@ describe('devcontainer.json as environment fields', () => {
       ['{ "dockerFile": "Dockerfile" }', 'devcontainer.dockerFile'],
       ['{ "dockerComposeFile": "compose.yml", "service": "app" }', 'devcontainer.dockerComposeFile'],
       ['{ "image": "node:22", "features": { "ghcr.io/devcontainers/features/go:1": {} } }', 'devcontainer.features'],
-      ['{ "image": "node:22", "remoteUser": "node" }', 'devcontainer.remoteUser'],
-      ['{ "image": "node:22", "containerUser": "node" }', 'devcontainer.containerUser'],
     ] as const) {
       const refused = refusal(text);
       expect(refused, text).toMatchObject({ code: 'feature_not_available', reason });
@@ -67,6 +65,14 @@ describe('devcontainer.json as environment fields', () => {
       expect(refused.message).toContain('.devcontainer/devcontainer.json in acme/web');
     }
     expect(refusal('{ "features": { "ghcr.io/devcontainers/features/go:1": {} } }').message).toContain('ghcr.io/devcontainers/features/go:1');
+  });
+
+  it('runs the harness as remoteUser, else containerUser, and names a bad one', () => {
+    expect(map('{ "image": "node:22", "remoteUser": "node" }')).toMatchObject({ agent_user: 'node' });
+    expect(map('{ "image": "node:22", "containerUser": "1000:1000" }')).toMatchObject({ agent_user: '1000:1000' });
+    expect(map('{ "image": "node:22", "remoteUser": "vscode", "containerUser": "root" }')).toMatchObject({ agent_user: 'vscode' });
+    expect(() => map('{ "image": "node:22", "remoteUser": "a b" }')).toThrow(/devcontainer\.remoteUser/);
+    expect(() => map('{ "image": "node:22", "remoteUser": 7 }')).toThrow(/devcontainer\.remoteUser/);
   });
 
   it('refuses devcontainer substitutions with a 400 naming the key', () => {

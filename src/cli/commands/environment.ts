@@ -77,6 +77,7 @@ function fields(env: EnvironmentItem): [string, string][] {
     ['Name', c.name],
     ['Description', str(c.description) || '-'],
     ['Docker image', str(c.docker_image) || '-'],
+    ['Agent user', str(c.agent_user) || '-'],
     ['Repos', repos.join(', ') || '-'],
     ['Setup commands', c.setup_commands.join(' && ') || '-'],
     // A newer client on an older server: the field is absent there.
@@ -94,6 +95,7 @@ interface CreateOptions {
   name: string;
   description?: string;
   dockerImage?: string;
+  agentUser?: string;
   repo: string[];
   setupCommand: string[];
   maintenanceCommand: string[];
@@ -110,6 +112,8 @@ interface UpdateOptions {
   description?: string;
   removeDescription?: boolean;
   dockerImage?: string;
+  agentUser?: string;
+  removeAgentUser?: boolean;
   repo: string[];
   removeRepo: string[];
   setupCommand: string[];
@@ -132,7 +136,8 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .description('Create an environment')
     .requiredOption('-n, --name <name>', 'a name')
     .option('--description <text>', 'a description (at most 240 characters)')
-    .option('-d, --docker-image <image>', 'container image (for container backends)')
+    .option('-d, --docker-image <image>', 'the OCI image runs start on (docker.io short names, any registry, or a digest)')
+    .option('--agent-user <user>', "on the image, whom the harness runs as (name, uid, name:group, uid:gid) instead of the image's USER; never root")
     .option('-r, --repo <repo>', 'owner/repo or any git URL, optional @branch (repeatable)', collect, [])
     .option('-c, --setup-command <cmd>', 'run after cloning, in order (repeatable)', collect, [])
     .option(
@@ -160,6 +165,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         name: o.name,
         ...(o.description !== undefined ? { description: o.description } : {}),
         ...(o.dockerImage !== undefined ? { docker_image: o.dockerImage } : {}),
+        ...(o.agentUser !== undefined ? { agent_user: o.agentUser } : {}),
         ...(given(o.repo) ? reposBody(o.repo) : {}),
         ...(given(o.setupCommand) ? { setup_commands: o.setupCommand } : {}),
         ...(given(o.maintenanceCommand) ? { maintenance_commands: o.maintenanceCommand } : {}),
@@ -197,7 +203,9 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('-n, --name <name>', 'a new name')
     .option('--description <text>', 'a new description')
     .option('--remove-description', 'remove the description')
-    .option('-d, --docker-image <image>', 'a new container image')
+    .option('-d, --docker-image <image>', 'a new image')
+    .option('--agent-user <user>', 'a new harness user on the image')
+    .option('--remove-agent-user', "run the harness as the image's USER again")
     .option('-r, --repo <repo>', 'add a repo (repeatable)', collect, [])
     .option('--remove-repo <repo>', 'remove a repo (owner/repo or URL; repeatable)', collect, [])
     .option('-c, --setup-command <cmd>', 'append a setup command (repeatable)', collect, [])
@@ -223,6 +231,9 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
       if (o.description !== undefined) body.description = o.description;
       if (o.removeDescription) body.description = null;
       if (o.dockerImage !== undefined) body.docker_image = o.dockerImage;
+      if (o.agentUser !== undefined && o.removeAgentUser) throw new UsageError('--agent-user and --remove-agent-user: choose one');
+      if (o.agentUser !== undefined) body.agent_user = o.agentUser;
+      if (o.removeAgentUser) body.agent_user = null;
       if (o.repo.length > 0 || o.removeRepo.length > 0) {
         let repos: RepoSpec[] = c.repos.slice();
         for (const spec of o.removeRepo) {

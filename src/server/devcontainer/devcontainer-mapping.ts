@@ -1,4 +1,4 @@
-import { getNodeValue, parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
+import { parseTree, printParseErrorCode, type Node, type ParseError } from 'jsonc-parser';
 import { devcontainerFieldsSchema, type DevcontainerFields, type DevcontainerSource } from '../../api/environments.js';
 import { OzError } from '../../core/errors.js';
 
@@ -7,6 +7,7 @@ import { OzError } from '../../core/errors.js';
  * (docs/environments.md "devcontainer.json"):
  *
  *   image                                      → docker_image
+ *   remoteUser, else containerUser             → agent_user (the harness's user; setup stays root)
  *   containerEnv, remoteEnv                    → env (remoteEnv wins; null unsets)
  *   onCreateCommand                            → setup_commands (kept in the snapshot)
  *   updateContentCommand, postCreateCommand    → maintenance_commands, in that order
@@ -17,8 +18,7 @@ import { OzError } from '../../core/errors.js';
  * A lifecycle command is a string (a shell command line), an array (exec
  * form: its words shell-quoted into one line) or an object of named commands
  * (each of them, in the file's order). What this server cannot do (`build`,
- * `dockerFile`, `dockerComposeFile`, non-empty `features`, `remoteUser`,
- * `containerUser`) is answered `feature_not_available` naming it, never
+ * `dockerFile`, `dockerComposeFile`, non-empty `features`) is answered `feature_not_available` naming it, never
  * ignored; a devcontainer substitution (`${localEnv:…}`) is a 400 naming the
  * key. Other properties (customizations, forwardPorts, …) mean nothing to a
  * headless run and are ignored.
@@ -156,16 +156,6 @@ function refuseUnavailable(source: DevcontainerSource, root: Map<string, Node>):
     );
   }
   if (features && features.type !== 'object' && features.type !== 'null') throw invalid(source, 'features', `must be an object, not ${kind(features)}`);
-  for (const key of ['remoteUser', 'containerUser'] as const) {
-    const user = root.get(key);
-    if (user && user.type !== 'null') {
-      throw unavailable(
-        source,
-        key,
-        `running as another user than the image's default is not available on this server (${key}: ${JSON.stringify(getNodeValue(user))}); the harness runs as the image's own user (its USER), setup as root. Remove ${key} if that is the image's default, or build the image with USER set to it`,
-      );
-    }
-  }
 }
 
 /** The environment fields of a devcontainer.json's text, validated as the request's own are. */
@@ -187,11 +177,18 @@ export function mapDevcontainer(text: string, source: DevcontainerSource): Devco
 
   const fields: DevcontainerFields = {};
   /** The file's key each mapped value came from, to name it when the value is refused. */
-  const origins = { docker_image: 'image', setup_commands: [] as string[], maintenance_commands: [] as string[], env: new Map<string, string>() };
+  const origins = { docker_image: 'image', agent_user: 'remoteUser', setup_commands: [] as string[], maintenance_commands: [] as string[], env: new Map<string, string>() };
   const image = root.get('image');
   if (image && image.type !== 'null') {
     if (image.type !== 'string') throw invalid(source, 'image', `must be a string, not ${kind(image)}`);
     fields.docker_image = literal(source, 'image', String(image.value));
+  }
+  for (const key of ['remoteUser', 'containerUser'] as const) {
+    const user = root.get(key);
+    if (!user || user.type === 'null' || fields.agent_user !== undefined) continue;
+    if (user.type !== 'string') throw invalid(source, key, `must be a string, not ${kind(user)}`);
+    fields.agent_user = literal(source, key, String(user.value));
+    origins.agent_user = key;
   }
   const env = envOf(source, root);
   if (env) {
@@ -222,6 +219,7 @@ export function mapDevcontainer(text: string, source: DevcontainerSource): Devco
   const [field, at] = issue?.path ?? [];
   const message = issue?.message ?? 'is not valid';
   if (field === 'docker_image') throw invalid(source, origins.docker_image, message);
+  if (field === 'agent_user') throw invalid(source, origins.agent_user, message);
   if (field === 'env') throw invalid(source, (at !== undefined ? origins.env.get(String(at)) : undefined) ?? 'containerEnv', message);
   if ((field === 'setup_commands' || field === 'maintenance_commands') && typeof at === 'number') {
     throw invalid(source, origins[field][at] ?? LIFECYCLE_PHASES[0], message);

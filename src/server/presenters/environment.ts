@@ -36,6 +36,7 @@ export function presentEnvironmentConfig(env: Environment): EnvironmentItem['con
     name: env.name,
     description: env.description,
     ...(env.config.dockerImage !== undefined ? { docker_image: env.config.dockerImage } : {}),
+    ...(env.config.agentUser !== undefined ? { agent_user: env.config.agentUser } : {}),
     github_repos: githubReposOf(env.config.repos),
     setup_commands: env.config.setupCommands,
     // Rows stored before maintenance commands existed have none.
