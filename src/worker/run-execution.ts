@@ -239,7 +239,7 @@ export class RunExecution {
     this.sandbox = await this.startSandbox(mounts);
     if (this.stopReason) return null;
     const env = { ...this.runEnv(), ...secretEnv(this.secrets?.env ?? {}) };
-    const bases = await this.provision(env);
+    const bases = await this.provision(env, mounts);
     if (this.stopReason) return null;
     await this.uploader.flush(); // setup's events come before the state change
     await this.markStarted();
@@ -448,7 +448,7 @@ export class RunExecution {
    * warm start: move the snapshot's checkouts instead, and skip setup), then
    * the maintenance commands; returns each checkout's base commit.
    */
-  private async provision(env: Record<string, string>): Promise<string[]> {
+  private async provision(env: Record<string, string>, mounts: readonly string[]): Promise<string[]> {
     const sandbox = this.sandbox as Sandbox;
     const environment = this.run.environment;
     const setupOnly = this.secrets?.setup_env ?? {};
@@ -456,6 +456,7 @@ export class RunExecution {
     const setupCommands = environment?.setupCommands ?? [];
     const maintenance = environment?.maintenanceCommands ?? [];
     const output = new OutputCollector((e) => this.uploader.add(e), this.budget, this.redactor, 'setup');
+    const refresh = restored ? { snapshotBases: restored.meta.bases ?? [], mirrorHeads: await this.mirrorHeads(mounts) } : {};
     const steps = (commands: readonly string[], checkouts: 'clone' | 'refresh' | 'none', firstIndex: number): Promise<string[]> =>
       setUpWorkspace({
         sandbox,
@@ -463,6 +464,7 @@ export class RunExecution {
         setupCommands: commands,
         checkouts,
         firstIndex,
+        ...refresh,
         env: { ...env, ...setupOnly },
         emit: (e) => this.uploader.add(e),
         output: (stream, chunk) => output.push(stream, chunk),
@@ -478,7 +480,7 @@ export class RunExecution {
       const saving = !restored && this.snapshotKey !== null && sandbox.stateDirs() !== null && !this.stopReason;
       if (saving) {
         if (!(await sandbox.enter('agent'))) await sandbox.restart();
-        await this.saveSnapshot(Object.values(setupOnly));
+        await this.saveSnapshot(Object.values(setupOnly), bases);
       }
       // Maintenance runs in every run, after setup's state is in place (copied or restored), so a
       // service it starts is up for the harness whether the run started cold or warm.
@@ -505,13 +507,27 @@ export class RunExecution {
     return bases;
   }
 
+  /** What each repository's mirror has now for the run's branch (host-side git on the worker's own bare mirrors), null where it cannot say. */
+  private mirrorHeads(mounts: readonly string[]): Promise<(string | null)[]> {
+    const repos = this.run.environment?.repos ?? [];
+    return Promise.all(
+      repos.map(async (repo, i) => {
+        const mirror = mounts[i];
+        if (!mirror) return null;
+        const ref = repo.branch ? `refs/heads/${repo.branch}` : 'HEAD';
+        const head = await this.deps.mirrors.git.run(['--git-dir', mirror, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { signal: this.stopped.signal }).catch(() => '');
+        return /^[0-9a-f]{40,64}$/.test(head.trim()) ? head.trim() : null;
+      }),
+    );
+  }
+
   /** Keep what setup left for the next run of the same setup (a failure to is a notice, never the run's). */
-  private async saveSnapshot(forbidden: string[]): Promise<void> {
+  private async saveSnapshot(forbidden: string[], bases: readonly string[]): Promise<void> {
     const { snapshots, logger } = this.deps;
     const dirs = (this.sandbox as Sandbox).stateDirs();
     if (!snapshots || !dirs || !this.snapshotKey) return;
     try {
-      const result = await snapshots.save(this.run.team_id, this.snapshotKey, dirs, forbidden);
+      const result = await snapshots.save(this.run.team_id, this.snapshotKey, dirs, forbidden, bases);
       this.uploader.add({
         type: 'notice',
         at: Date.now(),

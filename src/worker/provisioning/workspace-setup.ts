@@ -27,6 +27,9 @@ export interface WorkspaceSetupInput {
    * in place: only commands run, in the same working directory).
    */
   checkouts?: 'clone' | 'refresh' | 'none';
+  /** On a refresh: each checkout's commit in the snapshot, and what its mirror has now; a checkout already there is left alone. */
+  snapshotBases?: readonly string[];
+  mirrorHeads?: readonly (string | null)[];
   /** The first command's number in the `setup` events (commands after setup's continue its numbering). */
   firstIndex?: number;
   /** What the clones run with instead of `env` (on an image: the host system's PATH, for the platform's git). */
@@ -75,9 +78,12 @@ async function moveToMirror(
   env: Record<string, string>,
   onOutput: (stream: 'stdout' | 'stderr', chunk: Buffer) => void,
 ): Promise<{ exitCode: number | null }> {
-  const fetched = await sandbox.exec(['git', '-C', dir, 'fetch', '--quiet', '--no-tags', '--', mirror, branch ? `refs/heads/${branch}` : 'HEAD'], { env, onOutput });
+  // The snapshot's files have other inodes, owners and ctimes than its index recorded: compared
+  // by size and mtime only (cp -a kept both), git does not read, and copy up, every file again.
+  const stat = ['-c', 'core.checkStat=minimal', '-c', 'core.trustctime=false'];
+  const fetched = await sandbox.exec(['git', ...stat, '-C', dir, 'fetch', '--quiet', '--no-tags', '--', mirror, branch ? `refs/heads/${branch}` : 'HEAD'], { env, onOutput });
   if (fetched.exitCode !== 0) return fetched;
-  return sandbox.exec(['git', '-C', dir, 'reset', '--quiet', '--hard', 'FETCH_HEAD'], { env, onOutput });
+  return sandbox.exec(['git', ...stat, '-C', dir, 'reset', '--quiet', '--hard', 'FETCH_HEAD'], { env, onOutput });
 }
 
 /**
@@ -109,12 +115,20 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
     if (input.stopped()) return bases;
     const dir = dirs[i] as string;
     const mirror = sandbox.mountPaths[i] as string;
-    const command =
-      checkouts === 'refresh'
+    // On a refresh, a mirror that has not moved since the snapshot: its checkout is what the run asks for.
+    const unmoved = checkouts === 'refresh' && input.snapshotBases?.[i] !== undefined && input.snapshotBases[i] === input.mirrorHeads?.[i] ? input.snapshotBases[i] : null;
+    const command = unmoved
+      ? `${dir} is at ${unmoved.slice(0, 12)} already (from the snapshot)`
+      : checkouts === 'refresh'
         ? `git fetch ${repo.url} ${repo.branch ?? 'HEAD'} && git reset --hard FETCH_HEAD (in ${dir}, from the snapshot)`
         : `git clone ${repo.branch ? `--branch ${repo.branch} ` : ''}${repo.url} ${dir}`;
     const index = `repo-${i}`;
     emit({ type: 'setup', at: Date.now(), data: { index, command, status: 'started' } });
+    if (unmoved) {
+      bases.push(unmoved);
+      emit({ type: 'setup', at: Date.now(), data: { index, command, status: 'succeeded', exit_code: 0 } });
+      continue;
+    }
     const tail = new Tail(input.redactor);
     const onOutput = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
       tail.pushBytes(chunk);

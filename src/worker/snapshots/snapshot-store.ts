@@ -16,6 +16,8 @@ export interface SnapshotMeta {
   bytes: number;
   createdAt: number;
   hits: number;
+  /** Each checkout's commit when the snapshot was taken (a warm start whose mirror has not moved skips the refresh). */
+  bases?: string[];
 }
 
 export interface FoundSnapshot {
@@ -105,7 +107,7 @@ export class SnapshotStore {
    * read while none of its processes runs. Refused, and nothing kept, when a
    * value of `forbidden` (the setup-only secrets) is in any file.
    */
-  async save(teamId: string, key: string, from: { workspace: string; layer: string | null }, forbidden: readonly string[]): Promise<SaveResult> {
+  async save(teamId: string, key: string, from: { workspace: string; layer: string | null }, forbidden: readonly string[], bases: readonly string[] = []): Promise<SaveResult> {
     const work = mkdtempSync(join(this.dir, 'tmp', 'save-'));
     try {
       const copy = async (source: string, name: string): Promise<void> => {
@@ -126,7 +128,7 @@ export class SnapshotStore {
       if (await containsAny(work, forbidden)) return { skipped: 'a setup-only secret is in what setup left, so it is not kept' };
       const { bytes } = await diskUsage(work, { stopAboveBytes: Number.MAX_SAFE_INTEGER, maxEntries: Number.MAX_SAFE_INTEGER });
       if (bytes > this.maxBytes) return { skipped: `it is ${Math.ceil(bytes / 1048576)} MiB, more than the snapshot store keeps (OZ_SNAPSHOT_STORE_MB)` };
-      const meta: SnapshotMeta = { key, bytes, createdAt: Date.now(), hits: 0 };
+      const meta: SnapshotMeta = { key, bytes, createdAt: Date.now(), hits: 0, bases: [...bases] };
       writeWhole(join(work, 'meta.json'), JSON.stringify(meta));
       const teamDir = this.teamDir(teamId);
       mkdirSync(teamDir, { recursive: true, mode: 0o700 });
