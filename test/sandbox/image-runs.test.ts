@@ -1,4 +1,5 @@
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,7 @@ import { buildBusyboxImage, busyboxImageMissing } from '../support/busybox-image
 import { makeBareRepo } from '../support/git-fixtures.js';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { runEvents } from '../support/run-events.js';
+import { startForgeDouble, type ForgeDouble } from '../support/forge-double.js';
 import { until } from '../support/until.js';
 import { imageToolsMissing, push, TestRegistry } from '../worker/images/registry-fixture.js';
 
@@ -27,6 +29,7 @@ describe.skipIf(missing !== null)('runs on an image', () => {
   let registry: TestRegistry;
   let privateRegistry: TestRegistry;
   let privateImage = '';
+  let forge: ForgeDouble | undefined;
   let server: OzServerHandle;
   let appUrl = '';
   let image = '';
@@ -35,7 +38,21 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     dir = mkdtempSync(join(tmpdir(), 'oz-image-runs-'));
     chmodSync(dir, 0o755);
     registry = await TestRegistry.start(join(dir, 'registry'));
-    const built = buildBusyboxImage(join(dir, 'image'), { env: ['PATH=/usr/local/bin:/bin', 'TOOLCHAIN=busybox-1'], user: 'dev' });
+    // A package for the image's own package manager (busybox's dpkg), made with Debian's dpkg-deb.
+    const pkg = join(dir, 'pkg');
+    mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
+    mkdirSync(join(pkg, 'usr', 'bin'), { recursive: true });
+    writeFileSync(
+      join(pkg, 'DEBIAN', 'control'),
+      'Package: oz-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: Oz tests <oz@example.test>\nDescription: a package setup installs\n',
+    );
+    writeFileSync(join(pkg, 'usr', 'bin', 'oz-hello'), '#!/bin/sh\necho "hello from a package, as $(id -u)"\n', { mode: 0o755 });
+    execFileSync('dpkg-deb', ['--root-owner-group', '--build', pkg, join(dir, 'oz-hello.deb')], { stdio: 'ignore' });
+    const built = buildBusyboxImage(join(dir, 'image'), {
+      env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'TOOLCHAIN=busybox-1'],
+      user: 'dev',
+      files: { '/opt/debs/oz-hello.deb': readFileSync(join(dir, 'oz-hello.deb')), '/var/lib/dpkg/status': '', '/var/lib/dpkg/info/.keep': '' },
+    });
     image = `${registry.address}/oz-test/busybox:1`;
     push(built.reference, image);
     privateRegistry = await TestRegistry.start(join(dir, 'private-registry'), { username: 'oz', password: 'registry-pass-1' });
@@ -43,7 +60,15 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     push(built.reference, privateImage, { username: 'oz', password: 'registry-pass-1' });
     const repos = join(dir, 'repos');
     appUrl = makeBareRepo(repos, 'app', { 'README.md': '# app\n' });
-    server = await startOzServer('sqlite', { args: ['--backend', 'bwrap'], env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500' } });
+    const devcontainer = JSON.stringify({
+      image,
+      containerEnv: { FROM_DEVCONTAINER: 'yes' },
+      remoteUser: 'dev',
+      onCreateCommand: "mkdir -p /usr/local/bin && printf '#!/bin/sh\\necho devtool ran\\n' > /usr/local/bin/devtool && chmod 755 /usr/local/bin/devtool",
+      postCreateCommand: ['sh', '-c', 'echo post-create ran > /tmp/post-create'],
+    });
+    forge = await startForgeDouble({ token: 'forge-token-unused', files: { 'acme/dev': { '.devcontainer/devcontainer.json': devcontainer } }, publicRepos: ['acme/dev'] });
+    server = await startOzServer('sqlite', { args: ['--backend', 'bwrap'], env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500', OZ_GITHUB_API_URL: forge.apiUrl } });
   });
   afterAll(async () => {
     try {
@@ -51,6 +76,7 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     } finally {
       await registry?.stop();
       await privateRegistry?.stop();
+      await forge?.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
@@ -127,6 +153,35 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).toContain('docker_image');
     expect(JSON.stringify(res.body)).toContain('is not an image reference');
+  });
+
+  it("setup installs a package with the image's package manager (dpkg) as root, and the harness runs it as the image's user", async () => {
+    const {
+      run: result,
+      output,
+      events,
+    } = await run('oz-hello && dpkg -l | grep oz-hello', await createEnvironment({ docker_image: image, setup_commands: ['dpkg -i /opt/debs/oz-hello.deb'] }));
+    expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
+    expect(output).toContain('hello from a package, as 1000');
+    expect(output).toMatch(/oz-hello\s+1\.0/);
+    expect(events.some((e) => e.type === 'setup' && e.data.index === 0 && e.data.status === 'succeeded')).toBe(true);
+  });
+
+  it('a devcontainer.json with image, remoteUser and lifecycle commands becomes an environment that runs', async () => {
+    const res = await api(server, 'POST', '/api/v1/agent/environments', {
+      key: server.adminKey,
+      body: { name: 'from-devcontainer', devcontainer: 'acme/dev', repos: [{ url: appUrl }] },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const { run: result, output } = await run(
+      'devtool && cat /tmp/post-create && echo "env=$FROM_DEVCONTAINER user=$(id -un)" && cat README.md',
+      (res.body as { uid: string }).uid,
+    );
+    expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
+    expect(output).toContain('devtool ran');
+    expect(output).toContain('post-create ran');
+    expect(output).toContain('env=yes user=dev');
+    expect(output).toContain('# app');
   });
 
   it('a private image pulls with a registry-auth secret, which no process of the run sees; without it the run fails clearly', async () => {

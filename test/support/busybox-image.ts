@@ -41,7 +41,7 @@ export function busyboxImageMissing(): string | null {
 
 export interface BusyboxImageOptions {
   /** Extra files, by absolute path in the image. */
-  files?: Record<string, string>;
+  files?: Record<string, string | Buffer>;
   env?: string[];
   user?: string;
   workingDir?: string;
@@ -65,7 +65,7 @@ export function buildBusyboxImage(dir: string, options: BusyboxImageOptions = {}
   copyFileSync(STATIC_BUSYBOX, join(rootfs, 'bin', 'busybox'));
   const applets = execFileSync(STATIC_BUSYBOX, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean);
   for (const applet of applets) if (applet !== 'busybox') symlinkSync('busybox', join(rootfs, 'bin', applet));
-  const files: Record<string, string> = {
+  const files: Record<string, string | Buffer> = {
     '/etc/os-release': 'ID=oz-test-busybox\nNAME="Oz test busybox"\n',
     '/etc/passwd': 'root:x:0:0:root:/root:/bin/sh\ndev:x:1000:1000:dev:/home/dev:/bin/sh\n',
     '/etc/group': 'root:x:0:\ndev:x:1000:\n',
