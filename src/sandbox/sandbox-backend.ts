@@ -70,9 +70,11 @@ export interface Sandbox {
   /**
    * Switch to `phase` (see {@link SandboxPhase}): a restart (as `restart`)
    * when its root or user differs from the current one's, else nothing.
-   * Resolves to whether it restarted.
+   * With `whileStopped`, always a restart, which runs it after every
+   * process of the sandbox ended and before the next launch (a snapshot is
+   * read then). Resolves to whether it restarted.
    */
-  enter(phase: SandboxPhase): Promise<boolean>;
+  enter(phase: SandboxPhase, whileStopped?: () => Promise<void>): Promise<boolean>;
   /**
    * The host directories holding what the run wrote so far, for a snapshot
    * taken between setup and the harness: the workspace and, on an image, its
@@ -87,7 +89,7 @@ export interface Sandbox {
    * workspace: nothing that saw an earlier exec's environment (setup-only
    * secrets) survives, the bwrap init that carried it included.
    */
-  restart(): Promise<void>;
+  restart(whileStopped?: () => Promise<void>): Promise<void>;
   /** A limit that was hit so far (memory: the kernel killed a process for it). */
   limitHit(): Promise<LimitKind | null>;
   /**

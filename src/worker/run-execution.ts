@@ -404,7 +404,7 @@ export class RunExecution {
         state: 'FAILED',
         code: 'environment_setup_failed',
         reason: 'image_config_invalid',
-        message: `The image's config cannot be used: ${(error as Error).message}`,
+        message: `${this.run.environment?.agentUser !== undefined ? `The environment's agent_user "${this.run.environment.agentUser}" cannot be used on this image` : "The image's config cannot be used"}: ${(error as Error).message}`,
       });
     }
     // Cloning is the platform's (an image need not have git); without repositories setup comes first.
@@ -417,10 +417,10 @@ export class RunExecution {
     const limits = this.limits;
     const image = this.sandboxImage();
     let sandbox: Sandbox;
-    try {
-      sandbox = await backend.create({
+    const create = (restored: FoundSnapshot | null): Promise<Sandbox> =>
+      backend.create({
         ...image,
-        ...(this.restored ? { restore: { workspace: this.restored.workspace, layer: this.image ? this.restored.layer : null } } : {}),
+        ...(restored ? { restore: { workspace: restored.workspace, layer: this.image ? restored.layer : null } } : {}),
         runId: this.run.run_id,
         network: environment?.network ?? 'off',
         limits,
@@ -431,6 +431,20 @@ export class RunExecution {
         fenceAfterMs: Math.max(0, Math.floor(this.lease.validForMs)),
         onLimit: (kind) => this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes }),
       });
+    try {
+      try {
+        sandbox = await create(this.restored);
+      } catch (error) {
+        const restored = this.restored;
+        if (!restored || !this.snapshotKey || error instanceof RunFailure) throw error;
+        // A snapshot that cannot be mounted is not used again, and this run starts cold instead.
+        this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'could not start on the snapshot; starting cold');
+        this.deps.snapshots?.remove(this.run.team_id, this.snapshotKey);
+        this.deps.snapshots?.release(this.snapshotKey);
+        this.restored = null;
+        this.notice("The environment's snapshot could not be mounted: this run starts cold, and the snapshot is dropped.", 'snapshot_failed');
+        sandbox = await create(null);
+      }
     } catch (error) {
       if (error instanceof RunFailure) throw error;
       throw RunFailure.sandboxStartFailed((error as Error).message, error);
@@ -457,7 +471,9 @@ export class RunExecution {
     const maintenance = environment?.maintenanceCommands ?? [];
     const output = new OutputCollector((e) => this.uploader.add(e), this.budget, this.redactor, 'setup');
     const refresh = restored ? { snapshotBases: restored.meta.bases ?? [], mirrorHeads: await this.mirrorHeads(mounts) } : {};
-    const steps = (commands: readonly string[], checkouts: 'clone' | 'refresh' | 'none', firstIndex: number): Promise<string[]> =>
+    // On an image, setup runs as root; maintenance as the harness's user, in the launch the harness
+    // then runs in, so what it starts (a service) is still up when the harness starts.
+    const steps = (commands: readonly string[], checkouts: 'clone' | 'refresh' | 'none', firstIndex: number, phase: 'setup' | 'agent' = 'setup'): Promise<string[]> =>
       setUpWorkspace({
         sandbox,
         repos: environment?.repos ?? [],
@@ -470,7 +486,7 @@ export class RunExecution {
         output: (stream, chunk) => output.push(stream, chunk),
         stopped: () => this.stopReason !== null,
         redactor: this.redactor,
-        ...(this.image ? { cloneEnv: this.platformEnv({ ...env, ...setupOnly }), beforeSetup: () => this.enterSetup() } : {}),
+        ...(this.image ? { cloneEnv: this.platformEnv({ ...env, ...setupOnly }), beforeSetup: () => this.enterSetup(phase) } : {}),
       });
     let bases: string[];
     try {
@@ -478,16 +494,13 @@ export class RunExecution {
       bases = await steps(restored ? [] : setupCommands, restored ? 'refresh' : 'clone', 0);
       // A snapshot is read with nothing of setup running: the jail is relaunched first.
       const saving = !restored && this.snapshotKey !== null && sandbox.stateDirs() !== null && !this.stopReason;
-      if (saving) {
-        if (!(await sandbox.enter('agent'))) await sandbox.restart();
-        await this.saveSnapshot(Object.values(setupOnly), bases);
-      }
+      if (saving) await sandbox.enter('agent', () => this.saveSnapshot(Object.values(setupOnly), bases));
       // Maintenance runs in every run, after setup's state is in place (copied or restored), so a
       // service it starts is up for the harness whether the run started cold or warm.
-      if (maintenance.length > 0 && !this.stopReason) await steps(maintenance, 'none', setupCommands.length);
+      if (maintenance.length > 0 && !this.stopReason) await steps(maintenance, 'none', setupCommands.length, 'agent');
     } catch (error) {
-      // A snapshot that leads to a failed start is not used again.
-      if (restored && this.snapshotKey) this.deps.snapshots?.remove(this.run.team_id, this.snapshotKey);
+      // A snapshot that leads to a failed start is not used again (a stopped run says nothing about it).
+      if (restored && this.snapshotKey && !this.stopReason) this.deps.snapshots?.remove(this.run.team_id, this.snapshotKey);
       throw error;
     } finally {
       output.end();
@@ -543,8 +556,8 @@ export class RunExecution {
   }
 
   /** On an image: setup runs on it as root; in its bash where it has one, else its sh (busybox, Alpine). */
-  private async enterSetup(): Promise<{ shell: string }> {
-    await (this.sandbox as Sandbox).enter('setup');
+  private async enterSetup(phase: 'setup' | 'agent'): Promise<{ shell: string }> {
+    await (this.sandbox as Sandbox).enter(phase);
     const shell = await this.imageShell();
     if (!shell) {
       throw RunFailure.setup(

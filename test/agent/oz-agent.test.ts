@@ -66,7 +66,8 @@ describe('the built-in oz agent against a scripted model', () => {
     expect(secret.status, JSON.stringify(secret.body)).toBe(201);
     const env = await api(server, 'POST', '/api/v1/agent/environments', {
       key: server.adminKey,
-      body: { name: 'agent-env', repos: [{ url: appUrl }], setup_commands: ['echo "setup ran" > /tmp/setup-marker'], secrets: ['API_TOKEN'] },
+      // In the workspace, not /tmp: later runs of this environment start warm, from a snapshot of the workspace.
+      body: { name: 'agent-env', repos: [{ url: appUrl }], setup_commands: ['echo "setup ran" > /workspace/.setup-marker'], secrets: ['API_TOKEN'] },
     });
     expect(env.status, JSON.stringify(env.body)).toBe(201);
     envId = (env.body as { uid: string }).uid;
@@ -225,7 +226,7 @@ describe('the built-in oz agent against a scripted model', () => {
 
   it('a secret printed by a tool reaches neither the model nor the conversation', async () => {
     turns.anthropic = [
-      { toolCalls: [{ name: 'bash', input: { command: 'echo "token=$API_TOKEN"; cat /tmp/setup-marker' } }] },
+      { toolCalls: [{ name: 'bash', input: { command: 'echo "token=$API_TOKEN"; cat /workspace/.setup-marker' } }] },
       { toolCalls: [{ name: 'finish', input: { summary: 'Done.', success: true } }] },
     ];
     const id = await start({ model_id: MODELS.anthropic });

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -154,6 +154,21 @@ describe.skipIf(missing !== null)('a bwrap sandbox on an image root', () => {
     expect(probe.out).not.toMatch(/SEES-/);
     expect(probe.out).toContain('environ=[]');
     // Inherited descriptors: the worker closes its own at start (test/sandbox/image-runs.test.ts checks through one).
+  });
+
+  it('a symlink at a mount point of the image (or one setup planted) makes nothing on the host', async () => {
+    const host = mkdtempSync(join(root, 'host-'));
+    const linked = buildBusyboxImage(join(root, 'linked-image'));
+    const linkedRoot = join(linked.bundle, 'rootfs');
+    // bwrap resolves mount points before the new root is in place: /oldroot is the host's.
+    symlinkSync(`/oldroot${host}/made-by-tmp`, join(linkedRoot, 'tmp'));
+    const sandbox = await create({ image: { rootDir: linkedRoot, agentUid: 1000, agentGid: 1000 } });
+    await sh(sandbox, `ln -sfn /oldroot${host}/made-by-workspace /workspace-link; rm -rf /etc/resolv.conf; ln -s /oldroot${host}/made-by-resolv /etc/resolv.conf; true`);
+    await sandbox.enter('agent');
+    expect((await sh(sandbox, 'test -d /tmp && test ! -L /tmp && echo plain-tmp')).out).toContain('plain-tmp');
+    expect(readdirSync(host)).toEqual([]);
+    // The image's own symlink is untouched: the run's layer hides it.
+    expect(lstatSync(join(linkedRoot, 'tmp')).isSymbolicLink()).toBe(true);
   });
 
   it('destroy unmounts the image root and the layer', async () => {

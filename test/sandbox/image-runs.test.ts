@@ -190,6 +190,10 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     expect(JSON.stringify(bad.body)).toContain('username:password');
     const created = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name: 'REGISTRY', type: 'registry-auth', value: 'oz:registry-pass-1' } });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
+    // Turning the credentials into a plain variable takes the value itself (a teammate cannot read it out that way).
+    const retyped = await api(server, 'PATCH', '/api/v1/secrets/REGISTRY', { key: server.adminKey, body: { type: 'raw-value' } });
+    expect(retyped.status).toBe(400);
+    expect(JSON.stringify(retyped.body)).toContain('value');
 
     const withAuth = await run('env; echo "pulled the private image"', await createEnvironment({ docker_image: privateImage, secrets: ['REGISTRY'], setup_commands: ['env'] }));
     expect(withAuth.run.state, JSON.stringify(withAuth.run.status_message)).toBe('SUCCEEDED');

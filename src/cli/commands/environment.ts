@@ -142,7 +142,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('-c, --setup-command <cmd>', 'run after cloning, in order (repeatable)', collect, [])
     .option(
       '-m, --maintenance-command <cmd>',
-      "run instead of the setup commands when a run starts warm, from the environment's snapshot: incremental steps such as npm install (repeatable)",
+      "run in every run once setup's state is in place (after setup on a cold start, instead of it on a warm one): incremental steps such as npm install, and services (repeatable)",
       collect,
       [],
     )
@@ -210,7 +210,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('--remove-repo <repo>', 'remove a repo (owner/repo or URL; repeatable)', collect, [])
     .option('-c, --setup-command <cmd>', 'append a setup command (repeatable)', collect, [])
     .option('--remove-setup-command <cmd>', 'remove a setup command, exact match (repeatable)', collect, [])
-    .option('-m, --maintenance-command <cmd>', 'append a maintenance command: run instead of setup on a warm start (repeatable)', collect, [])
+    .option('-m, --maintenance-command <cmd>', 'append a maintenance command: run in every run, after setup or the warm start (repeatable)', collect, [])
     .option('--remove-maintenance-command <cmd>', 'remove a maintenance command, exact match (repeatable)', collect, [])
     .option('--env <KEY=VALUE>', 'set a variable (repeatable)', collect, [])
     .option('--remove-env <KEY>', 'remove a variable (repeatable)', collect, [])

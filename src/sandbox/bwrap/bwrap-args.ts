@@ -129,7 +129,8 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
   ];
   if (image) {
     // The image's own /etc (its users, its certificates) stays; the platform's node brings its loader and libraries.
-    args.push('--bind-fd', String(image.rootFd), '/', '--ro-bind-fd', String(image.loaderFd), IMAGE_LOADER);
+    // /oz is the platform's: a tmpfs over whatever the image (or an earlier setup) put there, read-only at the end.
+    args.push('--bind-fd', String(image.rootFd), '/', '--tmpfs', '/oz', '--ro-bind-fd', String(image.loaderFd), IMAGE_LOADER);
     for (const lib of image.libs) args.push('--ro-bind-fd', String(lib.fd), lib.dest);
   } else {
     args.push(...systemRootArgs());
@@ -163,7 +164,7 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
   }
   // The host's root (bwrap's tmpfs holding the mount points) read-only, the binds under it keep
   // their own flags; an image root is the run's writable layer.
-  if (!image) args.push('--remount-ro', '/');
+  args.push('--remount-ro', image ? '/oz' : '/');
   args.push(
     '--chdir',
     '/workspace',
@@ -174,6 +175,10 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
     '--setenv',
     'HOME',
     '/workspace',
+    // The platform's node reads no OpenSSL configuration of the root it runs on (an image's could load a module).
+    '--setenv',
+    'OPENSSL_CONF',
+    '/dev/null',
     '--info-fd',
     String(profile.infoFd),
     ...(profile.seccompFd === undefined ? [] : ['--seccomp', String(profile.seccompFd)]),

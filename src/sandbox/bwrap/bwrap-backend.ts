@@ -10,7 +10,7 @@ import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
 import { mountsUnder, pidAlive, reap, removeLeftovers, unmount } from '../reap.js';
 import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
 import { bwrapArgs, groupFile, INIT_NODE, OZ_CLI, OZ_WRAPPER, passwdFile, SUPPORT_DIR, TOOLS_DIR, type FdMount, type ImageProfile } from './bwrap-args.js';
-import { imageRootMounts, mountRunLayers, type RunLayers } from './image-root.js';
+import { clearMountPoints, imageRootMounts, mountRunLayers, type RunLayers } from './image-root.js';
 import { IMAGE_LIBS, prepareImageNode, type ImageNode } from './image-node.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from './disk-usage.js';
@@ -141,6 +141,8 @@ export class BwrapBackend implements SandboxBackend {
   private imageNode: ImageNode | null = null;
   /** Why the disk limit is not a file system of its own here (null: it is). */
   private diskFallback: string | null = 'the worker is not root';
+  /** Why the probe of an image root (idmapped mount, overlay) failed here, or null. */
+  private layersFailure: string | null = null;
 
   private constructor(
     options: BwrapBackendOptions,
@@ -235,6 +237,7 @@ export class BwrapBackend implements SandboxBackend {
       const why = tools.disk ? await ImageDisks.probe(backend.root, tools.disk) : 'mkfs.ext4 or mount is not installed (e2fsprogs, util-linux)';
       backend.diskFallback = why === null ? null : `no file system per run: ${why}`;
       if (tools.disk && why === null) backend.disks = new ImageDisks(tools.disk);
+      if (backend.imagesUnavailable === null) backend.layersFailure = await backend.probeLayers();
     }
     try {
       backend.watchdog = await Watchdog.start({ ...(options.watchdogScript ? { script: options.watchdogScript } : {}), onError: backend.warn });
@@ -270,7 +273,40 @@ export class BwrapBackend implements SandboxBackend {
     if (!this.asRoot) return 'the worker is not root (an image root needs an idmapped mount and an overlay)';
     if (!this.tools.mount || !this.tools.unshare) return 'mount or unshare is not installed (util-linux)';
     if (!this.tools.patchelf) return 'patchelf is not installed (apt-get install patchelf)';
-    return null;
+    return this.layersFailure;
+  }
+
+  /**
+   * An image root and a restored workspace made once, on a tiny tree in the
+   * sandbox root, then removed: a kernel or file system without idmapped
+   * mounts (before Linux 5.19 for overlay layers) or overlayfs says so here,
+   * at start, instead of failing runs later. Null when it works.
+   */
+  private async probeLayers(): Promise<string | null> {
+    const { mount, unshare, umount } = this.tools;
+    if (!mount || !unshare) return 'mount or unshare is not installed (util-linux)';
+    const dir = mkdtempSync(join(this.root, 'layers-probe-'));
+    try {
+      mkdirSync(join(dir, 'image', 'etc'), { recursive: true });
+      mkdirSync(join(dir, 'saved'), { recursive: true });
+      const disk = plainDisk(dir, UID_BASE, true);
+      const layers = await mountRunLayers({
+        runDir: dir,
+        imageRoot: join(dir, 'image'),
+        restored: { workspace: join(dir, 'saved'), layer: null },
+        disk,
+        uid: UID_BASE,
+        tools: { mount, umount, unshare },
+      });
+      const owner = statSync(join(layers.root as string, 'etc')).uid;
+      layers.remove();
+      return owner === UID_BASE ? null : `an idmapped mount did not map the image's owner here (uid ${owner})`;
+    } catch (error) {
+      return `idmapped mounts or overlayfs do not work here (${(error as Error).message.split('\n')[0]}); images and warm starts need Linux 5.19 or later`;
+    } finally {
+      for (const point of mountsUnder(dir)) unmount(point, umount);
+      if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   get runsImages(): boolean {
@@ -390,6 +426,7 @@ export class BwrapBackend implements SandboxBackend {
     const node = this.imageNode;
     const root = parts.layers?.root;
     if (!user || !root || !node) return null;
+    clearMountPoints(root);
     return {
       rootFd: place(open(root)),
       ...user,
@@ -659,13 +696,13 @@ class BwrapSandbox implements Sandbox {
     return { workspace: disk.workspace, layer: layers?.root ? join(disk.layer, 'upper') : null };
   }
 
-  async enter(phase: SandboxPhase): Promise<boolean> {
+  async enter(phase: SandboxPhase, whileStopped?: () => Promise<void>): Promise<boolean> {
     const { parts } = this;
     const now = phaseProfile(parts, parts.phase);
     const next = phaseProfile(parts, phase);
     parts.phase = phase;
-    if (now?.uid === next?.uid && now?.gid === next?.gid && (now === null) === (next === null)) return false;
-    await this.restart();
+    if (!whileStopped && now?.uid === next?.uid && now?.gid === next?.gid && (now === null) === (next === null)) return false;
+    await this.restart(whileStopped);
     return true;
   }
 
@@ -683,10 +720,14 @@ class BwrapSandbox implements Sandbox {
    * (its init included, which held every environment it was sent), then
    * bwrap starts again. The workspace and /tmp stay.
    */
-  async restart(): Promise<void> {
+  async restart(whileStopped?: () => Promise<void>): Promise<void> {
     if (this.destroyed) throw new Error('the sandbox was destroyed');
     if (this.parts.fence.lapsed()) throw new FenceLapsedError();
     await this.jail.stop('the sandbox is restarting');
+    // Nothing of the run runs now: not even an init (on an image, one the image's files could subvert).
+    if (whileStopped) await whileStopped();
+    if (this.destroyed) throw new Error('the sandbox was destroyed');
+    if (this.parts.fence.lapsed()) throw new FenceLapsedError();
     this.jail = new Jail(this.launch(), this.parts);
     try {
       await this.jail.boot();

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chownSync, mkdirSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { idmappedBind } from './idmapped-mount.js';
@@ -29,6 +29,37 @@ export function imageRootMounts(runDir: string): { root: string; workspace: stri
     savedLayer: join(runDir, 'saved-layer'),
     savedWorkspace: join(runDir, 'saved-ws'),
   };
+}
+
+/** Where a launch on an image root mounts something (bwrap makes what is missing). */
+export const IMAGE_MOUNT_POINTS = ['/oz', '/proc', '/dev', '/tmp', '/workspace', '/etc/resolv.conf', '/etc/hosts'] as const;
+
+/**
+ * bwrap resolves a mount point through the symlinks on its way, before the
+ * new root is in place: an image's (or a setup's) `/etc/resolv.conf ->
+ * /oldroot/tmp/x` would make it create a file on the host. Before each
+ * launch on an image root (no process of the run alive, so nothing swaps
+ * them meanwhile), any symlink on the way to a mount point is removed from
+ * the run's layer (the image itself is never touched); bwrap then makes a
+ * plain directory or file there.
+ */
+export function clearMountPoints(root: string, points: readonly string[] = IMAGE_MOUNT_POINTS): void {
+  for (const point of points) {
+    let path = root;
+    for (const part of point.split('/').filter(Boolean)) {
+      path = join(path, part);
+      let link: boolean;
+      try {
+        link = lstatSync(path).isSymbolicLink();
+      } catch {
+        break; // absent from here on: bwrap makes it
+      }
+      if (link) {
+        unlinkSync(path);
+        break;
+      }
+    }
+  }
 }
 
 export interface RunLayers {

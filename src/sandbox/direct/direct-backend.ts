@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
-import type { ExecOptions, ExecResult, Sandbox, SandboxBackend, SandboxSpec } from '../sandbox-backend.js';
+import type { ExecOptions, ExecResult, Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
 
 export interface DirectBackendOptions {
   /** The built fence watchdog (`dist/sandbox/watchdog.js`). */
@@ -168,14 +168,17 @@ class DirectSandbox implements Sandbox {
   }
 
   /** One system for every phase: nothing to switch. */
-  async enter(): Promise<boolean> {
-    return false;
+  async enter(_phase: SandboxPhase, whileStopped?: () => Promise<void>): Promise<boolean> {
+    if (!whileStopped) return false;
+    await this.restart(whileStopped);
+    return true;
   }
 
-  async restart(): Promise<void> {
+  async restart(whileStopped?: () => Promise<void>): Promise<void> {
     if (this.fence.lapsed()) throw new FenceLapsedError();
     this.signal('SIGKILL');
     await new Promise((r) => setTimeout(r, 20));
+    if (whileStopped) await whileStopped();
   }
 
   async destroy(): Promise<void> {

@@ -114,9 +114,13 @@ export function secretRoutes(deps: ServerDeps) {
         const type = body.type ?? current.type;
         // A harness key never enters a sandbox and is sent only to its base URL: whoever redirects it
         // or turns it into a plain variable must know the key, not just be on the team.
-        const movesKey = body.base_url !== undefined || (body.type !== undefined && body.type !== current.type && (isHarnessKeyType(current.type) || isHarnessKeyType(body.type)));
+        // Registry credentials likewise never become a variable without their value given again.
+        const guarded = (t: SecretType): boolean => isHarnessKeyType(t) || t === REGISTRY_AUTH_TYPE;
+        const movesKey = body.base_url !== undefined || (body.type !== undefined && body.type !== current.type && (guarded(current.type) || guarded(body.type)));
         if (movesKey && body.value === undefined) {
-          throw new OzError('invalid_request', `value: required to change the base_url or the type of the harness key ${name} (give the key again)`, { reason: 'value' });
+          throw new OzError('invalid_request', `value: required to change the base_url or the type of ${name}, a harness key or registry credentials (give the value again)`, {
+            reason: 'value',
+          });
         }
         if (body.value !== undefined) checkSize(secretVariable({ name, type }), body.value);
         // A secret turned into registry credentials needs a value of their form.

@@ -157,7 +157,8 @@ export class ImageStore {
 
   /** Past `maxBytes`, remove the least recently used roots no live run uses, with what only they referenced. */
   private evict(): void {
-    if (!Number.isFinite(this.maxBytes)) return;
+    // A pull under way may count on a shared blob that only an evicted image names: evict between pulls.
+    if (!Number.isFinite(this.maxBytes) || this.inFlight.size > 0) return;
     const roots: StoredRoot[] = [];
     const all = readdirSync(join(this.dir, 'roots')).filter((name) => MANIFEST_DIGEST.test(name));
     for (const name of all) {

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { diskUsage } from '../../sandbox/bwrap/disk-usage.js';
@@ -9,6 +10,25 @@ import { containsAny } from './contains-any.js';
 
 const run = promisify(execFile);
 const KEY = /^[a-f0-9]{64}$/;
+/** A copy that takes longer than this is abandoned (the run goes on cold-only). */
+const SAVE_TIMEOUT_MS = 10 * 60_000;
+
+/** Whether a regular file under `root` has much more size than blocks (holes). */
+async function hasSparseFile(root: string): Promise<boolean> {
+  const pending = [root];
+  while (pending.length > 0) {
+    const dir = pending.pop() as string;
+    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.isFile()) {
+        const stat = await lstat(path).catch(() => null);
+        if (stat && stat.size > stat.blocks * 512 * 4 + 1048576) return true;
+      }
+    }
+  }
+  return false;
+}
 
 /** What `oz environment get` shows of a snapshot, and what its events carry. */
 export interface SnapshotMeta {
@@ -50,6 +70,8 @@ export class SnapshotStore {
   /** The HMAC key secret values enter snapshot keys under (src/worker/snapshots/snapshot-key.ts). */
   readonly secretKey: Buffer;
   private readonly inUse = new Map<string, number>();
+  /** Snapshots to delete once the last run starting from them releases them. */
+  private readonly doomed = new Map<string, string>();
 
   constructor(
     cacheDir: string,
@@ -91,14 +113,28 @@ export class SnapshotStore {
 
   release(key: string): void {
     const count = (this.inUse.get(key) ?? 0) - 1;
-    if (count > 0) this.inUse.set(key, count);
-    else this.inUse.delete(key);
+    if (count > 0) {
+      this.inUse.set(key, count);
+      return;
+    }
+    this.inUse.delete(key);
+    const dir = this.doomed.get(key);
+    if (dir) {
+      this.doomed.delete(key);
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
-  /** Drop the team's snapshot of `key` (it led to a failure); a run starting from it keeps its mounts. */
+  /** Drop the team's snapshot of `key` (it led to a failure): now, or when the last run starting from it releases it (its mounts need it until then). */
   remove(teamId: string, key: string): void {
-    if (this.inUse.has(key)) return;
-    rmSync(join(this.teamDir(teamId), key), { recursive: true, force: true });
+    const dir = join(this.teamDir(teamId), key);
+    if (this.inUse.has(key)) {
+      // Not found again meanwhile: its meta goes now, the files with the last release.
+      rmSync(join(dir, 'meta.json'), { force: true });
+      this.doomed.set(key, dir);
+      return;
+    }
+    rmSync(dir, { recursive: true, force: true });
   }
 
   /**
@@ -113,7 +149,7 @@ export class SnapshotStore {
       const copy = async (source: string, name: string): Promise<void> => {
         // -a keeps modes, times, links, xattrs (an overlay layer's whiteouts and opaque
         // directories) and never follows a symlink; the copy is root's, not the run's uid.
-        await run('cp', ['-a', '--no-preserve=ownership', `${source}/.`, join(work, name)], { env: { PATH: '/usr/bin:/bin' }, maxBuffer: 1024 * 1024 });
+        await run('cp', ['-a', '--no-preserve=ownership', `${source}/.`, join(work, name)], { env: { PATH: '/usr/bin:/bin' }, maxBuffer: 1024 * 1024, timeout: SAVE_TIMEOUT_MS });
       };
       mkdirSync(join(work, 'workspace'));
       await copy(from.workspace, 'workspace');
@@ -125,9 +161,11 @@ export class SnapshotStore {
       // Root's files now: no set-user or set-group bit survives (the store is root's only, and runs
       // see it nosuid, but a setuid-root file has no business on the host at all).
       await run('chmod', ['-R', 'ug-s', work], { env: { PATH: '/usr/bin:/bin' } });
-      if (await containsAny(work, forbidden)) return { skipped: 'a setup-only secret is in what setup left, so it is not kept' };
+      // Measured before it is read: a sparse file of terabytes costs nothing to copy and everything to scan.
       const { bytes } = await diskUsage(work, { stopAboveBytes: Number.MAX_SAFE_INTEGER, maxEntries: Number.MAX_SAFE_INTEGER });
       if (bytes > this.maxBytes) return { skipped: `it is ${Math.ceil(bytes / 1048576)} MiB, more than the snapshot store keeps (OZ_SNAPSHOT_STORE_MB)` };
+      if (forbidden.length > 0 && (await hasSparseFile(work))) return { skipped: 'setup left a sparse file, which cannot be checked for setup-only secrets' };
+      if (await containsAny(work, forbidden)) return { skipped: 'a setup-only secret is in what setup left, so it is not kept' };
       const meta: SnapshotMeta = { key, bytes, createdAt: Date.now(), hits: 0, bases: [...bases] };
       writeWhole(join(work, 'meta.json'), JSON.stringify(meta));
       const teamDir = this.teamDir(teamId);
