@@ -137,6 +137,7 @@ export async function prepareWorker(args: {
         tools,
         providers,
         destinations: new RemotePolicy({ allowedHosts: config.hostGit.allowedHosts }),
+        registries: new RemotePolicy({ allowedHosts: config.registryAllowedHosts, allowedSetting: 'OZ_REGISTRY_ALLOWED_HOSTS' }),
         sandboxDefaults: config.sandboxDefaults,
         agentBudgets: { maxSteps, maxTokens, maxTimeMs },
       },

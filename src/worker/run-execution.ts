@@ -24,6 +24,7 @@ import { RemoteRefusedError, type RemotePolicy } from './provisioning/remote-pol
 import type { EnsuredImage, ImageStore } from './images/image-store.js';
 import { ImageError, ImagePullCancelledError } from './images/image-errors.js';
 import { imageAgentUser, imageEnv } from './images/image-user.js';
+import { parseImageReference, type ImageReference } from '../core/image-reference.js';
 import type { FoundSnapshot, SnapshotStore } from './snapshots/snapshot-store.js';
 import { snapshotKey } from './snapshots/snapshot-key.js';
 import { restoredMessage, savedMessage, snapshotInputs, snapshotRecord } from './snapshots/warm-start.js';
@@ -52,6 +53,8 @@ export interface ExecutionDeps {
   providers: ModelProviderSettings;
   /** Which destinations a user-given URL the worker itself calls may have (a harness key's base URL): public addresses, or the operator's allowed hosts. */
   destinations: RemotePolicy;
+  /** Which registries an environment's image may be pulled from: public addresses, or the operator's allowed hosts. */
+  registries: RemotePolicy;
   /** Limits where the run's environment sets none. */
   sandboxDefaults: SandboxLimits & { outputBytes: number };
   /** Agent budgets where the run sets none. */
@@ -356,6 +359,7 @@ export class RunExecution {
       this.notice(`docker_image "${reference}" is not applicable to the ${backend.name} backend: the run uses the worker host's system.`, 'docker_image_not_applicable');
       return null;
     }
+    await this.checkRegistry(reference);
     const started = Date.now();
     try {
       const image = await images.ensure(reference, { signal: this.stopped.signal, auth: this.secrets?.registry_auth });
@@ -389,6 +393,35 @@ export class RunExecution {
     if ((this.run.environment?.setupCommands ?? []).length === 0) return;
     this.snapshotKey = snapshotKey(snapshotInputs(this.run, this.image?.digest ?? null, this.secrets), snapshots.secretKey);
     this.restored = snapshots.find(this.run.team_id, this.snapshotKey);
+  }
+
+  /**
+   * The image's registry must be a public address, or one the operator allows: the worker's own
+   * host and its network are not a run's to probe. Decided before any connection; the refusal
+   * names the setting. (skopeo resolves the name again itself: a name that changes its address
+   * between the two is not caught here.)
+   */
+  private async checkRegistry(reference: string): Promise<void> {
+    let parsed: ImageReference;
+    try {
+      parsed = parseImageReference(reference);
+    } catch {
+      return; // the store refuses it, naming what is wrong
+    }
+    const host = parsed.registry === 'docker.io' ? 'registry-1.docker.io' : parsed.registry;
+    try {
+      await this.deps.registries.check(`${parsed.plainHttp ? 'http' : 'https'}://${host}/`);
+    } catch (error) {
+      if (!(error instanceof RemoteRefusedError)) throw error;
+      // One message whatever the address was (no map of the worker's network); the detail is the operator's, in the log.
+      this.deps.logger.warn({ runId: this.run.run_id, image: reference, detail: error.detail }, 'image registry refused');
+      throw new RunFailure({
+        state: 'FAILED',
+        code: 'environment_setup_failed',
+        reason: 'image_pull_failed',
+        message: `Could not pull the image "${reference}": its registry is not reachable or not allowed (one on a loopback, private or link-local address needs the operator's OZ_REGISTRY_ALLOWED_HOSTS).`,
+      });
+    }
   }
 
   /** The image half of the sandbox's spec: its root, whom the harness runs as, where it starts. */

@@ -39,6 +39,7 @@ describe('configuration', () => {
       newMasterKey: null,
       hostPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       insecureRegistries: [],
+      registryAllowedHosts: [],
       imageStoreBytes: 20 * 1024 * 1024 * 1024,
       snapshotStoreBytes: 20 * 1024 * 1024 * 1024,
       // Root keeps mirrors where sandbox uids can search the path; others in the XDG cache.

@@ -58,6 +58,7 @@ export const BAD_VALUES: Readonly<Record<string, string | null>> = {
   OZ_GIT_ALLOWED_HOSTS: 'a b',
   OZ_INSECURE_REGISTRIES: 'https://registry.example',
   OZ_IMAGE_STORE_MB: '10',
+  OZ_REGISTRY_ALLOWED_HOSTS: 'a b',
   OZ_SNAPSHOT_STORE_MB: '-1',
   OZ_SANDBOX_PIDS: '3',
   OZ_SANDBOX_MEMORY_MB: '1',

@@ -68,7 +68,10 @@ describe.skipIf(missing !== null)('runs on an image', () => {
       postCreateCommand: ['sh', '-c', 'echo post-create ran > /tmp/post-create'],
     });
     forge = await startForgeDouble({ token: 'forge-token-unused', files: { 'acme/dev': { '.devcontainer/devcontainer.json': devcontainer } }, publicRepos: ['acme/dev'] });
-    server = await startOzServer('sqlite', { args: ['--backend', 'bwrap'], env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500', OZ_GITHUB_API_URL: forge.apiUrl } });
+    server = await startOzServer('sqlite', {
+      args: ['--backend', 'bwrap'],
+      env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500', OZ_GITHUB_API_URL: forge.apiUrl, OZ_REGISTRY_ALLOWED_HOSTS: '127.0.0.1,192.0.2.1' },
+    });
   });
   afterAll(async () => {
     try {
@@ -230,6 +233,15 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     expect(result.state).toBe('FAILED');
     expect(result.status_message).toMatchObject({ error_code: 'environment_setup_failed', reason: 'image_pull_failed' });
     expect(String((result.status_message as Json).message)).toContain(missingImage);
+  });
+
+  it('a registry on a loopback, private or link-local address the operator did not allow is refused before any connection, naming the setting', async () => {
+    for (const reference of [`127.0.0.2:${registry.address.split(':')[1]}/oz-test/busybox:1`, '169.254.169.254/latest:1', '10.1.2.3:5000/x:1']) {
+      const { run: result } = await run('true', await createEnvironment({ docker_image: reference }));
+      expect(result.state).toBe('FAILED');
+      expect(result.status_message).toMatchObject({ reason: 'image_pull_failed' });
+      expect(String((result.status_message as Json).message)).toContain('OZ_REGISTRY_ALLOWED_HOSTS');
+    }
   });
 
   it('a registry that is neither loopback nor listed in OZ_INSECURE_REGISTRIES is refused before any connection', async () => {

@@ -43,7 +43,10 @@ describe.skipIf(missing !== null)('warm starts', () => {
     image = `${registry.address}/oz-test/busybox:warm`;
     push(built.reference, image);
     repos = join(dir, 'repos');
-    server = await startOzServer('sqlite', { args: ['--backend', 'bwrap'], env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500', OZ_TEAM_MAX_CONCURRENT_RUNS: '10' } });
+    server = await startOzServer('sqlite', {
+      args: ['--backend', 'bwrap'],
+      env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500', OZ_TEAM_MAX_CONCURRENT_RUNS: '10', OZ_REGISTRY_ALLOWED_HOSTS: '127.0.0.1' },
+    });
   });
   afterAll(async () => {
     try {

@@ -117,6 +117,8 @@ export interface WorkerConfig extends SandboxLimitSettings {
   readonly sandboxRoot: string | null;
   /** Image registries reached over plain HTTP although not on loopback (`OZ_INSECURE_REGISTRIES`). */
   readonly insecureRegistries: readonly string[];
+  /** Registries reachable although loopback, private, link-local (`OZ_REGISTRY_ALLOWED_HOSTS`). */
+  readonly registryAllowedHosts: readonly string[];
   /** The unpacked images' size the store keeps (`OZ_IMAGE_STORE_MB`). */
   readonly imageStoreBytes: number;
   /** The warm-start snapshots' size the store keeps (`OZ_SNAPSHOT_STORE_MB`); 0 = none. */
@@ -292,6 +294,7 @@ export function workerConfig(s: SettingsOf<'worker'>): WorkerConfig {
     cacheDir: s.cacheDir,
     sandboxRoot: s.sandboxRoot,
     insecureRegistries: s.insecureRegistries,
+    registryAllowedHosts: s.registryAllowedHosts,
     imageStoreBytes: s.imageStoreMb * MIB,
     snapshotStoreBytes: s.snapshotStoreMb * MIB,
     fileRepoRoots: s.fileRepoRoots,

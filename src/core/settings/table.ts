@@ -360,6 +360,15 @@ export const SETTINGS = {
     group: 'worker',
     readBy: readBy('worker'),
   }),
+  registryAllowedHosts: setting({
+    env: 'OZ_REGISTRY_ALLOWED_HOSTS',
+    schema: listOf(',', allowedHost),
+    default: [],
+    shownDefault: 'none (public addresses only)',
+    doc: "comma-separated `host`, `host:port`, address or CIDR of image registries the worker may pull from although loopback, private or link-local (a registry on the worker's own host is one: list it)",
+    group: 'worker',
+    readBy: readBy('worker'),
+  }),
   insecureRegistries: setting({
     env: 'OZ_INSECURE_REGISTRIES',
     schema: listOf(',', registryHost),

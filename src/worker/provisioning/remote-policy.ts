@@ -377,17 +377,21 @@ export interface RemotePolicyOptions {
   lookup?: Lookup;
   /** The ssh command host-side git runs (without the per-host options this adds). */
   sshCommand?: string;
+  /** The setting a refusal names as the way to allow a destination (default `OZ_GIT_ALLOWED_HOSTS`). */
+  allowedSetting?: string;
 }
 
 export class RemotePolicy {
   private readonly allowed: AllowEntry[];
   private readonly lookup: Lookup;
   private readonly sshCommand: string | undefined;
+  private readonly allowedSetting: string;
 
   constructor(options: RemotePolicyOptions = {}) {
     this.allowed = (options.allowedHosts ?? []).filter((entry) => entry.trim() !== '').map(parseAllowEntry);
     this.lookup = options.lookup ?? systemLookup;
     this.sshCommand = options.sshCommand;
+    this.allowedSetting = options.allowedSetting ?? 'OZ_GIT_ALLOWED_HOSTS';
   }
 
   private hostAllowed(host: string, port: number): boolean {
@@ -424,7 +428,7 @@ export class RemotePolicy {
       const checked = canonical(bytes);
       const reason = reasonFor(checked);
       if (reason && !byName && !this.addressAllowed(checked, remote.port)) {
-        throw new RemoteRefusedError(`${url}: ${remote.host} port ${remote.port} is ${formatAddress(checked)}, ${reason}, and not in OZ_GIT_ALLOWED_HOSTS`);
+        throw new RemoteRefusedError(`${url}: ${remote.host} port ${remote.port} is ${formatAddress(checked)}, ${reason}, and not in ${this.allowedSetting}`);
       }
       addresses.push(formatAddress(checked));
     }
