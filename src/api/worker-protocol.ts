@@ -105,7 +105,7 @@ const claimedSecretsSchema = z.union([
     unknown: z.array(z.string()),
     harness_auth: z.string().exactOptional(),
     harness_auth_base_url: z.string().exactOptional(),
-    registry_auth: z.object({ username: z.string(), password: z.string() }).exactOptional(),
+    registry_auth: z.object({ registry: z.string(), username: z.string(), password: z.string() }).exactOptional(),
   }),
   z.object({ error: z.object({ message: z.string(), reason: z.string() }) }),
 ]);

@@ -18,17 +18,25 @@ export function isHarnessKeyType(type: SecretType): type is HarnessKeyType {
 }
 
 /**
- * A `registry-auth` secret's value: `username:password` for the registry of
- * the environment's image (docs/secrets.md "Registry credentials"). Never a
- * variable in the sandbox: the worker gives it to its image pull only.
+ * A `registry-auth` secret's value: `registry/username:password`, the
+ * credentials of one registry (`ghcr.io`, `127.0.0.1:5000`, `docker.io`;
+ * docs/secrets.md "Registry credentials"). The registry is part of the
+ * value, so the credentials go to no other registry, and nobody who cannot
+ * give the value again can point them elsewhere. Never a variable in the
+ * sandbox: the worker gives it to its image pull only.
  */
 export const REGISTRY_AUTH_TYPE = 'registry-auth' satisfies SecretType;
 
-/** `username:password` split at the first colon; null when it is not one (no user, no password, or a line break). */
-export function parseRegistryAuth(value: string): { username: string; password: string } | null {
-  const at = value.indexOf(':');
-  if (at <= 0 || at === value.length - 1 || /[\r\n]/.test(value)) return null;
-  return { username: value.slice(0, at), password: value.slice(at + 1) };
+const REGISTRY_AUTH = /^((?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?)\/([^:/\s]+):([^\r\n]+)$/;
+/** Docker Hub's other names, as image references name it. */
+const DOCKER_HUB_NAMES = new Set(['index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
+
+/** `registry/username:password`, the registry as image references name it; null when it is not one. */
+export function parseRegistryAuth(value: string): { registry: string; username: string; password: string } | null {
+  const match = REGISTRY_AUTH.exec(value);
+  if (!match) return null;
+  const host = (match[1] as string).toLowerCase();
+  return { registry: DOCKER_HUB_NAMES.has(host) ? 'docker.io' : host, username: match[2] as string, password: match[3] as string };
 }
 
 /** Only a `codex-api-key` names an upstream (an OpenAI-compatible server); the others call the provider the worker calls. */

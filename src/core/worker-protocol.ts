@@ -86,7 +86,7 @@ export type ClaimedSecrets =
       /** The upstream base URL of that key (a `codex-api-key` secret's `base_url`), which the model proxy calls instead of the worker's. */
       harness_auth_base_url?: string;
       /** The run's `registry-auth` secret: what the worker pulls the environment's image with. */
-      registry_auth?: { username: string; password: string };
+      registry_auth?: { registry: string; username: string; password: string };
     }
   | { error: { message: string; reason: string } };
 

@@ -362,7 +362,7 @@ export class RunExecution {
     await this.checkRegistry(reference);
     const started = Date.now();
     try {
-      const image = await images.ensure(reference, { signal: this.stopped.signal, auth: this.secrets?.registry_auth });
+      const image = await images.ensure(reference, { signal: this.stopped.signal, auth: this.registryAuth(reference) });
       this.uploader.add({
         type: 'notice',
         at: Date.now(),
@@ -422,6 +422,24 @@ export class RunExecution {
         message: `Could not pull the image "${reference}": its registry is not reachable or not allowed (one on a loopback, private or link-local address needs the operator's OZ_REGISTRY_ALLOWED_HOSTS).`,
       });
     }
+  }
+
+  /** The run's registry credentials, if they are for the image's registry (they go to no other). */
+  private registryAuth(reference: string): { username: string; password: string } | undefined {
+    const auth = this.secrets?.registry_auth;
+    if (!auth) return undefined;
+    let registry: string;
+    try {
+      registry = parseImageReference(reference).registry;
+    } catch {
+      return undefined;
+    }
+    if (registry === auth.registry) return { username: auth.username, password: auth.password };
+    this.notice(
+      `The run's registry-auth secret is for ${auth.registry}, not for ${registry}, the image's registry: the image is pulled without credentials.`,
+      'registry_auth_other_registry',
+    );
+    return undefined;
   }
 
   /** The image half of the sandbox's spec: its root, whom the harness runs as, where it starts. */

@@ -191,7 +191,10 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     const bad = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name: 'BAD_REGISTRY', type: 'registry-auth', value: 'no-colon-in-it' } });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(bad.body)).toContain('username:password');
-    const created = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name: 'REGISTRY', type: 'registry-auth', value: 'oz:registry-pass-1' } });
+    const created = await api(server, 'POST', '/api/v1/secrets', {
+      key: server.adminKey,
+      body: { name: 'REGISTRY', type: 'registry-auth', value: `${privateRegistry.address}/oz:registry-pass-1` },
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     // Turning the credentials into a plain variable takes the value itself (a teammate cannot read it out that way).
     const retyped = await api(server, 'PATCH', '/api/v1/secrets/REGISTRY', { key: server.adminKey, body: { type: 'raw-value' } });
@@ -204,6 +207,11 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     const everything = JSON.stringify(withAuth.events);
     expect(everything).not.toContain('registry-pass-1');
     expect(everything).not.toContain('REGISTRY=');
+
+    // Credentials for one registry go to no other: an image elsewhere is pulled without them.
+    const elsewhere = await run('true', await createEnvironment({ docker_image: image, secrets: ['REGISTRY'] }));
+    expect(elsewhere.run.state, JSON.stringify(elsewhere.run.status_message)).toBe('SUCCEEDED');
+    expect(elsewhere.events.some((e) => e.type === 'notice' && e.data.reason === 'registry_auth_other_registry')).toBe(true);
 
     // Another environment without the secret: the cached pull made with credentials is not its.
     const without = await run('true', await createEnvironment({ docker_image: privateImage }));

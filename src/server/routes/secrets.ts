@@ -17,10 +17,14 @@ function checkSize(variable: string, value: string): void {
   }
 }
 
-/** A `registry-auth` value must be `username:password` (the worker's pull sends nothing else). */
+/** A `registry-auth` value must be `registry/username:password` (the worker sends the credentials to that registry only). */
 function checkValue(type: SecretType, value: string | undefined): void {
   if (type === REGISTRY_AUTH_TYPE && (value === undefined || parseRegistryAuth(value) === null)) {
-    throw new OzError('invalid_request', 'value: a registry-auth secret is username:password (a user name, a colon, the password or token; one line)', { reason: 'value' });
+    throw new OzError(
+      'invalid_request',
+      'value: a registry-auth secret is registry/username:password (the registry host[:port], a slash, the user name, a colon, the password or token; one line), e.g. ghcr.io/octocat:TOKEN',
+      { reason: 'value' },
+    );
   }
 }
 
