@@ -2,8 +2,8 @@ import { SECRET_MIN_LENGTH } from '../core/secret.js';
 
 export const MASK = '***';
 
-/** The forms a value is likely to be printed in (docs/design.md "Secrets"). */
-function forms(value: string): string[] {
+/** The forms a value is likely to be printed in (docs/design.md "Secrets"); also what a snapshot is searched for. */
+export function forms(value: string): string[] {
   const bytes = Buffer.from(value, 'utf8');
   const base64 = bytes.toString('base64');
   const lines = value.split(/\r?\n/).filter((line) => line.trim().length >= SECRET_MIN_LENGTH);

@@ -601,8 +601,9 @@ export class RunExecution {
             : { level: 'info', message: `No snapshot kept: ${result.skipped}.`, reason: 'snapshot_skipped' },
       });
     } catch (error) {
+      // The copy's own words name host paths: the worker's log has them, the run a plain reason.
       logger.warn({ err: error, runId: this.run.run_id }, 'could not save a snapshot');
-      this.notice(`No snapshot kept: ${(error as Error).message.split('\n')[0]}`, 'snapshot_failed');
+      this.notice('No snapshot kept: copying what setup left failed (the worker log has why); the next run starts cold.', 'snapshot_failed');
     }
   }
 

@@ -138,7 +138,8 @@ export async function mountRunLayers(options: {
     return { root, workspace, remove };
   } catch (error) {
     if (mountsUnder(runDir).length > 0) remove();
+    // Runs see this message: it names the run directory, not where it is on the host.
     const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new Error(`the run's image root could not be mounted: ${stderr || (error as Error).message}`);
+    throw new Error(`the run's image root could not be mounted: ${(stderr || (error as Error).message).replaceAll(runDir, '<run directory>')}`);
   }
 }

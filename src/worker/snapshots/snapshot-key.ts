@@ -1,12 +1,14 @@
 import { createHash, createHmac } from 'node:crypto';
 
-/** What determines the state setup leaves (issue: image digest, setup, variables, repositories, the setup secrets' values). */
+/** What determines the state setup leaves: image digest, setup, variables, network, repositories, the setup secrets' values. */
 export interface SnapshotInputs {
   teamId: string;
   /** The image's manifest digest, or null on the host's system (whose identity is the worker's). */
   imageDigest: string | null;
   setupCommands: readonly string[];
   env: Readonly<Record<string, string>>;
+  /** The network policy setup ran under (it changes what an install can reach). */
+  network: string;
   repos: readonly { url: string; branch?: string | undefined }[];
   /** Every secret value setup sees, by variable: only their keyed hash enters the key. */
   secrets: Readonly<Record<string, string>>;
@@ -34,6 +36,7 @@ export function snapshotKey(inputs: SnapshotInputs, secretKey: Buffer): string {
     image: inputs.imageDigest,
     setup: inputs.setupCommands,
     env: sorted(inputs.env),
+    network: inputs.network,
     repos: inputs.repos.map((repo) => [repo.url, repo.branch ?? null]),
     secrets,
   });

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { diskUsage } from '../../sandbox/bwrap/disk-usage.js';
 import { rootsToEvict, type StoredRoot } from '../images/image-eviction.js';
 import { containsAny } from './contains-any.js';
+import { forms } from '../../secrets/redactor.js';
 
 const run = promisify(execFile);
 const KEY = /^[a-f0-9]{64}$/;
@@ -165,7 +166,8 @@ export class SnapshotStore {
       const { bytes } = await diskUsage(work, { stopAboveBytes: Number.MAX_SAFE_INTEGER, maxEntries: Number.MAX_SAFE_INTEGER });
       if (bytes > this.maxBytes) return { skipped: `it is ${Math.ceil(bytes / 1048576)} MiB, more than the snapshot store keeps (OZ_SNAPSHOT_STORE_MB)` };
       if (forbidden.length > 0 && (await hasSparseFile(work))) return { skipped: 'setup left a sparse file, which cannot be checked for setup-only secrets' };
-      if (await containsAny(work, forbidden)) return { skipped: 'a setup-only secret is in what setup left, so it is not kept' };
+      // In every form the redactor masks (base64 in an npm _auth, URL-encoded in a .git-credentials…).
+      if (await containsAny(work, [...new Set(forbidden.flatMap(forms))])) return { skipped: 'a setup-only secret is in what setup left, so it is not kept' };
       const meta: SnapshotMeta = { key, bytes, createdAt: Date.now(), hits: 0, bases: [...bases] };
       writeWhole(join(work, 'meta.json'), JSON.stringify(meta));
       const teamDir = this.teamDir(teamId);

@@ -15,6 +15,7 @@ export function snapshotInputs(run: ClaimedRun, imageDigest: string | null, secr
     imageDigest,
     setupCommands: environment?.setupCommands ?? [],
     env: environment?.env ?? {},
+    network: environment?.network ?? 'off',
     repos: environment?.repos ?? [],
     secrets: { ...(secrets?.env ?? {}), ...(secrets?.setup_env ?? {}) },
     format: SNAPSHOT_FORMAT,
