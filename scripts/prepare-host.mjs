@@ -22,12 +22,31 @@ const NEEDED = [
   ['mkfs.ext4', 'e2fsprogs'],
 ];
 
-if (process.platform !== 'linux' || process.argv.includes('--backend=direct')) process.exit(0);
-const missing = [...new Set(NEEDED.filter(([command]) => !onPath(command)).map(([, pkg]) => pkg))];
-if (missing.length === 0) process.exit(0);
+/** What environments' images and warm starts need (a root worker): installed with the rest when it can be, else only named. */
+const FOR_IMAGES = [
+  ['skopeo', 'skopeo'],
+  ['umoci', 'umoci'],
+  ['patchelf', 'patchelf'],
+];
 
+if (process.platform !== 'linux' || process.argv.includes('--backend=direct')) process.exit(0);
 const root = process.getuid?.() === 0;
 const apt = onPath('apt-get');
+const missing = [...new Set(NEEDED.filter(([command]) => !onPath(command)).map(([, pkg]) => pkg))];
+const optional = root ? [...new Set(FOR_IMAGES.filter(([command]) => !onPath(command)).map(([, pkg]) => pkg))] : [];
+if (missing.length === 0 && optional.length > 0) {
+  if (apt) {
+    process.stderr.write(`oz: installing what environments' images need: ${optional.join(', ')}\n`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', ...optional], { stdio: 'inherit', env }) : update;
+    if (install.status !== 0) process.stderr.write(`oz: could not install ${optional.join(', ')}: runs will ignore environments' images (docker_image) until they are\n`);
+  } else {
+    process.stderr.write(`oz: ${optional.join(', ')} not installed: runs will ignore environments' images (docker_image) until they are\n`);
+  }
+}
+if (missing.length === 0) process.exit(0);
+missing.push(...(apt ? optional : []));
 const command = `apt-get install -y ${missing.join(' ')}`;
 if (root && apt) {
   process.stderr.write(`oz: installing what sandboxes need: ${missing.join(', ')}\n`);
