@@ -1,7 +1,7 @@
 /**
  * What every benchmark under bench/ shares: integer parameters from the
  * environment, cleanups that also run on Ctrl-C and on a watchdog, nearest-rank
- * statistics and plain-text tables.
+ * statistics, plain-text tables, and the admin's API calls to a server.
  */
 
 /** An integer parameter from the environment (`min` 1 unless given). */
@@ -94,4 +94,16 @@ export function table(title: string, header: string[], rows: string[][], rightAl
 
 export function progress(message: string): void {
   process.stderr.write(`  … ${message}\n`);
+}
+
+/** The admin's JSON request to a benchmark's server; throws on a status other than 2xx, with the body. */
+export async function call<T>(server: { url: string; adminKey: string }, method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${server.adminKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
+  return JSON.parse(text) as T;
 }

@@ -16,6 +16,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
+import { call } from '../support.js';
 import { startOzServer, type Backend, type OzServerHandle } from '../../test/support/oz-server-process.js';
 
 const WARMUP = positiveInt('OZ_BENCH_WARMUP', 10);
@@ -53,17 +54,6 @@ interface RunItem {
   state: string;
   created_at: string;
   state_timestamps: Partial<Record<string, string>>;
-}
-
-async function call<T>(server: OzServerHandle, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${server.adminKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

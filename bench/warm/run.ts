@@ -23,6 +23,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeBareRepo } from '../../test/support/git-fixtures.js';
+import { call } from '../support.js';
 import { startOzServer, type OzServerHandle } from '../../test/support/oz-server-process.js';
 
 const COLD = count('OZ_BENCH_COLD', 3);
@@ -44,17 +45,6 @@ interface RunItem {
   created_at: string;
   state_timestamps: Partial<Record<string, string>>;
   status_message?: unknown;
-}
-
-async function call<T>(server: OzServerHandle, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${server.adminKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -38,7 +38,8 @@ describe('the oz CLI for maintenance commands, cold starts, snapshots and devcon
     // Commander wraps the descriptions to the terminal's width.
     const help = async (...args: string[]) => (await oz(...args, '--help')).stdout.replace(/\s+/g, ' ');
     const create = await help('e', 'create');
-    expect(create).toContain('-m, --maintenance-command <cmd> run instead of the setup commands when a run starts warm');
+    expect(create).toContain("-m, --maintenance-command <cmd> run in every run once setup's state is in place");
+    expect(create).toContain('--agent-user <user>');
     expect(create).toContain('--devcontainer <owner/repo[:path]> build the environment from a devcontainer.json on GitHub');
     const update = (await oz('e', 'update', '--help')).stdout;
     expect(update).toContain('--maintenance-command <cmd>');

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { draftImage } from './umoci-image.js';
 
 /** Debian's static busybox (package busybox-static): a whole userland in one file with no libc to load. */
 export const STATIC_BUSYBOX = '/bin/busybox';
@@ -54,13 +55,8 @@ export interface BusyboxImageOptions {
  * layout reference `layout:tag`, and the layout's unpacked root is `rootfs`.
  */
 export function buildBusyboxImage(dir: string, options: BusyboxImageOptions = {}): { reference: string; bundle: string } {
-  const layout = join(dir, 'layout');
-  const bundle = join(dir, 'bundle');
-  const umoci = (...args: string[]): void => void execFileSync('umoci', args, { stdio: 'pipe' });
-  umoci('init', '--layout', layout);
-  umoci('new', '--image', `${layout}:t`);
-  umoci('unpack', '--rootless', '--image', `${layout}:t`, bundle);
-  const rootfs = join(bundle, 'rootfs');
+  const image = draftImage(dir);
+  const { rootfs } = image;
   mkdirSync(join(rootfs, 'bin'), { recursive: true });
   copyFileSync(STATIC_BUSYBOX, join(rootfs, 'bin', 'busybox'));
   const applets = execFileSync(STATIC_BUSYBOX, ['--list'], { encoding: 'utf8' }).split('\n').filter(Boolean);
@@ -76,12 +72,11 @@ export function buildBusyboxImage(dir: string, options: BusyboxImageOptions = {}
     writeFileSync(join(rootfs, path), content, { mode: 0o755 });
   }
   mkdirSync(join(rootfs, 'home', 'dev'), { recursive: true });
-  umoci('repack', '--image', `${layout}:t`, bundle);
-  const config = [
+  image.repack();
+  image.configure([
     ...(options.env ?? []).map((entry) => `--config.env=${entry}`),
     ...(options.user ? [`--config.user=${options.user}`] : []),
     ...(options.workingDir ? [`--config.workingdir=${options.workingDir}`] : []),
-  ];
-  if (config.length > 0) umoci('config', '--image', `${layout}:t`, ...config);
-  return { reference: `${layout}:t`, bundle };
+  ]);
+  return { reference: image.reference, bundle: image.bundle };
 }

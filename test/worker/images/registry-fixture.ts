@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../support/free-port.js';
+import { draftImage } from '../../support/umoci-image.js';
 
 /** The Debian packages the image tests need, installed if missing (the test machine runs as root). */
 const PACKAGES: Record<string, string> = { skopeo: 'skopeo', umoci: 'umoci', 'docker-registry': 'docker-registry', htpasswd: 'apache2-utils' };
@@ -88,18 +89,13 @@ export class TestRegistry {
  * script in /app, an env entry, a working directory, a user and a cmd.
  */
 export function buildTestImage(dir: string): string {
-  const layout = join(dir, 'layout');
-  const bundle = join(dir, 'bundle');
-  const umoci = (...args: string[]): void => void execFileSync('umoci', args, { stdio: 'pipe' });
-  umoci('init', '--layout', layout);
-  umoci('new', '--image', `${layout}:t`);
-  umoci('unpack', '--rootless', '--image', `${layout}:t`, bundle);
-  mkdirSync(join(bundle, 'rootfs', 'app'));
-  writeFileSync(join(bundle, 'rootfs', 'app', 'hello.txt'), 'hello from the image\n');
-  writeFileSync(join(bundle, 'rootfs', 'app', 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
-  umoci('repack', '--image', `${layout}:t`, bundle);
-  umoci('config', '--image', `${layout}:t`, '--config.env=GREETING=hello', '--config.workingdir=/app', '--config.user=1000:1000', '--config.cmd=/app/run.sh');
-  return `${layout}:t`;
+  const image = draftImage(dir);
+  mkdirSync(join(image.rootfs, 'app'));
+  writeFileSync(join(image.rootfs, 'app', 'hello.txt'), 'hello from the image\n');
+  writeFileSync(join(image.rootfs, 'app', 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+  image.repack();
+  image.configure(['--config.env=GREETING=hello', '--config.workingdir=/app', '--config.user=1000:1000', '--config.cmd=/app/run.sh']);
+  return image.reference;
 }
 
 /** Push the OCI image `source` (`layout:tag`) to `destination` (`127.0.0.1:port/name:tag`) over plain HTTP. */
