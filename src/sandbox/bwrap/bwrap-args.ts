@@ -162,8 +162,8 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
   if (profile.supportClientFd !== undefined && profile.ozWrapperFd !== undefined) {
     args.push('--ro-bind-data', String(profile.supportClientFd), SUPPORT_CLIENT, '--perms', '0555', '--ro-bind-data', String(profile.ozWrapperFd), OZ_CLI);
   }
-  // The host's root (bwrap's tmpfs holding the mount points) read-only, the binds under it keep
-  // their own flags; an image root is the run's writable layer.
+  // Read-only: the host profile's root (bwrap's tmpfs holding the mount points), or on an image its
+  // /oz tmpfs (the image root itself is the run's writable layer); the binds under keep their flags.
   args.push('--remount-ro', image ? '/oz' : '/');
   args.push(
     '--chdir',
