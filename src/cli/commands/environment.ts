@@ -148,7 +148,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     )
     .option(
       '--devcontainer <owner/repo[:path]>',
-      'build the environment from a devcontainer.json on GitHub (default path .devcontainer/devcontainer.json): its image, containerEnv/remoteEnv and lifecycle commands; the other flags win over the file, and the repo defaults to its repository',
+      'build the environment from a devcontainer.json on GitHub (default path .devcontainer/devcontainer.json): its image, containerEnv/remoteEnv, remoteUser and lifecycle commands; the other flags win over the file, and the repo defaults to its repository',
     )
     .option('--team', 'team-owned (default)')
     .option('--personal', 'visible only to you')

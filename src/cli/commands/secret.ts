@@ -94,7 +94,8 @@ export function secretCommand(context: (cmd: Command) => CliContext): Command {
         ...(o.setupOnly ? { setup_only: true } : {}),
       } as CreateSecretInput;
       const secret = await ctx.client.createSecret(body);
-      ctx.out.result(`Created ${secret.scope} secret ${secret.name} (${secret.variable} in runs).`, secret, secret.name);
+      const use = secret.type === 'registry-auth' ? "the image pull's credentials, never a variable in runs" : `${secret.variable} in runs`;
+      ctx.out.result(`Created ${secret.scope} secret ${secret.name} (${use}).`, secret, secret.name);
     });
   cmd
     .command('update <name>')
