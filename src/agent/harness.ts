@@ -30,6 +30,8 @@ export interface HarnessInput {
   budgets: AgentBudgets;
   /** The repositories' directories in the workspace: the agent's bearings and its working directory (`workingDir`, src/agent/working-dir.ts). */
   repoDirs: readonly string[];
+  /** On an image with no repository: its `WorkingDir`, where the harness starts (src/agent/working-dir.ts). */
+  imageWorkingDir?: string | null;
   /** The shell scripts run in: `/bin/bash`, or on an image without bash its `/bin/sh`. */
   shell?: string;
   /** Aborted when the run is stopped (cancel, limits, runtime). */

@@ -537,6 +537,7 @@ export class RunExecution {
         output: (stream, chunk) => output.push(stream, chunk),
         stopped: () => this.stopReason !== null,
         redactor: this.redactor,
+        imageWorkingDir: this.image?.config.workingDir ?? null,
         ...(this.image ? { cloneEnv: this.platformEnv({ ...env, ...setupOnly }), beforeSetup: () => this.enterSetup(phase) } : {}),
       });
     let bases: string[];
@@ -663,6 +664,7 @@ export class RunExecution {
         budgets: { maxSteps: run.max_steps ?? defaults.maxSteps, maxTokens: run.max_tokens ?? defaults.maxTokens, maxTimeMs: defaults.maxTimeMs },
         repoDirs: checkoutDirs(run.environment?.repos ?? []),
         shell: (await this.imageShell()) ?? '/bin/sh',
+        imageWorkingDir: this.image?.config.workingDir ?? null,
         signal: this.stopped.signal,
         redact: (text) => this.redactor.redact(text),
         modelProxy: this.sockets?.hasModelProxy && sandbox.supportDirPath ? { socketPath: `${sandbox.supportDirPath}/model.sock`, token: this.token } : null,

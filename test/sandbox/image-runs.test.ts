@@ -29,6 +29,7 @@ describe.skipIf(missing !== null)('runs on an image', () => {
   let registry: TestRegistry;
   let privateRegistry: TestRegistry;
   let privateImage = '';
+  let workdirImage = '';
   let forge: ForgeDouble | undefined;
   let server: OzServerHandle;
   let appUrl = '';
@@ -55,6 +56,9 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     });
     image = `${registry.address}/oz-test/busybox:1`;
     push(built.reference, image);
+    const withWorkdir = buildBusyboxImage(join(dir, 'workdir-image'), { workingDir: '/srv/app', files: { '/srv/app/here.txt': 'in the working directory\n' } });
+    workdirImage = `${registry.address}/oz-test/busybox:workdir`;
+    push(withWorkdir.reference, workdirImage);
     privateRegistry = await TestRegistry.start(join(dir, 'private-registry'), { username: 'oz', password: 'registry-pass-1' });
     privateImage = `${privateRegistry.address}/oz-test/private:1`;
     push(built.reference, privateImage, { username: 'oz', password: 'registry-pass-1' });
@@ -156,6 +160,17 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).toContain('docker_image');
     expect(JSON.stringify(res.body)).toContain('is not an image reference');
+  });
+
+  it("without a repository, setup and the harness start in the image's WorkingDir", async () => {
+    const { run: result, output } = await run(
+      'echo "harness in $(pwd)"; cat /tmp/setup-pwd; cat here.txt',
+      await createEnvironment({ docker_image: workdirImage, setup_commands: ['pwd > /tmp/setup-pwd'] }),
+    );
+    expect(result.state, JSON.stringify(result.status_message)).toBe('SUCCEEDED');
+    expect(output).toContain('harness in /srv/app');
+    expect(output).toMatch(/^\/srv\/app$/m);
+    expect(output).toContain('in the working directory');
   });
 
   it("setup installs a package with the image's package manager (dpkg) as root, and the harness runs it as the image's user", async () => {

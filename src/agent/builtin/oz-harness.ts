@@ -60,8 +60,8 @@ export class OzHarness implements Harness {
     const usage: RunUsage = { input_tokens: 0, output_tokens: 0, steps: 0 };
     const tools = agentTools({
       sandbox: input.sandbox,
-      cwd: workingDir(input.repoDirs),
-      cwdPath: workingDirPath(input.sandbox.workspacePath, input.repoDirs),
+      cwd: workingDir(input.repoDirs, input.imageWorkingDir),
+      cwdPath: workingDirPath(input.sandbox.workspacePath, input.repoDirs, input.imageWorkingDir),
       env: input.env,
       redact: input.redact,
       fatal: (error) => {
@@ -73,7 +73,7 @@ export class OzHarness implements Harness {
     try {
       const result = await generateText({
         model,
-        system: systemPrompt({ workspace: input.sandbox.workspacePath, repoDirs: input.repoDirs }),
+        system: systemPrompt({ workspace: input.sandbox.workspacePath, repoDirs: input.repoDirs, imageWorkingDir: input.imageWorkingDir ?? null }),
         prompt: input.prompt,
         tools,
         maxRetries: this.settings.maxRetries,

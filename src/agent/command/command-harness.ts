@@ -23,7 +23,7 @@ export class CommandHarness implements Harness {
     }
     const result = await input.sandbox.exec(argv, {
       env,
-      cwd: workingDir(input.repoDirs),
+      cwd: workingDir(input.repoDirs, input.imageWorkingDir),
       stdin: input.harness.command ? input.prompt : '',
       onOutput: (stream, chunk) => input.sink.output(stream, chunk),
     });

@@ -115,7 +115,7 @@ export async function runCli(spec: CliSpec, input: HarnessInput): Promise<Harnes
   };
   const result = await input.sandbox.exec(spec.argv(bin, port), {
     env: { ...input.env, ...spec.env(port, input.modelProxy.token) },
-    cwd: workingDir(input.repoDirs),
+    cwd: workingDir(input.repoDirs, input.imageWorkingDir),
     stdin: input.prompt,
     timeoutMs: input.budgets.maxTimeMs,
     onOutput: (stream, chunk) => {

@@ -30,6 +30,8 @@ export interface WorkspaceSetupInput {
   /** On a refresh: each checkout's commit in the snapshot, and what its mirror has now; a checkout already there is left alone. */
   snapshotBases?: readonly string[];
   mirrorHeads?: readonly (string | null)[];
+  /** On an image with no repository: its `WorkingDir`, where the commands start. */
+  imageWorkingDir?: string | null;
   /** The first command's number in the `setup` events (commands after setup's continue its numbering). */
   firstIndex?: number;
   /** What the clones run with instead of `env` (on an image: the host system's PATH, for the platform's git). */
@@ -159,7 +161,7 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
       throw RunFailure.setup(`Could not check out ${what}: ${tail.toString() || `git exited with code ${clone.exitCode}`}`, reasonOf(command, input.redactor));
     }
   }
-  const cwd = workingDir(dirs);
+  const cwd = workingDir(dirs, input.imageWorkingDir);
   const shell = input.setupCommands.length > 0 && input.beforeSetup && !input.stopped() ? (await input.beforeSetup()).shell : '/bin/bash';
   for (const [n, command] of input.setupCommands.entries()) {
     if (input.stopped()) return bases;
