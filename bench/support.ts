@@ -4,6 +4,9 @@
  * statistics, plain-text tables, and the admin's API calls to a server.
  */
 
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
 /** An integer parameter from the environment (`min` 1 unless given). */
 export function intFromEnv(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
@@ -106,4 +109,20 @@ export async function call<T>(server: { url: string; adminKey: string }, method:
   const text = await response.text();
   if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${text}`);
   return JSON.parse(text) as T;
+}
+
+/** A command's trimmed standard output, or `?` when it fails (for the machine notes a bench prints). */
+export function command(file: string, args: string[]): string {
+  try {
+    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '?';
+  }
+}
+
+/** A module of the built code (`dist/`), typed by its source; a missing build says so. */
+export async function fromDist<T>(path: string): Promise<T> {
+  const url = new URL(`../dist/${path}`, import.meta.url);
+  if (!existsSync(url)) throw new Error(`${url.pathname} is missing: run npm run build first`);
+  return (await import(url.href)) as T;
 }

@@ -38,11 +38,13 @@ import { promisify } from 'node:util';
 import type { Sandbox, SandboxImage, SandboxSpec } from '../../src/sandbox/sandbox-backend.js';
 import type * as BwrapModule from '../../src/sandbox/bwrap/bwrap-backend.js';
 import type * as DiskModule from '../../src/sandbox/bwrap/run-disk.js';
+import type * as IdmapModule from '../../src/sandbox/bwrap/idmapped-mount.js';
+import type * as ImageRootModule from '../../src/sandbox/bwrap/image-root.js';
 import type * as ReapModule from '../../src/sandbox/reap.js';
 import type * as StoreModule from '../../src/worker/images/image-store.js';
 import { buildBusyboxImage, busyboxImageMissing } from '../../test/support/busybox-image.js';
 import { imageToolsMissing, push, TestRegistry } from '../../test/worker/images/registry-fixture.js';
-import { guard, intFromEnv, ms, onCleanup, progress, runCleanups, table } from '../support.js';
+import { guard, intFromEnv, ms, onCleanup, progress, runCleanups, table, command, fromDist } from '../support.js';
 
 // ---------------------------------------------------------------------------
 // Parameters
@@ -115,14 +117,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   }
 }
 
-function command(file: string, args: string[]): string {
-  try {
-    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '?';
-  }
-}
-
 const runAsync = promisify(execFile);
 
 /** Megabytes used under `path` (du -sm). */
@@ -130,62 +124,11 @@ function megabytes(path: string): string {
   return command('du', ['-sm', path]).split('\t')[0] ?? '?';
 }
 
-/** A module of the built code, typed by its source. */
-async function fromDist<T>(path: string): Promise<T> {
-  const url = new URL(`../../dist/${path}`, import.meta.url);
-  if (!existsSync(url)) throw new Error(`${url.pathname} is missing: run npm run build first`);
-  return (await import(url.href)) as T;
-}
-
 const { BwrapBackend } = await fromDist<typeof BwrapModule>('sandbox/bwrap/bwrap-backend.js');
 const { ImageStore } = await fromDist<typeof StoreModule>('worker/images/image-store.js');
 
-/*
- * The backend's image-root mounts, for the pieces measured by hand. Typed
- * here rather than by their source, and called as whichever dist/ has: the
- * work tree is moving from `mountImageRoot` and a one-bind `idmappedBind`
- * to `mountRunLayers` (image root and warm-start layers) and a list of binds.
- */
-interface MountTools {
-  mount: string;
-  umount: string;
-  unshare: string;
-}
-interface ImageRootExports {
-  mountImageRoot?: (o: { runDir: string; imageRoot: string; layerDir: string; uid: number; tools: MountTools }) => Promise<{ root: string; remove: () => void }>;
-  mountRunLayers?: (o: {
-    runDir: string;
-    imageRoot: string;
-    restored: null;
-    disk: { workspace: string; layer: string };
-    uid: number;
-    tools: MountTools;
-  }) => Promise<{ root: string | null; remove: () => void }>;
-}
-const imageRootExports = await fromDist<ImageRootExports>('sandbox/bwrap/image-root.js');
-const { idmappedBind: idmappedBindExport } = await fromDist<{ idmappedBind: (...args: unknown[]) => Promise<void> }>('sandbox/bwrap/idmapped-mount.js');
-
-/** The image root mounted for a run as the backend does it: an idmapped bind of `imageRoot` under an overlay whose upper layer is in `disk.layer`. */
-async function mountImageRoot(
-  runDir: string,
-  imageRoot: string,
-  disk: { workspace: string; layer: string },
-  uid: number,
-  tools: MountTools,
-): Promise<{ root: string; remove: () => void }> {
-  if (imageRootExports.mountRunLayers) {
-    const layers = await imageRootExports.mountRunLayers({ runDir, imageRoot, restored: null, disk, uid, tools });
-    if (!layers.root) throw new Error('mountRunLayers mounted no root');
-    return { root: layers.root, remove: layers.remove };
-  }
-  if (imageRootExports.mountImageRoot) return imageRootExports.mountImageRoot({ runDir, imageRoot, layerDir: disk.layer, uid, tools });
-  throw new Error('dist/sandbox/bwrap/image-root.js has neither mountRunLayers nor mountImageRoot');
-}
-
-/** One idmapped bind of `source` at `target`, in either signature. */
-function idmappedBind(source: string, target: string, uid: number, unshare: string): Promise<void> {
-  return idmappedBindExport.length >= 4 ? idmappedBindExport(source, target, uid, unshare) : idmappedBindExport([{ source, target }], uid, unshare);
-}
+const { mountRunLayers } = await fromDist<typeof ImageRootModule>('sandbox/bwrap/image-root.js');
+const { idmappedBind } = await fromDist<typeof IdmapModule>('sandbox/bwrap/idmapped-mount.js');
 const { ImageDisks } = await fromDist<typeof DiskModule>('sandbox/bwrap/run-disk.js');
 const { mountsUnder, unmount } = await fromDist<typeof ReapModule>('sandbox/reap.js');
 type Backend = BwrapModule.BwrapBackend;
@@ -523,10 +466,10 @@ async function benchPieces(dir: string, imageRoot: string, withDisk: boolean): P
       const layers = disk ?? { workspace: join(runDir, 'workspace'), layer: join(runDir, 'layer') };
       const target = join(runDir, 'idmap');
       mkdirSync(target);
-      const [, idmap] = await timed(() => idmappedBind(imageRoot, target, uid, tools.unshare));
+      const [, idmap] = await timed(() => idmappedBind([{ source: imageRoot, target }], uid, tools.unshare));
       execFileSync(tools.umount, [target]);
-      const [mounted, both] = await timed(() => mountImageRoot(runDir, imageRoot, layers, uid, tools));
-      if (!existsSync(join(mounted.root, 'bin', 'busybox'))) throw new Error('the overlay does not show the image');
+      const [mounted, both] = await timed(() => mountRunLayers({ runDir, imageRoot, restored: null, disk: layers, uid, tools }));
+      if (!mounted.root || !existsSync(join(mounted.root, 'bin', 'busybox'))) throw new Error('the overlay does not show the image');
       const [, remove] = await timed(async () => mounted.remove());
       const [, diskRemove] = disk ? await timed(() => disk.remove()) : [null, NaN];
       if (i >= WARMUP) {
@@ -677,7 +620,7 @@ async function main(): Promise<number> {
             ? [row(`by hand: the run's ext4 file system (mkfs + loop mount, ${LIMITS.diskBytes / GiB} GiB)`, pieces.disk), row('by hand: unmount it', pieces.diskRemove)]
             : []),
           row('by hand: idmapped bind of the image root', pieces.idmap),
-          row(`by hand: idmapped bind + overlay (${imageRootExports.mountRunLayers ? 'mountRunLayers' : 'mountImageRoot'})`, pieces.both),
+          row(`by hand: idmapped bind + overlay (mountRunLayers)`, pieces.both),
           row('by hand: unmount both', pieces.remove),
         ],
         ALIGN,

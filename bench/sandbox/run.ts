@@ -21,7 +21,7 @@
  * docs/benchmarks.md by hand.
  */
 import { execFile, execFileSync, spawn, type StdioOptions } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,7 +31,7 @@ import type * as BwrapModule from '../../src/sandbox/bwrap/bwrap-backend.js';
 import type * as MirrorModule from '../../src/worker/provisioning/mirror-cache.js';
 import type * as SetupModule from '../../src/worker/provisioning/workspace-setup.js';
 import type * as RedactorModule from '../../src/secrets/redactor.js';
-import { guard, intFromEnv as intFromEnvAtLeast, ms, onCleanup, progress, runCleanups, stats, table, type Stats } from '../support.js';
+import { guard, intFromEnv as intFromEnvAtLeast, ms, onCleanup, progress, runCleanups, stats, table, type Stats, command, fromDist } from '../support.js';
 
 // ---------------------------------------------------------------------------
 // Parameters
@@ -74,21 +74,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t0 = performance.now();
   const value = await fn();
   return [value, performance.now() - t0];
-}
-
-function command(file: string, args: string[]): string {
-  try {
-    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return '?';
-  }
-}
-
-/** A module of the built code, typed by its source. */
-async function fromDist<T>(path: string): Promise<T> {
-  const url = new URL(`../../dist/${path}`, import.meta.url);
-  if (!existsSync(url)) throw new Error(`${url.pathname} is missing: run npm run build first`);
-  return (await import(url.href)) as T;
 }
 
 const { BwrapBackend } = await fromDist<typeof BwrapModule>('sandbox/bwrap/bwrap-backend.js');
@@ -396,7 +381,8 @@ async function main(): Promise<number> {
       ),
       '',
     );
-    const left = readdirSync(join(dir, 'sandboxes')).flatMap((w) => readdirSync(join(dir, 'sandboxes', w)));
+    // Run directories only: the backend's own `staged/` (tools it bound) lives as long as the backend.
+    const left = readdirSync(join(dir, 'sandboxes')).flatMap((w) => readdirSync(join(dir, 'sandboxes', w)).filter((name) => name.startsWith('run-')));
     if (left.length > 0) out.push(`note: run directories left after destroy: ${left.join(', ')}`);
   } catch (error) {
     failed = true;
