@@ -123,20 +123,12 @@ const fields = {
   limits: limitsSchema,
 };
 
-export const createEnvironmentSchema = z
-  .object({
-    ...fields,
-    description: fields.description.optional(),
-    docker_image: fields.docker_image.optional(),
-    agent_user: fields.agent_user.optional(),
-    github_repos: fields.github_repos.optional(),
-    repos: fields.repos.optional(),
-    setup_commands: fields.setup_commands.optional(),
-    maintenance_commands: fields.maintenance_commands.optional(),
-    env: fields.env.optional(),
-    network: fields.network.optional(),
-    secrets: fields.secrets.optional(),
-    limits: fields.limits.optional(),
+/** Every field, none required: what create and PATCH start from. */
+const optionalFields = z.object(fields).partial();
+
+export const createEnvironmentSchema = optionalFields
+  .extend({
+    name: fields.name,
     team: z.boolean().optional(),
     providers: z.unknown().optional(),
     /** Ours: build the environment from a devcontainer.json on GitHub; the fields given here win over the file's. */
@@ -145,20 +137,11 @@ export const createEnvironmentSchema = z
   .strict();
 
 /** PATCH: each given field replaces the stored one; `description`/`docker_image`/`agent_user` null removes it. */
-export const patchEnvironmentSchema = z
-  .object({
-    name: fields.name.optional(),
+export const patchEnvironmentSchema = optionalFields
+  .extend({
     description: fields.description.nullable().optional(),
     docker_image: fields.docker_image.nullable().optional(),
     agent_user: fields.agent_user.nullable().optional(),
-    github_repos: fields.github_repos.optional(),
-    repos: fields.repos.optional(),
-    setup_commands: fields.setup_commands.optional(),
-    maintenance_commands: fields.maintenance_commands.optional(),
-    env: fields.env.optional(),
-    network: fields.network.optional(),
-    secrets: fields.secrets.optional(),
-    limits: fields.limits.optional(),
     providers: z.unknown().optional(),
   })
   .strict()
