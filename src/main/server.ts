@@ -88,9 +88,9 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   const worker = buildEmbedded ? buildEmbedded(url) : null;
   worker?.start();
   const where = config.databaseUrl ? 'PostgreSQL' : `SQLite in ${config.dataDir}`;
-  print(`Oz server listening on ${url} (${where}${worker ? `, embedded worker x${config.workerConcurrency}` : ', no worker'})`);
-
-  await new Promise<void>((resolve) => {
+  // The handlers before the line that says the server is up: whoever reads it may signal at once,
+  // and a SIGTERM with no handler yet would kill the process instead of draining it.
+  const stopped = new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) return;
@@ -106,4 +106,6 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  print(`Oz server listening on ${url} (${where}${worker ? `, embedded worker x${config.workerConcurrency}` : ', no worker'})`);
+  await stopped;
 }

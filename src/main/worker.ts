@@ -34,8 +34,8 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   const worker = (await prepareWorker({ token, backend: launch.sandboxBackend, config, logger }))(url.toString());
   if (source === 'flag') process.stderr.write(TOKEN_FLAG_WARNING);
   worker.start();
-  process.stdout.write(`Oz worker ${worker.id} serving ${url.origin} (concurrency ${config.workerConcurrency}, backend ${launch.sandboxBackend})\n`);
-  await new Promise<void>((resolve) => {
+  // The handlers before the line that says the worker is up (whoever reads it may signal at once).
+  const stopped = new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ signal, activeRuns: worker.activeRuns }, 'draining');
       void worker.drain(config.drainGraceMs).finally(resolve);
@@ -43,4 +43,6 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  process.stdout.write(`Oz worker ${worker.id} serving ${url.origin} (concurrency ${config.workerConcurrency}, backend ${launch.sandboxBackend})\n`);
+  await stopped;
 }
