@@ -132,7 +132,7 @@ const { idmappedBind } = await fromDist<typeof IdmapModule>('sandbox/bwrap/idmap
 const { ImageDisks } = await fromDist<typeof DiskModule>('sandbox/bwrap/run-disk.js');
 const { mountsUnder, unmount } = await fromDist<typeof ReapModule>('sandbox/reap.js');
 type Backend = BwrapModule.BwrapBackend;
-type EnsuredImage = StoreModule.EnsuredImage;
+type EnsuredImage = StoreModule.StoredImage;
 
 // ---------------------------------------------------------------------------
 // The images

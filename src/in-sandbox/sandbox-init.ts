@@ -1,7 +1,7 @@
 /**
  * The init of a bwrap sandbox: the first process the jail runs, as the sandbox
  * user. It takes exec/write/signal requests on stdin and answers on stdout
- * (src/sandbox/bwrap/init-protocol.ts), so one sandbox serves every setup
+ * (src/sandbox/init/init-protocol.ts), so one sandbox serves every setup
  * command and tool call of a run and services started by setup live on.
  *
  * This file is copied into the sandbox on its own and run by the host's node:
@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { InitReply, InitRequest } from '../sandbox/bwrap/init-protocol.js';
+import type { InitReply, InitRequest } from '../sandbox/init/init-protocol.js';
 
 const children = new Set<ChildProcess>();
 const EXIT_DRAIN_MS = 250;

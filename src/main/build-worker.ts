@@ -14,9 +14,11 @@ import { OzError } from '../core/errors.js';
 import { BwrapBackend, SandboxUnavailableError } from '../sandbox/bwrap/bwrap-backend.js';
 import { closeInheritedFds } from '../sandbox/close-inherited-fds.js';
 import { DirectBackend } from '../sandbox/direct/direct-backend.js';
+import { DockerBackend, DockerUnavailableError } from '../sandbox/docker/docker-backend.js';
 import { ownWorkerDir } from '../sandbox/worker-dirs.js';
 import type { SandboxBackend } from '../sandbox/sandbox-backend.js';
 import { ImageStore } from '../worker/images/image-store.js';
+import { EngineImageStore } from '../worker/images/engine-image-store.js';
 import { SnapshotStore } from '../worker/snapshots/snapshot-store.js';
 import { hostGitContainment } from '../worker/git-limits.js';
 import { MirrorCache } from '../worker/provisioning/mirror-cache.js';
@@ -43,6 +45,20 @@ async function openBackend(name: SandboxBackendName, config: WorkerConfig, logge
       'sandbox backend "direct": runs execute WITHOUT isolation, as this worker\'s user, on this host, with no network policy or limits. Use only with trusted prompts and code.',
     );
     return new DirectBackend(undefined, { onWarning: (message) => logger.warn(message) });
+  }
+  if (name === 'docker') {
+    try {
+      const backend = await DockerBackend.open({
+        hostPath: config.hostPath,
+        ...(config.sandboxRoot ? { root: config.sandboxRoot } : {}),
+        onWarning: (message) => logger.warn(message),
+      });
+      logger.info({ enforcement: backend.enforcement }, 'sandbox backend docker ready');
+      return backend;
+    } catch (error) {
+      if (error instanceof DockerUnavailableError) throw new OzError('invalid_request', error.message);
+      throw error;
+    }
   }
   try {
     const backend = await BwrapBackend.open({
@@ -100,8 +116,15 @@ export async function prepareWorker(args: {
   });
   args.logger.info({ containment: hostGitContainment(), allowedHosts: config.hostGit.allowedHosts }, 'host-side git: limits and destinations');
   const publisher = new Publisher(config.results, mirrors, config.cacheDir);
-  const images = backend.runsImages ? new ImageStore(config.cacheDir, { insecureRegistries: config.insecureRegistries, maxBytes: config.imageStoreBytes }) : null;
-  const snapshots = backend.runsImages && config.snapshotStoreBytes > 0 ? new SnapshotStore(config.cacheDir, config.snapshotStoreBytes) : null;
+  // The docker backend's engine pulls and keeps images itself; bwrap's come from the worker's own store.
+  const images =
+    backend instanceof DockerBackend
+      ? new EngineImageStore(backend.images, config.insecureRegistries)
+      : backend.runsImages
+        ? new ImageStore(config.cacheDir, { insecureRegistries: config.insecureRegistries, maxBytes: config.imageStoreBytes })
+        : null;
+  // Warm starts keep host directories (the workspace, the image's writable layer): bwrap's, not yet the engine's containers'.
+  const snapshots = backend instanceof BwrapBackend && backend.runsImages && config.snapshotStoreBytes > 0 ? new SnapshotStore(config.cacheDir, config.snapshotStoreBytes) : null;
   if (!images)
     args.logger.info(
       { backend: backend.name, why: backend instanceof BwrapBackend ? backend.imagesUnavailable : undefined },

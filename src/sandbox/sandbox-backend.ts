@@ -37,10 +37,12 @@ export interface ExecResult {
  */
 export type SandboxPhase = 'platform' | 'setup' | 'agent';
 
-/** The root a sandbox starts on instead of the host's system. */
+/** The root a sandbox starts on instead of the host's system: one of `rootDir` (bwrap) or `engineImage` (docker). */
 export interface SandboxImage {
   /** The image's unpacked root (shared, never written: each run writes its own layer). */
-  rootDir: string;
+  rootDir?: string;
+  /** The container engine's image id (the engine pulled it: `SandboxBackend.images`). */
+  engineImage?: string;
   /** The in-sandbox uid and gid the harness runs as. */
   agentUid: number;
   agentGid: number;

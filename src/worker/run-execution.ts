@@ -21,7 +21,7 @@ import { PublishError, type Publisher } from './results/publisher.js';
 import { RunSockets } from './run-sockets.js';
 import type { ReportedFinish, ReportedShutdown } from './support-server.js';
 import { RemoteRefusedError, type RemotePolicy } from './provisioning/remote-policy.js';
-import type { EnsuredImage, ImageStore } from './images/image-store.js';
+import type { EnsuredImage, ImageProvider } from './images/image-store.js';
 import { ImageError, ImagePullCancelledError } from './images/image-errors.js';
 import { imageAgentUser, imageEnv } from './images/image-user.js';
 import { parseImageReference, type ImageReference } from '../core/image-reference.js';
@@ -41,7 +41,7 @@ export interface ExecutionDeps {
   baseEnv: Record<string, string>;
   mirrors: MirrorCache;
   /** Where environments' images are pulled and unpacked; null where the backend cannot start a sandbox on one. */
-  images: ImageStore | null;
+  images: ImageProvider | null;
   /** Warm starts' saved states; null where the backend cannot start a sandbox on one. */
   snapshots: SnapshotStore | null;
   publisher: Publisher;
@@ -449,7 +449,7 @@ export class RunExecution {
     let user: { uid: number; gid: number };
     try {
       // The environment's own choice (a devcontainer's remoteUser) over the image's USER.
-      user = imageAgentUser(image.rootDir, this.run.environment?.agentUser ?? image.config.user);
+      user = imageAgentUser((file) => image.etcFile(file), this.run.environment?.agentUser ?? image.config.user);
     } catch (error) {
       throw new RunFailure({
         state: 'FAILED',
@@ -459,7 +459,10 @@ export class RunExecution {
       });
     }
     // Cloning is the platform's (an image need not have git); without repositories setup comes first.
-    return { image: { rootDir: image.rootDir, agentUid: user.uid, agentGid: user.gid }, phase: (this.run.environment?.repos ?? []).length > 0 ? 'platform' : 'setup' };
+    return {
+      image: { ...(image.engineImage ? { engineImage: image.engineImage } : image.rootDir ? { rootDir: image.rootDir } : {}), agentUid: user.uid, agentGid: user.gid },
+      phase: (this.run.environment?.repos ?? []).length > 0 ? 'platform' : 'setup',
+    };
   }
 
   private async startSandbox(mounts: string[]): Promise<Sandbox> {

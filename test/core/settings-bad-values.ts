@@ -25,7 +25,7 @@ export const BAD_VALUES: Readonly<Record<string, string | null>> = {
   OZ_EVENT_STREAM_IDLE_TIMEOUT_MS: '-1',
   OZ_EVENT_STREAMS_PER_KEY: '0',
   OZ_EVENT_STREAMS_PER_TEAM: 'many',
-  OZ_SANDBOX_BACKEND: 'docker',
+  OZ_SANDBOX_BACKEND: 'lxc',
   OZ_WORKER_TOKEN: null,
   OZ_WORKER_CONCURRENCY: '99',
   OZ_DRAIN_GRACE_MS: 'x',

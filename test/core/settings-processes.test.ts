@@ -52,7 +52,7 @@ describe('each process reads only its own settings', () => {
       workerToken: 'ozw_x',
     });
     expect(loadWorkerCommand({}, { HOME: '/h', OZ_WORKER_TOKEN: '  ' }).launch.workerToken).toBeNull();
-    expect(() => loadWorkerCommand({}, { HOME: '/h', OZ_SANDBOX_BACKEND: 'docker' })).toThrow(/^--backend \/ OZ_SANDBOX_BACKEND: must be one of bwrap, direct/);
+    expect(() => loadWorkerCommand({}, { HOME: '/h', OZ_SANDBOX_BACKEND: 'lxc' })).toThrow(/^--backend \/ OZ_SANDBOX_BACKEND: must be one of bwrap, docker, direct/);
   });
 
   it('never echoes a credential in an error', () => {

@@ -15,16 +15,30 @@ import { imageToolsMissing, push, TestRegistry } from '../worker/images/registry
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const asRoot = process.getuid?.() === 0;
-const missing = !bwrapInstalled() || !asRoot ? 'needs bwrap and a root worker' : (busyboxImageMissing() ?? imageToolsMissing());
+const missingTools = busyboxImageMissing() ?? imageToolsMissing();
+function dockerReachable(): boolean {
+  try {
+    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const BACKENDS = [
+  { backend: 'bwrap', missing: !bwrapInstalled() || !asRoot ? 'needs bwrap and a root worker' : missingTools },
+  { backend: 'docker', missing: !dockerReachable() ? 'needs a container engine (dockerd)' : missingTools },
+] as const;
+for (const { backend, missing } of BACKENDS) if (missing) console.log(`image runs on ${backend} skipped: ${missing}`);
 
 /**
- * Runs on an environment's image, end to end (docs/sandboxes.md "Images"):
- * a real `oz server` with its bwrap worker pulls a busybox image (no libc,
+ * Runs on an environment's image, end to end (docs/sandboxes.md "Images"),
+ * on each backend that runs images: a real `oz server` with its worker pulls a busybox image (no libc,
  * git or node in it) from a registry on 127.0.0.1; the platform clones and
  * publishes with its own git, setup installs as root into the run's layer,
  * the harness runs as the image's user with its Env.
  */
-describe.skipIf(missing !== null)('runs on an image', () => {
+describe.each(BACKENDS)('runs on an image on the $backend backend', ({ backend, missing }) => {
+  if (missing !== null) return void it.skip(`needs what this host lacks: ${missing}`, () => {});
   let dir = '';
   let registry: TestRegistry;
   let privateRegistry: TestRegistry;
@@ -73,7 +87,7 @@ describe.skipIf(missing !== null)('runs on an image', () => {
     });
     forge = await startForgeDouble({ token: 'forge-token-unused', files: { 'acme/dev': { '.devcontainer/devcontainer.json': devcontainer } }, publicRepos: ['acme/dev'] });
     server = await startOzServer('sqlite', {
-      args: ['--backend', 'bwrap'],
+      args: ['--backend', backend],
       env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500', OZ_GITHUB_API_URL: forge.apiUrl, OZ_REGISTRY_ALLOWED_HOSTS: '127.0.0.1,192.0.2.1' },
     });
   });

@@ -1,6 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { InitClient, MAX_REPLY_LINE } from '../../src/sandbox/bwrap/init-client.js';
+import { InitClient, MAX_REPLY_LINE } from '../../src/sandbox/init/init-client.js';
 
 /** A client whose init is the test: requests are read from `requests`, replies written to `replies`. */
 function client() {

@@ -10,11 +10,15 @@ import { until } from '../support/until.js';
 import { runEvents } from '../support/run-events.js';
 
 type Json = Record<string, unknown>;
-type SandboxBackendName = 'bwrap' | 'direct';
+type SandboxBackendName = 'bwrap' | 'docker' | 'direct';
 
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
-/** Where the bwrap backend keeps run directories (its default root under the OS temp dir). */
-const SANDBOX_ROOT = join(tmpdir(), 'oz-sandboxes');
+/** Where each isolating backend keeps run directories (its default root under the OS temp dir). */
+const SANDBOX_ROOTS: Record<SandboxBackendName, string> = {
+  bwrap: join(tmpdir(), 'oz-sandboxes'),
+  docker: join(tmpdir(), 'oz-containers'),
+  direct: join(tmpdir(), 'oz-sandboxes'),
+};
 const PROBES = join(import.meta.dirname, '..', 'support', 'sandbox-probes');
 
 function pidsWith(marker: string): number[] {
@@ -25,14 +29,14 @@ function pidsWith(marker: string): number[] {
   }
 }
 
-/** The host directories of a run's sandbox (bwrap), found by its id prefix. */
-function runDirs(runId: string): string[] {
-  if (!existsSync(SANDBOX_ROOT)) return [];
-  return readdirSync(SANDBOX_ROOT).flatMap((worker) => {
+/** The host directories of a run's sandbox (bwrap, docker), found by its id prefix. */
+function runDirs(runId: string, root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root).flatMap((worker) => {
     try {
-      return readdirSync(join(SANDBOX_ROOT, worker))
+      return readdirSync(join(root, worker))
         .filter((name) => name.startsWith(`run-${runId}-`))
-        .map((name) => join(SANDBOX_ROOT, worker, name));
+        .map((name) => join(root, worker, name));
     } catch {
       return [];
     }
@@ -68,7 +72,22 @@ function jailOnly(backend: SandboxBackendName, ctx: TestContext): void {
   }
 }
 
-describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', (backend) => {
+/** The docker backend's suite needs a reachable engine (.ci/run starts one). */
+function dockerReachable(): boolean {
+  try {
+    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const BACKENDS: SandboxBackendName[] = ['bwrap', 'direct', ...(dockerReachable() ? (['docker'] as const) : [])];
+if (!BACKENDS.includes('docker')) console.log('the docker backend suite is skipped: no container engine answers (start dockerd, or set DOCKER_HOST)');
+
+describe.each(BACKENDS)('sandboxed runs on the %s backend', (backend) => {
+  const SANDBOX_ROOT = SANDBOX_ROOTS[backend];
+  const runDirsOf = (runId: string): string[] => runDirs(runId, SANDBOX_ROOT);
   let server: OzServerHandle;
   let fixtures: string;
   let appUrl: string;
@@ -314,7 +333,7 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
           "node -e \"console.log('node user=' + require('os').userInfo().username)\"",
           'echo "slash=$(ls / | tr "\\n" " ")"',
           `awk '$5 == "/usr" || $5 == "/" { print "mount " $5 " " $6 }' /proc/self/mountinfo`,
-          'for fd in /proc/1/fd/* /proc/2/fd/*; do echo "fd $(readlink $fd)"; done',
+          'for fd in /proc/1/fd/* /proc/$(pgrep -o -f /oz/init.mjs)/fd/*; do echo "fd $(readlink $fd)"; done',
         ].join('\n'),
       );
       expect(output).toContain('usr=readonly');
@@ -326,16 +345,20 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const pids = Number(/pids=(\d+)/.exec(output)?.[1]);
       expect(pids).toBeGreaterThan(0);
       expect(pids).toBeLessThan(30);
-      expect(output).toContain('whoami=agent uid=1000 home=/workspace');
+      // bwrap maps the agent to uid 1000 in its own user namespace; the engine maps none, so the run's own (random, non-root) host uid shows.
+      if (backend === 'docker') expect(output).toMatch(/whoami=agent uid=[1-9]\d* home=\/workspace/);
+      else expect(output).toContain('whoami=agent uid=1000 home=/workspace');
       expect(output).toContain('awk=ok');
       expect(output).toContain('node user=agent');
       expect(existsSync('/usr/oz-escape')).toBe(false);
       // The whole root, exactly: the system dirs this host has, and the sandbox's own.
       const system = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'].filter((name) => existsSync(`/${name}`));
-      expect(/slash=(.*)/.exec(output)?.[1]?.trim().split(' ')).toEqual([...system, 'dev', 'etc', 'oz', 'proc', 'tmp', 'usr', 'workspace'].sort());
+      // A container also has the engine's read-only /sys.
+      const own = ['dev', 'etc', 'oz', 'proc', 'tmp', 'usr', 'workspace', ...(backend === 'docker' ? ['sys'] : [])];
+      expect(/slash=(.*)/.exec(output)?.[1]?.trim().split(' ')).toEqual([...system, ...own].sort());
       expect(output).toMatch(/^mount \/ ro,/m);
       expect(output).toMatch(/^mount \/usr ro,/m);
-      // bwrap (pid 1) and the init (pid 2) hold only sockets, pipes and kernel objects: no host file or directory.
+      // Pid 1 (bwrap, or the container's tini) and the init hold only sockets, pipes and kernel objects: no host file or directory.
       const targets = [...output.matchAll(/^fd (.*)$/gm)].map((m) => m[1] as string);
       expect(targets.length).toBeGreaterThan(3);
       for (const target of targets) expect(target).toMatch(/^(socket|pipe|anon_inode):|^\/dev\/null$/);
@@ -359,11 +382,11 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
       expect(uids).toHaveLength(4);
       for (const uid of uids) expect(uid).toBeGreaterThan(0);
-      const workspace = await until('run A workspace', () => workspaceOf(runDirs(a)[0]));
+      const workspace = await until('run A workspace', () => workspaceOf(runDirsOf(a)[0]));
       await until('the marker', () => existsSync(join(workspace, 'a-marker.txt')));
       // A second run at the same time: its own host uid, and both workspaces closed to others.
       const c = await start('sleep 3020');
-      const other = await until('run C workspace', () => workspaceOf(runDirs(c)[0]));
+      const other = await until('run C workspace', () => workspaceOf(runDirsOf(c)[0]));
       const [mine, theirs] = [statSync(workspace), statSync(other)];
       expect(mine.uid).toBe(uids[0]);
       expect(theirs.uid).toBeGreaterThan(0);
@@ -434,7 +457,10 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       expect(result.state).toBe('SUCCEEDED');
       expect(output).toContain('loopback=closed');
       expect(output).toContain('gateway=closed');
-      expect(output).toContain('nameserver 10.0.2.3');
+      // bwrap's slirp4netns answers DNS itself; a container has the engine's resolver (and its bridge's gateway is
+      // the host: the egress policy is what refuses private addresses there).
+      if (backend === 'bwrap') expect(output).toContain('nameserver 10.0.2.3');
+      else expect(output).toMatch(/^nameserver /m);
       if (external) expect(output).toContain('hello from the host\noutbound=open');
       else console.log('no non-loopback IPv4 on this host: outbound reachability not checked');
     });
@@ -444,7 +470,46 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const { id, run: result } = await run('setsid sleep 3019 </dev/null >/dev/null 2>&1 &\necho started');
       expect(result.state).toBe('SUCCEEDED');
       await until('the detached process to be gone', () => pidsWith('sleep 3019').length === 0, 10_000);
-      await until('the workspace to be removed', () => runDirs(id).length === 0, 10_000);
+      await until('the workspace to be removed', () => runDirsOf(id).length === 0, 10_000);
+    });
+  });
+
+  describe('setup-only secrets and restarts', () => {
+    it('a setup-only secret reaches setup only: the harness runs under a new init, and no process it can read holds the value', async (ctx) => {
+      jailOnly(backend, ctx);
+      const value = `setup-only-${Math.random().toString(36).slice(2, 10)}`;
+      const name = `SETUP_ONLY_${Math.random().toString(36).slice(2, 8).toUpperCase()}`;
+      const created = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name, value, setup_only: true } });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      // The init is the parent of every exec; its start time tells one init from the next.
+      const initStart = "cut -d' ' -f22 /proc/$PPID/stat";
+      const envId = await createEnvironment({ secrets: [name], setup_commands: [`test -n "$${name}" && echo "setup has it"`, `${initStart} > /tmp/setup-init`, 'sleep 4321 &'] });
+      const {
+        run: result,
+        output,
+        events,
+      } = await run(
+        [
+          `echo "harness=[\${${name}:-}]"`,
+          // Split, so the prompt (in the harness's own environment) does not hold the value itself.
+          `echo "holders=$(grep -l -a "$(printf "%s%s" "${value.slice(0, 8)}" "${value.slice(8)}")" /proc/[0-9]*/environ 2>/dev/null | wc -l)"`,
+          'echo "sleepers=$(ps ax -o args | grep -c "[s]leep 4321")"',
+          `test "$(cat /tmp/setup-init)" = "$(${initStart})" && echo init=same || echo init=new`,
+        ].join('\n'),
+        envId,
+      );
+      expect(result.state, output).toBe('SUCCEEDED');
+      expect(events.some((e) => e.type === 'output' && String(e.data.text).includes('setup has it'))).toBe(true);
+      expect(output).toBe('harness=[]\nholders=0\nsleepers=0\ninit=new\n');
+    });
+
+    it('cancelling a run mid-command ends it CANCELLED and leaves nothing of it running', async () => {
+      const id = await start('echo started; sleep 3022');
+      await until('the command to run', async () => ((await runEvents(server.storeSpec, id)).output.includes('started') ? true : null));
+      await cancel(id);
+      expect((await finished(id)).state).toBe('CANCELLED');
+      await until('no process of the run', () => pidsWith('sleep 3022').length === 0, 10_000);
+      if (backend !== 'direct') await until('its directory to be removed', () => runDirsOf(id).length === 0, 10_000);
     });
   });
 
@@ -474,7 +539,7 @@ describe.each(['bwrap', 'direct'] as const)('sandboxed runs on the %s backend', 
       const disk = await run('head -c 20M /dev/zero > a; head -c 20M /dev/zero > b; sleep 30', await createEnvironment({ limits: { disk_mb: 32 } }));
       expect(disk.run.state).toBe('FAILED');
       expect(disk.run.status_message).toMatchObject({ error_code: 'budget_exceeded', reason: 'disk_limit_exceeded' });
-      expect(runDirs(disk.id)).toEqual([]);
+      expect(runDirsOf(disk.id)).toEqual([]);
     });
   });
 });

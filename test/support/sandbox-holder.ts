@@ -2,7 +2,7 @@
  * A worker-like process for the sandbox crash and fencing tests, run with
  * tsx. It opens a backend on the root given and then:
  *
- *   fenced <bwrap|direct> <root> <fenceAfterMs> <tag>
+ *   fenced <bwrap|docker|direct> <root> <fenceAfterMs> <tag>
  *     creates one sandbox with that fence and a process whose argv holds
  *     sandboxedMarker(<tag>), prints {"ev":"ready"} and waits (the test
  *     stops it with SIGSTOP: nobody renews the fence);
@@ -16,6 +16,7 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { BwrapBackend } from '../../src/sandbox/bwrap/bwrap-backend.js';
 import { DirectBackend } from '../../src/sandbox/direct/direct-backend.js';
+import { DockerBackend } from '../../src/sandbox/docker/docker-backend.js';
 import type { SandboxBackend } from '../../src/sandbox/sandbox-backend.js';
 
 const DIST = join(import.meta.dirname, '..', '..', 'dist', 'sandbox');
@@ -42,7 +43,9 @@ async function main(): Promise<void> {
     const backend: SandboxBackend =
       kind === 'bwrap'
         ? await BwrapBackend.open({ root, initScript: INIT_SCRIPT, watchdogScript: WATCHDOG_SCRIPT, onWarning: warn })
-        : new DirectBackend(mkdtempSync(join(root, 'direct-')), { watchdogScript: WATCHDOG_SCRIPT, onWarning: warn });
+        : kind === 'docker'
+          ? await DockerBackend.open({ root, initScript: INIT_SCRIPT, watchdogScript: WATCHDOG_SCRIPT, onWarning: warn })
+          : new DirectBackend(mkdtempSync(join(root, 'direct-')), { watchdogScript: WATCHDOG_SCRIPT, onWarning: warn });
     const sandbox = await backend.create({ runId: 'fenced', network: 'off', limits: LIMITS, mounts: [], onLimit: () => {}, fenceAfterMs: Number(fenceAfterMs) });
     void sandbox.exec(markedSleeper(marker), { env: { PATH: '/usr/bin:/bin' }, onOutput: () => {} }).catch(() => {});
     process.stdout.write(`${JSON.stringify({ ev: 'ready' })}\n`);

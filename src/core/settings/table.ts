@@ -36,7 +36,7 @@ import { flag, readBy, setting, type CommandLineOption } from './setting.js';
 /** Default API port of `oz server` and default target of the CLI. */
 export const DEFAULT_PORT = 7420;
 
-export const SANDBOX_BACKENDS = ['bwrap', 'direct'] as const;
+export const SANDBOX_BACKENDS = ['bwrap', 'docker', 'direct'] as const;
 export type SandboxBackendName = (typeof SANDBOX_BACKENDS)[number];
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -285,7 +285,7 @@ export const SETTINGS = {
     flag: flag('--backend', 'backend', 'server', 'worker'),
     schema: oneOf(SANDBOX_BACKENDS),
     default: 'bwrap',
-    doc: 'where runs execute: `bwrap` (bubblewrap jails) or `direct` (no isolation, trusted code only)',
+    doc: "where runs execute: `bwrap` (bubblewrap jails), `docker` (containers through the Docker Engine API at `DOCKER_HOST`: Docker, or Podman's API service) or `direct` (no isolation, trusted code only)",
     group: 'worker',
     readBy: readBy('worker'),
   }),

@@ -1,5 +1,6 @@
 import { lstatSync, readlinkSync } from 'node:fs';
-import { IMAGE_LOADER } from './image-node.js';
+import { IMAGE_LOADER } from '../image-node.js';
+import { INIT_NODE, INIT_SCRIPT, OZ_CLI, SUPPORT_CLIENT } from '../sandbox-layout.js';
 
 /** The uid and gid the sandbox's processes have inside. */
 export const SANDBOX_UID = 1000;
@@ -37,7 +38,7 @@ export interface ImageProfile {
   /** The in-sandbox uid and gid of this launch (0 for setup, the image's user for the harness). */
   uid: number;
   gid: number;
-  /** The host's loader and the platform node's libraries (src/sandbox/bwrap/image-node.ts). */
+  /** The host's loader and the platform node's libraries (src/sandbox/image-node.ts). */
   loaderFd: number;
   libs: readonly FdMount[];
 }
@@ -66,22 +67,6 @@ export interface BwrapProfile {
   supportClientFd?: number;
   ozWrapperFd?: number;
 }
-
-export const INIT_NODE = '/oz/bin/node';
-/** The in-sandbox `oz`: `oz harness-support` only. */
-export const OZ_CLI = '/oz/bin/oz';
-
-/** Where the sandbox finds the harness-support client, its socket's directory, and `oz` (/oz/bin/oz). */
-export const SUPPORT_DIR = '/oz/support';
-export const SUPPORT_CLIENT = '/oz/harness-support.mjs';
-/** Worker-provided tools (agent CLIs): `/oz/tools/<name>`. */
-export const TOOLS_DIR = '/oz/tools';
-/**
- * The in-sandbox `oz`: a script for the platform's node (an image need not
- * have a shell), which runs the support client as if it were named itself.
- */
-export const OZ_WRAPPER = `#!${INIT_NODE}\nprocess.argv.splice(1, 1, '${SUPPORT_CLIENT}');\nimport('${SUPPORT_CLIENT}');\n`;
-export const INIT_SCRIPT = '/oz/init.mjs';
 
 function systemRootArgs(): string[] {
   const args: string[] = ['--ro-bind', '/usr', '/usr'];

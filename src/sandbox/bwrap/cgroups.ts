@@ -263,3 +263,46 @@ export class Cgroups {
     };
   }
 }
+
+/** The memory and pids counters of the cgroup a process is in (a container's, found by its main pid), or null. */
+export interface ProcessCgroup {
+  readonly dirs: readonly string[];
+  oomKills(): number;
+  pidsRefused(): number;
+}
+
+/**
+ * The cgroup of `pid` (another manager's, such as a container engine's), read
+ * from /proc/<pid>/cgroup and this host's cgroup mounts: its OOM kills and
+ * refused forks, as {@link RunCgroup} reports them for a cgroup of ours.
+ */
+export function processCgroup(pid: number): ProcessCgroup | null {
+  let mountMap: Map<string, string>;
+  const paths = new Map<string, string>();
+  try {
+    mountMap = mounts();
+    for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+      const [, controllers, path] = line.split(':');
+      if (controllers === undefined || path === undefined) continue;
+      for (const controller of controllers.split(',')) paths.set(controller, path);
+    }
+  } catch {
+    return null;
+  }
+  const memoryMount = mountMap.get('memory');
+  const pidsMount = mountMap.get('pids');
+  if (memoryMount && pidsMount && paths.has('memory') && paths.has('pids')) {
+    const memory = join(memoryMount, paths.get('memory') as string);
+    const pids = join(pidsMount, paths.get('pids') as string);
+    return {
+      dirs: [memory, pids],
+      oomKills: () => readNumberField(join(memory, 'memory.oom_control'), 'oom_kill'),
+      pidsRefused: () => readNumberField(join(pids, 'pids.events'), 'max'),
+    };
+  }
+  const unified = mountMap.get('');
+  const path = paths.get('');
+  if (!unified || path === undefined) return null;
+  const dir = join(unified, path);
+  return { dirs: [dir], oomKills: () => readNumberField(join(dir, 'memory.events'), 'oom_kill'), pidsRefused: () => readNumberField(join(dir, 'pids.events'), 'max') };
+}

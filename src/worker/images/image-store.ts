@@ -11,14 +11,29 @@ import { pullFailure, unpackFailure } from './pull-failure.js';
 import { requiresTls } from './registry-transport.js';
 import { rootsToEvict, type StoredRoot } from './image-eviction.js';
 import { diskUsage } from '../../sandbox/bwrap/disk-usage.js';
+import { readImageFile } from './image-user.js';
 
 /** An image ready to start a sandbox on. */
 export interface EnsuredImage {
   /** The image manifest's digest (for a multi-platform image: this host's platform's). */
   digest: string;
-  /** The unpacked root filesystem; shared by every run on the image, so the sandbox binds it read-only. */
-  rootDir: string;
+  /** The unpacked root filesystem; shared by every run on the image, so the sandbox binds it read-only (this store's images). */
+  rootDir?: string;
+  /** The container engine's image id (an engine's images: src/worker/images/engine-image-store.ts). */
+  engineImage?: string;
   config: ImageRuntimeConfig;
+  /** The image's `/etc/passwd` or `/etc/group`, or null where it has none (for its `USER`). */
+  etcFile(name: 'passwd' | 'group'): string | null;
+}
+
+/** An image of this store: unpacked on the worker's disk. */
+export type StoredImage = EnsuredImage & { rootDir: string };
+
+/** Where a run's image comes from: this store, or the container engine that runs it. */
+export interface ImageProvider {
+  ensure(reference: string, options?: EnsureOptions): Promise<EnsuredImage>;
+  /** A run on the image ended (it may be evicted once no run holds it). */
+  release(digest: string): void;
 }
 
 export interface EnsureOptions {
@@ -80,12 +95,12 @@ function exists(error: unknown): boolean {
  *   renamed into place last, so a crash mid-pull never leaves a root that
  *   looks complete.
  */
-export class ImageStore {
+export class ImageStore implements ImageProvider {
   readonly dir: string;
   private readonly tool: ImageTool;
   private readonly insecureRegistries: readonly string[];
   /** Pulls under way, by reference and credentials: each with its own cancellation and its callers still waiting. */
-  private readonly inFlight = new Map<string, { promise: Promise<EnsuredImage>; controller: AbortController; waiting: number }>();
+  private readonly inFlight = new Map<string, { promise: Promise<StoredImage>; controller: AbortController; waiting: number }>();
   private readonly policyFile: string;
   private readonly registriesConf: string;
   private readonly registriesDir: string;
@@ -125,7 +140,7 @@ export class ImageStore {
    * have it yet. Concurrent calls for the same reference share one pull;
    * different images pull in parallel. Rejects with an ImageError.
    */
-  async ensure(reference: string, options: EnsureOptions = {}): Promise<EnsuredImage> {
+  async ensure(reference: string, options: EnsureOptions = {}): Promise<StoredImage> {
     const image = await this.find(reference, options);
     // The caller's until it releases it: counted before eviction runs, so a root just pulled is never the one to go.
     this.inUse.set(image.digest, (this.inUse.get(image.digest) ?? 0) + 1);
@@ -206,7 +221,7 @@ export class ImageStore {
     }
   }
 
-  private async find(reference: string, options: EnsureOptions): Promise<EnsuredImage> {
+  private async find(reference: string, options: EnsureOptions): Promise<StoredImage> {
     // Both throw before anything touches the network or the disk.
     const parsed = parseReference(reference);
     const tls = requiresTls(parsed, this.insecureRegistries);
@@ -227,10 +242,10 @@ export class ImageStore {
 
   /** Wait for a shared pull; a caller that is cancelled stops waiting, and the pull stops once nobody waits. */
   private waitFor(
-    flight: { promise: Promise<EnsuredImage>; controller: AbortController; waiting: number },
+    flight: { promise: Promise<StoredImage>; controller: AbortController; waiting: number },
     reference: ImageReference,
     signal: AbortSignal | undefined,
-  ): Promise<EnsuredImage> {
+  ): Promise<StoredImage> {
     flight.waiting += 1;
     /** Stop waiting; the last one to leave stops the pull and waits for it to clean up, so it leaves nothing behind. */
     const leave = async (): Promise<never> => {
@@ -243,7 +258,7 @@ export class ImageStore {
     };
     if (!signal) return flight.promise.finally(() => (flight.waiting -= 1));
     if (signal.aborted) return leave();
-    return new Promise<EnsuredImage>((resolve, reject) => {
+    return new Promise<StoredImage>((resolve, reject) => {
       const onAbort = (): void => void leave().catch(reject);
       signal.addEventListener('abort', onAbort, { once: true });
       flight.promise.then(
@@ -265,14 +280,14 @@ export class ImageStore {
     return join(this.dir, 'refs', `${createHash('sha256').update(key).digest('hex')}.json`);
   }
 
-  private complete(digest: string): EnsuredImage | null {
+  private complete(digest: string): StoredImage | null {
     const rootDir = join(this.dir, 'roots', digest);
     const configFile = join(this.dir, 'configs', `${digest}.json`);
     if (!existsSync(rootDir) || !existsSync(configFile)) return null;
-    return { digest, rootDir, config: JSON.parse(readFileSync(configFile, 'utf8')) as ImageRuntimeConfig };
+    return { digest, rootDir, config: JSON.parse(readFileSync(configFile, 'utf8')) as ImageRuntimeConfig, etcFile: (name) => readImageFile(rootDir, ['etc', name]) };
   }
 
-  private cached(key: string): EnsuredImage | null {
+  private cached(key: string): StoredImage | null {
     try {
       const { digest } = JSON.parse(readFileSync(this.refFile(key), 'utf8')) as { digest: string };
       return MANIFEST_DIGEST.test(digest) ? this.complete(digest) : null;
@@ -281,7 +296,7 @@ export class ImageStore {
     }
   }
 
-  private async pull(reference: ImageReference, tls: boolean, options: EnsureOptions, key: string): Promise<EnsuredImage> {
+  private async pull(reference: ImageReference, tls: boolean, options: EnsureOptions, key: string): Promise<StoredImage> {
     const work = mkdtempSync(join(this.dir, 'tmp', 'pull-'));
     const auth = options.auth ? writeAuthFile(work, reference.registry, options.auth) : null;
     try {
@@ -314,7 +329,7 @@ export class ImageStore {
     return digest;
   }
 
-  private async unpack(reference: ImageReference, work: string, layout: string, blobs: string, digest: string, signal: AbortSignal | undefined): Promise<EnsuredImage> {
+  private async unpack(reference: ImageReference, work: string, layout: string, blobs: string, digest: string, signal: AbortSignal | undefined): Promise<StoredImage> {
     // skopeo wrote every blob to the shared directory; umoci reads the layout's own `blobs/`.
     rmSync(join(layout, 'blobs'), { recursive: true, force: true });
     symlinkSync(blobs, join(layout, 'blobs'));
@@ -339,7 +354,7 @@ export class ImageStore {
       // Another pull (another reference to the same manifest, another worker on this cache) finished first: its root is as good.
       if (!exists(error)) throw error;
     }
-    return { digest, rootDir, config };
+    return { digest, rootDir, config, etcFile: (name) => readImageFile(rootDir, ['etc', name]) };
   }
 }
 

@@ -10,7 +10,7 @@ const MAX_PASSWD_BYTES = 1024 * 1024;
  * anywhere on its path: the image is the registry's content, and
  * `/etc/passwd -> /etc/shadow` must not read the host's. Null if absent.
  */
-function readImageFile(rootDir: string, parts: readonly string[]): string | null {
+export function readImageFile(rootDir: string, parts: readonly string[]): string | null {
   let path = rootDir;
   for (const part of parts.slice(0, -1)) {
     path = join(path, part);
@@ -37,9 +37,12 @@ function readImageFile(rootDir: string, parts: readonly string[]): string | null
   }
 }
 
+/** An image's `/etc/passwd` or `/etc/group`, or null. */
+export type EtcFiles = (file: 'passwd' | 'group') => string | null;
+
 /** `name`'s id in an image's /etc/passwd or /etc/group (field 3), or null. */
-function lookup(rootDir: string, file: 'passwd' | 'group', name: string): { id: number; gid: number } | null {
-  const text = readImageFile(rootDir, ['etc', file]) ?? '';
+function lookup(etc: EtcFiles, file: 'passwd' | 'group', name: string): { id: number; gid: number } | null {
+  const text = etc(file) ?? '';
   for (const line of text.split('\n')) {
     const fields = line.split(':');
     if (fields[0] === name && fields.length >= 3) {
@@ -51,13 +54,13 @@ function lookup(rootDir: string, file: 'passwd' | 'group', name: string): { id: 
   return null;
 }
 
-function parseId(rootDir: string, part: string, file: 'passwd' | 'group'): { id: number; gid: number } {
+function parseId(etc: EtcFiles, part: string, file: 'passwd' | 'group'): { id: number; gid: number } {
   if (/^\d+$/.test(part)) {
     const id = Number(part);
     if (id > 65_535) throw new Error(`image user id ${part} is above 65535`);
     return { id, gid: id };
   }
-  const found = lookup(rootDir, file, part);
+  const found = lookup(etc, file, part);
   if (!found) throw new Error(`image ${file === 'passwd' ? 'user' : 'group'} "${part}" is not in the image's /etc/${file}`);
   return found;
 }
@@ -68,11 +71,11 @@ function parseId(rootDir: string, part: string, file: 'passwd' | 'group'): { id:
  * /etc/passwd and /etc/group. Root or no user means uid and gid 1000: the
  * agent never runs as root, even inside. Throws naming what is wrong.
  */
-export function imageAgentUser(rootDir: string, user: string | null): { uid: number; gid: number } {
+export function imageAgentUser(etc: EtcFiles, user: string | null): { uid: number; gid: number } {
   if (!user) return { uid: DEFAULT_AGENT_ID, gid: DEFAULT_AGENT_ID };
   const [userPart = '', groupPart] = user.split(':', 2);
-  const found = parseId(rootDir, userPart, 'passwd');
-  const gid = groupPart === undefined ? found.gid : parseId(rootDir, groupPart, 'group').id;
+  const found = parseId(etc, userPart, 'passwd');
+  const gid = groupPart === undefined ? found.gid : parseId(etc, groupPart, 'group').id;
   if (found.id === 0) return { uid: DEFAULT_AGENT_ID, gid: DEFAULT_AGENT_ID };
   return { uid: found.id, gid: gid === 0 ? DEFAULT_AGENT_ID : gid };
 }

@@ -66,11 +66,13 @@ describe.skipIf(unavailable !== null)('ImageStore', () => {
 
   it('reuses what it has: a second ensure, also from a new store on the same cache, asks the registry nothing', async () => {
     const cacheDir = mkdtempSync(join(dir, 'cache-'));
-    const first = await new ImageStore(cacheDir).ensure(`${open.address}/test/img:1`);
+    // The image's data (its /etc reader is a function of the root, so not compared by identity).
+    const data = ({ etcFile: _etc, ...rest }: Awaited<ReturnType<ImageStore['ensure']>>) => rest;
+    const first = data(await new ImageStore(cacheDir).ensure(`${open.address}/test/img:1`));
     const requests = open.manifestRequests('test/img');
     const store = new ImageStore(cacheDir);
-    expect(await store.ensure(`${open.address}/test/img:1`)).toEqual(first);
-    expect(await store.ensure(`${open.address}/test/img:1`)).toEqual(first);
+    expect(data(await store.ensure(`${open.address}/test/img:1`))).toEqual(first);
+    expect(data(await store.ensure(`${open.address}/test/img:1`))).toEqual(first);
     expect(open.manifestRequests('test/img')).toBe(requests);
 
     // Another tag of the same manifest: pulled (the registry is asked), unpacked no second time.

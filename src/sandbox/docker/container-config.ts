@@ -1,0 +1,128 @@
+import type Docker from 'dockerode';
+import type { SandboxLimits } from '../sandbox-backend.js';
+import { SYSTEM_ROOTS } from './base-image.js';
+import { seccompProfile } from './seccomp-profile.js';
+
+/** Labels every sandbox container carries, so a restarted worker finds what a crashed one left. */
+export const LABELS = {
+  sandbox: 'dev.oz.sandbox',
+  host: 'dev.oz.host',
+  workerPid: 'dev.oz.worker-pid',
+  worker: 'dev.oz.worker',
+  run: 'dev.oz.run',
+  role: 'dev.oz.role',
+} as const;
+
+/** The /etc files of the host a sandbox on the host's system sees (as the bwrap backend binds them). */
+export const HOST_ETC = [
+  'alternatives',
+  'ssl',
+  'ca-certificates',
+  'ca-certificates.conf',
+  'localtime',
+  'nsswitch.conf',
+  'ld.so.cache',
+  'ld.so.conf',
+  'ld.so.conf.d',
+  'os-release',
+  'protocols',
+  'services',
+  'gai.conf',
+];
+
+/** A host path bound into the container. */
+export interface Bind {
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface ContainerInputs {
+  /** The host's static init, bound at {@link REAPER}. */
+  reaper: string;
+  name: string;
+  image: string;
+  /** `platform`: the base image with the host's system bound read-only; `image`: the environment's image. */
+  role: 'platform' | 'image';
+  /** The in-container user of the container's idle main process. */
+  user: string;
+  network: boolean;
+  limits: SandboxLimits;
+  binds: readonly Bind[];
+  labels: Record<string, string>;
+  /** Read-only root (the base image); an environment image's own layer is the run's writable layer. */
+  readOnlyRoot: boolean;
+}
+
+/** Where the host's static init (tini) is bound: pid 1 of every sandbox container. */
+export const REAPER = '/oz/bin/reaper';
+
+/**
+ * The container's main process: the host's static tini as pid 1 (it reaps
+ * orphans, whatever the image holds; the engine's own `--init` is bound at a
+ * path of the image, which a merged-/usr base cannot offer), keeping an idle
+ * platform node alive. The sandbox's init is started beside it per launch
+ * with an exec, as the phase's user.
+ */
+export function mainCommand(nodePath: string): string[] {
+  return [REAPER, '-s', '--', nodePath, '-e', 'setInterval(() => {}, 1 << 30)'];
+}
+
+/**
+ * The create options of a sandbox container (docs/sandboxes.md "The docker
+ * backend"): every capability dropped, no new privileges, the sandbox's
+ * seccomp profile (src/sandbox/docker/seccomp-profile.ts), private IPC, the
+ * run's memory (swap included), pids and CPU limits, core dumps off and
+ * files no larger than the disk limit, network `none` unless the run has
+ * network (then the engine's default bridge).
+ */
+export function containerOptions(inputs: ContainerInputs, nodePath: string): Docker.ContainerCreateOptions {
+  const { limits } = inputs;
+  const [entrypoint, ...args] = mainCommand(nodePath);
+  return {
+    name: inputs.name,
+    Image: inputs.image,
+    Entrypoint: [entrypoint as string],
+    Cmd: args,
+    User: inputs.user,
+    WorkingDir: '/',
+    Env: [],
+    Hostname: 'oz-sandbox',
+    Labels: inputs.labels,
+    NetworkDisabled: !inputs.network,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    OpenStdin: false,
+    Tty: false,
+    HostConfig: {
+      Binds: [{ source: inputs.reaper, target: REAPER, readOnly: true }, ...inputs.binds].map((bind) => `${bind.source}:${bind.target}:${bind.readOnly ? 'ro' : 'rw'}`),
+      NetworkMode: inputs.network ? 'bridge' : 'none',
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges:true', `seccomp=${seccompProfile()}`],
+      ReadonlyRootfs: inputs.readOnlyRoot,
+      IpcMode: 'private',
+      Privileged: false,
+      Memory: limits.memoryBytes,
+      MemorySwap: limits.memoryBytes,
+      PidsLimit: limits.pids,
+      ...(limits.cpus === undefined ? {} : { NanoCpus: Math.round(limits.cpus * 1e9) }),
+      Ulimits: [
+        { Name: 'core', Soft: 0, Hard: 0 },
+        { Name: 'fsize', Soft: limits.diskBytes, Hard: limits.diskBytes },
+      ],
+      // The platform's own directory: binds land in it; nothing else can be put there for long.
+      ...(inputs.role === 'image' ? { Tmpfs: { '/oz': 'rw,nosuid,nodev,size=1m,mode=755' } } : {}),
+      RestartPolicy: { Name: 'no' },
+      AutoRemove: false,
+    },
+  };
+}
+
+/** The host's system, read-only, for a container on the base image (as the bwrap backend binds it). */
+export function hostSystemBinds(exists: (path: string) => boolean, isDirectory: (path: string) => boolean): Bind[] {
+  const binds: Bind[] = [{ source: '/usr', target: '/usr', readOnly: true }];
+  for (const name of SYSTEM_ROOTS) if (isDirectory(`/${name}`)) binds.push({ source: `/${name}`, target: `/${name}`, readOnly: true });
+  for (const name of HOST_ETC) if (exists(`/etc/${name}`)) binds.push({ source: `/etc/${name}`, target: `/etc/${name}`, readOnly: true });
+  return binds;
+}

@@ -1,0 +1,338 @@
+import { randomInt } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Docker from 'dockerode';
+import { SYSTEM_PATH } from '../../core/system-path.js';
+import { ImageDisks, plainDisk, diskMountPoint, type RunDisk } from '../bwrap/run-disk.js';
+import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
+import { prepareImageNode, IMAGE_LIBS, IMAGE_LOADER, type ImageNode } from '../image-node.js';
+import { mountsUnder, pidAlive, removeLeftovers, unmount } from '../reap.js';
+import type { Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
+import { INIT_NODE, INIT_SCRIPT, MIRRORS_DIR, OZ_CLI, OZ_WRAPPER, SUPPORT_CLIENT, SUPPORT_DIR, TOOLS_DIR, WORKSPACE } from '../sandbox-layout.js';
+import { ensureBaseImage } from './base-image.js';
+import { ContainerHandle } from './container-handle.js';
+import { containerOptions, hostSystemBinds, LABELS, type Bind } from './container-config.js';
+import { DockerSandbox } from './docker-sandbox.js';
+import { EngineImages } from './engine-images.js';
+
+/** Host uids for runs without an image, as on the bwrap backend: one at random per run, never a host user's. */
+const UID_BASE = 1_900_000_000;
+const UID_SPAN = 200_000_000;
+const DEFAULT_INIT_SCRIPT = fileURLToPath(new URL('../../in-sandbox/sandbox-init.js', import.meta.url));
+const SUPPORT_CLIENT_SCRIPT = fileURLToPath(new URL('../../in-sandbox/harness-support-client.js', import.meta.url));
+/** What an image container's processes may need as root (setup installing packages): the engine's default set, less the network and kernel ones. */
+const SETUP_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'SETUID', 'SETGID'];
+
+export class DockerUnavailableError extends Error {}
+
+export interface DockerBackendOptions {
+  /** Where run directories are made (the workspace and /tmp bound into containers). Default: under the OS temp dir. */
+  root?: string;
+  initScript?: string;
+  watchdogScript?: string;
+  /** Where patchelf, mkfs.ext4 and mount are found. */
+  hostPath?: string;
+  /** The engine; default: `DOCKER_HOST`, else the default socket (Docker's, or Podman's API service at the same path). */
+  docker?: Docker;
+  /** Put on every container (`dev.oz.worker`), for the operator. */
+  workerName?: string;
+  onWarning?: (message: string) => void;
+}
+
+function onPath(command: string, path: string): string | null {
+  for (const dir of path.split(':')) if (dir && existsSync(join(dir, command))) return join(dir, command);
+  return null;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function passwdFor(uid: number, gid: number): string {
+  return [
+    'root:x:0:0:root:/root:/usr/sbin/nologin',
+    `agent:x:${uid}:${gid}:Oz agent:${WORKSPACE}:/bin/bash`,
+    'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+    '',
+  ].join('\n');
+}
+
+function groupFor(gid: number): string {
+  return ['root:x:0:', `agent:x:${gid}:`, 'nogroup:x:65534:', ''].join('\n');
+}
+
+/**
+ * The container backend (docs/sandboxes.md "The docker backend"): each run
+ * in a container of the environment's image (or of a tiny base image with the
+ * host's system bound read-only), through the Docker Engine API, which
+ * Docker and Podman's API service both speak. The worker keeps the run's
+ * workspace and /tmp on the host, watched by the same fence watchdog as
+ * bwrap sandboxes; containers carry labels naming this host and worker
+ * process, so the next worker removes what a crashed one left.
+ */
+export class DockerBackend implements SandboxBackend {
+  readonly name = 'docker';
+  readonly isolates = true;
+  readonly runsImages = true;
+  readonly images: EngineImages;
+  private readonly root: string;
+  private readonly stageDir: string;
+  private readonly initScript: string;
+  private readonly warn: (message: string) => void;
+  private readonly asRoot = process.getuid?.() === 0;
+  private watchdog: Watchdog | null = null;
+  private disks: ImageDisks | null = null;
+  private imageNode: ImageNode | null = null;
+  private baseImage = '';
+  private engine = '';
+  private diskFallback: string | null = 'the worker is not root';
+
+  private constructor(
+    private readonly docker: Docker,
+    private readonly options: DockerBackendOptions,
+    private readonly tools: { reaper: string; patchelf: string | null; umount: string; disk: { mkfs: string; mount: string; umount: string } | null },
+  ) {
+    this.initScript = options.initScript ?? DEFAULT_INIT_SCRIPT;
+    this.warn = options.onWarning ?? (() => {});
+    const base = options.root ?? join(tmpdir(), 'oz-containers');
+    mkdirSync(base, { recursive: true, mode: 0o711 });
+    // Crashed workers' run directories (their containers are removed by label in open()).
+    for (const name of readdirSync(base)) {
+      const pid = /^w(\d+)$/.exec(name)?.[1];
+      if (pid && !pidAlive(Number(pid))) {
+        const dir = join(base, name);
+        const failed = removeLeftovers({ mounts: mountsUnder(dir), umount: tools.umount, dirs: [dir] });
+        if (failed.length > 0) this.warn(`could not remove what a crashed worker (pid ${pid}) left: ${failed.join(', ')}`);
+      }
+    }
+    this.root = join(base, `w${process.pid}`);
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    chmodSync(this.root, 0o711);
+    this.stageDir = join(this.root, 'staged');
+    mkdirSync(this.stageDir, { mode: 0o711 });
+    this.images = new EngineImages(docker);
+  }
+
+  /** Reach the engine, remove what crashed workers left, make the base image; throws a {@link DockerUnavailableError} whose message is the line to print. */
+  static async open(options: DockerBackendOptions = {}): Promise<DockerBackend> {
+    if (process.platform !== 'linux') throw new DockerUnavailableError('the docker backend needs Linux (it binds the workspace from this host)');
+    const docker = options.docker ?? new Docker();
+    let version: Docker.DockerVersion;
+    try {
+      version = await docker.version();
+    } catch (error) {
+      throw new DockerUnavailableError(
+        `the container engine cannot be reached (${(error as Error).message}): start dockerd, or Podman's API service (podman system service), and set DOCKER_HOST if its socket is not the default`,
+      );
+    }
+    const path = options.hostPath ?? SYSTEM_PATH;
+    const asRoot = process.getuid?.() === 0;
+    const mkfs = asRoot ? onPath('mkfs.ext4', path) : null;
+    const mount = asRoot ? onPath('mount', path) : null;
+    const umount = onPath('umount', path) ?? 'umount';
+    const reaper = ['tini-static', 'docker-init', 'catatonit'].map((name) => onPath(name, path)).find((found) => found !== null) ?? null;
+    if (!reaper) throw new DockerUnavailableError("no static init (tini) is installed for the containers' pid 1: apt-get install tini (docker.io brings it)");
+    const backend = new DockerBackend(docker, options, {
+      reaper: realpathSync(reaper),
+      patchelf: onPath('patchelf', path),
+      umount,
+      disk: mkfs && mount ? { mkfs, mount, umount } : null,
+    });
+    const podman = (version.Components ?? []).some((component) => /podman/i.test(component.Name));
+    backend.engine = `${podman ? 'Podman' : 'Docker'} ${version.Version} (API ${version.ApiVersion})`;
+    if (!existsSync(backend.initScript)) throw new DockerUnavailableError(`the sandbox init is missing at ${backend.initScript}: run npm run build`);
+    try {
+      await backend.removeCrashedContainers();
+      backend.baseImage = await ensureBaseImage(docker);
+    } catch (error) {
+      backend.close();
+      throw new DockerUnavailableError(`the container engine refused the base image or the clean-up (${(error as Error).message})`);
+    }
+    if (asRoot && backend.tools.disk) {
+      const why = await ImageDisks.probe(backend.root, backend.tools.disk);
+      backend.diskFallback = why === null ? null : `no file system per run: ${why}`;
+      if (why === null) backend.disks = new ImageDisks(backend.tools.disk);
+    }
+    try {
+      backend.watchdog = await Watchdog.start({ ...(options.watchdogScript ? { script: options.watchdogScript } : {}), onError: backend.warn });
+    } catch (error) {
+      backend.close();
+      throw new DockerUnavailableError(`the fence watchdog cannot start (${(error as Error).message}): run npm run build`);
+    }
+    backend.watchdog.owns([backend.root]);
+    return backend;
+  }
+
+  /** Containers of this host whose worker process is dead: a crashed worker's. */
+  private async removeCrashedContainers(): Promise<void> {
+    const containers = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.sandbox}=true`, `${LABELS.host}=${hostname()}`] } });
+    for (const info of containers) {
+      const pid = Number(info.Labels[LABELS.workerPid]);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) continue;
+      if (pid === process.pid) continue;
+      await this.docker
+        .getContainer(info.Id)
+        .remove({ force: true, v: true })
+        .catch((error: Error) => this.warn(`could not remove container ${info.Names[0] ?? info.Id} a crashed worker left: ${error.message}`));
+    }
+  }
+
+  /** How limits are enforced here, for the worker's start-up line. */
+  get enforcement(): string {
+    const disk = this.diskFallback === null ? 'disk: an ext4 file system per run for the workspace' : `disk: measured every 2 s (${this.diskFallback})`;
+    return `${this.engine}: capabilities dropped, no-new-privileges, a seccomp profile, memory/pids/cpu limits, ${disk}, fenced by a watchdog`;
+  }
+
+  close(): void {
+    this.watchdog?.close();
+    for (const point of mountsUnder(this.root)) unmount(point, this.tools.umount);
+    if (mountsUnder(this.root).length === 0) rmSync(this.root, { recursive: true, force: true });
+  }
+
+  async create(spec: SandboxSpec): Promise<Sandbox> {
+    const { watchdog } = this;
+    if (!watchdog) throw new Error('the backend is not open');
+    if (spec.restore) throw new Error('warm starts are not available on the docker backend yet');
+    if (spec.image && !spec.image.engineImage) throw new Error('the docker backend starts images the engine pulled (SandboxImage.engineImage)');
+    if (spec.fenceAfterMs !== undefined && !(spec.fenceAfterMs >= 0)) throw new Error(`fenceAfterMs: ${spec.fenceAfterMs} is not a duration`);
+    const dir = mkdtempSync(join(this.root, `run-${spec.runId}-`));
+    const id = dir;
+    // On an image the harness is the image's user (the engine maps no uid: it is the host's too); else a uid of its own.
+    const uid = spec.image ? spec.image.agentUid : this.asRoot ? UID_BASE + randomInt(UID_SPAN) : (process.getuid?.() ?? 0);
+    const gid = spec.image ? spec.image.agentGid : this.asRoot ? uid : (process.getgid?.() ?? 0);
+    const fence = new SandboxFence(spec.fenceAfterMs, { renew: (deadline) => watchdog.renew(id, deadline) });
+    // Watched before anything exists. The containers' processes are added once they run; the run's own uid (never a host user's) as a backstop.
+    watchdog.arm(id, spec.image || !this.asRoot ? {} : { uid }, { mounts: this.disks ? [diskMountPoint(dir)] : [], umount: this.tools.umount, dirs: [dir] }, fence.at, () =>
+      fence.check(),
+    );
+    const handles: ContainerHandle[] = [];
+    let disk: RunDisk | null = null;
+    const teardown = async (): Promise<void> => {
+      for (const handle of handles) await handle.remove();
+    };
+    try {
+      chmodSync(dir, 0o711);
+      disk = this.disks ? await this.disks.create(dir, uid, spec.limits.diskBytes) : plainDisk(dir, uid, this.asRoot);
+      if (this.asRoot && gid !== uid) for (const path of [disk.workspace, disk.tmp]) chownSync(path, uid, gid);
+      mkdirSync(join(dir, 'etc'), { mode: 0o755 });
+      writeFileSync(join(dir, 'etc', 'passwd'), passwdFor(uid, gid), { mode: 0o644 });
+      writeFileSync(join(dir, 'etc', 'group'), groupFor(gid), { mode: 0o644 });
+      writeFileSync(join(dir, 'etc', 'oz'), OZ_WRAPPER, { mode: 0o555 });
+      const hasSupportClient = Boolean(spec.supportDir) && existsSync(SUPPORT_CLIENT_SCRIPT);
+      const common: Bind[] = [
+        { source: disk.workspace, target: WORKSPACE, readOnly: false },
+        { source: disk.tmp, target: '/tmp', readOnly: false },
+        { source: realpathSync(this.initScript), target: INIT_SCRIPT, readOnly: true },
+        ...spec.mounts.map((path, i) => ({ source: path, target: `${MIRRORS_DIR}/${i}`, readOnly: true })),
+        ...(spec.supportDir ? [{ source: spec.supportDir, target: SUPPORT_DIR, readOnly: true }] : []),
+        ...(hasSupportClient
+          ? [
+              { source: SUPPORT_CLIENT_SCRIPT, target: SUPPORT_CLIENT, readOnly: true },
+              { source: join(dir, 'etc', 'oz'), target: OZ_CLI, readOnly: true },
+            ]
+          : []),
+        ...(spec.tools ?? []).map((tool) => ({ source: realpathSync(tool.path), target: `${TOOLS_DIR}/${tool.name}`, readOnly: true })),
+      ];
+      const labels = {
+        [LABELS.sandbox]: 'true',
+        [LABELS.host]: hostname(),
+        [LABELS.workerPid]: String(process.pid),
+        [LABELS.run]: spec.runId,
+        ...(this.options.workerName ? { [LABELS.worker]: this.options.workerName } : {}),
+      };
+      const network = spec.network === 'on';
+      const suffix = `${spec.runId.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 60)}-${randomInt(1e9).toString(36)}`;
+      const initEnv = [`PATH=/usr/local/bin:/usr/bin:/bin`, `HOME=${WORKSPACE}`, 'OPENSSL_CONF=/dev/null'];
+      const user = `${uid}:${gid}`;
+      // The platform's container: the base image and the host's system, as the run's user (every phase without an image).
+      const platformOptions = containerOptions(
+        {
+          name: `oz-${suffix}-platform`,
+          image: this.baseImage,
+          role: 'platform',
+          reaper: this.tools.reaper,
+          user,
+          network,
+          limits: spec.limits,
+          labels: { ...labels, [LABELS.role]: 'platform' },
+          readOnlyRoot: true,
+          binds: [
+            ...hostSystemBinds(existsSync, isDirectory),
+            { source: join(dir, 'etc', 'passwd'), target: '/etc/passwd', readOnly: true },
+            { source: join(dir, 'etc', 'group'), target: '/etc/group', readOnly: true },
+            { source: realpathSync(process.execPath), target: INIT_NODE, readOnly: true },
+            ...common,
+          ],
+        },
+        INIT_NODE,
+      );
+      const platform = new ContainerHandle(this.docker, await this.docker.createContainer(platformOptions), initEnv);
+      handles.push(platform);
+      let image: ContainerHandle | null = null;
+      if (spec.image?.engineImage) {
+        if (!this.tools.patchelf) throw new Error('patchelf is not installed (apt-get install patchelf): the platform node cannot run on an image without it');
+        this.imageNode ??= prepareImageNode(this.stageDir, this.tools.patchelf);
+        const node = this.imageNode;
+        const imageOptions = containerOptions(
+          {
+            name: `oz-${suffix}-image`,
+            image: spec.image.engineImage,
+            role: 'image',
+            reaper: this.tools.reaper,
+            // The engine gives an exec as root the container's capabilities only when its main process is root too
+            // (an exec as the agent's uid gets none either way).
+            user: '0:0',
+            network,
+            limits: spec.limits,
+            labels: { ...labels, [LABELS.role]: 'image' },
+            readOnlyRoot: false,
+            binds: [
+              { source: node.binary, target: INIT_NODE, readOnly: true },
+              { source: node.loader, target: IMAGE_LOADER, readOnly: true },
+              ...node.libs.map((lib) => ({ source: lib.path, target: `${IMAGE_LIBS}/${lib.name}`, readOnly: true })),
+              ...common,
+            ],
+          },
+          INIT_NODE,
+        );
+        imageOptions.HostConfig = { ...imageOptions.HostConfig, CapAdd: SETUP_CAPABILITIES };
+        image = new ContainerHandle(this.docker, await this.docker.createContainer(imageOptions), initEnv);
+        handles.push(image);
+      }
+      const users: Record<SandboxPhase, string> = { platform: user, setup: image ? '0:0' : user, agent: user };
+      return await DockerSandbox.start({
+        id,
+        dir,
+        spec,
+        disk,
+        containers: { platform, image, users },
+        fence,
+        watchdog,
+        hasSupportClient,
+        phase: spec.phase ?? 'platform',
+        owner: user,
+        warn: this.warn,
+        teardown,
+      });
+    } catch (error) {
+      fence.stop();
+      try {
+        await teardown();
+        await disk?.remove();
+        rmSync(dir, { recursive: true, force: true });
+        watchdog.disarm(id);
+      } catch (cleanup) {
+        watchdog.renew(id, null);
+        this.warn(`could not remove ${dir}: ${(cleanup as Error).message}`);
+      }
+      if (error instanceof FenceLapsedError) throw error;
+      throw error;
+    }
+  }
+}
