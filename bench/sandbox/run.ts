@@ -1,7 +1,8 @@
 /**
  * Sandbox benchmark: what the bubblewrap backend costs per run and per process,
- * and what provisioning a 5,000-file repository costs with and without a warm
- * mirror.
+ * what provisioning a 5,000-file repository costs with and without a warm
+ * mirror, and (where a container engine answers) start, exec, restart and
+ * destroy on the docker backend beside bwrap's, as ratios in the same run.
  *
  *   npm run build && npx tsx bench/sandbox/run.ts
  *
@@ -17,7 +18,8 @@
  *
  * Sizes: OZ_BENCH_SPAWNS (200), OZ_BENCH_SANDBOXES (50), OZ_BENCH_NET_SANDBOXES
  * (20, 0 to skip), OZ_BENCH_EXECS (300), OZ_BENCH_FILES (5000), OZ_BENCH_FIRST (3),
- * OZ_BENCH_SECOND (10). Percentiles are nearest-rank. Results are written to
+ * OZ_BENCH_SECOND (10), OZ_BENCH_DOCKER_SANDBOXES (20, 0 to skip the docker
+ * part), OZ_BENCH_RESTARTS (20). Percentiles are nearest-rank. Results are written to
  * docs/benchmarks.md by hand.
  */
 import { execFile, execFileSync, spawn, type StdioOptions } from 'node:child_process';
@@ -26,8 +28,9 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import type { Sandbox, SandboxSpec } from '../../src/sandbox/sandbox-backend.js';
+import type { Sandbox, SandboxBackend, SandboxSpec } from '../../src/sandbox/sandbox-backend.js';
 import type * as BwrapModule from '../../src/sandbox/bwrap/bwrap-backend.js';
+import type * as DockerModule from '../../src/sandbox/docker/docker-backend.js';
 import type * as MirrorModule from '../../src/worker/provisioning/mirror-cache.js';
 import type * as SetupModule from '../../src/worker/provisioning/workspace-setup.js';
 import type * as RedactorModule from '../../src/secrets/redactor.js';
@@ -46,6 +49,8 @@ const EXECS = intFromEnv('OZ_BENCH_EXECS', 300);
 const FILES = intFromEnv('OZ_BENCH_FILES', 5_000);
 const FIRST = intFromEnv('OZ_BENCH_FIRST', 3);
 const SECOND = intFromEnv('OZ_BENCH_SECOND', 10);
+const DOCKER_SANDBOXES = intFromEnv('OZ_BENCH_DOCKER_SANDBOXES', 20);
+const RESTARTS = intFromEnv('OZ_BENCH_RESTARTS', 20);
 /** Where the temp directory goes (workspaces, mirrors, the repository): its filesystem matters for the clones. */
 const ROOT = process.env.OZ_BENCH_ROOT || tmpdir();
 const DIRS = 50;
@@ -77,10 +82,11 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 }
 
 const { BwrapBackend } = await fromDist<typeof BwrapModule>('sandbox/bwrap/bwrap-backend.js');
+const { DockerBackend } = await fromDist<typeof DockerModule>('sandbox/docker/docker-backend.js');
 const { MirrorCache } = await fromDist<typeof MirrorModule>('worker/provisioning/mirror-cache.js');
 const { setUpWorkspace } = await fromDist<typeof SetupModule>('worker/provisioning/workspace-setup.js');
 const { Redactor } = await fromDist<typeof RedactorModule>('secrets/redactor.js');
-type Backend = BwrapModule.BwrapBackend;
+type Backend = SandboxBackend;
 
 // ---------------------------------------------------------------------------
 // Baselines: a bare process start on the host
@@ -155,8 +161,8 @@ async function lifecycle(backend: Backend, network: SandboxSpec['network'], n: n
   const teardowns: number[] = [];
   for (let i = 0; i < WARMUP + n; i++) {
     const [sandbox, started] = await create(backend, spec(network));
-    // It answers; with network, slirp4netns's tap0 is there.
-    await run(sandbox, network === 'on' ? ['/bin/grep', '-q', 'tap0:', '/proc/net/dev'] : ['/bin/true']);
+    // It answers; with network on bwrap, slirp4netns's tap0 is there.
+    await run(sandbox, network === 'on' && backend.name === 'bwrap' ? ['/bin/grep', '-q', 'tap0:', '/proc/net/dev'] : ['/bin/true']);
     const gone = await destroy(sandbox);
     if (i >= WARMUP) {
       starts.push(started);
@@ -167,6 +173,20 @@ async function lifecycle(backend: Backend, network: SandboxSpec['network'], n: n
     { what: `create → init ready, network ${network}`, stats: stats(starts) },
     { what: `destroy, network ${network}`, stats: stats(teardowns) },
   ];
+}
+
+/** `n` restarts of one live sandbox (a phase switch: every process ended, a new init), each checked by an exec. */
+async function benchRestarts(backend: Backend, n: number): Promise<Row> {
+  progress(`${n} restarts of one ${backend.name} sandbox`);
+  const [sandbox] = await create(backend, spec('off'));
+  try {
+    return {
+      what: 'restart (all processes ended, new init) + exec /bin/true',
+      stats: await repeat(n, 2, async () => (await timed(async () => (await sandbox.restart(), await run(sandbox, ['/bin/true']))))[1]),
+    };
+  } finally {
+    await destroy(sandbox);
+  }
 }
 
 async function benchExecs(backend: Backend): Promise<Row[]> {
@@ -365,6 +385,30 @@ async function main(): Promise<number> {
     out.push(table(`Sandbox start and teardown (sequential, ${WARMUP} warm-up each, no mounts)`, STAT_HEADER, statRows(sandboxRows), STAT_ALIGN), '');
 
     out.push(table('Exec in a live sandbox (through the init, until exit and output read)', STAT_HEADER, statRows(await benchExecs(backend)), STAT_ALIGN), '');
+
+    if (DOCKER_SANDBOXES > 0) {
+      try {
+        const docker = await DockerBackend.open({ root: join(dir, 'containers') });
+        onCleanup('close the docker backend', () => docker.close());
+        out.push(`  docker: ${docker.enforcement}`);
+        const bwrapRows = [...(await lifecycle(backend, 'off', DOCKER_SANDBOXES)), ...(await benchExecs(backend)), await benchRestarts(backend, RESTARTS)];
+        const dockerRows = [...(await lifecycle(docker, 'off', DOCKER_SANDBOXES)), ...(await benchExecs(docker)), await benchRestarts(docker, RESTARTS)];
+        out.push(
+          table(
+            `bwrap and docker in the same run (${DOCKER_SANDBOXES} sandboxes each, ${EXECS} execs, ${RESTARTS} restarts; no image: the host's system)`,
+            ['what', 'bwrap p50 ms', 'bwrap p95 ms', 'docker p50 ms', 'docker p95 ms', 'docker / bwrap (p50)'],
+            bwrapRows.map((row, i) => {
+              const other = (dockerRows[i] as Row).stats;
+              return [row.what, ms(row.stats.p50), ms(row.stats.p95), ms(other.p50), ms(other.p95), `${(other.p50 / row.stats.p50).toFixed(1)}×`];
+            }),
+            [false, true, true, true, true, true],
+          ),
+          '',
+        );
+      } catch (error) {
+        out.push(`docker: not measured (${(error as Error).message})`, '');
+      }
+    }
 
     const { repo, first, second, hostClone } = await benchProvisioning(backend, dir);
     const host = stats(hostClone);

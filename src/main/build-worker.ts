@@ -123,8 +123,8 @@ export async function prepareWorker(args: {
       : backend.runsImages
         ? new ImageStore(config.cacheDir, { insecureRegistries: config.insecureRegistries, maxBytes: config.imageStoreBytes })
         : null;
-  // Warm starts keep host directories (the workspace, the image's writable layer): bwrap's, not yet the engine's containers'.
-  const snapshots = backend instanceof BwrapBackend && backend.runsImages && config.snapshotStoreBytes > 0 ? new SnapshotStore(config.cacheDir, config.snapshotStoreBytes) : null;
+  // Warm starts keep host directories: the workspace and the image's writable layer (bwrap's overlay, the container's own).
+  const snapshots = backend.runsImages && config.snapshotStoreBytes > 0 ? new SnapshotStore(config.cacheDir, config.snapshotStoreBytes) : null;
   if (!images)
     args.logger.info(
       { backend: backend.name, why: backend instanceof BwrapBackend ? backend.imagesUnavailable : undefined },

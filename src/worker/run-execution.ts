@@ -391,7 +391,7 @@ export class RunExecution {
     if (!snapshots || !backend.runsImages || this.run.snapshot === false || this.stopReason) return;
     // Setup snapshots: without setup commands there is nothing to keep (the clones come from the mirrors).
     if ((this.run.environment?.setupCommands ?? []).length === 0) return;
-    this.snapshotKey = snapshotKey(snapshotInputs(this.run, this.image?.digest ?? null, this.secrets), snapshots.secretKey);
+    this.snapshotKey = snapshotKey(snapshotInputs(this.run, this.image?.digest ?? null, this.secrets, backend.name), snapshots.secretKey);
     this.restored = snapshots.find(this.run.team_id, this.snapshotKey);
   }
 

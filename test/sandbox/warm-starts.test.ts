@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,19 @@ type Json = Record<string, unknown>;
 type Event = { type: string; data: Json };
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const asRoot = process.getuid?.() === 0;
-const missing = !bwrapInstalled() || !asRoot ? 'needs bwrap and a root worker' : (busyboxImageMissing() ?? imageToolsMissing());
+const missingTools = busyboxImageMissing() ?? imageToolsMissing();
+function dockerReachable(): boolean {
+  try {
+    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const BACKENDS = [
+  { backend: 'bwrap', missing: !bwrapInstalled() || !asRoot ? 'needs bwrap and a root worker' : missingTools },
+  { backend: 'docker', missing: !dockerReachable() ? 'needs a container engine (dockerd)' : missingTools },
+] as const;
 
 const reasons = (events: Event[]): unknown[] => events.filter((e) => e.type === 'notice').map((e) => e.data.reason);
 const setupCommandsRun = (events: Event[]): unknown[] =>
@@ -28,7 +41,8 @@ const setupCommandsRun = (events: Event[]): unknown[] =>
  * maintenance commands. A changed key part, another team, or a setup-only
  * secret found in what setup left: a cold start.
  */
-describe.skipIf(missing !== null)('warm starts', () => {
+describe.each(BACKENDS)('warm starts on the $backend backend', ({ backend, missing }) => {
+  if (missing !== null) return void it.skip(`needs what this host lacks: ${missing}`, () => {});
   let dir = '';
   let repos = '';
   let registry: TestRegistry;
@@ -44,7 +58,7 @@ describe.skipIf(missing !== null)('warm starts', () => {
     push(built.reference, image);
     repos = join(dir, 'repos');
     server = await startOzServer('sqlite', {
-      args: ['--backend', 'bwrap'],
+      args: ['--backend', backend],
       env: { OZ_FILE_REPO_ROOTS: repos, OZ_KILL_GRACE_MS: '500', OZ_TEAM_MAX_CONCURRENT_RUNS: '10', OZ_REGISTRY_ALLOWED_HOSTS: '127.0.0.1' },
     });
   });

@@ -51,6 +51,13 @@ export class ContainerHandle {
     return info.State.Pid;
   }
 
+  /** The container's own writable layer on the host (created with the container, before it first runs), or null where the engine does not say. */
+  async writableLayer(): Promise<string | null> {
+    const info = await this.container.inspect();
+    this.upperDir = (info.GraphDriver?.Data as { UpperDir?: string } | undefined)?.UpperDir ?? null;
+    return this.upperDir;
+  }
+
   /** An init in the running container, as `user`; resolves once it said it is ready. */
   async startInit(user: string, onViolation: () => void): Promise<void> {
     const exec = await this.container.exec({

@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { SYSTEM_PATH } from '../../core/system-path.js';
 import { ImageDisks, plainDisk, diskMountPoint, type RunDisk } from '../bwrap/run-disk.js';
@@ -65,6 +67,29 @@ function passwdFor(uid: number, gid: number): string {
 
 function groupFor(gid: number): string {
   return ['root:x:0:', `agent:x:${gid}:`, 'nogroup:x:65534:', ''].join('\n');
+}
+
+const copy = promisify(execFile);
+const COPY_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * A warm start: the saved workspace copied into the run's (then the harness's
+ * user's, as the bwrap backend's idmapped restore shows it) and the saved
+ * layer into the image container's own layer, before any process of the run
+ * exists (so nothing can race the host's copy and chown).
+ */
+async function restoreState(
+  saved: { workspace: string; layer: string | null },
+  into: { workspace: string; uid: number; gid: number; image: ContainerHandle | null },
+): Promise<void> {
+  const options = { env: { PATH: '/usr/bin:/bin' }, maxBuffer: 1024 * 1024, timeout: COPY_TIMEOUT_MS };
+  await copy('cp', ['-a', `${saved.workspace}/.`, `${into.workspace}/`], options);
+  await copy('chown', ['-R', '-h', `${into.uid}:${into.gid}`, into.workspace], options);
+  if (saved.layer && into.image) {
+    const upper = await into.image.writableLayer();
+    if (!upper) throw new Error("the engine does not say where the container's layer is (a warm start on an image needs the overlay2 storage driver)");
+    await copy('cp', ['-a', `${saved.layer}/.`, `${upper}/`], options);
+  }
 }
 
 /**
@@ -198,7 +223,6 @@ export class DockerBackend implements SandboxBackend {
   async create(spec: SandboxSpec): Promise<Sandbox> {
     const { watchdog } = this;
     if (!watchdog) throw new Error('the backend is not open');
-    if (spec.restore) throw new Error('warm starts are not available on the docker backend yet');
     if (spec.image && !spec.image.engineImage) throw new Error('the docker backend starts images the engine pulled (SandboxImage.engineImage)');
     if (spec.fenceAfterMs !== undefined && !(spec.fenceAfterMs >= 0)) throw new Error(`fenceAfterMs: ${spec.fenceAfterMs} is not a duration`);
     const dir = mkdtempSync(join(this.root, `run-${spec.runId}-`));
@@ -305,6 +329,7 @@ export class DockerBackend implements SandboxBackend {
         image = new ContainerHandle(this.docker, await this.docker.createContainer(imageOptions), initEnv);
         handles.push(image);
       }
+      if (spec.restore) await restoreState(spec.restore, { workspace: disk.workspace, uid, gid, image });
       const users: Record<SandboxPhase, string> = { platform: user, setup: image ? '0:0' : user, agent: user };
       return await DockerSandbox.start({
         id,

@@ -171,8 +171,10 @@ export class DockerSandbox implements Sandbox {
   }
 
   stateDirs(): { workspace: string; layer: string | null } | null {
-    // Warm starts on this backend are for later (docs/sandboxes.md "The docker backend").
-    return null;
+    const { spec, disk, containers } = this.parts;
+    // A warm start's state is its snapshot's already.
+    if (spec.restore) return null;
+    return { workspace: disk.workspace, layer: containers.image?.upperDir ?? null };
   }
 
   async enter(phase: SandboxPhase, whileStopped?: () => Promise<void>): Promise<boolean> {

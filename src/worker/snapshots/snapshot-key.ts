@@ -14,6 +14,8 @@ export interface SnapshotInputs {
   secrets: Readonly<Record<string, string>>;
   /** The platform's own version of the layout (bumped when what a snapshot holds changes). */
   format: number;
+  /** The sandbox backend that made it: a snapshot is one backend's state (a bwrap layer is not a container's). */
+  backend: string;
 }
 
 function sorted(record: Readonly<Record<string, string>>): [string, string][] {
@@ -32,6 +34,7 @@ export function snapshotKey(inputs: SnapshotInputs, secretKey: Buffer): string {
     .digest('hex');
   const material = JSON.stringify({
     format: inputs.format,
+    backend: inputs.backend,
     team: inputs.teamId,
     image: inputs.imageDigest,
     setup: inputs.setupCommands,

@@ -8,7 +8,7 @@ export const SNAPSHOT_FORMAT = 1;
 type ClaimedSecrets = Exclude<ClaimedRun['secrets'], { error: unknown }>;
 
 /** What determines the state a run's setup leaves, from the claimed run (src/worker/snapshots/snapshot-key.ts). */
-export function snapshotInputs(run: ClaimedRun, imageDigest: string | null, secrets: ClaimedSecrets | null): SnapshotInputs {
+export function snapshotInputs(run: ClaimedRun, imageDigest: string | null, secrets: ClaimedSecrets | null, backend: string): SnapshotInputs {
   const environment = run.environment;
   return {
     teamId: run.team_id,
@@ -19,6 +19,7 @@ export function snapshotInputs(run: ClaimedRun, imageDigest: string | null, secr
     repos: environment?.repos ?? [],
     secrets: { ...(secrets?.env ?? {}), ...(secrets?.setup_env ?? {}) },
     format: SNAPSHOT_FORMAT,
+    backend,
   };
 }
 

@@ -15,6 +15,7 @@ const base: SnapshotInputs = {
   repos: [{ url: 'https://example.test/app.git', branch: 'main' }],
   secrets: { TOKEN: 'value-1' },
   format: 1,
+  backend: 'bwrap',
 };
 
 describe('the snapshot key', () => {
@@ -36,6 +37,7 @@ describe('the snapshot key', () => {
       { repos: [{ url: 'https://example.test/other.git', branch: 'main' }] },
       { secrets: { TOKEN: 'value-2' } },
       { format: 2 },
+      { backend: 'docker' },
     ];
     for (const change of changed) expect(snapshotKey({ ...base, ...change }, secretKey), JSON.stringify(change)).not.toBe(key);
   });
