@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vit
 import { makeBareRepo } from '../support/git-fixtures.js';
 import { api, cleanEnv, OZ_BIN, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { until } from '../support/until.js';
+import { podmanMissing, startPodmanService, type PodmanService } from '../support/podman-service.js';
 import { runEvents } from '../support/run-events.js';
 
 type Json = Record<string, unknown>;
@@ -82,10 +83,15 @@ function dockerReachable(): boolean {
   }
 }
 
-const BACKENDS: SandboxBackendName[] = ['bwrap', 'direct', ...(dockerReachable() ? (['docker'] as const) : [])];
-if (!BACKENDS.includes('docker')) console.log('the docker backend suite is skipped: no container engine answers (start dockerd, or set DOCKER_HOST)');
+/** Each suite: a backend, and for the docker backend which engine serves its API (Docker's own, or Podman's). */
+type Suite = SandboxBackendName | 'docker on podman';
+const SUITES: Suite[] = ['bwrap', 'direct', ...(dockerReachable() ? (['docker'] as const) : []), ...(podmanMissing() === null ? (['docker on podman'] as const) : [])];
+if (!SUITES.includes('docker')) console.log('the docker backend suite is skipped: no container engine answers (start dockerd, or set DOCKER_HOST)');
+if (!SUITES.includes('docker on podman')) console.log(`the docker backend suite on Podman's API is skipped: ${podmanMissing()}`);
 
-describe.each(BACKENDS)('sandboxed runs on the %s backend', (backend) => {
+describe.each(SUITES)('sandboxed runs on the %s backend', (suite) => {
+  const backend: SandboxBackendName = suite === 'docker on podman' ? 'docker' : suite;
+  let podman: PodmanService | null = null;
   const SANDBOX_ROOT = SANDBOX_ROOTS[backend];
   const runDirsOf = (runId: string): string[] => runDirs(runId, SANDBOX_ROOT);
   let server: OzServerHandle;
@@ -97,9 +103,16 @@ describe.each(BACKENDS)('sandboxed runs on the %s backend', (backend) => {
     fixtures = mkdtempSync(join(tmpdir(), 'oz-fixtures-'));
     chmodSync(fixtures, 0o755);
     appUrl = makeBareRepo(fixtures, 'app', { 'README.md': '# app\n', 'src/main.txt': 'main\n' }, { feature: { 'FEATURE.md': 'the feature branch\n' } });
+    if (suite === 'docker on podman') podman = await startPodmanService();
     server = await startOzServer('sqlite', {
       args: ['--backend', backend],
-      env: { OZ_FILE_REPO_ROOTS: fixtures, OZ_TEAM_MAX_CONCURRENT_RUNS: '20', OZ_KILL_GRACE_MS: '500', OZ_WORKER_CONCURRENCY: '4' },
+      env: {
+        OZ_FILE_REPO_ROOTS: fixtures,
+        OZ_TEAM_MAX_CONCURRENT_RUNS: '20',
+        OZ_KILL_GRACE_MS: '500',
+        OZ_WORKER_CONCURRENCY: '4',
+        ...(podman ? { DOCKER_HOST: podman.dockerHost } : {}),
+      },
     });
   });
   afterAll(async () => {
@@ -107,6 +120,7 @@ describe.each(BACKENDS)('sandboxed runs on the %s backend', (backend) => {
     try {
       expect(await server?.stop()).toBe(0);
     } finally {
+      await podman?.stop();
       rmSync(fixtures, { recursive: true, force: true });
     }
   });
@@ -354,7 +368,8 @@ describe.each(BACKENDS)('sandboxed runs on the %s backend', (backend) => {
       // The whole root, exactly: the system dirs this host has, and the sandbox's own.
       const system = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'].filter((name) => existsSync(`/${name}`));
       // A container also has the engine's read-only /sys.
-      const own = ['dev', 'etc', 'oz', 'proc', 'tmp', 'usr', 'workspace', ...(backend === 'docker' ? ['sys'] : [])];
+      // Podman also makes /run and /var.
+      const own = ['dev', 'etc', 'oz', 'proc', 'tmp', 'usr', 'workspace', ...(backend === 'docker' ? ['sys'] : []), ...(podman ? ['run', 'var'] : [])];
       expect(/slash=(.*)/.exec(output)?.[1]?.trim().split(' ')).toEqual([...system, ...own].sort());
       expect(output).toMatch(/^mount \/ ro,/m);
       expect(output).toMatch(/^mount \/usr ro,/m);

@@ -40,13 +40,14 @@ function entries(): Entry[] {
  * read-only over it per container, as the bwrap backend binds them: runs see
  * the same system whichever of the two runs them.
  */
+/** The base image's id (made the first time). */
 export async function ensureBaseImage(docker: Docker): Promise<string> {
   const list = entries();
   const tag = createHash('sha256').update(JSON.stringify(list)).digest('hex').slice(0, 16);
   const name = `${BASE_REPOSITORY}:${tag}`;
+  // By id: Podman names an imported image localhost/<name>, and resolves a short name elsewhere on create.
   try {
-    await docker.getImage(name).inspect();
-    return name;
+    return (await docker.getImage(name).inspect()).Id;
   } catch {
     // Not made yet.
   }
@@ -60,6 +61,9 @@ export async function ensureBaseImage(docker: Docker): Promise<string> {
   tar.finalize();
   const body = new PassThrough();
   tar.pipe(body);
-  await drain(await docker.importImage(body, { repo: BASE_REPOSITORY, tag }));
-  return name;
+  const id = await drain(await docker.importImage(body));
+  if (!id?.startsWith('sha256:')) throw new Error(`the engine's import named no image (${id ?? 'nothing'})`);
+  // Tagged afterwards: Podman's import drops the tag it is given.
+  await docker.getImage(id).tag({ repo: BASE_REPOSITORY, tag });
+  return id;
 }

@@ -1,7 +1,6 @@
 import type Docker from 'dockerode';
 import type { SandboxLimits } from '../sandbox-backend.js';
 import { SYSTEM_ROOTS } from './base-image.js';
-import { seccompProfile } from './seccomp-profile.js';
 
 /** Labels every sandbox container carries, so a restarted worker finds what a crashed one left. */
 export const LABELS = {
@@ -30,6 +29,11 @@ export const HOST_ETC = [
   'gai.conf',
 ];
 
+export interface HostLimits {
+  openFiles: number;
+  processes: number;
+}
+
 /** A host path bound into the container. */
 export interface Bind {
   source: string;
@@ -40,6 +44,10 @@ export interface Bind {
 export interface ContainerInputs {
   /** The host's static init, bound at {@link REAPER}. */
   reaper: string;
+  /** The worker's own limits, the containers' too. */
+  hostLimits: HostLimits;
+  /** `seccomp=` option's value: the profile itself (Docker) or its file's path (Podman reads a path). */
+  seccomp: string;
   name: string;
   image: string;
   /** `platform`: the base image with the host's system bound read-only; `image`: the environment's image. */
@@ -99,7 +107,7 @@ export function containerOptions(inputs: ContainerInputs, nodePath: string): Doc
       Binds: [{ source: inputs.reaper, target: REAPER, readOnly: true }, ...inputs.binds].map((bind) => `${bind.source}:${bind.target}:${bind.readOnly ? 'ro' : 'rw'}`),
       NetworkMode: inputs.network ? 'bridge' : 'none',
       CapDrop: ['ALL'],
-      SecurityOpt: ['no-new-privileges:true', `seccomp=${seccompProfile()}`],
+      SecurityOpt: ['no-new-privileges:true', `seccomp=${inputs.seccomp}`],
       ReadonlyRootfs: inputs.readOnlyRoot,
       IpcMode: 'private',
       Privileged: false,
@@ -109,6 +117,10 @@ export function containerOptions(inputs: ContainerInputs, nodePath: string): Doc
       ...(limits.cpus === undefined ? {} : { NanoCpus: Math.round(limits.cpus * 1e9) }),
       Ulimits: [
         { Name: 'core', Soft: 0, Hard: 0 },
+        // Explicit, and no higher than the worker's own: an engine default above the host's (Podman's) fails the start.
+        // RLIMIT_NPROC counts the host uid's processes across containers: the pids limit is the cgroup's.
+        { Name: 'nofile', Soft: inputs.hostLimits.openFiles, Hard: inputs.hostLimits.openFiles },
+        { Name: 'nproc', Soft: inputs.hostLimits.processes, Hard: inputs.hostLimits.processes },
         { Name: 'fsize', Soft: limits.diskBytes, Hard: limits.diskBytes },
       ],
       // The platform's own directory: binds land in it; nothing else can be put there for long.
@@ -125,4 +137,14 @@ export function hostSystemBinds(exists: (path: string) => boolean, isDirectory: 
   for (const name of SYSTEM_ROOTS) if (isDirectory(`/${name}`)) binds.push({ source: `/${name}`, target: `/${name}`, readOnly: true });
   for (const name of HOST_ETC) if (exists(`/etc/${name}`)) binds.push({ source: `/etc/${name}`, target: `/etc/${name}`, readOnly: true });
   return binds;
+}
+
+/** This process's hard limits of open files (at most 65536) and processes (at most 32768), from /proc/self/limits. */
+export function hostLimits(limits: string): HostLimits {
+  const hard = (name: string, fallback: number): number => {
+    const line = limits.split('\n').find((l) => l.startsWith(name));
+    const value = Number(line?.slice(name.length).trim().split(/\s+/)[1]);
+    return Number.isInteger(value) && value > 0 ? value : fallback;
+  };
+  return { openFiles: Math.min(hard('Max open files', 1024), 65_536), processes: Math.min(hard('Max processes', 4096), 32_768) };
 }

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,9 +15,10 @@ import type { Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sand
 import { INIT_NODE, INIT_SCRIPT, MIRRORS_DIR, OZ_CLI, OZ_WRAPPER, SUPPORT_CLIENT, SUPPORT_DIR, TOOLS_DIR, WORKSPACE } from '../sandbox-layout.js';
 import { ensureBaseImage } from './base-image.js';
 import { ContainerHandle } from './container-handle.js';
-import { containerOptions, hostSystemBinds, LABELS, type Bind } from './container-config.js';
+import { containerOptions, hostSystemBinds, hostLimits, LABELS, type Bind } from './container-config.js';
 import { DockerSandbox } from './docker-sandbox.js';
 import { EngineImages } from './engine-images.js';
+import { seccompProfile } from './seccomp-profile.js';
 
 /** Host uids for runs without an image, as on the bwrap backend: one at random per run, never a host user's. */
 const UID_BASE = 1_900_000_000;
@@ -116,6 +117,9 @@ export class DockerBackend implements SandboxBackend {
   private imageNode: ImageNode | null = null;
   private baseImage = '';
   private engine = '';
+  /** The `seccomp=` value containers are created with. */
+  private seccomp = seccompProfile();
+  private readonly hostLimits = hostLimits(readFileSync('/proc/self/limits', 'utf8'));
   private diskFallback: string | null = 'the worker is not root';
 
   private constructor(
@@ -171,6 +175,12 @@ export class DockerBackend implements SandboxBackend {
     });
     const podman = (version.Components ?? []).some((component) => /podman/i.test(component.Name));
     backend.engine = `${podman ? 'Podman' : 'Docker'} ${version.Version} (API ${version.ApiVersion})`;
+    if (podman) {
+      // Podman's compatible API reads the profile from a path on its host (this one: it binds this host's paths too).
+      const file = join(backend.root, 'seccomp.json');
+      writeFileSync(file, backend.seccomp, { mode: 0o644 });
+      backend.seccomp = file;
+    }
     if (!existsSync(backend.initScript)) throw new DockerUnavailableError(`the sandbox init is missing at ${backend.initScript}: run npm run build`);
     try {
       await backend.removeCrashedContainers();
@@ -281,6 +291,8 @@ export class DockerBackend implements SandboxBackend {
           image: this.baseImage,
           role: 'platform',
           reaper: this.tools.reaper,
+          seccomp: this.seccomp,
+          hostLimits: this.hostLimits,
           user,
           network,
           limits: spec.limits,
@@ -309,6 +321,8 @@ export class DockerBackend implements SandboxBackend {
             image: spec.image.engineImage,
             role: 'image',
             reaper: this.tools.reaper,
+            seccomp: this.seccomp,
+            hostLimits: this.hostLimits,
             // The engine gives an exec as root the container's capabilities only when its main process is root too
             // (an exec as the agent's uid gets none either way).
             user: '0:0',
