@@ -174,6 +174,13 @@ export class DockerBackend implements SandboxBackend {
       disk: mkfs && mount ? { mkfs, mount, umount } : null,
     });
     const podman = (version.Components ?? []).some((component) => /podman/i.test(component.Name));
+    // The workspace belongs to the run's uid on the host; under remapping the container's uids are others.
+    const info = (await docker.info().catch(() => ({}))) as { SecurityOptions?: string[] };
+    if ((info.SecurityOptions ?? []).some((option) => option.includes('name=userns'))) {
+      throw new DockerUnavailableError(
+        'the engine remaps user namespaces (userns-remap), which the docker backend does not support yet: run the worker against an engine without it, or use --backend bwrap (each run its own unprivileged uid)',
+      );
+    }
     backend.engine = `${podman ? 'Podman' : 'Docker'} ${version.Version} (API ${version.ApiVersion})`;
     if (podman) {
       // Podman's compatible API reads the profile from a path on its host (this one: it binds this host's paths too).
