@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ANY_WORKER_HOST, POOL_NAME_PATTERN, POOL_NAME_RULE } from '../core/worker-pool.js';
 
 /** Env var names a user may set (docs/design.md "Secrets" 4 lists the reserved ones). */
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
@@ -25,6 +26,11 @@ export function envNameProblem(name: string): string | null {
 export const rfc3339 = z.iso.datetime({ offset: true, message: 'must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z' });
 
 export const idParam = z.string().min(1).max(200);
+
+/** A run's (or an environment's) `worker_host`: a worker's name or label, or `warp` (Oz's hosted value: any worker). */
+export const workerHostSchema = z.string({ error: `must be a string: a worker's name or label, or "${ANY_WORKER_HOST}" for any worker` }).regex(POOL_NAME_PATTERN, {
+  message: `must be a worker's name or label, or "${ANY_WORKER_HOST}" for any worker: ${POOL_NAME_RULE}`,
+});
 
 /** A maximum runtime in seconds (a run's own, an environment's limit): up to a week. */
 export const maxRuntimeSeconds = z

@@ -1,7 +1,7 @@
 import { ImageReferenceSyntaxError, parseImageReference } from '../core/image-reference.js';
 import { z } from 'zod';
 import { NETWORK_POLICIES } from '../core/environment.js';
-import { creatorSchema, envName, envNameProblem, maxRuntimeSeconds, scopeSchema, successSchema, timestamp } from './common.js';
+import { creatorSchema, envName, envNameProblem, maxRuntimeSeconds, scopeSchema, successSchema, timestamp, workerHostSchema } from './common.js';
 
 /** `owner/repo` as on GitHub. */
 const GITHUB_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
@@ -121,6 +121,8 @@ const fields = {
   network: z.enum(NETWORK_POLICIES, { message: 'must be "off" or "on"' }),
   secrets: z.array(envName).max(100),
   limits: limitsSchema,
+  // Where its runs go when they name no worker_host themselves (docs/api.md "Worker pools"); "warp": any worker.
+  worker_host: workerHostSchema,
 };
 
 /** Every field, none required: what create and PATCH start from. */
@@ -136,12 +138,13 @@ export const createEnvironmentSchema = optionalFields
   })
   .strict();
 
-/** PATCH: each given field replaces the stored one; `description`/`docker_image`/`agent_user` null removes it. */
+/** PATCH: each given field replaces the stored one; `description`/`docker_image`/`agent_user`/`worker_host` null removes it. */
 export const patchEnvironmentSchema = optionalFields
   .extend({
     description: fields.description.nullable().optional(),
     docker_image: fields.docker_image.nullable().optional(),
     agent_user: fields.agent_user.nullable().optional(),
+    worker_host: fields.worker_host.nullable().optional(),
     providers: z.unknown().optional(),
   })
   .strict()
@@ -182,7 +185,7 @@ export const devcontainerFieldsSchema = z
   .strict();
 export type DevcontainerFields = z.infer<typeof devcontainerFieldsSchema>;
 
-/** The spec's CloudEnvironmentConfig; ours beside its fields: `repos` (every repository, GitHub or not), `maintenance_commands`, `env`, `network`, `secrets`, `limits`. */
+/** The spec's CloudEnvironmentConfig; ours beside its fields: `repos` (every repository, GitHub or not), `maintenance_commands`, `env`, `network`, `secrets`, `limits`, `worker_host`. */
 export const environmentConfigItemSchema = z.object({
   name: z.string(),
   description: z.string().nullable(),
@@ -196,6 +199,7 @@ export const environmentConfigItemSchema = z.object({
   network: z.enum(NETWORK_POLICIES),
   secrets: z.array(z.string()),
   limits: limitsItemSchema,
+  worker_host: z.string().exactOptional().meta({ description: "where its runs go when they name no worker_host: a worker's name or label; absent: any worker" }),
 });
 
 /** Ours: the environment's latest warm-start snapshot, as a worker reported it (docs/environments.md "Snapshots"). */

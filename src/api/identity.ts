@@ -103,6 +103,24 @@ export const createdWorkerTokenSchema = workerTokenItemSchema.extend({ token: z.
 export const listWorkerTokensResponseSchema = z.object({ worker_tokens: z.array(workerTokenItemSchema) });
 export const revokeWorkerTokenResponseSchema = z.object({ uid: z.string(), revoked: z.boolean() });
 
+/** A worker as its claims describe it (docs/api.md "Worker pools"): `GET /admin/workers`. */
+export const workerItemSchema = z
+  .object({
+    id: z.string().meta({ description: "the worker process's id (host, pid and a random part): a new one on every start" }),
+    name: z.string(),
+    labels: z.array(z.string()),
+    backend: z.string().meta({ description: 'its sandbox backend: bwrap, direct' }),
+    capacity: z.number().int().meta({ description: 'how many runs it executes at once' }),
+    running_runs: z.number().int().meta({ description: 'runs it holds now (a leased state, the lease not expired)' }),
+    version: z.string(),
+    token_name: z.string().nullable().meta({ description: "the worker token it claims with (embedded: a server's own worker)" }),
+    first_seen_at: timestamp,
+    last_seen_at: timestamp.meta({ description: 'its last claim poll or heartbeat' }),
+    online: z.boolean().meta({ description: 'seen in the last 5 minutes: what routing counts as present' }),
+  })
+  .meta({ id: 'Worker' });
+export const listWorkersResponseSchema = z.object({ workers: z.array(workerItemSchema) });
+
 export type TeamItem = z.infer<typeof teamItemSchema>;
 export type UserItem = z.infer<typeof userItemSchema>;
 export type ApiKeyItem = z.infer<typeof apiKeyItemSchema>;
@@ -114,3 +132,5 @@ export type WorkerTokenItem = z.infer<typeof workerTokenItemSchema>;
 export type CreatedWorkerToken = z.infer<typeof createdWorkerTokenSchema>;
 export type ListWorkerTokensResponse = z.infer<typeof listWorkerTokensResponseSchema>;
 export type RevokeWorkerTokenResponse = z.infer<typeof revokeWorkerTokenResponseSchema>;
+export type WorkerItem = z.infer<typeof workerItemSchema>;
+export type ListWorkersResponse = z.infer<typeof listWorkersResponseSchema>;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { AUTO_MODEL, CATALOG_ID_PATTERN, PROVIDER_MODEL_PATTERN } from '../core/model-catalog.js';
 import { RUN_STATES } from '../core/run-state.js';
 import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, HARNESS_TYPES, RUN_SORT_FIELDS, RUN_SOURCES } from '../core/run.js';
-import { envName, rfc3339, maxRuntimeSeconds } from './common.js';
+import { envName, rfc3339, maxRuntimeSeconds, workerHostSchema } from './common.js';
 
 export const harnessSchema = z
   .object(
@@ -53,7 +53,8 @@ export const agentConfigSchema = z
     mcp_servers: z.unknown().optional(),
     computer_use_enabled: z.boolean().optional(),
     idle_timeout_minutes: z.unknown().optional(),
-    worker_host: z.unknown().optional(),
+    // the spec's: the name or label of the workers that may take the run (docs/api.md "Worker pools"); "warp" = any
+    worker_host: workerHostSchema.optional(),
     // newer SDKs': picks a self-hosted runner, which is worker selection (like worker_host)
     runner_id: z.unknown().optional(),
   })

@@ -24,6 +24,7 @@ const agentConfigFields = {
   max_tokens: z.number().int(),
   harness_auth_secrets: z.record(z.string(), z.string()),
   snapshot: z.boolean(),
+  worker_host: z.string().meta({ description: 'the name or label of the workers that may take the run; absent: any worker' }),
 };
 
 /** A run's `agent_config`, as the presenter builds it from the run's stored config: its harness is always set. */
@@ -39,6 +40,7 @@ export const runAgentConfigSchema = z.object({
   max_tokens: agentConfigFields.max_tokens.exactOptional(),
   harness_auth_secrets: agentConfigFields.harness_auth_secrets.exactOptional(),
   snapshot: agentConfigFields.snapshot.exactOptional(),
+  worker_host: agentConfigFields.worker_host.exactOptional(),
 });
 
 /**
@@ -57,6 +59,7 @@ export const templateAgentConfigSchema = z.looseObject({
   harness_auth_secrets: agentConfigFields.harness_auth_secrets.optional(),
   max_tokens: agentConfigFields.max_tokens.optional(),
   snapshot: agentConfigFields.snapshot.optional(),
+  worker_host: agentConfigFields.worker_host.optional(),
 });
 
 /** The spec's RunStatusMessage plus our `reason`. */
@@ -92,7 +95,7 @@ export const agentSkillSchema = z
 /** Tokens and model calls a run used (ours). */
 export const runUsageSchema = z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), steps: z.number().int() });
 
-/** The spec's RunItem, with our extensions `usage`, `branches`, `state_timestamps`, `attempt` and `cancel_requested_at`. */
+/** The spec's RunItem, with our extensions `usage`, `branches`, `state_timestamps`, `attempt`, `cancel_requested_at` and `worker`. */
 export const runItemSchema = z
   .object({
     run_id: z.string(),
@@ -123,6 +126,10 @@ export const runItemSchema = z
     state_timestamps: z.partialRecord(z.enum(RUN_STATES), timestamp).meta({ description: 'when the run last entered each state it has been in' }),
     attempt: z.number().int().meta({ description: 'how many times a worker claimed the run' }),
     cancel_requested_at: timestamp.exactOptional(),
+    worker: z
+      .object({ id: z.string(), name: z.string().nullable() })
+      .exactOptional()
+      .meta({ description: 'the worker that claimed the run last (its name is null for a worker that sent none); absent before any claim' }),
   })
   .meta({ id: 'RunItem' });
 

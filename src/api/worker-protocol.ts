@@ -3,6 +3,7 @@ import { NETWORK_POLICIES } from '../core/environment.js';
 import { PLATFORM_ERROR_CODES } from '../core/errors.js';
 import { RUN_EVENT_TYPES } from '../core/run-event.js';
 import { SNAPSHOT_NOTICE_REASONS } from '../core/worker-protocol.js';
+import { MAX_WORKER_LABELS, POOL_NAME_PATTERN, POOL_NAME_RULE } from '../core/worker-pool.js';
 import type {
   ClaimRequest,
   ClaimResponse,
@@ -26,8 +27,26 @@ import { harnessItemSchema } from './runs.js';
 
 const lease = { lease_token: z.string().min(1).max(200) };
 
+const poolName = z.string().regex(POOL_NAME_PATTERN, POOL_NAME_RULE);
+
+/** A worker's own description in a claim (src/core/worker-protocol.ts `WorkerProfile`). */
+export const workerProfileSchema = z
+  .object({
+    name: poolName,
+    labels: z.array(poolName).max(MAX_WORKER_LABELS),
+    backend: z.string().min(1).max(64),
+    capacity: z.number().int().min(1).max(10_000),
+    version: z.string().min(1).max(100),
+  })
+  .strict();
+
 export const claimRequestSchema = z
-  .object({ worker_id: z.string().min(1).max(200), max_runs: z.number().int().min(1).max(64), wait_ms: z.number().int().min(0).max(30_000) })
+  .object({
+    worker_id: z.string().min(1).max(200),
+    max_runs: z.number().int().min(1).max(64),
+    wait_ms: z.number().int().min(0).max(30_000),
+    worker: workerProfileSchema.exactOptional(),
+  })
   .strict();
 
 export const leaseRequestSchema = z.object(lease).strict();
@@ -88,6 +107,7 @@ const claimedEnvironmentSchema = z.object({
   env: z.record(z.string(), z.string()),
   network: z.enum(NETWORK_POLICIES),
   secrets: z.array(z.string()),
+  workerHost: z.string().exactOptional(),
   limits: z.object({
     maxRuntimeMs: limitFields.maxRuntimeMs.exactOptional(),
     pids: limitFields.pids.exactOptional(),

@@ -5,12 +5,13 @@ import { choicesOf, plainText, shownDefault, type CommandName, type Setting } fr
 import { COMMAND_LINE_OPTIONS, SETTINGS, type SettingName } from '../core/settings/table.js';
 import { OzClientError } from '../client/client-error.js';
 import { isOzError } from '../core/errors.js';
+import { OZ_VERSION } from '../core/version.js';
 import { agentCommand } from './commands/agent.js';
 import { completionsCommand } from './commands/completions.js';
 import { environmentCommand } from './commands/environment.js';
 import { secretCommand } from './commands/secret.js';
 import { bareScheduleMeansCreate, scheduleCommand } from './commands/schedule.js';
-import { adminCommand, apiKeyCommand, modelCommand, whoamiCommand, workerTokenCommand } from './commands/identity.js';
+import { adminCommand, apiKeyCommand, modelCommand, whoamiCommand, workerListCommand, workerTokenCommand } from './commands/identity.js';
 import { runCommand } from './commands/run.js';
 import { buildContext, type CliContext, type GlobalOptions } from './context.js';
 import { applyJq } from './jq.js';
@@ -56,6 +57,8 @@ function settingOptions(command: CommandName, choices: { readonly [N in SettingN
     const option = new Option(`${entry.flag.name} <${entry.flag.arg}>`, `${plainText(entry.doc)} (env ${variables}; default ${plainText(shownDefault(entry))})`);
     const allowed = choices[name] ?? choicesOf(entry);
     if (allowed) option.choices(allowed);
+    // Every value kept, in order; the loader reads them as one comma-separated list.
+    if (entry.flag.repeatable) option.argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
     made.push({ name, option });
   }
   return {
@@ -65,18 +68,35 @@ function settingOptions(command: CommandName, choices: { readonly [N in SettingN
       for (const { name, option } of made) {
         const value = parsed[option.attributeName()];
         if (typeof value === 'string') overrides[name] = value;
+        else if (Array.isArray(value)) overrides[name] = value.join(',');
       }
       return overrides;
     },
   };
 }
 
-/** The options of `command` that are no setting (src/core/settings/table.ts `COMMAND_LINE_OPTIONS`). */
-function commandLineOptions(command: CommandName): Option[] {
+/**
+ * The options of `command` that are no setting (src/core/settings/table.ts
+ * `COMMAND_LINE_OPTIONS`). Commander checks a mandatory option of every
+ * ancestor of the command that runs, so a command with subcommands
+ * (`oz worker list`) checks its required options in its own action instead
+ * (`requireOptions`).
+ */
+function commandLineOptions(command: CommandName, { mandatory = true } = {}): Option[] {
   return COMMAND_LINE_OPTIONS.filter((o) => o.on === command).map((o) => {
     const option = new Option(o.arg ? `${o.flag} <${o.arg}>` : o.flag, plainText(o.doc));
-    return o.required ? option.makeOptionMandatory() : option;
+    return o.required && mandatory ? option.makeOptionMandatory() : option;
   });
+}
+
+/** Refuse, as commander would, when a required option of `command` is missing from `parsed`. */
+function requireOptions(cmd: Command, command: CommandName, parsed: Record<string, unknown>): void {
+  for (const o of COMMAND_LINE_OPTIONS.filter((o) => o.on === command && o.required)) {
+    const option = cmd.options.find((candidate) => candidate.long === o.flag);
+    if (option && parsed[option.attributeName()] === undefined) {
+      cmd.error(`error: required option '${option.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+    }
+  }
 }
 
 function addOptions(cmd: Command, options: readonly Option[]): Command {
@@ -93,10 +113,10 @@ export interface ProgramDeps {
   stderr: (text: string) => void;
 }
 
-export const VERSION = '0.1.0';
+export const VERSION = OZ_VERSION;
 
 /** The command groups whose commands print a JSON result: each of their commands takes `--jq`. */
-const JSON_GROUPS = ['agent', 'run', 'task', 'environment', 'secret', 'schedule', 'api-key', 'admin', 'worker-token', 'model', 'whoami'];
+const JSON_GROUPS = ['agent', 'run', 'task', 'environment', 'secret', 'schedule', 'api-key', 'admin', 'worker-token', 'worker', 'model', 'whoami'];
 const JQ_HELP = "print the JSON output through a jq filter (implies --output-format json; strings print unquoted), e.g. --jq '.run_id'";
 
 function everyCommand(cmd: Command): Command[] {
@@ -143,24 +163,27 @@ export function buildProgram(unsafeDeps: ProgramDeps): Command {
   ).action(async (parsed: Record<string, unknown>) => deps.rotateMasterKey({ settings: rotationSettings.overrides(parsed) }));
 
   const workerSettings = settingOptions('worker');
-  addOptions(
+  const worker = addOptions(
     program
       .command('worker')
       .description(
         'Run a standalone worker: claims runs from a server and executes them. ' +
+          'Its name and labels (--name, --label) say which routed runs (`oz agent run-cloud --host NAME`) it may take; `oz worker list` shows the workers. ' +
           `The worker token (\`oz worker-token create NAME\`) comes from ${SETTINGS.workerToken.env} or --token-file, never from the command line ` +
           '(which every user of the host can read in the process list).',
       ),
-    [...commandLineOptions('worker'), ...workerSettings.options],
-  ).action(async (parsed: { server: string; token?: string; tokenFile?: string; allowInsecureHttp?: boolean }) =>
-    deps.runWorker({
-      server: parsed.server,
+    [...commandLineOptions('worker', { mandatory: false }), ...workerSettings.options],
+  ).action(async (parsed: { server?: string; token?: string; tokenFile?: string; allowInsecureHttp?: boolean }, cmd: Command) => {
+    requireOptions(cmd, 'worker', parsed);
+    await deps.runWorker({
+      server: parsed.server ?? '',
       token: parsed.token,
       tokenFile: parsed.tokenFile,
       allowInsecureHttp: parsed.allowInsecureHttp,
       settings: workerSettings.overrides(parsed),
-    }),
-  );
+    });
+  });
+  worker.addCommand(workerListCommand(context));
 
   program
     .command('harness-support')

@@ -9,6 +9,7 @@ import type {
   CreateWorkerTokenInput,
   ExpireApiKeyResponse,
   ListApiKeysResponse,
+  ListWorkersResponse,
   ListWorkerTokensResponse,
   MeResponse,
   NewKeyInput,
@@ -266,5 +267,8 @@ export class OzClient {
   }
   revokeWorkerToken(id: string): Promise<RevokeWorkerTokenResponse> {
     return this.request('POST', `${this.api}/worker-tokens/${encodeURIComponent(id)}/revoke`);
+  }
+  listWorkers(): Promise<ListWorkersResponse> {
+    return this.request('GET', `${this.api}/admin/workers`);
   }
 }

@@ -71,6 +71,11 @@ export interface EnvironmentConfig {
   network: NetworkPolicy;
   secrets: string[];
   limits: EnvironmentLimits;
+  /**
+   * The name or label of the workers its runs go to (docs/api.md "Worker
+   * pools"), where a run sets no `worker_host` of its own; absent = any worker.
+   */
+  workerHost?: string;
 }
 
 /** Team-owned, or personal to one user of the team. */

@@ -48,6 +48,12 @@ export interface RunConfig {
    * worker may start from a snapshot (docs/environments.md "Snapshots").
    */
   snapshot?: false;
+  /**
+   * The API's `config.worker_host`: the name or label of the workers that may
+   * claim the run (docs/api.md "Worker pools"). Absent = any worker (`warp`,
+   * Oz's hosted value, is stored as absent).
+   */
+  workerHost?: string;
 }
 
 /** The API's `harness_auth_secrets` field of a harness type. */
@@ -102,6 +108,8 @@ export interface Run {
   config: RunConfig;
   attempt: number;
   workerId: string | null;
+  /** The name of the worker that claimed it last (with `workerId`); null before a claim, or for a worker that sent none. */
+  workerName: string | null;
   leaseToken: string | null;
   leaseExpiresAt: number | null;
   cancelRequestedAt: number | null;

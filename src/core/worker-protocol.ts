@@ -24,6 +24,26 @@ export interface ClaimRequest {
   worker_id: string;
   max_runs: number;
   wait_ms: number;
+  /**
+   * Who claims (docs/api.md "Worker pools"): the server records the worker
+   * (`oz worker list`) and gives it only runs whose `worker_host` is absent,
+   * its name or one of its labels. Absent (older workers): only runs without
+   * a `worker_host`, and the worker is not listed.
+   */
+  worker?: WorkerProfile;
+}
+
+/** A worker as it describes itself in every claim. */
+export interface WorkerProfile {
+  /** A short lowercase token (src/core/worker-pool.ts `POOL_NAME_PATTERN`); not unique: several workers may share a name. */
+  name: string;
+  labels: string[];
+  /** The sandbox backend's name (`bwrap`, `direct`). */
+  backend: string;
+  /** How many runs it executes at once (its concurrency), free or not. */
+  capacity: number;
+  /** Its Oz version. */
+  version: string;
 }
 
 export interface ClaimedRun {

@@ -29,6 +29,7 @@ import { Publisher } from '../worker/results/publisher.js';
 import { Worker } from '../worker/worker.js';
 import { SYSTEM_PATH } from '../core/system-path.js';
 import { buildModelCatalog } from '../core/model-catalog-file.js';
+import { OZ_VERSION } from '../core/version.js';
 
 /** What every run's processes start from: never the worker's own environment (it holds credentials). */
 const BASE_ENV = {
@@ -51,6 +52,7 @@ async function openBackend(name: SandboxBackendName, config: WorkerConfig, logge
       const backend = await DockerBackend.open({
         hostPath: config.hostPath,
         ...(config.sandboxRoot ? { root: config.sandboxRoot } : {}),
+        workerName: config.workerName,
         onWarning: (message) => logger.warn(message),
       });
       logger.info({ enforcement: backend.enforcement }, 'sandbox backend docker ready');
@@ -164,7 +166,13 @@ export async function prepareWorker(args: {
         sandboxDefaults: config.sandboxDefaults,
         agentBudgets: { maxSteps, maxTokens, maxTimeMs },
       },
-      { concurrency: args.concurrency ?? config.workerConcurrency, ...(args.idPrefix ? { idPrefix: args.idPrefix } : {}) },
+      {
+        concurrency: args.concurrency ?? config.workerConcurrency,
+        name: config.workerName,
+        labels: config.workerLabels,
+        version: OZ_VERSION,
+        ...(args.idPrefix ? { idPrefix: args.idPrefix } : {}),
+      },
       args.logger,
     );
 }

@@ -43,6 +43,9 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
-  process.stdout.write(`Oz worker ${worker.id} serving ${url.origin} (concurrency ${config.workerConcurrency}, backend ${launch.sandboxBackend})\n`);
+  const labels = config.workerLabels.length > 0 ? `, labels ${config.workerLabels.join(',')}` : '';
+  process.stdout.write(
+    `Oz worker ${worker.id} serving ${url.origin} (name ${config.workerName}${labels}, concurrency ${config.workerConcurrency}, backend ${launch.sandboxBackend})\n`,
+  );
   await stopped;
 }

@@ -1,6 +1,7 @@
 import type { EnvironmentConfig, EnvironmentLimits, RepoSpec } from '../core/environment.js';
 import { defaultEnvironmentConfig } from '../core/environment.js';
 import { OzError } from '../core/errors.js';
+import { routedHost } from '../core/worker-pool.js';
 import { githubRepoUrl } from './presenters/environment.js';
 import type { CreateEnvironmentBody, DevcontainerFields, DevcontainerSource, PatchEnvironmentBody } from '../api/environments.js';
 
@@ -49,6 +50,7 @@ export function configFromCreate(body: CreateEnvironmentBody, devcontainer?: Fro
   const dockerImage = body.docker_image ?? file.docker_image;
   const agentUser = body.agent_user ?? file.agent_user;
   const noRepos = body.github_repos === undefined && body.repos === undefined;
+  const workerHost = routedHost(body.worker_host);
   const repos = devcontainer && noRepos ? [{ url: githubRepoUrl(devcontainer.source.owner, devcontainer.source.repo) }] : mergeRepos(body.github_repos, body.repos);
   return {
     ...base,
@@ -61,6 +63,8 @@ export function configFromCreate(body: CreateEnvironmentBody, devcontainer?: Fro
     network: body.network ?? base.network,
     secrets: [...new Set(body.secrets ?? [])],
     limits: body.limits ? toLimits(body.limits) : {},
+    // `warp` (any worker) is stored as nothing.
+    ...(workerHost !== null ? { workerHost } : {}),
   };
 }
 
@@ -87,5 +91,10 @@ export function configFromPatch(current: EnvironmentConfig, body: PatchEnvironme
   if (body.network !== undefined) next.network = body.network;
   if (body.secrets !== undefined) next.secrets = [...new Set(body.secrets)];
   if (body.limits !== undefined) next.limits = toLimits(body.limits);
+  if (body.worker_host !== undefined) {
+    const host = routedHost(body.worker_host);
+    if (host === null) delete next.workerHost;
+    else next.workerHost = host;
+  }
   return next;
 }

@@ -1,6 +1,7 @@
 import type { ServerDeps } from './deps.js';
 import { Periodic } from './periodic.js';
 import type { RunService } from './run-service.js';
+import { forgetGoneWorkers, updateWaitingMessages } from './worker-pools.js';
 
 /**
  * How long past its expiry a lease is left alone before the sweep resolves
@@ -13,14 +14,22 @@ export function sweepGraceMs(leaseTtlMs: number): number {
   return Math.min(10_000, Math.max(1000, Math.floor(leaseTtlMs / 6)));
 }
 
+/** How often the sweep forgets workers not seen for a day. */
+const FORGET_EVERY_MS = 60_000;
+
 /**
  * The server's housekeeping loop, every `intervalMs`: resolve expired leases
- * (store.sweepExpiredLeases: re-queue once, cancel, or ERROR worker_lost), and
+ * (store.sweepExpiredLeases: re-queue once, cancel, or ERROR worker_lost),
  * admit queued runs of every team that has some (covers slots freed by
- * finishes handled on other servers). Safe on any number of servers: each
- * outcome is a compare-and-set, and admission is serialized per team.
+ * finishes handled on other servers, and routed runs whose worker just
+ * appeared), then say what each routed run still waiting waits for
+ * (src/server/worker-pools.ts), and now and then forget workers gone for a
+ * day. Safe on any number of servers: each outcome is a compare-and-set,
+ * and admission is serialized per team.
  */
 export class LifecycleSweeper extends Periodic {
+  private lastForget = 0;
+
   constructor(
     private readonly deps: ServerDeps,
     private readonly runs: RunService,
@@ -40,6 +49,11 @@ export class LifecycleSweeper extends Periodic {
       }
       if (outcomes.some((o) => o.to === 'PENDING')) this.deps.hub.publishClaimable();
       for (const teamId of await this.deps.store.listTeamsWithQueuedRuns()) await this.runs.admit(teamId);
+      await updateWaitingMessages(this.deps);
+      if (now - this.lastForget >= FORGET_EVERY_MS) {
+        this.lastForget = now;
+        await forgetGoneWorkers(this.deps);
+      }
     } catch (error) {
       this.deps.logger.error({ err: error }, 'lifecycle sweep failed');
     }

@@ -8,6 +8,8 @@ import { refuseAboveMaxima, teamLimits } from './limits.js';
 import type { ServerDeps } from './deps.js';
 import { chooseModel } from './model-choice.js';
 import type { RunAgentRequest } from '../api/run-requests.js';
+import { routedHost, WAITING_FOR_WORKER } from '../core/worker-pool.js';
+import { explainWait } from './worker-pools.js';
 
 /** Who acts: a caller of the API, or the scheduler on behalf of a schedule's creator. */
 export type Actor = Pick<Principal, 'team' | 'user'>;
@@ -44,7 +46,6 @@ export function rejectUnimplemented(body: RunAgentRequest): void {
     ['config.mcp_servers', c.mcp_servers],
     ['config.computer_use_enabled', c.computer_use_enabled === true ? true : undefined],
     ['config.idle_timeout_minutes', c.idle_timeout_minutes],
-    ['config.worker_host', c.worker_host],
     ['config.runner_id', c.runner_id],
   ];
   for (const [field, value] of present) if (value !== undefined) throw featureNotAvailable(field);
@@ -87,9 +88,11 @@ export class RunService {
     // Limits: nothing above the team's ceilings (the operator's, lowered by the team's own).
     const { maxima } = teamLimits(this.deps, team);
     if (c.max_runtime_seconds !== undefined) refuseAboveMaxima({ maxRuntimeMs: c.max_runtime_seconds * 1000 }, maxima, 'config.');
+    let environmentHost: string | undefined;
     if (c.environment_id !== undefined) {
       const env = await store.getEnvironment(team.id, c.environment_id, principal.user.id);
       if (!env) throw new OzError('resource_not_found', `config.environment_id: environment ${c.environment_id} not found`, { reason: 'config.environment_id' });
+      environmentHost = env.config.workerHost;
       // A ceiling lowered after the environment was saved: say which of its limits is now too high.
       const above = limitAbove(env.config.limits, maxima);
       if (above) {
@@ -103,6 +106,8 @@ export class RunService {
     if (body.parent_run_id !== undefined && !(await store.getRun(team.id, body.parent_run_id))) {
       throw new OzError('resource_not_found', `parent_run_id: run ${body.parent_run_id} not found`, { reason: 'parent_run_id' });
     }
+    // The run's own worker_host (`warp`: any worker, whatever the environment says), else its environment's.
+    const workerHost = routedHost(c.worker_host ?? environmentHost);
     const harness = c.harness ?? { type: 'oz' as const };
     const model = chooseModel(this.deps, c.model_id, harness.type, 'config.model_id');
     const config: RunConfig = {
@@ -117,6 +122,8 @@ export class RunService {
       ...(c.max_tokens !== undefined ? { maxTokens: c.max_tokens } : {}),
       // Stored only when false (a cold start); true is the default, a warm start when the environment has a matching snapshot.
       ...(c.snapshot === false ? { snapshot: false as const } : {}),
+      // Routed to the workers that answer to this name or label; `warp` (any worker) is stored as nothing.
+      ...(workerHost !== null ? { workerHost } : {}),
     };
     const now = clock.now();
     const idempotency = options.idempotencyKey
@@ -146,8 +153,12 @@ export class RunService {
     );
     if (created) this.deps.hub.publish(run.id);
     await this.admit(team.id);
+    // A routed run no present worker can take says so at once (the sweeper keeps it up to date).
+    if (workerHost !== null) await explainWait(this.deps, run.id);
     const current = (await store.getRun(team.id, run.id)) ?? run;
-    return { run: current, atCapacity: current.state === 'QUEUED' };
+    // Queued behind the team's limit, not waiting for a worker that can take it (which its status message says).
+    const waitingForWorker = current.statusMessage?.reason === WAITING_FOR_WORKER;
+    return { run: current, atCapacity: current.state === 'QUEUED' && !waitingForWorker };
   }
 
   /** Admit what fits under the team's limit, and wake readers of the admitted runs. */

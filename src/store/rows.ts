@@ -66,6 +66,7 @@ export function toRun(row: RunRow): Run {
     config: runConfig(row.config),
     attempt: Number(row.attempt),
     workerId: row.worker_id,
+    workerName: row.worker_name,
     leaseToken: row.lease_token,
     leaseExpiresAt: numberOrNull(row.lease_expires_at),
     cancelRequestedAt: numberOrNull(row.cancel_requested_at),

@@ -4,6 +4,9 @@ import { newId } from '../core/ids.js';
 import { ACTIVE_STATES, LEASED_STATES, type RunState } from '../core/run-state.js';
 import type { ArtifactType, ListRunsQuery, Run, RunArtifact, RunPage } from '../core/run.js';
 import { insertEvents } from './event-writer.js';
+import { poolNamesOf, WORKER_SEEN_WINDOW_MS } from '../core/worker-pool.js';
+import { routedTo } from './routing-sql.js';
+import { workersSeenSince } from './worker-repository.js';
 import { toRun } from './rows.js';
 import { decodeCursor, encodeCursor, queryFingerprint, sortValueOf } from './run-cursor.js';
 import { buildListRunsQuery } from './run-list-sql.js';
@@ -64,6 +67,7 @@ export class RunRepository {
         skill_spec: input.skillSpec,
         name: input.config.name ?? null,
         model_id: input.config.modelId ?? null,
+        worker_host: input.config.workerHost ?? null,
         config: JSON.stringify(input.config),
         attempt: 0,
         created_at: at,
@@ -105,6 +109,12 @@ export class RunRepository {
    * than `max_concurrent_runs` are active. Count-then-admit is a race between
    * two servers, so it runs under a per-team lock (PostgreSQL: a transaction
    * advisory lock; SQLite: the database write lock of BEGIN IMMEDIATE).
+   *
+   * A run routed to a name or label (`worker_host`) that no worker seen in
+   * the last `WORKER_SEEN_WINDOW_MS` answers to is passed over: it stays
+   * QUEUED, holding none of the team's slots, until such a worker shows up
+   * (the sweeper admits it then, and says meanwhile what it waits for). An
+   * admitted routed run loses that waiting message.
    */
   async admit(teamId: string, at: number): Promise<Run[]> {
     return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
@@ -119,18 +129,20 @@ export class RunRepository {
         .executeTakeFirstOrThrow();
       const free = Number(team.max_concurrent_runs) - Number(n);
       if (free <= 0) return [];
+      const present = poolNamesOf(await workersSeenSince(tx, at - WORKER_SEEN_WINDOW_MS));
       const queued = await tx
         .selectFrom('runs')
-        .select('id')
+        .select(['id', 'worker_host'])
         .where('team_id', '=', teamId)
         .where('state', '=', 'QUEUED')
+        .where(routedTo(present))
         .orderBy('queued_at', 'asc')
         .orderBy('id', 'asc')
         .limit(free)
         .execute();
       const admitted: Run[] = [];
-      for (const { id } of queued) {
-        admitted.push(await transitionIn(tx, { runId: id, from: 'QUEUED', to: 'PENDING', by: 'server', at }));
+      for (const { id, worker_host } of queued) {
+        admitted.push(await transitionIn(tx, { runId: id, from: 'QUEUED', to: 'PENDING', by: 'server', at, ...(worker_host !== null ? { statusMessage: null } : {}) }));
       }
       return admitted;
     });

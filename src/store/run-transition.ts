@@ -28,7 +28,7 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
   const set: Updateable<RunsTable> = { state: to };
   if (to === 'PENDING') {
     // Re-queued: the old lease is void.
-    Object.assign(set, { worker_id: null, lease_token: null, lease_expires_at: null });
+    Object.assign(set, { worker_id: null, worker_name: null, lease_token: null, lease_expires_at: null });
   }
   if (isTerminal(to)) set.lease_expires_at = null;
   if (input.statusMessage !== undefined) {

@@ -87,6 +87,10 @@ export interface RunsTable {
   config: string;
   attempt: number;
   worker_id: string | null;
+  /** The name of the worker that claimed it (migration 0009). */
+  worker_name: string | null;
+  /** The name or label of the workers that may claim it; null = any (migration 0009). */
+  worker_host: string | null;
   lease_token: string | null;
   lease_expires_at: number | null;
   cancel_requested_at: number | null;
@@ -140,6 +144,21 @@ export interface WorkerTokensTable {
   created_at: number;
   revoked_at: number | null;
   last_used_at: number | null;
+}
+
+/** A worker process as its last claim described it (migration 0009). */
+export interface WorkersTable {
+  id: string;
+  name: string;
+  /** JSON array of strings. */
+  labels: string;
+  backend: string;
+  capacity: number;
+  version: string;
+  /** The worker token it claims with (`embedded` for a server's own worker); null when unknown. */
+  token_name: string | null;
+  first_seen_at: number;
+  last_seen_at: number;
 }
 
 export interface RunEventBatchesTable {
@@ -214,6 +233,7 @@ export interface Database {
   run_artifacts: RunArtifactsTable;
   idempotency_keys: IdempotencyKeysTable;
   worker_tokens: WorkerTokensTable;
+  workers: WorkersTable;
   run_event_batches: RunEventBatchesTable;
   secrets: SecretsTable;
   secret_keyring: SecretKeyringTable;

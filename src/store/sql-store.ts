@@ -12,6 +12,7 @@ import { RunRepository } from './run-repository.js';
 import { ScheduleRepository } from './schedule-repository.js';
 import { SecretRepository } from './secret-repository.js';
 import { WorkerTokenRepository } from './worker-token-repository.js';
+import { WorkerRepository } from './worker-repository.js';
 import type { Database, DialectName } from './schema.js';
 import type { DialectOps } from './store-context.js';
 import type { ClaimInput, CreateRunResult, IdempotencyInput, NewRun, Store, SweepOutcome, WakeupBus, TransitionInput } from './store.js';
@@ -33,6 +34,7 @@ export class SqlStore implements Store {
   readonly environmentSnapshots: EnvironmentSnapshotRepository;
   readonly secrets: SecretRepository;
   readonly schedules: ScheduleRepository;
+  readonly workers: WorkerRepository;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -53,6 +55,7 @@ export class SqlStore implements Store {
     this.environmentSnapshots = new EnvironmentSnapshotRepository(ctx);
     this.secrets = new SecretRepository(ctx);
     this.schedules = new ScheduleRepository(ctx);
+    this.workers = new WorkerRepository(ctx);
   }
 
   createTeam(input: { name: string; maxConcurrentRuns: number; limitCeilings?: EnvironmentLimits }, at: number): Promise<Team> {

@@ -7,6 +7,7 @@ import type { EnvironmentSnapshotRepository } from './environment-snapshot-repos
 import type { DialectName } from './schema.js';
 import type { ScheduleRepository } from './schedule-repository.js';
 import type { SecretRepository } from './secret-repository.js';
+import type { WorkerRepository } from './worker-repository.js';
 
 export interface NewRun {
   teamId: string;
@@ -59,6 +60,13 @@ export interface TransitionInput {
 
 export interface ClaimInput {
   workerId: string;
+  /**
+   * The claiming worker's name and labels (docs/api.md "Worker pools"): it
+   * gets only runs routed nowhere (`worker_host` absent), to its name, or to
+   * one of its labels. Absent: only runs routed nowhere.
+   */
+  workerName?: string | undefined;
+  workerLabels?: readonly string[] | undefined;
   /** How many runs to claim at most (batched claim). */
   limit: number;
   leaseTtlMs: number;
@@ -171,6 +179,8 @@ export interface Store {
   readonly secrets: SecretRepository;
   /** Cron schedules and their fired slots. */
   readonly schedules: ScheduleRepository;
+  /** Worker pools: the workers as their claims describe them, and the routed runs that wait for one. */
+  readonly workers: WorkerRepository;
 
   close(): Promise<void>;
 }

@@ -3,11 +3,17 @@ import { performance } from 'node:perf_hooks';
 import { backoffDelay, sleep } from '../core/retry.js';
 import type { Logger } from 'pino';
 import { randomToken } from '../core/ids.js';
+import type { WorkerProfile } from '../core/worker-protocol.js';
 import { ProtocolError } from './protocol-client.js';
 import { RunExecution, type ExecutionDeps } from './run-execution.js';
 
 export interface WorkerOptions {
   concurrency: number;
+  /** Which routed runs (`worker_host`) it may claim: its name and labels (docs/api.md "Worker pools"). */
+  name: string;
+  labels: readonly string[];
+  /** Its Oz version, as `oz worker list` shows it. */
+  version: string;
   /** Starts the worker's id (`embedded-` for a server's own worker: known dead when that server restarts). */
   idPrefix?: string;
   /** How long a claim long-poll waits on the server. */
@@ -42,6 +48,11 @@ export class Worker {
     return this.executions.size;
   }
 
+  /** What every claim says of this worker: the server records it and routes by its name and labels. */
+  get profile(): WorkerProfile {
+    return { name: this.options.name, labels: [...this.options.labels], backend: this.deps.backend.name, capacity: this.options.concurrency, version: this.options.version };
+  }
+
   private async claimLoop(): Promise<void> {
     let failures = 0;
     while (!this.claiming.signal.aborted) {
@@ -51,7 +62,10 @@ export class Worker {
         continue;
       }
       try {
-        const { runs } = await this.deps.client.claim({ worker_id: this.id, max_runs: free, wait_ms: this.options.claimWaitMs ?? 25_000 }, this.claiming.signal);
+        const { runs } = await this.deps.client.claim(
+          { worker_id: this.id, max_runs: free, wait_ms: this.options.claimWaitMs ?? 25_000, worker: this.profile },
+          this.claiming.signal,
+        );
         // When the answer came, not when the long-poll was sent (the poll may
         // wait long before a run appears); each run says how much of its lease
         // was left as the answer left the server, and the first heartbeat, sent

@@ -229,7 +229,6 @@ describe('scripts written for Oz work with our oz', () => {
       for (const [flag, ...args] of [
         ['--mcp', '--mcp', 'npx some-server'],
         ['--attach', '--attach', 'notes.txt'],
-        ['--host', '--host', 'my-box'],
         ['--computer-use', '--computer-use'],
         ['--skill', '--skill', 'owner/repo:SKILL.md'],
       ] as const) {
@@ -238,9 +237,13 @@ describe('scripts written for Oz work with our oz', () => {
         expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^oz: ${flag}: not available on this server`))]);
         expect(result.stderr).not.toContain('unknown option');
       }
-      const schedule = await oz('schedule', 'create', '--name', 'hosted', '--cron', '0 9 * * *', '-p', 'x', '--host', 'my-box');
+      const schedule = await oz('schedule', 'create', '--name', 'hosted', '--cron', '0 9 * * *', '-p', 'x', '--mcp', 'npx some-server');
       expect(schedule.code).toBe(1);
-      expect(schedule.stderr).toMatch(/^oz: --host: not available on this server/);
+      expect(schedule.stderr).toMatch(/^oz: --mcp: not available on this server/);
+      // --host is worker routing now (docs/api.md "Worker pools"): a bad name is the server's 400 naming the field.
+      const host = await oz('schedule', 'create', '--name', 'hosted', '--cron', '0 9 * * *', '-p', 'x', '--host', 'My Box');
+      expect(host.code).toBe(1);
+      expect(host.stderr).toContain('agent_config.worker_host: must be a worker');
     });
   });
 

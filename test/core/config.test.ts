@@ -1,5 +1,7 @@
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { defaultDataDir, loadConfig } from '../../src/core/config.js';
+import { workerNameFromHost } from '../../src/core/worker-pool.js';
 
 describe('configuration', () => {
   it('defaults to the XDG data directory and the embedded database', () => {
@@ -28,6 +30,8 @@ describe('configuration', () => {
       cliConfigPath: '/home/u/.config/oz/config.json',
       logLevel: 'info',
       workerConcurrency: 2,
+      workerName: workerNameFromHost(hostname()),
+      workerLabels: [],
       killGraceMs: 2000,
       drainGraceMs: 30_000,
       maxOutputBytes: 8 * 1024 * 1024,

@@ -28,6 +28,8 @@ export const BAD_VALUES: Readonly<Record<string, string | null>> = {
   OZ_SANDBOX_BACKEND: 'lxc',
   OZ_WORKER_TOKEN: null,
   OZ_WORKER_CONCURRENCY: '99',
+  OZ_WORKER_NAME: 'Box 1',
+  OZ_WORKER_LABELS: 'gpu,warp',
   OZ_DRAIN_GRACE_MS: 'x',
   OZ_KILL_GRACE_MS: '-1',
   OZ_MAX_OUTPUT_BYTES: '1',

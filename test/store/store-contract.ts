@@ -4,6 +4,7 @@ import { fairShareContract } from './contract/fair-share.contract.js';
 import { resourceContract } from './contract/resources.contract.js';
 import { runContract } from './contract/runs.contract.js';
 import { transitionContract } from './contract/transitions.contract.js';
+import { workerPoolContract } from './contract/worker-pools.contract.js';
 
 /** The one store contract, run against every database (sqlite-store.test.ts, postgres-store.test.ts). */
 export function describeStoreContract(factory: StoreFactory): void {
@@ -12,4 +13,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   fairShareContract(factory);
   runContract(factory);
   resourceContract(factory);
+  workerPoolContract(factory);
 }

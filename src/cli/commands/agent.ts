@@ -45,6 +45,9 @@ type Json = Record<string, unknown>;
 /** The model flag's help: Oz's catalog ids and provider/model both work. */
 export const MODEL_HELP = 'model: an id of the catalog (`oz model list`) such as claude-4-6-opus-high, auto, or provider/model such as anthropic/claude-sonnet-4-5';
 
+/** The --host flag's help (config.worker_host). */
+export const HOST_HELP = 'run only on a worker with this name or label (`oz worker --name/--label`, `oz worker list`); warp: any worker (default)';
+
 /** The request body's fields beside `config`, as a run config file in the API's form may have them. */
 const RUN_BODY_FIELDS = Object.keys(runAgentRequestSchema.shape).filter((k) => k !== 'config');
 
@@ -54,7 +57,6 @@ const RUN_FLAGS = {
   attachments: '--attach',
   skill: '--skill',
   'config.skill_spec': '--skill',
-  'config.worker_host': '--host',
   'config.computer_use_enabled': '--computer-use',
   conversation_id: '--conversation',
   team: '--personal',
@@ -144,7 +146,7 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
     .option('--mcp <spec>', 'an MCP server for the run (repeatable)', collect, [])
     .option('--attach <path>', 'attach a file (repeatable, at most 5)', collect, [])
     .option('--skill <spec>', 'a skill to run')
-    .option('--host <worker>', 'the worker to run on')
+    .option('--host <name>', HOST_HELP)
     .option('--computer-use', 'let the agent use a computer')
     .addOption(new Option('--no-computer-use', 'no computer use (default)'))
     .option('--conversation <id>', 'continue a conversation')
@@ -167,7 +169,11 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
       const created = await namingFlags(RUN_FLAGS, () => ctx.client.createRun(body, options.idempotencyKey));
       const runId = created.run_id;
       // The id ends its line (scripts take the last word); the queued note has its own line.
-      const queued = created.at_capacity ? '\nQueued: the team is at its concurrency limit; the run starts when a slot frees up.' : '';
+      const queued = created.at_capacity
+        ? '\nQueued: the team is at its concurrency limit; the run starts when a slot frees up.'
+        : created.state === 'QUEUED'
+          ? `\nQueued: no worker seen lately has the name or label ${body.config?.worker_host !== undefined ? JSON.stringify(body.config.worker_host) : 'its environment names'}; the run starts when one comes (oz run get ${runId} says what it waits for).`
+          : '';
       ctx.out.result(`Spawned agent with run ID: ${runId}${queued}`, created, runId);
       if (options.wait || options.follow) await awaitRun(ctx, runId, Boolean(options.follow));
     });

@@ -5,6 +5,7 @@ import { confirm, interactive } from '../confirm.js';
 import type { CliContext } from '../context.js';
 import { collect, enumOption } from '../parse.js';
 import { UsageError } from '../usage-error.js';
+import { HOST_HELP } from './agent.js';
 import { str } from './run-views.js';
 
 const NETWORK = enumOption('--network', ['off', 'on'] as const);
@@ -85,6 +86,7 @@ function fields(env: EnvironmentItem): [string, string][] {
     ['Env', Object.keys(c.env).join(', ') || '-'],
     ['Secrets', c.secrets.join(', ') || '-'],
     ['Network', c.network],
+    ['Host', str(c.worker_host) || '(any worker)'],
     ['Scope', env.scope.type],
     ['Updated', env.last_updated],
     ['Snapshot', snapshotLine(env.snapshot ?? null)],
@@ -105,6 +107,7 @@ interface CreateOptions {
   env: string[];
   secret: string[];
   network?: NetworkPolicy;
+  host?: string;
 }
 
 interface UpdateOptions {
@@ -125,6 +128,8 @@ interface UpdateOptions {
   secret: string[];
   removeSecret: string[];
   network?: NetworkPolicy;
+  host?: string;
+  removeHost?: boolean;
   force?: boolean;
 }
 
@@ -155,6 +160,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('--env <KEY=VALUE>', 'a plain environment variable (repeatable)', collect, [])
     .option('--secret <name>', 'attach a secret by name (repeatable)', collect, [])
     .option('--network <policy>', 'off (default) or on', NETWORK)
+    .option('--host <name>', `where its runs go when they name no --host themselves: ${HOST_HELP}`)
     .action(async (o: CreateOptions, cmd: Command) => {
       const ctx = context(cmd);
       if (o.team && o.personal) throw new UsageError('--team and --personal: choose one');
@@ -173,6 +179,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         ...(o.devcontainer !== undefined ? { devcontainer: o.devcontainer } : {}),
         secrets: o.secret,
         ...(o.network !== undefined ? { network: o.network } : {}),
+        ...(o.host !== undefined ? { worker_host: o.host } : {}),
         ...(o.personal ? { team: false } : {}),
       };
       const created = await ctx.client.createEnvironment(body);
@@ -217,6 +224,8 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('--secret <name>', 'attach a secret (repeatable)', collect, [])
     .option('--remove-secret <name>', 'detach a secret (repeatable)', collect, [])
     .option('--network <policy>', 'off or on', NETWORK)
+    .option('--host <name>', "a new worker name or label for the environment's runs (warp: any worker)")
+    .option('--remove-host', "let the environment's runs go to any worker again")
     .option('--force', 'do not fail when a --remove-* value is not present')
     .action(async (id: string, o: UpdateOptions, cmd: Command) => {
       const ctx = context(cmd);
@@ -284,6 +293,9 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         body.secrets = [...new Set([...secrets, ...o.secret])];
       }
       if (o.network !== undefined) body.network = o.network;
+      if (o.host !== undefined && o.removeHost) throw new UsageError('--host and --remove-host: choose one');
+      if (o.host !== undefined) body.worker_host = o.host;
+      if (o.removeHost) body.worker_host = null;
       if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one option (see --help)');
       const updated = await ctx.client.updateEnvironment(id, body);
       ctx.out.result(`Updated environment ${updated.uid}.`, updated, updated.uid);

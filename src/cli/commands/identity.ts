@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { ApiKeyItem, UserItem, WorkerTokenItem } from '../../api/identity.js';
+import type { ApiKeyItem, UserItem, WorkerItem, WorkerTokenItem } from '../../api/identity.js';
 import type { CliContext } from '../context.js';
 import { confirm, interactive } from '../confirm.js';
 import { duration, enumOption, positiveInt, rfc3339 } from '../parse.js';
@@ -190,6 +190,30 @@ export function workerTokenCommand(context: (cmd: Command) => CliContext): Comma
       ctx.out.result(`Revoked worker token ${nameOrId}.`, result, result.uid);
     });
   return cmd;
+}
+
+const WORKER_COLUMNS = [
+  { header: 'NAME', value: (w: WorkerItem) => w.name },
+  { header: 'LABELS', value: (w: WorkerItem) => w.labels.join(',') || '-' },
+  { header: 'BACKEND', value: (w: WorkerItem) => w.backend },
+  { header: 'CAPACITY', value: (w: WorkerItem) => String(w.capacity) },
+  { header: 'RUNNING', value: (w: WorkerItem) => String(w.running_runs) },
+  { header: 'LAST SEEN', value: (w: WorkerItem) => w.last_seen_at },
+  { header: 'STATUS', value: (w: WorkerItem) => (w.online ? 'online' : 'offline') },
+  { header: 'ID', value: (w: WorkerItem) => w.id },
+];
+
+/** `oz worker list`: the workers the server has seen in the last day (platform admin key). */
+export function workerListCommand(context: (cmd: Command) => CliContext): Command {
+  return new Command('list')
+    .description(
+      'List the workers seen in the last day: name, labels, backend, capacity, runs held now, last seen (online: seen in the last 5 minutes); admin key of the platform team',
+    )
+    .action(async (_o: unknown, c: Command) => {
+      const ctx = context(c);
+      const result = await ctx.client.listWorkers();
+      ctx.out.list(result.workers, WORKER_COLUMNS, result, result.workers, 'No workers seen in the last day.');
+    });
 }
 
 export function modelCommand(context: (cmd: Command) => CliContext): Command {

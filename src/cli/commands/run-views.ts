@@ -30,6 +30,8 @@ export function runFields(run: RunItem): [string, string][] {
     ['Environment', str(config.environment_id) || '(none)'],
     ['Harness', config.harness.type],
     ['Model', str(config.model_id) || '(default)'],
+    ['Host', str(config.worker_host) || '(any worker)'],
+    ['Worker', run.worker ? `${run.worker.name ?? '(unnamed)'} (${run.worker.id})` : '-'],
     ['Created', run.created_at],
     ['Updated', run.updated_at],
     ['Started', str(run.started_at) || '-'],

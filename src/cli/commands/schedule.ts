@@ -7,7 +7,7 @@ import type { CliContext } from '../context.js';
 import { collect, enumOption } from '../parse.js';
 import { namingFlags } from '../unavailable.js';
 import { UsageError } from '../usage-error.js';
-import { MODEL_HELP } from './agent.js';
+import { HOST_HELP, MODEL_HELP } from './agent.js';
 import { str } from './run-views.js';
 
 const OVERLAP = enumOption('--overlap', OVERLAP_POLICIES);
@@ -16,10 +16,8 @@ const OVERLAP = enumOption('--overlap', OVERLAP_POLICIES);
 const SCHEDULE_FLAGS = {
   'agent_config.mcp_servers': '--mcp',
   'agent_config.skill_spec': '--skill',
-  'agent_config.worker_host': '--host',
   'config.mcp_servers': '--mcp',
   'config.skill_spec': '--skill',
-  'config.worker_host': '--host',
   team: '--personal',
 } as const;
 
@@ -80,7 +78,7 @@ function templateOptions(cmd: Command): Command {
     .option('--team', 'a team schedule (default)')
     .option('--personal', 'a personal schedule')
     .option('--mcp <spec>', 'an MCP server for the runs (repeatable)', collect, [])
-    .option('--host <worker>', 'the worker to run on')
+    .option('--host <name>', `the runs' worker: ${HOST_HELP}`)
     .option('--timezone <iana>', 'read the cron in this time zone, e.g. Europe/Berlin (default UTC)')
     .option('--overlap <policy>', `when a run is still going: ${OVERLAP.choices.join(', ')} (default allow)`, OVERLAP)
     .option('--harness <type>', `what drives the runs: ${HARNESS_TYPES.join(', ')} (default oz)`, enumOption('--harness', HARNESS_TYPES))

@@ -108,6 +108,9 @@ export interface WorkerConfig extends SandboxLimitSettings {
   readonly codexBin: string | null;
   readonly logLevel: string;
   readonly workerConcurrency: number;
+  /** The worker's name and labels: which routed runs (`worker_host`) it may claim. */
+  readonly workerName: string;
+  readonly workerLabels: readonly string[];
   readonly killGraceMs: number;
   readonly drainGraceMs: number;
   readonly maxOutputBytes: number;
@@ -287,6 +290,8 @@ export function workerConfig(s: SettingsOf<'worker'>): WorkerConfig {
     codexBin: s.codexBin,
     logLevel: s.logLevel,
     workerConcurrency: s.workerConcurrency,
+    workerName: s.workerName,
+    workerLabels: s.workerLabels,
     killGraceMs: s.killGraceMs,
     drainGraceMs: s.drainGraceMs,
     maxOutputBytes: s.maxOutputBytes,

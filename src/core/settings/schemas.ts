@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { CATALOG_ID_PATTERN } from '../model-catalog.js';
+import { ANY_WORKER_HOST, MAX_WORKER_LABELS, POOL_NAME_PATTERN, POOL_NAME_RULE } from '../worker-pool.js';
 
 /**
  * The shapes settings take (src/core/settings/table.ts): each schema parses
@@ -122,3 +123,14 @@ export const token = z.string().transform((text) => text.trim() || null);
 
 /** An image registry as `host` or `host:port` (an address in brackets for IPv6). */
 export const registryHost = z.string().regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:\d{1,5})?$/, 'entries must be host or host:port');
+
+/** A worker's name or one of its labels (docs/api.md "Worker pools"); `warp` is a run's "any worker", never a worker's. */
+export const poolName = z
+  .string()
+  .regex(POOL_NAME_PATTERN, POOL_NAME_RULE)
+  .refine((v) => v !== ANY_WORKER_HOST, `"${ANY_WORKER_HOST}" is reserved: a run's worker_host "${ANY_WORKER_HOST}" means any worker`);
+
+/** A worker's labels: comma-separated names, each at most once. */
+export const poolLabels = listOf(',', poolName)
+  .refine((labels) => labels.length <= MAX_WORKER_LABELS, `at most ${MAX_WORKER_LABELS} labels`)
+  .transform((labels): readonly string[] => Object.freeze([...new Set(labels)]));

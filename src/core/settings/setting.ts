@@ -38,6 +38,8 @@ export interface SettingFlag {
   readonly arg: string;
   /** The commands that have this flag: only their errors name it. */
   readonly on: ReadonlySet<CommandName>;
+  /** Given several times, the values are one list (`--label a --label b` is `a,b`): for settings whose schema is a comma-separated list. */
+  readonly repeatable?: true;
 }
 
 export interface Setting<V = unknown, P extends ProcessName = ProcessName> {
@@ -76,6 +78,11 @@ export function readBy<P extends ProcessName>(...processes: P[]): ReadonlySet<P>
 
 export function flag(name: `--${string}`, arg: string, ...on: CommandName[]): SettingFlag {
   return { name, arg, on: new Set(on) };
+}
+
+/** A flag that may be given several times; its values are joined with commas (the setting's schema splits them). */
+export function repeatableFlag(name: `--${string}`, arg: string, ...on: CommandName[]): SettingFlag {
+  return { name, arg, on: new Set(on), repeatable: true };
 }
 
 /** How an error names a setting: `--flag / VARIABLE` where the command has the flag, else the variable alone. */

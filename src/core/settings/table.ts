@@ -1,4 +1,6 @@
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import { workerNameFromHost } from '../worker-pool.js';
 import { MIB } from '../units.js';
 import { SYSTEM_PATH } from '../system-path.js';
 import { defaultCacheDir, defaultDataDir } from './paths.js';
@@ -21,10 +23,12 @@ import {
   numberIn,
   offOrAbsolutePath,
   oneOf,
+  poolLabels,
+  poolName,
   postgresUrl,
   token,
 } from './schemas.js';
-import { flag, readBy, setting, type CommandLineOption } from './setting.js';
+import { flag, readBy, repeatableFlag, setting, type CommandLineOption } from './setting.js';
 
 /**
  * The settings table: every setting Oz reads, declared once. The per-process
@@ -306,6 +310,27 @@ export const SETTINGS = {
     schema: intIn(1, 64),
     default: 2,
     doc: 'runs a worker executes at once',
+    group: 'worker',
+    readBy: readBy('worker'),
+  }),
+  workerName: setting({
+    env: 'OZ_WORKER_NAME',
+    flag: flag('--name', 'name', 'worker'),
+    schema: poolName,
+    default: () => workerNameFromHost(hostname()),
+    shownDefault: 'the host name, lowercased (other characters become `-`)',
+    doc: "the worker's name: runs whose `worker_host` is this name may run here (lowercase letters, digits, `.`, `_`, `-`; at most 63)",
+    group: 'worker',
+    readBy: readBy('worker'),
+    emptyIsUnset: true,
+  }),
+  workerLabels: setting({
+    env: 'OZ_WORKER_LABELS',
+    flag: repeatableFlag('--label', 'label', 'worker'),
+    schema: poolLabels,
+    default: [],
+    shownDefault: 'none',
+    doc: "the worker's labels (repeat `--label`, or comma-separated): runs whose `worker_host` is one of them may run here",
     group: 'worker',
     readBy: readBy('worker'),
   }),

@@ -46,6 +46,7 @@ export function presentEnvironmentConfig(env: Environment): EnvironmentItem['con
     network: env.config.network,
     secrets: env.config.secrets,
     limits: presentLimits(env.config.limits),
+    ...(env.config.workerHost !== undefined ? { worker_host: env.config.workerHost } : {}),
   };
 }
 

@@ -32,7 +32,7 @@ export function presentSkill(skillSpec: string): AgentSkillItem {
 }
 
 /**
- * The spec's RunItem, with our extensions `usage`, `branches`, `state_timestamps`, `attempt`.
+ * The spec's RunItem, with our extensions `usage`, `branches`, `state_timestamps`, `attempt`, `worker`.
  * A worker holds the sandbox while it holds the lease: `is_sandbox_running` is a leased state
  * under a lease not yet expired (a lost worker's run stops counting the moment its lease lapses).
  */
@@ -51,6 +51,7 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunP
   if (run.config.maxSteps !== undefined) agentConfig.max_steps = run.config.maxSteps;
   if (run.config.maxTokens !== undefined) agentConfig.max_tokens = run.config.maxTokens;
   if (run.config.snapshot === false) agentConfig.snapshot = false;
+  if (run.config.workerHost !== undefined) agentConfig.worker_host = run.config.workerHost;
   const authSecrets = Object.entries(run.config.harnessAuthSecrets ?? {});
   if (authSecrets.length > 0) agentConfig.harness_auth_secrets = Object.fromEntries(authSecrets.map(([type, name]) => [authSecretField(type as HarnessType), name]));
 
@@ -92,5 +93,7 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunP
     state_timestamps: stateTimestamps,
     attempt: run.attempt,
     ...(run.cancelRequestedAt !== null ? { cancel_requested_at: toRfc3339(run.cancelRequestedAt) } : {}),
+    // Kept after the run ends; a re-queued run (PENDING again) has none until the next claim.
+    ...(run.workerId !== null ? { worker: { id: run.workerId, name: run.workerName } } : {}),
   };
 }

@@ -11,6 +11,7 @@ import {
   createWorkerTokenSchema,
   expireApiKeyResponseSchema,
   listApiKeysResponseSchema,
+  listWorkersResponseSchema,
   listWorkerTokensResponseSchema,
   meResponseSchema,
   newKeySchema,
@@ -22,8 +23,11 @@ import {
   type CreatedApiKey,
   type TeamItem,
   type UserItem,
+  type WorkerItem,
   type WorkerTokenItem,
 } from '../../api/identity.js';
+import { WORKER_SEEN_WINDOW_MS } from '../../core/worker-pool.js';
+import type { ListedWorker } from '../../store/worker-repository.js';
 import { toRfc3339 } from '../../core/clock.js';
 import { notFound, OzError } from '../../core/errors.js';
 import { limitAbove, type EnvironmentLimits } from '../../core/environment.js';
@@ -104,6 +108,20 @@ const presentWorkerToken = (t: WorkerToken): WorkerTokenItem => ({
   revoked_at: t.revokedAt === null ? null : toRfc3339(t.revokedAt),
 });
 
+const presentWorker = (w: ListedWorker, now: number): WorkerItem => ({
+  id: w.id,
+  name: w.name,
+  labels: [...w.labels],
+  backend: w.backend,
+  capacity: w.capacity,
+  running_runs: w.runningRuns,
+  version: w.version,
+  token_name: w.tokenName,
+  first_seen_at: toRfc3339(w.firstSeenAt),
+  last_seen_at: toRfc3339(w.lastSeenAt),
+  online: w.lastSeenAt > now - WORKER_SEEN_WINDOW_MS,
+});
+
 /** Mint a key for a user; the secret is in this response only. */
 async function issueKey(deps: ServerDeps, user: User, name: string, expiresInSeconds: number | null | undefined): Promise<CreatedApiKey> {
   const now = deps.clock.now();
@@ -122,7 +140,7 @@ async function issueKey(deps: ServerDeps, user: User, name: string, expiresInSec
   return { ...presentKey(key, now), key: minted.secret };
 }
 
-/** Who am I, my API keys, and the admin surface (teams, users, their keys, worker tokens). */
+/** Who am I, my API keys, and the admin surface (teams, users, their keys, worker tokens, workers). */
 export function identityRoutes(deps: ServerDeps) {
   return async (app: FastifyInstance): Promise<void> => {
     const r = app.withTypeProvider<ZodTypeProvider>();
@@ -280,6 +298,22 @@ export function identityRoutes(deps: ServerDeps) {
       async (request) => {
         requirePlatformAdmin(request);
         return { worker_tokens: (await deps.store.listWorkerTokens()).map(presentWorkerToken) };
+      },
+    );
+
+    r.get(
+      '/admin/workers',
+      {
+        schema: {
+          response: { 200: listWorkersResponseSchema },
+          summary: 'List the workers seen in the last day: name, labels, backend, capacity, runs held, last seen (platform admin)',
+          tags: ['workers'],
+        },
+      },
+      async (request) => {
+        requirePlatformAdmin(request);
+        const now = deps.clock.now();
+        return { workers: (await deps.store.workers.list(now)).map((w) => presentWorker(w, now)) };
       },
     );
 

@@ -215,12 +215,15 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         },
       },
       async (request, reply) => {
-        const { worker_id, max_runs, wait_ms } = request.body;
+        const { worker_id, max_runs, wait_ms, worker } = request.body;
+        // Recorded on every poll (`oz worker list`; admission and the waiting messages count the workers seen lately).
+        if (worker) await deps.store.workers.record({ id: worker_id, ...worker, tokenName: request.worker?.name ?? null }, deps.clock.now());
+        const routing = worker ? { workerName: worker.name, workerLabels: worker.labels } : {};
         const deadline = Date.now() + wait_ms;
         const abort = closeSignal(reply);
         try {
           for (;;) {
-            const claimed = await deps.store.claimRuns({ workerId: worker_id, limit: max_runs, leaseTtlMs: deps.leaseTtlMs, at: deps.clock.now() });
+            const claimed = await deps.store.claimRuns({ workerId: worker_id, limit: max_runs, leaseTtlMs: deps.leaseTtlMs, at: deps.clock.now(), ...routing });
             for (const run of claimed) deps.hub.publish(run.id);
             const left = deadline - Date.now();
             if (claimed.length > 0 || left <= 0 || abort.signal.aborted) {
@@ -257,6 +260,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         const renewed = await deps.store.renewLease(request.params.runId, request.body.lease_token, deps.leaseTtlMs, now);
         if (!renewed) throw conflict(`run ${request.params.runId}: lease token is stale or expired`, 'stale_lease');
         const run = await deps.store.getRunById(request.params.runId);
+        // The worker is still there, though it may not poll for claims while its slots are full.
+        if (run?.workerId) await deps.store.workers.touch(run.workerId, now);
         return { lease_expires_at: run?.leaseExpiresAt ?? now + deps.leaseTtlMs, cancel_requested: run?.cancelRequestedAt != null };
       },
     );

@@ -3,6 +3,7 @@ import type { RunRow } from '../rows.js';
 import type { Database } from '../schema.js';
 import type { DialectOps } from '../store-context.js';
 import type { ClaimInput } from '../store.js';
+import { routedTo } from '../routing-sql.js';
 
 /** Candidates per team beyond the claim's limit, for rows concurrent claimers hold (skipped). */
 const CLAIM_SLACK = 16;
@@ -54,15 +55,25 @@ const CLAIM_SLACK = 16;
  *   while runs wait (LIMIT 0, no scan, otherwise).
  * A claim costs about 0.5 ms more than the plain oldest-first one did
  * (mostly planning; docs/benchmarks.md "Fair claims").
+ *
+ * Routing (docs/api.md "Worker pools"): `candidates` and `rest` take only
+ * runs routed nowhere or to a name the claimer answers to (src/store/routing-sql.ts),
+ * a filter on the rows `runs_pending_team` yields: a claimer walks past the
+ * PENDING runs routed elsewhere that are older than the ones it may take.
+ * Admission keeps that set small: a run routed to a name no worker seen
+ * lately has stays QUEUED (run-repository.ts `admit`). The claim records the
+ * worker's name and clears a routed run's status message (the sweeper's
+ * "waiting for a worker …", which the claim answers).
  */
 async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]> {
+  const routing = routedTo([input.workerName, ...(input.workerLabels ?? [])]);
   const { rows } = await sql<RunRow>`
     WITH candidates AS MATERIALIZED (
       SELECT c.id, c.team_id, c.pending_at, c.turn
       FROM teams AS t
       CROSS JOIN LATERAL (
         SELECT id, team_id, pending_at, row_number() OVER (ORDER BY pending_at, id) AS turn
-        FROM (SELECT id, team_id, pending_at FROM runs WHERE state = 'PENDING' AND team_id = t.id ORDER BY pending_at, id LIMIT ${input.limit + CLAIM_SLACK}) AS oldest
+        FROM (SELECT id, team_id, pending_at FROM runs WHERE state = 'PENDING' AND team_id = t.id AND ${routing} ORDER BY pending_at, id LIMIT ${input.limit + CLAIM_SLACK}) AS oldest
       ) AS c
     ), held AS MATERIALIZED (
       SELECT w.team_id, h.n
@@ -84,7 +95,7 @@ async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]>
       FOR UPDATE OF r SKIP LOCKED
     ), rest AS (
       SELECT id FROM runs
-      WHERE state = 'PENDING' AND id NOT IN (SELECT id FROM fair)
+      WHERE state = 'PENDING' AND id NOT IN (SELECT id FROM fair) AND ${routing}
       ORDER BY team_id, pending_at, id
       LIMIT ${input.limit} - (SELECT count(*) FROM fair)
       FOR UPDATE SKIP LOCKED
@@ -95,11 +106,13 @@ async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]>
         state = 'CLAIMED',
         attempt = r.attempt + 1,
         worker_id = ${input.workerId},
+        worker_name = ${input.workerName ?? null}::text,
         lease_token = replace(gen_random_uuid()::text, '-', ''),
         lease_expires_at = ${input.at + input.leaseTtlMs}::bigint,
         claimed_at = ${input.at}::bigint,
         updated_at = ${input.at}::bigint,
-        last_event_seq = r.last_event_seq + 1
+        last_event_seq = r.last_event_seq + 1,
+        status_message = CASE WHEN r.worker_host IS NULL THEN r.status_message ELSE NULL END
       FROM picked
       WHERE r.id = picked.id
       RETURNING r.*

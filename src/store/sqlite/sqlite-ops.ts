@@ -4,6 +4,7 @@ import type { Database } from '../schema.js';
 import type { DialectOps } from '../store-context.js';
 import type { ClaimInput } from '../store.js';
 import { insertEvents } from '../event-writer.js';
+import { routedTo } from '../routing-sql.js';
 
 /**
  * SQLite: one writer at a time for the whole file. Kysely's SQLite driver holds
@@ -50,8 +51,13 @@ async function writeTx<T>(db: Kysely<Database>, fn: (tx: Kysely<Database>) => Pr
  * two or more teams wait (alone, a team is simply served oldest first). The
  * PostgreSQL claim (postgres-ops.ts) is the same ranking; SQLite needs no
  * locking steps, holding the write lock.
+ *
+ * Routing, as there: `candidates` takes only runs routed nowhere or to a
+ * name the claimer answers to (src/store/routing-sql.ts); the claim records
+ * the worker's name and clears a routed run's waiting message.
  */
 async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]> {
+  const routing = routedTo([input.workerName, ...(input.workerLabels ?? [])]);
   return writeTx(db, async (tx) => {
     const { rows } = await sql<RunRow>`
       WITH RECURSIVE waiting(team_id) AS (
@@ -67,18 +73,20 @@ async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]>
       ), candidates AS (
         SELECT r.id, r.pending_at, held.n + ROW_NUMBER() OVER (PARTITION BY r.team_id ORDER BY r.pending_at, r.id) AS priority
         FROM held JOIN runs AS r ON r.id IN (
-          SELECT id FROM runs WHERE state = 'PENDING' AND team_id = held.team_id ORDER BY pending_at, id LIMIT ${input.limit}
+          SELECT id FROM runs WHERE state = 'PENDING' AND team_id = held.team_id AND ${routing} ORDER BY pending_at, id LIMIT ${input.limit}
         )
       )
       UPDATE runs SET
         state = 'CLAIMED',
         attempt = attempt + 1,
         worker_id = ${input.workerId},
+        worker_name = ${input.workerName ?? null},
         lease_token = lower(hex(randomblob(16))),
         lease_expires_at = ${input.at + input.leaseTtlMs},
         claimed_at = ${input.at},
         updated_at = ${input.at},
-        last_event_seq = last_event_seq + 1
+        last_event_seq = last_event_seq + 1,
+        status_message = CASE WHEN worker_host IS NULL THEN status_message ELSE NULL END
       WHERE id IN (SELECT id FROM candidates ORDER BY priority, pending_at, id LIMIT ${input.limit})
       RETURNING *`.execute(tx);
     for (const row of rows) {

@@ -1,0 +1,14 @@
+import { sql, type RawBuilder } from 'kysely';
+
+/**
+ * The claim's routing condition (docs/api.md "Worker pools"), the same SQL on
+ * both databases: a run routed nowhere (`worker_host IS NULL`), or to one of
+ * the names the claimer answers to (its name and labels). With no names (a
+ * worker that sent none) only runs routed nowhere.
+ */
+export function routedTo(names: readonly (string | undefined)[], column = 'worker_host'): RawBuilder<boolean> {
+  const ref = sql.ref(column);
+  const given = [...new Set(names.filter((n): n is string => n !== undefined))];
+  if (given.length === 0) return sql<boolean>`${ref} IS NULL`;
+  return sql<boolean>`(${ref} IS NULL OR ${ref} IN (${sql.join(given)}))`;
+}
