@@ -82,8 +82,10 @@ export interface Sandbox {
    * taken between setup and the harness: the workspace and, on an image, its
    * writable layer. Null where the backend cannot say (direct) or the
    * sandbox started warm (its state is layered on a snapshot already).
+   * `keepOwners`: the snapshot must keep the files' owners (a backend whose
+   * uids are the host's); else they become the store's.
    */
-  stateDirs(): { workspace: string; layer: string | null } | null;
+  stateDirs(): { workspace: string; layer: string | null; keepOwners?: boolean } | null;
   /** Signal every process of the sandbox. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
   /**

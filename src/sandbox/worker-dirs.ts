@@ -23,3 +23,15 @@ export function ownWorkerDir(parent: string): string {
   if (!lstatSync(own).isDirectory()) throw new Error(`${own} is not a directory`);
   return own;
 }
+
+/**
+ * A sandbox root sits by default in the shared temp dir: make sure it is
+ * this process's own directory, not a symlink or a directory another user
+ * made (or can write) to redirect or swap the run directories.
+ */
+export function checkOwnDirectory(path: string): void {
+  const stat = lstatSync(path);
+  if (stat.isSymbolicLink() || !stat.isDirectory()) throw new Error(`${path} is not a directory`);
+  if (stat.uid !== process.getuid?.()) throw new Error(`${path} belongs to uid ${stat.uid}, not to this user`);
+  if ((stat.mode & 0o022) !== 0) throw new Error(`${path} is writable by group or others`);
+}

@@ -480,6 +480,32 @@ describe.each(SUITES)('sandboxed runs on the %s backend', (suite) => {
       else console.log('no non-loopback IPv4 on this host: outbound reachability not checked');
     });
 
+    it("with network on, one run cannot reach another run's listener", async (ctx) => {
+      jailOnly(backend, ctx);
+      if (podman) {
+        console.log("not checked on Podman's API: its default network has no switch for traffic between containers (docs/sandboxes.md)");
+        return;
+      }
+      const envId = await createEnvironment({ network: 'on' });
+      const serve = "import socket; s = socket.socket(); s.bind(('0.0.0.0', 8765)); s.listen(); print('listening', flush=True); c, _ = s.accept(); c.sendall(b'secret of run A')";
+      const a = await api(server, 'POST', '/api/v1/agent/runs', {
+        key: server.adminKey,
+        body: {
+          prompt: `hostname -I | tr ' ' '\\n' | grep -v '^$' | sed 's/^/address=/'; timeout 60 python3 -c "${serve}"`,
+          config: { harness: { type: 'command' }, environment_id: envId },
+        },
+      });
+      const aId = (a.body as { run_id: string }).run_id;
+      const address = await until('run A to listen', async () => {
+        const { output } = await runEvents(server.storeSpec, aId);
+        return output.includes('listening') ? (/address=(\S+)/.exec(output)?.[1] ?? null) : null;
+      });
+      const b = await run(`timeout 5 bash -c 'cat < /dev/tcp/${address}/8765' 2>/dev/null || echo reached=no`, envId);
+      expect(b.output).toContain('reached=no');
+      expect(b.output).not.toContain('secret of run A');
+      await cancel(aId);
+    });
+
     it('leaves no process behind when the run ends, even one in its own session', async (ctx) => {
       jailOnly(backend, ctx);
       const { id, run: result } = await run('setsid sleep 3019 </dev/null >/dev/null 2>&1 &\necho started');

@@ -25,7 +25,7 @@ export function podmanMissing(): string | null {
 export async function startPodmanService(): Promise<PodmanService> {
   const dir = mkdtempSync(join(tmpdir(), 'oz-podman-'));
   const socket = join(dir, 'podman.sock');
-  const child: ChildProcess = spawn('podman', ['system', 'service', '--time=0', `unix://${socket}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child: ChildProcess = spawn('podman', ['system', 'service', '--time=0', `unix://${socket}`], { stdio: ['ignore', 'ignore', 'inherit'], cwd: dir });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     await until('the podman service socket', () => existsSync(socket), 20_000);

@@ -1,13 +1,14 @@
 import { RunFailure } from '../../core/run-failure.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, posix, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
 import { mountsUnder, pidAlive, reap, removeLeftovers, unmount } from '../reap.js';
+import { checkOwnDirectory } from '../worker-dirs.js';
 import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
 import { bwrapArgs, groupFile, passwdFile, type FdMount, type ImageProfile } from './bwrap-args.js';
 import { INIT_NODE, OZ_CLI, OZ_WRAPPER, SUPPORT_DIR, TOOLS_DIR } from '../sandbox-layout.js';
@@ -91,18 +92,6 @@ function recordedUid(runDir: string): number | null {
   } catch {
     return null;
   }
-}
-
-/**
- * The sandbox root sits by default in the shared temp dir: make sure it is
- * this process's own directory, not a symlink or a directory another user
- * made (or can write) to redirect or swap the run directories.
- */
-function checkOwnDirectory(path: string): void {
-  const stat = lstatSync(path);
-  if (stat.isSymbolicLink() || !stat.isDirectory()) throw new Error(`${path} is not a directory`);
-  if (stat.uid !== process.getuid?.()) throw new Error(`${path} belongs to uid ${stat.uid}, not to this user`);
-  if ((stat.mode & 0o022) !== 0) throw new Error(`${path} is writable by group or others`);
 }
 
 export interface BwrapBackendOptions {

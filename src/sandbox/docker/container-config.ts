@@ -7,6 +7,10 @@ export const LABELS = {
   sandbox: 'dev.oz.sandbox',
   host: 'dev.oz.host',
   workerPid: 'dev.oz.worker-pid',
+  /** The worker process's start time (clock ticks since boot): a reused pid is another process. */
+  workerStart: 'dev.oz.worker-start',
+  /** The worker's pid namespace: a worker in another one cannot judge this one's pids. */
+  pidNamespace: 'dev.oz.pid-ns',
   worker: 'dev.oz.worker',
   run: 'dev.oz.run',
   role: 'dev.oz.role',
@@ -60,6 +64,8 @@ export interface ContainerInputs {
   labels: Record<string, string>;
   /** Read-only root (the base image); an environment image's own layer is the run's writable layer. */
   readOnlyRoot: boolean;
+  /** The engine network of a run with network `on` (default: the engine's bridge). */
+  networkName?: string;
 }
 
 /** Where the host's static init (tini) is bound: pid 1 of every sandbox container. */
@@ -73,7 +79,15 @@ export const REAPER = '/oz/bin/reaper';
  * with an exec, as the phase's user.
  */
 export function mainCommand(nodePath: string): string[] {
-  return [REAPER, '-s', '--', nodePath, '-e', 'setInterval(() => {}, 1 << 30)'];
+  // It ignores the signals the init sends every process it may (a run's SIGTERM must not end the container).
+  return [
+    REAPER,
+    '-s',
+    '--',
+    nodePath,
+    '-e',
+    "for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2']) process.on(s, () => {}); setInterval(() => {}, 1 << 30)",
+  ];
 }
 
 /**
@@ -105,7 +119,7 @@ export function containerOptions(inputs: ContainerInputs, nodePath: string): Doc
     Tty: false,
     HostConfig: {
       Binds: [{ source: inputs.reaper, target: REAPER, readOnly: true }, ...inputs.binds].map((bind) => `${bind.source}:${bind.target}:${bind.readOnly ? 'ro' : 'rw'}`),
-      NetworkMode: inputs.network ? 'bridge' : 'none',
+      NetworkMode: inputs.network ? (inputs.networkName ?? 'bridge') : 'none',
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges:true', `seccomp=${inputs.seccomp}`],
       ReadonlyRootfs: inputs.readOnlyRoot,

@@ -4,6 +4,7 @@ import { RunFailure } from '../../core/run-failure.js';
 import { processCgroup, type ProcessCgroup } from '../bwrap/cgroups.js';
 import { InitClient } from '../init/init-client.js';
 import { INIT_NODE, INIT_SCRIPT, WORKSPACE } from '../sandbox-layout.js';
+import { demultiplex } from './demux.js';
 
 const START_TIMEOUT_MS = 30_000;
 
@@ -73,7 +74,7 @@ export class ContainerHandle {
     const stream = await exec.start({ hijack: true, stdin: true });
     const stdout = new PassThrough();
     const stderr = new PassThrough();
-    this.docker.modem.demuxStream(stream, stdout, stderr);
+    demultiplex(stream, stdout, stderr);
     const ended = (): void => {
       stdout.end();
       stderr.end();
@@ -119,6 +120,12 @@ export class ContainerHandle {
 
   pidsRefused(): number {
     return this.pastPids + (this.cgroup?.pidsRefused() ?? 0);
+  }
+
+  /** Whether the engine saw the container's memory limit kill a process (its cgroup, and so its counters, go with it). */
+  async oomKilled(): Promise<boolean> {
+    const info = await this.container.inspect().catch(() => null);
+    return info?.State.OOMKilled === true;
   }
 
   /** SIGKILL to the container's pid 1: the kernel then kills every process in it. */

@@ -1,24 +1,39 @@
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { SYSTEM_PATH } from '../../core/system-path.js';
+import { isLoopbackHost } from '../../core/loopback-host.js';
 import { ImageDisks, plainDisk, diskMountPoint, type RunDisk } from '../bwrap/run-disk.js';
 import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
 import { prepareImageNode, IMAGE_LIBS, IMAGE_LOADER, type ImageNode } from '../image-node.js';
-import { mountsUnder, pidAlive, removeLeftovers, unmount } from '../reap.js';
+import { mountsUnder, pidAlive, processStart, removeLeftovers, unmount } from '../reap.js';
+import { checkOwnDirectory } from '../worker-dirs.js';
 import type { Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
 import { INIT_NODE, INIT_SCRIPT, MIRRORS_DIR, OZ_CLI, OZ_WRAPPER, SUPPORT_CLIENT, SUPPORT_DIR, TOOLS_DIR, WORKSPACE } from '../sandbox-layout.js';
 import { ensureBaseImage } from './base-image.js';
+import { ensureSandboxNetwork } from './sandbox-network.js';
 import { ContainerHandle } from './container-handle.js';
 import { containerOptions, hostSystemBinds, hostLimits, LABELS, type Bind } from './container-config.js';
 import { DockerSandbox } from './docker-sandbox.js';
 import { EngineImages } from './engine-images.js';
 import { seccompProfile } from './seccomp-profile.js';
+
+/** This worker process as its containers' labels name it: pid, start time, pid namespace. */
+const WORKER = {
+  start: processStart(process.pid) ?? 0,
+  pidNamespace: (() => {
+    try {
+      return readlinkSync('/proc/self/ns/pid').replace(/[^a-z0-9]/gi, '');
+    } catch {
+      return 'unknown';
+    }
+  })(),
+};
 
 /** Host uids for runs without an image, as on the bwrap backend: one at random per run, never a host user's. */
 const UID_BASE = 1_900_000_000;
@@ -107,6 +122,7 @@ export class DockerBackend implements SandboxBackend {
   readonly isolates = true;
   readonly runsImages = true;
   readonly images: EngineImages;
+  private readonly base: string;
   private readonly root: string;
   private readonly stageDir: string;
   private readonly initScript: string;
@@ -116,6 +132,8 @@ export class DockerBackend implements SandboxBackend {
   private disks: ImageDisks | null = null;
   private imageNode: ImageNode | null = null;
   private baseImage = '';
+  /** The network of runs with network `on` (Docker: one without traffic between its containers); null: the engine's default. */
+  private networkName: string | null = null;
   private engine = '';
   /** The `seccomp=` value containers are created with. */
   private seccomp = seccompProfile();
@@ -129,23 +147,31 @@ export class DockerBackend implements SandboxBackend {
   ) {
     this.initScript = options.initScript ?? DEFAULT_INIT_SCRIPT;
     this.warn = options.onWarning ?? (() => {});
-    const base = options.root ?? join(tmpdir(), 'oz-containers');
-    mkdirSync(base, { recursive: true, mode: 0o711 });
-    // Crashed workers' run directories (their containers are removed by label in open()).
-    for (const name of readdirSync(base)) {
-      const pid = /^w(\d+)$/.exec(name)?.[1];
-      if (pid && !pidAlive(Number(pid))) {
-        const dir = join(base, name);
-        const failed = removeLeftovers({ mounts: mountsUnder(dir), umount: tools.umount, dirs: [dir] });
-        if (failed.length > 0) this.warn(`could not remove what a crashed worker (pid ${pid}) left: ${failed.join(', ')}`);
-      }
-    }
-    this.root = join(base, `w${process.pid}`);
+    this.base = options.root ?? join(tmpdir(), 'oz-containers');
+    mkdirSync(this.base, { recursive: true, mode: 0o711 });
+    // Root's own, never a symlink or a directory another user made or can write: its run
+    // directories are bound into containers and chowned, so a swapped path would be the host's.
+    checkOwnDirectory(this.base);
+    chmodSync(this.base, 0o711);
+    this.root = join(this.base, `w${process.pid}`);
     mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    checkOwnDirectory(this.root);
     chmodSync(this.root, 0o711);
     this.stageDir = join(this.root, 'staged');
     mkdirSync(this.stageDir, { mode: 0o711 });
-    this.images = new EngineImages(docker);
+    this.images = new EngineImages(docker, this.workerLabels());
+  }
+
+  /** The labels that name this worker process on everything it makes in the engine. */
+  private workerLabels(): Record<string, string> {
+    return {
+      [LABELS.sandbox]: 'true',
+      [LABELS.host]: hostname(),
+      [LABELS.workerPid]: String(process.pid),
+      [LABELS.workerStart]: String(WORKER.start),
+      [LABELS.pidNamespace]: WORKER.pidNamespace,
+      ...(this.options.workerName ? { [LABELS.worker]: this.options.workerName } : {}),
+    };
   }
 
   /** Reach the engine, remove what crashed workers left, make the base image; throws a {@link DockerUnavailableError} whose message is the line to print. */
@@ -167,19 +193,31 @@ export class DockerBackend implements SandboxBackend {
     const umount = onPath('umount', path) ?? 'umount';
     const reaper = ['tini-static', 'docker-init', 'catatonit'].map((name) => onPath(name, path)).find((found) => found !== null) ?? null;
     if (!reaper) throw new DockerUnavailableError("no static init (tini) is installed for the containers' pid 1: apt-get install tini (docker.io brings it)");
-    const backend = new DockerBackend(docker, options, {
-      reaper: realpathSync(reaper),
-      patchelf: onPath('patchelf', path),
-      umount,
-      disk: mkfs && mount ? { mkfs, mount, umount } : null,
-    });
     const podman = (version.Components ?? []).some((component) => /podman/i.test(component.Name));
+    const endpoint = docker.modem as { host?: string; socketPath?: unknown; ca?: unknown };
+    // An engine API on the network without TLS would answer a run's container on the bridge: root on the host.
+    if (!endpoint.socketPath && endpoint.host && !isLoopbackHost(endpoint.host) && !endpoint.ca) {
+      throw new DockerUnavailableError(
+        `DOCKER_HOST names ${endpoint.host} without TLS: a run with network could reach the engine's API there; use its unix socket, a loopback address, or TLS (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)`,
+      );
+    }
     // The workspace belongs to the run's uid on the host; under remapping the container's uids are others.
     const info = (await docker.info().catch(() => ({}))) as { SecurityOptions?: string[] };
     if ((info.SecurityOptions ?? []).some((option) => option.includes('name=userns'))) {
       throw new DockerUnavailableError(
         'the engine remaps user namespaces (userns-remap), which the docker backend does not support yet: run the worker against an engine without it, or use --backend bwrap (each run its own unprivileged uid)',
       );
+    }
+    let backend: DockerBackend;
+    try {
+      backend = new DockerBackend(docker, options, {
+        reaper: realpathSync(reaper),
+        patchelf: onPath('patchelf', path),
+        umount,
+        disk: mkfs && mount ? { mkfs, mount, umount } : null,
+      });
+    } catch (error) {
+      throw new DockerUnavailableError(`the sandbox root cannot be used: ${(error as Error).message}; set OZ_SANDBOX_ROOT to a directory only this user can write`);
     }
     backend.engine = `${podman ? 'Podman' : 'Docker'} ${version.Version} (API ${version.ApiVersion})`;
     if (podman) {
@@ -188,10 +226,16 @@ export class DockerBackend implements SandboxBackend {
       writeFileSync(file, backend.seccomp, { mode: 0o644 });
       backend.seccomp = file;
     }
-    if (!existsSync(backend.initScript)) throw new DockerUnavailableError(`the sandbox init is missing at ${backend.initScript}: run npm run build`);
+    if (!existsSync(backend.initScript)) {
+      backend.close();
+      throw new DockerUnavailableError(`the sandbox init is missing at ${backend.initScript}: run npm run build`);
+    }
     try {
+      // Containers first: a dead worker's may still run, writing in the directories removed next.
       await backend.removeCrashedContainers();
+      backend.removeCrashedDirectories();
       backend.baseImage = await ensureBaseImage(docker);
+      backend.networkName = podman ? null : await ensureSandboxNetwork(docker);
     } catch (error) {
       backend.close();
       throw new DockerUnavailableError(`the container engine refused the base image or the clean-up (${(error as Error).message})`);
@@ -211,17 +255,32 @@ export class DockerBackend implements SandboxBackend {
     return backend;
   }
 
-  /** Containers of this host whose worker process is dead: a crashed worker's. */
+  /** Containers of this host and pid namespace whose worker process (pid and start time) is gone: a crashed worker's. */
   private async removeCrashedContainers(): Promise<void> {
-    const containers = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.sandbox}=true`, `${LABELS.host}=${hostname()}`] } });
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.sandbox}=true`, `${LABELS.host}=${hostname()}`, `${LABELS.pidNamespace}=${WORKER.pidNamespace}`] },
+    });
     for (const info of containers) {
       const pid = Number(info.Labels[LABELS.workerPid]);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) continue;
-      if (pid === process.pid) continue;
+      const started = Number(info.Labels[LABELS.workerStart]);
+      // Alive: the same pid with the same start time (a reused pid is another process).
+      if (Number.isInteger(pid) && pid > 0 && processStart(pid) === started) continue;
       await this.docker
         .getContainer(info.Id)
         .remove({ force: true, v: true })
         .catch((error: Error) => this.warn(`could not remove container ${info.Names[0] ?? info.Id} a crashed worker left: ${error.message}`));
+    }
+  }
+
+  /** Dead workers' run directories (after their containers are gone). */
+  private removeCrashedDirectories(): void {
+    for (const name of readdirSync(this.base)) {
+      const pid = /^w(\d+)$/.exec(name)?.[1];
+      if (!pid || Number(pid) === process.pid || pidAlive(Number(pid))) continue;
+      const dir = join(this.base, name);
+      const failed = removeLeftovers({ mounts: mountsUnder(dir), umount: this.tools.umount, dirs: [dir] });
+      if (failed.length > 0) this.warn(`could not remove what a crashed worker (pid ${pid}) left: ${failed.join(', ')}`);
     }
   }
 
@@ -280,13 +339,7 @@ export class DockerBackend implements SandboxBackend {
           : []),
         ...(spec.tools ?? []).map((tool) => ({ source: realpathSync(tool.path), target: `${TOOLS_DIR}/${tool.name}`, readOnly: true })),
       ];
-      const labels = {
-        [LABELS.sandbox]: 'true',
-        [LABELS.host]: hostname(),
-        [LABELS.workerPid]: String(process.pid),
-        [LABELS.run]: spec.runId,
-        ...(this.options.workerName ? { [LABELS.worker]: this.options.workerName } : {}),
-      };
+      const labels = { ...this.workerLabels(), [LABELS.run]: spec.runId };
       const network = spec.network === 'on';
       const suffix = `${spec.runId.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 60)}-${randomInt(1e9).toString(36)}`;
       const initEnv = [`PATH=/usr/local/bin:/usr/bin:/bin`, `HOME=${WORKSPACE}`, 'OPENSSL_CONF=/dev/null'];
@@ -305,6 +358,7 @@ export class DockerBackend implements SandboxBackend {
           limits: spec.limits,
           labels: { ...labels, [LABELS.role]: 'platform' },
           readOnlyRoot: true,
+          ...(this.networkName ? { networkName: this.networkName } : {}),
           binds: [
             ...hostSystemBinds(existsSync, isDirectory),
             { source: join(dir, 'etc', 'passwd'), target: '/etc/passwd', readOnly: true },
@@ -321,6 +375,14 @@ export class DockerBackend implements SandboxBackend {
       if (spec.image?.engineImage) {
         if (!this.tools.patchelf) throw new Error('patchelf is not installed (apt-get install patchelf): the platform node cannot run on an image without it');
         this.imageNode ??= prepareImageNode(this.stageDir, this.tools.patchelf);
+        // The image's VOLUMEs: directories on the run's own disk (counted, removed with it), not anonymous volumes.
+        const declared = Object.keys((await this.docker.getImage(spec.image.engineImage).inspect()).Config?.Volumes ?? {});
+        const volumes: Bind[] = declared.map((target, i) => {
+          const source = join(disk!.layer, `volume-${i}`);
+          mkdirSync(source, { mode: 0o755 });
+          chownSync(source, uid, gid);
+          return { source, target, readOnly: false };
+        });
         const node = this.imageNode;
         const imageOptions = containerOptions(
           {
@@ -337,7 +399,9 @@ export class DockerBackend implements SandboxBackend {
             limits: spec.limits,
             labels: { ...labels, [LABELS.role]: 'image' },
             readOnlyRoot: false,
+            ...(this.networkName ? { networkName: this.networkName } : {}),
             binds: [
+              ...volumes,
               { source: node.binary, target: INIT_NODE, readOnly: true },
               { source: node.loader, target: IMAGE_LOADER, readOnly: true },
               ...node.libs.map((lib) => ({ source: lib.path, target: `${IMAGE_LIBS}/${lib.name}`, readOnly: true })),
@@ -378,6 +442,12 @@ export class DockerBackend implements SandboxBackend {
         this.warn(`could not remove ${dir}: ${(cleanup as Error).message}`);
       }
       if (error instanceof FenceLapsedError) throw error;
+      // The engine's words name host paths and its own internals: the worker's log has them, the run a plain reason.
+      const status = (error as { statusCode?: number }).statusCode;
+      if (status !== undefined) {
+        this.warn(`the container engine could not start run ${spec.runId}'s sandbox: ${(error as Error).message}`);
+        throw new Error(`the container engine refused to start it (HTTP ${status}; the worker log has its reason)`);
+      }
       throw error;
     }
   }

@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { rmSync, statfsSync } from 'node:fs';
 import { posix } from 'node:path';
 import { RunFailure } from '../../core/run-failure.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from '../bwrap/disk-usage.js';
@@ -118,16 +118,18 @@ export class DockerSandbox implements Sandbox {
       else if (handle.pidsRefused() > 0) kind ??= 'pids';
     }
     if (!kind && (disk.mountPoint ? disk.full() : false)) kind = 'disk';
-    // Every 2 s: the run's directory when it has no file system of its own, and the image container's own layer.
+    // Every 2 s, against the one limit: the run's file system as the kernel counts it (else a walk of its
+    // directory), plus a walk of the image container's own layer. A walk cut short counts as over.
     if (!kind && ++this.ticks % 4 === 0) {
-      let used = 0;
+      let used = disk.mountPoint ? fileSystemUsed(disk.mountPoint) : 0;
+      let over = false;
       for (const path of [disk.mountPoint ? null : dir, this.parts.containers.image?.upperDir ?? null]) {
-        if (!path) continue;
-        const usage = await diskUsage(path, { stopAboveBytes: spec.limits.diskBytes - used, maxEntries: DEFAULT_MAX_ENTRIES });
+        if (!path || over) continue;
+        const usage = await diskUsage(path, { stopAboveBytes: Math.max(0, spec.limits.diskBytes - used), maxEntries: DEFAULT_MAX_ENTRIES });
         used += usage.bytes;
-        if (usage.truncated) break;
+        over = usage.truncated;
       }
-      if (used >= spec.limits.diskBytes) kind = 'disk';
+      if (over || used >= spec.limits.diskBytes) kind = 'disk';
     }
     if (kind && !this.hit && !this.destroyed) {
       this.hit = kind;
@@ -142,6 +144,8 @@ export class DockerSandbox implements Sandbox {
       if (!this.hit && handle.pidsRefused() > 0) this.hit = 'pids';
     }
     if (!this.hit && !this.destroyed && this.parts.disk.full()) this.hit = 'disk';
+    // A container whose init or pid 1 the kernel killed for memory is stopped, and its cgroup gone with its counters.
+    for (const handle of this.handles()) if (!this.hit && !this.destroyed && (await handle.oomKilled())) this.hit = 'memory';
     return this.hit;
   }
 
@@ -170,11 +174,12 @@ export class DockerSandbox implements Sandbox {
     return path;
   }
 
-  stateDirs(): { workspace: string; layer: string | null } | null {
+  stateDirs(): { workspace: string; layer: string | null; keepOwners?: boolean } | null {
     const { spec, disk, containers } = this.parts;
-    // A warm start's state is its snapshot's already.
-    if (spec.restore) return null;
-    return { workspace: disk.workspace, layer: containers.image?.upperDir ?? null };
+    // A warm start's state is its snapshot's already; on an image whose layer the engine does not show, there is none to keep.
+    if (spec.restore || (containers.image && !containers.image.upperDir)) return null;
+    // Owners kept: the container's uids are the host's (no idmapped restore maps them back, as on bwrap).
+    return { workspace: disk.workspace, layer: containers.image?.upperDir ?? null, keepOwners: true };
   }
 
   async enter(phase: SandboxPhase, whileStopped?: () => Promise<void>): Promise<boolean> {
@@ -221,7 +226,8 @@ export class DockerSandbox implements Sandbox {
       await this.launch();
     } catch (error) {
       if (error instanceof FenceLapsedError) throw error;
-      throw RunFailure.sandboxLost(`it could not restart (${(error as Error).message})`, error);
+      this.parts.warn(`a sandbox could not restart: ${(error as Error).message}`);
+      throw RunFailure.sandboxLost("it could not restart (the worker log has the engine's reason)", error);
     }
   }
 
@@ -245,5 +251,15 @@ export class DockerSandbox implements Sandbox {
       throw error;
     }
     watchdog.disarm(id);
+  }
+}
+
+/** Bytes in use on a file system (as the kernel counts them: deleted but open files too). */
+function fileSystemUsed(mountPoint: string): number {
+  try {
+    const stat = statfsSync(mountPoint);
+    return (stat.blocks - stat.bfree) * stat.bsize;
+  } catch {
+    return 0;
   }
 }

@@ -60,7 +60,11 @@ function readFiles(stream: NodeJS.ReadableStream, names: readonly string[]): Pro
  * `insecure-registries` setting.
  */
 export class EngineImages {
-  constructor(private readonly docker: Docker) {}
+  /** `labels`: the worker's (so what a crash leaves is found by the next worker). */
+  constructor(
+    private readonly docker: Docker,
+    private readonly labels: Record<string, string>,
+  ) {}
 
   async ensure(
     reference: string,
@@ -111,7 +115,7 @@ export class EngineImages {
     try {
       return { passwd: await read('passwd'), group: await read('group') };
     } finally {
-      await container.remove({ force: true }).catch(() => {});
+      await container.remove({ force: true, v: true }).catch(() => {});
     }
   }
 }

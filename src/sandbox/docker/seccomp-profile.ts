@@ -19,6 +19,8 @@
  * dropped besides, so most of the second group fails twice.
  */
 const DENIED = [
+  // The multiplexed socket call of 32-bit ABIs (its AF_VSOCK argument is not a register the filter sees).
+  'socketcall',
   // As bwrap's filter.
   'ptrace',
   'process_vm_readv',
@@ -92,10 +94,14 @@ const AF_VSOCK = 40;
 const EPERM = 1;
 const ENOSYS = 38;
 
-export function seccompProfile(): string {
+/** The native ABI only: calls of another (i386 or x32 on x86-64, arm on arm64) are refused whole, as bwrap's filter does. */
+const NATIVE: Partial<Record<NodeJS.Architecture, string>> = { x64: 'SCMP_ARCH_X86_64', arm64: 'SCMP_ARCH_AARCH64' };
+
+export function seccompProfile(architecture: NodeJS.Architecture = process.arch): string {
+  const native = NATIVE[architecture];
   return JSON.stringify({
     defaultAction: 'SCMP_ACT_ALLOW',
-    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'],
+    ...(native ? { architectures: [native] } : {}),
     syscalls: [
       { names: DENIED, action: 'SCMP_ACT_ERRNO', errnoRet: EPERM },
       { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },

@@ -144,13 +144,21 @@ export class SnapshotStore {
    * read while none of its processes runs. Refused, and nothing kept, when a
    * value of `forbidden` (the setup-only secrets) is in any file.
    */
-  async save(teamId: string, key: string, from: { workspace: string; layer: string | null }, forbidden: readonly string[], bases: readonly string[] = []): Promise<SaveResult> {
+  async save(
+    teamId: string,
+    key: string,
+    from: { workspace: string; layer: string | null; keepOwners?: boolean },
+    forbidden: readonly string[],
+    bases: readonly string[] = [],
+  ): Promise<SaveResult> {
     const work = mkdtempSync(join(this.dir, 'tmp', 'save-'));
     try {
       const copy = async (source: string, name: string): Promise<void> => {
         // -a keeps modes, times, links, xattrs (an overlay layer's whiteouts and opaque
-        // directories) and never follows a symlink; the copy is root's, not the run's uid.
-        await run('cp', ['-a', '--no-preserve=ownership', `${source}/.`, join(work, name)], { env: { PATH: '/usr/bin:/bin' }, maxBuffer: 1024 * 1024, timeout: SAVE_TIMEOUT_MS });
+        // directories) and never follows a symlink; the copy is root's, not the run's uid,
+        // unless the backend's uids are the host's (docker), whose restore puts them back as they were.
+        const owners = from.keepOwners ? [] : ['--no-preserve=ownership'];
+        await run('cp', ['-a', ...owners, `${source}/.`, join(work, name)], { env: { PATH: '/usr/bin:/bin' }, maxBuffer: 1024 * 1024, timeout: SAVE_TIMEOUT_MS });
       };
       mkdirSync(join(work, 'workspace'));
       await copy(from.workspace, 'workspace');
