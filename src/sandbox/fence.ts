@@ -179,6 +179,14 @@ export class Watchdog {
  * whether it runs or not.
  */
 export class SandboxFence {
+  /** A request to the sandbox, failing as the fence's when it lapsed before or during it (a watchdog's kill looks like a lost sandbox). */
+  guard<T>(request: () => Promise<T>): Promise<T> {
+    if (this.lapsed()) return Promise.reject(new FenceLapsedError());
+    return request().catch((error: unknown) => {
+      throw this.lapsed() ? new FenceLapsedError() : error;
+    });
+  }
+
   /** What ends the sandbox when the deadline passes (set by the sandbox; called once). */
   onLapse: () => void = () => {};
   private deadline: number | null;

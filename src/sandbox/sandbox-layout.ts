@@ -23,3 +23,20 @@ export const TOOLS_DIR = '/oz/tools';
  */
 export const OZ_WRAPPER = `#!${INIT_NODE}\nprocess.argv.splice(1, 1, '${SUPPORT_CLIENT}');\nimport('${SUPPORT_CLIENT}');\n`;
 export const INIT_SCRIPT = '/oz/init.mjs';
+
+/** The host's /etc files a sandbox on the host's system sees (docs/design.md "Sandboxes"): certificates, time zone, the linker's cache. */
+export const HOST_ETC = [
+  'alternatives',
+  'ssl',
+  'ca-certificates',
+  'ca-certificates.conf',
+  'localtime',
+  'nsswitch.conf',
+  'ld.so.cache',
+  'ld.so.conf',
+  'ld.so.conf.d',
+  'os-release',
+  'protocols',
+  'services',
+  'gai.conf',
+];

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,20 +7,12 @@ import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { startModelServer, type ModelServer, type RecordedRequest, type ScriptedTurn } from '../support/model-server.js';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { until } from '../support/until.js';
+import { engineReachable } from '../support/container-engine.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const ANTHROPIC_KEY = `sk-ant-${randomBytes(8).toString('hex')}`;
 const TEST = 'out=$(sh greet.sh)\n[ "$out" = "Hello, Oz" ] && echo "test passed" || { echo "test failed: got $out"; exit 1; }\n';
-
-function engineReachable(): boolean {
-  try {
-    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The harnesses on the docker backend (docs/sandboxes.md "The docker

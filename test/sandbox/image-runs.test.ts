@@ -3,32 +3,18 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bwrapInstalled } from '../../src/sandbox/bwrap/bwrap-backend.js';
-import { buildBusyboxImage, busyboxImageMissing } from '../support/busybox-image.js';
+import { buildBusyboxImage } from '../support/busybox-image.js';
 import { makeBareRepo } from '../support/git-fixtures.js';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { runEvents } from '../support/run-events.js';
 import { startForgeDouble, type ForgeDouble } from '../support/forge-double.js';
 import { until } from '../support/until.js';
-import { imageToolsMissing, push, TestRegistry } from '../worker/images/registry-fixture.js';
+import { imageBackends } from '../support/container-engine.js';
+import { push, TestRegistry } from '../worker/images/registry-fixture.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
-const asRoot = process.getuid?.() === 0;
-const missingTools = busyboxImageMissing() ?? imageToolsMissing();
-function dockerReachable(): boolean {
-  try {
-    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const BACKENDS = [
-  { backend: 'bwrap', missing: !bwrapInstalled() || !asRoot ? 'needs bwrap and a root worker' : missingTools },
-  { backend: 'docker', missing: !dockerReachable() ? 'needs a container engine (dockerd)' : missingTools },
-] as const;
-for (const { backend, missing } of BACKENDS) if (missing) console.log(`image runs on ${backend} skipped: ${missing}`);
+const BACKENDS = imageBackends();
 
 /**
  * Runs on an environment's image, end to end (docs/sandboxes.md "Images"),

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vit
 import { makeBareRepo } from '../support/git-fixtures.js';
 import { api, cleanEnv, OZ_BIN, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { until } from '../support/until.js';
+import { engineReachable } from '../support/container-engine.js';
 import { podmanMissing, startPodmanService, type PodmanService } from '../support/podman-service.js';
 import { runEvents } from '../support/run-events.js';
 
@@ -73,19 +74,9 @@ function jailOnly(backend: SandboxBackendName, ctx: TestContext): void {
   }
 }
 
-/** The docker backend's suite needs a reachable engine (.ci/run starts one). */
-function dockerReachable(): boolean {
-  try {
-    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Each suite: a backend, and for the docker backend which engine serves its API (Docker's own, or Podman's). */
 type Suite = SandboxBackendName | 'docker on podman';
-const SUITES: Suite[] = ['bwrap', 'direct', ...(dockerReachable() ? (['docker'] as const) : []), ...(podmanMissing() === null ? (['docker on podman'] as const) : [])];
+const SUITES: Suite[] = ['bwrap', 'direct', ...(engineReachable() ? (['docker'] as const) : []), ...(podmanMissing() === null ? (['docker on podman'] as const) : [])];
 if (!SUITES.includes('docker')) console.log('the docker backend suite is skipped: no container engine answers (start dockerd, or set DOCKER_HOST)');
 if (!SUITES.includes('docker on podman')) console.log(`the docker backend suite on Podman's API is skipped: ${podmanMissing()}`);
 

@@ -1,33 +1,19 @@
-import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bwrapInstalled } from '../../src/sandbox/bwrap/bwrap-backend.js';
-import { buildBusyboxImage, busyboxImageMissing } from '../support/busybox-image.js';
+import { buildBusyboxImage } from '../support/busybox-image.js';
 import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { runEvents } from '../support/run-events.js';
 import { until } from '../support/until.js';
-import { imageToolsMissing, push, TestRegistry } from '../worker/images/registry-fixture.js';
+import { imageBackends } from '../support/container-engine.js';
+import { push, TestRegistry } from '../worker/images/registry-fixture.js';
 
 type Json = Record<string, unknown>;
 type Event = { type: string; data: Json };
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
-const asRoot = process.getuid?.() === 0;
-const missingTools = busyboxImageMissing() ?? imageToolsMissing();
-function dockerReachable(): boolean {
-  try {
-    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const BACKENDS = [
-  { backend: 'bwrap', missing: !bwrapInstalled() || !asRoot ? 'needs bwrap and a root worker' : missingTools },
-  { backend: 'docker', missing: !dockerReachable() ? 'needs a container engine (dockerd)' : missingTools },
-] as const;
+const BACKENDS = imageBackends();
 
 const reasons = (events: Event[]): unknown[] => events.filter((e) => e.type === 'notice').map((e) => e.data.reason);
 const setupCommandsRun = (events: Event[]): unknown[] =>

@@ -1,29 +1,12 @@
 import { lstatSync, readlinkSync } from 'node:fs';
 import { IMAGE_LOADER } from '../image-node.js';
-import { INIT_NODE, INIT_SCRIPT, OZ_CLI, SUPPORT_CLIENT } from '../sandbox-layout.js';
+import { HOST_ETC, INIT_NODE, INIT_SCRIPT, OZ_CLI, SUPPORT_CLIENT } from '../sandbox-layout.js';
 
 /** The uid and gid the sandbox's processes have inside. */
 export const SANDBOX_UID = 1000;
 
 /** Top-level system paths: merged-/usr links are recreated, real directories bound read-only. */
 const SYSTEM_ROOTS = ['bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32'];
-
-/** The /etc a sandbox needs (docs/design.md "Sandboxes"): certificates, time zone, the linker's cache. */
-const ETC_ALWAYS = [
-  'alternatives',
-  'ssl',
-  'ca-certificates',
-  'ca-certificates.conf',
-  'localtime',
-  'nsswitch.conf',
-  'ld.so.cache',
-  'ld.so.conf',
-  'ld.so.conf.d',
-  'os-release',
-  'protocols',
-  'services',
-  'gai.conf',
-];
 
 /** An fd of the launch, placed by the backend at `fd` in the child's stdio. */
 export interface FdMount {
@@ -119,7 +102,7 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
     for (const lib of image.libs) args.push('--ro-bind-fd', String(lib.fd), lib.dest);
   } else {
     args.push(...systemRootArgs());
-    for (const name of ETC_ALWAYS) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
+    for (const name of HOST_ETC) args.push('--ro-bind-try', `/etc/${name}`, `/etc/${name}`);
     args.push('--ro-bind-data', String(profile.passwdFd), '/etc/passwd', '--ro-bind-data', String(profile.groupFd), '/etc/group');
   }
   if (profile.network && profile.resolvFd !== undefined && profile.hostsFd !== undefined) {

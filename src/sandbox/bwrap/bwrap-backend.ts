@@ -658,25 +658,16 @@ class BwrapSandbox implements Sandbox {
     return this.hit;
   }
 
-  /** A request's failure, as the fence's when it lapsed (the watchdog's kill looks like a lost sandbox). */
-  private fenced<T>(request: () => Promise<T>): Promise<T> {
-    const { fence } = this.parts;
-    if (fence.lapsed()) return Promise.reject(new FenceLapsedError());
-    return request().catch((error: unknown) => {
-      throw fence.lapsed() ? new FenceLapsedError() : error;
-    });
-  }
-
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
     const cwd = options.cwd ? posix.resolve(WORKSPACE, options.cwd) : WORKSPACE;
-    return this.fenced(() => this.jail.init.exec(argv, cwd, options));
+    return this.parts.fence.guard(() => this.jail.init.exec(argv, cwd, options));
   }
 
   async writeFile(relativePath: string, content: string): Promise<string> {
     // Through the init, as the sandbox user: the host never writes into a
     // workspace whose symlinks the agent controls.
     const path = posix.resolve(WORKSPACE, relativePath);
-    await this.fenced(() => this.jail.init.write(path, content, 0o600));
+    await this.parts.fence.guard(() => this.jail.init.write(path, content, 0o600));
     return path;
   }
 

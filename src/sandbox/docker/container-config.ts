@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import type { SandboxLimits } from '../sandbox-backend.js';
+import { HOST_ETC } from '../sandbox-layout.js';
 import { SYSTEM_ROOTS } from './base-image.js';
 
 /** Labels every sandbox container carries, so a restarted worker finds what a crashed one left. */
@@ -15,23 +16,6 @@ export const LABELS = {
   run: 'dev.oz.run',
   role: 'dev.oz.role',
 } as const;
-
-/** The /etc files of the host a sandbox on the host's system sees (as the bwrap backend binds them). */
-export const HOST_ETC = [
-  'alternatives',
-  'ssl',
-  'ca-certificates',
-  'ca-certificates.conf',
-  'localtime',
-  'nsswitch.conf',
-  'ld.so.cache',
-  'ld.so.conf',
-  'ld.so.conf.d',
-  'os-release',
-  'protocols',
-  'services',
-  'gai.conf',
-];
 
 export interface HostLimits {
   openFiles: number;

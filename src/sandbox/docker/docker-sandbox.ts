@@ -149,14 +149,6 @@ export class DockerSandbox implements Sandbox {
     return this.hit;
   }
 
-  private fenced<T>(request: () => Promise<T>): Promise<T> {
-    const { fence } = this.parts;
-    if (fence.lapsed()) return Promise.reject(new FenceLapsedError());
-    return request().catch((error: unknown) => {
-      throw fence.lapsed() ? new FenceLapsedError() : error;
-    });
-  }
-
   private get init(): ContainerHandle {
     if (!this.current) throw RunFailure.sandboxLost('it is not running');
     return this.current;
@@ -164,13 +156,13 @@ export class DockerSandbox implements Sandbox {
 
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
     const cwd = options.cwd ? posix.resolve(WORKSPACE, options.cwd) : WORKSPACE;
-    return this.fenced(() => this.init.client().exec(argv, cwd, options));
+    return this.parts.fence.guard(() => this.init.client().exec(argv, cwd, options));
   }
 
   async writeFile(relativePath: string, content: string): Promise<string> {
     // Through the init, as the phase's user: the host never writes into a workspace whose symlinks the agent controls.
     const path = posix.resolve(WORKSPACE, relativePath);
-    await this.fenced(() => this.init.client().write(path, content, 0o600));
+    await this.parts.fence.guard(() => this.init.client().write(path, content, 0o600));
     return path;
   }
 
