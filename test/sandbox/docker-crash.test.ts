@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DockerBackend } from '../../src/sandbox/docker/docker-backend.js';
 import { childrenOf, pidsWithArg } from '../support/host-processes.js';
 import { INIT_SCRIPT, sandboxedMarker, WATCHDOG_SCRIPT } from '../support/sandbox-holder.js';
@@ -35,8 +35,11 @@ function containersOf(workerPid: number): string[] {
 }
 
 describe.skipIf(!engineReachable())('a docker worker killed with -9', () => {
-  const root = mkdtempSync(join(tmpdir(), 'oz-docker-crash-'));
-  chmodSync(root, 0o711);
+  let root = '';
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'oz-docker-crash-'));
+    chmodSync(root, 0o711);
+  });
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   it('leaves containers (its watchdog killed too) that the next worker start removes, with its run directories', async () => {
