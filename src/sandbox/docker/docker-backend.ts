@@ -16,7 +16,7 @@ import { checkOwnDirectory } from '../worker-dirs.js';
 import type { Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
 import { INIT_NODE, INIT_SCRIPT, MIRRORS_DIR, OZ_CLI, OZ_WRAPPER, SUPPORT_CLIENT, SUPPORT_DIR, TOOLS_DIR, WORKSPACE } from '../sandbox-layout.js';
 import { ensureBaseImage } from './base-image.js';
-import { ensureSandboxNetwork } from './sandbox-network.js';
+import { ensureSandboxNetwork, removeNetwork } from './sandbox-network.js';
 import { ContainerHandle } from './container-handle.js';
 import { containerOptions, hostSystemBinds, hostLimits, LABELS, type Bind } from './container-config.js';
 import { DockerSandbox } from './docker-sandbox.js';
@@ -134,6 +134,8 @@ export class DockerBackend implements SandboxBackend {
   private baseImage = '';
   /** The network of runs with network `on` (Docker: one without traffic between its containers); null: the engine's default. */
   private networkName: string | null = null;
+  /** Podman's networks have no switch for traffic between their containers: each run with network gets one of its own. */
+  private networkPerRun = false;
   private engine = '';
   /** The `seccomp=` value containers are created with. */
   private seccomp = seccompProfile();
@@ -233,8 +235,10 @@ export class DockerBackend implements SandboxBackend {
     try {
       // Containers first: a dead worker's may still run, writing in the directories removed next.
       await backend.removeCrashedContainers();
+      await backend.removeCrashedNetworks();
       backend.removeCrashedDirectories();
       backend.baseImage = await ensureBaseImage(docker);
+      backend.networkPerRun = podman;
       backend.networkName = podman ? null : await ensureSandboxNetwork(docker);
     } catch (error) {
       backend.close();
@@ -270,6 +274,19 @@ export class DockerBackend implements SandboxBackend {
         .getContainer(info.Id)
         .remove({ force: true, v: true })
         .catch((error: Error) => this.warn(`could not remove container ${info.Names[0] ?? info.Id} a crashed worker left: ${error.message}`));
+    }
+  }
+
+  /** The per-run networks (Podman) of workers that are gone, after their containers. */
+  private async removeCrashedNetworks(): Promise<void> {
+    const networks = await this.docker.listNetworks({
+      filters: { label: [`${LABELS.sandbox}=true`, `${LABELS.host}=${hostname()}`, `${LABELS.pidNamespace}=${WORKER.pidNamespace}`] },
+    });
+    for (const info of networks) {
+      const labels = info.Labels ?? {};
+      const pid = Number(labels[LABELS.workerPid]);
+      if (Number.isInteger(pid) && pid > 0 && processStart(pid) === Number(labels[LABELS.workerStart])) continue;
+      await removeNetwork(this.docker, info.Name, this.warn);
     }
   }
 
@@ -313,8 +330,10 @@ export class DockerBackend implements SandboxBackend {
     );
     const handles: ContainerHandle[] = [];
     let disk: RunDisk | null = null;
+    let ownNetwork: string | null = null;
     const teardown = async (): Promise<void> => {
       for (const handle of handles) await handle.remove();
+      if (ownNetwork) await removeNetwork(this.docker, ownNetwork, this.warn);
     };
     try {
       chmodSync(dir, 0o711);
@@ -343,6 +362,11 @@ export class DockerBackend implements SandboxBackend {
       const network = spec.network === 'on';
       const suffix = `${spec.runId.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 60)}-${randomInt(1e9).toString(36)}`;
       const initEnv = [`PATH=/usr/local/bin:/usr/bin:/bin`, `HOME=${WORKSPACE}`, 'OPENSSL_CONF=/dev/null'];
+      if (network && this.networkPerRun) {
+        ownNetwork = `oz-${suffix}`;
+        await this.docker.createNetwork({ Name: ownNetwork, Driver: 'bridge', Labels: { ...labels, [LABELS.role]: 'network' } });
+      }
+      const networkName = ownNetwork ?? this.networkName;
       const user = `${uid}:${gid}`;
       // The platform's container: the base image and the host's system, as the run's user (every phase without an image).
       const platformOptions = containerOptions(
@@ -358,7 +382,7 @@ export class DockerBackend implements SandboxBackend {
           limits: spec.limits,
           labels: { ...labels, [LABELS.role]: 'platform' },
           readOnlyRoot: true,
-          ...(this.networkName ? { networkName: this.networkName } : {}),
+          ...(networkName ? { networkName } : {}),
           binds: [
             ...hostSystemBinds(existsSync, isDirectory),
             { source: join(dir, 'etc', 'passwd'), target: '/etc/passwd', readOnly: true },
@@ -399,7 +423,7 @@ export class DockerBackend implements SandboxBackend {
             limits: spec.limits,
             labels: { ...labels, [LABELS.role]: 'image' },
             readOnlyRoot: false,
-            ...(this.networkName ? { networkName: this.networkName } : {}),
+            ...(networkName ? { networkName } : {}),
             binds: [
               ...volumes,
               { source: node.binary, target: INIT_NODE, readOnly: true },

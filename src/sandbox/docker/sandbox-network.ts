@@ -5,7 +5,7 @@ export const SANDBOX_NETWORK = 'oz-sandboxes';
 const NO_ICC = 'com.docker.network.bridge.enable_icc';
 
 /**
- * The bridge network runs with network `on` join (Docker): like the
+ * The bridge network runs with network `on` join (Docker; on Podman each such run gets a network of its own): like the
  * engine's default bridge, but with traffic between its containers off, so
  * one run cannot reach another's services. Made once; one made otherwise
  * (traffic on) is refused rather than used.
@@ -25,4 +25,14 @@ export async function ensureSandboxNetwork(docker: Docker): Promise<string> {
     );
   }
   return SANDBOX_NETWORK;
+}
+
+/** Remove a network the worker made (gone already: nothing to do). */
+export async function removeNetwork(docker: Docker, name: string, warn?: (message: string) => void): Promise<void> {
+  await docker
+    .getNetwork(name)
+    .remove()
+    .catch((error: { statusCode?: number; message?: string }) => {
+      if (error.statusCode !== 404) warn?.(`could not remove the engine network ${name}: ${error.message ?? String(error)}`);
+    });
 }
