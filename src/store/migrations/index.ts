@@ -56,8 +56,9 @@ export async function migrateToLatest(db: Kysely<unknown>, dialect: DialectName)
   }
 }
 
-/** "schema X does not exist" naming a schema that is not ours. */
+/** "schema X does not exist", or "relation X.table does not exist" (a table of it, dropped mid-query), naming a schema that is not ours. */
 function droppedElsewhere(error: unknown, ours: string | undefined): boolean {
-  const named = /schema "([^"]+)" does not exist/.exec(String(error))?.[1];
+  const text = String(error);
+  const named = /schema "([^"]+)" does not exist/.exec(text)?.[1] ?? /relation "([^".]+)\.[^"]+" does not exist/.exec(text)?.[1];
   return named !== undefined && named !== ours;
 }
