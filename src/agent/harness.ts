@@ -1,6 +1,7 @@
 import type { RunEventType } from '../core/run-event.js';
 import type { HarnessConfig, RunStatusMessage, RunUsage } from '../core/run.js';
 import type { Sandbox } from '../sandbox/sandbox-backend.js';
+import type { HistoryEvent } from './builtin/history.js';
 
 /** What a harness reports while it works: process output and conversation events. */
 export interface HarnessSink {
@@ -43,6 +44,17 @@ export interface HarnessInput {
    * the token it takes in place of a key (the real key stays with the worker).
    */
   modelProxy: { socketPath: string; token: string } | null;
+  /** Follow-ups sent while the harness works (docs/design.md "Follow-ups and executions"): each harness takes them at its next step or turn. */
+  followups?: FollowupFeed;
+  /** In a later execution of the run: its conversation so far (the built-in agent continues it). */
+  history?: readonly HistoryEvent[];
+  /** A later execution of the run: an agent CLI resumes its session (kept in the workspace) instead of starting one. */
+  continuing?: boolean;
+}
+
+/** The follow-ups that arrived since the last take, oldest first (empty: none); each is given once. */
+export interface FollowupFeed {
+  take(): string[];
 }
 
 export interface HarnessResult {

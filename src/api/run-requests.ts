@@ -52,7 +52,25 @@ export const agentConfigSchema = z
     skill_spec: z.unknown().optional(),
     mcp_servers: z.unknown().optional(),
     computer_use_enabled: z.boolean().optional(),
-    idle_timeout_minutes: z.unknown().optional(),
+    // Oz's field: keep the sandbox alive this long after an execution ends, for a follow-up (0: tear down at once)
+    idle_timeout_minutes: z
+      .number({ message: 'must be a whole number of minutes, 0..60' })
+      .int('must be a whole number of minutes, 0..60')
+      .min(0, 'must be 0..60')
+      .max(60, 'must be 0..60')
+      .optional(),
+    // ours: per repository of the environment (its URL, owner/name or name), the branch or commit to start from
+    branches: z
+      .record(
+        z.string().min(1).max(500),
+        z
+          .string()
+          .min(1)
+          .max(250)
+          .regex(/^(?!-)(?!.*\.\.)(?!.*\/\/)(?!.*@\{)[A-Za-z0-9._/-]+(?<![./])$/, 'must be a branch name or a commit id (letters, digits, . _ / -)'),
+      )
+      .refine((v) => Object.keys(v).length <= 20, 'at most 20 repositories')
+      .optional(),
     // the spec's: the name or label of the workers that may take the run (docs/api.md "Worker pools"); "warp" = any
     worker_host: workerHostSchema.optional(),
     // newer SDKs': picks a self-hosted runner, which is worker selection (like worker_host)
@@ -72,7 +90,8 @@ export const runAgentRequestSchema = z
     // the spec's, not implemented yet
     skill: z.unknown().optional(),
     attachments: z.unknown().optional(),
-    conversation_id: z.unknown().optional(),
+    // continue that conversation (its id is its run's): a follow-up to that run
+    conversation_id: z.string().min(1).max(200).optional(),
     agent_identity_uid: z.unknown().optional(),
     // the SDK's, not implemented yet: images with the prompt, and a run mode
     images: z.unknown().optional(),

@@ -25,6 +25,8 @@ const agentConfigFields = {
   harness_auth_secrets: z.record(z.string(), z.string()),
   snapshot: z.boolean(),
   worker_host: z.string().meta({ description: 'the name or label of the workers that may take the run; absent: any worker' }),
+  idle_timeout_minutes: z.number().int().meta({ description: 'how long the sandbox stays alive after an execution ends, for a follow-up' }),
+  branches: z.record(z.string(), z.string()).meta({ description: 'per repository of the environment, the branch or commit the run starts from' }),
 };
 
 /** A run's `agent_config`, as the presenter builds it from the run's stored config: its harness is always set. */
@@ -41,6 +43,8 @@ export const runAgentConfigSchema = z.object({
   harness_auth_secrets: agentConfigFields.harness_auth_secrets.exactOptional(),
   snapshot: agentConfigFields.snapshot.exactOptional(),
   worker_host: agentConfigFields.worker_host.exactOptional(),
+  idle_timeout_minutes: agentConfigFields.idle_timeout_minutes.exactOptional(),
+  branches: agentConfigFields.branches.exactOptional(),
 });
 
 /**
@@ -60,6 +64,8 @@ export const templateAgentConfigSchema = z.looseObject({
   max_tokens: agentConfigFields.max_tokens.optional(),
   snapshot: agentConfigFields.snapshot.optional(),
   worker_host: agentConfigFields.worker_host.optional(),
+  idle_timeout_minutes: agentConfigFields.idle_timeout_minutes.optional(),
+  branches: agentConfigFields.branches.optional(),
 });
 
 /** The spec's RunStatusMessage plus our `reason`. */
@@ -94,6 +100,21 @@ export const agentSkillSchema = z
 
 /** Tokens and model calls a run used (ours). */
 export const runUsageSchema = z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), steps: z.number().int() });
+
+/** One execution of a run (ours): the run's creation starts the first, each follow-up to the ended run the next. */
+export const executionItemSchema = z
+  .object({
+    number: z.number().int(),
+    state: z.enum(RUN_STATES),
+    created_at: timestamp,
+    claimed_at: timestamp.nullable(),
+    started_at: timestamp.nullable(),
+    ended_at: timestamp.nullable(),
+    worker: z.object({ id: z.string(), name: z.string().nullable() }).nullable(),
+    status_message: runStatusMessageSchema.exactOptional(),
+    usage: runUsageSchema.nullable(),
+  })
+  .meta({ id: 'RunExecution' });
 
 /** The spec's RunItem, with our extensions `usage`, `branches`, `state_timestamps`, `attempt`, `cancel_requested_at` and `worker`. */
 export const runItemSchema = z
@@ -130,8 +151,31 @@ export const runItemSchema = z
       .object({ id: z.string(), name: z.string().nullable() })
       .exactOptional()
       .meta({ description: 'the worker that claimed the run last (its name is null for a worker that sent none); absent before any claim' }),
+    execution: z.number().int().meta({ description: "the number of the run's latest execution (1 until a follow-up to the ended run)" }),
+    executions: z.array(executionItemSchema).meta({ description: "the run's executions, oldest first; the run's state is the last one's" }),
   })
   .meta({ id: 'RunItem' });
+
+/** A follow-up message to a run (`POST /agent/runs/{id}/followups`). */
+export const followupRequestSchema = z
+  .object({
+    message: z.string({ message: 'is required: the text of the follow-up' }).trim().min(1, 'must not be empty').max(200_000, 'must be at most 200000 characters'),
+    attachments: z.unknown().optional(),
+  })
+  .strict();
+
+export const followupResponseSchema = z
+  .object({
+    run_id: z.string(),
+    followup: z.object({ seq: z.number().int(), created_at: timestamp }),
+    execution: z.number().int(),
+    state: z.enum(RUN_STATES),
+    delivery: z.enum(['with_start', 'running', 'new_execution']).meta({
+      description:
+        'with_start: the agent has not started and gets it with the prompt; running: it reaches the running agent at its next step; new_execution: the run had ended and continues in a new execution',
+    }),
+  })
+  .meta({ id: 'FollowupResponse' });
 
 export const listRunsResponseSchema = z
   .object({
@@ -154,6 +198,7 @@ export const runAgentResponseSchema = z
 export const cancelRunResponseSchema = z.string().meta({ description: 'the id of the run' });
 
 export type RunItem = z.infer<typeof runItemSchema>;
+export type ExecutionItem = z.infer<typeof executionItemSchema>;
 export type RunAgentConfig = z.infer<typeof runAgentConfigSchema>;
 export type TemplateAgentConfig = z.infer<typeof templateAgentConfigSchema>;
 export type RunStatusMessageItem = z.infer<typeof runStatusMessageSchema>;

@@ -12,7 +12,11 @@ import type {
   EventBatchResponse,
   FinishRequest,
   FinishResponse,
+  FollowupsDeliveredRequest,
   HeartbeatResponse,
+  HistoryResponse,
+  IdleRequest,
+  IdleResponse,
   SnapshotNoticeData,
   StartResponse,
 } from '../core/worker-protocol.js';
@@ -51,7 +55,19 @@ export const claimRequestSchema = z
 
 export const leaseRequestSchema = z.object(lease).strict();
 
-export const controlQuerySchema = z.object({ ...lease, wait_ms: z.coerce.number().int().min(0).max(30_000).default(25_000) }).strict();
+export const controlQuerySchema = z
+  .object({ ...lease, wait_ms: z.coerce.number().int().min(0).max(30_000).default(25_000), after: z.coerce.number().int().min(0).exactOptional() })
+  .strict();
+
+export const followupsDeliveredRequestSchema = z.object({ ...lease, through: z.number().int().min(0) }).strict();
+export const workspaceQuerySchema = z.object({ ...lease, execution: z.coerce.number().int().min(1).exactOptional() }).strict();
+export const idleRequestSchema = z.object({ worker_id: z.string().min(1).max(200), run_ids: z.array(z.string().min(1).max(200)).max(10_000) }).strict();
+export const idleResponseSchema = z.object({ keep: z.array(z.string()) });
+const claimedFollowupSchema = z.object({ seq: z.number().int(), message: z.string() });
+export const historyResponseSchema = z.object({
+  events: z.array(z.object({ type: z.enum(RUN_EVENT_TYPES), data: z.record(z.string(), z.unknown()) })),
+  truncated: z.boolean(),
+});
 
 export const eventBatchRequestSchema = z
   .object({
@@ -82,6 +98,8 @@ export const finishRequestSchema = z
       .object({ input_tokens: z.number().int().min(0), output_tokens: z.number().int().min(0), steps: z.number().int().min(0) })
       .strict()
       .optional(),
+    followups_through: z.number().int().min(0).optional(),
+    idle_for_ms: z.number().int().min(0).max(3_600_000).optional(),
   })
   .strict();
 
@@ -151,6 +169,14 @@ export const claimedRunSchema = z.object({
   schedule_id: z.string().nullable(),
   parent_run_id: z.string().nullable().exactOptional(),
   snapshot: z.boolean().exactOptional(),
+  execution: z.number().int().exactOptional(),
+  followups: z.array(claimedFollowupSchema).exactOptional(),
+  followups_after: z.number().int().exactOptional(),
+  checkouts: z.array(z.object({ branch: z.string().exactOptional(), commit: z.string().exactOptional(), push: z.boolean().exactOptional() }).nullable()).exactOptional(),
+  workspace: z.object({ execution: z.number().int(), bytes: z.number().int() }).exactOptional(),
+  keep_workspace: z.boolean().exactOptional(),
+  workspace_max_bytes: z.number().int().exactOptional(),
+  idle_timeout_ms: z.number().int().exactOptional(),
   secrets: claimedSecretsSchema,
 });
 
@@ -178,7 +204,7 @@ export const snapshotNoticeDataSchema = z.object({
 export const claimResponseSchema = z.object({ runs: z.array(claimedRunSchema) });
 export const startResponseSchema = z.object({ cancel_requested: z.boolean() });
 export const heartbeatResponseSchema = z.object({ lease_expires_at: z.number(), cancel_requested: z.boolean() });
-export const controlResponseSchema = z.object({ cancel_requested: z.boolean() });
+export const controlResponseSchema = z.object({ cancel_requested: z.boolean(), followups: z.array(claimedFollowupSchema).exactOptional() });
 export const eventBatchResponseSchema = z.object({ first_seq: z.number().int(), count: z.number().int(), duplicate: z.boolean() });
 export const finishResponseSchema = z.object({ state: z.enum(['SUCCEEDED', 'FAILED', 'CANCELLED', 'ERROR']) });
 
@@ -196,4 +222,8 @@ const _sameAsCore: [
   Same<z.output<typeof finishRequestSchema>, FinishRequest>,
   Same<z.output<typeof finishResponseSchema>, FinishResponse>,
   Same<z.output<typeof snapshotNoticeDataSchema>, SnapshotNoticeData>,
-] = [true, true, true, true, true, true, true, true, true, true];
+  Same<z.output<typeof followupsDeliveredRequestSchema>, FollowupsDeliveredRequest>,
+  Same<z.output<typeof historyResponseSchema>, HistoryResponse>,
+  Same<z.output<typeof idleRequestSchema>, IdleRequest>,
+  Same<z.output<typeof idleResponseSchema>, IdleResponse>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];

@@ -7,6 +7,11 @@
  *                │                                                  ▼             ▼
  *                └──cancel──▶ CANCELLED ◀── worker finish ── SUCCEEDED | FAILED | CANCELLED
  *   any non-terminal ─▶ ERROR (platform's fault: worker lost, sandbox failed to start)
+ *   any terminal ─follow-up─▶ QUEUED (the run's next execution: docs/design.md "Follow-ups and executions")
+ *
+ * A terminal run becomes live again only through a follow-up, and one
+ * compare-and-set on the run's row moves it, so a run never has two live
+ * executions: the second follow-up finds the run QUEUED and joins it.
  *
  * The table below is the single source of truth: the store refuses any
  * transition not listed here, and every transition is one compare-and-set.
@@ -65,6 +70,14 @@ const TABLE: TransitionRule[] = [
   { from: 'BLOCKED', to: 'FAILED', by: ['worker'], when: FINISH },
   { from: 'BLOCKED', to: 'CANCELLED', by: ['worker', 'server', 'sweeper'], when: `${FINISH}; server when no live lease exists` },
   { from: 'BLOCKED', to: 'ERROR', by: ANYONE, when: PLATFORM_FAILED },
+
+  // A follow-up to an ended run: its next execution (the only way a terminal run becomes live again).
+  ...(['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'] as const).map((from): TransitionRule => ({
+    from,
+    to: 'QUEUED',
+    by: ['server'],
+    when: "a follow-up to the ended run: the run's next execution",
+  })),
 ];
 
 /** Every legal transition, as data. */

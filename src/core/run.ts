@@ -54,6 +54,10 @@ export interface RunConfig {
    * Oz's hosted value, is stored as absent).
    */
   workerHost?: string;
+  /** Oz's `idle_timeout_minutes`: the sandbox stays alive this long after an execution ends (0: torn down at once); absent: the deployment's default. */
+  idleTimeoutMinutes?: number;
+  /** Per repository of the environment (its URL), the branch or commit the run starts from (`config.branches`). */
+  branches?: Record<string, string>;
 }
 
 /** The API's `harness_auth_secrets` field of a harness type. */
@@ -122,6 +126,13 @@ export interface Run {
   stateTimestamps: Partial<Record<RunState, number>>;
   /** Sequence number of the last event appended to this run (0 = none). */
   lastEventSeq: number;
+  /** The number of its latest execution (1 until a follow-up to the ended run). */
+  execution: number;
+  /** The last follow-up its agent has been given (0: none). */
+  followupsThrough: number;
+  /** The worker keeping the ended run's sandbox alive for a follow-up, and until when (epoch ms); null: none. */
+  idleWorkerId: string | null;
+  idleUntil: number | null;
 }
 
 export const ARTIFACT_TYPES = ['PLAN', 'PULL_REQUEST', 'SCREENSHOT', 'FILE', 'BRANCH'] as const;

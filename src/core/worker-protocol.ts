@@ -13,6 +13,12 @@ import type { HarnessConfig, RunStatusMessage, RunUsage } from './run.js';
  *   GET  /runs/{id}/control          long-poll: returns the moment a cancel is requested
  *   POST /runs/{id}/events           a numbered batch of events (idempotent on retry)
  *   POST /runs/{id}/finish           the terminal state and its status message
+ *   POST /runs/{id}/followups/delivered   the agent has the follow-ups through a number
+ *   GET  /runs/{id}/history          the conversation of the run's earlier executions
+ *   PUT  /runs/{id}/workspace        the workspace the execution leaves (a tar, bounded)
+ *   GET  /runs/{id}/workspace        the workspace the last execution left
+ *   POST /runs/{id}/idle/release     the ended execution's idle sandbox is gone
+ *   POST /idle                       which of this worker's idle sandboxes it may keep
  *
  * Every per-run call carries the lease token; a stale one gets 409.
  * The server validates and encodes these bodies with the zod schemas of
@@ -88,12 +94,68 @@ export interface ClaimedRun {
    * worker may start from a snapshot of the environment.
    */
   snapshot?: boolean;
+  /** The execution this claim is for: 1, then one more per follow-up to the ended run (absent from older servers: 1). */
+  execution?: number;
+  /** Follow-ups the agent has not been given yet, oldest first: appended to what it starts with. */
+  followups?: ClaimedFollowup[];
+  /** The last follow-up the run's agent has been given (the control poll waits for later ones). */
+  followups_after?: number;
+  /**
+   * Per repository of the environment (same order), where to start instead
+   * of its branch: the run's own branch from an earlier execution, or the
+   * branch or commit the run asked for (`config.branches`); null: the
+   * environment's branch.
+   */
+  checkouts?: (RepoCheckout | null)[];
+  /** The workspace the last execution left, to restore after the checkouts (`GET …/workspace`). */
+  workspace?: { execution: number; bytes: number };
+  /** Keep a workspace snapshot at the end of the execution (false: `--no-snapshot`). */
+  keep_workspace?: boolean;
+  /** The largest workspace snapshot the server takes (bytes). */
+  workspace_max_bytes?: number;
+  /** Keep the sandbox alive this long after the execution ends, for a follow-up (0: tear down at once). */
+  idle_timeout_ms?: number;
   /**
    * The run's secrets, resolved by the server at claim (docs/design.md "Secrets"):
    * variables for every process, variables for setup commands only, and
    * allowlisted names that matched no secret; or why the run cannot have them.
    */
   secrets: ClaimedSecrets;
+}
+
+export interface ClaimedFollowup {
+  seq: number;
+  message: string;
+}
+
+/** Where a repository's checkout starts: a branch (in the mirror) or a commit. */
+export interface RepoCheckout {
+  branch?: string;
+  commit?: string;
+  /** The run's changes go to `branch` itself (a branch the run was asked to start from: pushed without force), not to the worker's `<prefix><run id>`. */
+  push?: boolean;
+}
+
+export interface FollowupsDeliveredRequest extends LeaseRequest {
+  /** The last follow-up the agent has been given. */
+  through: number;
+}
+
+/** The conversation of the run's earlier executions (message, tool_call and tool_result events, oldest first, the newest kept within the bound). */
+export interface HistoryResponse {
+  events: { type: RunEventType; data: Record<string, unknown> }[];
+  /** Older events were left out to stay within the bound. */
+  truncated: boolean;
+}
+
+export interface IdleRequest {
+  worker_id: string;
+  run_ids: string[];
+}
+
+/** Of the runs asked about, those whose idle sandbox the worker may keep (the rest: tear down; a cancel or a lapsed hold). */
+export interface IdleResponse {
+  keep: string[];
 }
 
 export type ClaimedSecrets =
@@ -129,6 +191,8 @@ export interface HeartbeatResponse {
 
 export interface ControlResponse {
   cancel_requested: boolean;
+  /** Follow-ups after the `after` the poll named, oldest first (absent from older servers). */
+  followups?: ClaimedFollowup[];
 }
 
 /**
@@ -179,6 +243,10 @@ export interface FinishRequest extends LeaseRequest {
   state: FinishState;
   status_message?: RunStatusMessage | undefined;
   usage?: RunUsage | undefined;
+  /** The last follow-up the agent was given: any later one starts the run's next execution at once. */
+  followups_through?: number | undefined;
+  /** The worker keeps the sandbox alive this long for a follow-up (0 or absent: it is gone). */
+  idle_for_ms?: number | undefined;
 }
 
 export interface FinishResponse {

@@ -65,6 +65,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     modelCatalog,
     teamMaxConcurrentRuns: config.teamMaxConcurrentRuns,
     leaseTtlMs: config.leaseTtlMs,
+    followups: config.followups,
     sweepIntervalMs: config.sweepIntervalMs,
     eventPollMs: config.eventPollMs,
     eventStreams: config.eventStreams,

@@ -48,6 +48,8 @@ export class LifecycleSweeper extends Periodic {
         this.deps.logger.warn({ runId: o.runId, from: o.from, to: o.to, reason: o.reason }, 'lease expired');
       }
       if (outcomes.some((o) => o.to === 'PENDING')) this.deps.hub.publishClaimable();
+      // Lapsed idle holds (a worker gone with its idle sandboxes): nothing routes or counts by them any more.
+      await this.deps.store.followups.clearLapsedIdle(now);
       for (const teamId of await this.deps.store.listTeamsWithQueuedRuns()) await this.runs.admit(teamId);
       await updateWaitingMessages(this.deps);
       if (now - this.lastForget >= FORGET_EVERY_MS) {

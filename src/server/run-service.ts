@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { notFound, OzError, isOzError } from '../core/errors.js';
 import { isTerminal } from '../core/run-state.js';
 import { authSecretsByType, type Run, type RunConfig, type RunSource, type ScheduleRef } from '../core/run.js';
-import { limitAbove } from '../core/environment.js';
+import { limitAbove, type RepoSpec } from '../core/environment.js';
 import type { Principal } from './auth.js';
 import { refuseAboveMaxima, teamLimits } from './limits.js';
 import type { ServerDeps } from './deps.js';
@@ -10,6 +10,8 @@ import { chooseModel } from './model-choice.js';
 import type { RunAgentRequest } from '../api/run-requests.js';
 import { routedHost, WAITING_FOR_WORKER } from '../core/worker-pool.js';
 import { explainWait } from './worker-pools.js';
+import { resolveBranches } from './repo-branches.js';
+import type { FollowupResult } from '../store/followup-repository.js';
 
 /** Who acts: a caller of the API, or the scheduler on behalf of a schedule's creator. */
 export type Actor = Pick<Principal, 'team' | 'user'>;
@@ -35,7 +37,6 @@ export function rejectUnimplemented(body: RunAgentRequest): void {
   const present: [string, unknown][] = [
     ['skill', body.skill],
     ['attachments', body.attachments],
-    ['conversation_id', body.conversation_id],
     ['agent_identity_uid', body.agent_identity_uid],
     ['images', body.images],
     ['mode', body.mode],
@@ -45,7 +46,6 @@ export function rejectUnimplemented(body: RunAgentRequest): void {
     ['config.skill_spec', c.skill_spec],
     ['config.mcp_servers', c.mcp_servers],
     ['config.computer_use_enabled', c.computer_use_enabled === true ? true : undefined],
-    ['config.idle_timeout_minutes', c.idle_timeout_minutes],
     ['config.runner_id', c.runner_id],
   ];
   for (const [field, value] of present) if (value !== undefined) throw featureNotAvailable(field);
@@ -88,11 +88,15 @@ export class RunService {
     // Limits: nothing above the team's ceilings (the operator's, lowered by the team's own).
     const { maxima } = teamLimits(this.deps, team);
     if (c.max_runtime_seconds !== undefined) refuseAboveMaxima({ maxRuntimeMs: c.max_runtime_seconds * 1000 }, maxima, 'config.');
+    // Continuing a conversation (its id is its run's) is a follow-up to that run, with this prompt.
+    if (body.conversation_id !== undefined) return this.continueConversation(principal, body, prompt);
     let environmentHost: string | undefined;
+    let environmentRepos: RepoSpec[] | null = null;
     if (c.environment_id !== undefined) {
       const env = await store.getEnvironment(team.id, c.environment_id, principal.user.id);
       if (!env) throw new OzError('resource_not_found', `config.environment_id: environment ${c.environment_id} not found`, { reason: 'config.environment_id' });
       environmentHost = env.config.workerHost;
+      environmentRepos = env.config.repos;
       // A ceiling lowered after the environment was saved: say which of its limits is now too high.
       const above = limitAbove(env.config.limits, maxima);
       if (above) {
@@ -124,6 +128,8 @@ export class RunService {
       ...(c.snapshot === false ? { snapshot: false as const } : {}),
       // Routed to the workers that answer to this name or label; `warp` (any worker) is stored as nothing.
       ...(workerHost !== null ? { workerHost } : {}),
+      ...(c.idle_timeout_minutes !== undefined ? { idleTimeoutMinutes: c.idle_timeout_minutes } : {}),
+      ...(c.branches !== undefined ? { branches: resolveBranches(c.branches, environmentRepos) } : {}),
     };
     const now = clock.now();
     const idempotency = options.idempotencyKey
@@ -161,6 +167,60 @@ export class RunService {
     return { run: current, atCapacity: current.state === 'QUEUED' && !waitingForWorker };
   }
 
+  /**
+   * `conversation_id` on creation: the conversation's run goes on with this
+   * prompt as a follow-up. Only the prompt and title go with it: the run keeps
+   * its own configuration, so a config that asks for another one is refused.
+   */
+  private async continueConversation(principal: Actor, body: RunAgentRequest, prompt: string): Promise<CreatedRun> {
+    const id = body.conversation_id as string;
+    const run = await this.deps.store.getRun(principal.team.id, id);
+    if (!run) throw new OzError('resource_not_found', `conversation_id: conversation ${id} not found`, { reason: 'conversation_id' });
+    const c = body.config ?? {};
+    if (c.environment_id !== undefined && c.environment_id !== run.environmentId) {
+      throw new OzError('invalid_request', `config.environment_id: the conversation's run ${id} runs on ${run.environmentId ?? 'no environment'}; a follow-up keeps it`, {
+        reason: 'config.environment_id',
+      });
+    }
+    const others = Object.entries(c).filter(([key, value]) => value !== undefined && key !== 'environment_id');
+    if (others.length > 0) {
+      throw new OzError('invalid_request', `config.${others[0]?.[0]}: a run continuing a conversation keeps that conversation's configuration`, {
+        reason: `config.${others[0]?.[0]}`,
+      });
+    }
+    const result = await this.followUp(principal, id, prompt);
+    return { run: result.run, atCapacity: result.run.state === 'QUEUED' };
+  }
+
+  /**
+   * A follow-up (docs/design.md "Follow-ups and executions"): recorded and
+   * written to the conversation; a run that has not started takes it with its
+   * prompt, a running one at its next step (its worker's control poll wakes),
+   * an ended one in its next execution, admitted like a new run.
+   */
+  async followUp(principal: Actor, runId: string, message: string): Promise<FollowupResult & { delivery: 'with_start' | 'running' }> {
+    const { store, clock, hub } = this.deps;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await store.followups.add(principal.team.id, runId, message, principal.user.id, clock.now());
+        hub.publish(runId);
+        if (result.startedExecution) await this.admit(principal.team.id);
+        const current = (await store.getRun(principal.team.id, runId)) ?? result.run;
+        const delivery = current.state === 'INPROGRESS' || current.state === 'BLOCKED' ? 'running' : 'with_start';
+        return { ...result, run: current, delivery };
+      } catch (error) {
+        // Another follow-up (or the worker's finish) moved the run first: look again.
+        if (attempt < 4 && isOzError(error) && error.code === 'conflict' && error.reason !== 'followup_limit') continue;
+        throw error;
+      }
+    }
+  }
+
+  /** After an execution ended: follow-ups its agent never had start the next one now. */
+  async continueUndelivered(runId: string): Promise<void> {
+    if (await this.deps.store.followups.continueUndelivered(runId, this.deps.clock.now())) this.deps.hub.publish(runId);
+  }
+
   /** Admit what fits under the team's limit, and wake readers of the admitted runs. */
   async admit(teamId: string): Promise<void> {
     const admitted = await this.deps.store.admitQueuedRuns(teamId, this.deps.clock.now());
@@ -181,6 +241,11 @@ export class RunService {
       const run = await store.getRun(principal.team.id, runId);
       if (!run) throw notFound('run', runId);
       if (isTerminal(run.state)) {
+        // An ended run whose sandbox is kept for a follow-up: the cancel ends that (its worker tears it down).
+        if (run.idleUntil !== null && (await store.followups.endIdle(runId, clock.now()))) {
+          await this.admit(principal.team.id);
+          return (await store.getRun(principal.team.id, runId)) ?? run;
+        }
         throw new OzError('invalid_request', `run ${runId} is already ${run.state} and cannot be cancelled`, { reason: 'state' });
       }
       const now = clock.now();

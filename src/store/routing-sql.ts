@@ -12,3 +12,14 @@ export function routedTo(names: readonly (string | undefined)[], column = 'worke
   if (given.length === 0) return sql<boolean>`${ref} IS NULL`;
   return sql<boolean>`(${ref} IS NULL OR ${ref} IN (${sql.join(given)}))`;
 }
+
+/**
+ * Who may claim a PENDING run: routed to it (above), and, while an ended
+ * execution's sandbox is kept idle for a follow-up (`idle_worker_id` until
+ * `idle_until`), only the worker that keeps it, so the follow-up resumes in
+ * that sandbox. A lapsed hold binds nobody.
+ */
+export function claimableBy(input: { workerId: string; workerName?: string | undefined; workerLabels?: readonly string[] | undefined; at: number }): RawBuilder<boolean> {
+  const routed = routedTo([input.workerName, ...(input.workerLabels ?? [])]);
+  return sql<boolean>`(${routed} AND (idle_worker_id IS NULL OR idle_until <= ${input.at} OR idle_worker_id = ${input.workerId}))`;
+}

@@ -77,6 +77,10 @@ export function toRun(row: RunRow): Run {
     startedAt: numberOrNull(row.started_at),
     stateTimestamps,
     lastEventSeq: Number(row.last_event_seq),
+    execution: Number(row.execution ?? 1),
+    followupsThrough: Number(row.followups_through ?? 0),
+    idleWorkerId: row.idle_worker_id ?? null,
+    idleUntil: numberOrNull(row.idle_until ?? null),
   };
 }
 

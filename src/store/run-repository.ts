@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { conflict, notFound } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import { ACTIVE_STATES, LEASED_STATES, type RunState } from '../core/run-state.js';
+import { ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES, type RunState } from '../core/run-state.js';
 import type { ArtifactType, ListRunsQuery, Run, RunArtifact, RunPage } from '../core/run.js';
 import { insertEvents } from './event-writer.js';
 import { poolNamesOf, WORKER_SEEN_WINDOW_MS } from '../core/worker-pool.js';
@@ -77,6 +77,7 @@ export class RunRepository {
       };
       const inserted = await tx.insertInto('runs').values(row).returningAll().executeTakeFirstOrThrow();
       await insertEvents(tx, id, 1, [{ type: 'state', at, data: { from: null, to: 'QUEUED' } }]);
+      await tx.insertInto('run_executions').values({ run_id: id, number: 1, state: 'QUEUED', created_at: at }).execute();
       return { run: toRun(inserted), created: true };
     });
   }
@@ -125,7 +126,8 @@ export class RunRepository {
         .selectFrom('runs')
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('team_id', '=', teamId)
-        .where('state', 'in', ACTIVE_STATES)
+        // An ended run's sandbox kept idle for a follow-up holds a slot too (docs/design.md "Follow-ups and executions").
+        .where((eb) => eb.or([eb('state', 'in', ACTIVE_STATES), eb.and([eb('state', 'in', TERMINAL_STATES), eb('idle_until', '>', at)])]))
         .executeTakeFirstOrThrow();
       const free = Number(team.max_concurrent_runs) - Number(n);
       if (free <= 0) return [];

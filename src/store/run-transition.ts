@@ -3,6 +3,7 @@ import { conflict, notFound, OzError } from '../core/errors.js';
 import { actorsOf, isLegalTransition, isTerminal } from '../core/run-state.js';
 import type { Run } from '../core/run.js';
 import { insertEvents } from './event-writer.js';
+import { recordExecutionIn } from './execution-records.js';
 import { stateColumn, toRun } from './rows.js';
 import type { Database, RunsTable } from './schema.js';
 import type { TransitionInput } from './store.js';
@@ -31,6 +32,11 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
     Object.assign(set, { worker_id: null, worker_name: null, lease_token: null, lease_expires_at: null });
   }
   if (isTerminal(to)) set.lease_expires_at = null;
+  const nextExecution = to === 'QUEUED' && isTerminal(from);
+  if (nextExecution) {
+    // The run's next execution: nothing of the last one's claim, lease or cancel carries over.
+    Object.assign(set, { worker_id: null, worker_name: null, lease_token: null, lease_expires_at: null, cancel_requested_at: null, attempt: 0, status_message: null });
+  }
   if (input.statusMessage !== undefined) {
     set.status_message = input.statusMessage === null ? null : JSON.stringify(input.statusMessage);
   }
@@ -47,6 +53,7 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
         updated_at: stamp,
         [stateColumn(to)]: stamp,
         last_event_seq: eb('last_event_seq', '+', 1),
+        ...(nextExecution ? { execution: eb('execution', '+', 1) } : {}),
         ...(to === 'INPROGRESS' ? { started_at: eb.fn.coalesce('started_at', stamp) } : {}),
       };
     })
@@ -61,6 +68,7 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
   }
   const row = await query.returningAll().executeTakeFirst();
   if (!row) throw await explainMiss(tx, input);
+  await recordExecutionIn(tx, row, from, to, Number(row.updated_at), { statusMessage: input.statusMessage, usage: input.executionUsage ?? input.usage });
 
   await insertEvents(tx, runId, Number(row.last_event_seq), [
     {

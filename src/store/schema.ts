@@ -1,3 +1,4 @@
+import type { Generated } from 'kysely';
 /**
  * Row types of the tables, as Kysely sees them. One representation for both
  * SQLite and PostgreSQL, chosen so the same SQL works on both:
@@ -109,6 +110,44 @@ export interface RunsTable {
   error_at: number | null;
   cancelled_at: number | null;
   last_event_seq: number;
+  /** The number of the run's latest execution (migration 0010). */
+  execution: Generated<number>;
+  /** The last follow-up the run's agent was given (migration 0010). */
+  followups_through: Generated<number>;
+  /** The worker keeping the ended run's sandbox alive, and until when (migration 0010). */
+  idle_worker_id: string | null;
+  idle_until: number | null;
+}
+
+export interface RunExecutionsTable {
+  run_id: string;
+  number: number;
+  state: string;
+  created_at: number;
+  worker_id: string | null;
+  worker_name: string | null;
+  claimed_at: number | null;
+  started_at: number | null;
+  ended_at: number | null;
+  status_message: string | null;
+  usage: string | null;
+}
+
+export interface RunFollowupsTable {
+  run_id: string;
+  seq: number;
+  message: string;
+  creator_id: string | null;
+  execution: number;
+  created_at: number;
+}
+
+export interface RunWorkspaceSnapshotsTable {
+  run_id: string;
+  execution: number;
+  bytes: number;
+  data: Buffer;
+  created_at: number;
 }
 
 export interface RunEventsTable {
@@ -230,6 +269,9 @@ export interface Database {
   environment_snapshots: EnvironmentSnapshotsTable;
   runs: RunsTable;
   run_events: RunEventsTable;
+  run_executions: RunExecutionsTable;
+  run_followups: RunFollowupsTable;
+  run_workspace_snapshots: RunWorkspaceSnapshotsTable;
   run_artifacts: RunArtifactsTable;
   idempotency_keys: IdempotencyKeysTable;
   worker_tokens: WorkerTokensTable;

@@ -13,6 +13,7 @@ import { ScheduleRepository } from './schedule-repository.js';
 import { SecretRepository } from './secret-repository.js';
 import { WorkerTokenRepository } from './worker-token-repository.js';
 import { WorkerRepository } from './worker-repository.js';
+import { FollowupRepository } from './followup-repository.js';
 import type { Database, DialectName } from './schema.js';
 import type { DialectOps } from './store-context.js';
 import type { ClaimInput, CreateRunResult, IdempotencyInput, NewRun, Store, SweepOutcome, WakeupBus, TransitionInput } from './store.js';
@@ -35,6 +36,7 @@ export class SqlStore implements Store {
   readonly secrets: SecretRepository;
   readonly schedules: ScheduleRepository;
   readonly workers: WorkerRepository;
+  readonly followups: FollowupRepository;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -56,6 +58,7 @@ export class SqlStore implements Store {
     this.secrets = new SecretRepository(ctx);
     this.schedules = new ScheduleRepository(ctx);
     this.workers = new WorkerRepository(ctx);
+    this.followups = new FollowupRepository(ctx);
   }
 
   createTeam(input: { name: string; maxConcurrentRuns: number; limitCeilings?: EnvironmentLimits }, at: number): Promise<Team> {

@@ -7,6 +7,7 @@ import type { EnvironmentSnapshotRepository } from './environment-snapshot-repos
 import type { DialectName } from './schema.js';
 import type { ScheduleRepository } from './schedule-repository.js';
 import type { SecretRepository } from './secret-repository.js';
+import type { FollowupRepository } from './followup-repository.js';
 import type { WorkerRepository } from './worker-repository.js';
 
 export interface NewRun {
@@ -55,7 +56,10 @@ export interface TransitionInput {
   leaseExpiredBefore?: number | undefined;
   noLiveLeaseAt?: number | undefined;
   statusMessage?: RunStatusMessage | null | undefined;
+  /** The run's usage over all its executions. */
   usage?: RunUsage | undefined;
+  /** The ending execution's own usage, where it differs from the run's (a follow-up's execution); default `usage`. */
+  executionUsage?: RunUsage | undefined;
 }
 
 export interface ClaimInput {
@@ -181,6 +185,8 @@ export interface Store {
   readonly schedules: ScheduleRepository;
   /** Worker pools: the workers as their claims describe them, and the routed runs that wait for one. */
   readonly workers: WorkerRepository;
+  /** Follow-ups, executions, idle sandboxes and workspace snapshots. */
+  readonly followups: FollowupRepository;
 
   close(): Promise<void>;
 }

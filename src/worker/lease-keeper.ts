@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { sleep } from '../core/retry.js';
 import { ProtocolError, type ProtocolClient } from './protocol-client.js';
+import type { ClaimedFollowup } from '../core/worker-protocol.js';
 
 export interface LeaseKeeperHooks {
   /** A cancel was requested (heartbeat or control long-poll). */
@@ -10,6 +11,8 @@ export interface LeaseKeeperHooks {
   onFenced(why: 'lost' | 'unrenewable'): void;
   /** The lease was renewed: the run may go on for `validForMs` from now (the sandbox's own fence). */
   onRenewed(validForMs: number): void;
+  /** Follow-ups arrived for the running agent (after the last one the keeper was told of: `followupsAfter`). */
+  onFollowups?(followups: ClaimedFollowup[]): void;
 }
 
 export interface LeaseKeeperOptions {
@@ -22,6 +25,8 @@ export interface LeaseKeeperOptions {
   controlWaitMs?: number;
   /** Monotonic clock; injectable for tests. */
   now?: () => number;
+  /** The last follow-up the run already has (its claim's): the control poll also waits for later ones. Absent: cancels only. */
+  followupsAfter?: number;
 }
 
 /**
@@ -107,9 +112,16 @@ export class LeaseKeeper {
 
   private async controlLoop(): Promise<void> {
     const signal = this.done.signal;
+    let after = this.options.followupsAfter;
     while (!signal.aborted) {
       try {
-        const control = await this.client.control(this.runId, this.leaseToken, this.options.controlWaitMs ?? 25_000, signal);
+        const control = await this.client.control(this.runId, this.leaseToken, this.options.controlWaitMs ?? 25_000, signal, after);
+        const followups = (control.followups ?? []).filter((f) => after === undefined || f.seq > after);
+        const last = followups[followups.length - 1];
+        if (last && after !== undefined) {
+          after = last.seq;
+          this.hooks.onFollowups?.(followups);
+        }
         if (control.cancel_requested) {
           this.hooks.onCancel();
           return;

@@ -9,6 +9,9 @@ import {
   type FinishRequest,
   type FinishResponse,
   type HeartbeatResponse,
+  type HistoryResponse,
+  type IdleRequest,
+  type IdleResponse,
   type StartResponse,
 } from '../core/worker-protocol.js';
 
@@ -63,22 +66,30 @@ export class ProtocolClient {
     this.bases = urls.map((url) => `${url.replace(/\/+$/, '')}${WORKER_API}`);
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async call<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, signal?: AbortSignal, binary = false): Promise<T> {
     let response: Response;
     const index = this.current;
+    const raw = Buffer.isBuffer(body);
     try {
       response = await fetch(`${this.bases[index] as string}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(body === undefined ? {} : { 'content-type': raw ? 'application/octet-stream' : 'application/json' }),
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(body === undefined ? {} : { body: raw ? body : JSON.stringify(body) }),
         ...(signal ? { signal } : {}),
       });
     } catch (error) {
       if (!signal?.aborted && this.current === index) this.current = (index + 1) % this.bases.length;
       throw new ProtocolError(`cannot reach the server: ${(error as Error).message}`, null, null);
+    }
+    if (binary && response.ok) {
+      try {
+        return Buffer.from(await response.arrayBuffer()) as T;
+      } catch (error) {
+        throw new ProtocolError(`the server's answer was cut off: ${(error as Error).message}`, null, null);
+      }
     }
     let text: string;
     try {
@@ -91,7 +102,7 @@ export class ProtocolClient {
       const problem = parseProblem(response.status, text);
       throw new ProtocolError(problem.detail ?? `HTTP ${response.status}`, response.status, problem.reason ?? null, problem);
     }
-    return JSON.parse(text) as T;
+    return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
   claim(request: ClaimRequest, signal?: AbortSignal): Promise<ClaimResponse> {
@@ -103,8 +114,8 @@ export class ProtocolClient {
   heartbeat(runId: string, leaseToken: string, signal?: AbortSignal): Promise<HeartbeatResponse> {
     return this.call('POST', `/runs/${runId}/heartbeat`, { lease_token: leaseToken }, signal);
   }
-  control(runId: string, leaseToken: string, waitMs: number, signal?: AbortSignal): Promise<ControlResponse> {
-    const q = new URLSearchParams({ lease_token: leaseToken, wait_ms: String(waitMs) });
+  control(runId: string, leaseToken: string, waitMs: number, signal?: AbortSignal, afterFollowup?: number): Promise<ControlResponse> {
+    const q = new URLSearchParams({ lease_token: leaseToken, wait_ms: String(waitMs), ...(afterFollowup !== undefined ? { after: String(afterFollowup) } : {}) });
     return this.call('GET', `/runs/${runId}/control?${q.toString()}`, undefined, signal);
   }
   events(runId: string, request: EventBatchRequest): Promise<EventBatchResponse> {
@@ -112,5 +123,23 @@ export class ProtocolClient {
   }
   finish(runId: string, request: FinishRequest): Promise<FinishResponse> {
     return this.call('POST', `/runs/${runId}/finish`, request);
+  }
+  followupsDelivered(runId: string, leaseToken: string, through: number): Promise<void> {
+    return this.call('POST', `/runs/${runId}/followups/delivered`, { lease_token: leaseToken, through });
+  }
+  history(runId: string, leaseToken: string): Promise<HistoryResponse> {
+    return this.call('GET', `/runs/${runId}/history?${new URLSearchParams({ lease_token: leaseToken }).toString()}`);
+  }
+  putWorkspace(runId: string, leaseToken: string, tar: Buffer): Promise<void> {
+    return this.call('PUT', `/runs/${runId}/workspace?${new URLSearchParams({ lease_token: leaseToken }).toString()}`, tar);
+  }
+  getWorkspace(runId: string, leaseToken: string, signal?: AbortSignal): Promise<Buffer> {
+    return this.call('GET', `/runs/${runId}/workspace?${new URLSearchParams({ lease_token: leaseToken }).toString()}`, undefined, signal, true);
+  }
+  releaseIdle(runId: string, leaseToken: string): Promise<void> {
+    return this.call('POST', `/runs/${runId}/idle/release`, { lease_token: leaseToken });
+  }
+  idle(request: IdleRequest): Promise<IdleResponse> {
+    return this.call('POST', '/idle', request);
   }
 }

@@ -28,6 +28,9 @@ import { parseImageReference, type ImageReference } from '../core/image-referenc
 import type { FoundSnapshot, SnapshotStore } from './snapshots/snapshot-store.js';
 import { snapshotKey } from './snapshots/snapshot-key.js';
 import { restoredMessage, savedMessage, snapshotInputs, snapshotRecord } from './snapshots/warm-start.js';
+import { FollowupInbox, startingPrompt } from './followup-inbox.js';
+import { restoreWorkspace, saveWorkspace } from './snapshots/workspace-snapshot.js';
+import type { RepoSpec } from '../core/environment.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -101,6 +104,10 @@ export class RunExecution {
   /** The snapshot this run started from. */
   private restored: FoundSnapshot | null = null;
   private phasesOver = false;
+  /** The follow-ups the agent starts with (the claim's). */
+  private startFollowups: string[] = [];
+  /** Follow-ups for the agent: the claim's, and those the control poll brings while it works. */
+  private readonly inbox: FollowupInbox;
   readonly finished: Promise<void>;
 
   constructor(
@@ -127,12 +134,26 @@ export class RunExecution {
       { onStale: () => this.stop({ kind: 'fenced' }), onFailure: (error) => this.stop({ kind: 'upload', error }) },
       this.redactor,
     );
+    this.inbox = new FollowupInbox(run.followups_after ?? 0, (through) => {
+      deps.client
+        .followupsDelivered(run.run_id, run.lease_token, through)
+        .catch((error: unknown) => deps.logger.warn({ err: error, runId: run.run_id }, 'could not report the follow-ups given'));
+    });
+    const claimedFollowups = run.followups ?? [];
+    const lastClaimed = claimedFollowups[claimedFollowups.length - 1]?.seq;
     this.lease = new LeaseKeeper(
       deps.client,
       run.run_id,
       run.lease_token,
-      { leaseTtlMs: run.lease_ttl_ms, claimedAt, ...(run.lease_valid_for_ms !== undefined ? { validAtClaimMs: run.lease_valid_for_ms } : {}) },
       {
+        leaseTtlMs: run.lease_ttl_ms,
+        claimedAt,
+        ...(run.lease_valid_for_ms !== undefined ? { validAtClaimMs: run.lease_valid_for_ms } : {}),
+        // An older server sends no follow-ups: the control poll then waits for cancels only.
+        ...(run.followups !== undefined ? { followupsAfter: lastClaimed ?? run.followups_after ?? 0 } : {}),
+      },
+      {
+        onFollowups: (followups) => this.inbox.push(followups),
         onCancel: () => this.cancel({ message: 'Cancelled by request.', reason: 'cancelled_by_user' }),
         onFenced: () => this.stop({ kind: 'fenced' }),
         // The sandbox's own dead-man's switch: it ends itself when the lease
@@ -249,8 +270,99 @@ export class RunExecution {
     const final = await this.runHarness(harness, env);
     if (this.stopReason) return null;
     const outcome = harnessOutcome(final);
-    if (outcome.state !== 'SUCCEEDED' || (run.environment?.repos ?? []).length === 0) return outcome;
-    return this.publish(env, bases, mounts, final.summary);
+    const ended = outcome.state !== 'SUCCEEDED' || (run.environment?.repos ?? []).length === 0 ? outcome : await this.publish(env, bases, mounts, final.summary);
+    if (!this.stopReason) await this.keepWorkspace(env, bases);
+    return ended;
+  }
+
+  /** The environment's repositories, each on the branch this execution starts from (`checkouts`), and the commits asked for. */
+  private checkoutRepos(): { repos: RepoSpec[]; commits: (string | null)[] } {
+    const repos = this.run.environment?.repos ?? [];
+    const checkouts = this.run.checkouts ?? [];
+    return {
+      repos: repos.map((repo, i) => {
+        const branch = checkouts[i]?.branch;
+        return branch !== undefined ? { ...repo, branch } : repo;
+      }),
+      commits: repos.map((_repo, i) => checkouts[i]?.commit ?? null),
+    };
+  }
+
+  /**
+   * What this execution leaves for a follow-up's (docs/design.md "Follow-ups and
+   * executions"): the workspace's changes, through the server so any worker can
+   * restore them; too large or failed is a notice, never the run's failure.
+   */
+  private async keepWorkspace(env: Record<string, string>, bases: readonly string[]): Promise<void> {
+    const run = this.run;
+    if (run.keep_workspace !== true || !run.workspace_max_bytes) return;
+    const sandbox = this.sandbox as Sandbox;
+    const dirs = checkoutDirs(run.environment?.repos ?? []);
+    try {
+      await sandbox.enter('platform');
+      const saved = await saveWorkspace(
+        sandbox,
+        { ...this.platformEnv(env), GIT_TERMINAL_PROMPT: '0' },
+        dirs.map((dir, i) => ({ dir, base: bases[i] ?? 'HEAD' })),
+        run.workspace_max_bytes,
+      );
+      if ('tooLarge' in saved) {
+        const mib = (n: number): string => `${Math.ceil(n / 1024 / 1024)} MiB`;
+        this.notice(
+          `No workspace snapshot kept: the workspace's changes are ${mib(saved.tooLarge)}, more than the ${mib(run.workspace_max_bytes)} this server keeps (OZ_WORKSPACE_SNAPSHOT_MAX_MB); a follow-up starts from the run's branch.`,
+          'workspace_snapshot_too_large',
+        );
+        return;
+      }
+      if ('failed' in saved) {
+        this.deps.logger.warn({ runId: run.run_id, detail: saved.failed }, 'could not save the workspace');
+        this.notice(`No workspace snapshot kept: ${this.redactor.redact(saved.failed)}`, 'workspace_snapshot_failed');
+        return;
+      }
+      await this.deps.client.putWorkspace(run.run_id, run.lease_token, saved.tar);
+      this.uploader.add({
+        type: 'notice',
+        at: Date.now(),
+        data: { level: 'info', message: `Workspace snapshot kept for follow-ups (${saved.tar.length} bytes).`, reason: 'workspace_snapshot_saved', bytes: saved.tar.length },
+      });
+    } catch (error) {
+      this.deps.logger.warn({ err: error, runId: run.run_id }, 'could not keep the workspace');
+      const refused = error instanceof ProtocolError && error.status === 413;
+      this.notice(
+        refused ? 'No workspace snapshot kept: the server refused it as too large.' : 'No workspace snapshot kept: it could not be sent to the server (the worker log has why).',
+        'workspace_snapshot_failed',
+      );
+    }
+  }
+
+  /** The last execution's workspace over the fresh checkouts (a follow-up's), if the server has one. */
+  private async restoreWorkspace(env: Record<string, string>): Promise<void> {
+    const run = this.run;
+    if (!run.workspace) return;
+    let tar: Buffer;
+    try {
+      tar = await this.deps.client.getWorkspace(run.run_id, run.lease_token, this.stopped.signal);
+    } catch (error) {
+      if (this.stopReason) return;
+      this.deps.logger.warn({ err: error, runId: run.run_id }, 'could not fetch the workspace snapshot');
+      this.notice("The last execution's workspace snapshot could not be fetched: this execution starts from the run's branch.", 'workspace_snapshot_unavailable');
+      return;
+    }
+    try {
+      await restoreWorkspace(this.sandbox as Sandbox, { ...this.platformEnv(env), GIT_TERMINAL_PROMPT: '0' }, tar);
+    } catch (error) {
+      throw RunFailure.setup(`Could not restore the last execution's workspace: ${this.redactor.redact((error as Error).message)}`, 'workspace_restore_failed');
+    }
+    this.uploader.add({
+      type: 'notice',
+      at: Date.now(),
+      data: {
+        level: 'info',
+        message: `Restored the workspace execution ${run.workspace.execution} left (${tar.length} bytes).`,
+        reason: 'workspace_snapshot_restored',
+        bytes: tar.length,
+      },
+    });
   }
 
   /** What can be known before anything starts: the harness, the run's secrets. */
@@ -391,6 +503,8 @@ export class RunExecution {
     if (!snapshots || !backend.runsImages || this.run.snapshot === false || this.stopReason) return;
     // Setup snapshots: without setup commands there is nothing to keep (the clones come from the mirrors).
     if ((this.run.environment?.setupCommands ?? []).length === 0) return;
+    // A commit to check out cannot be fetched into a snapshot's checkouts by name: such a run starts cold.
+    if ((this.run.checkouts ?? []).some((c) => c?.commit !== undefined)) return;
     this.snapshotKey = snapshotKey(snapshotInputs(this.run, this.image?.digest ?? null, this.secrets, backend.name), snapshots.secretKey);
     this.restored = snapshots.find(this.run.team_id, this.snapshotKey);
   }
@@ -524,13 +638,16 @@ export class RunExecution {
     const setupCommands = environment?.setupCommands ?? [];
     const maintenance = environment?.maintenanceCommands ?? [];
     const output = new OutputCollector((e) => this.uploader.add(e), this.budget, this.redactor, 'setup');
+    const checkout = this.checkoutRepos();
     const refresh = restored ? { snapshotBases: restored.meta.bases ?? [], mirrorHeads: await this.mirrorHeads(mounts) } : {};
     // On an image, setup runs as root; maintenance as the harness's user, in the launch the harness
     // then runs in, so what it starts (a service) is still up when the harness starts.
     const steps = (commands: readonly string[], checkouts: 'clone' | 'refresh' | 'none', firstIndex: number, phase: 'setup' | 'agent' = 'setup'): Promise<string[]> =>
       setUpWorkspace({
         sandbox,
-        repos: environment?.repos ?? [],
+        repos: checkout.repos,
+        commits: checkout.commits,
+        afterCheckouts: () => this.restoreWorkspace(env),
         setupCommands: commands,
         checkouts,
         firstIndex,
@@ -548,7 +665,9 @@ export class RunExecution {
       // Warm: the snapshot is what setup left; the maintenance commands (below) bring it up to date.
       bases = await steps(restored ? [] : setupCommands, restored ? 'refresh' : 'clone', 0);
       // A snapshot is read with nothing of setup running: the jail is relaunched first.
-      const saving = !restored && this.snapshotKey !== null && sandbox.stateDirs() !== null && !this.stopReason;
+      // Only a checkout on the environment's own branches is what the next run of it starts from.
+      const onOwnBranches = (this.run.checkouts ?? []).every((c) => c === null);
+      const saving = !restored && onOwnBranches && this.snapshotKey !== null && sandbox.stateDirs() !== null && !this.stopReason;
       if (saving) await sandbox.enter('agent', () => this.saveSnapshot(Object.values(setupOnly), bases));
       // Maintenance runs in every run, after setup's state is in place (copied or restored), so a
       // service it starts is up for the harness whether the run started cold or warm.
@@ -577,7 +696,7 @@ export class RunExecution {
 
   /** What each repository's mirror has now for the run's branch (host-side git on the worker's own bare mirrors), null where it cannot say. */
   private mirrorHeads(mounts: readonly string[]): Promise<(string | null)[]> {
-    const repos = this.run.environment?.repos ?? [];
+    const repos = this.checkoutRepos().repos;
     return Promise.all(
       repos.map(async (repo, i) => {
         const mirror = mounts[i];
@@ -634,6 +753,9 @@ export class RunExecution {
 
   /** CLAIMED → INPROGRESS; retried while the server is unreachable (the lease decides how long). */
   private async markStarted(): Promise<void> {
+    // The claim's follow-ups go with the prompt: given to the agent as it starts.
+    this.inbox.push(this.run.followups ?? []);
+    this.startFollowups = this.inbox.take();
     await retry(() => this.deps.client.start(this.run.run_id, this.run.lease_token), {
       attempts: 20,
       baseMs: 100,
@@ -649,9 +771,15 @@ export class RunExecution {
     const output = new OutputCollector((e) => this.uploader.add(e), this.budget, this.redactor);
     try {
       const defaults = this.deps.agentBudgets;
+      const execution = run.execution ?? 1;
+      // The built-in agent continues the conversation so far (the CLIs resume their own sessions).
+      const history = execution > 1 && harness.type === 'oz' ? await this.history() : undefined;
       const result = await harness.run({
         runId: run.run_id,
-        prompt: run.prompt,
+        prompt: startingPrompt(run.prompt, execution, this.startFollowups),
+        followups: this.inbox,
+        continuing: execution > 1,
+        ...(history ? { history } : {}),
         harness: run.harness,
         sandbox,
         env,
@@ -679,6 +807,22 @@ export class RunExecution {
     }
   }
 
+  /** The run's conversation before this execution, for the built-in agent; a failure to fetch it fails the run (the agent would start without memory). */
+  private async history(): Promise<{ type: string; data: Record<string, unknown> }[]> {
+    try {
+      return (await this.deps.client.history(this.run.run_id, this.run.lease_token)).events;
+    } catch (error) {
+      throw new RunFailure({
+        state: 'ERROR',
+        code: 'resource_unavailable',
+        reason: 'history_unavailable',
+        message: `The conversation so far could not be fetched from the server: ${(error as Error).message}`,
+        retryable: true,
+        cause: error,
+      });
+    }
+  }
+
   /** Publish the run's changes (docs/results.md); a failure ends the run FAILED, naming it. */
   private async publish(env: Record<string, string>, bases: string[], mounts: string[], summary: string): Promise<Outcome> {
     const repos = this.run.environment?.repos ?? [];
@@ -695,6 +839,8 @@ export class RunExecution {
         repos,
         dirs: checkoutDirs(repos),
         bases,
+        // A branch the run was asked to start from takes its changes itself (never force-pushed).
+        targets: repos.map((_repo, i) => (this.run.checkouts?.[i]?.push ? (this.run.checkouts[i]?.branch ?? null) : null)),
         mirrors: mounts,
         ...(secrets?.env.GITHUB_TOKEN ? { githubToken: secrets.env.GITHUB_TOKEN } : {}),
         redact: (text) => this.redactor.redact(text),
@@ -751,6 +897,7 @@ export class RunExecution {
             state: outcome.state,
             ...(message ? { status_message: message } : {}),
             ...(this.usage ? { usage: this.usage } : {}),
+            followups_through: this.inbox.through,
           }),
         { attempts: 10, baseMs: 200, maxMs: 2000, retryable: (error) => !(error instanceof ProtocolError && !error.transient) },
       );

@@ -238,7 +238,6 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
           [{ prompt: 'x', skill: 'owner/repo:skill' }, 'skill'],
           [{ prompt: 'x', config: { mcp_servers: { github: {} } } }, 'config.mcp_servers'],
           [{ prompt: 'x', attachments: [{ file_name: 'a.txt', data: 'eA==' }] }, 'attachments'],
-          [{ prompt: 'x', conversation_id: 'abc' }, 'conversation_id'],
           [{ prompt: 'x', config: { computer_use_enabled: true } }, 'config.computer_use_enabled'],
         ];
         for (const [body, field] of cases) {

@@ -27,14 +27,22 @@ describe('the run state machine', () => {
       'BLOCKED>FAILED',
       'BLOCKED>CANCELLED',
       'BLOCKED>ERROR',
+      // A follow-up to an ended run: its next execution.
+      'SUCCEEDED>QUEUED',
+      'FAILED>QUEUED',
+      'ERROR>QUEUED',
+      'CANCELLED>QUEUED',
     ].sort();
     expect(pairs).toEqual(expected);
     expect(new Set(pairs).size).toBe(pairs.length);
   });
 
-  it('never leaves a terminal state', () => {
+  it('leaves a terminal state only through a follow-up, by the server, to QUEUED', () => {
     for (const from of TERMINAL_STATES) {
-      for (const to of RUN_STATES) expect(isLegalTransition(from, to)).toBe(false);
+      for (const to of RUN_STATES) expect(isLegalTransition(from, to)).toBe(to === 'QUEUED');
+      expect(isLegalTransition(from, 'QUEUED', 'server')).toBe(true);
+      expect(isLegalTransition(from, 'QUEUED', 'worker')).toBe(false);
+      expect(isLegalTransition(from, 'QUEUED', 'sweeper')).toBe(false);
     }
   });
 

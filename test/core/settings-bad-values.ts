@@ -12,6 +12,8 @@ export const BAD_VALUES: Readonly<Record<string, string | null>> = {
   OZ_HOST: '',
   OZ_LEASE_TTL_MS: '5',
   OZ_TEAM_MAX_CONCURRENT_RUNS: '0',
+  OZ_IDLE_TIMEOUT_MINUTES: '61',
+  OZ_WORKSPACE_SNAPSHOT_MAX_MB: '0',
   OZ_SWEEP_INTERVAL_MS: '1',
   OZ_EVENT_POLL_MS: '1',
   OZ_LOG_LEVEL: 'loud',

@@ -1,4 +1,6 @@
-import { APICallError, generateText, hasToolCall, RetryError, stepCountIs, type StepResult } from 'ai';
+import { APICallError, generateText, hasToolCall, RetryError, type ModelMessage, type StepResult } from 'ai';
+import { compactHistory } from './compaction.js';
+import { historyMessages } from './history.js';
 import type { RunStatusMessage, RunUsage } from '../../core/run.js';
 import type { Harness, HarnessInput, HarnessResult } from '../harness.js';
 import { workingDir, workingDirPath } from '../working-dir.js';
@@ -13,7 +15,12 @@ export interface OzHarnessSettings {
   defaultModel: string | null;
   /** The AI SDK's retries of a failed model call (`OZ_MODEL_MAX_RETRIES`). */
   maxRetries: number;
+  /** What a continued conversation is compacted to (estimated tokens); default {@link DEFAULT_CONTEXT_TOKENS}. */
+  contextTokens?: number;
 }
+
+/** Room for a continued conversation: well under the contexts of the models the catalog offers, leaving space for the step's answer. */
+export const DEFAULT_CONTEXT_TOKENS = 100_000;
 
 type Step = StepResult<AgentTools>;
 
@@ -70,25 +77,64 @@ export class OzHarness implements Harness {
       },
     });
 
-    try {
-      const result = await generateText({
-        model,
-        system: systemPrompt({ workspace: input.sandbox.workspacePath, repoDirs: input.repoDirs, imageWorkingDir: input.imageWorkingDir ?? null }),
-        prompt: input.prompt,
-        tools,
-        maxRetries: this.settings.maxRetries,
-        abortSignal: abort.signal,
-        stopWhen: [
-          hasToolCall('finish'),
-          stepCountIs(input.budgets.maxSteps),
-          () => {
-            if (usage.input_tokens + usage.output_tokens < input.budgets.maxTokens) return false;
-            overrun = 'tokens';
-            return true;
-          },
-        ],
-        onStepFinish: (step) => this.report(step, usage, input),
+    // A later execution continues the conversation so far, compacted to fit the model's context.
+    const history = input.history ? compactHistory(historyMessages(input.history), { maxTokens: this.settings.contextTokens ?? DEFAULT_CONTEXT_TOKENS }) : null;
+    if (history?.compacted) {
+      input.sink.event('notice', {
+        level: 'info',
+        message: `The conversation so far was compacted to fit the model's context (${history.omitted} earlier messages left out, long outputs cut).`,
+        reason: 'conversation_compacted',
       });
+    }
+    let messages: ModelMessage[] = [...(history?.messages ?? []), { role: 'user', content: input.prompt }];
+    // Follow-ups that reach the agent while it works: a user message before its next step, kept in
+    // place for the steps after (prepareStep's messages hold the call's own messages and steps only).
+    const injected: { at: number; message: ModelMessage }[] = [];
+    const withInjected = (base: readonly ModelMessage[]): ModelMessage[] => {
+      const out: ModelMessage[] = [];
+      for (let i = 0; i <= base.length; i++) {
+        for (const inj of injected) if (inj.at === i) out.push(inj.message);
+        if (i < base.length) out.push(base[i] as ModelMessage);
+      }
+      return out;
+    };
+    const takeFollowups = (): ModelMessage | null => {
+      const more = input.followups?.take() ?? [];
+      return more.length > 0 ? { role: 'user', content: more.join('\n\n') } : null;
+    };
+
+    try {
+      let result;
+      for (;;) {
+        injected.length = 0;
+        result = await generateText({
+          model,
+          system: systemPrompt({ workspace: input.sandbox.workspacePath, repoDirs: input.repoDirs, imageWorkingDir: input.imageWorkingDir ?? null }),
+          messages,
+          tools,
+          maxRetries: this.settings.maxRetries,
+          abortSignal: abort.signal,
+          prepareStep: ({ messages: base, stepNumber }) => {
+            const followup = stepNumber > 0 ? takeFollowups() : null;
+            if (followup) injected.push({ at: base.length, message: followup });
+            return injected.length > 0 ? { messages: withInjected(base) } : {};
+          },
+          stopWhen: [
+            hasToolCall('finish'),
+            () => usage.steps >= input.budgets.maxSteps,
+            () => {
+              if (usage.input_tokens + usage.output_tokens < input.budgets.maxTokens) return false;
+              overrun = 'tokens';
+              return true;
+            },
+          ],
+          onStepFinish: (step) => this.report(step, usage, input),
+        });
+        // Follow-ups that came as the agent finished: it goes on with them, in this execution.
+        const next = overrun || usage.steps >= input.budgets.maxSteps ? null : takeFollowups();
+        if (!next) break;
+        messages = [...withInjected(messages), ...result.response.messages, next];
+      }
       const finish = result.steps.flatMap((step) => step.toolCalls).find((call) => call.toolName === 'finish' && !call.invalid);
       if (finish) {
         // Checked against the finish tool's schema by the SDK (an invalid call is not taken).

@@ -39,10 +39,11 @@ export function mapClaudeEvent(event: Json, state: CliState, input: HarnessInput
     }
   } else if (event.type === 'result') {
     const usage = (event.usage ?? {}) as Json;
+    // Added up: each turn of a run (a follow-up resumes the session) reports its own.
     state.usage = {
-      input_tokens: num(usage.input_tokens) + num(usage.cache_creation_input_tokens) + num(usage.cache_read_input_tokens),
-      output_tokens: num(usage.output_tokens),
-      steps: num(event.num_turns),
+      input_tokens: state.usage.input_tokens + num(usage.input_tokens) + num(usage.cache_creation_input_tokens) + num(usage.cache_read_input_tokens),
+      output_tokens: state.usage.output_tokens + num(usage.output_tokens),
+      steps: state.usage.steps + num(event.num_turns),
     };
     if (typeof event.result === 'string' && event.result.trim()) state.summary = event.result;
     state.finished = true;
@@ -69,8 +70,19 @@ export class ClaudeHarness implements Harness {
       {
         name: 'claude',
         install: 'npm install -g @anthropic-ai/claude-code',
-        argv: (bin) => [bin, '-p', '--output-format', 'stream-json', '--verbose', '--dangerously-skip-permissions', ...(model ? ['--model', model] : [])],
-        env: (port, token) => ({
+        argv: (bin, _port, resume) => [
+          bin,
+          '-p',
+          ...(resume ? ['--resume', resume] : []),
+          '--output-format',
+          'stream-json',
+          '--verbose',
+          '--dangerously-skip-permissions',
+          ...(model ? ['--model', model] : []),
+        ],
+        // Its config and sessions in the workspace: a follow-up's execution resumes from them, wherever it runs.
+        env: (port, token, home) => ({
+          CLAUDE_CONFIG_DIR: home,
           ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}/anthropic`,
           ANTHROPIC_API_KEY: token,
           ANTHROPIC_AUTH_TOKEN: '',
@@ -80,6 +92,7 @@ export class ClaudeHarness implements Harness {
           CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
         }),
         map: (event, state) => mapClaudeEvent(event, state, input, names),
+        sessionOf: (event) => (typeof event.session_id === 'string' && event.session_id ? event.session_id : null),
       },
       input,
     );

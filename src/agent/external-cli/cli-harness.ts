@@ -30,8 +30,12 @@ export interface CliSpec {
   name: 'claude' | 'codex';
   /** What to install, for the missing-CLI message. */
   install: string;
-  argv: (bin: string, port: number) => string[];
-  env: (port: number, token: string) => Record<string, string>;
+  /** The command line: a new session, or (`resume`: its id) the CLI's own resume of that session with a new prompt on stdin. */
+  argv: (bin: string, port: number, resume: string | null) => string[];
+  /** `home`: the CLI's state directory in the workspace (its sessions travel with the workspace snapshot). */
+  env: (port: number, token: string, home: string) => Record<string, string>;
+  /** The session id a JSON line names, if it does (claude: `session_id`; codex: `thread.started`'s `thread_id`). */
+  sessionOf: (event: Record<string, unknown>) => string | null;
   /** One JSON line of the CLI's output, mapped into conversation events and `state`. */
   map: (event: Record<string, unknown>, state: CliState, input: HarnessInput) => void;
 }
@@ -83,6 +87,21 @@ async function startBridge(input: HarnessInput, socketPath: string): Promise<num
   });
 }
 
+/** The CLI's state directory and its last session's id, in the workspace (relative paths). */
+const stateDir = (spec: CliSpec): string => `.oz/${spec.name}`;
+const sessionFile = (spec: CliSpec): string => `.oz/${spec.name}-session`;
+
+/** The session the run's last turn left (a later execution, or the next follow-up), or null. */
+async function lastSession(spec: CliSpec, input: HarnessInput): Promise<string | null> {
+  let text = '';
+  const read = await input.sandbox.exec(['/bin/sh', '-c', 'cat -- "$1" 2>/dev/null', 'oz-session', sessionFile(spec)], {
+    env: { PATH: input.env.PATH ?? '/usr/bin:/bin' },
+    onOutput: (stream, chunk) => (stream === 'stdout' ? (text += chunk.toString()) : undefined),
+  });
+  const id = text.trim();
+  return read.exitCode === 0 && /^[A-Za-z0-9._:-]{1,200}$/.test(id) ? id : null;
+}
+
 /**
  * Run an agent CLI headlessly in the sandbox (docs/design.md "Harnesses and
  * models"): the prompt on stdin, JSON lines out, each mapped into the
@@ -102,6 +121,37 @@ export async function runCli(spec: CliSpec, input: HarnessInput): Promise<Harnes
   if (!input.modelProxy) return failed(`The ${spec.name} harness needs the model proxy, which this worker did not start.`, 'model_proxy_unavailable');
   const port = await startBridge(input, input.modelProxy.socketPath);
   const state: CliState = { summary: '', usage: { input_tokens: 0, output_tokens: 0, steps: 0 }, failed: false, failure: '', finished: false };
+  const home = `${input.sandbox.workspacePath}/${stateDir(spec)}`;
+  await input.sandbox.writeFile(`${stateDir(spec)}/.keep`, ''); // through the init: no mkdir needed in the image
+  let session = input.continuing ? await lastSession(spec, input) : null;
+  // A later execution resumes the run's session; each follow-up that arrives during a turn is the next turn, resumed the same way.
+  for (let prompt = input.prompt; ;) {
+    const turn = await runTurn(spec, input, state, { bin, port, prompt, home, resume: session });
+    if (turn.session && turn.session !== session) {
+      session = turn.session;
+      await input.sandbox.writeFile(sessionFile(spec), `${session}\n`).catch(() => {});
+    }
+    if (turn.result) return turn.result;
+    const more = input.followups?.take() ?? [];
+    if (more.length === 0 || input.signal.aborted) break;
+    prompt = more.join('\n\n');
+  }
+  return { ok: true, summary: state.summary || `${spec.name} finished.`, usage: state.usage };
+}
+
+interface TurnInput {
+  bin: string;
+  port: number;
+  prompt: string;
+  home: string;
+  resume: string | null;
+}
+
+/** One turn of the CLI (one process): a result when it ended the run (failed, out of time), else null; and the session it named. */
+async function runTurn(spec: CliSpec, input: HarnessInput, state: CliState, turn: TurnInput): Promise<{ result: HarnessResult | null; session: string | null }> {
+  let session: string | null = null;
+  state.failed = false;
+  state.failure = '';
   let pending = '';
   const onLine = (line: string): void => {
     let event: unknown;
@@ -111,12 +161,14 @@ export async function runCli(spec: CliSpec, input: HarnessInput): Promise<Harnes
       input.sink.output('stdout', Buffer.from(`${line}\n`));
       return;
     }
-    if (event && typeof event === 'object' && !Array.isArray(event)) spec.map(event as Record<string, unknown>, state, input);
+    if (!event || typeof event !== 'object' || Array.isArray(event)) return;
+    session = spec.sessionOf(event as Record<string, unknown>) ?? session;
+    spec.map(event as Record<string, unknown>, state, input);
   };
-  const result = await input.sandbox.exec(spec.argv(bin, port), {
-    env: { ...input.env, ...spec.env(port, input.modelProxy.token) },
+  const result = await input.sandbox.exec(spec.argv(turn.bin, turn.port, turn.resume), {
+    env: { ...input.env, ...spec.env(turn.port, (input.modelProxy as { token: string }).token, turn.home) },
     cwd: workingDir(input.repoDirs, input.imageWorkingDir),
-    stdin: input.prompt,
+    stdin: turn.prompt,
     timeoutMs: input.budgets.maxTimeMs,
     onOutput: (stream, chunk) => {
       if (stream === 'stderr') return input.sink.output('stderr', chunk);
@@ -139,22 +191,25 @@ export async function runCli(spec: CliSpec, input: HarnessInput): Promise<Harnes
   input.sink.event('usage', { ...state.usage });
   if (result.timedOut) {
     return {
-      ok: false,
-      summary: 'time',
-      usage: state.usage,
-      failure: {
-        state: 'FAILED',
-        message: {
-          message: `The run used its time budget (${Math.round(input.budgets.maxTimeMs / 1000)} s) before ${spec.name} finished.`,
-          error_code: 'budget_exceeded',
-          reason: 'time_budget_exceeded',
+      session,
+      result: {
+        ok: false,
+        summary: 'time',
+        usage: state.usage,
+        failure: {
+          state: 'FAILED',
+          message: {
+            message: `The run used its time budget (${Math.round(input.budgets.maxTimeMs / 1000)} s) before ${spec.name} finished.`,
+            error_code: 'budget_exceeded',
+            reason: 'time_budget_exceeded',
+          },
         },
       },
     };
   }
   if (state.failed || result.exitCode !== 0) {
     const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.exitCode}`;
-    return failed(state.failure || state.summary || `${spec.name} ${how}.`, `${spec.name}_failed`, state);
+    return { session, result: failed(state.failure || state.summary || `${spec.name} ${how}.`, `${spec.name}_failed`, state) };
   }
-  return { ok: true, summary: state.summary || `${spec.name} finished.`, usage: state.usage };
+  return { session, result: null };
 }

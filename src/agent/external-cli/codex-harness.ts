@@ -58,9 +58,10 @@ export class CodexHarness implements Harness {
       {
         name: 'codex',
         install: 'npm install -g @openai/codex',
-        argv: (bin, port) => [
+        argv: (bin, port, resume) => [
           bin,
           'exec',
+          ...(resume ? ['resume'] : []),
           '--json',
           '--skip-git-repo-check',
           '--dangerously-bypass-approvals-and-sandbox',
@@ -69,10 +70,13 @@ export class CodexHarness implements Harness {
           'model_provider="oz"',
           '-c',
           `model_providers.oz={ name = "Oz model proxy", base_url = "http://127.0.0.1:${port}/openai/v1", env_key = "OZ_MODEL_PROXY_KEY", wire_api = "responses" }`,
+          ...(resume ? [resume] : []),
           '-',
         ],
-        env: (_port, token) => ({ OZ_MODEL_PROXY_KEY: token, OPENAI_API_KEY: '' }),
+        // Its sessions in the workspace: a follow-up's execution resumes from them, wherever it runs.
+        env: (_port, token, home) => ({ CODEX_HOME: home, OZ_MODEL_PROXY_KEY: token, OPENAI_API_KEY: '' }),
         map: (event, state) => mapCodexEvent(event, state, input, started),
+        sessionOf: (event) => (event.type === 'thread.started' && typeof event.thread_id === 'string' && event.thread_id ? event.thread_id : null),
       },
       input,
     );

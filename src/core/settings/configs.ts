@@ -74,6 +74,11 @@ interface SandboxLimitSettings {
   readonly sandboxMaxima: Readonly<RunLimits>;
 }
 
+export interface FollowupSettings {
+  readonly idleTimeoutMinutes: number;
+  readonly workspaceMaxBytes: number;
+}
+
 /** What the API server reads (`oz server`, `oz server --no-worker`, `oz server rotate-master-key`). */
 export interface ServerConfig extends SandboxLimitSettings {
   readonly dataDir: string;
@@ -87,6 +92,8 @@ export interface ServerConfig extends SandboxLimitSettings {
   /** A file of model catalog entries (`OZ_MODEL_CATALOG`), or null for the built-in ones. */
   readonly modelCatalog: string | null;
   readonly teamMaxConcurrentRuns: number;
+  /** Follow-ups: the idle timeout of runs that set none, and the bound of a workspace snapshot. */
+  readonly followups: FollowupSettings;
   /** The CLI's config file, where the first start writes the admin key. */
   readonly cliConfigPath: string;
   readonly logLevel: string;
@@ -246,6 +253,7 @@ export function serverConfig(s: SettingsOf<'server'>, env: Env): ServerConfig {
     models: Object.freeze([...new Set([...(s.defaultModel ? [s.defaultModel] : []), ...s.models])]),
     modelCatalog: s.modelCatalog,
     teamMaxConcurrentRuns: s.teamMaxConcurrentRuns,
+    followups: Object.freeze({ idleTimeoutMinutes: s.idleTimeoutMinutes, workspaceMaxBytes: s.workspaceSnapshotMaxMb * 1024 * 1024 }),
     cliConfigPath: cliConfigPath(env),
     logLevel: s.logLevel,
     sweepIntervalMs: s.sweepIntervalMs,

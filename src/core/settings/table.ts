@@ -157,6 +157,22 @@ export const SETTINGS = {
     group: 'server',
     readBy: readBy('server'),
   }),
+  idleTimeoutMinutes: setting({
+    env: 'OZ_IDLE_TIMEOUT_MINUTES',
+    schema: intIn(0, 60),
+    default: 0,
+    doc: "how long a run's sandbox stays alive after an execution ends, for a follow-up, when the run sets no `idle_timeout_minutes` (0: torn down at once)",
+    group: 'server',
+    readBy: readBy('server'),
+  }),
+  workspaceSnapshotMaxMb: setting({
+    env: 'OZ_WORKSPACE_SNAPSHOT_MAX_MB',
+    schema: intIn(1, 4096),
+    default: 64,
+    doc: 'the largest workspace snapshot an execution may leave for its follow-ups (MiB); a larger one is not kept, and the run says so',
+    group: 'server',
+    readBy: readBy('server'),
+  }),
   teamMaxConcurrentRuns: setting({
     env: 'OZ_TEAM_MAX_CONCURRENT_RUNS',
     schema: intIn(1, 10_000),

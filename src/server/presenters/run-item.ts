@@ -1,4 +1,5 @@
-import type { AgentSkillItem, ArtifactItem, BranchItem, RunAgentConfig, RunItem } from '../../api/runs.js';
+import type { AgentSkillItem, ArtifactItem, BranchItem, ExecutionItem, RunAgentConfig, RunItem } from '../../api/runs.js';
+import type { RunExecution } from '../../core/execution.js';
 import { toRfc3339 } from '../../core/clock.js';
 import { LEASED_STATES, type RunState } from '../../core/run-state.js';
 import { authSecretField, SPEC_ARTIFACT_TYPES, type HarnessType, type Run, type RunArtifact } from '../../core/run.js';
@@ -36,7 +37,22 @@ export function presentSkill(skillSpec: string): AgentSkillItem {
  * A worker holds the sandbox while it holds the lease: `is_sandbox_running` is a leased state
  * under a lease not yet expired (a lost worker's run stops counting the moment its lease lapses).
  */
-export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunPresentation): RunItem {
+function presentExecution(e: RunExecution): ExecutionItem {
+  const time = (v: number | null): string | null => (v === null ? null : toRfc3339(v));
+  return {
+    number: e.number,
+    state: e.state,
+    created_at: toRfc3339(e.createdAt),
+    claimed_at: time(e.claimedAt),
+    started_at: time(e.startedAt),
+    ended_at: time(e.endedAt),
+    worker: e.workerId !== null ? { id: e.workerId, name: e.workerName } : null,
+    ...(e.statusMessage ? { status_message: e.statusMessage } : {}),
+    usage: e.usage,
+  };
+}
+
+export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunPresentation, executions: readonly RunExecution[] = []): RunItem {
   const stateTimestamps: Partial<Record<RunState, string>> = {};
   for (const [state, at] of Object.entries(run.stateTimestamps) as [RunState, number][]) {
     stateTimestamps[state] = toRfc3339(at);
@@ -52,6 +68,8 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunP
   if (run.config.maxTokens !== undefined) agentConfig.max_tokens = run.config.maxTokens;
   if (run.config.snapshot === false) agentConfig.snapshot = false;
   if (run.config.workerHost !== undefined) agentConfig.worker_host = run.config.workerHost;
+  if (run.config.idleTimeoutMinutes !== undefined) agentConfig.idle_timeout_minutes = run.config.idleTimeoutMinutes;
+  if (run.config.branches !== undefined) agentConfig.branches = run.config.branches;
   const authSecrets = Object.entries(run.config.harnessAuthSecrets ?? {});
   if (authSecrets.length > 0) agentConfig.harness_auth_secrets = Object.fromEntries(authSecrets.map(([type, name]) => [authSecretField(type as HarnessType), name]));
 
@@ -85,7 +103,8 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunP
     artifacts: artifacts.filter(isSpecArtifact).map(presentArtifact),
     ...(run.skillSpec !== null ? { agent_skill: presentSkill(run.skillSpec) } : {}),
     ...(run.parentRunId ? { parent_run_id: run.parentRunId } : {}),
-    is_sandbox_running: LEASED_STATES.includes(run.state) && run.leaseExpiresAt !== null && run.leaseExpiresAt > at.now,
+    // Or kept alive after the execution ended, for a follow-up.
+    is_sandbox_running: (LEASED_STATES.includes(run.state) && run.leaseExpiresAt !== null && run.leaseExpiresAt > at.now) || (run.idleUntil !== null && run.idleUntil > at.now),
     scope: { type: 'Team', uid: run.teamId },
     // ours
     usage: run.usage ?? { input_tokens: 0, output_tokens: 0, steps: 0 },
@@ -95,5 +114,7 @@ export function presentRun(run: Run, artifacts: readonly RunArtifact[], at: RunP
     ...(run.cancelRequestedAt !== null ? { cancel_requested_at: toRfc3339(run.cancelRequestedAt) } : {}),
     // Kept after the run ends; a re-queued run (PENDING again) has none until the next claim.
     ...(run.workerId !== null ? { worker: { id: run.workerId, name: run.workerName } } : {}),
+    execution: run.execution,
+    executions: executions.filter((e) => e.runId === run.id).map(presentExecution),
   };
 }

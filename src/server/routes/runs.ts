@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { idParam } from '../../api/common.js';
 import { conversationResponseSchema } from '../../api/conversation.js';
 import { listRunsQuerySchema, runAgentRequestSchema, type ListRunsQueryParams } from '../../api/run-requests.js';
-import { cancelRunResponseSchema, listRunsResponseSchema, runAgentResponseSchema, runItemSchema } from '../../api/runs.js';
+import { cancelRunResponseSchema, followupRequestSchema, followupResponseSchema, listRunsResponseSchema, runAgentResponseSchema, runItemSchema } from '../../api/runs.js';
+import { toRfc3339 } from '../../core/clock.js';
 import { notFound, OzError } from '../../core/errors.js';
 import type { RunFilters, RunSource } from '../../core/run.js';
 import { principalOf } from '../auth.js';
@@ -84,7 +85,8 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
         limit: q.limit,
         ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
       });
-      const artifacts = await deps.store.listRunArtifacts(page.runs.map((run) => run.id));
+      const ids = page.runs.map((run) => run.id);
+      const [artifacts, executions] = await Promise.all([deps.store.listRunArtifacts(ids), deps.store.followups.executions(ids)]);
       const at = { baseUrl: publicBaseUrl(request), now: deps.clock.now() };
       return {
         runs: page.runs.map((run) =>
@@ -92,6 +94,7 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
             run,
             artifacts.filter((a) => a.runId === run.id),
             at,
+            executions.filter((e) => e.runId === run.id),
           ),
         ),
         page_info: { has_next_page: page.nextCursor !== null, ...(page.nextCursor ? { next_cursor: page.nextCursor } : {}) },
@@ -101,8 +104,27 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
     r.get('/agent/runs/:runId', { schema: { params: runIdParams, response: { 200: runItemSchema }, summary: 'Get a run', tags: ['runs'] } }, async (request) => {
       const run = await deps.store.getRun(principalOf(request).team.id, request.params.runId);
       if (!run) throw notFound('run', request.params.runId);
-      return presentRun(run, await deps.store.listRunArtifacts([run.id]), { baseUrl: publicBaseUrl(request), now: deps.clock.now() });
+      const [artifacts, executions] = await Promise.all([deps.store.listRunArtifacts([run.id]), deps.store.followups.executions([run.id])]);
+      return presentRun(run, artifacts, { baseUrl: publicBaseUrl(request), now: deps.clock.now() }, executions);
     });
+
+    r.post(
+      '/agent/runs/:runId/followups',
+      {
+        schema: { params: runIdParams, body: followupRequestSchema, response: { 200: followupResponseSchema }, summary: 'Send a follow-up to a run', tags: ['runs'] },
+      },
+      async (request) => {
+        if (request.body.attachments !== undefined) throw new OzError('feature_not_available', 'attachments is not available on this server yet', { reason: 'attachments' });
+        const result = await runs.followUp(principalOf(request), request.params.runId, request.body.message);
+        return {
+          run_id: result.run.id,
+          followup: { seq: result.followup.seq, created_at: toRfc3339(result.followup.createdAt) },
+          execution: result.run.execution,
+          state: result.run.state,
+          delivery: result.startedExecution ? ('new_execution' as const) : result.delivery,
+        };
+      },
+    );
 
     const conversation = async (teamId: string, runId: string) => {
       const run = await deps.store.getRun(teamId, runId);

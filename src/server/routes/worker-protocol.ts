@@ -1,13 +1,18 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { idParam } from '../../api/common.js';
+import { idParam, noContentSchema } from '../../api/common.js';
 import {
   claimRequestSchema,
   claimResponseSchema,
   controlQuerySchema,
   controlResponseSchema,
   eventBatchRequestSchema,
+  followupsDeliveredRequestSchema,
+  historyResponseSchema,
+  idleRequestSchema,
+  idleResponseSchema,
+  workspaceQuerySchema,
   eventBatchResponseSchema,
   finishRequestSchema,
   finishResponseSchema,
@@ -15,7 +20,7 @@ import {
   leaseRequestSchema,
   startResponseSchema,
 } from '../../api/worker-protocol.js';
-import { conflict, notFound } from '../../core/errors.js';
+import { conflict, notFound, OzError } from '../../core/errors.js';
 import { isTerminal, LEASED_STATES } from '../../core/run-state.js';
 import type { Environment } from '../../core/environment.js';
 import type { Run } from '../../core/run.js';
@@ -31,6 +36,12 @@ import { authenticateWorker } from '../worker-auth.js';
 import { recordSnapshotReports } from '../environment-snapshots.js';
 import { settingDefault } from '../../core/config.js';
 import { PROVIDER_MODEL_PATTERN } from '../../core/model-catalog.js';
+import { followupHandover, followupSettings } from '../followup-handover.js';
+import { addUsage } from '../../core/execution.js';
+import { conversationHistory } from '../conversation-history.js';
+
+/** A workspace snapshot as the API documents it: a tar (the serializer is skipped for a Buffer). */
+const workspaceTarSchema = z.any().meta({ description: 'application/octet-stream: a tar of the workspace the last execution left' });
 
 /** The body limit of an event batch (the API's own is 1 MiB). */
 const EVENT_BATCH_BODY_LIMIT = 4 * 1024 * 1024;
@@ -181,6 +192,7 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
     parent_run_id: run.parentRunId,
     // Only when the run asked for a cold start: absent, the worker may restore the environment's snapshot.
     ...(run.config.snapshot === false ? { snapshot: false } : {}),
+    ...(await followupHandover(deps, run, env)),
     secrets,
   };
 }
@@ -284,12 +296,112 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
           for (;;) {
             const run = await heldRun(deps, request.params.runId, request.query.lease_token);
             const left = deadline - Date.now();
-            if (run.cancelRequestedAt !== null || left <= 0 || abort.signal.aborted) return { cancel_requested: run.cancelRequestedAt !== null };
+            // A worker that names the last follow-up it has is woken by the next one too.
+            const after = request.query.after;
+            const followups = after === undefined ? [] : await deps.store.followups.list(run.id, after);
+            if (run.cancelRequestedAt !== null || followups.length > 0 || left <= 0 || abort.signal.aborted) {
+              return {
+                cancel_requested: run.cancelRequestedAt !== null,
+                ...(after !== undefined ? { followups: followups.map((f) => ({ seq: f.seq, message: f.message })) } : {}),
+              };
+            }
             await deps.hub.wait(run.id, Math.min(left, deps.eventPollMs ?? settingDefault('eventPollMs')), abort.signal);
           }
         } finally {
           aborts.delete(abort);
         }
+      },
+    );
+
+    r.post(
+      '/runs/:runId/followups/delivered',
+      {
+        schema: {
+          params,
+          body: followupsDeliveredRequestSchema,
+          response: { 204: noContentSchema },
+          summary: 'The agent has the follow-ups through a number',
+          tags: ['worker protocol'],
+        },
+      },
+      async (request, reply) => {
+        await heldRun(deps, request.params.runId, request.body.lease_token);
+        await deps.store.followups.markDelivered(request.params.runId, request.body.lease_token, request.body.through);
+        return reply.code(204).send();
+      },
+    );
+
+    r.get(
+      '/runs/:runId/history',
+      {
+        schema: {
+          params,
+          querystring: leaseRequestSchema,
+          response: { 200: historyResponseSchema },
+          summary: "The conversation of the run's earlier executions",
+          tags: ['worker protocol'],
+        },
+      },
+      async (request) => {
+        const run = await heldRun(deps, request.params.runId, request.query.lease_token);
+        return conversationHistory(deps, run);
+      },
+    );
+
+    // A workspace snapshot is a tar of plain bytes, bounded by the deployment's setting.
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: followupSettings(deps).workspaceMaxBytes }, (_request, body, done) => done(null, body));
+    r.put(
+      '/runs/:runId/workspace',
+      {
+        bodyLimit: followupSettings(deps).workspaceMaxBytes,
+        schema: { params, querystring: workspaceQuerySchema, response: { 204: noContentSchema }, summary: 'Keep the workspace the execution leaves', tags: ['worker protocol'] },
+      },
+      async (request, reply) => {
+        const run = await heldRun(deps, request.params.runId, request.query.lease_token);
+        if (!Buffer.isBuffer(request.body)) throw new OzError('invalid_request', 'body: must be application/octet-stream (a tar)', { reason: 'body' });
+        await deps.store.followups.putWorkspaceSnapshot(run.id, request.query.lease_token, run.execution, request.body, deps.clock.now());
+        return reply.code(204).send();
+      },
+    );
+    r.get(
+      '/runs/:runId/workspace',
+      {
+        schema: {
+          params,
+          querystring: workspaceQuerySchema,
+          response: { 200: workspaceTarSchema },
+          summary: 'The workspace the last execution left',
+          tags: ['worker protocol'],
+        },
+      },
+      async (request, reply) => {
+        const run = await heldRun(deps, request.params.runId, request.query.lease_token);
+        const data = await deps.store.followups.workspaceSnapshotData(run.id);
+        if (!data) throw notFound('workspace snapshot', run.id);
+        return reply.type('application/octet-stream').send(data);
+      },
+    );
+
+    r.post(
+      '/runs/:runId/idle/release',
+      { schema: { params, body: leaseRequestSchema, response: { 204: noContentSchema }, summary: "The ended execution's idle sandbox is gone", tags: ['worker protocol'] } },
+      async (request, reply) => {
+        const run = await deps.store.getRunById(request.params.runId);
+        if (run && run.leaseToken === request.body.lease_token && run.workerId) {
+          await deps.store.followups.releaseIdle(run.id, run.workerId);
+          await runs.admit(run.teamId);
+        }
+        return reply.code(204).send();
+      },
+    );
+
+    r.post(
+      '/idle',
+      { schema: { body: idleRequestSchema, response: { 200: idleResponseSchema }, summary: 'Which idle sandboxes the worker may keep', tags: ['worker protocol'] } },
+      async (request) => {
+        const keep = await deps.store.followups.idleHeldBy(request.body.worker_id, request.body.run_ids, deps.clock.now());
+        await deps.store.workers.touch(request.body.worker_id, deps.clock.now());
+        return { keep };
       },
     );
 
@@ -329,7 +441,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         },
       },
       async (request) => {
-        const { lease_token, state, status_message, usage } = request.body;
+        const { lease_token, state, status_message, usage, followups_through, idle_for_ms } = request.body;
         const current = await deps.store.getRunById(request.params.runId);
         if (!current) throw notFound('run', request.params.runId);
         // A retried finish (the first answer was lost) is acknowledged.
@@ -345,10 +457,18 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
           leaseToken: lease_token,
           leaseLiveAt: now,
           ...(status_message ? { statusMessage: status_message } : {}),
-          ...(usage ? { usage } : {}),
+          // The run's usage is its executions' together; the execution keeps its own.
+          ...(usage ? { usage: run.execution > 1 ? (addUsage(run.usage, usage) ?? usage) : usage, executionUsage: usage } : {}),
         });
+        if (run.workerId) {
+          if (idle_for_ms !== undefined && idle_for_ms > 0) await deps.store.followups.holdIdle(run.id, run.workerId, run.execution, now + idle_for_ms);
+          else if (run.idleWorkerId !== null) await deps.store.followups.releaseIdle(run.id, run.workerId);
+        }
         deps.hub.publish(run.id);
         if (status_message?.error_code === 'environment_setup_failed') await markEnvironmentSetup(deps, run, true);
+        // Follow-ups that came as the execution ended, which its agent never had: the next execution takes them now.
+        if (followups_through !== undefined) await deps.store.followups.markDelivered(run.id, lease_token, followups_through);
+        await runs.continueUndelivered(run.id);
         await runs.admit(run.teamId);
         return { state };
       },

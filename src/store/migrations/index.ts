@@ -10,6 +10,7 @@ import * as m0006 from './0006-tenancy-limits.js';
 import * as m0007 from './0007-secret-base-url.js';
 import * as m0008 from './0008-environment-snapshots.js';
 import * as m0009 from './0009-worker-pools.js';
+import * as m0010 from './0010-followups.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -27,6 +28,7 @@ function provider(dialect: DialectName): MigrationProvider {
     '0007-secret-base-url': { up: (db) => m0007.up(db) },
     '0008-environment-snapshots': { up: (db) => m0008.up(db) },
     '0009-worker-pools': { up: (db) => m0009.up(db) },
+    '0010-followups': { up: (db) => m0010.up(db, dialect) },
   };
   return { getMigrations: async () => all };
 }

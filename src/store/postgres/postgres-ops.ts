@@ -3,7 +3,7 @@ import type { RunRow } from '../rows.js';
 import type { Database } from '../schema.js';
 import type { DialectOps } from '../store-context.js';
 import type { ClaimInput } from '../store.js';
-import { routedTo } from '../routing-sql.js';
+import { claimableBy } from '../routing-sql.js';
 
 /** Candidates per team beyond the claim's limit, for rows concurrent claimers hold (skipped). */
 const CLAIM_SLACK = 16;
@@ -66,7 +66,7 @@ const CLAIM_SLACK = 16;
  * "waiting for a worker …", which the claim answers).
  */
 async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]> {
-  const routing = routedTo([input.workerName, ...(input.workerLabels ?? [])]);
+  const routing = claimableBy(input);
   const { rows } = await sql<RunRow>`
     WITH candidates AS MATERIALIZED (
       SELECT c.id, c.team_id, c.pending_at, c.turn
@@ -120,6 +120,10 @@ async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]>
       INSERT INTO run_events (run_id, seq, type, at, data)
       SELECT id, last_event_seq, 'state', ${input.at}::bigint, '{"from":"PENDING","to":"CLAIMED"}'
       FROM claimed
+    ), executions AS (
+      UPDATE run_executions AS e SET state = 'CLAIMED', worker_id = claimed.worker_id, worker_name = claimed.worker_name, claimed_at = ${input.at}::bigint
+      FROM claimed
+      WHERE e.run_id = claimed.id AND e.number = claimed.execution
     )
     SELECT * FROM claimed`.execute(db);
   return rows;

@@ -4,7 +4,8 @@ import type { Database } from '../schema.js';
 import type { DialectOps } from '../store-context.js';
 import type { ClaimInput } from '../store.js';
 import { insertEvents } from '../event-writer.js';
-import { routedTo } from '../routing-sql.js';
+import { claimableBy } from '../routing-sql.js';
+import { recordClaimsIn } from '../execution-records.js';
 
 /**
  * SQLite: one writer at a time for the whole file. Kysely's SQLite driver holds
@@ -57,7 +58,7 @@ async function writeTx<T>(db: Kysely<Database>, fn: (tx: Kysely<Database>) => Pr
  * the worker's name and clears a routed run's waiting message.
  */
 async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]> {
-  const routing = routedTo([input.workerName, ...(input.workerLabels ?? [])]);
+  const routing = claimableBy(input);
   return writeTx(db, async (tx) => {
     const { rows } = await sql<RunRow>`
       WITH RECURSIVE waiting(team_id) AS (
@@ -92,6 +93,7 @@ async function claim(db: Kysely<Database>, input: ClaimInput): Promise<RunRow[]>
     for (const row of rows) {
       await insertEvents(tx, row.id, Number(row.last_event_seq), [{ type: 'state', at: input.at, data: { from: 'PENDING', to: 'CLAIMED' } }]);
     }
+    await recordClaimsIn(tx, rows, input.at);
     return rows;
   });
 }

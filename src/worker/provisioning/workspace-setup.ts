@@ -38,6 +38,10 @@ export interface WorkspaceSetupInput {
   cloneEnv?: Record<string, string>;
   /** Between the clones and the setup commands (on an image: the switch to setup as root); resolves to the shell setup commands run in. */
   beforeSetup?: () => Promise<{ shell: string }>;
+  /** Per repository, a commit to check out (detached) instead of its branch's head (`config.branches`); null: the branch. */
+  commits?: readonly (string | null)[];
+  /** Right after the checkouts, before any setup command (a follow-up's workspace is restored then). */
+  afterCheckouts?: (dirs: readonly string[]) => Promise<void>;
 }
 
 const TAIL_BYTES = 2000;
@@ -123,7 +127,7 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
       ? `${dir} is at ${unmoved.slice(0, 12)} already (from the snapshot)`
       : checkouts === 'refresh'
         ? `git fetch ${repo.url} ${repo.branch ?? 'HEAD'} && git reset --hard FETCH_HEAD (in ${dir}, from the snapshot)`
-        : `git clone ${repo.branch ? `--branch ${repo.branch} ` : ''}${repo.url} ${dir}`;
+        : `git clone ${repo.branch ? `--branch ${repo.branch} ` : ''}${repo.url} ${dir}${input.commits?.[i] ? ` && git checkout ${input.commits[i]}` : ''}`;
     const index = `repo-${i}`;
     emit({ type: 'setup', at: Date.now(), data: { index, command, status: 'started' } });
     if (unmoved) {
@@ -136,13 +140,15 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
       tail.pushBytes(chunk);
       input.output(stream, chunk);
     };
-    const clone =
+    const commit = input.commits?.[i] ?? null;
+    let clone =
       checkouts === 'refresh'
         ? await moveToMirror(sandbox, dir, mirror, repo.branch, gitEnv, onOutput)
         : await sandbox.exec(['git', 'clone', '--quiet', '--no-hardlinks', ...(repo.branch ? ['--branch', repo.branch] : []), '--', mirror, dir], {
             env: gitEnv,
             onOutput,
           });
+    if (clone.exitCode === 0 && commit) clone = await sandbox.exec(['git', '-C', dir, 'checkout', '--quiet', '--detach', commit, '--'], { env: gitEnv, onOutput });
     let head = '';
     const ok =
       clone.exitCode === 0 &&
@@ -157,10 +163,11 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
     bases.push(head.trim());
     emit({ type: 'setup', at: Date.now(), data: { index, command, status: ok ? 'succeeded' : 'failed', exit_code: clone.exitCode } });
     if (!ok) {
-      const what = repo.branch ? `branch ${repo.branch} of ${repo.url}` : repo.url;
+      const what = commit ? `commit ${commit} of ${repo.url}` : repo.branch ? `branch ${repo.branch} of ${repo.url}` : repo.url;
       throw RunFailure.setup(`Could not check out ${what}: ${tail.toString() || `git exited with code ${clone.exitCode}`}`, reasonOf(command, input.redactor));
     }
   }
+  if (checkouts !== 'none' && input.afterCheckouts && !input.stopped()) await input.afterCheckouts(dirs);
   const cwd = workingDir(dirs, input.imageWorkingDir);
   const shell = input.setupCommands.length > 0 && input.beforeSetup && !input.stopped() ? (await input.beforeSetup()).shell : '/bin/bash';
   for (const [n, command] of input.setupCommands.entries()) {

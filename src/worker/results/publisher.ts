@@ -21,6 +21,8 @@ export interface PublishInput {
   dirs: readonly string[];
   bases: readonly string[];
   mirrors: readonly string[];
+  /** Per repository, the branch to push to instead of `<prefix><run id>` (a branch the run started from, pushed without force); null: the run's own. */
+  targets?: readonly (string | null)[];
   /** The team's `github-token` secret (`GITHUB_TOKEN`), if the run has it. */
   githubToken?: string;
   redact: (text: string) => string;
@@ -117,10 +119,12 @@ export class Publisher {
    * is looked for first: nothing is pushed from a sandbox that fails there).
    */
   async publish(input: PublishInput): Promise<string[]> {
-    const branch = `${this.settings.branchPrefix}${input.runId}`;
+    const own = `${this.settings.branchPrefix}${input.runId}`;
     const outside = await outsideChangesNote(input.sandbox, input.env, input.dirs);
     const notes: string[] = [];
     for (const [i, repo] of input.repos.entries()) {
+      const target = input.targets?.[i] ?? null;
+      const branch = target ?? own;
       const dir = input.dirs[i] as string;
       const work = mkdtempSync(join(this.workDir, `${input.runId}-`));
       try {
@@ -130,7 +134,7 @@ export class Publisher {
           continue;
         }
         await input.recordBranch?.({ branch, repository: repo.url });
-        await this.push(input, repo, input.mirrors[i] as string, work, bundle, branch);
+        await this.push(input, repo, input.mirrors[i] as string, work, bundle, branch, target === null);
       } finally {
         rmSync(work, { recursive: true, force: true });
       }
@@ -170,7 +174,7 @@ export class Publisher {
     return true;
   }
 
-  private async push(input: PublishInput, repo: RepoSpec, mirror: string, work: string, bundle: string, branch: string): Promise<void> {
+  private async push(input: PublishInput, repo: RepoSpec, mirror: string, work: string, bundle: string, branch: string, force: boolean): Promise<void> {
     const git = this.mirrors.git;
     const bare = join(work, 'repo.git');
     await git.run(['init', '--bare', '--quiet', bare], { signal: input.signal });
@@ -191,7 +195,8 @@ export class Publisher {
       throw new PublishError(input.redact(`The push of ${branch} failed: ${error.message}`));
     }
     try {
-      await git.run(['--git-dir', bare, 'push', '--quiet', '--force', destination.url, `${ref}:${ref}`], {
+      // The run's own branch is forced (a retried publish); a branch it started from only moves forward.
+      await git.run(['--git-dir', bare, 'push', '--quiet', ...(force ? ['--force'] : []), destination.url, `${ref}:${ref}`], {
         signal: input.signal,
         env: { ...githubAuthEnv(repo.url, input.githubToken, this.settings), ...destination.env },
         config: destination.config,
