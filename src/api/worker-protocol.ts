@@ -177,6 +177,7 @@ export const claimedRunSchema = z.object({
   keep_workspace: z.boolean().exactOptional(),
   workspace_max_bytes: z.number().int().exactOptional(),
   idle_timeout_ms: z.number().int().exactOptional(),
+  resume_idle: z.boolean().exactOptional(),
   secrets: claimedSecretsSchema,
 });
 

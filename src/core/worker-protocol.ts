@@ -115,6 +115,8 @@ export interface ClaimedRun {
   workspace_max_bytes?: number;
   /** Keep the sandbox alive this long after the execution ends, for a follow-up (0: tear down at once). */
   idle_timeout_ms?: number;
+  /** The claiming worker holds the sandbox the run's last execution left idle, and may go on in it (false: a cancel or the timeout ended the hold; tear it down). */
+  resume_idle?: boolean;
   /**
    * The run's secrets, resolved by the server at claim (docs/design.md "Secrets"):
    * variables for every process, variables for setup commands only, and

@@ -55,5 +55,7 @@ export async function followupHandover(deps: ServerDeps, run: Run, env: Environm
     keep_workspace: run.config.snapshot !== false,
     workspace_max_bytes: settings.workspaceMaxBytes,
     idle_timeout_ms: idleMinutes * 60_000,
+    // The hold is the claimer's and still stands (a cancel of the ended run ends it).
+    resume_idle: run.idleWorkerId !== null && run.idleWorkerId === run.workerId && (run.idleUntil ?? 0) > deps.clock.now(),
   };
 }

@@ -17,9 +17,14 @@ export function routedTo(names: readonly (string | undefined)[], column = 'worke
  * Who may claim a PENDING run: routed to it (above), and, while an ended
  * execution's sandbox is kept idle for a follow-up (`idle_worker_id` until
  * `idle_until`), only the worker that keeps it, so the follow-up resumes in
- * that sandbox. A lapsed hold binds nobody.
+ * that sandbox. A lapsed hold, or one of a worker no longer seen, binds nobody.
  */
 export function claimableBy(input: { workerId: string; workerName?: string | undefined; workerLabels?: readonly string[] | undefined; at: number }): RawBuilder<boolean> {
   const routed = routedTo([input.workerName, ...(input.workerLabels ?? [])]);
-  return sql<boolean>`(${routed} AND (idle_worker_id IS NULL OR idle_until <= ${input.at} OR idle_worker_id = ${input.workerId}))`;
+  // A worker that stopped checking on its idle sandboxes (dead) holds nothing.
+  const gone = sql<boolean>`NOT EXISTS (SELECT 1 FROM workers AS iw WHERE iw.id = idle_worker_id AND iw.last_seen_at > ${input.at - IDLE_HOLDER_SEEN_MS})`;
+  return sql<boolean>`(${routed} AND (idle_worker_id IS NULL OR idle_until <= ${input.at} OR idle_worker_id = ${input.workerId} OR ${gone}))`;
 }
+
+/** A worker keeping idle sandboxes checks on them every few seconds (src/worker/idle-sandboxes.ts); one not seen for this long is gone. */
+export const IDLE_HOLDER_SEEN_MS = 30_000;

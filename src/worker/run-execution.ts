@@ -30,6 +30,7 @@ import { snapshotKey } from './snapshots/snapshot-key.js';
 import { restoredMessage, savedMessage, snapshotInputs, snapshotRecord } from './snapshots/warm-start.js';
 import { FollowupInbox, startingPrompt } from './followup-inbox.js';
 import { restoreWorkspace, saveWorkspace } from './snapshots/workspace-snapshot.js';
+import { destroyIdle, type IdleSandbox, type IdleSandboxes } from './idle-sandboxes.js';
 import type { RepoSpec } from '../core/environment.js';
 
 export interface ExecutionDeps {
@@ -62,6 +63,8 @@ export interface ExecutionDeps {
   sandboxDefaults: SandboxLimits & { outputBytes: number };
   /** Agent budgets where the run sets none. */
   agentBudgets: AgentBudgets;
+  /** Where ended executions' sandboxes wait for a follow-up (the worker's); absent: each is torn down at once. */
+  idle?: IdleSandboxes;
 }
 
 type RunLimits = SandboxLimits & { outputBytes: number };
@@ -110,11 +113,17 @@ export class RunExecution {
   private readonly inbox: FollowupInbox;
   readonly finished: Promise<void>;
 
+  /** The mirrors and each checkout's base commit, once provisioned: what an idle sandbox keeps for the next execution. */
+  private mounts: string[] = [];
+  private bases: string[] = [];
+
   constructor(
     private readonly run: ClaimedRun,
     private readonly deps: ExecutionDeps,
     /** When the claim request was sent (monotonic ms): the lease is counted from then. */
     claimedAt: number = performance.now(),
+    /** The sandbox the run's last execution left idle on this worker: this one goes on in it, with nothing to restore. */
+    private readonly adopted: IdleSandbox | null = null,
   ) {
     const secrets = this.secrets;
     this.redactor = new Redactor(
@@ -235,13 +244,17 @@ export class RunExecution {
       this.phasesOver = true;
     }
     try {
-      await this.teardown();
+      const hit = await this.limitHit();
       const outcome = decideOutcome(this.stopReason, error, result);
+      // Kept for a follow-up (idle) before the finish: the next execution's claim, right after it, finds it.
+      const idle = hit === null ? await this.keepIdle(outcome) : null;
+      await this.teardown(idle !== null);
       if (outcome?.message?.reason === 'worker_error') this.deps.logger.error({ err: error, runId: run.run_id }, 'run failed on the platform side');
       // The keeper goes first: its control long-poll would read the finish's
       // own 409 as a lost lease. The lease has at least its margin left.
       await this.lease.stop();
-      if (outcome) await this.finish(outcome);
+      const finished = outcome ? await this.finish(outcome, idle?.forMs ?? 0) : false;
+      if (idle && !finished && this.deps.idle?.take(run.run_id)) await destroyIdle(idle.sandbox, this.deps.logger);
     } finally {
       this.uploader.stop();
       await this.lease.stop();
@@ -253,6 +266,7 @@ export class RunExecution {
     const run = this.run;
     if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
     const harness = this.preflight();
+    if (this.adopted) return this.resume(harness, this.adopted);
     const mounts = await this.fetchRepositories();
     this.image = await this.pullImage();
     this.findSnapshot();
@@ -264,6 +278,8 @@ export class RunExecution {
     if (this.stopReason) return null;
     const env = { ...this.runEnv(), ...secretEnv(this.secrets?.env ?? {}) };
     const bases = await this.provision(env, mounts);
+    this.mounts = mounts;
+    this.bases = bases;
     if (this.stopReason) return null;
     await this.uploader.flush(); // setup's events come before the state change
     await this.markStarted();
@@ -273,6 +289,70 @@ export class RunExecution {
     const ended = outcome.state !== 'SUCCEEDED' || (run.environment?.repos ?? []).length === 0 ? outcome : await this.publish(env, bases, mounts, final.summary);
     if (!this.stopReason) await this.keepWorkspace(env, bases);
     return ended;
+  }
+
+  /**
+   * The run's next execution in the sandbox its last one left idle: the
+   * workspace is as the agent left it (nothing cloned, set up or restored);
+   * the sockets serve again, in the same directory, with this execution's token.
+   */
+  private async resume(harness: Harness, idle: IdleSandbox): Promise<Outcome | null> {
+    const run = this.run;
+    this.sandbox = idle.sandbox;
+    this.image = idle.image;
+    this.mounts = idle.mounts;
+    this.bases = idle.bases;
+    this.sockets = await this.startSockets(harness, idle.sockets.dir);
+    this.sandbox.renewFence(Math.max(0, Math.floor(this.lease.validForMs)));
+    if (this.stopReason) return null;
+    const env = { ...this.runEnv(), ...secretEnv(this.secrets?.env ?? {}) };
+    await this.sandbox.enter('agent');
+    this.uploader.add({
+      type: 'notice',
+      at: Date.now(),
+      data: { level: 'info', message: 'Resumed in the sandbox the last execution left: the workspace is as it was, nothing restored.', reason: 'idle_sandbox_resumed' },
+    });
+    await this.uploader.flush();
+    await this.markStarted();
+    const final = await this.runHarness(harness, env);
+    if (this.stopReason) return null;
+    const outcome = harnessOutcome(final);
+    const ended = outcome.state !== 'SUCCEEDED' || (run.environment?.repos ?? []).length === 0 ? outcome : await this.publish(env, this.bases, this.mounts, final.summary);
+    if (!this.stopReason) await this.keepWorkspace(env, this.bases);
+    return ended;
+  }
+
+  /**
+   * Keep the sandbox for a follow-up (`idle_timeout_ms`), if the execution
+   * ended on its own (succeeded or failed; not cancelled, fenced or over a
+   * limit) and the worker keeps idle sandboxes; null: tear it down.
+   */
+  private async keepIdle(outcome: Outcome | null): Promise<{ forMs: number; sandbox: IdleSandbox } | null> {
+    const forMs = this.run.idle_timeout_ms ?? 0;
+    const pool = this.deps.idle;
+    if (!pool || forMs <= 0 || !outcome || this.stopReason || !this.sandbox || !this.sockets) return null;
+    if (outcome.state !== 'SUCCEEDED' && outcome.state !== 'FAILED') return null;
+    await this.sockets.stopServers();
+    const image = this.image;
+    const restored = this.restored ? this.snapshotKey : null;
+    const idle: IdleSandbox = {
+      runId: this.run.run_id,
+      leaseToken: this.run.lease_token,
+      sandbox: this.sandbox,
+      sockets: this.sockets,
+      image,
+      mounts: this.mounts,
+      bases: this.bases,
+      // What the sandbox holds of the caches, taken over from the execution that made it.
+      release:
+        this.adopted?.release ??
+        (() => {
+          if (image) this.deps.images?.release(image.digest);
+          if (restored) this.deps.snapshots?.release(restored);
+        }),
+    };
+    if (!pool.keep(idle, forMs)) return null;
+    return { forMs, sandbox: idle };
   }
 
   /** The environment's repositories, each on the branch this execution starts from (`checkouts`), and the commits asked for. */
@@ -319,12 +399,9 @@ export class RunExecution {
         this.notice(`No workspace snapshot kept: ${this.redactor.redact(saved.failed)}`, 'workspace_snapshot_failed');
         return;
       }
+      // Quietly: every execution leaves one; the one that restores it says so.
       await this.deps.client.putWorkspace(run.run_id, run.lease_token, saved.tar);
-      this.uploader.add({
-        type: 'notice',
-        at: Date.now(),
-        data: { level: 'info', message: `Workspace snapshot kept for follow-ups (${saved.tar.length} bytes).`, reason: 'workspace_snapshot_saved', bytes: saved.tar.length },
-      });
+      this.deps.logger.debug({ runId: run.run_id, bytes: saved.tar.length }, 'workspace snapshot kept');
     } catch (error) {
       this.deps.logger.warn({ err: error, runId: run.run_id }, 'could not keep the workspace');
       const refused = error instanceof ProtocolError && error.status === 413;
@@ -422,44 +499,47 @@ export class RunExecution {
     }
   }
 
-  private async startSockets(harness: Harness): Promise<RunSockets> {
+  private async startSockets(harness: Harness, dir?: string): Promise<RunSockets> {
     const uploader = this.uploader;
     const secrets = this.secrets;
     const harnessBase = harness.modelProxy ? await this.harnessBase() : undefined;
-    return RunSockets.start({
-      runId: this.run.run_id,
-      root: this.deps.supportRoot,
-      token: this.token,
-      handlers: {
-        pullRequest: (url, branch) => uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'PULL_REQUEST', data: { url, branch } } }),
-        notify: (message) => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'info', message, reason: 'agent_notification' } }),
-        finish: (finish) => (this.reportedFinish = finish),
-        reference: (reference) =>
-          uploader.add({
-            type: 'notice',
-            at: Date.now(),
-            data: { level: 'info', message: `${reference.type}: ${reference.title ? `${reference.title} ` : ''}${reference.url}`, reason: 'external_reference', reference },
-          }),
-        shutdown: (shutdown) => {
-          this.reportedShutdown = shutdown;
-          const error = shutdown.errorCategory !== undefined || shutdown.errorMessage !== undefined;
-          uploader.add({
-            type: 'notice',
-            at: Date.now(),
-            data: {
-              level: error ? 'error' : 'info',
-              message: error ? `the harness is shutting down with an error: ${shutdownMessage(shutdown)}` : 'the harness is shutting down',
-              reason: 'harness_shutdown',
-            },
-          });
+    return RunSockets.start(
+      {
+        runId: this.run.run_id,
+        root: this.deps.supportRoot,
+        token: this.token,
+        handlers: {
+          pullRequest: (url, branch) => uploader.add({ type: 'artifact', at: Date.now(), data: { artifact_type: 'PULL_REQUEST', data: { url, branch } } }),
+          notify: (message) => uploader.add({ type: 'notice', at: Date.now(), data: { level: 'info', message, reason: 'agent_notification' } }),
+          finish: (finish) => (this.reportedFinish = finish),
+          reference: (reference) =>
+            uploader.add({
+              type: 'notice',
+              at: Date.now(),
+              data: { level: 'info', message: `${reference.type}: ${reference.title ? `${reference.title} ` : ''}${reference.url}`, reason: 'external_reference', reference },
+            }),
+          shutdown: (shutdown) => {
+            this.reportedShutdown = shutdown;
+            const error = shutdown.errorCategory !== undefined || shutdown.errorMessage !== undefined;
+            uploader.add({
+              type: 'notice',
+              at: Date.now(),
+              data: {
+                level: error ? 'error' : 'info',
+                message: error ? `the harness is shutting down with an error: ${shutdownMessage(shutdown)}` : 'the harness is shutting down',
+                reason: 'harness_shutdown',
+              },
+            });
+          },
         },
+        modelProxy: harness.modelProxy,
+        keys: { harnessAuth: secrets?.harness_auth, anthropic: secrets?.env.ANTHROPIC_API_KEY, openai: secrets?.env.OPENAI_API_KEY },
+        harnessBase,
+        providers: this.deps.providers,
+        redact: (text) => this.redactor.redact(text),
       },
-      modelProxy: harness.modelProxy,
-      keys: { harnessAuth: secrets?.harness_auth, anthropic: secrets?.env.ANTHROPIC_API_KEY, openai: secrets?.env.OPENAI_API_KEY },
-      harnessBase,
-      providers: this.deps.providers,
-      redact: (text) => this.redactor.redact(text),
-    });
+      dir,
+    );
   }
 
   /** The environment's image, pulled into the worker's store (shared with concurrent runs), or null. */
@@ -866,20 +946,29 @@ export class RunExecution {
    * the stop reason, then the sandbox, the sockets and the last events go.
    * Each step runs whatever the one before did: the run must still finish.
    */
-  private async teardown(): Promise<void> {
+  /** A process the kernel killed for memory ends the run as over budget, whatever the harness made of it: recorded as the stop reason. */
+  private async limitHit(): Promise<string | null> {
+    const hit = this.stopReason ? null : await this.sandbox?.limitHit().catch(() => null);
+    if (!hit) return null;
+    const limits = this.limits;
+    this.stopReason = { kind: 'limit', limit: hit, value: hit === 'pids' ? limits.pids : hit === 'memory' ? limits.memoryBytes : limits.diskBytes };
+    return hit;
+  }
+
+  /** `idle`: the sandbox and sockets stay (kept for a follow-up); else they go. The last events go either way. */
+  private async teardown(idle: boolean): Promise<void> {
     const { logger } = this.deps;
     const runId = this.run.run_id;
-    // A process the kernel killed for memory ends the run as over budget, whatever the harness made of it.
-    const hit = this.stopReason ? null : await this.sandbox?.limitHit().catch(() => null);
-    if (hit) {
-      const limits = this.limits;
-      this.stopReason = { kind: 'limit', limit: hit, value: hit === 'pids' ? limits.pids : hit === 'memory' ? limits.memoryBytes : limits.diskBytes };
+    if (!idle) {
+      await this.sandbox?.destroy().catch((error: unknown) => logger.error({ err: error, runId }, 'could not remove the sandbox'));
+      // Only once nothing of the run is mounted on it may its image be evicted.
+      if (this.adopted) this.adopted.release();
+      else {
+        if (this.image) this.deps.images?.release(this.image.digest);
+        if (this.restored && this.snapshotKey) this.deps.snapshots?.release(this.snapshotKey);
+      }
+      await this.sockets?.close().catch((error: unknown) => logger.error({ err: error, runId }, 'could not stop the support socket'));
     }
-    await this.sandbox?.destroy().catch((error: unknown) => logger.error({ err: error, runId }, 'could not remove the sandbox'));
-    // Only once nothing of the run is mounted on it may its image be evicted.
-    if (this.image) this.deps.images?.release(this.image.digest);
-    if (this.restored && this.snapshotKey) this.deps.snapshots?.release(this.snapshotKey);
-    await this.sockets?.close().catch((error: unknown) => logger.error({ err: error, runId }, 'could not stop the support socket'));
     if (this.killTimer) clearTimeout(this.killTimer);
     if (this.stopReason?.kind !== 'fenced') {
       await this.uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId }, 'could not send the last events'));
@@ -887,7 +976,7 @@ export class RunExecution {
   }
 
   /** The terminal state, redacted and within the protocol's bounds; retried while the server is unreachable. */
-  private async finish(outcome: Outcome): Promise<void> {
+  private async finish(outcome: Outcome, idleForMs: number): Promise<boolean> {
     const message = outcome.message ? boundedStatus(this.redactor.redactDeep(outcome.message)) : undefined;
     try {
       await retry(
@@ -898,11 +987,14 @@ export class RunExecution {
             ...(message ? { status_message: message } : {}),
             ...(this.usage ? { usage: this.usage } : {}),
             followups_through: this.inbox.through,
+            ...(idleForMs > 0 ? { idle_for_ms: idleForMs } : {}),
           }),
         { attempts: 10, baseMs: 200, maxMs: 2000, retryable: (error) => !(error instanceof ProtocolError && !error.transient) },
       );
+      return true;
     } catch (error) {
       this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'finish refused or undeliverable (the lease was lost)');
+      return false;
     }
   }
 

@@ -39,9 +39,12 @@ export class RunSockets {
     return this.modelProxy !== null;
   }
 
-  static async start(input: RunSocketsInput): Promise<RunSockets> {
-    const dir = mkdtempSync(join(input.root, `${input.runId}-`));
-    chmodSync(dir, 0o711);
+  /** `dir`: an idle sandbox's own directory (bound into it already), taken up by the run's next execution; else a new one. */
+  static async start(input: RunSocketsInput, dir?: string): Promise<RunSockets> {
+    if (dir === undefined) {
+      dir = mkdtempSync(join(input.root, `${input.runId}-`));
+      chmodSync(dir, 0o711);
+    }
     const sockets = new RunSockets(dir);
     try {
       sockets.support = await startSupportServer(join(dir, 'sock'), input.token, input.handlers);
@@ -79,10 +82,15 @@ export class RunSockets {
 
   /** Stop both servers and remove the directory. Idempotent. */
   async close(): Promise<void> {
+    await this.stopServers();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Stop both servers, keeping the directory (an idle sandbox's: the next execution serves it again, with its own token). */
+  async stopServers(): Promise<void> {
     await this.modelProxy?.close().catch(() => {});
     this.modelProxy = null;
     await this.support?.close().catch(() => {});
     this.support = null;
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }

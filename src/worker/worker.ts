@@ -6,6 +6,7 @@ import { randomToken } from '../core/ids.js';
 import type { WorkerProfile } from '../core/worker-protocol.js';
 import { ProtocolError } from './protocol-client.js';
 import { RunExecution, type ExecutionDeps } from './run-execution.js';
+import { destroyIdle, IdleSandboxes } from './idle-sandboxes.js';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -32,12 +33,17 @@ export class Worker {
   private loop: Promise<void> | null = null;
   private slotFreed: (() => void) | null = null;
 
+  private readonly deps: ExecutionDeps;
+  private readonly idle: IdleSandboxes;
+
   constructor(
-    private readonly deps: ExecutionDeps,
+    deps: ExecutionDeps,
     private readonly options: WorkerOptions,
     private readonly logger: Logger,
   ) {
     this.id = `${options.idPrefix ?? ''}${hostname()}-${process.pid}-${randomToken(4)}`;
+    this.idle = new IdleSandboxes(deps.client, () => this.id, logger);
+    this.deps = { ...deps, idle: this.idle };
   }
 
   start(): void {
@@ -73,7 +79,15 @@ export class Worker {
         const claimedAt = performance.now();
         failures = 0;
         for (const run of runs) {
-          const execution = new RunExecution(run, this.deps, claimedAt);
+          // The run's last execution left its sandbox idle here: this one goes on in it. Else an idle
+          // sandbox of another run gives up its slot when the worker is full.
+          let adopted = this.idle.take(run.run_id);
+          if (adopted && run.resume_idle !== true) {
+            await destroyIdle(adopted, this.logger);
+            adopted = null;
+          }
+          if (!adopted && this.executions.size + this.idle.size >= this.options.concurrency) await this.idle.evictOldest();
+          const execution = new RunExecution(run, this.deps, claimedAt, adopted);
           this.executions.set(run.run_id, execution);
           this.logger.info({ runId: run.run_id, attempt: run.attempt }, 'claimed run');
           void execution.finished.finally(() => {
@@ -100,6 +114,7 @@ export class Worker {
     this.claiming.abort();
     this.slotFreed?.();
     await this.loop;
+    await this.idle.close();
     const all = () => Promise.all([...this.executions.values()].map((e) => e.finished));
     const timedOut = await Promise.race([all().then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
     if (timedOut) {
@@ -112,6 +127,8 @@ export class Worker {
       }
       await all();
     }
+    // Executions that ended meanwhile may not keep their sandboxes: the pool is closed.
+    await this.idle.close();
     this.deps.backend.close?.();
   }
 }

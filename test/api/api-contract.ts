@@ -277,6 +277,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
             ['GET', `/api/v1/agent/runs/${runId}/conversation`, undefined],
             ['GET', `/api/v1/agent/conversations/${runId}`, undefined],
             ['GET', `/api/v1/agent/runs/${runId}/events`, undefined],
+            ['POST', `/api/v1/agent/runs/${runId}/followups`, { message: 'not yours' }],
             ['GET', `/api/v1/agent/environments/${envId}`, undefined],
             ['PATCH', `/api/v1/agent/environments/${envId}`, { name: 'stolen' }],
             ['DELETE', `/api/v1/agent/environments/${envId}`, undefined],
@@ -537,6 +538,83 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         expect(events[events.length - 1]?.data).toMatchObject({ to: 'CANCELLED' });
 
         expectProblem(await call('GET', '/api/v1/agent/conversations/no-such-conversation'), 404, 'resource_not_found');
+      });
+    });
+
+    describe('follow-ups', () => {
+      const followUp = async (id: string, message: string, key = admin) => {
+        const res = await call('POST', `/api/v1/agent/runs/${id}/followups`, { key, body: { message } });
+        expect(res.status, JSON.stringify(res.body)).toBe(200);
+        return res.body as { run_id: string; execution: number; state: string; delivery: string; followup: { seq: number; created_at: string } };
+      };
+
+      it('to a run that has not started: with its start, in the same execution; the conversation holds it after the prompt', async () => {
+        const { run_id } = await createRun({ prompt: 'first ask' });
+        const sent = await followUp(run_id, 'and then this');
+        expect(sent).toMatchObject({ run_id, execution: 1, delivery: 'with_start', followup: { seq: 1 } });
+        expect(sent.followup.created_at).toMatch(RFC3339);
+        const run = await getRun(run_id);
+        expect(run.execution).toBe(1);
+        expect(run.executions.map((e) => [e.number, e.state])).toEqual([[1, run.state]]);
+        const conversation = bodyOf<Conversation>(await call('GET', `/api/v1/agent/runs/${run_id}/conversation`));
+        const users = conversation.steps.flatMap((s) => s.messages.filter((m) => m.role === 'user').flatMap((m) => m.content.map((c) => (c as { text?: string }).text)));
+        expect(users).toEqual(['first ask', 'and then this']);
+      });
+
+      it('to an ended run: its next execution, the first keeping its outcome; racing follow-ups start one execution and number themselves 1..n', async () => {
+        const { run_id } = await createRun({ prompt: 'to continue' });
+        await cancel(run_id);
+        const answers = await Promise.all(['a', 'b', 'c', 'd', 'e'].map((m) => followUp(run_id, m)));
+        expect(answers.map((a) => a.followup.seq).sort()).toEqual([1, 2, 3, 4, 5]);
+        expect(answers.filter((a) => a.delivery === 'new_execution')).toHaveLength(1);
+        expect(new Set(answers.map((a) => a.execution))).toEqual(new Set([2]));
+        const run = await getRun(run_id);
+        expect(run.execution).toBe(2);
+        expect(['QUEUED', 'PENDING']).toContain(run.state);
+        expect(run.executions.map((e) => e.state)).toEqual(['CANCELLED', run.state]);
+        expect(run.executions[0]?.ended_at).toMatch(RFC3339);
+        expect(run.executions[1]?.ended_at).toBeNull();
+        // The new execution can be cancelled like any waiting run, and continued again.
+        await cancel(run_id);
+        expect((await followUp(run_id, 'once more')).execution).toBe(3);
+      });
+
+      it('with conversation_id on creation: the same run goes on with the prompt; another config is refused naming it', async () => {
+        const { run_id } = await createRun({ prompt: 'original' });
+        await cancel(run_id);
+        const continued = await createRun({ prompt: 'continue it', conversation_id: run_id });
+        expect(continued.run_id).toBe(run_id);
+        expect((await getRun(run_id)).execution).toBe(2);
+        expectProblem(
+          await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', conversation_id: run_id, config: { model_id: DEFAULT_MODEL } } }),
+          400,
+          'invalid_request',
+          'config.model_id',
+        );
+        expectProblem(await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', conversation_id: 'no-such-run' } }), 404, 'resource_not_found', 'conversation_id');
+      });
+
+      it('validates the message and the new config fields, writing nothing', async () => {
+        const { run_id } = await createRun({ prompt: 'validate' });
+        expectProblem(await call('POST', `/api/v1/agent/runs/${run_id}/followups`, { body: {} }), 400, 'invalid_request', 'message');
+        expectProblem(await call('POST', `/api/v1/agent/runs/${run_id}/followups`, { body: { message: '  ' } }), 400, 'invalid_request', 'message');
+        expectProblem(await call('POST', `/api/v1/agent/runs/${run_id}/followups`, { body: { message: 'x', attachments: [{}] } }), 403, 'feature_not_available', 'attachments');
+        expect((await getRun(run_id)).execution).toBe(1);
+        const before = await allRunIds();
+        expectProblem(await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', config: { idle_timeout_minutes: 61 } } }), 400, 'invalid_request');
+        expectProblem(await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', config: { branches: { app: 'main' } } } }), 400, 'invalid_request', 'config.branches');
+        const env = await createEnvironment({ name: unique('branches-env'), repos: [{ url: 'https://github.com/acme/web.git' }] });
+        expectProblem(
+          await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', config: { environment_id: env.uid, branches: { other: 'main' } } } }),
+          400,
+          'invalid_request',
+          'config.branches',
+        );
+        expectProblem(await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', config: { environment_id: env.uid, branches: { web: '-bad' } } } }), 400, 'invalid_request');
+        expect(await allRunIds()).toEqual(before);
+        const ok = await createRun({ prompt: 'x', config: { environment_id: env.uid, branches: { 'acme/web': 'feature/x' }, idle_timeout_minutes: 5 } });
+        const run = await getRun(ok.run_id);
+        expect(run.agent_config).toMatchObject({ branches: { 'https://github.com/acme/web.git': 'feature/x' }, idle_timeout_minutes: 5 });
       });
     });
 
