@@ -187,6 +187,46 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     for (const request of ownCodex.requests) expect(request.headers.authorization).toBe(`Bearer ${value}`);
   });
 
+  /** The run once its execution `n` has ended. */
+  const executionEnded = (id: string, n: number): Promise<Json> =>
+    until(
+      `run ${id} execution ${n}`,
+      async () => {
+        const run = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
+        return TERMINAL.includes(String(run.state)) && run.execution === n ? run : null;
+      },
+      90_000,
+    );
+  const followUp = async (id: string, message: string): Promise<void> => {
+    const res = await api(server, 'POST', `/api/v1/agent/runs/${id}/followups`, { key: server.adminKey, body: { message } });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+  };
+
+  it.each([
+    ['claude', { harness: { type: 'claude' }, model_id: 'anthropic/claude-sonnet-4-5', harness_auth_secrets: { claude_auth_secret_name: 'CLAUDE_KEY' } }],
+    ['codex', { harness: { type: 'codex' }, model_id: 'openai/gpt-5' }],
+  ] as const)('%s continues its session across a follow-up: the second execution’s model request carries the first turn', async (name, config) => {
+    const turns = name === 'claude' ? claudeTurns : codexTurns;
+    const model = name === 'claude' ? anthropic : openai;
+    const loopRequests = () => model.requests.filter((r) => Array.isArray((r.body as Json).tools));
+    turns.push({ text: 'First answer: the marker is BLUE-HERON.', usage: { input: 10, output: 3 } });
+    const run = await runToEnd(config);
+    expect(run.state, JSON.stringify(run.status_message)).toBe('SUCCEEDED');
+    const id = String(run.run_id);
+    const before = loopRequests().length;
+    turns.push({ text: 'Second answer.', usage: { input: 12, output: 2 } });
+    await followUp(id, 'What was the marker?');
+    const second = await executionEnded(id, 2);
+    expect(second.state, JSON.stringify(second.status_message)).toBe('SUCCEEDED');
+    const next = loopRequests().slice(before);
+    expect(next.length).toBeGreaterThan(0);
+    // The resumed session sent the first turn (the prompt and the answer) before the follow-up.
+    const sent = JSON.stringify((next[0] as { body: unknown }).body);
+    expect(sent).toContain('Make the greeting say');
+    expect(sent).toContain('BLUE-HERON');
+    expect(sent.indexOf('What was the marker?')).toBeGreaterThan(sent.indexOf('BLUE-HERON'));
+  });
+
   it('a missing auth secret fails the run naming it; a CLI missing from the sandbox fails naming the fix', async () => {
     const cli = await runOz(['agent', 'run-cloud', '-p', 'x', '-e', envId, '--harness', 'claude', '--claude-auth-secret', 'NO_SUCH_SECRET', '--wait'], server.cliEnv);
     expect(cli.code).toBe(1);
