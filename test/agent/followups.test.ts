@@ -35,7 +35,7 @@ describe('follow-ups: a run goes on in the same conversation, on the same branch
     localUrl = makeBareRepo(fixtures, 'app', { 'README.md': '# app\n', '.gitignore': 'build/\n' });
     localBare = join(fixtures, 'app.git');
     mkdirSync(join(fixtures, 'forge', 'acme'), { recursive: true });
-    makeBareRepo(join(fixtures, 'forge', 'acme'), 'web', { 'index.html': '<h1>Hello</h1>\n' });
+    makeBareRepo(join(fixtures, 'forge', 'acme'), 'web', { 'index.html': '<h1>Hello</h1>\n' }, { 'feature/login': { 'login.html': '<form></form>\n' } });
     githubBare = join(fixtures, 'forge', 'acme', 'web.git');
     forge = await startForgeDouble({ token: TOKEN });
     model = await startModelServer({
@@ -184,6 +184,35 @@ describe('follow-ups: a run goes on in the same conversation, on the same branch
     expect((await ended(id, 1)).state).toBe('FAILED');
     await followUp(id, 'test ! -e notes.txt');
     expect((await ended(id, 2)).state).toBe('SUCCEEDED');
+  });
+
+  it("config.branches: a run starts on an existing pull request's branch, commits on it (fast-forward) and updates that pull request", async () => {
+    const envId = await environment({ repos: [{ url: 'https://github.com/acme/web.git' }], secrets: ['GH'] });
+    const before = git(githubBare, 'rev-parse', 'feature/login').trim();
+    const base = git(githubBare, 'rev-parse', 'main').trim();
+    const existing = await fetch(`${forge.apiUrl}/repos/acme/web/pulls`, {
+      method: 'POST',
+      headers: { authorization: `token ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ head: 'feature/login', base: 'main', title: 'Login form', body: 'by a person' }),
+    });
+    expect(existing.status).toBe(201);
+    const id = await start('test -f login.html && echo "<button>Sign in</button>" >> login.html', {
+      environment_id: envId,
+      harness: { type: 'command' },
+      branches: { web: 'feature/login' },
+    });
+    const run = await ended(id, 1);
+    expect(run.state, JSON.stringify(run.status_message)).toBe('SUCCEEDED');
+    expect(String((run.status_message as Json).message)).toContain('Updated pull request');
+    // On top of the branch's own commit: a fast-forward, nothing rewritten; no branch of the run's own.
+    expect(git(githubBare, 'rev-parse', 'feature/login~1').trim()).toBe(before);
+    expect(git(githubBare, 'show', 'feature/login:login.html')).toBe('<form></form>\n<button>Sign in</button>\n');
+    expect(() => git(githubBare, 'rev-parse', '--verify', '--quiet', `oz/${id}`)).toThrow();
+    expect(forge.pulls.filter((p) => p.head === 'feature/login')).toHaveLength(1);
+    // A commit works too: the run starts detached on it.
+    const onCommit = await start('git rev-parse HEAD', { environment_id: envId, harness: { type: 'command' }, branches: { 'acme/web': base } });
+    expect((await ended(onCommit, 1)).state).toBe('SUCCEEDED');
+    expect((await runEvents(server.storeSpec, onCommit)).output).toContain(base);
   });
 
   it('refuses a bad follow-up naming the field, and an unknown run is a 404', async () => {
