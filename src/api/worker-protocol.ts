@@ -60,7 +60,17 @@ export const controlQuerySchema = z
   .strict();
 
 export const followupsDeliveredRequestSchema = z.object({ ...lease, through: z.number().int().min(0) }).strict();
-export const workspaceQuerySchema = z.object({ ...lease, execution: z.coerce.number().int().min(1).exactOptional() }).strict();
+export const workspaceQuerySchema = z
+  .object({
+    ...lease,
+    // Each repository's commit when the snapshot was made, comma-separated (the environment's order).
+    heads: z
+      .string()
+      .regex(/^([0-9a-f]{40,64}(,[0-9a-f]{40,64})*)?$/, 'must be commit ids, comma-separated')
+      .max(20 * 65)
+      .exactOptional(),
+  })
+  .strict();
 export const idleRequestSchema = z.object({ worker_id: z.string().min(1).max(200), run_ids: z.array(z.string().min(1).max(200)).max(10_000) }).strict();
 export const idleResponseSchema = z.object({ keep: z.array(z.string()) });
 const claimedFollowupSchema = z.object({ seq: z.number().int(), message: z.string() });
@@ -173,7 +183,7 @@ export const claimedRunSchema = z.object({
   followups: z.array(claimedFollowupSchema).exactOptional(),
   followups_after: z.number().int().exactOptional(),
   checkouts: z.array(z.object({ branch: z.string().exactOptional(), commit: z.string().exactOptional(), push: z.boolean().exactOptional() }).nullable()).exactOptional(),
-  workspace: z.object({ execution: z.number().int(), bytes: z.number().int() }).exactOptional(),
+  workspace: z.object({ execution: z.number().int(), bytes: z.number().int(), heads: z.array(z.string()) }).exactOptional(),
   keep_workspace: z.boolean().exactOptional(),
   workspace_max_bytes: z.number().int().exactOptional(),
   idle_timeout_ms: z.number().int().exactOptional(),

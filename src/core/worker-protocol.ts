@@ -107,8 +107,12 @@ export interface ClaimedRun {
    * environment's branch.
    */
   checkouts?: (RepoCheckout | null)[];
-  /** The workspace the last execution left, to restore after the checkouts (`GET …/workspace`). */
-  workspace?: { execution: number; bytes: number };
+  /**
+   * The workspace the last execution left, to restore after the checkouts (`GET …/workspace`), and
+   * each repository's commit when it was made: a checkout that is elsewhere now (the branch moved)
+   * is not restored over.
+   */
+  workspace?: { execution: number; bytes: number; heads: string[] };
   /** Keep a workspace snapshot at the end of the execution (false: `--no-snapshot`). */
   keep_workspace?: boolean;
   /** The largest workspace snapshot the server takes (bytes). */

@@ -22,11 +22,14 @@ export function repoCheckouts(run: Run, env: Environment | null, pushed: Readonl
   const asked = run.config.branches ?? {};
   const checkouts = repos.map((repo): RepoCheckout | null => {
     const ref = asked[repo.url];
-    const own = ref !== undefined && !isCommitId(ref) ? ref : undefined;
+    // A branch the run starts from takes its changes, unless it is the environment's own branch: the
+    // run then publishes to a branch of its own and a pull request into that one, as any run does
+    // (the worker also keeps the repository's default branch out of reach).
+    const own = ref !== undefined && !isCommitId(ref) && ref !== repo.branch ? ref : undefined;
     const branch = pushed.get(repo.url);
     if (branch !== undefined) return { branch, ...(branch === own ? { push: true } : {}) };
     if (ref === undefined) return null;
-    return isCommitId(ref) ? { commit: ref } : { branch: ref, push: true };
+    return isCommitId(ref) ? { commit: ref } : { branch: ref, ...(own !== undefined ? { push: true } : {}) };
   });
   return checkouts.some((c) => c !== null) ? checkouts : undefined;
 }
@@ -51,7 +54,8 @@ export async function followupHandover(deps: ServerDeps, run: Run, env: Environm
     followups: followups.map((f) => ({ seq: f.seq, message: f.message })),
     followups_after: run.followupsThrough,
     ...(checkouts ? { checkouts } : {}),
-    ...(workspace ? { workspace: { execution: workspace.execution, bytes: workspace.bytes } } : {}),
+    // Only the last execution's: an older one (the last kept none) would undo what came after it.
+    ...(workspace && workspace.execution === run.execution - 1 ? { workspace: { execution: workspace.execution, bytes: workspace.bytes, heads: workspace.heads } } : {}),
     keep_workspace: run.config.snapshot !== false,
     workspace_max_bytes: settings.workspaceMaxBytes,
     idle_timeout_ms: idleMinutes * 60_000,

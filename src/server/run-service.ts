@@ -200,6 +200,18 @@ export class RunService {
    */
   async followUp(principal: Actor, runId: string, message: string): Promise<FollowupResult & { delivery: 'with_start' | 'running' }> {
     const { store, clock, hub } = this.deps;
+    const run = await store.getRun(principal.team.id, runId);
+    if (!run) throw notFound('run', runId);
+    // Its executions run with the creator's personal secrets and approval: nobody else steers them.
+    if (run.creatorId !== principal.user.id) {
+      throw new OzError(
+        'not_authorized',
+        `run ${runId}: only the run's creator can send it follow-ups (its executions may hold the creator's personal secrets); start a run of your own`,
+        {
+          reason: 'creator_only',
+        },
+      );
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         const result = await store.followups.add(principal.team.id, runId, message, principal.user.id, clock.now());
@@ -218,7 +230,12 @@ export class RunService {
 
   /** After an execution ended: follow-ups its agent never had start the next one now. */
   async continueUndelivered(runId: string): Promise<void> {
-    if (await this.deps.store.followups.continueUndelivered(runId, this.deps.clock.now())) this.deps.hub.publish(runId);
+    try {
+      if (await this.deps.store.followups.continueUndelivered(runId, this.deps.clock.now())) this.deps.hub.publish(runId);
+    } catch (error) {
+      // A follow-up re-queued the run first: that execution takes them.
+      if (!(isOzError(error) && error.code === 'conflict')) throw error;
+    }
   }
 
   /** Admit what fits under the team's limit, and wake readers of the admitted runs. */

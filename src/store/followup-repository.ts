@@ -6,6 +6,7 @@ import { insertEvents, reserveEventSeqs } from './event-writer.js';
 import { toRun } from './rows.js';
 import { transitionIn } from './run-transition.js';
 import type { StoreContext } from './store-context.js';
+import { IDLE_HOLDER_SEEN_MS } from './routing-sql.js';
 
 export interface FollowupResult {
   run: Run;
@@ -18,6 +19,7 @@ export interface WorkspaceSnapshot {
   runId: string;
   execution: number;
   bytes: number;
+  heads: string[];
   createdAt: number;
 }
 
@@ -85,6 +87,13 @@ export class FollowupRepository {
    * moves back; only under the run's live lease).
    */
   async markDelivered(runId: string, leaseToken: string, seq: number): Promise<void> {
+    // Never past the last follow-up there is: a later one must still reach an agent.
+    const last = await this.ctx.db
+      .selectFrom('run_followups')
+      .select((eb) => eb.fn.max<number | null>('seq').as('seq'))
+      .where('run_id', '=', runId)
+      .executeTakeFirstOrThrow();
+    seq = Math.min(seq, Number(last.seq ?? 0));
     await this.ctx.db
       .updateTable('runs')
       .set({ followups_through: seq })
@@ -167,8 +176,11 @@ export class FollowupRepository {
    */
   async continueUndelivered(runId: string, at: number): Promise<boolean> {
     return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
-      const row = await tx.selectFrom('runs').select(['state', 'followups_through']).where('id', '=', runId).executeTakeFirst();
-      if (!row || !isTerminal(row.state as RunState)) return false;
+      let query = tx.selectFrom('runs').select(['state', 'followups_through']).where('id', '=', runId);
+      if (this.ctx.ops.name === 'postgres') query = query.forUpdate();
+      const row = await query.executeTakeFirst();
+      // A cancelled run stays so: its undelivered follow-ups go with the next one the user sends.
+      if (!row || !isTerminal(row.state as RunState) || row.state === 'CANCELLED') return false;
       const waiting = await tx.selectFrom('run_followups').select('seq').where('run_id', '=', runId).where('seq', '>', Number(row.followups_through)).limit(1).executeTakeFirst();
       if (!waiting) return false;
       await transitionIn(tx, {
@@ -188,25 +200,49 @@ export class FollowupRepository {
     const result = await this.ctx.db
       .updateTable('runs')
       .set({ idle_worker_id: null, idle_until: null })
-      .where('idle_until', '<=', at)
+      .where((eb) =>
+        eb.or([
+          eb('idle_until', '<=', at),
+          // A worker no longer seen holds nothing (it checks on its idle sandboxes every few seconds).
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('workers')
+                .select('workers.id')
+                .whereRef('workers.id', '=', 'runs.idle_worker_id')
+                .where('workers.last_seen_at', '>', at - IDLE_HOLDER_SEEN_MS),
+            ),
+          ),
+        ]),
+      )
+      .where('idle_worker_id', 'is not', null)
       .where('state', 'in', TERMINAL_STATES as RunState[])
       .executeTakeFirst();
     return Number(result.numUpdatedRows);
   }
 
   /** Keep the workspace the execution left (replacing the run's earlier one), under the run's live lease. */
-  async putWorkspaceSnapshot(runId: string, leaseToken: string, execution: number, data: Buffer, at: number): Promise<void> {
+  async putWorkspaceSnapshot(runId: string, leaseToken: string, execution: number, data: Buffer, heads: readonly string[], at: number): Promise<void> {
     await this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
       const held = await tx.selectFrom('runs').select(['id']).where('id', '=', runId).where('lease_token', '=', leaseToken).where('execution', '=', execution).executeTakeFirst();
       if (!held) throw conflict(`run ${runId}: lease token is stale`, 'stale_lease');
       await tx.deleteFrom('run_workspace_snapshots').where('run_id', '=', runId).execute();
-      await tx.insertInto('run_workspace_snapshots').values({ run_id: runId, execution, bytes: data.length, data, created_at: at }).execute();
+      await tx
+        .insertInto('run_workspace_snapshots')
+        .values({ run_id: runId, execution, bytes: data.length, heads: JSON.stringify(heads), data, created_at: at })
+        .execute();
     });
   }
 
   async workspaceSnapshot(runId: string): Promise<WorkspaceSnapshot | null> {
-    const row = await this.ctx.db.selectFrom('run_workspace_snapshots').select(['run_id', 'execution', 'bytes', 'created_at']).where('run_id', '=', runId).executeTakeFirst();
-    return row ? { runId: row.run_id, execution: Number(row.execution), bytes: Number(row.bytes), createdAt: Number(row.created_at) } : null;
+    const row = await this.ctx.db
+      .selectFrom('run_workspace_snapshots')
+      .select(['run_id', 'execution', 'bytes', 'heads', 'created_at'])
+      .where('run_id', '=', runId)
+      .executeTakeFirst();
+    return row
+      ? { runId: row.run_id, execution: Number(row.execution), bytes: Number(row.bytes), heads: JSON.parse(row.heads) as string[], createdAt: Number(row.created_at) }
+      : null;
   }
 
   async workspaceSnapshotData(runId: string): Promise<Buffer | null> {

@@ -5,7 +5,7 @@ import { ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES, type RunState } from '..
 import type { ArtifactType, ListRunsQuery, Run, RunArtifact, RunPage } from '../core/run.js';
 import { insertEvents } from './event-writer.js';
 import { poolNamesOf, WORKER_SEEN_WINDOW_MS } from '../core/worker-pool.js';
-import { routedTo } from './routing-sql.js';
+import { IDLE_HOLDER_SEEN_MS, routedTo } from './routing-sql.js';
 import { workersSeenSince } from './worker-repository.js';
 import { toRun } from './rows.js';
 import { decodeCursor, encodeCursor, queryFingerprint, sortValueOf } from './run-cursor.js';
@@ -127,7 +127,23 @@ export class RunRepository {
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('team_id', '=', teamId)
         // An ended run's sandbox kept idle for a follow-up holds a slot too (docs/design.md "Follow-ups and executions").
-        .where((eb) => eb.or([eb('state', 'in', ACTIVE_STATES), eb.and([eb('state', 'in', TERMINAL_STATES), eb('idle_until', '>', at)])]))
+        .where((eb) =>
+          eb.or([
+            eb('state', 'in', ACTIVE_STATES),
+            eb.and([
+              eb('state', 'in', TERMINAL_STATES),
+              eb('idle_until', '>', at),
+              // Held by a worker still seen: a dead worker's hold holds no slot.
+              eb.exists(
+                eb
+                  .selectFrom('workers')
+                  .select('workers.id')
+                  .whereRef('workers.id', '=', 'runs.idle_worker_id')
+                  .where('workers.last_seen_at', '>', at - IDLE_HOLDER_SEEN_MS),
+              ),
+            ]),
+          ]),
+        )
         .executeTakeFirstOrThrow();
       const free = Number(team.max_concurrent_runs) - Number(n);
       if (free <= 0) return [];

@@ -146,6 +146,8 @@ export interface RunWorkspaceSnapshotsTable {
   run_id: string;
   execution: number;
   bytes: number;
+  /** Each repository's commit when it was made, a JSON array. */
+  heads: string;
   data: Buffer;
   created_at: number;
 }

@@ -130,8 +130,8 @@ export class ProtocolClient {
   history(runId: string, leaseToken: string): Promise<HistoryResponse> {
     return this.call('GET', `/runs/${runId}/history?${new URLSearchParams({ lease_token: leaseToken }).toString()}`);
   }
-  putWorkspace(runId: string, leaseToken: string, tar: Buffer): Promise<void> {
-    return this.call('PUT', `/runs/${runId}/workspace?${new URLSearchParams({ lease_token: leaseToken }).toString()}`, tar);
+  putWorkspace(runId: string, leaseToken: string, tar: Buffer, heads: readonly string[]): Promise<void> {
+    return this.call('PUT', `/runs/${runId}/workspace?${new URLSearchParams({ lease_token: leaseToken, heads: heads.join(',') }).toString()}`, tar);
   }
   getWorkspace(runId: string, leaseToken: string, signal?: AbortSignal): Promise<Buffer> {
     return this.call('GET', `/runs/${runId}/workspace?${new URLSearchParams({ lease_token: leaseToken }).toString()}`, undefined, signal, true);

@@ -29,7 +29,7 @@ import type { FoundSnapshot, SnapshotStore } from './snapshots/snapshot-store.js
 import { snapshotKey } from './snapshots/snapshot-key.js';
 import { restoredMessage, savedMessage, snapshotInputs, snapshotRecord } from './snapshots/warm-start.js';
 import { FollowupInbox, startingPrompt } from './followup-inbox.js';
-import { restoreWorkspace, saveWorkspace } from './snapshots/workspace-snapshot.js';
+import { restoreWorkspace, saveWorkspace, workspaceHeads } from './snapshots/workspace-snapshot.js';
 import { destroyIdle, type IdleSandbox, type IdleSandboxes } from './idle-sandboxes.js';
 import type { RepoSpec } from '../core/environment.js';
 
@@ -68,6 +68,12 @@ export interface ExecutionDeps {
 }
 
 type RunLimits = SandboxLimits & { outputBytes: number };
+interface CheckoutPlan {
+  repos: RepoSpec[];
+  commits: (string | null)[];
+  /** Per repository, the branch its changes are pushed to instead of the run's own; null: the run's own. */
+  targets: (string | null)[];
+}
 type ClaimedSecrets = Exclude<ClaimedRun['secrets'], { error: unknown }>;
 
 /**
@@ -107,6 +113,8 @@ export class RunExecution {
   /** The snapshot this run started from. */
   private restored: FoundSnapshot | null = null;
   private phasesOver = false;
+  /** Where each repository's checkout starts and where its changes go, once checked against the mirrors. */
+  private plan: CheckoutPlan | null = null;
   /** The follow-ups the agent starts with (the claim's). */
   private startFollowups: string[] = [];
   /** Follow-ups for the agent: the claim's, and those the control poll brings while it works. */
@@ -302,6 +310,7 @@ export class RunExecution {
     this.image = idle.image;
     this.mounts = idle.mounts;
     this.bases = idle.bases;
+    await this.planCheckouts(idle.mounts);
     this.sockets = await this.startSockets(harness, idle.sockets.dir);
     this.sandbox.renewFence(Math.max(0, Math.floor(this.lease.validForMs)));
     if (this.stopReason) return null;
@@ -332,6 +341,13 @@ export class RunExecution {
     const pool = this.deps.idle;
     if (!pool || forMs <= 0 || !outcome || this.stopReason || !this.sandbox || !this.sockets) return null;
     if (outcome.state !== 'SUCCEEDED' && outcome.state !== 'FAILED') return null;
+    // Nothing of the execution runs on while it waits (a server the agent left, with the run's secrets): a fresh init only.
+    try {
+      await this.sandbox.restart();
+    } catch (error) {
+      this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'could not quiet the sandbox; not keeping it');
+      return null;
+    }
     await this.sockets.stopServers();
     const image = this.image;
     const restored = this.restored ? this.snapshotKey : null;
@@ -355,8 +371,9 @@ export class RunExecution {
     return { forMs, sandbox: idle };
   }
 
-  /** The environment's repositories, each on the branch this execution starts from (`checkouts`), and the commits asked for. */
-  private checkoutRepos(): { repos: RepoSpec[]; commits: (string | null)[] } {
+  /** The environment's repositories, each on the branch this execution starts from (`checkouts`), the commits asked for, and where each one's changes go. */
+  private checkoutRepos(): CheckoutPlan {
+    if (this.plan) return this.plan;
     const repos = this.run.environment?.repos ?? [];
     const checkouts = this.run.checkouts ?? [];
     return {
@@ -365,7 +382,53 @@ export class RunExecution {
         return branch !== undefined ? { ...repo, branch } : repo;
       }),
       commits: repos.map((_repo, i) => checkouts[i]?.commit ?? null),
+      targets: repos.map((_repo, i) => (checkouts[i]?.push ? (checkouts[i]?.branch ?? null) : null)),
     };
+  }
+
+  /**
+   * The checkouts, checked against the worker's mirrors (host-side git on its own bare
+   * repositories): the run's own branch that is not there (its push failed) gives way to
+   * the environment's branch; a branch that is the repository's default one never takes
+   * the run's changes directly (they go to the run's own branch, and a pull request into it).
+   */
+  private async planCheckouts(mounts: readonly string[]): Promise<void> {
+    const plan = this.checkoutRepos();
+    const environmentRepos = this.run.environment?.repos ?? [];
+    const git = this.deps.mirrors.git;
+    const signal = this.stopped.signal;
+    for (const [i, checkout] of (this.run.checkouts ?? []).entries()) {
+      const mirror = mounts[i];
+      const repo = environmentRepos[i];
+      if (!checkout?.branch || !mirror || !repo) continue;
+      const branch = checkout.branch;
+      if (!checkout.push) {
+        const there = await git.run(['--git-dir', mirror, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], { signal }).then(
+          (out) => out.trim() !== '',
+          () => false,
+        );
+        if (!there) {
+          plan.repos[i] = repo;
+          this.notice(
+            `The run's branch ${branch} is not in ${repo.url} (its push did not happen): this execution starts from ${repo.branch ?? 'its default branch'}.`,
+            'run_branch_missing',
+          );
+        }
+        continue;
+      }
+      const head = await git.run(['--git-dir', mirror, 'symbolic-ref', '--quiet', '--short', 'HEAD'], { signal }).then(
+        (out) => out.trim(),
+        () => '',
+      );
+      if (head === branch) {
+        plan.targets[i] = null;
+        this.notice(
+          `${branch} is the default branch of ${repo.url}: the run starts from it and its changes go to a branch of its own, with a pull request into ${branch}.`,
+          'default_branch_protected',
+        );
+      }
+    }
+    this.plan = plan;
   }
 
   /**
@@ -399,8 +462,13 @@ export class RunExecution {
         this.notice(`No workspace snapshot kept: ${this.redactor.redact(saved.failed)}`, 'workspace_snapshot_failed');
         return;
       }
+      const heads = await workspaceHeads(sandbox, { ...this.platformEnv(env), GIT_TERMINAL_PROMPT: '0' }, dirs);
+      if (heads.some((h) => h === null)) {
+        this.notice('No workspace snapshot kept: a repository of the workspace has no commit checked out any more.', 'workspace_snapshot_failed');
+        return;
+      }
       // Quietly: every execution leaves one; the one that restores it says so.
-      await this.deps.client.putWorkspace(run.run_id, run.lease_token, saved.tar);
+      await this.deps.client.putWorkspace(run.run_id, run.lease_token, saved.tar, heads as string[]);
       this.deps.logger.debug({ runId: run.run_id, bytes: saved.tar.length }, 'workspace snapshot kept');
     } catch (error) {
       this.deps.logger.warn({ err: error, runId: run.run_id }, 'could not keep the workspace');
@@ -413,9 +481,18 @@ export class RunExecution {
   }
 
   /** The last execution's workspace over the fresh checkouts (a follow-up's), if the server has one. */
-  private async restoreWorkspace(env: Record<string, string>): Promise<void> {
+  private async restoreWorkspace(env: Record<string, string>, dirs: readonly string[], heads: readonly string[]): Promise<void> {
     const run = this.run;
     if (!run.workspace) return;
+    // Its files are whole files on top of those commits: over a branch that moved since (someone pushed), they would undo that.
+    const moved = dirs.filter((_dir, i) => run.workspace?.heads[i] !== undefined && run.workspace.heads[i] !== heads[i]);
+    if (moved.length > 0) {
+      this.notice(
+        `The last execution's workspace is not restored: ${moved.join(', ')} moved since it was kept (a new commit on the branch). This execution starts from the branch as it is.`,
+        'workspace_snapshot_stale',
+      );
+      return;
+    }
     let tar: Buffer;
     try {
       tar = await this.deps.client.getWorkspace(run.run_id, run.lease_token, this.stopped.signal);
@@ -718,6 +795,7 @@ export class RunExecution {
     const setupCommands = environment?.setupCommands ?? [];
     const maintenance = environment?.maintenanceCommands ?? [];
     const output = new OutputCollector((e) => this.uploader.add(e), this.budget, this.redactor, 'setup');
+    await this.planCheckouts(mounts);
     const checkout = this.checkoutRepos();
     const refresh = restored ? { snapshotBases: restored.meta.bases ?? [], mirrorHeads: await this.mirrorHeads(mounts) } : {};
     // On an image, setup runs as root; maintenance as the harness's user, in the launch the harness
@@ -727,7 +805,7 @@ export class RunExecution {
         sandbox,
         repos: checkout.repos,
         commits: checkout.commits,
-        afterCheckouts: () => this.restoreWorkspace(env),
+        afterCheckouts: (dirs, heads) => this.restoreWorkspace(env, dirs, heads),
         setupCommands: commands,
         checkouts,
         firstIndex,
@@ -920,7 +998,7 @@ export class RunExecution {
         dirs: checkoutDirs(repos),
         bases,
         // A branch the run was asked to start from takes its changes itself (never force-pushed).
-        targets: repos.map((_repo, i) => (this.run.checkouts?.[i]?.push ? (this.run.checkouts[i]?.branch ?? null) : null)),
+        targets: this.checkoutRepos().targets,
         mirrors: mounts,
         ...(secrets?.env.GITHUB_TOKEN ? { githubToken: secrets.env.GITHUB_TOKEN } : {}),
         redact: (text) => this.redactor.redact(text),

@@ -215,6 +215,46 @@ describe('follow-ups: a run goes on in the same conversation, on the same branch
     expect((await runEvents(server.storeSpec, onCommit)).output).toContain(base);
   });
 
+  it('config.branches naming the default branch: the run starts there but its changes go to its own branch, with a pull request into it', async () => {
+    const envId = await environment({ repos: [{ url: 'https://github.com/acme/web.git' }], secrets: ['GH'] });
+    const main = git(githubBare, 'rev-parse', 'main').trim();
+    const id = await start('echo "<p>x</p>" >> index.html', { environment_id: envId, harness: { type: 'command' }, branches: { web: 'main' } });
+    const run = await ended(id, 1);
+    expect(run.state, JSON.stringify(run.status_message)).toBe('SUCCEEDED');
+    expect(git(githubBare, 'rev-parse', 'main').trim()).toBe(main);
+    expect(git(githubBare, 'show', `oz/${id}:index.html`)).toContain('<p>x</p>');
+    expect(forge.pulls.filter((p) => p.head === `oz/${id}`).map((p) => p.base)).toEqual(['main']);
+    expect((await runEvents(server.storeSpec, id)).events.some((e) => e.data.reason === 'default_branch_protected')).toBe(true);
+  });
+
+  it('a follow-up then a cancel: the run stays CANCELLED; a branch that moved since is not restored over', async () => {
+    const envId = await environment({ repos: [{ url: localUrl }] });
+    const id = await start('echo one > one.txt && sleep 30', { environment_id: envId, harness: { type: 'command' } });
+    await until('the command to run', async () => ((await get(id)).state === 'INPROGRESS' ? true : null));
+    expect(await followUp(id, 'echo two')).toMatchObject({ delivery: 'running' });
+    expect((await api(server, 'POST', `/api/v1/agent/runs/${id}/cancel`, { key: server.adminKey })).status).toBe(200);
+    const cancelled = await ended(id, 1);
+    expect(cancelled.state).toBe('CANCELLED');
+    // The sweeper and the finish had their chance: still one execution.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await get(id)).toMatchObject({ state: 'CANCELLED', execution: 1 });
+
+    const published = await start('echo draft > draft.txt && git add draft.txt && echo wip > wip.txt', { environment_id: envId, harness: { type: 'command' } });
+    expect((await ended(published, 1)).state).toBe('SUCCEEDED');
+    // Someone pushes to the run's branch before the follow-up.
+    const work = join(fixtures, `push-${published}`);
+    git(fixtures, 'clone', '--quiet', '--branch', `oz/${published}`, localBare, work);
+    git(work, '-c', 'user.name=Person', '-c', 'user.email=p@example.test', 'commit', '--quiet', '--allow-empty', '-m', 'a person was here');
+    git(work, 'push', '--quiet', 'origin', `oz/${published}`);
+    await followUp(published, 'git log --format=%s -1');
+    const second = await ended(published, 2);
+    expect(second.state, JSON.stringify(second.status_message)).toBe('SUCCEEDED');
+    const { events, output } = await runEvents(server.storeSpec, published);
+    expect(output).toContain('a person was here');
+    expect(events.some((e) => e.data.reason === 'workspace_snapshot_stale')).toBe(true);
+    expect(events.some((e) => e.data.reason === 'workspace_snapshot_restored')).toBe(false);
+  });
+
   it('refuses a bad follow-up naming the field, and an unknown run is a 404', async () => {
     const envId = await environment({});
     const id = await start('true', { environment_id: envId, harness: { type: 'command' } });

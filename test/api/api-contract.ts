@@ -594,6 +594,23 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
         expectProblem(await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', conversation_id: 'no-such-run' } }), 404, 'resource_not_found', 'conversation_id');
       });
 
+      it("refuses a teammate's follow-up: only the run's creator steers it (its executions may hold the creator's personal secrets)", async () => {
+        const team = await newTeam();
+        const { run_id } = await createRun({ prompt: 'mine' }, { key: team.key });
+        const mate = await call('POST', '/api/v1/admin/users', { body: { email: `${unique('mate')}@example.test`, team: team.name } });
+        expect(mate.status, JSON.stringify(mate.body)).toBe(201);
+        const mateKey = await call('POST', `/api/v1/admin/users/${bodyOf<UserItem>(mate).uid}/api-keys`, { body: { name: 'mate' } });
+        const key = bodyOf<CreatedApiKey>(mateKey).key;
+        for (const res of [
+          await call('POST', `/api/v1/agent/runs/${run_id}/followups`, { key, body: { message: 'do it my way' } }),
+          await call('POST', '/api/v1/agent/runs', { key, body: { prompt: 'x', conversation_id: run_id } }),
+        ]) {
+          expect(expectProblem(res, 403, 'not_authorized').reason).toBe('creator_only');
+        }
+        expect((await getRun(run_id, team.key)).execution).toBe(1);
+        expect((await followUp(run_id, 'fine', team.key)).followup.seq).toBe(1);
+      });
+
       it('validates the message and the new config fields, writing nothing', async () => {
         const { run_id } = await createRun({ prompt: 'validate' });
         expectProblem(await call('POST', `/api/v1/agent/runs/${run_id}/followups`, { body: {} }), 400, 'invalid_request', 'message');

@@ -359,7 +359,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
       async (request, reply) => {
         const run = await heldRun(deps, request.params.runId, request.query.lease_token);
         if (!Buffer.isBuffer(request.body)) throw new OzError('invalid_request', 'body: must be application/octet-stream (a tar)', { reason: 'body' });
-        await deps.store.followups.putWorkspaceSnapshot(run.id, request.query.lease_token, run.execution, request.body, deps.clock.now());
+        const heads = request.query.heads ? request.query.heads.split(',') : [];
+        await deps.store.followups.putWorkspaceSnapshot(run.id, request.query.lease_token, run.execution, request.body, heads, deps.clock.now());
         return reply.code(204).send();
       },
     );
@@ -447,6 +448,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         // A retried finish (the first answer was lost) is acknowledged.
         if (isTerminal(current.state) && current.leaseToken === lease_token && current.state === state) return { state };
         const run = await heldRun(deps, request.params.runId, lease_token);
+        // What the agent had, recorded under the lease before it goes: a follow-up after this starts the next execution.
+        if (followups_through !== undefined) await deps.store.followups.markDelivered(run.id, lease_token, followups_through);
         const now = deps.clock.now();
         await deps.store.transitionRun({
           runId: run.id,
@@ -467,7 +470,6 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         deps.hub.publish(run.id);
         if (status_message?.error_code === 'environment_setup_failed') await markEnvironmentSetup(deps, run, true);
         // Follow-ups that came as the execution ended, which its agent never had: the next execution takes them now.
-        if (followups_through !== undefined) await deps.store.followups.markDelivered(run.id, lease_token, followups_through);
         await runs.continueUndelivered(run.id);
         await runs.admit(run.teamId);
         return { state };

@@ -14,7 +14,8 @@ import type { DialectName } from '../schema.js';
  *   and outcome; existing runs get their first execution from the run row.
  * - `run_followups`: the messages sent to a run, numbered 1.. per run.
  * - `run_workspace_snapshots`: the workspace an execution left (a tar of its
- *   changes on top of the repositories' commits), the latest one per run.
+ *   changes on top of the repositories' commits, and those commits as a JSON
+ *   array), the latest one per run.
  */
 export async function up(db: Kysely<unknown>, dialect: DialectName): Promise<void> {
   await db.schema
@@ -71,6 +72,7 @@ export async function up(db: Kysely<unknown>, dialect: DialectName): Promise<voi
     .addColumn('run_id', 'text', (c) => c.primaryKey().references('runs.id').onDelete('cascade'))
     .addColumn('execution', 'integer', (c) => c.notNull())
     .addColumn('bytes', 'bigint', (c) => c.notNull())
+    .addColumn('heads', 'text', (c) => c.notNull())
     .addColumn('data', dialect === 'postgres' ? 'bytea' : 'blob', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute();

@@ -40,8 +40,8 @@ export interface WorkspaceSetupInput {
   beforeSetup?: () => Promise<{ shell: string }>;
   /** Per repository, a commit to check out (detached) instead of its branch's head (`config.branches`); null: the branch. */
   commits?: readonly (string | null)[];
-  /** Right after the checkouts, before any setup command (a follow-up's workspace is restored then). */
-  afterCheckouts?: (dirs: readonly string[]) => Promise<void>;
+  /** Right after the checkouts, before any setup command, with each checkout's commit (a follow-up's workspace is restored then). */
+  afterCheckouts?: (dirs: readonly string[], heads: readonly string[]) => Promise<void>;
 }
 
 const TAIL_BYTES = 2000;
@@ -167,7 +167,7 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
       throw RunFailure.setup(`Could not check out ${what}: ${tail.toString() || `git exited with code ${clone.exitCode}`}`, reasonOf(command, input.redactor));
     }
   }
-  if (checkouts !== 'none' && input.afterCheckouts && !input.stopped()) await input.afterCheckouts(dirs);
+  if (checkouts !== 'none' && input.afterCheckouts && !input.stopped()) await input.afterCheckouts(dirs, bases);
   const cwd = workingDir(dirs, input.imageWorkingDir);
   const shell = input.setupCommands.length > 0 && input.beforeSetup && !input.stopped() ? (await input.beforeSetup()).shell : '/bin/bash';
   for (const [n, command] of input.setupCommands.entries()) {

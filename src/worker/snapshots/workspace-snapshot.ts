@@ -72,6 +72,20 @@ export async function saveWorkspace(sandbox: Sandbox, env: Record<string, string
   return { tar: Buffer.concat(chunks) };
 }
 
+/** Each repository's commit (its HEAD) as the sandbox sees it, in order; null where it cannot say. */
+export async function workspaceHeads(sandbox: Sandbox, env: Record<string, string>, dirs: readonly string[]): Promise<(string | null)[]> {
+  const heads: (string | null)[] = [];
+  for (const dir of dirs) {
+    let out = '';
+    const result = await sandbox.exec(['git', '-C', dir, 'rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], {
+      env,
+      onOutput: (stream, chunk) => (stream === 'stdout' ? (out += chunk.toString()) : undefined),
+    });
+    heads.push(result.exitCode === 0 && /^[0-9a-f]{40,64}$/.test(out.trim()) ? out.trim() : null);
+  }
+  return heads;
+}
+
 /** Unpack a saved workspace over the checkouts (in the platform phase); throws with tar's words on failure. */
 export async function restoreWorkspace(sandbox: Sandbox, env: Record<string, string>, tar: Buffer): Promise<void> {
   const parts = Math.max(1, Math.ceil(tar.length / PART_BYTES));
