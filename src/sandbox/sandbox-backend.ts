@@ -94,6 +94,13 @@ export interface Sandbox {
    * secrets) survives, the bwrap init that carried it included.
    */
   restart(whileStopped?: () => Promise<void>): Promise<void>;
+  /**
+   * End every process of the sandbox but its init, which stays (a sandbox kept
+   * idle for a follow-up: nothing the agent left runs on, and the next
+   * execution goes on in the same init). Absent where the backend cannot
+   * keep the init alone (the caller restarts instead).
+   */
+  quiet?(): Promise<void>;
   /** A limit that was hit so far (memory: the kernel killed a process for it). */
   limitHit(): Promise<LimitKind | null>;
   /**

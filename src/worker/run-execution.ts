@@ -341,9 +341,10 @@ export class RunExecution {
     const pool = this.deps.idle;
     if (!pool || forMs <= 0 || !outcome || this.stopReason || !this.sandbox || !this.sockets) return null;
     if (outcome.state !== 'SUCCEEDED' && outcome.state !== 'FAILED') return null;
-    // Nothing of the execution runs on while it waits (a server the agent left, with the run's secrets): a fresh init only.
+    // Nothing of the execution runs on while it waits (a server the agent left, with the run's secrets): its init only,
+    // or where the backend cannot keep that alone, a fresh one.
     try {
-      await this.sandbox.restart();
+      await (this.sandbox.quiet ? this.sandbox.quiet() : this.sandbox.restart());
     } catch (error) {
       this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'could not quiet the sandbox; not keeping it');
       return null;

@@ -80,17 +80,24 @@ describe('follow-up executions on standalone workers', () => {
   it('with an idle timeout the follow-up resumes in the same sandbox (nothing restored); a cancel tears it down and the next one restores', async () => {
     await worker('idle-a');
     // /tmp is the sandbox's own: only the same sandbox still has it.
-    const id = await start('echo "from execution 1" > /tmp/marker && echo draft > notes.txt && { sleep 300 & echo $! > /tmp/bg; }', { idle_timeout_minutes: 5 });
+    // The init's start time (field 22 of its stat): the same number only for the same process.
+    const INIT = "cut -d' ' -f22 /proc/$PPID/stat";
+    const id = await start(`echo "from execution 1" > /tmp/marker && echo draft > notes.txt && ${INIT} > /tmp/init && { sleep 300 & echo $! > /tmp/bg; }`, {
+      idle_timeout_minutes: 5,
+    });
     const first = await ended(id, 1);
     expect(first.state, JSON.stringify(first.status_message)).toBe('SUCCEEDED');
     expect(first.is_sandbox_running).toBe(true);
 
     // Nothing of execution 1 ran on while the sandbox waited: its background process is gone.
-    await followUp(id, 'cat /tmp/marker; kill -0 "$(cat /tmp/bg)" 2>/dev/null && echo "still running" || echo "background gone"');
+    await followUp(
+      id,
+      `cat /tmp/marker; kill -0 "$(cat /tmp/bg)" 2>/dev/null && echo "still running" || echo "background gone"; [ "$(${INIT})" = "$(cat /tmp/init)" ] && echo "same init"`,
+    );
     const second = await ended(id, 2);
     expect(second.state, JSON.stringify(second.status_message)).toBe('SUCCEEDED');
     const { output } = await runEvents(server.storeSpec, id);
-    expect(output).toContain('from execution 1\nbackground gone');
+    expect(output).toContain('from execution 1\nbackground gone\nsame init');
     const afterTwo = await reasons(id);
     expect(afterTwo).toContain('idle_sandbox_resumed');
     expect(afterTwo).not.toContain('workspace_snapshot_restored');
