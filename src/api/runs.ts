@@ -199,6 +199,7 @@ export const cancelRunResponseSchema = z.string().meta({ description: 'the id of
 
 export type RunItem = z.infer<typeof runItemSchema>;
 export type ExecutionItem = z.infer<typeof executionItemSchema>;
+export type FollowupResponse = z.infer<typeof followupResponseSchema>;
 export type RunAgentConfig = z.infer<typeof runAgentConfigSchema>;
 export type TemplateAgentConfig = z.infer<typeof templateAgentConfigSchema>;
 export type RunStatusMessageItem = z.infer<typeof runStatusMessageSchema>;

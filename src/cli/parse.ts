@@ -14,6 +14,31 @@ export function positiveInt(flag: string, max: number) {
   };
 }
 
+/** A whole number from `min` to `max` (0 is allowed when `min` is 0, unlike {@link positiveInt}). */
+export function wholeNumber(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new UsageError(`${flag}: must be a whole number from ${min} to ${max} (got "${value}")`);
+    }
+    return Number(value);
+  };
+}
+
+/**
+ * A repeatable `KEY=VALUE` flag collected into an object (`--branch
+ * acme/web=main`): split at the last `=`, both sides non-empty, a key at most once.
+ */
+export function keyValue(flag: string, form: string) {
+  return (value: string, previous: Record<string, string> = {}): Record<string, string> => {
+    const at = value.lastIndexOf('=');
+    const key = at < 0 ? '' : value.slice(0, at).trim();
+    const val = at < 0 ? '' : value.slice(at + 1).trim();
+    if (key === '' || val === '') throw new UsageError(`${flag}: must be ${form} with both sides non-empty (got "${value}")`);
+    if (Object.hasOwn(previous, key)) throw new UsageError(`${flag}: ${key} is given twice`);
+    return { ...previous, [key]: val };
+  };
+}
+
 export function rfc3339(flag: string) {
   return (value: string): string => {
     if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) || Number.isNaN(Date.parse(value))) {

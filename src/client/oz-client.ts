@@ -21,7 +21,7 @@ import type { ListModelsResponse } from '../api/models.js';
 import { parseProblem } from '../api/problem.js';
 import type { RunAgentRequestInput } from '../api/run-requests.js';
 import type { RunEventMessage, RunEventsEnd } from '../api/run-events.js';
-import type { ListRunsResponse, RunAgentResponse, RunItem } from '../api/runs.js';
+import type { FollowupResponse, ListRunsResponse, RunAgentResponse, RunItem } from '../api/runs.js';
 import type { CreateScheduleInput, ListSchedulesResponse, ScheduleItem, UpdateScheduleInput } from '../api/schedules.js';
 import type { CreateSecretInput, ListSecretsResponse, PatchSecretInput, SecretItem } from '../api/secrets.js';
 import { OzClientError } from './client-error.js';
@@ -133,6 +133,11 @@ export class OzClient {
   /** The run's id. */
   cancelRun(id: string): Promise<string> {
     return this.request('POST', `${this.api}/agent/runs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** Send a follow-up message to a run (docs/api.md): with its start, to the working agent, or as its next execution. */
+  followUp(id: string, message: string): Promise<FollowupResponse> {
+    return this.request('POST', `${this.api}/agent/runs/${encodeURIComponent(id)}/followups`, { message });
   }
 
   /**

@@ -176,16 +176,20 @@ export class FollowupRepository {
    */
   async continueUndelivered(runId: string, at: number): Promise<boolean> {
     return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
-      let query = tx.selectFrom('runs').select(['state', 'followups_through']).where('id', '=', runId);
+      let query = tx.selectFrom('runs').select(['state', 'followups_through', 'execution']).where('id', '=', runId);
       if (this.ctx.ops.name === 'postgres') query = query.forUpdate();
       const row = await query.executeTakeFirst();
-      // A cancelled run stays so: its undelivered follow-ups go with the next one the user sends.
-      if (!row || !isTerminal(row.state as RunState) || row.state === 'CANCELLED') return false;
+      // Only after an agent that ran and ended on its own (SUCCEEDED, FAILED): a cancelled run stays so, and
+      // an execution that never got its agent going (a sandbox that cannot start, a failing setup) would fail
+      // the same way again and again. Their follow-ups go with the next one the user sends.
+      if (!row || (row.state !== 'SUCCEEDED' && row.state !== 'FAILED')) return false;
+      const execution = await tx.selectFrom('run_executions').select('started_at').where('run_id', '=', runId).where('number', '=', Number(row.execution)).executeTakeFirst();
+      if (!execution || execution.started_at === null) return false;
       const waiting = await tx.selectFrom('run_followups').select('seq').where('run_id', '=', runId).where('seq', '>', Number(row.followups_through)).limit(1).executeTakeFirst();
       if (!waiting) return false;
       await transitionIn(tx, {
         runId,
-        from: row.state as RunState,
+        from: row.state,
         to: 'QUEUED',
         by: 'server',
         at,

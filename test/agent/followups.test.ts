@@ -255,6 +255,16 @@ describe('follow-ups: a run goes on in the same conversation, on the same branch
     expect(events.some((e) => e.data.reason === 'workspace_snapshot_restored')).toBe(false);
   });
 
+  it('a follow-up to a run whose setup fails runs once: an execution whose agent never started does not start another', async () => {
+    const envId = await environment({ repos: [{ url: localUrl }], setup_commands: ['exit 7'] });
+    const id = await start('true', { environment_id: envId, harness: { type: 'command' } });
+    expect((await ended(id, 1)).state).toBe('FAILED');
+    await followUp(id, 'true');
+    expect((await ended(id, 2)).state).toBe('FAILED');
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await get(id)).toMatchObject({ state: 'FAILED', execution: 2 });
+  });
+
   it('refuses a bad follow-up naming the field, and an unknown run is a 404', async () => {
     const envId = await environment({});
     const id = await start('true', { environment_id: envId, harness: { type: 'command' } });

@@ -1,10 +1,11 @@
 import { Command, Option } from 'commander';
 import { runAgentRequestSchema, type RunAgentRequestInput } from '../../api/run-requests.js';
+import type { RunEventMessage } from '../../api/run-events.js';
 import { HARNESS_TYPES, type HarnessType } from '../../core/run.js';
 import { readAgentConfigFile } from '../agent-config-file.js';
 import type { CliContext, GlobalOptions } from '../context.js';
 import { renderEvent } from '../render-events.js';
-import { collect, duration, enumOption, positiveInt } from '../parse.js';
+import { collect, duration, enumOption, keyValue, positiveInt, wholeNumber } from '../parse.js';
 import { namingFlags, unavailableCommand } from '../unavailable.js';
 import { UsageError } from '../usage-error.js';
 import { stateOf } from './run-views.js';
@@ -37,6 +38,10 @@ interface RunCloudOptions {
   codexAuthSecret?: string;
   /** False with --no-snapshot (commander's default for a --no-* flag is true). */
   snapshot?: boolean;
+  /** `--branch REPO=REF`, repeatable: config.branches. */
+  branch?: Record<string, string>;
+  /** `--idle-timeout MINUTES`: config.idle_timeout_minutes. */
+  idleTimeout?: number;
 }
 
 /** A JSON object as a user wrote it (a `--file`): the server validates it. */
@@ -62,9 +67,13 @@ const RUN_FLAGS = {
   team: '--personal',
 } as const;
 
-/** The config file: `-f`, else `WARP_AGENT_CONFIG_FILE`. */
+/**
+ * The config file: `-f`, else `WARP_AGENT_CONFIG_FILE`. Not the default one
+ * with `--conversation`: the run keeps its own configuration (the server
+ * refuses any other `config` field), so only what the user passed goes.
+ */
 async function readConfigFile(o: RunCloudOptions, fromEnv: string | null): Promise<{ config: Json; body: Json }> {
-  const path = o.file ?? fromEnv;
+  const path = o.file ?? (o.conversation !== undefined ? null : fromEnv);
   if (path === null) return { config: {}, body: {} };
   return readAgentConfigFile(path, { flag: o.file !== undefined ? '--file' : 'WARP_AGENT_CONFIG_FILE', wrapper: 'config', bodyFields: RUN_BODY_FIELDS });
 }
@@ -97,6 +106,11 @@ export async function buildRunBody(o: RunCloudOptions, defaultFile: string | nul
     };
   }
   if (o.snapshot === false) config.snapshot = false;
+  if (o.branch !== undefined) {
+    const fromFile = config.branches;
+    config.branches = { ...(fromFile !== null && typeof fromFile === 'object' && !Array.isArray(fromFile) ? fromFile : {}), ...o.branch };
+  }
+  if (o.idleTimeout !== undefined) config.idle_timeout_minutes = o.idleTimeout;
   if (o.mcp.length > 0) config.mcp_servers = Object.fromEntries(o.mcp.map((spec, i) => [`mcp${i + 1}`, { command: spec }]));
   if (o.skill !== undefined) body.skill = o.skill;
   if (o.host !== undefined) config.worker_host = o.host;
@@ -113,9 +127,31 @@ export async function buildRunBody(o: RunCloudOptions, defaultFile: string | nul
   return body;
 }
 
-/** Follow or wait until the run ends; exit 1 unless it SUCCEEDED. */
-export async function awaitRun(ctx: CliContext, runId: string, follow: boolean): Promise<void> {
-  const final = await ctx.client.followRun(runId, { reconnect: true, onEvent: (e) => (follow ? renderEvent(ctx.out, e) : undefined) });
+/**
+ * The event a follow-up writes (a user message naming it): by its number,
+ * or the first one of an execution at or after `execution`.
+ */
+export function followupOf(execution: number, seq?: number): (event: RunEventMessage) => boolean {
+  return (e) =>
+    e.type === 'message' &&
+    e.data.role === 'user' &&
+    typeof e.data.followup === 'number' &&
+    (seq !== undefined ? e.data.followup === seq : typeof e.data.execution === 'number' && e.data.execution >= execution);
+}
+
+/**
+ * Follow or wait until the run ends (its latest execution: a follow-up to an
+ * ended run makes it live again); exit 1 unless it SUCCEEDED. `from`: the
+ * first event to show (`oz run followup --follow` starts at its follow-up);
+ * every event when absent.
+ */
+export async function awaitRun(ctx: CliContext, runId: string, follow: boolean, from?: (event: RunEventMessage) => boolean): Promise<void> {
+  let showing = from === undefined;
+  const onEvent = (event: RunEventMessage): void => {
+    showing ||= from?.(event) === true;
+    if (follow && showing) renderEvent(ctx.out, event);
+  };
+  const final = await ctx.client.followRun(runId, { reconnect: true, onEvent });
   const run = await ctx.client.getRun(runId);
   if (!follow) {
     ctx.out.result(`Run ${runId} ended ${stateOf(run)}${run.status_message ? `: ${run.status_message.message}` : ''}`, run, `${runId}\t${run.state}`);
@@ -149,7 +185,10 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
     .option('--host <name>', HOST_HELP)
     .option('--computer-use', 'let the agent use a computer')
     .addOption(new Option('--no-computer-use', 'no computer use (default)'))
-    .option('--conversation <id>', 'continue a conversation')
+    .option(
+      '--conversation <id>',
+      "continue a conversation (its id is its run's): the prompt goes to that run as a follow-up (as `oz run followup`); the run keeps its configuration, so other config flags are refused",
+    )
     .option('--wait', 'wait until the run ends; exit 1 unless it succeeded')
     .option('--follow', 'stream the run live until it ends; exit 1 unless it succeeded')
     .option('--idempotency-key <key>', 'retry-safe creation: the same key and request return the same run')
@@ -163,6 +202,16 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
       '--no-snapshot',
       "a cold start: run the environment's setup commands even when a worker has a snapshot of them (default: a warm start from a matching snapshot, then the maintenance commands)",
     )
+    .option(
+      '--branch <repo=ref>',
+      'start a repository of the environment (its URL, owner/name or name) from this branch or commit, e.g. acme/web=release-2 (repeatable; needs -e)',
+      keyValue('--branch', 'REPO=REF'),
+    )
+    .option(
+      '--idle-timeout <minutes>',
+      'keep the sandbox alive this many minutes (0-60) after an execution ends, so a follow-up continues in it',
+      wholeNumber('--idle-timeout', 0, 60),
+    )
     .action(async (options: RunCloudOptions, cmd: Command) => {
       const ctx = context(cmd);
       const body = await buildRunBody(options, ctx.env.agentConfigFile);
@@ -174,8 +223,13 @@ export function agentCommand(context: (cmd: Command) => CliContext): Command {
         : created.state === 'QUEUED'
           ? `\nQueued: no worker seen lately has the name or label ${body.config?.worker_host !== undefined ? JSON.stringify(body.config.worker_host) : 'its environment names'}; the run starts when one comes (oz run get ${runId} says what it waits for).`
           : '';
-      ctx.out.result(`Spawned agent with run ID: ${runId}${queued}`, created, runId);
-      if (options.wait || options.follow) await awaitRun(ctx, runId, Boolean(options.follow));
+      const sentence = options.conversation !== undefined ? `Follow-up sent to the conversation of run ID: ${runId}` : `Spawned agent with run ID: ${runId}`;
+      ctx.out.result(`${sentence}${queued}`, created, runId);
+      if (options.wait || options.follow) {
+        // A follow-up to the conversation: its events from the follow-up on, as `oz run followup --follow` shows them.
+        const from = options.conversation !== undefined && options.follow ? followupOf((await ctx.client.getRun(runId)).execution) : undefined;
+        await awaitRun(ctx, runId, Boolean(options.follow), from);
+      }
     });
   // Oz's local runs (in the current directory) need a local agent; this server only dispatches runs to its workers.
   agent.addCommand(

@@ -1,11 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { ContentBlock, ConversationMessage } from '../../api/conversation.js';
 import { RUN_STATES, type RunState } from '../../core/run-state.js';
 import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, RUN_SORT_FIELDS, RUN_SOURCES } from '../../core/run.js';
+import type { FollowupResponse } from '../../api/runs.js';
 import type { CliContext } from '../context.js';
+import { readAll } from '../read-secret.js';
 import { enumOption, positiveInt, rfc3339 } from '../parse.js';
 import { renderEvent } from '../render-events.js';
 import { UsageError } from '../usage-error.js';
+import { awaitRun, followupOf } from './agent.js';
 import { RUN_COLUMNS, runFields, str } from './run-views.js';
 
 interface ListOptions {
@@ -116,6 +120,43 @@ async function printConversation(ctx: CliContext, runId: string): Promise<void> 
   }
 }
 
+interface FollowupOptions {
+  prompt?: string;
+  promptFile?: string;
+  follow?: boolean;
+}
+
+/** The follow-up's text: `-p`, or `--prompt-file` (`-`: stdin); exactly one of them. */
+async function followupText(o: FollowupOptions, stdin: NodeJS.ReadableStream = process.stdin): Promise<string> {
+  if (o.prompt !== undefined && o.promptFile !== undefined) throw new UsageError('-p/--prompt and --prompt-file: choose one');
+  if (o.prompt === undefined && o.promptFile === undefined) {
+    throw new UsageError('-p/--prompt: a follow-up message is required (-p TEXT, or --prompt-file PATH; --prompt-file - reads stdin)');
+  }
+  let text: string;
+  if (o.prompt !== undefined) text = o.prompt;
+  else if (o.promptFile === '-') text = await readAll(stdin);
+  else {
+    try {
+      text = readFileSync(o.promptFile ?? '', 'utf8');
+    } catch (error) {
+      throw new UsageError(`--prompt-file: cannot read ${o.promptFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+  }
+  if (text.trim() === '') throw new UsageError(`${o.prompt !== undefined ? '-p/--prompt' : '--prompt-file'}: the follow-up message is empty`);
+  return text;
+}
+
+/** Where the follow-up went, as a sentence (a delivery this CLI does not know, a newer server's, by its execution). */
+function deliveryText(sent: FollowupResponse): string {
+  const n = sent.execution;
+  const texts: Record<string, string> = {
+    with_start: `the agent gets it with the prompt in execution ${n}`,
+    running: `it reaches the running agent at its next step in execution ${n}`,
+    new_execution: `continues in execution ${n}`,
+  };
+  return texts[sent.delivery] ?? `execution ${n}`;
+}
+
 export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliContext): Command {
   const run = new Command(name).description(name === 'run' ? 'Inspect and control runs (alias: task)' : 'Alias of "oz run"');
 
@@ -165,6 +206,24 @@ export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliC
       }
       const item = await ctx.client.getRun(runId);
       ctx.out.object(runFields(item), item);
+    });
+
+  run
+    .command('followup <runId>')
+    .description('Send a follow-up message to a run: a waiting run gets it with its prompt, a working agent at its next step, an ended run continues in a new execution')
+    .option('-p, --prompt <text>', 'the follow-up message')
+    .option('--prompt-file <path>', 'read the message from this file (- for stdin)')
+    .option('--follow', "stream the run's events from the follow-up until the execution it lands in ends; exit 1 unless it succeeded")
+    .action(async (runId: string, options: FollowupOptions, cmd: Command) => {
+      const message = await followupText(options);
+      const ctx = context(cmd);
+      const sent = await ctx.client.followUp(runId, message);
+      const seq = sent.followup.seq;
+      ctx.out.result(`Follow-up ${seq} sent to run ${sent.run_id}: ${deliveryText(sent)} (${sent.delivery}).`, sent, `${sent.run_id}\t${seq}\t${sent.execution}\t${sent.delivery}`);
+      if (options.follow) {
+        // From the follow-up's own event (the server writes it as a user message naming it) to the end.
+        await awaitRun(ctx, sent.run_id, true, followupOf(sent.execution, seq));
+      }
     });
 
   run
