@@ -7,6 +7,7 @@ import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { startModelServer, type ModelServer, type RecordedRequest, type ScriptedTurn } from '../support/model-server.js';
 import { api, runOz, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { until } from '../support/until.js';
+import { executionEnded, sendFollowup } from '../support/followups.js';
 
 type Json = Record<string, unknown>;
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
@@ -187,21 +188,6 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     for (const request of ownCodex.requests) expect(request.headers.authorization).toBe(`Bearer ${value}`);
   });
 
-  /** The run once its execution `n` has ended. */
-  const executionEnded = (id: string, n: number): Promise<Json> =>
-    until(
-      `run ${id} execution ${n}`,
-      async () => {
-        const run = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
-        return TERMINAL.includes(String(run.state)) && run.execution === n ? run : null;
-      },
-      90_000,
-    );
-  const followUp = async (id: string, message: string): Promise<void> => {
-    const res = await api(server, 'POST', `/api/v1/agent/runs/${id}/followups`, { key: server.adminKey, body: { message } });
-    expect(res.status, JSON.stringify(res.body)).toBe(200);
-  };
-
   it.each([
     ['claude', { harness: { type: 'claude' }, model_id: 'anthropic/claude-sonnet-4-5', harness_auth_secrets: { claude_auth_secret_name: 'CLAUDE_KEY' } }],
     ['codex', { harness: { type: 'codex' }, model_id: 'openai/gpt-5' }],
@@ -215,8 +201,8 @@ describe('the claude and codex harnesses run the real CLIs against the scripted 
     const id = String(run.run_id);
     const before = loopRequests().length;
     turns.push({ text: 'Second answer.', usage: { input: 12, output: 2 } });
-    await followUp(id, 'What was the marker?');
-    const second = await executionEnded(id, 2);
+    await sendFollowup(server, id, 'What was the marker?');
+    const second = await executionEnded(server, id, 2, 90_000);
     expect(second.state, JSON.stringify(second.status_message)).toBe('SUCCEEDED');
     const next = loopRequests().slice(before);
     expect(next.length).toBeGreaterThan(0);

@@ -8,9 +8,9 @@ import { startModelServer, type ModelServer, type RecordedRequest, type Scripted
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { runEvents } from '../support/run-events.js';
 import { until } from '../support/until.js';
+import { executionEnded, sendFollowup } from '../support/followups.js';
 
 type Json = Record<string, unknown>;
-const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const TOKEN = 'ghp_followups_test_token';
 const MODEL = 'anthropic/claude-scripted';
 
@@ -81,17 +81,8 @@ describe('follow-ups: a run goes on in the same conversation, on the same branch
     return (res.body as { run_id: string }).run_id;
   };
   const get = async (id: string): Promise<Json> => (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
-  /** The run once its execution `n` has ended. */
-  const ended = (id: string, n: number): Promise<Json> =>
-    until(`run ${id} to end execution ${n}`, async () => {
-      const run = await get(id);
-      return TERMINAL.includes(String(run.state)) && run.execution === n ? run : null;
-    });
-  const followUp = async (id: string, message: string): Promise<Json> => {
-    const res = await api(server, 'POST', `/api/v1/agent/runs/${id}/followups`, { key: server.adminKey, body: { message } });
-    expect(res.status, JSON.stringify(res.body)).toBe(200);
-    return res.body as Json;
-  };
+  const ended = (id: string, n: number): Promise<Json> => executionEnded(server, id, n);
+  const followUp = (id: string, message: string): Promise<Json> => sendFollowup(server, id, message);
   const userTexts = async (id: string): Promise<string[]> => {
     const res = await api(server, 'GET', `/api/v1/agent/runs/${id}/conversation`, { key: server.adminKey });
     const steps = (res.body as { steps: { messages: { role: string; content: Json[] }[] }[] }).steps;

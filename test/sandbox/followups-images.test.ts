@@ -6,12 +6,11 @@ import { buildBusyboxImage } from '../support/busybox-image.js';
 import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { runEvents } from '../support/run-events.js';
-import { until } from '../support/until.js';
+import { executionEnded, sendFollowup } from '../support/followups.js';
 import { imageBackends } from '../support/container-engine.js';
 import { push, TestRegistry } from '../worker/images/registry-fixture.js';
 
 type Json = Record<string, unknown>;
-const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 const BACKENDS = imageBackends();
 
 /**
@@ -63,15 +62,8 @@ describe.each(BACKENDS)('follow-ups on an image on the $backend backend', ({ bac
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     return (res.body as { run_id: string }).run_id;
   };
-  const ended = (id: string, n: number): Promise<Json> =>
-    until(`run ${id} to end execution ${n}`, async () => {
-      const run = (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
-      return TERMINAL.includes(String(run.state)) && run.execution === n ? run : null;
-    });
-  const followUp = async (id: string, message: string): Promise<void> => {
-    const res = await api(server, 'POST', `/api/v1/agent/runs/${id}/followups`, { key: server.adminKey, body: { message } });
-    expect(res.status, JSON.stringify(res.body)).toBe(200);
-  };
+  const ended = (id: string, n: number): Promise<Json> => executionEnded(server, id, n);
+  const followUp = async (id: string, message: string): Promise<void> => void (await sendFollowup(server, id, message));
   const reasons = async (id: string): Promise<unknown[]> => (await runEvents(server.storeSpec, id)).events.filter((e) => e.type === 'notice').map((e) => e.data.reason);
 
   it('the next execution restores what the last one left, on an image without git', async () => {

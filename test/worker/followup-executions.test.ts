@@ -7,9 +7,9 @@ import { git, makeBareRepo } from '../support/git-fixtures.js';
 import { api, startOzServer, startOzWorker, type OzServerHandle, type OzWorkerHandle } from '../support/oz-server-process.js';
 import { runEvents } from '../support/run-events.js';
 import { until } from '../support/until.js';
+import { executionEnded, sendFollowup } from '../support/followups.js';
 
 type Json = Record<string, unknown>;
-const TERMINAL = ['SUCCEEDED', 'FAILED', 'ERROR', 'CANCELLED'];
 
 /**
  * Executions across workers (docs/design.md "Follow-ups and executions"): a
@@ -66,15 +66,8 @@ describe('follow-up executions on standalone workers', () => {
     return (res.body as { run_id: string }).run_id;
   };
   const get = async (id: string): Promise<Json> => (await api(server, 'GET', `/api/v1/agent/runs/${id}`, { key: server.adminKey })).body as Json;
-  const ended = (id: string, n: number): Promise<Json> =>
-    until(`run ${id} to end execution ${n}`, async () => {
-      const run = await get(id);
-      return TERMINAL.includes(String(run.state)) && run.execution === n ? run : null;
-    });
-  const followUp = async (id: string, message: string): Promise<void> => {
-    const res = await api(server, 'POST', `/api/v1/agent/runs/${id}/followups`, { key: server.adminKey, body: { message } });
-    expect(res.status, JSON.stringify(res.body)).toBe(200);
-  };
+  const ended = (id: string, n: number): Promise<Json> => executionEnded(server, id, n);
+  const followUp = async (id: string, message: string): Promise<void> => void (await sendFollowup(server, id, message));
   const reasons = async (id: string): Promise<string[]> => (await runEvents(server.storeSpec, id)).events.filter((e) => e.type === 'notice').map((e) => String(e.data.reason));
 
   it('with an idle timeout the follow-up resumes in the same sandbox (nothing restored); a cancel tears it down and the next one restores', async () => {
