@@ -24,7 +24,7 @@ export interface ServerDeps {
   /** Lease length given to claims. */
   leaseTtlMs: number;
   /** The idle timeout of runs that set none (minutes) and the bound of a workspace snapshot (bytes); default: those of an empty configuration. */
-  followups?: { idleTimeoutMinutes: number; workspaceMaxBytes: number };
+  followups?: { idleTimeoutMinutes: number; workspaceMaxBytes: number; workspaceRetentionMs: number };
   /**
    * The in-process worker's credential: a random secret held only in memory by
    * this server and its embedded worker (never stored), so `oz server` needs no

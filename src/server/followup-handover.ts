@@ -6,8 +6,14 @@ import type { ServerDeps } from './deps.js';
 import { isCommitId } from './repo-branches.js';
 
 /** The follow-up settings of the deployment (an empty configuration's where the composition root gave none). */
-export function followupSettings(deps: ServerDeps): { idleTimeoutMinutes: number; workspaceMaxBytes: number } {
-  return deps.followups ?? { idleTimeoutMinutes: settingDefault('idleTimeoutMinutes'), workspaceMaxBytes: settingDefault('workspaceSnapshotMaxMb') * 1024 * 1024 };
+export function followupSettings(deps: ServerDeps): { idleTimeoutMinutes: number; workspaceMaxBytes: number; workspaceRetentionMs: number } {
+  return (
+    deps.followups ?? {
+      idleTimeoutMinutes: settingDefault('idleTimeoutMinutes'),
+      workspaceMaxBytes: settingDefault('workspaceSnapshotMaxMb') * 1024 * 1024,
+      workspaceRetentionMs: settingDefault('workspaceSnapshotRetentionDays') * 24 * 3600_000,
+    }
+  );
 }
 
 /**

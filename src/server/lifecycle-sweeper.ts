@@ -2,6 +2,7 @@ import type { ServerDeps } from './deps.js';
 import { Periodic } from './periodic.js';
 import type { RunService } from './run-service.js';
 import { forgetGoneWorkers, updateWaitingMessages } from './worker-pools.js';
+import { followupSettings } from './followup-handover.js';
 
 /**
  * How long past its expiry a lease is left alone before the sweep resolves
@@ -55,6 +56,8 @@ export class LifecycleSweeper extends Periodic {
       if (now - this.lastForget >= FORGET_EVERY_MS) {
         this.lastForget = now;
         await forgetGoneWorkers(this.deps);
+        // Old workspace snapshots of ended runs: a follow-up after that starts from the run's branch.
+        await this.deps.store.followups.forgetWorkspaceSnapshots(now - followupSettings(this.deps).workspaceRetentionMs);
       }
     } catch (error) {
       this.deps.logger.error({ err: error }, 'lifecycle sweep failed');

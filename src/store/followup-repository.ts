@@ -238,6 +238,24 @@ export class FollowupRepository {
     });
   }
 
+  /** Drop the snapshots of ended runs kept since before `before` (a retention sweep); returns how many. */
+  async forgetWorkspaceSnapshots(before: number): Promise<number> {
+    const result = await this.ctx.db
+      .deleteFrom('run_workspace_snapshots')
+      .where('created_at', '<', before)
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('runs')
+            .select('runs.id')
+            .whereRef('runs.id', '=', 'run_workspace_snapshots.run_id')
+            .where('runs.state', 'in', TERMINAL_STATES as RunState[]),
+        ),
+      )
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async workspaceSnapshot(runId: string): Promise<WorkspaceSnapshot | null> {
     const row = await this.ctx.db
       .selectFrom('run_workspace_snapshots')

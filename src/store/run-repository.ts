@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import { conflict, notFound } from '../core/errors.js';
 import { newId } from '../core/ids.js';
 import { ACTIVE_STATES, LEASED_STATES, TERMINAL_STATES, type RunState } from '../core/run-state.js';
@@ -116,37 +116,39 @@ export class RunRepository {
    * QUEUED, holding none of the team's slots, until such a worker shows up
    * (the sweeper admits it then, and says meanwhile what it waits for). An
    * admitted routed run loses that waiting message.
+   *
+   * A follow-up's execution whose sandbox its worker keeps idle is admitted
+   * first, into the slot that sandbox held.
    */
   async admit(teamId: string, at: number): Promise<Run[]> {
     return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
       await this.ctx.ops.lockTeamForAdmission(tx, teamId);
       const team = await tx.selectFrom('teams').select('max_concurrent_runs').where('id', '=', teamId).executeTakeFirst();
       if (!team) throw notFound('team', teamId);
+      // A sandbox kept idle for a follow-up holds one of the team's slots (docs/design.md "Follow-ups and
+      // executions"), if its worker is still seen; the follow-up's execution takes that slot up first.
+      const heldBySeenWorker = (eb: ExpressionBuilder<Database, 'runs'>) =>
+        eb.and([
+          eb('idle_until', '>', at),
+          eb.exists(
+            eb
+              .selectFrom('workers')
+              .select('workers.id')
+              .whereRef('workers.id', '=', 'runs.idle_worker_id')
+              .where('workers.last_seen_at', '>', at - IDLE_HOLDER_SEEN_MS),
+          ),
+        ]);
+      const admitted: Run[] = [];
+      const resuming = await tx.selectFrom('runs').select(['id']).where('team_id', '=', teamId).where('state', '=', 'QUEUED').where(heldBySeenWorker).execute();
+      for (const { id } of resuming) admitted.push(await transitionIn(tx, { runId: id, from: 'QUEUED', to: 'PENDING', by: 'server', at }));
       const { n } = await tx
         .selectFrom('runs')
         .select((eb) => eb.fn.countAll<number>().as('n'))
         .where('team_id', '=', teamId)
-        // An ended run's sandbox kept idle for a follow-up holds a slot too (docs/design.md "Follow-ups and executions").
-        .where((eb) =>
-          eb.or([
-            eb('state', 'in', ACTIVE_STATES),
-            eb.and([
-              eb('state', 'in', TERMINAL_STATES),
-              eb('idle_until', '>', at),
-              // Held by a worker still seen: a dead worker's hold holds no slot.
-              eb.exists(
-                eb
-                  .selectFrom('workers')
-                  .select('workers.id')
-                  .whereRef('workers.id', '=', 'runs.idle_worker_id')
-                  .where('workers.last_seen_at', '>', at - IDLE_HOLDER_SEEN_MS),
-              ),
-            ]),
-          ]),
-        )
+        .where((eb) => eb.or([eb('state', 'in', ACTIVE_STATES), eb.and([eb('state', 'in', TERMINAL_STATES), heldBySeenWorker(eb)])]))
         .executeTakeFirstOrThrow();
       const free = Number(team.max_concurrent_runs) - Number(n);
-      if (free <= 0) return [];
+      if (free <= 0) return admitted;
       const present = poolNamesOf(await workersSeenSince(tx, at - WORKER_SEEN_WINDOW_MS));
       const queued = await tx
         .selectFrom('runs')
@@ -158,7 +160,6 @@ export class RunRepository {
         .orderBy('id', 'asc')
         .limit(free)
         .execute();
-      const admitted: Run[] = [];
       for (const { id, worker_host } of queued) {
         admitted.push(await transitionIn(tx, { runId: id, from: 'QUEUED', to: 'PENDING', by: 'server', at, ...(worker_host !== null ? { statusMessage: null } : {}) }));
       }

@@ -27,7 +27,7 @@ describe('configuration', () => {
         githubApiUrl: 'https://api.github.com',
       },
       teamMaxConcurrentRuns: 4,
-      followups: { idleTimeoutMinutes: 0, workspaceMaxBytes: 64 * 1024 * 1024 },
+      followups: { idleTimeoutMinutes: 0, workspaceMaxBytes: 64 * 1024 * 1024, workspaceRetentionMs: 14 * 24 * 3600_000 },
       cliConfigPath: '/home/u/.config/oz/config.json',
       logLevel: 'info',
       workerConcurrency: 2,

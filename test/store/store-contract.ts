@@ -5,6 +5,7 @@ import { resourceContract } from './contract/resources.contract.js';
 import { runContract } from './contract/runs.contract.js';
 import { transitionContract } from './contract/transitions.contract.js';
 import { workerPoolContract } from './contract/worker-pools.contract.js';
+import { followupContract } from './contract/followups.contract.js';
 
 /** The one store contract, run against every database (sqlite-store.test.ts, postgres-store.test.ts). */
 export function describeStoreContract(factory: StoreFactory): void {
@@ -14,4 +15,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   runContract(factory);
   resourceContract(factory);
   workerPoolContract(factory);
+  followupContract(factory);
 }

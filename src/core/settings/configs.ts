@@ -77,6 +77,7 @@ interface SandboxLimitSettings {
 export interface FollowupSettings {
   readonly idleTimeoutMinutes: number;
   readonly workspaceMaxBytes: number;
+  readonly workspaceRetentionMs: number;
 }
 
 /** What the API server reads (`oz server`, `oz server --no-worker`, `oz server rotate-master-key`). */
@@ -253,7 +254,11 @@ export function serverConfig(s: SettingsOf<'server'>, env: Env): ServerConfig {
     models: Object.freeze([...new Set([...(s.defaultModel ? [s.defaultModel] : []), ...s.models])]),
     modelCatalog: s.modelCatalog,
     teamMaxConcurrentRuns: s.teamMaxConcurrentRuns,
-    followups: Object.freeze({ idleTimeoutMinutes: s.idleTimeoutMinutes, workspaceMaxBytes: s.workspaceSnapshotMaxMb * 1024 * 1024 }),
+    followups: Object.freeze({
+      idleTimeoutMinutes: s.idleTimeoutMinutes,
+      workspaceMaxBytes: s.workspaceSnapshotMaxMb * 1024 * 1024,
+      workspaceRetentionMs: s.workspaceSnapshotRetentionDays * 24 * 3600_000,
+    }),
     cliConfigPath: cliConfigPath(env),
     logLevel: s.logLevel,
     sweepIntervalMs: s.sweepIntervalMs,

@@ -173,6 +173,14 @@ export const SETTINGS = {
     group: 'server',
     readBy: readBy('server'),
   }),
+  workspaceSnapshotRetentionDays: setting({
+    env: 'OZ_WORKSPACE_SNAPSHOT_RETENTION_DAYS',
+    schema: intIn(1, 3650),
+    default: 14,
+    doc: "how long an ended run keeps its last workspace snapshot for a follow-up (days); a follow-up after that starts from the run's branch",
+    group: 'server',
+    readBy: readBy('server'),
+  }),
   teamMaxConcurrentRuns: setting({
     env: 'OZ_TEAM_MAX_CONCURRENT_RUNS',
     schema: intIn(1, 10_000),
