@@ -11,7 +11,8 @@ import type { RunAgentRequest } from '../api/run-requests.js';
 import { routedHost, WAITING_FOR_WORKER } from '../core/worker-pool.js';
 import { explainWait } from './worker-pools.js';
 import { resolveBranches } from './repo-branches.js';
-import type { FollowupResult } from '../store/followup-repository.js';
+import type { FollowupResult, Replayed } from '../store/followup-repository.js';
+import type { IdempotencyInput } from '../store/store.js';
 
 /** Who acts: a caller of the API, or the scheduler on behalf of a schedule's creator. */
 export type Actor = Pick<Principal, 'team' | 'user'>;
@@ -89,7 +90,7 @@ export class RunService {
     const { maxima } = teamLimits(this.deps, team);
     if (c.max_runtime_seconds !== undefined) refuseAboveMaxima({ maxRuntimeMs: c.max_runtime_seconds * 1000 }, maxima, 'config.');
     // Continuing a conversation (its id is its run's) is a follow-up to that run, with this prompt.
-    if (body.conversation_id !== undefined) return this.continueConversation(principal, body, prompt);
+    if (body.conversation_id !== undefined) return this.continueConversation(principal, body, prompt, this.idempotency(body, options));
     let environmentHost: string | undefined;
     let environmentRepos: RepoSpec[] | null = null;
     if (c.environment_id !== undefined) {
@@ -132,14 +133,7 @@ export class RunService {
       ...(c.branches !== undefined ? { branches: resolveBranches(c.branches, environmentRepos) } : {}),
     };
     const now = clock.now();
-    const idempotency = options.idempotencyKey
-      ? {
-          key: options.idempotencyKey,
-          requestHash: createHash('sha256')
-            .update(canonicalJson({ body, source: options.source }))
-            .digest('hex'),
-        }
-      : undefined;
+    const idempotency = this.idempotency(body, options);
     const { run, created } = await store.createRun(
       {
         teamId: team.id,
@@ -172,7 +166,18 @@ export class RunService {
    * prompt as a follow-up. Only the prompt and title go with it: the run keeps
    * its own configuration, so a config that asks for another one is refused.
    */
-  private async continueConversation(principal: Actor, body: RunAgentRequest, prompt: string): Promise<CreatedRun> {
+  /** The request's `Idempotency-Key` and a hash of what it asks. */
+  private idempotency(body: RunAgentRequest, options: CreateRunOptions): IdempotencyInput | undefined {
+    if (!options.idempotencyKey) return undefined;
+    return {
+      key: options.idempotencyKey,
+      requestHash: createHash('sha256')
+        .update(canonicalJson({ body, source: options.source }))
+        .digest('hex'),
+    };
+  }
+
+  private async continueConversation(principal: Actor, body: RunAgentRequest, prompt: string, idempotency?: IdempotencyInput): Promise<CreatedRun> {
     const id = body.conversation_id as string;
     const run = await this.deps.store.getRun(principal.team.id, id);
     if (!run) throw new OzError('resource_not_found', `conversation_id: conversation ${id} not found`, { reason: 'conversation_id' });
@@ -188,7 +193,7 @@ export class RunService {
         reason: `config.${others[0]?.[0]}`,
       });
     }
-    const result = await this.followUp(principal, id, prompt);
+    const result = await this.followUp(principal, id, prompt, idempotency);
     return { run: result.run, atCapacity: result.run.state === 'QUEUED' };
   }
 
@@ -198,7 +203,9 @@ export class RunService {
    * prompt, a running one at its next step (its worker's control poll wakes),
    * an ended one in its next execution, admitted like a new run.
    */
-  async followUp(principal: Actor, runId: string, message: string): Promise<FollowupResult & { delivery: 'with_start' | 'running' }> {
+  async followUp(principal: Actor, runId: string, message: string): Promise<FollowupResult & { delivery: 'with_start' | 'running' }>;
+  async followUp(principal: Actor, runId: string, message: string, idempotency?: IdempotencyInput): Promise<(FollowupResult | Replayed) & { delivery: 'with_start' | 'running' }>;
+  async followUp(principal: Actor, runId: string, message: string, idempotency?: IdempotencyInput): Promise<(FollowupResult | Replayed) & { delivery: 'with_start' | 'running' }> {
     const { store, clock, hub } = this.deps;
     const run = await store.getRun(principal.team.id, runId);
     if (!run) throw notFound('run', runId);
@@ -214,9 +221,9 @@ export class RunService {
     }
     for (let attempt = 0; ; attempt++) {
       try {
-        const result = await store.followups.add(principal.team.id, runId, message, principal.user.id, clock.now());
+        const result = await store.followups.add(principal.team.id, runId, message, principal.user.id, clock.now(), idempotency);
         hub.publish(runId);
-        if (result.startedExecution) await this.admit(principal.team.id);
+        if ('startedExecution' in result && result.startedExecution) await this.admit(principal.team.id);
         const current = (await store.getRun(principal.team.id, runId)) ?? result.run;
         const delivery = current.state === 'INPROGRESS' || current.state === 'BLOCKED' ? 'running' : 'with_start';
         return { ...result, run: current, delivery };

@@ -6,6 +6,7 @@ import { insertEvents, reserveEventSeqs } from './event-writer.js';
 import { toRun } from './rows.js';
 import { transitionIn } from './run-transition.js';
 import type { StoreContext } from './store-context.js';
+import type { IdempotencyInput } from './store.js';
 import { IDLE_HOLDER_SEEN_MS } from './routing-sql.js';
 
 export interface FollowupResult {
@@ -13,6 +14,12 @@ export interface FollowupResult {
   followup: RunFollowup;
   /** The follow-up started the run's next execution (the run had ended). */
   startedExecution: boolean;
+}
+
+/** A request sent again with its `Idempotency-Key`: nothing was added; the run as it is. */
+export interface Replayed {
+  run: Run;
+  replayed: true;
 }
 
 export interface WorkspaceSnapshot {
@@ -37,8 +44,29 @@ export class FollowupRepository {
    * execution, one compare-and-set): two follow-ups racing to an ended run
    * start one execution, and the second joins it.
    */
-  async add(teamId: string, runId: string, message: string, creatorId: string | null, at: number): Promise<FollowupResult> {
+  async add(teamId: string, runId: string, message: string, creatorId: string | null, at: number, idempotency?: IdempotencyInput): Promise<FollowupResult | Replayed> {
     return this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
+      // Retry-safe (`Idempotency-Key` with `conversation_id`): the key is the request's; a second one with it sends nothing.
+      if (idempotency) {
+        const inserted = await tx
+          .insertInto('idempotency_keys')
+          .values({ team_id: teamId, key: idempotency.key, request_hash: idempotency.requestHash, run_id: runId, created_at: at })
+          .onConflict((oc) => oc.columns(['team_id', 'key']).doNothing())
+          .returning('run_id')
+          .executeTakeFirst();
+        if (!inserted) {
+          const existing = await tx
+            .selectFrom('idempotency_keys')
+            .select(['request_hash', 'run_id'])
+            .where('team_id', '=', teamId)
+            .where('key', '=', idempotency.key)
+            .executeTakeFirstOrThrow();
+          if (existing.request_hash !== idempotency.requestHash) throw conflict('Idempotency-Key was already used with a different request body', 'idempotency_key_reused');
+          const row = await tx.selectFrom('runs').selectAll().where('id', '=', existing.run_id).executeTakeFirst();
+          if (!row) throw notFound('run', existing.run_id);
+          return { run: toRun(row), replayed: true };
+        }
+      }
       let query = tx.selectFrom('runs').selectAll().where('id', '=', runId).where('team_id', '=', teamId);
       if (this.ctx.ops.name === 'postgres') query = query.forUpdate();
       const row = await query.executeTakeFirst();

@@ -592,6 +592,15 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
           'config.model_id',
         );
         expectProblem(await call('POST', '/api/v1/agent/runs', { body: { prompt: 'x', conversation_id: 'no-such-run' } }), 404, 'resource_not_found', 'conversation_id');
+        // Retry-safe with an Idempotency-Key: the same request again sends nothing more; another body under the key is a 409.
+        const key = unique('continue');
+        const body = { prompt: 'once only', conversation_id: run_id };
+        expect((await createRun(body, { headers: { 'idempotency-key': key } })).run_id).toBe(run_id);
+        expect((await createRun(body, { headers: { 'idempotency-key': key } })).run_id).toBe(run_id);
+        expectProblem(await call('POST', '/api/v1/agent/runs', { body: { ...body, prompt: 'another' }, headers: { 'idempotency-key': key } }), 409, 'conflict');
+        const conversation = bodyOf<Conversation>(await call('GET', `/api/v1/agent/runs/${run_id}/conversation`));
+        const users = conversation.steps.flatMap((s) => s.messages.filter((m) => m.role === 'user').flatMap((m) => m.content.map((c) => (c as { text?: string }).text)));
+        expect(users.filter((t) => t === 'once only')).toHaveLength(1);
       });
 
       it("refuses a teammate's follow-up: only the run's creator steers it (its executions may hold the creator's personal secrets)", async () => {
