@@ -156,6 +156,24 @@ export const runItemSchema = z
   })
   .meta({ id: 'RunItem' });
 
+/** The patches of a run's changes (`GET /agent/runs/{id}/diff`, ours), per repository. */
+export const runDiffResponseSchema = z
+  .object({
+    diffs: z.array(
+      z.object({
+        repository: z.string(),
+        execution: z.number().int().meta({ description: 'the execution that published it last' }),
+        base: z.string().meta({ description: "the commit the run's first execution started on" }),
+        head: z.string().meta({ description: 'the commit it published' }),
+        patch: z.string().meta({ description: 'as git diff prints it, cut to 1 MiB' }),
+        bytes: z.number().int().meta({ description: 'the whole patch, before any cut' }),
+        truncated: z.boolean(),
+        created_at: timestamp,
+      }),
+    ),
+  })
+  .meta({ id: 'RunDiffResponse' });
+
 /** A follow-up message to a run (`POST /agent/runs/{id}/followups`). */
 export const followupRequestSchema = z
   .object({

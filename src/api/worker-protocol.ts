@@ -3,11 +3,13 @@ import { NETWORK_POLICIES } from '../core/environment.js';
 import { PLATFORM_ERROR_CODES } from '../core/errors.js';
 import { RUN_EVENT_TYPES } from '../core/run-event.js';
 import { SNAPSHOT_NOTICE_REASONS } from '../core/worker-protocol.js';
+import { MAX_DIFF_BYTES } from '../core/run-diff.js';
 import { MAX_WORKER_LABELS, POOL_NAME_PATTERN, POOL_NAME_RULE } from '../core/worker-pool.js';
 import type {
   ClaimRequest,
   ClaimResponse,
   ControlResponse,
+  DiffsRequest,
   EventBatchRequest,
   EventBatchResponse,
   FinishRequest,
@@ -73,6 +75,27 @@ export const workspaceQuerySchema = z
   .strict();
 export const idleRequestSchema = z.object({ worker_id: z.string().min(1).max(200), run_ids: z.array(z.string().min(1).max(200)).max(10_000) }).strict();
 export const idleResponseSchema = z.object({ keep: z.array(z.string()) });
+const commitId = z.string().regex(/^[0-9a-f]{40,64}$/, 'must be a commit id');
+export const diffsRequestSchema = z
+  .object({
+    ...lease,
+    diffs: z
+      .array(
+        z
+          .object({
+            repository: z.string().min(1).max(2000),
+            base: commitId,
+            head: commitId,
+            // Cut by the worker to MAX_DIFF_BYTES of UTF-8; a character is at most 4 bytes, so never more characters than that.
+            patch: z.string().max(MAX_DIFF_BYTES),
+            bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+            truncated: z.boolean(),
+          })
+          .strict(),
+      )
+      .max(20),
+  })
+  .strict();
 const claimedFollowupSchema = z.object({ seq: z.number().int(), message: z.string() });
 export const historyResponseSchema = z.object({
   events: z.array(z.object({ type: z.enum(RUN_EVENT_TYPES), data: z.record(z.string(), z.unknown()) })),
@@ -182,6 +205,7 @@ export const claimedRunSchema = z.object({
   execution: z.number().int().exactOptional(),
   followups: z.array(claimedFollowupSchema).exactOptional(),
   followups_after: z.number().int().exactOptional(),
+  diff_bases: z.array(z.string().nullable()).exactOptional(),
   checkouts: z.array(z.object({ branch: z.string().exactOptional(), commit: z.string().exactOptional(), push: z.boolean().exactOptional() }).nullable()).exactOptional(),
   workspace: z.object({ execution: z.number().int(), bytes: z.number().int(), heads: z.array(z.string()) }).exactOptional(),
   keep_workspace: z.boolean().exactOptional(),
@@ -237,4 +261,5 @@ const _sameAsCore: [
   Same<z.output<typeof historyResponseSchema>, HistoryResponse>,
   Same<z.output<typeof idleRequestSchema>, IdleRequest>,
   Same<z.output<typeof idleResponseSchema>, IdleResponse>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true];
+  Same<z.output<typeof diffsRequestSchema>, DiffsRequest>,
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true, true, true];

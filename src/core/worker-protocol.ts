@@ -18,6 +18,7 @@ import type { HarnessConfig, RunStatusMessage, RunUsage } from './run.js';
  *   PUT  /runs/{id}/workspace        the workspace the execution leaves (a tar, bounded)
  *   GET  /runs/{id}/workspace        the workspace the last execution left
  *   POST /runs/{id}/idle/release     the ended execution's idle sandbox is gone
+ *   POST /runs/{id}/diffs            the patches of the run's changes it published
  *   POST /idle                       which of this worker's idle sandboxes it may keep
  *
  * Every per-run call carries the lease token; a stale one gets 409.
@@ -113,6 +114,8 @@ export interface ClaimedRun {
    * is not restored over.
    */
   workspace?: { execution: number; bytes: number; heads: string[] };
+  /** Per repository of the environment (same order), the commit the run's patch starts from (its first execution's start); null: this execution's. */
+  diff_bases?: (string | null)[];
   /** Keep a workspace snapshot at the end of the execution (false: `--no-snapshot`). */
   keep_workspace?: boolean;
   /** The largest workspace snapshot the server takes (bytes). */
@@ -152,6 +155,11 @@ export interface HistoryResponse {
   events: { type: RunEventType; data: Record<string, unknown> }[];
   /** Older events were left out to stay within the bound. */
   truncated: boolean;
+}
+
+/** The patches of the run's changes, per repository it published to. */
+export interface DiffsRequest extends LeaseRequest {
+  diffs: { repository: string; base: string; head: string; patch: string; bytes: number; truncated: boolean }[];
 }
 
 export interface IdleRequest {

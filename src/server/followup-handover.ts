@@ -43,10 +43,11 @@ export function repoCheckouts(run: Run, env: Environment | null, pushed: Readonl
 /** The claim's follow-up fields: the execution, what the agent has not been given, where to start, what to restore, and how long to idle. */
 export async function followupHandover(deps: ServerDeps, run: Run, env: Environment | null): Promise<Partial<ClaimedRun>> {
   const settings = followupSettings(deps);
-  const [followups, artifacts, workspace] = await Promise.all([
+  const [followups, artifacts, workspace, diffs] = await Promise.all([
     deps.store.followups.list(run.id, run.followupsThrough),
     run.execution > 1 ? deps.store.listRunArtifacts([run.id]) : Promise.resolve([]),
     run.execution > 1 && run.config.snapshot !== false ? deps.store.followups.workspaceSnapshot(run.id) : Promise.resolve(null),
+    run.execution > 1 ? deps.store.followups.diffs(run.id) : Promise.resolve([]),
   ]);
   const pushed = new Map<string, string>();
   for (const artifact of artifacts) {
@@ -54,12 +55,16 @@ export async function followupHandover(deps: ServerDeps, run: Run, env: Environm
     if (artifact.type === 'BRANCH' && typeof branch === 'string' && typeof repository === 'string') pushed.set(repository, branch);
   }
   const checkouts = repoCheckouts(run, env, pushed);
+  // The run's patch stays one patch across executions: from where its first one started.
+  const diffBase = new Map(diffs.map((d) => [d.repository, d.base]));
+  const diffBases = (env?.config.repos ?? []).map((repo) => diffBase.get(repo.url) ?? null);
   const idleMinutes = run.config.idleTimeoutMinutes ?? settings.idleTimeoutMinutes;
   return {
     execution: run.execution,
     followups: followups.map((f) => ({ seq: f.seq, message: f.message })),
     followups_after: run.followupsThrough,
     ...(checkouts ? { checkouts } : {}),
+    ...(diffBases.some((b) => b !== null) ? { diff_bases: diffBases } : {}),
     // Only the last execution's: an older one (the last kept none) would undo what came after it.
     ...(workspace && workspace.execution === run.execution - 1 ? { workspace: { execution: workspace.execution, bytes: workspace.bytes, heads: workspace.heads } } : {}),
     keep_workspace: run.config.snapshot !== false,

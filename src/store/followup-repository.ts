@@ -1,6 +1,7 @@
 import { conflict, notFound, OzError } from '../core/errors.js';
 import { MAX_FOLLOWUPS_PER_RUN, type RunExecution, type RunFollowup } from '../core/execution.js';
-import { isTerminal, TERMINAL_STATES, type RunState } from '../core/run-state.js';
+import { isTerminal, LEASED_STATES, TERMINAL_STATES, type RunState } from '../core/run-state.js';
+import type { RunDiff } from '../core/run-diff.js';
 import type { Run, RunStatusMessage, RunUsage } from '../core/run.js';
 import { insertEvents, reserveEventSeqs } from './event-writer.js';
 import { toRun } from './rows.js';
@@ -264,6 +265,53 @@ export class FollowupRepository {
         .values({ run_id: runId, execution, bytes: data.length, heads: JSON.stringify(heads), data, created_at: at })
         .execute();
     });
+  }
+
+  /** Record the patches an execution published (replacing the run's earlier one per repository), under the run's live lease. */
+  async putDiffs(runId: string, leaseToken: string, diffs: readonly Omit<RunDiff, 'runId' | 'execution' | 'createdAt'>[], at: number): Promise<void> {
+    await this.ctx.ops.writeTx(this.ctx.db, async (tx) => {
+      const held = await tx
+        .selectFrom('runs')
+        .select(['execution'])
+        .where('id', '=', runId)
+        .where('lease_token', '=', leaseToken)
+        .where('state', 'in', LEASED_STATES as RunState[])
+        .executeTakeFirst();
+      if (!held) throw conflict(`run ${runId}: lease token is stale`, 'stale_lease');
+      for (const d of diffs) {
+        await tx.deleteFrom('run_diffs').where('run_id', '=', runId).where('repository', '=', d.repository).execute();
+        await tx
+          .insertInto('run_diffs')
+          .values({
+            run_id: runId,
+            repository: d.repository,
+            execution: Number(held.execution),
+            base: d.base,
+            head: d.head,
+            patch: d.patch,
+            bytes: d.bytes,
+            truncated: d.truncated ? 1 : 0,
+            created_at: at,
+          })
+          .execute();
+      }
+    });
+  }
+
+  /** The run's patches, by repository. */
+  async diffs(runId: string): Promise<RunDiff[]> {
+    const rows = await this.ctx.db.selectFrom('run_diffs').selectAll().where('run_id', '=', runId).orderBy('repository').execute();
+    return rows.map((r) => ({
+      runId: r.run_id,
+      repository: r.repository,
+      execution: Number(r.execution),
+      base: r.base,
+      head: r.head,
+      patch: r.patch,
+      bytes: Number(r.bytes),
+      truncated: Number(r.truncated) === 1,
+      createdAt: Number(r.created_at),
+    }));
   }
 
   /** Drop the snapshots of ended runs kept since before `before` (a retention sweep); returns how many. */

@@ -152,6 +152,20 @@ export interface RunWorkspaceSnapshotsTable {
   created_at: number;
 }
 
+export interface RunDiffsTable {
+  run_id: string;
+  repository: string;
+  execution: number;
+  base: string;
+  head: string;
+  patch: string;
+  /** The whole patch's size (bytes), cut or not. */
+  bytes: number;
+  /** 1 when `patch` was cut to the bound. */
+  truncated: number;
+  created_at: number;
+}
+
 export interface RunEventsTable {
   run_id: string;
   seq: number;
@@ -274,6 +288,7 @@ export interface Database {
   run_executions: RunExecutionsTable;
   run_followups: RunFollowupsTable;
   run_workspace_snapshots: RunWorkspaceSnapshotsTable;
+  run_diffs: RunDiffsTable;
   run_artifacts: RunArtifactsTable;
   idempotency_keys: IdempotencyKeysTable;
   worker_tokens: WorkerTokensTable;

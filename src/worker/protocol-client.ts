@@ -4,6 +4,7 @@ import {
   type ClaimRequest,
   type ClaimResponse,
   type ControlResponse,
+  type DiffsRequest,
   type EventBatchRequest,
   type EventBatchResponse,
   type FinishRequest,
@@ -135,6 +136,9 @@ export class ProtocolClient {
   }
   getWorkspace(runId: string, leaseToken: string, signal?: AbortSignal): Promise<Buffer> {
     return this.call('GET', `/runs/${runId}/workspace?${new URLSearchParams({ lease_token: leaseToken }).toString()}`, undefined, signal, true);
+  }
+  putDiffs(runId: string, leaseToken: string, diffs: DiffsRequest['diffs']): Promise<void> {
+    return this.call('POST', `/runs/${runId}/diffs`, { lease_token: leaseToken, diffs });
   }
   releaseIdle(runId: string, leaseToken: string): Promise<void> {
     return this.call('POST', `/runs/${runId}/idle/release`, { lease_token: leaseToken });

@@ -18,6 +18,7 @@ import { ProtocolError, type ProtocolClient } from './protocol-client.js';
 import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
 import { checkoutDirs, setUpWorkspace } from './provisioning/workspace-setup.js';
 import { PublishError, type Publisher } from './results/publisher.js';
+import { collectDiffs } from './results/run-diff.js';
 import { RunSockets } from './run-sockets.js';
 import type { ReportedFinish, ReportedShutdown } from './support-server.js';
 import { RemoteRefusedError, type RemotePolicy } from './provisioning/remote-policy.js';
@@ -1013,10 +1014,30 @@ export class RunExecution {
         },
         signal: this.stopped.signal,
       });
+      await this.publishDiffs(env, bases);
       return { state: 'SUCCEEDED', message: { message: [summary, ...notes].join('\n') } };
     } catch (error) {
       if (!(error instanceof PublishError)) throw error;
       return { state: 'FAILED', message: { message: `${summary}\n${error.message}`, reason: 'publish_failed' } };
+    }
+  }
+
+  /** The patch of the run's changes, for the run's page (`GET /agent/runs/{id}/diff`); a failure is a notice, never the run's. */
+  private async publishDiffs(env: Record<string, string>, bases: readonly string[]): Promise<void> {
+    const repos = this.run.environment?.repos ?? [];
+    try {
+      const diffs = await collectDiffs({
+        sandbox: this.sandbox as Sandbox,
+        env: { ...this.platformEnv(env), GIT_TERMINAL_PROMPT: '0' },
+        repos,
+        dirs: checkoutDirs(repos),
+        starts: repos.map((_repo, i) => this.run.diff_bases?.[i] ?? bases[i] ?? ''),
+        redact: (text) => this.redactor.redact(text),
+      });
+      if (diffs.length > 0) await this.deps.client.putDiffs(this.run.run_id, this.run.lease_token, diffs);
+    } catch (error) {
+      this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'could not record the diff');
+      this.notice("The run's diff could not be recorded (the worker log has why); its branch has the changes.", 'diff_not_recorded');
     }
   }
 

@@ -133,6 +133,36 @@ describe('follow-ups: a run goes on in the same conversation, on the same branch
       [2, 'SUCCEEDED'],
     ]);
     expect(Date.parse(String(executions[1]?.created_at))).toBeGreaterThanOrEqual(Date.parse(String(executions[0]?.ended_at)));
+    // The run's diff: one patch over both executions, from the commit it started on.
+    const diff = (await api(server, 'GET', `/api/v1/agent/runs/${id}/diff`, { key: server.adminKey })).body as { diffs: Json[] };
+    expect(diff.diffs).toHaveLength(1);
+    expect(diff.diffs[0]).toMatchObject({ repository: 'https://github.com/acme/web.git', execution: 2, truncated: false, base: git(githubBare, 'rev-parse', 'main').trim() });
+    expect(diff.diffs[0]?.head).toBe(git(githubBare, 'rev-parse', branch).trim());
+    expect(String(diff.diffs[0]?.patch)).toContain('+++ b/a.txt\n@@ -0,0 +1 @@\n+first');
+    expect(String(diff.diffs[0]?.patch)).toContain('+++ b/b.txt\n@@ -0,0 +1 @@\n+second');
+  });
+
+  it("the run's diff is cut at 1 MiB, saying so, and never holds a secret's value", async () => {
+    const secret = await api(server, 'POST', '/api/v1/secrets', { key: server.adminKey, body: { name: 'DIFF_SECRET', value: 'sekrit-diff-value-42' } });
+    expect(secret.status, JSON.stringify(secret.body)).toBe(201);
+    const envId = await environment({ repos: [{ url: localUrl }], secrets: ['DIFF_SECRET'] });
+    const id = await start('echo "token=$DIFF_SECRET" > config.txt && head -c 3000000 /dev/zero | tr "\\0" "y" | fold -w 100 > zbig.txt', {
+      environment_id: envId,
+      harness: { type: 'command' },
+    });
+    expect((await ended(id, 1)).state).toBe('SUCCEEDED');
+    const diff = (await api(server, 'GET', `/api/v1/agent/runs/${id}/diff`, { key: server.adminKey })).body as { diffs: Json[] };
+    const [only] = diff.diffs;
+    expect(only).toMatchObject({ truncated: true });
+    expect(Number(only?.bytes)).toBeGreaterThan(3_000_000);
+    expect(String(only?.patch).length).toBeLessThanOrEqual(1024 * 1024);
+    expect(String(only?.patch)).toContain('+++ b/config.txt');
+    expect(String(only?.patch)).not.toContain('sekrit-diff-value-42');
+    // A run without changes has none; another run's id is a 404.
+    const quiet = await start('true', { environment_id: envId, harness: { type: 'command' } });
+    await ended(quiet, 1);
+    expect(((await api(server, 'GET', `/api/v1/agent/runs/${quiet}/diff`, { key: server.adminKey })).body as { diffs: Json[] }).diffs).toEqual([]);
+    expect((await api(server, 'GET', '/api/v1/agent/runs/nope/diff', { key: server.adminKey })).status).toBe(404);
   });
 
   it('a follow-up sent while the built-in agent works reaches the model at its next step', async () => {

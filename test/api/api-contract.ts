@@ -278,6 +278,7 @@ export function describeApiContract(backend: Backend, pgUrl?: string, start?: St
             ['GET', `/api/v1/agent/conversations/${runId}`, undefined],
             ['GET', `/api/v1/agent/runs/${runId}/events`, undefined],
             ['POST', `/api/v1/agent/runs/${runId}/followups`, { message: 'not yours' }],
+            ['GET', `/api/v1/agent/runs/${runId}/diff`, undefined],
             ['GET', `/api/v1/agent/environments/${envId}`, undefined],
             ['PATCH', `/api/v1/agent/environments/${envId}`, { name: 'stolen' }],
             ['DELETE', `/api/v1/agent/environments/${envId}`, undefined],

@@ -4,7 +4,15 @@ import { z } from 'zod';
 import { idParam } from '../../api/common.js';
 import { conversationResponseSchema } from '../../api/conversation.js';
 import { listRunsQuerySchema, runAgentRequestSchema, type ListRunsQueryParams } from '../../api/run-requests.js';
-import { cancelRunResponseSchema, followupRequestSchema, followupResponseSchema, listRunsResponseSchema, runAgentResponseSchema, runItemSchema } from '../../api/runs.js';
+import {
+  cancelRunResponseSchema,
+  followupRequestSchema,
+  runDiffResponseSchema,
+  followupResponseSchema,
+  listRunsResponseSchema,
+  runAgentResponseSchema,
+  runItemSchema,
+} from '../../api/runs.js';
 import { toRfc3339 } from '../../core/clock.js';
 import { notFound, OzError } from '../../core/errors.js';
 import type { RunFilters, RunSource } from '../../core/run.js';
@@ -107,6 +115,28 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
       const [artifacts, executions] = await Promise.all([deps.store.listRunArtifacts([run.id]), deps.store.followups.executions([run.id])]);
       return presentRun(run, artifacts, { baseUrl: publicBaseUrl(request), now: deps.clock.now() }, executions);
     });
+
+    r.get(
+      '/agent/runs/:runId/diff',
+      { schema: { params: runIdParams, response: { 200: runDiffResponseSchema }, summary: "The patch of a run's changes, per repository", tags: ['runs'] } },
+      async (request) => {
+        const run = await deps.store.getRun(principalOf(request).team.id, request.params.runId);
+        if (!run) throw notFound('run', request.params.runId);
+        const diffs = await deps.store.followups.diffs(run.id);
+        return {
+          diffs: diffs.map((d) => ({
+            repository: d.repository,
+            execution: d.execution,
+            base: d.base,
+            head: d.head,
+            patch: d.patch,
+            bytes: d.bytes,
+            truncated: d.truncated,
+            created_at: toRfc3339(d.createdAt),
+          })),
+        };
+      },
+    );
 
     r.post(
       '/agent/runs/:runId/followups',

@@ -7,6 +7,7 @@ import {
   claimResponseSchema,
   controlQuerySchema,
   controlResponseSchema,
+  diffsRequestSchema,
   eventBatchRequestSchema,
   followupsDeliveredRequestSchema,
   historyResponseSchema,
@@ -42,6 +43,9 @@ import { conversationHistory } from '../conversation-history.js';
 
 /** A workspace snapshot as the API documents it: a tar (the serializer is skipped for a Buffer). */
 const workspaceTarSchema = z.any().meta({ description: 'application/octet-stream: a tar of the workspace the last execution left' });
+
+/** A run's patches: up to 20 repositories of at most MAX_DIFF_BYTES each, JSON-escaped. */
+const DIFFS_BODY_LIMIT = 48 * 1024 * 1024;
 
 /** The body limit of an event batch (the API's own is 1 MiB). */
 const EVENT_BATCH_BODY_LIMIT = 4 * 1024 * 1024;
@@ -380,6 +384,18 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         const data = await deps.store.followups.workspaceSnapshotData(run.id);
         if (!data) throw notFound('workspace snapshot', run.id);
         return reply.type('application/octet-stream').send(data);
+      },
+    );
+
+    r.post(
+      '/runs/:runId/diffs',
+      {
+        bodyLimit: DIFFS_BODY_LIMIT,
+        schema: { params, body: diffsRequestSchema, response: { 204: noContentSchema }, summary: "The patches of the run's changes it published", tags: ['worker protocol'] },
+      },
+      async (request, reply) => {
+        await deps.store.followups.putDiffs(request.params.runId, request.body.lease_token, request.body.diffs, deps.clock.now());
+        return reply.code(204).send();
       },
     );
 
