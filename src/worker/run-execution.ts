@@ -274,6 +274,8 @@ export class RunExecution {
   private async phases(): Promise<Outcome | null> {
     const run = this.run;
     if (run.cancel_requested) this.cancel({ message: 'Cancelled before it started.', reason: 'cancelled_by_user' });
+    // An adopted sandbox is this execution's from the start: whatever fails next, the teardown ends it.
+    if (this.adopted) this.adopt(this.adopted);
     const harness = this.preflight();
     if (this.adopted) return this.resume(harness, this.adopted);
     const mounts = await this.fetchRepositories();
@@ -305,18 +307,22 @@ export class RunExecution {
    * workspace is as the agent left it (nothing cloned, set up or restored);
    * the sockets serve again, in the same directory, with this execution's token.
    */
-  private async resume(harness: Harness, idle: IdleSandbox): Promise<Outcome | null> {
-    const run = this.run;
+  private adopt(idle: IdleSandbox): void {
     this.sandbox = idle.sandbox;
+    this.sockets = idle.sockets;
     this.image = idle.image;
     this.mounts = idle.mounts;
     this.bases = idle.bases;
+  }
+
+  private async resume(harness: Harness, idle: IdleSandbox): Promise<Outcome | null> {
+    const run = this.run;
     await this.planCheckouts(idle.mounts);
     this.sockets = await this.startSockets(harness, idle.sockets.dir);
-    this.sandbox.renewFence(Math.max(0, Math.floor(this.lease.validForMs)));
+    idle.sandbox.renewFence(Math.max(0, Math.floor(this.lease.validForMs)));
     if (this.stopReason) return null;
     const env = { ...this.runEnv(), ...secretEnv(this.secrets?.env ?? {}) };
-    await this.sandbox.enter('agent');
+    await idle.sandbox.enter('agent');
     this.uploader.add({
       type: 'notice',
       at: Date.now(),
