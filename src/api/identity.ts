@@ -93,6 +93,11 @@ export const meResponseSchema = z.object({
     .meta({ description: "what the team's environments and runs get where they set nothing, and the most they may set" }),
 });
 
+export const listTeamsResponseSchema = z.object({ teams: z.array(teamItemSchema) });
+export type ListTeamsResponse = z.infer<typeof listTeamsResponseSchema>;
+export const listUsersResponseSchema = z.object({ users: z.array(userItemSchema) });
+export type ListUsersResponse = z.infer<typeof listUsersResponseSchema>;
+
 export const listApiKeysResponseSchema = z.object({ api_keys: z.array(apiKeyItemSchema) });
 export const expireApiKeyResponseSchema = z.object({ uid: z.string(), expired: z.boolean() });
 

@@ -173,6 +173,7 @@ export const runDiffResponseSchema = z
     ),
   })
   .meta({ id: 'RunDiffResponse' });
+export type RunDiffResponse = z.infer<typeof runDiffResponseSchema>;
 
 /** A follow-up message to a run (`POST /agent/runs/{id}/followups`). */
 export const followupRequestSchema = z

@@ -11,6 +11,7 @@ import { completionsCommand } from './commands/completions.js';
 import { environmentCommand } from './commands/environment.js';
 import { secretCommand } from './commands/secret.js';
 import { bareScheduleMeansCreate, scheduleCommand } from './commands/schedule.js';
+import { openCommand } from './commands/open.js';
 import { adminCommand, apiKeyCommand, modelCommand, whoamiCommand, workerListCommand, workerTokenCommand } from './commands/identity.js';
 import { runCommand } from './commands/run.js';
 import { buildContext, type CliContext, type GlobalOptions } from './context.js';
@@ -116,7 +117,7 @@ export interface ProgramDeps {
 export const VERSION = OZ_VERSION;
 
 /** The command groups whose commands print a JSON result: each of their commands takes `--jq`. */
-const JSON_GROUPS = ['agent', 'run', 'task', 'environment', 'secret', 'schedule', 'api-key', 'admin', 'worker-token', 'worker', 'model', 'whoami'];
+const JSON_GROUPS = ['agent', 'run', 'task', 'environment', 'secret', 'schedule', 'api-key', 'admin', 'worker-token', 'worker', 'model', 'whoami', 'open'];
 const JQ_HELP = "print the JSON output through a jq filter (implies --output-format json; strings print unquoted), e.g. --jq '.run_id'";
 
 function everyCommand(cmd: Command): Command[] {
@@ -207,6 +208,7 @@ export function buildProgram(unsafeDeps: ProgramDeps): Command {
   program.addCommand(workerTokenCommand(context));
   program.addCommand(modelCommand(context));
   program.addCommand(whoamiCommand(context));
+  program.addCommand(openCommand(context));
   program.addCommand(completionsCommand(program));
   program.addCommand(
     unavailableCommand(

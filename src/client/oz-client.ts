@@ -10,6 +10,8 @@ import type {
   ExpireApiKeyResponse,
   ListApiKeysResponse,
   ListWorkersResponse,
+  ListTeamsResponse,
+  ListUsersResponse,
   ListWorkerTokensResponse,
   MeResponse,
   NewKeyInput,
@@ -21,7 +23,8 @@ import type { ListModelsResponse } from '../api/models.js';
 import { parseProblem } from '../api/problem.js';
 import type { RunAgentRequestInput } from '../api/run-requests.js';
 import type { RunEventMessage, RunEventsEnd } from '../api/run-events.js';
-import type { FollowupResponse, ListRunsResponse, RunAgentResponse, RunItem } from '../api/runs.js';
+import type { FollowupResponse, ListRunsResponse, RunAgentResponse, RunDiffResponse, RunItem } from '../api/runs.js';
+import type { CreateLoginLinkInput, LoginLink, SignInInput, WebSession } from '../api/web.js';
 import type { CreateScheduleInput, ListSchedulesResponse, ScheduleItem, UpdateScheduleInput } from '../api/schedules.js';
 import type { CreateSecretInput, ListSecretsResponse, PatchSecretInput, SecretItem } from '../api/secrets.js';
 import { OzClientError } from './client-error.js';
@@ -35,6 +38,8 @@ export interface OzClientOptions {
   /** Request/response tracing (the CLI's --debug); the key is masked. */
   trace?: (line: string) => void;
   fetch?: typeof fetch;
+  /** Headers sent with every request, asked each time (the dashboard's CSRF token). */
+  headers?: () => Record<string, string>;
 }
 
 export interface FollowOptions {
@@ -81,6 +86,7 @@ export class OzClient {
       accept: 'application/json',
       ...(this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {}),
       ...(this.options.client ? { 'x-oz-client': this.options.client } : {}),
+      ...this.options.headers?.(),
       ...extra,
     };
   }
@@ -126,6 +132,9 @@ export class OzClient {
   }
   getRun(id: string): Promise<RunItem> {
     return this.request('GET', `${this.api}/agent/runs/${encodeURIComponent(id)}`);
+  }
+  getRunDiff(id: string): Promise<RunDiffResponse> {
+    return this.request('GET', `${this.api}/agent/runs/${encodeURIComponent(id)}/diff`);
   }
   getConversation(id: string): Promise<ConversationResponse> {
     return this.request('GET', `${this.api}/agent/conversations/${encodeURIComponent(id)}`);
@@ -275,5 +284,25 @@ export class OzClient {
   }
   listWorkers(): Promise<ListWorkersResponse> {
     return this.request('GET', `${this.api}/admin/workers`);
+  }
+  listTeams(): Promise<ListTeamsResponse> {
+    return this.request('GET', `${this.api}/admin/teams`);
+  }
+  listUsers(team?: string): Promise<ListUsersResponse> {
+    return this.request('GET', `${this.api}/admin/users${team === undefined ? '' : `?team=${encodeURIComponent(team)}`}`);
+  }
+
+  // The dashboard's session (docs/dashboard.md)
+  signIn(body: SignInInput): Promise<WebSession> {
+    return this.request('POST', `${this.api}/web/session`, body);
+  }
+  webSession(): Promise<WebSession> {
+    return this.request('GET', `${this.api}/web/session`);
+  }
+  signOut(): Promise<{ signed_out: boolean }> {
+    return this.request('DELETE', `${this.api}/web/session`);
+  }
+  createLoginLink(body: CreateLoginLinkInput): Promise<LoginLink> {
+    return this.request('POST', `${this.api}/web/login-links`, body);
   }
 }

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { createLogger } from './logger.js';
 import { systemClock } from '../core/clock.js';
 import { loadServerCommand } from '../core/config.js';
@@ -66,6 +67,9 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     teamMaxConcurrentRuns: config.teamMaxConcurrentRuns,
     leaseTtlMs: config.leaseTtlMs,
     followups: config.followups,
+    webSessionTtlMs: config.webSessionTtlMs,
+    // The dashboard `npm run build` put beside the compiled server (dist/web).
+    webRoot: fileURLToPath(new URL('../web/', import.meta.url)),
     sweepIntervalMs: config.sweepIntervalMs,
     eventPollMs: config.eventPollMs,
     eventStreams: config.eventStreams,

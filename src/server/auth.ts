@@ -3,6 +3,7 @@ import { OzError } from '../core/errors.js';
 import type { ApiKey, Team, User } from '../core/identity.js';
 import type { ServerDeps } from './deps.js';
 import { API_KEY_PREFIX, hashSecret } from './credentials.js';
+import { SESSION_COOKIE, sessionPrincipal } from './web-session.js';
 
 /** Who is calling: a user of a team, through one of their API keys. */
 export interface Principal {
@@ -25,11 +26,20 @@ function bearer(request: FastifyRequest): string | null {
   return match[1];
 }
 
-/** onRequest hook for the user API: resolves the bearer key or answers 401. */
+/**
+ * onRequest hook for the user API: resolves the bearer key, else the
+ * dashboard's session cookie (src/server/web-session.ts), or answers 401.
+ * A bearer key wins over a cookie: a script's key means what it says.
+ */
 export function authenticate(deps: ServerDeps) {
   return async (request: FastifyRequest): Promise<void> => {
     const secret = bearer(request);
     if (!secret) {
+      const cookie = request.cookies[SESSION_COOKIE];
+      if (cookie) {
+        request.principal = await sessionPrincipal(deps, request, cookie);
+        return;
+      }
       throw new OzError('authentication_required', 'an API key is required: send "Authorization: Bearer <key>"');
     }
     const found = secret.startsWith(API_KEY_PREFIX) ? await deps.store.findApiKeyByHash(hashSecret(secret), deps.clock.now()) : null;

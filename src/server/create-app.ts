@@ -1,3 +1,4 @@
+import fastifyCookie from '@fastify/cookie';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { isOzError, OzError } from '../core/errors.js';
@@ -20,6 +21,8 @@ import { Scheduler } from './scheduler.js';
 import { workerProtocolRoutes } from './routes/worker-protocol.js';
 import { WORKER_API } from '../core/worker-protocol.js';
 import { settingDefault } from '../core/config.js';
+import { registerDashboard } from './dashboard.js';
+import { webSessionRoutes, webSignInRoutes } from './routes/web-session.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -38,7 +41,11 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
   // Answers are encoded through their route's response schema (src/api): a value the schema does not fit is a 500, a field it lacks is dropped.
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(problemHandler);
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, new OzError('resource_not_found', `no route ${request.method} ${request.url.split('?')[0]}`), request));
+  await app.register(fastifyCookie);
+  const dashboardPage = await registerDashboard(app, deps.webRoot);
+  app.setNotFoundHandler(
+    (request, reply) => dashboardPage(request, reply) ?? sendProblem(reply, new OzError('resource_not_found', `no route ${request.method} ${request.url.split('?')[0]}`), request),
+  );
   // JSON only (anything else is a 415); an empty JSON body is "no body", not a parse error.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
@@ -51,6 +58,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
     }
   });
   app.decorateRequest('principal', null);
+  app.decorateRequest('webSession', null);
 
   await registerOpenApi(app, `${API_PREFIX}/openapi.json`);
 
@@ -100,7 +108,16 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
       await api.register(identityRoutes(deps));
       await api.register(secretRoutes(deps));
       await api.register(scheduleRoutes(deps, scheduler));
+      await api.register(webSessionRoutes(deps));
       await api.register(unimplementedRoutes);
+    },
+    { prefix: API_PREFIX },
+  );
+  // Signing in needs no credential yet (the body carries one).
+  await app.register(
+    async (api) => {
+      api.addHook('preValidation', refuseNulBytes);
+      await api.register(webSignInRoutes(deps));
     },
     { prefix: API_PREFIX },
   );

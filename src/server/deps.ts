@@ -41,6 +41,10 @@ export interface ServerDeps {
   eventStreams?: EventStreamSettings;
   /** GitHub's REST API (`OZ_GITHUB_API_URL`), where `devcontainer` files are read; default `settingDefault('githubApiUrl')`. */
   githubApiUrl?: string;
+  /** How long a dashboard session lasts (`OZ_WEB_SESSION_HOURS`); default 12 hours. */
+  webSessionTtlMs?: number;
+  /** The dashboard's built assets (`dist/web`, with its index.html); absent or missing: `/` says the dashboard is not built. */
+  webRoot?: string | null;
   /** The operator's per-run limits: defaults and ceilings (`OZ_SANDBOX_*`, `OZ_SANDBOX_MAX_*`); default: those of an empty configuration. */
   sandboxLimits?: { defaults: RunLimits; maxima: RunLimits };
 }

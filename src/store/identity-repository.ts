@@ -53,6 +53,16 @@ export class IdentityRepository {
     return row ? toTeam(row) : null;
   }
 
+  async listTeams(): Promise<Team[]> {
+    const rows = await this.ctx.db.selectFrom('teams').selectAll().orderBy('created_at', 'asc').orderBy('id').execute();
+    return rows.map(toTeam);
+  }
+
+  async listUsers(teamId: string): Promise<User[]> {
+    const rows = await this.ctx.db.selectFrom('users').selectAll().where('team_id', '=', teamId).orderBy('created_at', 'asc').orderBy('id').execute();
+    return rows.map(toUser);
+  }
+
   async countTeams(): Promise<number> {
     const row = await this.ctx.db
       .selectFrom('teams')
@@ -104,11 +114,20 @@ export class IdentityRepository {
     return toApiKey(row);
   }
 
-  async findApiKeyByHash(secretHash: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null> {
+  findApiKeyByHash(secretHash: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null> {
+    return this.findApiKey('secret_hash', secretHash, at);
+  }
+
+  /** A key by its id, with its user and team, while it has not expired (a dashboard session acts as its key). */
+  findApiKeyById(id: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null> {
+    return this.findApiKey('id', id, at);
+  }
+
+  private async findApiKey(column: 'secret_hash' | 'id', value: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null> {
     const row = await this.ctx.db
       .selectFrom('api_keys')
       .selectAll()
-      .where('secret_hash', '=', secretHash)
+      .where(column, '=', value)
       .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]))
       .executeTakeFirst();
     if (!row) return null;

@@ -152,6 +152,24 @@ export interface RunWorkspaceSnapshotsTable {
   created_at: number;
 }
 
+export interface WebSessionsTable {
+  secret_hash: string;
+  key_id: string;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+  ended_at: number | null;
+}
+
+export interface WebLoginLinksTable {
+  secret_hash: string;
+  key_id: string;
+  path: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface RunDiffsTable {
   run_id: string;
   repository: string;
@@ -289,6 +307,8 @@ export interface Database {
   run_followups: RunFollowupsTable;
   run_workspace_snapshots: RunWorkspaceSnapshotsTable;
   run_diffs: RunDiffsTable;
+  web_sessions: WebSessionsTable;
+  web_login_links: WebLoginLinksTable;
   run_artifacts: RunArtifactsTable;
   idempotency_keys: IdempotencyKeysTable;
   worker_tokens: WorkerTokensTable;

@@ -14,6 +14,7 @@ import { SecretRepository } from './secret-repository.js';
 import { WorkerTokenRepository } from './worker-token-repository.js';
 import { WorkerRepository } from './worker-repository.js';
 import { FollowupRepository } from './followup-repository.js';
+import { WebSessionRepository } from './web-session-repository.js';
 import type { Database, DialectName } from './schema.js';
 import type { DialectOps } from './store-context.js';
 import type { ClaimInput, CreateRunResult, IdempotencyInput, NewRun, Store, SweepOutcome, WakeupBus, TransitionInput } from './store.js';
@@ -37,6 +38,7 @@ export class SqlStore implements Store {
   readonly schedules: ScheduleRepository;
   readonly workers: WorkerRepository;
   readonly followups: FollowupRepository;
+  readonly webSessions: WebSessionRepository;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -59,6 +61,7 @@ export class SqlStore implements Store {
     this.schedules = new ScheduleRepository(ctx);
     this.workers = new WorkerRepository(ctx);
     this.followups = new FollowupRepository(ctx);
+    this.webSessions = new WebSessionRepository(ctx, this.identity);
   }
 
   createTeam(input: { name: string; maxConcurrentRuns: number; limitCeilings?: EnvironmentLimits }, at: number): Promise<Team> {
@@ -72,6 +75,12 @@ export class SqlStore implements Store {
   }
   getTeamByName(name: string): Promise<Team | null> {
     return this.identity.getTeamByName(name);
+  }
+  listTeams(): Promise<Team[]> {
+    return this.identity.listTeams();
+  }
+  listUsers(teamId: string): Promise<User[]> {
+    return this.identity.listUsers(teamId);
   }
   countTeams(): Promise<number> {
     return this.identity.countTeams();
@@ -90,6 +99,9 @@ export class SqlStore implements Store {
   }
   findApiKeyByHash(secretHash: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null> {
     return this.identity.findApiKeyByHash(secretHash, at);
+  }
+  findApiKeyById(id: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null> {
+    return this.identity.findApiKeyById(id, at);
   }
   listApiKeys(teamId: string, userId?: string): Promise<ApiKey[]> {
     return this.identity.listApiKeys(teamId, userId);

@@ -9,6 +9,7 @@ import type { ScheduleRepository } from './schedule-repository.js';
 import type { SecretRepository } from './secret-repository.js';
 import type { FollowupRepository } from './followup-repository.js';
 import type { WorkerRepository } from './worker-repository.js';
+import type { WebSessionRepository } from './web-session-repository.js';
 
 export interface NewRun {
   teamId: string;
@@ -107,6 +108,10 @@ export interface Store {
   updateTeam(id: string, patch: TeamPatch): Promise<Team | null>;
   getTeam(id: string): Promise<Team | null>;
   getTeamByName(name: string): Promise<Team | null>;
+  /** Every team, oldest first (the platform team's admins list them). */
+  listTeams(): Promise<Team[]>;
+  /** A team's users, oldest first. */
+  listUsers(teamId: string): Promise<User[]>;
   countTeams(): Promise<number>;
   createUser(input: { teamId: string; email: string; displayName: string | null; role: UserRole }, at: number): Promise<User>;
   getUser(id: string): Promise<User | null>;
@@ -114,6 +119,8 @@ export interface Store {
   createApiKey(input: NewApiKey, at: number): Promise<ApiKey>;
   /** The live (unexpired) key with this secret hash, with its owner. */
   findApiKeyByHash(secretHash: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null>;
+  /** The live key with this id, with its owner (a dashboard session acts as it). */
+  findApiKeyById(id: string, at: number): Promise<{ key: ApiKey; user: User; team: Team } | null>;
   listApiKeys(teamId: string, userId?: string): Promise<ApiKey[]>;
   /** Expire a key now; false when it does not exist in the team. */
   expireApiKey(teamId: string, keyId: string, at: number): Promise<boolean>;
@@ -187,6 +194,8 @@ export interface Store {
   readonly workers: WorkerRepository;
   /** Follow-ups, executions, idle sandboxes and workspace snapshots. */
   readonly followups: FollowupRepository;
+  /** The dashboard's sessions and one-time login links. */
+  readonly webSessions: WebSessionRepository;
 
   close(): Promise<void>;
 }

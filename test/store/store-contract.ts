@@ -6,6 +6,7 @@ import { runContract } from './contract/runs.contract.js';
 import { transitionContract } from './contract/transitions.contract.js';
 import { workerPoolContract } from './contract/worker-pools.contract.js';
 import { followupContract } from './contract/followups.contract.js';
+import { webSessionContract } from './contract/web-sessions.contract.js';
 
 /** The one store contract, run against every database (sqlite-store.test.ts, postgres-store.test.ts). */
 export function describeStoreContract(factory: StoreFactory): void {
@@ -16,4 +17,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   resourceContract(factory);
   workerPoolContract(factory);
   followupContract(factory);
+  webSessionContract(factory);
 }

@@ -95,6 +95,8 @@ export interface ServerConfig extends SandboxLimitSettings {
   readonly teamMaxConcurrentRuns: number;
   /** Follow-ups: the idle timeout of runs that set none, and the bound of a workspace snapshot. */
   readonly followups: FollowupSettings;
+  /** How long a dashboard session lasts (ms). */
+  readonly webSessionTtlMs: number;
   /** The CLI's config file, where the first start writes the admin key. */
   readonly cliConfigPath: string;
   readonly logLevel: string;
@@ -156,6 +158,8 @@ export interface CliEnvironment {
   readonly agentConfigFile: string | null;
   readonly configPath: string;
   readonly isTty: boolean;
+  /** A browser can be opened here (`oz open`): macOS and Windows, or a Linux/BSD session with DISPLAY or WAYLAND_DISPLAY. */
+  readonly hasDisplay: boolean;
 }
 
 /** A limit's default and ceiling, in the run limit's unit: an unset ceiling is CEILING_FACTOR × the default (within the bound), and never below it. */
@@ -259,6 +263,7 @@ export function serverConfig(s: SettingsOf<'server'>, env: Env): ServerConfig {
       workspaceMaxBytes: s.workspaceSnapshotMaxMb * 1024 * 1024,
       workspaceRetentionMs: s.workspaceSnapshotRetentionDays * 24 * 3600_000,
     }),
+    webSessionTtlMs: s.webSessionHours * 3600_000,
     cliConfigPath: cliConfigPath(env),
     logLevel: s.logLevel,
     sweepIntervalMs: s.sweepIntervalMs,
@@ -330,5 +335,14 @@ export function workerLaunch(s: SettingsOf<'worker'>): WorkerLaunch {
 }
 
 export function cliEnvironment(s: SettingsOf<'cli'>, env: Env, isTty: boolean): CliEnvironment {
-  return Object.freeze({ apiKey: s.apiKey, serverUrl: s.serverUrl, outputFormat: s.outputFormat, agentConfigFile: s.agentConfigFile, configPath: cliConfigPath(env), isTty });
+  const hasDisplay = process.platform === 'darwin' || process.platform === 'win32' || Boolean(env.DISPLAY) || Boolean(env.WAYLAND_DISPLAY);
+  return Object.freeze({
+    apiKey: s.apiKey,
+    serverUrl: s.serverUrl,
+    outputFormat: s.outputFormat,
+    agentConfigFile: s.agentConfigFile,
+    configPath: cliConfigPath(env),
+    isTty,
+    hasDisplay,
+  });
 }

@@ -165,6 +165,14 @@ export const SETTINGS = {
     group: 'server',
     readBy: readBy('server'),
   }),
+  webSessionHours: setting({
+    env: 'OZ_WEB_SESSION_HOURS',
+    schema: intIn(1, 720),
+    default: 12,
+    doc: 'how long a dashboard sign-in lasts (hours); it ends sooner when the person signs out or the API key it signed in with expires',
+    group: 'server',
+    readBy: readBy('server'),
+  }),
   workspaceSnapshotMaxMb: setting({
     env: 'OZ_WORKSPACE_SNAPSHOT_MAX_MB',
     schema: intIn(1, 4096),

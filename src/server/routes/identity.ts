@@ -11,6 +11,8 @@ import {
   createWorkerTokenSchema,
   expireApiKeyResponseSchema,
   listApiKeysResponseSchema,
+  listTeamsResponseSchema,
+  listUsersResponseSchema,
   listWorkersResponseSchema,
   listWorkerTokensResponseSchema,
   meResponseSchema,
@@ -205,6 +207,33 @@ export function identityRoutes(deps: ServerDeps) {
           deps.clock.now(),
         );
         return reply.status(201).send(presentTeam(team));
+      },
+    );
+
+    r.get(
+      '/admin/teams',
+      { schema: { response: { 200: listTeamsResponseSchema }, summary: 'List teams (admin: your own; platform admin: every team)', tags: ['admin'] } },
+      async (request) => {
+        const principal = requireAdmin(request);
+        const teams = principal.team.platform ? await deps.store.listTeams() : [principal.team];
+        return { teams: teams.map(presentTeam) };
+      },
+    );
+
+    r.get(
+      '/admin/users',
+      {
+        schema: {
+          querystring: z.object({ team: idParam.describe('team uid or name; default your own').optional() }).strict(),
+          response: { 200: listUsersResponseSchema },
+          summary: "List a team's users (admin: your own team; platform admin: any)",
+          tags: ['admin'],
+        },
+      },
+      async (request) => {
+        const principal = requireAdmin(request);
+        const team = request.query.team === undefined ? principal.team : await teamFor(deps, principal, request.query.team, 'query.team');
+        return { users: (await deps.store.listUsers(team.id)).map(presentUser) };
       },
     );
 

@@ -12,6 +12,7 @@ import * as m0008 from './0008-environment-snapshots.js';
 import * as m0009 from './0009-worker-pools.js';
 import * as m0010 from './0010-followups.js';
 import * as m0011 from './0011-run-diffs.js';
+import * as m0012 from './0012-web-sessions.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -31,6 +32,7 @@ function provider(dialect: DialectName): MigrationProvider {
     '0009-worker-pools': { up: (db) => m0009.up(db) },
     '0010-followups': { up: (db) => m0010.up(db, dialect) },
     '0011-run-diffs': { up: (db) => m0011.up(db) },
+    '0012-web-sessions': { up: (db) => m0012.up(db) },
   };
   return { getMigrations: async () => all };
 }
