@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import reactHooks from 'eslint-plugin-react-hooks';
 
 /** Programs the platform runs inside sandboxes, on the worker's node: one home (docs/design.md "Layers"). */
 const SANDBOXED_PROGRAMS = ['src/in-sandbox/**'];
@@ -71,6 +72,16 @@ export default tseslint.config(
   layer('src/sandbox/**', ['**/server/*', '**/store/*', '**/worker/*', '**/agent/*', '**/cli/*', '**/main/*'], 'src/sandbox builds on src/core only'),
   layer('src/agent/**', ['**/server/*', '**/store/*', '**/worker/*', '**/cli/*', '**/main/*'], 'src/agent builds on src/core and src/sandbox'),
   layer('src/cli/**', ['**/store/*', '**/server/*', '**/worker/*', '**/sandbox/*', '**/agent/*'], 'src/cli reaches the store, server and worker only through src/main'),
+  layer(
+    'web/**',
+    ['**/src/store/*', '**/src/server/*', '**/src/worker/*', '**/src/sandbox/*', '**/src/agent/*', '**/src/secrets/*', '**/src/cli/*', '**/src/main/*', '**/src/in-sandbox/*'],
+    'the dashboard uses only the public API: src/api, src/client and src/core',
+  ),
+  {
+    files: ['web/**/*.tsx', 'web/**/*.ts'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: { 'react-hooks/rules-of-hooks': 'error', 'react-hooks/exhaustive-deps': 'error' },
+  },
   {
     // Programs that run alone inside a sandbox, on the worker's node binary:
     // Node built-ins only (types are erased), whatever the image holds.

@@ -27,6 +27,35 @@ function staleSources(): string[] {
   return stale;
 }
 
+/** Whether the dashboard's build (dist/web) is missing or older than a file of web/. */
+function staleDashboard(): boolean {
+  let newest = 0;
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  };
+  walk(join(ROOT, 'web'));
+  try {
+    return statSync(join(ROOT, 'dist', 'web', 'index.html')).mtimeMs < newest;
+  } catch {
+    return true;
+  }
+}
+
+function buildDashboard(): void {
+  const vite = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+  process.stderr.write('[oz tests] dist/web is older than web/: building the dashboard\n');
+  try {
+    execFileSync(process.execPath, [vite, 'build', '--config', join(ROOT, 'web', 'vite.config.ts'), '--logLevel', 'error'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (error) {
+    const output = (error as { stderr?: Buffer }).stderr?.toString() ?? String(error);
+    throw new Error(`the dashboard's build failed, so its browser tests cannot run:\n${output}`);
+  }
+}
+
 /**
  * Vitest global setup: process-level tests run bin/oz.js, which runs dist/.
  * A suite started after editing src/ must never test the old build, so a
@@ -35,6 +64,7 @@ function staleSources(): string[] {
  */
 export default function setup(): void {
   if (process.env.OZ_TEST_TIER === 'fast') return;
+  if (staleDashboard()) buildDashboard();
   const stale = staleSources();
   if (stale.length === 0) return;
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
