@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CSRF_HEADER } from './csrf.js';
 import { timestamp } from './common.js';
 import { teamItemSchema, userItemSchema } from './identity.js';
 
@@ -8,7 +9,7 @@ import { teamItemSchema, userItemSchema } from './identity.js';
  * an HttpOnly session cookie; requests made with the cookie that change
  * anything carry the session's CSRF token in `X-Oz-CSRF`.
  */
-export const CSRF_HEADER = 'x-oz-csrf';
+export { CSRF_HEADER };
 
 export const signInSchema = z
   .object({
