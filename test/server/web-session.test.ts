@@ -96,6 +96,8 @@ describe('dashboard sign-in: sessions, CSRF, login links', () => {
     expect(crossed.statusCode).toBe(403);
     const made = await server.app.inject({ method: 'POST', url: '/api/v1/agent/runs', headers: { cookie, 'x-oz-csrf': csrf }, payload: body });
     expect(made.statusCode).toBe(200);
+    const run = await server.app.inject({ method: 'GET', url: `/api/v1/agent/runs/${made.json<{ run_id: string }>().run_id}`, headers: { cookie } });
+    expect(run.json()).toMatchObject({ source: 'WEB_APP' });
     // Nothing half-written: the forged requests made no run.
     const list = await server.app.inject({ method: 'GET', url: '/api/v1/agent/runs', headers: { cookie } });
     expect(list.json<{ runs: unknown[] }>().runs).toHaveLength(1);

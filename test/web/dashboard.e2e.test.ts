@@ -85,9 +85,45 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     await page.close();
   });
 
+  it('creates an environment with a local repository from the form', async () => {
+    const page = await newPage(alice);
+    await page.goto(`${server.url}/environments`);
+    await page.getByRole('link', { name: 'New environment' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('webapp');
+    await page.getByLabel('Repositories', { exact: true }).fill(repoUrl);
+    await page.getByLabel('Setup commands', { exact: true }).fill('echo setup-ran > .setup-marker');
+    await page.getByRole('button', { name: 'Create environment' }).click();
+    await page.waitForURL((url) => /^\/environments\/[\w-]+$/.test(url.pathname) && url.pathname !== '/environments/new');
+    await visible(page.getByRole('heading', { level: 1, name: 'webapp' }));
+    await showsText(page.getByRole('main'), 'webapp.git');
+    await shot(page, 'environment');
+    const listed = await api(server, 'GET', '/api/v1/agent/environments', { key: server.adminKey });
+    const env = (listed.body as { environments: { config: { name: string; repos?: { url: string }[]; setup_commands?: string[] } }[] }).environments.find(
+      (e) => e.config.name === 'webapp',
+    );
+    expect(env?.config).toMatchObject({ repos: [{ url: repoUrl }], setup_commands: ['echo setup-ran > .setup-marker'] });
+    await page.close();
+  });
+
+  it('shows the API’s validation error at the field it names, and creates nothing', async () => {
+    const before = ((await api(server, 'GET', '/api/v1/agent/runs?limit=500', { key: server.adminKey })).body as { runs: unknown[] }).runs.length;
+    const page = await newPage(alice);
+    await page.goto(`${server.url}/runs/new`);
+    await page.getByLabel('Prompt', { exact: true }).fill('anything');
+    await page.getByLabel('Max steps', { exact: true }).fill('0');
+    await page.getByRole('button', { name: 'Dispatch' }).click();
+    const field = page.getByLabel('Max steps', { exact: true });
+    await until('the error shows at max steps', async () => ((await field.getAttribute('aria-invalid')) === 'true' ? true : null), 15_000, 100);
+    const describedBy = (await field.getAttribute('aria-describedby')) ?? '';
+    const message = await page.locator(`[id="${describedBy.split(' ').pop() ?? ''}"]`).textContent();
+    expect(message).toMatch(/max_steps/);
+    expect(page.url()).toMatch(/\/runs\/new$/);
+    const after = ((await api(server, 'GET', '/api/v1/agent/runs?limit=500', { key: server.adminKey })).body as { runs: unknown[] }).runs.length;
+    expect(after).toBe(before);
+    await page.close();
+  });
+
   it('dispatches a command run from the form and shows its output live, then the branch and the diff', async () => {
-    const env = await api(server, 'POST', '/api/v1/agent/environments', { key: server.adminKey, body: { name: 'webapp', repos: [{ url: repoUrl }] } });
-    expect(env.status, JSON.stringify(env.body)).toBe(201);
     const page = await newPage(alice);
     await page.goto(`${server.url}/runs/new`);
     await page.getByLabel('Prompt', { exact: true }).fill('Write a greeting file');
@@ -113,6 +149,72 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     await showsText(page.locator(`[data-run-id="${runId}"]`), 'succeeded');
     await shot(page, 'runs');
     await page.close();
+  });
+
+  it('creates a schedule and shows its next fire time and what the cron expression means', async () => {
+    const page = await newPage(alice);
+    await page.goto(`${server.url}/schedules/new`);
+    await page.getByLabel('Name', { exact: true }).fill('nightly-check');
+    await page.getByLabel('Cron expression', { exact: true }).fill('0 3 * * *');
+    await page.getByLabel('Prompt', { exact: true }).fill('echo nightly');
+    await page.getByLabel('Harness', { exact: true }).selectOption('command');
+    await page.getByRole('button', { name: 'Create schedule' }).click();
+    await page.waitForURL((url) => /^\/schedules\/[\w-]+$/.test(url.pathname) && url.pathname !== '/schedules/new');
+    await visible(page.getByRole('heading', { level: 1, name: 'nightly-check' }));
+    await showsText(page.getByRole('main'), '03:00');
+    const schedules = (await api(server, 'GET', '/api/v1/agent/schedules', { key: server.adminKey })).body as {
+      schedules: { name: string; history: { next_run: string | null } }[];
+    };
+    const nextRun = schedules.schedules.find((x) => x.name === 'nightly-check')?.history.next_run ?? '';
+    expect(Date.parse(nextRun)).toBeGreaterThan(Date.now());
+    await visible(page.locator(`time[datetime="${nextRun}"]`));
+    await page.goto(`${server.url}/schedules`);
+    await showsText(page.getByRole('main'), 'nightly-check');
+    await shot(page, 'schedules');
+    await page.close();
+  });
+
+  it('creates a secret and never shows its value again', async () => {
+    const value = 'shh-the-value-9f3k2-never-shown';
+    const page = await newPage(alice);
+    const bodies: string[] = [];
+    page.on('response', (response) => {
+      if (response.url().includes('/api/'))
+        void response.text().then(
+          (t) => bodies.push(t),
+          () => undefined,
+        );
+    });
+    await page.goto(`${server.url}/secrets`);
+    await page.getByLabel('Name', { exact: true }).fill('DEPLOY_TOKEN');
+    await page.getByLabel('Value', { exact: true }).fill(value);
+    await page.getByRole('button', { name: 'Create secret' }).click();
+    await showsText(page.getByRole('main'), 'DEPLOY_TOKEN');
+    expect(await page.getByLabel('Value', { exact: true }).inputValue()).toBe('');
+    expect(await page.content()).not.toContain(value);
+    await page.reload();
+    await showsText(page.getByRole('main'), 'DEPLOY_TOKEN');
+    expect(await page.content()).not.toContain(value);
+    await shot(page, 'secrets');
+    expect(bodies.length).toBeGreaterThan(0);
+    expect(bodies.join('\n')).not.toContain(value);
+    await page.close();
+  });
+
+  it('reads on a narrow screen in the dark', async () => {
+    const narrow = await browser.person({ width: 390, height: 800, colorScheme: 'dark' });
+    try {
+      const page = await signIn(narrow, server.adminKey);
+      await visible(page.getByRole('button', { name: 'Menu' }));
+      const width = await page.evaluate<number>('document.documentElement.scrollWidth');
+      expect(width).toBeLessThanOrEqual(390);
+      await page.getByRole('button', { name: 'Menu' }).click();
+      await visible(page.getByRole('link', { name: 'Environments' }));
+      await page.getByRole('button', { name: 'Menu' }).click();
+      await shot(page, 'runs-narrow-dark');
+    } finally {
+      await narrow.close();
+    }
   });
 
   it('cancels a long run from its page', async () => {

@@ -80,7 +80,7 @@ function Shell(): ReactNode {
             ))}
           </ul>
         </nav>
-        <div className="who">
+        <div className="account">
           <ThemeSwitch />
           <span className="muted" title={session.user.email}>
             {session.user.display_name ?? session.user.email} · {session.team.name}

@@ -25,8 +25,9 @@ import { publicBaseUrl } from '../public-url.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
-/** The CLI says who it is (docs/api.md: source CLI vs API). */
+/** The CLI says who it is (docs/api.md: source CLI vs API); a run made through a dashboard session is the spec's WEB_APP. */
 function sourceOf(request: FastifyRequest): RunSource {
+  if (request.webSession) return 'WEB_APP';
   return request.headers['x-oz-client'] === 'cli' ? 'CLI' : 'API';
 }
 

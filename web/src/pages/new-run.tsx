@@ -2,7 +2,7 @@ import { useMutation, useQuery } from '@tanstack/react-query';
 import { useState, type ReactNode } from 'react';
 import { useLocation, useSearch } from 'wouter';
 import type { RunAgentRequestInput } from '../../../src/api/run-requests.js';
-import { HARNESS_TYPES } from '../../../src/core/run.js';
+import { HARNESS_TYPES, type HarnessType } from '../../../src/core/run.js';
 import { client } from '../api.js';
 import { describedBy, Field, FormError, Page, useFieldErrors } from '../ui/components.js';
 
@@ -30,7 +30,8 @@ export function requestOf(form: Form, snapshot: boolean): RunAgentRequestInput {
     .map((s) => s.trim())
     .filter(Boolean);
   const config: NonNullable<RunAgentRequestInput['config']> = {
-    harness: form.harness === 'command' ? { type: 'command', command: form.command } : { type: form.harness as 'oz' | 'claude' | 'codex' },
+    // A command harness without a command runs the prompt as its script.
+    harness: form.harness === 'command' && form.command.trim() ? { type: 'command', command: form.command } : { type: form.harness as HarnessType },
   };
   if (form.environment) config.environment_id = form.environment;
   if (form.model) config.model_id = form.model;
@@ -117,7 +118,7 @@ export function NewRunPage(): ReactNode {
           </select>
         </Field>
         {form.harness === 'command' ? (
-          <Field id="command" label="Command" error={harnessError} hint="Run with sh -c in the workspace.">
+          <Field id="command" label="Command" error={harnessError} hint="A shell script run in the workspace; empty: the prompt is the script.">
             <textarea id="command" name="command" rows={3} value={form.command} onChange={set('command')} {...describedBy('command', harnessError, true)} />
           </Field>
         ) : null}

@@ -32,6 +32,8 @@ export function RunPage({ id }: { id: string }): ReactNode {
   const queryClient = useQueryClient();
   const run = useQuery({ queryKey: ['run', id], queryFn: () => client.getRun(id), retry: (n, e) => !(e instanceof Error && 'status' in e && e.status === 404) && n < 1 });
   const refresh = (): void => void queryClient.invalidateQueries({ queryKey: ['run', id] });
+  const environments = useQuery({ queryKey: ['environments'], queryFn: () => client.listEnvironments() });
+  const environmentName = (uid: string): string => environments.data?.environments.find((e) => e.uid === uid)?.config.name ?? shortId(uid);
   const stream = useRunEvents(id, refresh);
   const live = run.data ? !isTerminal(run.data.state) : false;
   const now = useNow(live);
@@ -65,7 +67,7 @@ export function RunPage({ id }: { id: string }): ReactNode {
           <dt>Environment</dt>
           <dd>
             {r.agent_config.environment_id ? (
-              <Link href={`/environments/${encodeURIComponent(r.agent_config.environment_id)}`}>{shortId(r.agent_config.environment_id)}</Link>
+              <Link href={`/environments/${encodeURIComponent(r.agent_config.environment_id)}`}>{environmentName(r.agent_config.environment_id)}</Link>
             ) : (
               'none'
             )}

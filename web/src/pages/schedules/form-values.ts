@@ -78,7 +78,8 @@ const num = (value: string): number | undefined => (value.trim() === '' ? undefi
  * otherwise drop.
  */
 function agentConfigOf(f: ScheduleForm, current: TemplateAgentConfig = {}): AgentConfigInput {
-  const config: AgentConfigInput = { harness: f.harness === 'command' ? { type: 'command', command: f.command } : { type: f.harness } };
+  // A command harness without a command runs the prompt as its script.
+  const config: AgentConfigInput = { harness: f.harness === 'command' && f.command.trim() ? { type: 'command', command: f.command } : { type: f.harness } };
   if (current.name !== undefined) config.name = current.name;
   if (current.branches !== undefined) config.branches = current.branches;
   const auth: { claude_auth_secret_name?: string; codex_auth_secret_name?: string } = {};
