@@ -1,7 +1,7 @@
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
-import { isSignedOut } from './api.js';
+import { client, isSignedOut } from './api.js';
 import { App } from './app.js';
 import { SESSION_QUERY } from './session.js';
 import { applyStoredTheme } from './ui/theme.js';
@@ -19,6 +19,9 @@ const queryClient: QueryClient = new QueryClient({
   mutationCache: new MutationCache({ onError: (error) => onError(error) }),
   defaultOptions: { queries: { retry: 1, refetchOnWindowFocus: true, staleTime: 5_000 } },
 });
+
+// Ask who we are while React mounts (SessionGate's query joins this one), not after.
+void queryClient.prefetchQuery({ queryKey: SESSION_QUERY, queryFn: () => client.webSession(), retry: false });
 
 const root = document.getElementById('root');
 if (root) {

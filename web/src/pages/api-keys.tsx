@@ -6,7 +6,7 @@ import { useSession } from '../session.js';
 import { Loading, Page, QueryError } from '../ui/components.js';
 import { KeyForm } from './api-keys/key-form.js';
 import { KeysTable } from './api-keys/keys-table.js';
-import { ShownOnce } from './api-keys/shown-once.js';
+import { ShownOnce } from '../ui/shown-once.js';
 
 /** The caller's API keys: list, create (the secret shown once), expire. */
 export function ApiKeysPage(): ReactNode {

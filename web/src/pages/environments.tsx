@@ -4,11 +4,11 @@ import { Link, useLocation } from 'wouter';
 import type { EnvironmentItem, PatchEnvironmentInput } from '../../../src/api/environments.js';
 import { client, errorMessage, isNotFound } from '../api.js';
 import { Loading, Page, QueryError, TimeAgo } from '../ui/components.js';
-import { ConfirmDelete } from './environments/confirm-delete.js';
+import { ConfirmAction } from '../ui/confirm-action.js';
 import { EnvironmentForm } from './environments/environment-form.js';
 import { EnvironmentConfig, scopeLabel, SnapshotFacts } from './environments/environment-view.js';
 import { createBody, formOf, patchBody, type EnvironmentForm as Form } from './environments/form-values.js';
-import { RecentRuns } from './environments/recent-runs.js';
+import { RecentRuns } from '../ui/recent-runs.js';
 import { repoLine } from './environments/repos.js';
 
 const SHOWN_REPOS = 3;
@@ -186,10 +186,18 @@ function EnvironmentDetails({ id }: { id: string }): ReactNode {
           <button type="button" onClick={() => setEditFrom(formOf(e))}>
             Edit
           </button>
-          <ConfirmDelete what="environment" pending={remove.isPending} onConfirm={() => remove.mutate()}>
+          <ConfirmAction
+            action="Delete"
+            actionLabel={`Delete environment ${e.config.name}`}
+            question="Delete this environment?"
+            yes="Yes, delete it"
+            no="Keep it"
+            busy={remove.isPending}
+            onConfirm={() => remove.mutate()}
+          >
             {usedBy.length > 0 ? `${usedBy.length === 1 ? 'A schedule uses' : `${usedBy.length} schedules use`} it: their runs will fail to start.` : null}
             {e.snapshot ? ' Its snapshot goes with it.' : null}
-          </ConfirmDelete>
+          </ConfirmAction>
         </>
       }
     >

@@ -4,6 +4,7 @@ import { Link, useLocation } from 'wouter';
 import type { RunAgentRequestInput } from '../../../src/api/run-requests.js';
 import type { RunItem } from '../../../src/api/runs.js';
 import { client, errorMessage } from '../api.js';
+import { ConfirmAction } from '../ui/confirm-action.js';
 import { describedBy, Field, Loading, Page, QueryError, StateBadge, TimeAgo } from '../ui/components.js';
 import { duration, isTerminal, shortId } from '../ui/format.js';
 import { RunDiff } from './run/diff-view.js';
@@ -152,33 +153,26 @@ export function RunPage({ id }: { id: string }): ReactNode {
 
 function RunActions({ run, onChange }: { run: RunItem; onChange: () => void }): ReactNode {
   const [, navigate] = useLocation();
-  const [confirming, setConfirming] = useState(false);
-  const cancel = useMutation({
-    mutationFn: () => client.cancelRun(run.run_id),
-    onSuccess: () => {
-      setConfirming(false);
-      onChange();
-    },
-  });
+  const cancel = useMutation({ mutationFn: () => client.cancelRun(run.run_id), onSuccess: onChange });
   const rerun = useMutation({ mutationFn: () => client.createRun(rerunRequest(run)), onSuccess: (created) => navigate(`/runs/${encodeURIComponent(created.run_id)}`) });
   const cancellable = !isTerminal(run.state) || run.is_sandbox_running === true;
+  const cancelling = Boolean(run.cancel_requested_at) && !isTerminal(run.state);
   return (
     <>
-      {cancellable && !confirming ? (
-        <button type="button" className="danger" onClick={() => setConfirming(true)} disabled={Boolean(run.cancel_requested_at) && !isTerminal(run.state)}>
-          {run.cancel_requested_at && !isTerminal(run.state) ? 'Cancelling…' : 'Cancel run'}
+      {cancelling ? (
+        <button type="button" className="danger" disabled>
+          Cancelling…
         </button>
-      ) : null}
-      {confirming ? (
-        <span className="confirm" role="group" aria-label="Confirm cancel">
-          Cancel this run?{' '}
-          <button type="button" className="danger" onClick={() => cancel.mutate()} disabled={cancel.isPending}>
-            Yes, cancel it
-          </button>{' '}
-          <button type="button" onClick={() => setConfirming(false)}>
-            Keep it running
-          </button>
-        </span>
+      ) : cancellable ? (
+        <ConfirmAction
+          action="Cancel run"
+          actionLabel="Cancel run"
+          question={isTerminal(run.state) ? 'End the sandbox kept for follow-ups?' : 'Cancel this run?'}
+          yes="Yes, cancel it"
+          no="Keep it running"
+          busy={cancel.isPending}
+          onConfirm={() => cancel.mutate()}
+        />
       ) : null}
       <button type="button" onClick={() => rerun.mutate()} disabled={rerun.isPending}>
         Re-run

@@ -4,8 +4,8 @@ import { Link, useLocation } from 'wouter';
 import type { ScheduleItem, UpdateScheduleInput } from '../../../src/api/schedules.js';
 import { client, errorMessage, isNotFound } from '../api.js';
 import { Loading, Page, QueryError } from '../ui/components.js';
-import { ConfirmDelete } from './environments/confirm-delete.js';
-import { RecentRuns } from './environments/recent-runs.js';
+import { ConfirmAction } from '../ui/confirm-action.js';
+import { RecentRuns } from '../ui/recent-runs.js';
 import { createBody, formOf, replaceBody, type ScheduleForm as Form } from './schedules/form-values.js';
 import { ScheduleForm } from './schedules/schedule-form.js';
 import { EnabledBadge, LastRun, NextRuns, ScheduleFacts, scheduleScope } from './schedules/schedule-view.js';
@@ -201,9 +201,17 @@ function ScheduleDetails({ id }: { id: string }): ReactNode {
           >
             Edit
           </button>
-          <ConfirmDelete what="schedule" pending={remove.isPending} onConfirm={() => remove.mutate()}>
+          <ConfirmAction
+            action="Delete"
+            actionLabel={`Delete schedule ${s.name}`}
+            question="Delete this schedule?"
+            yes="Yes, delete it"
+            no="Keep it"
+            busy={remove.isPending}
+            onConfirm={() => remove.mutate()}
+          >
             Its runs are kept.
-          </ConfirmDelete>
+          </ConfirmAction>
         </>
       }
     >

@@ -5,7 +5,7 @@ import { client } from '../../api.js';
 import { useSession } from '../../session.js';
 import { Loading, TimeAgo } from '../../ui/components.js';
 import { KeyForm } from '../api-keys/key-form.js';
-import { ShownOnce } from '../api-keys/shown-once.js';
+import { ShownOnce } from '../../ui/shown-once.js';
 import { CreateUserForm } from './create-user-form.js';
 import { adminRetry, AdminQueryError } from './forbidden.js';
 

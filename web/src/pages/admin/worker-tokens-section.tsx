@@ -3,8 +3,8 @@ import { useState, type ReactNode } from 'react';
 import type { CreateWorkerTokenInput, WorkerTokenItem } from '../../../../src/api/identity.js';
 import { client, errorMessage } from '../../api.js';
 import { describedBy, Field, FormError, Loading, TimeAgo, useFieldErrors } from '../../ui/components.js';
-import { ShownOnce } from '../api-keys/shown-once.js';
-import { ConfirmAction } from '../secrets/confirm-action.js';
+import { ShownOnce } from '../../ui/shown-once.js';
+import { ConfirmAction } from '../../ui/confirm-action.js';
 import { adminRetry, AdminQueryError } from './forbidden.js';
 
 const NEEDS = "A worker token can claim any team's runs, secrets included: only admins of the platform team manage them.";

@@ -4,7 +4,7 @@ import type { ApiKeyItem } from '../../../../src/api/identity.js';
 import { client, errorMessage } from '../../api.js';
 import { useSessionRefresh } from '../../session.js';
 import { TimeAgo } from '../../ui/components.js';
-import { ConfirmAction } from '../secrets/confirm-action.js';
+import { ConfirmAction } from '../../ui/confirm-action.js';
 
 /** The caller's API keys (never their secrets); `sessionKey`: the key this dashboard session acts as, when known. */
 export function KeysTable({ keys, sessionKey, onStatus }: { keys: readonly ApiKeyItem[]; sessionKey: string | undefined; onStatus: (message: string) => void }): ReactNode {

@@ -3,7 +3,7 @@ import { useState, type ReactNode } from 'react';
 import type { SecretItem } from '../../../../src/api/secrets.js';
 import { client, errorMessage } from '../../api.js';
 import { TimeAgo } from '../../ui/components.js';
-import { ConfirmAction } from './confirm-action.js';
+import { ConfirmAction } from '../../ui/confirm-action.js';
 import { ReplaceValueForm } from './replace-value-form.js';
 
 const COLUMNS = 7;

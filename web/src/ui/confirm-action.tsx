@@ -13,6 +13,7 @@ export function ConfirmAction({
   no,
   busy,
   onConfirm,
+  children,
 }: {
   /** The button's text ("Delete"). */
   action: string;
@@ -23,6 +24,8 @@ export function ConfirmAction({
   no: string;
   busy: boolean;
   onConfirm: () => void;
+  /** Said after the question: what else it changes ("Its runs are kept."). */
+  children?: ReactNode;
 }): ReactNode {
   const [open, setOpen] = useState(false);
   const actionButton = useRef<HTMLButtonElement>(null);
@@ -42,7 +45,8 @@ export function ConfirmAction({
   }
   return (
     <span className="confirm" role="group" aria-label={question}>
-      {question}{' '}
+      {question}
+      {children ? <> {children}</> : null}{' '}
       <button type="button" className="danger" onClick={onConfirm} disabled={busy}>
         {busy ? 'Working…' : yes}
       </button>{' '}

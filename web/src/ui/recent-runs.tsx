@@ -1,9 +1,9 @@
 import { useQuery } from '@tanstack/react-query';
 import type { ReactNode } from 'react';
 import { Link } from 'wouter';
-import { client } from '../../api.js';
-import { Loading, QueryError, StateBadge, TimeAgo } from '../../ui/components.js';
-import { isTerminal, shortId } from '../../ui/format.js';
+import { client } from '../api.js';
+import { Loading, QueryError, StateBadge, TimeAgo } from './components.js';
+import { isTerminal, shortId } from './format.js';
 
 const LIMIT = 20;
 /** While one of the runs is still going, the list is asked again this often. */
