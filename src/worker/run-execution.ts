@@ -317,7 +317,8 @@ export class RunExecution {
 
   private async resume(harness: Harness, idle: IdleSandbox): Promise<Outcome | null> {
     const run = this.run;
-    await this.planCheckouts(idle.mounts);
+    // Nothing is cloned on a resume: the workspace already holds the run's branch, whatever the mirror says.
+    await this.planCheckouts(idle.mounts, { cloning: false });
     this.sockets = await this.startSockets(harness, idle.sockets.dir);
     idle.sandbox.renewFence(Math.max(0, Math.floor(this.lease.validForMs)));
     if (this.stopReason) return null;
@@ -400,7 +401,7 @@ export class RunExecution {
    * the environment's branch; a branch that is the repository's default one never takes
    * the run's changes directly (they go to the run's own branch, and a pull request into it).
    */
-  private async planCheckouts(mounts: readonly string[]): Promise<void> {
+  private async planCheckouts(mounts: readonly string[], { cloning = true }: { cloning?: boolean } = {}): Promise<void> {
     const plan = this.checkoutRepos();
     const environmentRepos = this.run.environment?.repos ?? [];
     const git = this.deps.mirrors.git;
@@ -411,6 +412,7 @@ export class RunExecution {
       if (!checkout?.branch || !mirror || !repo) continue;
       const branch = checkout.branch;
       if (!checkout.push) {
+        if (!cloning) continue;
         const there = await git.run(['--git-dir', mirror, 'rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], { signal }).then(
           (out) => out.trim() !== '',
           () => false,

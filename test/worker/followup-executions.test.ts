@@ -94,6 +94,8 @@ describe('follow-up executions on standalone workers', () => {
     const afterTwo = await reasons(id);
     expect(afterTwo).toContain('idle_sandbox_resumed');
     expect(afterTwo).not.toContain('workspace_snapshot_restored');
+    // The run's branch was pushed by execution 1; a resume clones nothing and says nothing of it.
+    expect(afterTwo).not.toContain('run_branch_missing');
     // Both executions on the same worker.
     const executions = second.executions as { worker: { name: string } | null }[];
     expect(executions.map((e) => e.worker?.name)).toEqual(['idle-a', 'idle-a']);
