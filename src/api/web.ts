@@ -42,6 +42,13 @@ export const createLoginLinkSchema = z
   .strict();
 export type CreateLoginLinkInput = z.input<typeof createLoginLinkSchema>;
 
+export const peekLoginLinkSchema = z.object({ login_token: z.string().min(1, 'must not be empty').max(500) }).strict();
+export type PeekLoginLinkInput = z.input<typeof peekLoginLinkSchema>;
+
+/** Whose a login link is, before it is used: the page asks a signed-in person before switching them to someone else. */
+export const loginLinkInfoSchema = z.object({ user: userItemSchema, team: teamItemSchema, path: z.string(), expires_at: timestamp }).meta({ id: 'LoginLinkInfo' });
+export type LoginLinkInfo = z.infer<typeof loginLinkInfoSchema>;
+
 export const loginLinkSchema = z
   .object({
     url: z.string().meta({ description: 'opens the dashboard signed in; works once' }),

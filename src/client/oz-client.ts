@@ -24,7 +24,7 @@ import { parseProblem } from '../api/problem.js';
 import type { RunAgentRequestInput } from '../api/run-requests.js';
 import type { RunEventMessage, RunEventsEnd } from '../api/run-events.js';
 import type { FollowupResponse, ListRunsResponse, RunAgentResponse, RunDiffResponse, RunItem } from '../api/runs.js';
-import type { CreateLoginLinkInput, LoginLink, SignInInput, WebSession } from '../api/web.js';
+import type { CreateLoginLinkInput, LoginLink, LoginLinkInfo, PeekLoginLinkInput, SignInInput, WebSession } from '../api/web.js';
 import type { CreateScheduleInput, ListSchedulesResponse, ScheduleItem, UpdateScheduleInput } from '../api/schedules.js';
 import type { CreateSecretInput, ListSecretsResponse, PatchSecretInput, SecretItem } from '../api/secrets.js';
 import { OzClientError } from './client-error.js';
@@ -51,10 +51,13 @@ export interface FollowOptions {
 }
 
 /** Fields whose values `--debug` never prints: secret values, shown-once keys and tokens. */
-const SECRET_FIELDS = new Set(['value', 'key', 'token', 'api_key']);
+const SECRET_FIELDS = new Set(['value', 'key', 'token', 'api_key', 'login_token', 'csrf_token']);
 
 function maskSecrets(key: string, value: unknown): unknown {
-  return SECRET_FIELDS.has(key) && typeof value === 'string' ? '***' : value;
+  if (typeof value !== 'string') return value;
+  if (SECRET_FIELDS.has(key)) return '***';
+  // A login link's token rides in its fragment.
+  return key === 'url' && value.includes('/login#') ? value.replace(/#.*/, '#***') : value;
 }
 
 function traceText(text: string): string {
@@ -301,6 +304,9 @@ export class OzClient {
   }
   signOut(): Promise<{ signed_out: boolean }> {
     return this.request('DELETE', `${this.api}/web/session`);
+  }
+  peekLoginLink(body: PeekLoginLinkInput): Promise<LoginLinkInfo> {
+    return this.request('POST', `${this.api}/web/login-links/peek`, body);
   }
   createLoginLink(body: CreateLoginLinkInput): Promise<LoginLink> {
     return this.request('POST', `${this.api}/web/login-links`, body);

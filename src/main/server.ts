@@ -68,6 +68,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     leaseTtlMs: config.leaseTtlMs,
     followups: config.followups,
     webSessionTtlMs: config.webSessionTtlMs,
+    trustProxy: config.trustProxy,
     // The dashboard `npm run build` put beside the compiled server (dist/web).
     webRoot: fileURLToPath(new URL('../web/', import.meta.url)),
     sweepIntervalMs: config.sweepIntervalMs,

@@ -22,7 +22,7 @@ import { workerProtocolRoutes } from './routes/worker-protocol.js';
 import { WORKER_API } from '../core/worker-protocol.js';
 import { settingDefault } from '../core/config.js';
 import { registerDashboard } from './dashboard.js';
-import { webSessionRoutes, webSignInRoutes } from './routes/web-session.js';
+import { webLoginLinkPeekRoutes, webSessionRoutes, webSignInRoutes } from './routes/web-session.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -35,6 +35,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- needed: without it the app is typed by pino's Logger and no longer a plain FastifyInstance
     loggerInstance: deps.logger as FastifyBaseLogger,
     forceCloseConnections: true,
+    trustProxy: deps.trustProxy ?? false,
     bodyLimit: 1024 * 1024,
   });
   app.setValidatorCompiler(validatorCompiler);
@@ -118,6 +119,7 @@ export async function createApp(deps: ServerDeps): Promise<FastifyInstance> {
     async (api) => {
       api.addHook('preValidation', refuseNulBytes);
       await api.register(webSignInRoutes(deps));
+      await api.register(webLoginLinkPeekRoutes(deps));
     },
     { prefix: API_PREFIX },
   );

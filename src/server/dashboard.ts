@@ -35,6 +35,11 @@ export async function registerDashboard(app: FastifyInstance, webRoot: string | 
     // Plain-HTTP deployments (the embedded default) are common; HSTS is the TLS proxy's to set.
     strictTransportSecurity: false,
   });
+  // API answers are per caller and per moment: no cache (a shared one, or the browser's back button) keeps them.
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.url.startsWith('/api/') && !reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
   const built = webRoot && existsSync(join(webRoot, 'index.html')) ? webRoot : null;
   if (built) {
     await app.register(fastifyStatic, {
@@ -42,6 +47,9 @@ export async function registerDashboard(app: FastifyInstance, webRoot: string | 
       prefix: '/',
       wildcard: false,
       index: false,
+      // Only the build's own files, never one that would shadow the API's routes.
+      globIgnore: ['api/**', '**/.*'],
+      allowedPath: (pathName) => !pathName.startsWith('/api/'),
       // Hashed file names under assets/ never change; index.html is asked again each time.
       setHeaders: (res, path) => {
         res.header('cache-control', path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache');

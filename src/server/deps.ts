@@ -41,6 +41,8 @@ export interface ServerDeps {
   eventStreams?: EventStreamSettings;
   /** GitHub's REST API (`OZ_GITHUB_API_URL`), where `devcontainer` files are read; default `settingDefault('githubApiUrl')`. */
   githubApiUrl?: string;
+  /** Believe a reverse proxy's X-Forwarded-Proto/Host (`OZ_TRUST_PROXY`): links are https and the session cookie Secure behind a TLS proxy. */
+  trustProxy?: boolean;
   /** How long a dashboard session lasts (`OZ_WEB_SESSION_HOURS`); default 12 hours. */
   webSessionTtlMs?: number;
   /** The dashboard's built assets (`dist/web`, with its index.html); absent or missing: `/` says the dashboard is not built. */

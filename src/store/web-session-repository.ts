@@ -82,6 +82,18 @@ export class WebSessionRepository {
       .execute();
   }
 
+  /** A login link that can still be used, without using it: whose it is and where it opens. */
+  async peekLoginLink(secretHash: string, at: number): Promise<{ keyId: string; path: string; expiresAt: number } | null> {
+    const row = await this.ctx.db
+      .selectFrom('web_login_links')
+      .select(['key_id', 'path', 'expires_at'])
+      .where('secret_hash', '=', secretHash)
+      .where('used_at', 'is', null)
+      .where('expires_at', '>', at)
+      .executeTakeFirst();
+    return row ? { keyId: row.key_id, path: row.path, expiresAt: Number(row.expires_at) } : null;
+  }
+
   /**
    * Use a login link: one compare-and-set, so of two uses at once exactly one
    * wins. Returns its key and path, or null when it is unknown, used or expired.

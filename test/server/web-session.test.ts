@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_EVENT_STREAMS } from '../../src/core/config.js';
 import { API_KEY_PREFIX, mintCredential } from '../../src/server/credentials.js';
 import { startInProcessApp, type InProcessApp } from '../support/in-process-app.js';
 
@@ -185,6 +186,29 @@ describe('dashboard sign-in: sessions, CSRF, login links', () => {
     expect(plain.statusCode).toBe(200);
   });
 
+  it('a login link can be looked at without being used; a sign-in over a live session ends the old one', async () => {
+    const link = await server.app.inject({ method: 'POST', url: '/api/v1/web/login-links', headers: { authorization: `Bearer ${bob.key}` }, payload: {} });
+    const token = link.json<{ url: string }>().url.split('#')[1] ?? '';
+    const peek = await server.app.inject({ method: 'POST', url: '/api/v1/web/login-links/peek', payload: { login_token: token } });
+    expect(peek.statusCode).toBe(200);
+    expect(peek.json()).toMatchObject({ team: { name: 'beta' }, path: '/runs' });
+    expect(peek.headers['set-cookie']).toBeUndefined();
+    const bad = await server.app.inject({ method: 'POST', url: '/api/v1/web/login-links/peek', payload: { login_token: 'nope' } });
+    expect(bad.statusCode).toBe(401);
+    // Alice is signed in; Bob's link, used in her browser, replaces her session on the server too.
+    const hers = await signIn(alice);
+    const used = await server.app.inject({ method: 'POST', url: '/api/v1/web/session', headers: { cookie: hers.cookie }, payload: { login_token: token } });
+    expect(used.statusCode).toBe(200);
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/me', headers: { cookie: hers.cookie } })).statusCode).toBe(401);
+    const bobs = cookieOf(used.headers['set-cookie']);
+    expect((await server.app.inject({ method: 'GET', url: '/api/v1/me', headers: { cookie: bobs } })).json()).toMatchObject({ team: { name: 'beta' } });
+  });
+
+  it('API answers are never cached', async () => {
+    const me = await server.app.inject({ method: 'GET', url: '/api/v1/me', headers: { authorization: `Bearer ${alice.key}` } });
+    expect(me.headers['cache-control']).toBe('no-store');
+  });
+
   it('serves the dashboard at / and its routes, with a strict Content-Security-Policy; the API and assets keep their 404s', async () => {
     const root = await server.app.inject({ method: 'GET', url: '/' });
     expect(root.statusCode).toBe(200);
@@ -222,6 +246,79 @@ describe('dashboard not built', () => {
       expect(root.json()).toMatchObject({ detail: expect.stringContaining('npm run build') });
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('a dashboard session’s event stream', () => {
+  it('stays open across key re-checks while the session lives, and closes once it is signed out', async () => {
+    const server = await startInProcessApp({ eventStreams: { ...DEFAULT_EVENT_STREAMS, heartbeatMs: 100 } });
+    try {
+      const now = Date.now();
+      const team = await server.store.createTeam({ name: 'streams', maxConcurrentRuns: 5 }, now);
+      const user = await server.store.createUser({ teamId: team.id, email: 's@streams.test', displayName: null, role: 'member' }, now);
+      const minted = mintCredential(API_KEY_PREFIX);
+      await server.store.createApiKey({ teamId: team.id, userId: user.id, name: 'k', prefix: minted.prefix, secretHash: minted.secretHash, expiresAt: null }, now);
+      const signIn = await server.app.inject({ method: 'POST', url: '/api/v1/web/session', payload: { api_key: minted.secret } });
+      const cookie = cookieOf(signIn.headers['set-cookie']);
+      const csrf = signIn.json<{ csrf_token: string }>().csrf_token;
+      const made = await server.app.inject({
+        method: 'POST',
+        url: '/api/v1/agent/runs',
+        headers: { cookie, 'x-oz-csrf': csrf },
+        payload: { prompt: 'waits', config: { harness: { type: 'command', command: 'true' } } },
+      });
+      const runId = made.json<{ run_id: string }>().run_id;
+      const response = await fetch(`${server.url}/api/v1/agent/runs/${runId}/events`, { headers: { cookie } });
+      expect(response.status).toBe(200);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      let closed = false;
+      const reading = (async () => {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          text += decoder.decode(value);
+        }
+        closed = true;
+      })();
+      // Many re-checks (every 100 ms): the stream is still open.
+      await new Promise((r) => setTimeout(r, 800));
+      expect(closed).toBe(false);
+      expect(text).not.toContain('no longer valid');
+      await server.app.inject({ method: 'DELETE', url: '/api/v1/web/session', headers: { cookie, 'x-oz-csrf': csrf } });
+      await reading;
+      expect(text).toContain(': the API key is no longer valid');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('behind a TLS proxy (OZ_TRUST_PROXY)', () => {
+  it('the session cookie is Secure and links are https when the proxy says so, and only when trusted', async () => {
+    for (const trustProxy of [true, false]) {
+      const server = await startInProcessApp({ trustProxy });
+      try {
+        const now = Date.now();
+        const team = await server.store.createTeam({ name: 'proxied', maxConcurrentRuns: 5 }, now);
+        const user = await server.store.createUser({ teamId: team.id, email: 'p@proxied.test', displayName: null, role: 'member' }, now);
+        const minted = mintCredential(API_KEY_PREFIX);
+        await server.store.createApiKey({ teamId: team.id, userId: user.id, name: 'k', prefix: minted.prefix, secretHash: minted.secretHash, expiresAt: null }, now);
+        const headers = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'oz.example.test' };
+        const signIn = await server.app.inject({ method: 'POST', url: '/api/v1/web/session', headers, payload: { api_key: minted.secret } });
+        const link = await server.app.inject({ method: 'POST', url: '/api/v1/web/login-links', headers: { ...headers, authorization: `Bearer ${minted.secret}` }, payload: {} });
+        if (trustProxy) {
+          expect(String(signIn.headers['set-cookie'])).toMatch(/; Secure/);
+          expect(link.json<{ url: string }>().url).toMatch(/^https:\/\/oz\.example\.test\/login#/);
+        } else {
+          expect(String(signIn.headers['set-cookie'])).not.toMatch(/Secure/);
+          expect(link.json<{ url: string }>().url).toMatch(/^http:\/\/localhost(:\d+)?\/login#/);
+        }
+      } finally {
+        await server.close();
+      }
     }
   });
 });

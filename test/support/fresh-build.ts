@@ -49,7 +49,12 @@ function buildDashboard(): void {
   const vite = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
   process.stderr.write('[oz tests] dist/web is older than web/: building the dashboard\n');
   try {
-    execFileSync(process.execPath, [vite, 'build', '--config', join(ROOT, 'web', 'vite.config.ts'), '--logLevel', 'error'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // NODE_ENV=production: under vitest it is "test", and Vite would then bundle React's development build.
+    execFileSync(process.execPath, [vite, 'build', '--config', join(ROOT, 'web', 'vite.config.ts'), '--logLevel', 'error'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
   } catch (error) {
     const output = (error as { stderr?: Buffer }).stderr?.toString() ?? String(error);
     throw new Error(`the dashboard's build failed, so its browser tests cannot run:\n${output}`);

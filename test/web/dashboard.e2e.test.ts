@@ -32,6 +32,7 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
   let fixtures: string;
   let repoUrl: string;
   let alice: BrowserContext;
+  let eveKey = '';
   const cspViolations: string[] = [];
 
   async function newPage(context: BrowserContext): Promise<Page> {
@@ -257,7 +258,7 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     const user = await api(server, 'POST', '/api/v1/admin/users', { key: server.adminKey, body: { team: 'other-team', email: 'eve@other.test' } });
     expect(user.status).toBe(201);
     const key = await api(server, 'POST', '/api/v1/admin/users/eve@other.test/api-keys', { key: server.adminKey, body: { name: 'eve' } });
-    const eveKey = (key.body as { key: string }).key;
+    eveKey = (key.body as { key: string }).key;
     const runs = await api(server, 'GET', '/api/v1/agent/runs?limit=1', { key: server.adminKey });
     const runId = (runs.body as { runs: { run_id: string }[] }).runs[0]?.run_id ?? '';
     const eve = await browser.person();
@@ -294,6 +295,20 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     } finally {
       await fresh.close();
     }
+  });
+
+  it('asks before another person’s login link switches a signed-in browser to them', async () => {
+    const link = await api(server, 'POST', '/api/v1/web/login-links', { key: eveKey, body: {} });
+    const url = (link.body as { url: string }).url;
+    const page = await newPage(alice);
+    await page.goto(url);
+    await visible(page.getByRole('heading', { name: 'Switch to another account?' }));
+    await showsText(page.getByRole('main'), 'eve@other.test');
+    await page.getByRole('button', { name: /^Stay/ }).click();
+    await visible(page.getByRole('heading', { level: 1, name: 'Runs' }));
+    const me = await page.evaluate<string>("fetch('/api/v1/me').then((r) => r.json()).then((b) => b.user.email)");
+    expect(me).toBe('admin@localhost');
+    await page.close();
   });
 
   it('signs out on the server: the old cookie no longer works', async () => {

@@ -1,6 +1,6 @@
 import { lazy, Suspense, useState, type ComponentType, type LazyExoticComponent, type ReactNode } from 'react';
 import { Link, Redirect, Route, Switch, useLocation } from 'wouter';
-import { client } from './api.js';
+import { client, errorMessage, isSignedOut } from './api.js';
 import { RunsPage } from './pages/runs-list.js';
 import { SignInPage } from './pages/sign-in.js';
 import { SessionGate, useSession, useSessionRefresh } from './session.js';
@@ -53,9 +53,16 @@ function Shell(): ReactNode {
   const [location] = useLocation();
   const [menuOpen, setMenuOpen] = useState(false);
   const refresh = useSessionRefresh();
+  const [signOutError, setSignOutError] = useState<string | null>(null);
+  // Only a sign-out the server confirmed leaves the page: otherwise the cookie would still work.
   const signOut = async (): Promise<void> => {
-    await client.signOut().catch(() => undefined);
-    refresh(null);
+    try {
+      await client.signOut();
+      refresh(null);
+    } catch (error) {
+      if (isSignedOut(error)) refresh(null);
+      else setSignOutError(`Not signed out: ${errorMessage(error)}`);
+    }
   };
   return (
     <div className="shell">
@@ -88,6 +95,11 @@ function Shell(): ReactNode {
           <button type="button" onClick={() => void signOut()}>
             Sign out
           </button>
+          {signOutError ? (
+            <span className="error" role="alert">
+              {signOutError}
+            </span>
+          ) : null}
         </div>
       </header>
       <main id="main" tabIndex={-1}>

@@ -18,6 +18,11 @@ export function openCommand(context: (cmd: Command) => CliContext): Command {
       const link = await ctx.client.createLoginLink(runId === undefined ? {} : { run_id: runId });
       ctx.out.result(`${link.url}\nThis link signs you in once, until ${link.expires_at}; do not share it.`, link, link.url);
       if (!options.browser || !ctx.env.hasDisplay) return;
+      // Only ever a page of the server this CLI talks to.
+      if (new URL(link.url).origin !== new URL(ctx.serverUrl).origin) {
+        ctx.err(`not starting a browser: the server answered a link to ${new URL(link.url).origin}, not ${new URL(ctx.serverUrl).origin}; open it yourself if you trust it\n`);
+        return;
+      }
       try {
         await open(link.url, { wait: false });
       } catch (error) {

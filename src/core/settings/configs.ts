@@ -95,6 +95,8 @@ export interface ServerConfig extends SandboxLimitSettings {
   readonly teamMaxConcurrentRuns: number;
   /** Follow-ups: the idle timeout of runs that set none, and the bound of a workspace snapshot. */
   readonly followups: FollowupSettings;
+  /** Believe a reverse proxy's X-Forwarded-* headers (OZ_TRUST_PROXY). */
+  readonly trustProxy: boolean;
   /** How long a dashboard session lasts (ms). */
   readonly webSessionTtlMs: number;
   /** The CLI's config file, where the first start writes the admin key. */
@@ -263,6 +265,7 @@ export function serverConfig(s: SettingsOf<'server'>, env: Env): ServerConfig {
       workspaceMaxBytes: s.workspaceSnapshotMaxMb * 1024 * 1024,
       workspaceRetentionMs: s.workspaceSnapshotRetentionDays * 24 * 3600_000,
     }),
+    trustProxy: s.trustProxy === 'on',
     webSessionTtlMs: s.webSessionHours * 3600_000,
     cliConfigPath: cliConfigPath(env),
     logLevel: s.logLevel,

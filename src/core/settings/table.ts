@@ -165,6 +165,14 @@ export const SETTINGS = {
     group: 'server',
     readBy: readBy('server'),
   }),
+  trustProxy: setting({
+    env: 'OZ_TRUST_PROXY',
+    schema: oneOf(['off', 'on']),
+    default: 'off',
+    doc: "`on` when the server is reached through a reverse proxy that terminates TLS: it then believes the proxy's `X-Forwarded-Proto` and `X-Forwarded-Host`, so links it builds are `https://` and the dashboard's cookie is `Secure`. Leave `off` when clients reach the server directly (anyone could send those headers)",
+    group: 'server',
+    readBy: readBy('server'),
+  }),
   webSessionHours: setting({
     env: 'OZ_WEB_SESSION_HOURS',
     schema: intIn(1, 720),

@@ -89,7 +89,10 @@ export function runEventRoutes(deps: ServerDeps, streams: Set<AbortController>) 
         if (!(await deps.store.getRun(teamId, runId))) throw notFound('run', runId);
         let after = resumeFrom(request.headers['last-event-id'], request.query.after);
         const secret = bearerSecret(request.headers.authorization);
+        // A dashboard session's stream (the cookie) is re-checked as its session: it ends with the session or its key.
+        const session = request.webSession;
         const keyStillValid = async (): Promise<boolean> => {
+          if (session) return (await deps.store.webSessions.find(session.secretHash, deps.clock.now()))?.key.id === principal.key.id;
           const found = secret ? await deps.store.findApiKeyByHash(hashSecret(secret), deps.clock.now()) : null;
           return found?.key.id === principal.key.id;
         };

@@ -1,6 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { createLoginLinkSchema, loginLinkSchema, signInSchema, signOutResponseSchema, webSessionSchema, type WebSession as WebSessionItem } from '../../api/web.js';
+import {
+  createLoginLinkSchema,
+  loginLinkInfoSchema,
+  loginLinkSchema,
+  peekLoginLinkSchema,
+  signInSchema,
+  signOutResponseSchema,
+  webSessionSchema,
+  type WebSession as WebSessionItem,
+} from '../../api/web.js';
 import { toRfc3339 } from '../../core/clock.js';
 import { notFound, OzError } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
@@ -56,9 +65,39 @@ export function webSignInRoutes(deps: ServerDeps) {
         }
         const principal = await deps.store.findApiKeyById(keyId, now);
         if (!principal) throw new OzError('authentication_required', 'the API key of this login link has expired', { reason: 'login_token' });
+        // A sign-in over a live session replaces it: the old one ends on the server, not only in this browser.
+        const previous = request.cookies[SESSION_COOKIE];
+        if (previous) await deps.store.webSessions.end(hashSecret(previous), now);
         const session = await startSession(deps, request, reply, keyId);
         request.log.info({ user: principal.user.id, key: principal.key.prefix, via: apiKey !== undefined ? 'api_key' : 'login_link' }, 'dashboard sign-in');
         return present(session, principal.user, principal.team, path);
+      },
+    );
+  };
+}
+
+/** Whose a login link is, without using it (no credential: the token is one). */
+export function webLoginLinkPeekRoutes(deps: ServerDeps) {
+  return async (app: FastifyInstance): Promise<void> => {
+    const r = app.withTypeProvider<ZodTypeProvider>();
+    r.post(
+      '/web/login-links/peek',
+      {
+        schema: {
+          body: peekLoginLinkSchema,
+          response: { 200: loginLinkInfoSchema },
+          summary: 'Whose a login link is and where it opens, without using it',
+          tags: TAGS,
+          security: [],
+        },
+      },
+      async (request) => {
+        const now = deps.clock.now();
+        const link = await deps.store.webSessions.peekLoginLink(hashSecret(request.body.login_token), now);
+        const principal = link ? await deps.store.findApiKeyById(link.keyId, now) : null;
+        if (!link || !principal)
+          throw new OzError('authentication_required', 'login_token: this login link was used already or has expired; run `oz open` for a new one', { reason: 'login_token' });
+        return { user: presentUser(principal.user), team: presentTeam(principal.team), path: link.path, expires_at: toRfc3339(link.expiresAt) };
       },
     );
   };

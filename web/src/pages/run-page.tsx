@@ -6,7 +6,7 @@ import type { RunItem } from '../../../src/api/runs.js';
 import { client, errorMessage } from '../api.js';
 import { ConfirmAction } from '../ui/confirm-action.js';
 import { describedBy, Field, Loading, Page, QueryError, StateBadge, TimeAgo } from '../ui/components.js';
-import { duration, isTerminal, shortId } from '../ui/format.js';
+import { duration, isTerminal, safeUrl, shortId } from '../ui/format.js';
 import { RunDiff } from './run/diff-view.js';
 import { phasesOf, Timeline } from './run/timeline.js';
 import { Transcript } from './run/transcript.js';
@@ -44,7 +44,7 @@ export function RunPage({ id }: { id: string }): ReactNode {
   const phases = phasesOf(r.created_at, stream.events);
   const took = runDuration(r, now);
   const pr = r.artifacts?.find((a) => a.artifact_type === 'PULL_REQUEST');
-  const prUrl = pr && typeof pr.data.url === 'string' && /^https?:\/\//.test(pr.data.url) ? pr.data.url : null;
+  const prUrl = pr && typeof pr.data.url === 'string' ? safeUrl(pr.data.url) || null : null;
   return (
     <Page title={r.title || `Run ${shortId(r.run_id)}`} actions={<RunActions run={r} onChange={refresh} />}>
       <div className="run-summary">

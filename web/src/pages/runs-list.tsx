@@ -8,7 +8,7 @@ import { ARTIFACT_TYPES, EXECUTION_LOCATIONS, RUN_SORT_FIELDS, RUN_SOURCES } fro
 import { client } from '../api.js';
 import { useSession } from '../session.js';
 import { Page, QueryError, StateBadge, TimeAgo } from '../ui/components.js';
-import { duration, isTerminal, shortId, stateLabel } from '../ui/format.js';
+import { duration, isTerminal, safeUrl, shortId, stateLabel } from '../ui/format.js';
 
 const PAGE_SIZE = 100;
 const ROW_HEIGHT = 44;
@@ -267,7 +267,7 @@ function RunTable({ rows, loading, hasMore, loadMore }: { rows: RunItem[]; loadi
             const run = rows[item.index];
             if (!run) return null;
             const pr = run.artifacts?.find((a) => a.artifact_type === 'PULL_REQUEST');
-            const prUrl = pr && typeof pr.data === 'object' && pr.data && 'url' in pr.data ? String(pr.data.url) : null;
+            const prUrl = pr && typeof pr.data.url === 'string' ? safeUrl(pr.data.url) || null : null;
             const took = runDuration(run);
             const environmentId = run.agent_config?.environment_id;
             return (

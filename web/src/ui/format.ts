@@ -45,3 +45,6 @@ export function bytes(n: number): string {
 }
 
 export const shortId = (id: string): string => (id.length > 10 ? id.slice(0, 8) : id);
+
+/** A link from the run's data (a pull request, the agent's markdown): http(s) only, else none. */
+export const safeUrl = (url: string): string => (/^https?:\/\//i.test(url) ? url : '');

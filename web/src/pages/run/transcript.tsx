@@ -2,7 +2,7 @@ import { memo, type ReactNode } from 'react';
 import Markdown from 'react-markdown';
 import remarkGfm from 'remark-gfm';
 import type { RunEventMessage } from '../../../../src/api/run-events.js';
-import { stateLabel } from '../../ui/format.js';
+import { safeUrl, stateLabel } from '../../ui/format.js';
 
 type Entry =
   | { kind: 'message'; key: number; role: string; text: string }
@@ -88,8 +88,6 @@ export function Transcript({ events }: { events: readonly RunEventMessage[] }): 
   );
 }
 
-const safeUrl = (url: string): string => (/^https?:\/\//i.test(url) ? url : '');
-
 const MarkdownText = memo(function MarkdownText({ text }: { text: string }): ReactNode {
   return (
     <div className="markdown">
@@ -166,10 +164,26 @@ function EntryView({ entry }: { entry: Entry }): ReactNode {
         </p>
       );
     case 'artifact': {
-      const url = typeof entry.data.url === 'string' ? safeUrl(entry.data.url) : '';
+      // { artifact_type, data: { url?, branch?, repository?, … } }
+      const data = entry.data.data !== null && typeof entry.data.data === 'object' ? (entry.data.data as Record<string, unknown>) : {};
+      const url = typeof data.url === 'string' ? safeUrl(data.url) : '';
+      const type = str(entry.data.artifact_type) || 'artifact';
       return (
         <p className="artifact">
-          {str(entry.data.type) || 'Artifact'}: {url ? <a href={url}>{url}</a> : str(entry.data.branch ?? entry.data)}
+          {type === 'PULL_REQUEST' ? 'Pull request' : type === 'BRANCH' ? 'Branch' : type}:{' '}
+          {url ? (
+            <a href={url} target="_blank" rel="noreferrer noopener">
+              {url}
+            </a>
+          ) : (
+            <code>{str(data.branch ?? data.name ?? data)}</code>
+          )}
+          {type === 'BRANCH' && typeof data.repository === 'string' ? (
+            <>
+              {' '}
+              in <code>{data.repository}</code>
+            </>
+          ) : null}
         </p>
       );
     }
