@@ -45,10 +45,11 @@ export async function registerDashboard(app: FastifyInstance, webRoot: string | 
     await app.register(fastifyStatic, {
       root: built,
       prefix: '/',
-      wildcard: false,
+      // Files are looked up per request (a rebuild under a running server serves its new assets); a miss goes to the not-found handler.
+      wildcard: true,
       index: false,
-      // Only the build's own files, never one that would shadow the API's routes.
-      globIgnore: ['api/**', '**/.*'],
+      dotfiles: 'deny',
+      // Never a file that would answer for the API.
       allowedPath: (pathName) => !pathName.startsWith('/api/'),
       // Hashed file names under assets/ never change; index.html is asked again each time.
       setHeaders: (res, path) => {

@@ -86,6 +86,20 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     await page.close();
   });
 
+  it('a wrong key at a deep link says so, on the sign-in form', async () => {
+    const context = await browser.person();
+    try {
+      const page = await newPage(context);
+      await page.goto(`${server.url}/environments`);
+      await page.getByLabel('API key').fill('oz_definitely-not-a-key');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await showsText(page.getByRole('alert'), 'not valid');
+      await visible(page.getByLabel('API key'));
+    } finally {
+      await context.close();
+    }
+  });
+
   it('creates an environment with a local repository from the form', async () => {
     const page = await newPage(alice);
     await page.goto(`${server.url}/environments`);
@@ -117,7 +131,7 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     await until('the error shows at max steps', async () => ((await field.getAttribute('aria-invalid')) === 'true' ? true : null), 15_000, 100);
     const describedBy = (await field.getAttribute('aria-describedby')) ?? '';
     const message = await page.locator(`[id="${describedBy.split(' ').pop() ?? ''}"]`).textContent();
-    expect(message).toMatch(/max_steps/);
+    expect(message).toMatch(/>=\s*1|at least 1/);
     expect(page.url()).toMatch(/\/runs\/new$/);
     const after = ((await api(server, 'GET', '/api/v1/agent/runs?limit=500', { key: server.adminKey })).body as { runs: unknown[] }).runs.length;
     expect(after).toBe(before);
@@ -146,11 +160,18 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     await visible(changes.getByText('hello from the dashboard'));
     await visible(page.getByRole('list', { name: 'Phases' }).getByText('agent'));
     await shot(page, 'run');
+    // A follow-up to the ended run: the page follows its next execution live, without a reload
+    // (a command run runs its command again; the follow-up's text goes with it).
+    await page.getByLabel(/^Follow up/).fill('and once more');
+    await page.getByRole('button', { name: 'Send follow-up' }).click();
+    await showsText(page.locator('.transcript .message-follow-up'), 'and once more');
+    await until('the second execution’s output shows', async () => ((await page.locator('.transcript pre', { hasText: 'done-now' }).count()) >= 2 ? true : null), 60_000, 200);
+    await hasExactText(page.locator('.run-summary .state'), 'succeeded', 60_000);
     await page.goto(`${server.url}/runs`);
     await showsText(page.locator(`[data-run-id="${runId}"]`), 'succeeded');
     await shot(page, 'runs');
     await page.close();
-  });
+  }, 150_000);
 
   it('creates a schedule and shows its next fire time and what the cron expression means', async () => {
     const page = await newPage(alice);

@@ -11,8 +11,10 @@ applyStoredTheme();
 
 // A 401 anywhere means the session ended (signed out elsewhere, expired, its key expired): ask again who we are.
 // (The session's own 401 is the answer "signed out", not a reason to ask again.)
+// (Nor is a 401 while signed out: a wrong key at sign-in must stay on the form, with its error.)
 const onError = (error: unknown, key?: readonly unknown[]): void => {
-  if (isSignedOut(error) && key?.[0] !== SESSION_QUERY[0]) void queryClient.invalidateQueries({ queryKey: SESSION_QUERY });
+  if (!isSignedOut(error) || key?.[0] === SESSION_QUERY[0] || queryClient.getQueryData(SESSION_QUERY) === undefined) return;
+  void queryClient.invalidateQueries({ queryKey: SESSION_QUERY });
 };
 const queryClient: QueryClient = new QueryClient({
   queryCache: new QueryCache({ onError: (error, query) => onError(error, query.queryKey) }),

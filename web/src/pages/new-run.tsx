@@ -4,7 +4,7 @@ import { useLocation, useSearch } from 'wouter';
 import type { RunAgentRequestInput } from '../../../src/api/run-requests.js';
 import { HARNESS_TYPES, type HarnessType } from '../../../src/core/run.js';
 import { client } from '../api.js';
-import { describedBy, Field, FormError, Page, useFieldErrors } from '../ui/components.js';
+import { describedBy, Field, FormError, Page, submitOnCtrlEnter, useFieldErrors } from '../ui/components.js';
 
 const FIELDS = [
   'prompt',
@@ -21,8 +21,15 @@ const FIELDS = [
 
 type Form = Record<'prompt' | 'title' | 'environment' | 'harness' | 'command' | 'model' | 'maxSteps' | 'maxTokens' | 'maxRuntime' | 'secrets' | 'idleTimeout', string>;
 
-/** A number field: empty is "not set"; anything else goes as typed, so the API says what is wrong with it. */
-const num = (text: string): number | undefined => (text.trim() === '' ? undefined : Number(text));
+/**
+ * A number field: empty is "not set"; a number goes as a number; anything else goes as typed
+ * (a string), so the API names the field and says a number is expected (NaN would travel as null).
+ */
+const num = (text: string): number | undefined => {
+  if (text.trim() === '') return undefined;
+  const n = Number(text);
+  return Number.isFinite(n) ? n : (text as unknown as number);
+};
 
 export function requestOf(form: Form, snapshot: boolean): RunAgentRequestInput {
   const secrets = form.secrets
@@ -86,8 +93,16 @@ export function NewRunPage(): ReactNode {
         }}
       >
         <FormError message={errors.general} />
-        <Field id="prompt" label="Prompt" error={errors.at('prompt')} hint="What the agent should do.">
-          <textarea id="prompt" name="prompt" rows={6} value={form.prompt} onChange={set('prompt')} {...describedBy('prompt', errors.at('prompt'), true)} />
+        <Field id="prompt" label="Prompt" error={errors.at('prompt')} hint="What the agent should do (Ctrl+Enter dispatches).">
+          <textarea
+            id="prompt"
+            name="prompt"
+            rows={6}
+            value={form.prompt}
+            onChange={set('prompt')}
+            onKeyDown={submitOnCtrlEnter}
+            {...describedBy('prompt', errors.at('prompt'), true)}
+          />
         </Field>
         <Field id="title" label="Title (optional)" error={errors.at('title')}>
           <input id="title" name="title" value={form.title} onChange={set('title')} {...describedBy('title', errors.at('title'))} />
@@ -124,7 +139,7 @@ export function NewRunPage(): ReactNode {
         ) : null}
         <Field id="model" label="Model" error={errors.at('config.model_id')}>
           <select id="model" name="model" value={form.model} onChange={set('model')} {...describedBy('model', errors.at('config.model_id'))}>
-            <option value="">Default{models.data?.default_model_id ? ` (${models.data.default_model_id})` : ''}</option>
+            <option value="">The deployment's default</option>
             {(models.data?.models ?? []).map((m) => (
               <option key={m.id} value={m.id}>
                 {m.display_name && m.display_name !== m.id ? `${m.display_name} (${m.id})` : m.id}

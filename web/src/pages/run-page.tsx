@@ -5,7 +5,7 @@ import type { RunAgentRequestInput } from '../../../src/api/run-requests.js';
 import type { RunItem } from '../../../src/api/runs.js';
 import { client, errorMessage } from '../api.js';
 import { ConfirmAction } from '../ui/confirm-action.js';
-import { describedBy, Field, Loading, Page, QueryError, StateBadge, TimeAgo } from '../ui/components.js';
+import { describedBy, Field, Loading, Page, QueryError, StateBadge, submitOnCtrlEnter, TimeAgo } from '../ui/components.js';
 import { duration, isTerminal, safeUrl, shortId } from '../ui/format.js';
 import { RunDiff } from './run/diff-view.js';
 import { phasesOf, Timeline } from './run/timeline.js';
@@ -35,7 +35,7 @@ export function RunPage({ id }: { id: string }): ReactNode {
   const refresh = (): void => void queryClient.invalidateQueries({ queryKey: ['run', id] });
   const environments = useQuery({ queryKey: ['environments'], queryFn: () => client.listEnvironments() });
   const environmentName = (uid: string): string => environments.data?.environments.find((e) => e.uid === uid)?.config.name ?? shortId(uid);
-  const stream = useRunEvents(id, refresh);
+  const stream = useRunEvents(id, run.data?.execution ?? null, refresh);
   const live = run.data ? !isTerminal(run.data.state) : false;
   const now = useNow(live);
   if (run.isPending) return <Loading what="Loading the run" />;
@@ -109,11 +109,13 @@ export function RunPage({ id }: { id: string }): ReactNode {
               Pull request: <a href={prUrl}>{prUrl}</a>
             </li>
           ) : null}
-          {r.branches.map((b) => (
-            <li key={`${b.repository}-${b.branch}`}>
-              Branch <code>{b.branch}</code> in <code>{b.repository}</code>
-            </li>
-          ))}
+          {r.branches
+            .filter((b, i, all) => all.findIndex((o) => o.repository === b.repository && o.branch === b.branch) === i)
+            .map((b) => (
+              <li key={`${b.repository}-${b.branch}`}>
+                Branch <code>{b.branch}</code> in <code>{b.repository}</code>
+              </li>
+            ))}
         </ul>
       </section>
       <section aria-labelledby="conversation-h">
@@ -205,14 +207,28 @@ function FollowUp({ run, onSent }: { run: RunItem; onSent: () => void }): ReactN
       }}
     >
       <Field id="followup" label={isTerminal(run.state) ? 'Follow up (continues the run in a new execution)' : 'Follow up (reaches the agent at its next step)'} error={error}>
-        <textarea id="followup" name="message" rows={3} value={message} onChange={(e) => setMessage(e.target.value)} {...describedBy('followup', error)} />
+        <textarea
+          id="followup"
+          name="message"
+          rows={3}
+          value={message}
+          onChange={(e) => setMessage(e.target.value)}
+          onKeyDown={submitOnCtrlEnter}
+          {...describedBy('followup', error)}
+        />
       </Field>
       <button type="submit" disabled={send.isPending || !message.trim()}>
         Send follow-up
       </button>
-      {send.data ? (
+      {send.data && send.data.execution === run.execution && !(isTerminal(run.state) && send.data.delivery !== 'new_execution') ? (
         <p role="status">
-          Sent as follow-up {send.data.followup.seq} ({send.data.delivery.replace('_', ' ')}).
+          Sent as follow-up {send.data.followup.seq}:{' '}
+          {send.data.delivery === 'running'
+            ? 'it reaches the agent at its next step'
+            : send.data.delivery === 'with_start'
+              ? 'it goes with the run’s start'
+              : 'it continues the run in a new execution'}
+          .
         </p>
       ) : null}
     </form>

@@ -58,7 +58,8 @@ export function runDuration(run: RunItem, now = Date.now()): number | null {
  * (`updated_after`) and lays them over the pages it holds.
  */
 export function RunsPage(): ReactNode {
-  const search = new URLSearchParams(useSearch());
+  const searchText = useSearch();
+  const search = useMemo(() => new URLSearchParams(searchText), [searchText]);
   const [, navigate] = useLocation();
   const key = listQuery(search).toString();
   const pages = useInfiniteQuery({
@@ -72,17 +73,23 @@ export function RunsPage(): ReactNode {
   const rows = useMemo(() => {
     const loaded = pages.data?.pages.flatMap((p) => p.runs) ?? [];
     const seen = new Set(loaded.map((r) => r.run_id));
-    const fresh = [...live.values()].filter((r) => !seen.has(r.run_id) && Date.parse(r.created_at) > pages.dataUpdatedAt - 1000);
+    // New runs on top, only those the state filter asks for (the live look does not filter by state).
+    const states = search.getAll('state');
+    const fresh = [...live.values()].filter(
+      (r) => !seen.has(r.run_id) && Date.parse(r.created_at) > pages.dataUpdatedAt - 1000 && (states.length === 0 || states.includes(r.state)),
+    );
     fresh.sort((a, b) => b.created_at.localeCompare(a.created_at));
     return [...fresh, ...loaded.map((r) => live.get(r.run_id) ?? r)];
-  }, [pages.data, pages.dataUpdatedAt, live]);
+  }, [pages.data, pages.dataUpdatedAt, live, search]);
 
+  // Each filter is a step in the history (Back undoes it); typing a search only replaces the step.
   const setFilter = (name: string, value: string): void => {
     const next = new URLSearchParams(search);
     if (value) next.set(name, value);
     else next.delete(name);
-    navigate(`/runs${next.size ? `?${next.toString()}` : ''}`, { replace: true });
+    navigate(`/runs${next.size ? `?${next.toString()}` : ''}`, { replace: name === 'q' });
   };
+  const filtered = FILTERS.some((f) => search.has(f));
 
   return (
     <Page
@@ -96,6 +103,7 @@ export function RunsPage(): ReactNode {
       <RunFilters search={search} setFilter={setFilter} />
       {pages.isError ? <QueryError error={pages.error} /> : null}
       <RunTable
+        filtered={filtered}
         rows={rows}
         loading={pages.isPending}
         hasMore={pages.hasNextPage}
@@ -122,7 +130,10 @@ function useLiveRuns(search: URLSearchParams, key: string, loadedAt: number): Ma
     refetchIntervalInBackground: false,
     queryFn: async () => {
       const after = since.current;
+      // Without the filters a change can move a run out of (state, artifact): a run that finished must not stay "in-progress" here.
       const query = listQuery(search, { limit: '500', sort_by: 'updated_at', sort_order: 'desc', ...(after ? { updated_after: after } : {}) });
+      query.delete('state');
+      query.delete('artifact_type');
       const page = await client.listRuns(query);
       if (page.runs.length > 0) {
         // The next look starts a little before the newest change seen (the server's clock, not ours).
@@ -239,7 +250,7 @@ function toLocalInput(iso: string): string {
 
 const COLUMNS = ['State', 'Title', 'Source', 'Environment', 'Harness', 'Model', 'Creator', 'Age', 'Duration', 'Pull request'] as const;
 
-function RunTable({ rows, loading, hasMore, loadMore }: { rows: RunItem[]; loading: boolean; hasMore: boolean; loadMore: () => void }): ReactNode {
+function RunTable({ rows, loading, hasMore, loadMore, filtered }: { rows: RunItem[]; loading: boolean; hasMore: boolean; loadMore: () => void; filtered: boolean }): ReactNode {
   const scroller = useRef<HTMLDivElement>(null);
   const { session } = useSession();
   const environments = useQuery({ queryKey: ['environments'], queryFn: () => client.listEnvironments() });
@@ -251,7 +262,15 @@ function RunTable({ rows, loading, hasMore, loadMore }: { rows: RunItem[]; loadi
     if (hasMore && last && last.index >= rows.length - 30) loadMore();
   }, [hasMore, last, rows.length, loadMore]);
   if (loading) return <p role="status">Loading runs…</p>;
-  if (rows.length === 0) return <p className="empty">No runs match. Dispatch one with New run, or `oz agent run-cloud`.</p>;
+  if (rows.length === 0) {
+    return filtered ? (
+      <p className="empty">No runs match these filters.</p>
+    ) : (
+      <p className="empty">
+        No runs yet. Dispatch one with New run, or <code>oz agent run-cloud</code>.
+      </p>
+    );
+  }
   return (
     <div className="runs-table" role="table" aria-label="Runs" aria-rowcount={hasMore ? -1 : rows.length + 1}>
       <div className="runs-row runs-head" role="row" aria-rowindex={1}>

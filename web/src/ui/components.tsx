@@ -1,4 +1,4 @@
-import { useEffect, useState, type ReactNode } from 'react';
+import { useEffect, useState, type KeyboardEvent, type ReactNode } from 'react';
 import { Link } from 'wouter';
 import { errorField, errorMessage, isNotFound } from '../api.js';
 import { stateLabel, timeAgo } from './format.js';
@@ -75,7 +75,17 @@ export function useFieldErrors(error: unknown, fields: readonly string[]): { at:
   const field = errorField(error);
   const match = field === null ? undefined : fields.find((f) => field === f || field.startsWith(`${f}.`) || field.startsWith(`${f}[`));
   const message = errorMessage(error);
-  return { at: (f) => (f === match ? message : undefined), general: match ? undefined : message };
+  // At its field, the message need not name the field again ("config.max_steps: Too small…").
+  const atField = field !== null && message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
+  return { at: (f) => (f === match ? atField : undefined), general: match ? undefined : message };
+}
+
+/** Ctrl+Enter (⌘+Enter) in a textarea submits its form. */
+export function submitOnCtrlEnter(event: KeyboardEvent<HTMLTextAreaElement>): void {
+  if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    event.currentTarget.form?.requestSubmit();
+  }
 }
 
 /** A labelled input with its hint and error, wired for screen readers. */

@@ -48,13 +48,18 @@ export function phasesOf(createdAt: string, events: readonly RunEventMessage[]):
       else if (to === 'INPROGRESS') begin('agent', time);
       else if (to === 'BLOCKED') begin('blocked', time);
       else if (isTerminal(to)) {
-        if (at.open?.name === 'agent' && at.lastAgentAt !== null && at.lastAgentAt < time) begin('publish', at.lastAgentAt);
+        // Only a run that succeeded publishes (commit, push, pull request).
+        if (to === 'SUCCEEDED' && at.open?.name === 'agent' && at.lastAgentAt !== null && at.lastAgentAt > at.open.start && at.lastAgentAt < time) begin('publish', at.lastAgentAt);
         close(time);
         at.lastAgentAt = null;
       }
     } else if (event.type === 'setup') {
       if (event.data.status === 'started' && at.open?.name === 'claimed') begin('setup', time);
-    } else if (AGENT_EVENTS.has(event.type) || (event.type === 'output' && event.data.phase === 'harness')) {
+    } else if (
+      (event.type === 'message' && event.data.role === 'assistant') ||
+      (AGENT_EVENTS.has(event.type) && event.type !== 'message') ||
+      (event.type === 'output' && event.data.phase === 'harness')
+    ) {
       at.lastAgentAt = time;
     }
   }

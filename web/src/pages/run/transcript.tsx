@@ -29,9 +29,13 @@ export function entriesOf(events: readonly RunEventMessage[]): Entry[] {
         else entries.push({ kind: 'log', key: e.seq, phase, text: str(d.text) });
         break;
       }
-      case 'message':
-        entries.push({ kind: 'message', key: e.seq, role: str(d.role) || 'assistant', text: str(d.text) });
+      case 'message': {
+        const role = str(d.role) || 'assistant';
+        // A follow-up's message carries its number (src/store/followup-repository.ts).
+        const followUp = role === 'user' && d.followup !== undefined;
+        entries.push({ kind: 'message', key: e.seq, role: followUp ? 'follow-up' : role, text: str(d.text) });
         break;
+      }
       case 'tool_call': {
         const entry = { kind: 'tool' as const, key: e.seq, name: str(d.name) || 'tool', input: d.input, output: null, isError: false };
         tools.set(str(d.id), entry);
@@ -114,7 +118,7 @@ function EntryView({ entry }: { entry: Entry }): ReactNode {
     case 'message':
       return (
         <div className={`message message-${entry.role}`}>
-          <span className="who">{entry.role === 'assistant' ? 'Agent' : entry.role === 'user' ? 'Prompt' : entry.role}</span>
+          <span className="who">{entry.role === 'assistant' ? 'Agent' : entry.role === 'user' ? 'Prompt' : entry.role === 'follow-up' ? 'Follow-up' : entry.role}</span>
           {entry.role === 'assistant' ? <MarkdownText text={entry.text} /> : <p className="plain">{entry.text}</p>}
         </div>
       );
