@@ -195,7 +195,7 @@ function EnvironmentDetails({ id }: { id: string }): ReactNode {
             busy={remove.isPending}
             onConfirm={() => remove.mutate()}
           >
-            {usedBy.length > 0 ? `${usedBy.length === 1 ? 'A schedule uses' : `${usedBy.length} schedules use`} it: their runs will fail to start.` : null}
+            {usedBy.length > 0 ? `${usedBy.length === 1 ? 'A schedule uses it: its runs' : `${usedBy.length} schedules use it: their runs`} will fail to start.` : null}
             {e.snapshot ? ' Its snapshot goes with it.' : null}
           </ConfirmAction>
         </>

@@ -53,7 +53,8 @@ export function SignInPage(): ReactNode {
   useEffect(() => {
     document.title = 'Sign in · Oz';
   }, []);
-  const error = withKey.error ? errorMessage(withKey.error) : undefined;
+  // At the key's field, without the field's API name ("api_key: …").
+  const error = withKey.error ? errorMessage(withKey.error).replace(/^api_key: /, '') : undefined;
   if (switching) {
     const { link, current } = switching;
     return (
@@ -86,7 +87,7 @@ export function SignInPage(): ReactNode {
       {withLink.isPending ? <p role="status">Signing in with your link…</p> : null}
       {withLink.error ? (
         <p className="error" role="alert">
-          {errorMessage(withLink.error)}
+          {errorMessage(withLink.error).replace(/^login_token: /, '')}
         </p>
       ) : null}
       <form
@@ -101,7 +102,11 @@ export function SignInPage(): ReactNode {
         <Field
           id="api-key"
           label="API key"
-          hint={<>Your key (oz_…) from `oz server`'s first start or `oz api-key create`. It is sent once; the browser keeps only a session.</>}
+          hint={
+            <>
+              Your key (oz_…) from <code>oz server</code>'s first start or <code>oz api-key create</code>. It is sent once; the browser keeps only a session.
+            </>
+          }
           error={error}
         >
           <input

@@ -35,7 +35,7 @@ function limitHint(key: LimitKey, limits: { defaults: LimitsItem; maxima: Limits
     limits?.defaults[key] !== undefined ? `Team default ${limits.defaults[key]}` : null,
     limits?.maxima[key] !== undefined ? `at most ${limits.maxima[key]}` : null,
   ];
-  const text = parts.filter(Boolean).join(' ');
+  const text = parts.filter(Boolean).join(', ');
   return text || undefined;
 }
 
