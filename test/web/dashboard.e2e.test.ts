@@ -160,6 +160,16 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     await visible(changes.getByText('hello from the dashboard'));
     await visible(page.getByRole('list', { name: 'Phases' }).getByText('agent'));
     await shot(page, 'run');
+    // The same patch from the CLI.
+    const diff = await runOz(['run', 'diff', runId], server.cliEnv);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(diff.stdout).toMatch(/^# file:\/\/.*webapp\.git [0-9a-f]{12}\.\.[0-9a-f]{12} \(execution 1, /);
+    expect(diff.stdout).toContain('+hello from the dashboard');
+    const onlyOne = await runOz(['run', 'diff', runId, '--repo', 'webapp', '--output-format', 'json'], server.cliEnv);
+    expect((JSON.parse(onlyOne.stdout) as { diffs: unknown[] }).diffs).toHaveLength(1);
+    const unknown = await runOz(['run', 'diff', runId, '--repo', 'nope'], server.cliEnv);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--repo: the run changed no repository "nope"');
     // A follow-up to the ended run: the page follows its next execution live, without a reload
     // (a command run runs its command again; the follow-up's text goes with it).
     await page.getByLabel(/^Follow up/).fill('and once more');

@@ -237,6 +237,30 @@ export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliC
       ctx.out.result(pretty, { run_id: id, state: now.state }, `${id}\t${now.state}`);
     });
 
+  run
+    .command('diff <runId>')
+    .description("Print the patch of the run's changes, per repository, as its worker published it (cut at 1 MiB each; the branch holds the rest)")
+    .option('--repo <repository>', "only this repository's patch (its URL, or a name it ends with)")
+    .action(async (runId: string, options: { repo?: string }, cmd: Command) => {
+      const ctx = context(cmd);
+      const { diffs } = await ctx.client.getRunDiff(runId);
+      const wanted = options.repo;
+      const shown = wanted === undefined ? diffs : diffs.filter((d) => d.repository === wanted || d.repository.replace(/\.git$/, '').endsWith(`/${wanted.replace(/\.git$/, '')}`));
+      if (wanted !== undefined && shown.length === 0) {
+        throw new UsageError(`--repo: the run changed no repository "${wanted}"${diffs.length ? ` (it changed ${diffs.map((d) => d.repository).join(', ')})` : ''}`);
+      }
+      if (ctx.out.format === 'json' || ctx.out.format === 'ndjson') return ctx.out.json({ diffs: shown });
+      if (shown.length === 0) return ctx.out.line('No changes published.');
+      for (const d of shown) {
+        if (ctx.out.format === 'pretty') {
+          ctx.out.line(
+            `# ${d.repository} ${d.base.slice(0, 12)}..${d.head.slice(0, 12)} (execution ${d.execution}, ${d.created_at})${d.truncated ? `, cut at 1 MiB of ${d.bytes} bytes` : ''}`,
+          );
+        }
+        ctx.out.line(d.patch.replace(/\n$/, ''));
+      }
+    });
+
   const conversation = run.command('conversation').description("A run's conversation");
   conversation
     .command('get <conversationId>')
