@@ -28,6 +28,8 @@ describe('configuration', () => {
       },
       teamMaxConcurrentRuns: 4,
       followups: { idleTimeoutMinutes: 0, workspaceMaxBytes: 64 * 1024 * 1024, workspaceRetentionMs: 14 * 24 * 3600_000 },
+      trustProxy: false,
+      webSessionTtlMs: 12 * 3600_000,
       cliConfigPath: '/home/u/.config/oz/config.json',
       logLevel: 'info',
       workerConcurrency: 2,

@@ -64,7 +64,7 @@ export function RunPage({ id }: { id: string }): ReactNode {
           <dt>Harness</dt>
           <dd>{r.agent_config.harness.type}</dd>
           <dt>Model</dt>
-          <dd>{r.agent_config.model_id ?? 'default'}</dd>
+          <dd>{r.agent_config.model_id ?? (r.agent_config.harness.type === 'command' ? 'none (a command)' : "the deployment's default")}</dd>
           <dt>Environment</dt>
           <dd>
             {r.agent_config.environment_id ? (

@@ -43,8 +43,15 @@ function listQuery(search: URLSearchParams, extra: Record<string, string> = {}):
   return query;
 }
 
-/** A run's duration: from its start to its end (or now, while it runs). */
+/**
+ * A run's duration: its executions' working time, each from its start to its end (or now,
+ * while it runs); the time a run waited between executions (for a follow-up) does not count.
+ */
 export function runDuration(run: RunItem, now = Date.now()): number | null {
+  const worked = run.executions.filter((e) => e.started_at !== null);
+  if (worked.length > 0) {
+    return worked.reduce((sum, e) => sum + ((e.ended_at ? Date.parse(e.ended_at) : now) - Date.parse(e.started_at ?? '')), 0);
+  }
   const start = run.started_at ? Date.parse(run.started_at) : null;
   if (start === null) return null;
   const end = isTerminal(run.state) ? Date.parse(run.updated_at) : now;
