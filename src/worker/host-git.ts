@@ -75,13 +75,15 @@ const LAUNCHER = "trap '' XFSZ; " + 'while [ "$1" != -- ]; do echo $$ > "$1" || 
 
 /** git's complaint in one line: what the remote said (why a push was refused), then the last lines. */
 function summarize(stderr: string): string {
+  // git's `hint:` lines are advice for a person at a terminal (pull, then push again), not what happened.
   const lines = stderr
     .trim()
     .split('\n')
     .map((line) => line.trim())
-    .filter(Boolean);
+    .filter((line) => line !== '' && !line.startsWith('hint:'));
   const remote = lines.filter((line) => line.startsWith('remote:')).slice(-5);
-  return [...new Set([...remote, ...lines.slice(-3)])].join(' ');
+  const refused = lines.filter((line) => line.startsWith('! [')).slice(-3);
+  return [...new Set([...remote, ...refused, ...lines.slice(-3)])].join(' ');
 }
 
 /** Connection-level failures: the same (generic) answer for a closed port, a dead host and a refused one. */

@@ -236,6 +236,23 @@ describe('follow-ups: a run goes on in the same conversation, on the same branch
     expect((await runEvents(server.storeSpec, onCommit)).output).toContain(base);
   });
 
+  it('config.branches: when someone pushes to the branch while the run works, the push is refused, saying so (not forced over them)', async () => {
+    const envId = await environment({ repos: [{ url: 'https://github.com/acme/web.git' }], secrets: ['GH'] });
+    const id = await start('echo "<p>mine</p>" >> login.html && sleep 3', { environment_id: envId, harness: { type: 'command' }, branches: { web: 'feature/login' } });
+    await until('the command to run', async () => ((await get(id)).state === 'INPROGRESS' ? true : null));
+    // Someone else's commit on the branch, meanwhile.
+    const tree = git(githubBare, 'rev-parse', 'feature/login^{tree}').trim();
+    const theirs = git(githubBare, '-c', 'user.name=Someone', '-c', 'user.email=someone@example.test', 'commit-tree', tree, '-p', 'feature/login', '-m', 'theirs').trim();
+    git(githubBare, 'update-ref', 'refs/heads/feature/login', theirs);
+    const run = await ended(id, 1);
+    expect(run.state).toBe('FAILED');
+    const message = String((run.status_message as Json).message);
+    expect(message).toMatch(/The push of feature\/login to \S+ was rejected: feature\/login has commits this run does not have \(someone pushed to it since the run started\)/);
+    expect(message).toContain('[rejected]');
+    expect(message).not.toContain('hint:');
+    expect(git(githubBare, 'rev-parse', 'feature/login').trim()).toBe(theirs);
+  });
+
   it('config.branches naming the default branch: the run starts there but its changes go to its own branch, with a pull request into it', async () => {
     const envId = await environment({ repos: [{ url: 'https://github.com/acme/web.git' }], secrets: ['GH'] });
     const main = git(githubBare, 'rev-parse', 'main').trim();

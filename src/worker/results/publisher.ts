@@ -208,7 +208,11 @@ export class Publisher {
       if (error.failure === 'redirect')
         throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} failed: the remote answers with a redirect, which this worker does not follow`));
       if (error.failure === 'limit') throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} failed: ${error.message}`));
-      throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} was rejected: ${error.message}`));
+      // Someone else's commits on the branch since the run started on it: the run's are not forced over them.
+      const moved = /\[rejected\].*\((fetch first|non-fast-forward)\)/.test(error.message)
+        ? ` ${branch} has commits this run does not have (someone pushed to it since the run started), and a run never forces its commits over them: its changes were not pushed. `
+        : ' ';
+      throw new PublishError(input.redact(`The push of ${branch} to ${repo.url} was rejected:${moved}${error.message}`));
     }
   }
 
