@@ -360,3 +360,45 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     expect(cspViolations).toEqual([]);
   });
 });
+
+describe.skipIf(missing !== null)('the runs list, live, past its first page', () => {
+  let server: OzServerHandle;
+  let browser: TestBrowser;
+
+  beforeAll(async () => {
+    // No worker: runs wait QUEUED until the test cancels one.
+    server = await startOzServer('sqlite', { args: ['--no-worker'] });
+    for (let i = 0; i < 130; i++) await api(server, 'POST', '/api/v1/agent/runs', { key: server.adminKey, body: { prompt: `run ${i}`, config: { harness: { type: 'command' } } } });
+    browser = await launchBrowser();
+  }, 120_000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it('keeps showing a change it saw after the next page was fetched', async () => {
+    const context = await browser.person();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${server.url}/`);
+      await page.getByLabel('API key').fill(server.adminKey);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      const first = page.locator('[data-run-id]').first();
+      await visible(first);
+      const runId = (await first.getAttribute('data-run-id')) ?? '';
+      expect((await api(server, 'POST', `/api/v1/agent/runs/${runId}/cancel`, { key: server.adminKey })).status).toBe(200);
+      const row = page.locator(`[data-run-id="${runId}"] .state`);
+      await hasExactText(row, 'cancelled', 15_000);
+      // Scroll to the end of the first page: the second is fetched.
+      const second = page.waitForResponse((response) => response.url().includes('/api/v1/agent/runs?') && response.url().includes('cursor='), { timeout: 15_000 });
+      await page.evaluate("document.querySelector('.runs-scroll').scrollTop = 1e9");
+      expect((await second).status()).toBe(200);
+      await page.waitForTimeout(300);
+      await page.evaluate("document.querySelector('.runs-scroll').scrollTop = 0");
+      await page.waitForTimeout(500);
+      await hasExactText(row, 'cancelled', 5_000);
+    } finally {
+      await context.close();
+    }
+  });
+});

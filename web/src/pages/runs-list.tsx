@@ -76,18 +76,20 @@ export function RunsPage(): ReactNode {
     getNextPageParam: (last) => (last.page_info.has_next_page ? last.page_info.next_cursor : undefined),
     staleTime: Infinity,
   });
-  const live = useLiveRuns(search, key, pages.dataUpdatedAt);
+  // When this list's first page arrived: later pages (fetched as it scrolls) do not move it, so live changes seen since stay laid over.
+  const [firstLoad, setFirstLoad] = useState<{ key: string; at: number }>({ key, at: 0 });
+  if (pages.isSuccess && (firstLoad.key !== key || firstLoad.at === 0)) setFirstLoad({ key, at: pages.dataUpdatedAt });
+  const loadedAt = firstLoad.key === key ? firstLoad.at : 0;
+  const live = useLiveRuns(search, key, loadedAt);
   const rows = useMemo(() => {
     const loaded = pages.data?.pages.flatMap((p) => p.runs) ?? [];
     const seen = new Set(loaded.map((r) => r.run_id));
     // New runs on top, only those the state filter asks for (the live look does not filter by state).
     const states = search.getAll('state');
-    const fresh = [...live.values()].filter(
-      (r) => !seen.has(r.run_id) && Date.parse(r.created_at) > pages.dataUpdatedAt - 1000 && (states.length === 0 || states.includes(r.state)),
-    );
+    const fresh = [...live.values()].filter((r) => !seen.has(r.run_id) && Date.parse(r.created_at) > loadedAt - 1000 && (states.length === 0 || states.includes(r.state)));
     fresh.sort((a, b) => b.created_at.localeCompare(a.created_at));
     return [...fresh, ...loaded.map((r) => live.get(r.run_id) ?? r)];
-  }, [pages.data, pages.dataUpdatedAt, live, search]);
+  }, [pages.data, loadedAt, live, search]);
 
   // Each filter is a step in the history (Back undoes it); typing a search only replaces the step.
   const setFilter = (name: string, value: string): void => {
