@@ -38,7 +38,8 @@ export async function launchBrowser(): Promise<TestBrowser> {
       '--disable-sync',
       '--disable-dev-shm-usage',
     ],
-    env: { ...process.env, HOME: profile },
+    // Its temp files (singleton sockets, shared memory) in the profile too, removed with it.
+    env: { ...process.env, HOME: profile, TMPDIR: profile },
   });
   return {
     browser,

@@ -13,7 +13,7 @@ if (missing && process.env.CI) throw new Error(`the dashboard's browser tests ca
 if (missing) console.log(`dashboard browser tests skipped: ${missing}`);
 
 /** Where the tests' screenshots go: OZ_SCREENSHOT_DIR (docs/screenshots refreshes the docs' pictures), else a temp dir. */
-const SHOTS = process.env.OZ_SCREENSHOT_DIR ?? mkdtempSync(join(tmpdir(), 'oz-shots-'));
+const SHOT_DIR = process.env.OZ_SCREENSHOT_DIR ?? null;
 
 /** Waits the way a person looks: until the element shows (Playwright's own assertions live in @playwright/test, which needs its browser download). */
 const visible = (locator: Locator, timeout = 15_000): Promise<void> => locator.first().waitFor({ state: 'visible', timeout });
@@ -33,6 +33,7 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
   let repoUrl: string;
   let alice: BrowserContext;
   let eveKey = '';
+  let shots = '';
   const cspViolations: string[] = [];
 
   async function newPage(context: BrowserContext): Promise<Page> {
@@ -54,13 +55,14 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
   }
 
   async function shot(page: Page, name: string): Promise<void> {
-    await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+    await page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
   }
 
   const runState = async (runId: string): Promise<string> => ((await api(server, 'GET', `/api/v1/agent/runs/${runId}`, { key: server.adminKey })).body as { state: string }).state;
 
   beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
+    shots = SHOT_DIR ?? mkdtempSync(join(tmpdir(), 'oz-shots-'));
+    mkdirSync(shots, { recursive: true });
     fixtures = mkdtempSync(join(tmpdir(), 'oz-web-fixtures-'));
     repoUrl = makeBareRepo(fixtures, 'webapp', { 'README.md': '# webapp\n' });
     server = await startOzServer('sqlite', { env: { OZ_FILE_REPO_ROOTS: fixtures, OZ_KILL_GRACE_MS: '500', OZ_WORKER_CONCURRENCY: '3' } });
@@ -72,7 +74,7 @@ describe.skipIf(missing !== null)('the web dashboard in a browser', () => {
     await browser?.close();
     await server?.stop();
     rmSync(fixtures, { recursive: true, force: true });
-    if (!process.env.OZ_SCREENSHOT_DIR) rmSync(SHOTS, { recursive: true, force: true });
+    if (!SHOT_DIR && shots) rmSync(shots, { recursive: true, force: true });
   });
 
   it('signs in with a key once: the browser keeps an HttpOnly cookie, never the key', async () => {
