@@ -228,7 +228,10 @@ describe('event streams whose clients do not read', () => {
 
     // Without backpressure every stalled stream holds its whole run in the server's memory
     // (CLIENTS × STREAM_BYTES); with it, each holds about a socket buffer and a few events.
-    const bound = (CLIENTS * STREAM_BYTES) / 8;
+    // The bound is a third of that: on a loaded two-core machine (the browser tests beside it)
+    // the peak reaches a quarter, the collector lagging the writes; a server without
+    // backpressure would still be three times over it.
+    const bound = (CLIENTS * STREAM_BYTES) / 3;
     const ports = new Set(stalled.map((c) => c.localPort));
     await until(
       'the server to disconnect every client that stopped reading',
