@@ -1,6 +1,7 @@
 import { ImageReferenceSyntaxError, parseImageReference } from '../core/image-reference.js';
 import { z } from 'zod';
 import { NETWORK_POLICIES } from '../core/environment.js';
+import { domainRuleProblem, MAX_DOMAIN_RULES, MAX_INTERNAL_RANGES, parseInternalRange, presetNameProblem } from '../core/network-policy.js';
 import { creatorSchema, envName, envNameProblem, maxRuntimeSeconds, scopeSchema, successSchema, timestamp, workerHostSchema } from './common.js';
 
 /** `owner/repo` as on GitHub. */
@@ -51,6 +52,29 @@ const envSchema = z.record(z.string(), z.string().max(128 * 1024)).superRefine((
 
 /** Setup and maintenance commands: shell command lines, run in order. */
 const commandList = z.array(z.string().trim().min(1, 'must not be empty').max(10_000, 'must be at most 10000 characters')).max(100, 'at most 100 commands');
+
+/** A list of strings each checked by `problem` (its message names the entry), without repeats. */
+function checkedList(max: number, what: string, problem: (entry: string) => string | null) {
+  return z
+    .array(z.string().max(300))
+    .max(max, `at most ${max} ${what}`)
+    .superRefine((entries, ctx) => {
+      entries.forEach((entry, i) => {
+        const why = problem(entry);
+        if (why) ctx.addIssue({ code: 'custom', path: [i], message: why });
+      });
+    })
+    .transform((entries) => [...new Set(entries.map((entry) => entry.trim().toLowerCase()))]);
+}
+
+const rangeProblem = (entry: string): string | null => {
+  try {
+    parseInternalRange(entry);
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+};
 
 /**
  * `owner/repo` or `owner/repo:path/to/devcontainer.json` on GitHub: the
@@ -118,7 +142,12 @@ const fields = {
   setup_commands: commandList,
   maintenance_commands: commandList,
   env: envSchema,
-  network: z.enum(NETWORK_POLICIES, { message: 'must be "off" or "on"' }),
+  network: z.enum(NETWORK_POLICIES, { message: 'must be "off", "allowlist" or "on"' }),
+  // Under `allowlist` (docs/network.md): `example.com`, `*.example.com`, either with `:port`; presets by name.
+  allow_domains: checkedList(MAX_DOMAIN_RULES, 'domain rules', domainRuleProblem),
+  allow_presets: checkedList(50, 'presets', presetNameProblem),
+  // An admin's: internal ranges (CIDR) its runs may reach anyway.
+  allow_internal_ranges: checkedList(MAX_INTERNAL_RANGES, 'ranges', rangeProblem).transform((ranges) => [...new Set(ranges.map(parseInternalRange))]),
   secrets: z.array(envName).max(100),
   limits: limitsSchema,
   // Where its runs go when they name no worker_host themselves (docs/api.md "Worker pools"); "warp": any worker.
@@ -185,7 +214,7 @@ export const devcontainerFieldsSchema = z
   .strict();
 export type DevcontainerFields = z.infer<typeof devcontainerFieldsSchema>;
 
-/** The spec's CloudEnvironmentConfig; ours beside its fields: `repos` (every repository, GitHub or not), `maintenance_commands`, `env`, `network`, `secrets`, `limits`, `worker_host`. */
+/** The spec's CloudEnvironmentConfig; ours beside its fields: `repos` (every repository, GitHub or not), `maintenance_commands`, `env`, `network` and its `allow_*` rules, `secrets`, `limits`, `worker_host`. */
 export const environmentConfigItemSchema = z.object({
   name: z.string(),
   description: z.string().nullable(),
@@ -197,6 +226,9 @@ export const environmentConfigItemSchema = z.object({
   repos: z.array(z.object({ url: z.string(), branch: z.string().optional() })),
   env: z.record(z.string(), z.string()),
   network: z.enum(NETWORK_POLICIES),
+  allow_domains: z.array(z.string()),
+  allow_presets: z.array(z.string()),
+  allow_internal_ranges: z.array(z.string()),
   secrets: z.array(z.string()),
   limits: limitsItemSchema,
   worker_host: z.string().exactOptional().meta({ description: "where its runs go when they name no worker_host: a worker's name or label; absent: any worker" }),

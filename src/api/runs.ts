@@ -175,6 +175,19 @@ export const runDiffResponseSchema = z
   .meta({ id: 'RunDiffResponse' });
 export type RunDiffResponse = z.infer<typeof runDiffResponseSchema>;
 
+const auditCountsItem = { connections: z.number(), denied: z.number(), bytes_sent: z.number(), bytes_received: z.number() };
+
+/** Ours: what a run's network did over all its executions (docs/network.md "Audit"); `policy` null before an execution reported. */
+export const runNetworkResponseSchema = z
+  .object({
+    run_id: z.string(),
+    policy: z.enum(['off', 'allowlist', 'on']).nullable(),
+    hosts: z.array(z.object({ host: z.string(), port: z.number(), ...auditCountsItem, denied_reason: z.string().exactOptional() })),
+    other: z.object(auditCountsItem),
+  })
+  .meta({ id: 'RunNetwork' });
+export type RunNetworkResponse = z.infer<typeof runNetworkResponseSchema>;
+
 /** A follow-up message to a run (`POST /agent/runs/{id}/followups`). */
 export const followupRequestSchema = z
   .object({

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { NETWORK_POLICIES } from '../core/environment.js';
+import { MAX_AUDIT_HOSTS } from '../core/network-audit.js';
 import { PLATFORM_ERROR_CODES } from '../core/errors.js';
 import { RUN_EVENT_TYPES } from '../core/run-event.js';
 import { SNAPSHOT_NOTICE_REASONS } from '../core/worker-protocol.js';
@@ -122,6 +123,19 @@ const statusMessage = z
   })
   .strict();
 
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const auditCounts = { connections: count, denied: count, bytes_sent: count, bytes_received: count };
+/** src/core/network-audit.ts `NetworkAudit`, bounded as the worker bounds it. */
+export const networkAuditSchema = z
+  .object({
+    policy: z.enum(NETWORK_POLICIES),
+    hosts: z
+      .array(z.object({ host: z.string().min(1).max(300), port: z.number().int().min(0).max(65535), ...auditCounts, denied_reason: z.string().max(300).exactOptional() }).strict())
+      .max(MAX_AUDIT_HOSTS),
+    other: z.object(auditCounts).strict(),
+  })
+  .strict();
+
 export const finishRequestSchema = z
   .object({
     ...lease,
@@ -133,6 +147,7 @@ export const finishRequestSchema = z
       .optional(),
     followups_through: z.number().int().min(0).optional(),
     idle_for_ms: z.number().int().min(0).max(3_600_000).optional(),
+    network_audit: networkAuditSchema.optional(),
   })
   .strict();
 
@@ -157,6 +172,9 @@ const claimedEnvironmentSchema = z.object({
   maintenanceCommands: z.array(z.string()).exactOptional(),
   env: z.record(z.string(), z.string()),
   network: z.enum(NETWORK_POLICIES),
+  allowDomains: z.array(z.string()).exactOptional(),
+  allowPresets: z.array(z.string()).exactOptional(),
+  allowInternalRanges: z.array(z.string()).exactOptional(),
   secrets: z.array(z.string()),
   workerHost: z.string().exactOptional(),
   limits: z.object({
@@ -181,8 +199,24 @@ const claimedSecretsSchema = z.union([
   z.object({ error: z.object({ message: z.string(), reason: z.string() }) }),
 ]);
 
+/**
+ * The run's network, resolved by the server (docs/network.md): the policy
+ * (the environment's, else the deployment's default), the allowlist's rules
+ * with the presets expanded, and the internal ranges an admin allowed.
+ */
+export const claimedNetworkSchema = z.object({
+  policy: z.enum(NETWORK_POLICIES),
+  allow: z.array(z.string()),
+  internal_ranges: z.array(z.string()),
+  /** Presets the environment names that this server no longer has (the run goes on without them). */
+  unknown_presets: z.array(z.string()),
+});
+export type ClaimedNetwork = z.infer<typeof claimedNetworkSchema>;
+
 export const claimedRunSchema = z.object({
   run_id: z.string(),
+  /** Absent from servers before network allowlists: the environment's `network`, nothing else. */
+  network: claimedNetworkSchema.exactOptional(),
   team_id: z.string(),
   attempt: z.number().int(),
   lease_token: z.string(),

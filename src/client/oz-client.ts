@@ -23,7 +23,7 @@ import type { ListModelsResponse } from '../api/models.js';
 import { parseProblem } from '../api/problem.js';
 import type { RunAgentRequestInput } from '../api/run-requests.js';
 import type { RunEventMessage, RunEventsEnd } from '../api/run-events.js';
-import type { FollowupResponse, ListRunsResponse, RunAgentResponse, RunDiffResponse, RunItem } from '../api/runs.js';
+import type { FollowupResponse, ListRunsResponse, RunAgentResponse, RunDiffResponse, RunNetworkResponse, RunItem } from '../api/runs.js';
 import type { CreateLoginLinkInput, LoginLink, LoginLinkInfo, PeekLoginLinkInput, SignInInput, WebSession } from '../api/web.js';
 import type { CreateScheduleInput, ListSchedulesResponse, ScheduleItem, UpdateScheduleInput } from '../api/schedules.js';
 import type { CreateSecretInput, ListSecretsResponse, PatchSecretInput, SecretItem } from '../api/secrets.js';
@@ -138,6 +138,9 @@ export class OzClient {
   }
   getRunDiff(id: string): Promise<RunDiffResponse> {
     return this.request('GET', `${this.api}/agent/runs/${encodeURIComponent(id)}/diff`);
+  }
+  getRunNetwork(id: string): Promise<RunNetworkResponse> {
+    return this.request('GET', `${this.api}/agent/runs/${encodeURIComponent(id)}/network`);
   }
   getConversation(id: string): Promise<ConversationResponse> {
     return this.request('GET', `${this.api}/agent/conversations/${encodeURIComponent(id)}`);

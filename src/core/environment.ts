@@ -1,7 +1,7 @@
 /** A reusable definition of where runs execute (docs/design.md "Concepts"). */
 import { MIB } from './units.js';
 
-export const NETWORK_POLICIES = ['off', 'on'] as const;
+export const NETWORK_POLICIES = ['off', 'allowlist', 'on'] as const;
 export type NetworkPolicy = (typeof NETWORK_POLICIES)[number];
 
 export interface RepoSpec {
@@ -69,6 +69,11 @@ export interface EnvironmentConfig {
   maintenanceCommands?: string[];
   env: Record<string, string>;
   network: NetworkPolicy;
+  /** Under `allowlist`: domain rules (src/core/network-policy.ts) and preset names; absent on rows stored before them. */
+  allowDomains?: string[];
+  allowPresets?: string[];
+  /** Internal ranges (CIDR) its runs may reach anyway, under `allowlist` and `on`: set by an admin only. */
+  allowInternalRanges?: string[];
   secrets: string[];
   limits: EnvironmentLimits;
   /**

@@ -1,3 +1,4 @@
+import type { NetworkAudit } from './network-audit.js';
 import type { PlatformErrorCode } from './errors.js';
 import type { RunState } from './run-state.js';
 
@@ -119,6 +120,8 @@ export interface Run {
   cancelRequestedAt: number | null;
   statusMessage: RunStatusMessage | null;
   usage: RunUsage | null;
+  /** What its network did, over all executions (src/core/network-audit.ts); null before an execution reported one. */
+  networkAudit: NetworkAudit | null;
   createdAt: number;
   updatedAt: number;
   startedAt: number | null;

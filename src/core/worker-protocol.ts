@@ -1,6 +1,8 @@
 import type { EnvironmentConfig, RunLimits } from './environment.js';
 import type { RunEventType } from './run-event.js';
 import type { HarnessConfig, RunStatusMessage, RunUsage } from './run.js';
+import type { NetworkPolicy } from './environment.js';
+import type { NetworkAudit } from './network-audit.js';
 
 /**
  * The worker protocol (docs/design.md "Architecture"): the only way a worker talks
@@ -53,8 +55,19 @@ export interface WorkerProfile {
   version: string;
 }
 
+/** The run's network as the server resolved it (src/api/worker-protocol.ts `claimedNetworkSchema`). */
+export interface ClaimedNetwork {
+  policy: NetworkPolicy;
+  /** Domain rules, presets expanded (src/core/network-policy.ts). */
+  allow: string[];
+  internal_ranges: string[];
+  unknown_presets: string[];
+}
+
 export interface ClaimedRun {
   run_id: string;
+  /** Absent from servers before network allowlists. */
+  network?: ClaimedNetwork;
   team_id: string;
   attempt: number;
   lease_token: string;
@@ -261,6 +274,8 @@ export interface FinishRequest extends LeaseRequest {
   followups_through?: number | undefined;
   /** The worker keeps the sandbox alive this long for a follow-up (0 or absent: it is gone). */
   idle_for_ms?: number | undefined;
+  /** What the execution's network did (kept with the run, added to earlier executions'). */
+  network_audit?: NetworkAudit | undefined;
 }
 
 export interface FinishResponse {

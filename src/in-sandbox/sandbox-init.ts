@@ -8,6 +8,7 @@
  * it must import nothing but Node's built-ins.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect, createServer } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -119,10 +120,44 @@ function handle(line: string): void {
   }
 }
 
-process.on('SIGTERM', () => {}); // only the worker ends the init: by closing stdin or killing the namespace
-createInterface({ input: process.stdin, crlfDelay: Infinity })
-  .on('line', (line) => {
-    if (line.trim()) handle(line);
-  })
-  .on('close', () => process.exit(0));
-send({ ev: 'ready', pid: process.pid });
+/**
+ * Network `allowlist` (`--egress <port> <socket>`): the sandbox has no network
+ * but its loopback; this bridges 127.0.0.1:<port> (its `HTTP(S)_PROXY`) to
+ * the worker's egress proxy socket, which decides. Listening before `ready`,
+ * so no process of the run can take the port first.
+ */
+function bridgeEgress(port: number, socketPath: string): Promise<void> {
+  const server = createServer((client) => {
+    const upstream = connect(socketPath);
+    const close = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close);
+    upstream.on('error', close);
+    client.on('close', close);
+    upstream.on('close', close);
+    client.pipe(upstream).pipe(client);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+}
+
+async function main(): Promise<void> {
+  const egress = process.argv.indexOf('--egress');
+  if (egress >= 0) await bridgeEgress(Number(process.argv[egress + 1]), String(process.argv[egress + 2]));
+  process.on('SIGTERM', () => {}); // only the worker ends the init: by closing stdin or killing the namespace
+  createInterface({ input: process.stdin, crlfDelay: Infinity })
+    .on('line', (line) => {
+      if (line.trim()) handle(line);
+    })
+    .on('close', () => process.exit(0));
+  send({ ev: 'ready', pid: process.pid });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`sandbox init: ${(error as Error).message}\n`);
+  process.exit(1);
+});

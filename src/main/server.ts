@@ -6,6 +6,7 @@ import type { ServerCommandOptions } from '../cli/program.js';
 import { randomToken } from '../core/ids.js';
 import { buildModelCatalog } from '../core/model-catalog-file.js';
 import { createApp } from '../server/create-app.js';
+import { buildNetworkSettings } from '../server/network-settings.js';
 import { EventHub } from '../server/event-hub.js';
 import { sweepGraceMs } from '../server/lifecycle-sweeper.js';
 import { bootstrapAdmin } from './bootstrap-admin.js';
@@ -29,6 +30,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
   const { config, launch } = loadServerCommand(options.settings);
   // Before anything is opened: a catalog file that does not parse stops the server with its reason.
   const modelCatalog = buildModelCatalog(config);
+  const network = buildNetworkSettings(config.network);
   const logger = createLogger(config.logLevel);
   guardProcess(logger);
   // The embedded worker's sandbox backend first: a host that cannot run it
@@ -64,6 +66,7 @@ export async function runServer(options: ServerCommandOptions): Promise<void> {
     logger,
     models: { defaultModel: config.defaultModel, models: config.models },
     modelCatalog,
+    network,
     teamMaxConcurrentRuns: config.teamMaxConcurrentRuns,
     leaseTtlMs: config.leaseTtlMs,
     followups: config.followups,

@@ -101,6 +101,12 @@ export interface Sandbox {
    * keep the init alone (the caller restarts instead).
    */
   quiet?(): Promise<void>;
+  /**
+   * Under network `on`: the internal destinations refused so far and the
+   * bytes the sandbox's interface moved (its current launch's: a restart
+   * starts them afresh); null where the backend cannot say.
+   */
+  networkReport?(): Promise<NetworkReport | null>;
   /** A limit that was hit so far (memory: the kernel killed a process for it). */
   limitHit(): Promise<LimitKind | null>;
   /**
@@ -116,6 +122,12 @@ export interface Sandbox {
   destroy(): Promise<void>;
 }
 
+export interface NetworkReport {
+  refused: { address: string; port: number }[];
+  sent: number;
+  received: number;
+}
+
 export interface SandboxLimits {
   pids: number;
   memoryBytes: number;
@@ -126,7 +138,15 @@ export interface SandboxLimits {
 
 export interface SandboxSpec {
   runId: string;
+  /**
+   * `off`: no network; `allowlist`: none either, but the init bridges the
+   * sandbox's 127.0.0.1:EGRESS_PORT to the egress proxy's socket in
+   * `supportDir` (src/sandbox/sandbox-layout.ts); `on`: out to public
+   * addresses only (src/sandbox/egress-rules.ts).
+   */
   network: NetworkPolicy;
+  /** Under `on` (and the proxy's under `allowlist`): internal ranges the operator allowed. */
+  internalRanges?: readonly string[] | undefined;
   limits: SandboxLimits;
   /** Host directories bound read-only into the sandbox (repository mirrors). */
   mounts: readonly string[];

@@ -24,6 +24,19 @@ export const TOOLS_DIR = '/oz/tools';
 export const OZ_WRAPPER = `#!${INIT_NODE}\nprocess.argv.splice(1, 1, '${SUPPORT_CLIENT}');\nimport('${SUPPORT_CLIENT}');\n`;
 export const INIT_SCRIPT = '/oz/init.mjs';
 
+/**
+ * Network `allowlist` (docs/network.md): the init listens on the sandbox's own
+ * loopback at this port and forwards each connection to the worker's egress
+ * proxy, whose socket (`EGRESS_SOCKET`) is in the support directory; the
+ * sandbox has no other way out. `HTTP(S)_PROXY` name it.
+ */
+export const EGRESS_PORT = 3128;
+export const EGRESS_SOCKET = 'egress.sock';
+export const EGRESS_INIT_FLAG = '--egress';
+export const EGRESS_PROXY_URL = `http://127.0.0.1:${EGRESS_PORT}`;
+/** The init's arguments under `allowlist`: the port to listen on and the proxy's socket as the sandbox sees it. */
+export const egressInitArgs = (): string[] => [EGRESS_INIT_FLAG, String(EGRESS_PORT), `${SUPPORT_DIR}/${EGRESS_SOCKET}`];
+
 /** The host's /etc files a sandbox on the host's system sees (docs/design.md "Sandboxes"): certificates, time zone, the linker's cache. */
 export const HOST_ETC = [
   'alternatives',

@@ -6,6 +6,7 @@ import type { EventStreamSettings } from '../core/config.js';
 import type { Envelope } from '../secrets/envelope.js';
 import type { Store } from '../store/store.js';
 import type { EventHub } from './event-hub.js';
+import type { NetworkSettings } from './environment-service.js';
 
 /** Everything the API needs, constructed by the composition root (src/main/server.ts). */
 export interface ServerDeps {
@@ -49,4 +50,6 @@ export interface ServerDeps {
   webRoot?: string | null;
   /** The operator's per-run limits: defaults and ceilings (`OZ_SANDBOX_*`, `OZ_SANDBOX_MAX_*`); default: those of an empty configuration. */
   sandboxLimits?: { defaults: RunLimits; maxima: RunLimits };
+  /** Network presets and the deployment's default policy (`OZ_NETWORK_*`); default: the built-in presets, `off`. */
+  network?: NetworkSettings;
 }

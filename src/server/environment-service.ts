@@ -1,6 +1,8 @@
 import type { EnvironmentConfig, EnvironmentLimits, RepoSpec } from '../core/environment.js';
 import { defaultEnvironmentConfig } from '../core/environment.js';
 import { OzError } from '../core/errors.js';
+import { BUILTIN_PRESETS, type NetworkPresets } from '../core/network-policy.js';
+import type { NetworkPolicy } from '../core/environment.js';
 import { routedHost } from '../core/worker-pool.js';
 import { githubRepoUrl } from './presenters/environment.js';
 import type { CreateEnvironmentBody, DevcontainerFields, DevcontainerSource, PatchEnvironmentBody } from '../api/environments.js';
@@ -43,7 +45,40 @@ export interface FromDevcontainer {
  * request gives wins, as a whole, over the file's; with no repositories given,
  * the environment has the file's repository.
  */
-export function configFromCreate(body: CreateEnvironmentBody, devcontainer?: FromDevcontainer): EnvironmentConfig {
+/** The deployment's network settings (`OZ_NETWORK_*`, docs/network.md). */
+export interface NetworkSettings {
+  presets: NetworkPresets;
+  /** The policy of environments created without one, and of runs without an environment. */
+  defaultPolicy: NetworkPolicy;
+  /** The presets such environments allow when the default is `allowlist`. */
+  defaultPresets: readonly string[];
+}
+
+export const DEFAULT_NETWORK_SETTINGS: NetworkSettings = { presets: BUILTIN_PRESETS, defaultPolicy: 'off', defaultPresets: [] };
+
+/**
+ * What only the deployment can judge about a config's network fields: each
+ * preset exists, and internal ranges change only by an admin's hand. Throws a
+ * 400 or 403 naming the field; nothing is written then.
+ */
+export function checkNetworkFields(next: EnvironmentConfig, before: EnvironmentConfig | null, network: NetworkSettings, isAdmin: boolean): void {
+  const unknown = (next.allowPresets ?? []).filter((name) => !(name in network.presets));
+  if (unknown.length > 0) {
+    throw new OzError(
+      'invalid_request',
+      `allow_presets: no preset named ${unknown.map((n) => `"${n}"`).join(', ')}; this server has ${Object.keys(network.presets).sort().join(', ')}`,
+      {
+        reason: 'allow_presets',
+      },
+    );
+  }
+  const ranges = (config: EnvironmentConfig | null): string => JSON.stringify([...(config?.allowInternalRanges ?? [])].sort());
+  if (!isAdmin && ranges(next) !== ranges(before)) {
+    throw new OzError('not_authorized', 'allow_internal_ranges: only an admin may let an environment reach internal addresses', { reason: 'allow_internal_ranges' });
+  }
+}
+
+export function configFromCreate(body: CreateEnvironmentBody, devcontainer?: FromDevcontainer, network: NetworkSettings = DEFAULT_NETWORK_SETTINGS): EnvironmentConfig {
   rejectProviders(body);
   const base = defaultEnvironmentConfig();
   const file = devcontainer?.fields ?? {};
@@ -60,7 +95,12 @@ export function configFromCreate(body: CreateEnvironmentBody, devcontainer?: Fro
     setupCommands: body.setup_commands ?? file.setup_commands ?? [],
     maintenanceCommands: body.maintenance_commands ?? file.maintenance_commands ?? [],
     env: body.env ?? file.env ?? {},
-    network: body.network ?? base.network,
+    network: body.network ?? network.defaultPolicy,
+    allowDomains: body.allow_domains ?? [],
+    // The deployment's default presets, for an environment that takes its default policy and names no rules.
+    allowPresets:
+      body.allow_presets ?? (body.network === undefined && body.allow_domains === undefined && network.defaultPolicy === 'allowlist' ? [...network.defaultPresets] : []),
+    allowInternalRanges: body.allow_internal_ranges ?? [],
     secrets: [...new Set(body.secrets ?? [])],
     limits: body.limits ? toLimits(body.limits) : {},
     // `warp` (any worker) is stored as nothing.
@@ -89,6 +129,9 @@ export function configFromPatch(current: EnvironmentConfig, body: PatchEnvironme
   if (body.maintenance_commands !== undefined) next.maintenanceCommands = body.maintenance_commands;
   if (body.env !== undefined) next.env = body.env;
   if (body.network !== undefined) next.network = body.network;
+  if (body.allow_domains !== undefined) next.allowDomains = body.allow_domains;
+  if (body.allow_presets !== undefined) next.allowPresets = body.allow_presets;
+  if (body.allow_internal_ranges !== undefined) next.allowInternalRanges = body.allow_internal_ranges;
   if (body.secrets !== undefined) next.secrets = [...new Set(body.secrets)];
   if (body.limits !== undefined) next.limits = toLimits(body.limits);
   if (body.worker_host !== undefined) {

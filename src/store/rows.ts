@@ -1,3 +1,4 @@
+import type { NetworkAudit } from '../core/network-audit.js';
 import type { Selectable } from 'kysely';
 import type { Environment, EnvironmentConfig, EnvironmentLimits, Scope } from '../core/environment.js';
 import type { ApiKey, Team, User, UserRole, WorkerToken } from '../core/identity.js';
@@ -72,6 +73,7 @@ export function toRun(row: RunRow): Run {
     cancelRequestedAt: numberOrNull(row.cancel_requested_at),
     statusMessage: parseJson<RunStatusMessage>(row.status_message),
     usage: parseJson<RunUsage>(row.usage),
+    networkAudit: parseJson<NetworkAudit>(row.network_audit),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
     startedAt: numberOrNull(row.started_at),

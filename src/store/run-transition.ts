@@ -41,6 +41,7 @@ export async function transitionIn(tx: Kysely<Database>, input: TransitionInput)
     set.status_message = input.statusMessage === null ? null : JSON.stringify(input.statusMessage);
   }
   if (input.usage !== undefined) set.usage = JSON.stringify(input.usage);
+  if (input.networkAudit !== undefined) set.network_audit = JSON.stringify(input.networkAudit);
 
   let query = tx
     .updateTable('runs')

@@ -97,6 +97,7 @@ export interface RunsTable {
   cancel_requested_at: number | null;
   status_message: string | null;
   usage: string | null;
+  network_audit: string | null;
   created_at: number;
   updated_at: number;
   started_at: number | null;

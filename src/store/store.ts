@@ -1,3 +1,4 @@
+import type { NetworkAudit } from '../core/network-audit.js';
 import type { Environment, EnvironmentLimits, EnvironmentPatch, NewEnvironment } from '../core/environment.js';
 import type { ApiKey, NewApiKey, NewWorkerToken, Team, TeamPatch, User, UserRole, WorkerToken } from '../core/identity.js';
 import type { NewRunEvent, RunEvent } from '../core/run-event.js';
@@ -61,6 +62,8 @@ export interface TransitionInput {
   usage?: RunUsage | undefined;
   /** The ending execution's own usage, where it differs from the run's (a follow-up's execution); default `usage`. */
   executionUsage?: RunUsage | undefined;
+  /** The run's network audit over all its executions. */
+  networkAudit?: NetworkAudit | undefined;
 }
 
 export interface ClaimInput {

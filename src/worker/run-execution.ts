@@ -21,7 +21,7 @@ import { PublishError, type Publisher } from './results/publisher.js';
 import { collectDiffs } from './results/run-diff.js';
 import { RunSockets } from './run-sockets.js';
 import type { ReportedFinish, ReportedShutdown } from './support-server.js';
-import { RemoteRefusedError, type RemotePolicy } from './provisioning/remote-policy.js';
+import { RemoteRefusedError, type Lookup, type RemotePolicy } from './provisioning/remote-policy.js';
 import type { EnsuredImage, ImageProvider } from './images/image-store.js';
 import { ImageError, ImagePullCancelledError } from './images/image-errors.js';
 import { imageAgentUser, imageEnv } from './images/image-user.js';
@@ -33,6 +33,8 @@ import { FollowupInbox, startingPrompt } from './followup-inbox.js';
 import { restoreWorkspace, saveWorkspace, workspaceHeads } from './snapshots/workspace-snapshot.js';
 import { destroyIdle, type IdleSandbox, type IdleSandboxes } from './idle-sandboxes.js';
 import type { RepoSpec } from '../core/environment.js';
+import type { NetworkAudit } from '../core/network-audit.js';
+import { claimedNetwork, RunNetwork } from './egress/run-network.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -66,6 +68,8 @@ export interface ExecutionDeps {
   agentBudgets: AgentBudgets;
   /** Where ended executions' sandboxes wait for a follow-up (the worker's); absent: each is torn down at once. */
   idle?: IdleSandboxes;
+  /** How the egress proxy of runs with network `allowlist` resolves names (tests inject one); default getaddrinfo. */
+  egressLookup?: Lookup;
 }
 
 type RunLimits = SandboxLimits & { outputBytes: number };
@@ -103,6 +107,7 @@ export class RunExecution {
   private readonly limits: RunLimits;
   private readonly budget: OutputBudget;
   private readonly token = randomBytes(24).toString('hex');
+  private readonly network: RunNetwork;
   /** What the agent said with `oz harness-support finish-task`, if it did. */
   private reportedFinish: ReportedFinish | null = null;
   private reportedShutdown: ReportedShutdown | null = null;
@@ -152,6 +157,7 @@ export class RunExecution {
       { onStale: () => this.stop({ kind: 'fenced' }), onFailure: (error) => this.stop({ kind: 'upload', error }) },
       this.redactor,
     );
+    this.network = new RunNetwork(claimedNetwork(run), (event) => this.uploader.add(event), deps.logger, deps.egressLookup);
     this.inbox = new FollowupInbox(run.followups_after ?? 0, (through) => {
       deps.client
         .followupsDelivered(run.run_id, run.lease_token, through)
@@ -256,13 +262,15 @@ export class RunExecution {
       const hit = await this.limitHit();
       const outcome = decideOutcome(this.stopReason, error, result);
       // Kept for a follow-up (idle) before the finish: the next execution's claim, right after it, finds it.
+      // What its network did, while the sandbox is there to ask.
+      const audit = await this.network.collect(this.sandbox).catch(() => undefined);
       const idle = hit === null ? await this.keepIdle(outcome) : null;
       await this.teardown(idle !== null);
       if (outcome?.message?.reason === 'worker_error') this.deps.logger.error({ err: error, runId: run.run_id }, 'run failed on the platform side');
       // The keeper goes first: its control long-poll would read the finish's
       // own 409 as a lost lease. The lease has at least its margin left.
       await this.lease.stop();
-      const finished = outcome ? await this.finish(outcome, idle?.forMs ?? 0) : false;
+      const finished = outcome ? await this.finish(outcome, idle?.forMs ?? 0, audit) : false;
       if (idle && !finished && this.deps.idle?.take(run.run_id)) await destroyIdle(idle.sandbox, this.deps.logger);
     } finally {
       this.uploader.stop();
@@ -285,7 +293,9 @@ export class RunExecution {
     if (this.lease.validForMs <= 0) this.stop({ kind: 'fenced' });
     if (this.stopReason) return null;
     this.sockets = await this.startSockets(harness);
+    await this.network.start(this.sockets.dir);
     this.sandbox = await this.startSandbox(mounts);
+    await this.network.watchSandbox(this.sandbox, false);
     if (this.stopReason) return null;
     const env = { ...this.runEnv(), ...secretEnv(this.secrets?.env ?? {}) };
     const bases = await this.provision(env, mounts);
@@ -320,6 +330,8 @@ export class RunExecution {
     // Nothing is cloned on a resume: the workspace already holds the run's branch, whatever the mirror says.
     await this.planCheckouts(idle.mounts, { cloning: false });
     this.sockets = await this.startSockets(harness, idle.sockets.dir);
+    await this.network.start(this.sockets.dir);
+    await this.network.watchSandbox(idle.sandbox, true);
     idle.sandbox.renewFence(Math.max(0, Math.floor(this.lease.validForMs)));
     if (this.stopReason) return null;
     const env = { ...this.runEnv(), ...secretEnv(this.secrets?.env ?? {}) };
@@ -748,7 +760,6 @@ export class RunExecution {
 
   private async startSandbox(mounts: string[]): Promise<Sandbox> {
     const { backend } = this.deps;
-    const environment = this.run.environment;
     const limits = this.limits;
     const image = this.sandboxImage();
     let sandbox: Sandbox;
@@ -757,7 +768,8 @@ export class RunExecution {
         ...image,
         ...(restored ? { restore: { workspace: restored.workspace, layer: this.image ? restored.layer : null } } : {}),
         runId: this.run.run_id,
-        network: environment?.network ?? 'off',
+        network: this.network.policy,
+        internalRanges: this.network.internalRanges,
         limits,
         mounts,
         supportDir: this.sockets?.dir,
@@ -1077,6 +1089,7 @@ export class RunExecution {
       }
       await this.sockets?.close().catch((error: unknown) => logger.error({ err: error, runId }, 'could not stop the support socket'));
     }
+    await this.network.stop();
     if (this.killTimer) clearTimeout(this.killTimer);
     if (this.stopReason?.kind !== 'fenced') {
       await this.uploader.flush().catch((error: unknown) => logger.warn({ err: error, runId }, 'could not send the last events'));
@@ -1084,7 +1097,7 @@ export class RunExecution {
   }
 
   /** The terminal state, redacted and within the protocol's bounds; retried while the server is unreachable. */
-  private async finish(outcome: Outcome, idleForMs: number): Promise<boolean> {
+  private async finish(outcome: Outcome, idleForMs: number, audit: NetworkAudit | undefined): Promise<boolean> {
     const message = outcome.message ? boundedStatus(this.redactor.redactDeep(outcome.message)) : undefined;
     try {
       await retry(
@@ -1096,6 +1109,7 @@ export class RunExecution {
             ...(this.usage ? { usage: this.usage } : {}),
             followups_through: this.inbox.through,
             ...(idleForMs > 0 ? { idle_for_ms: idleForMs } : {}),
+            ...(audit ? { network_audit: audit } : {}),
           }),
         { attempts: 10, baseMs: 200, maxMs: 2000, retryable: (error) => !(error instanceof ProtocolError && !error.transient) },
       );
@@ -1120,6 +1134,7 @@ export class RunExecution {
       ...this.deps.baseEnv,
       ...fromImage,
       ...(run.environment?.env ?? {}),
+      ...this.network.env(),
       HOME: fromImage.HOME ?? sandbox?.workspacePath ?? '/tmp',
       OZ_RUN_ID: run.run_id,
       WARP_RUN_ID: run.run_id,

@@ -30,6 +30,7 @@ describe('configuration', () => {
       followups: { idleTimeoutMinutes: 0, workspaceMaxBytes: 64 * 1024 * 1024, workspaceRetentionMs: 14 * 24 * 3600_000 },
       trustProxy: false,
       webSessionTtlMs: 12 * 3600_000,
+      network: { defaultPolicy: 'off', defaultPresets: [], presetsFile: null },
       cliConfigPath: '/home/u/.config/oz/config.json',
       logLevel: 'info',
       workerConcurrency: 2,

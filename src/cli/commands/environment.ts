@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { CreateEnvironmentInput, EnvironmentItem, PatchEnvironmentInput } from '../../api/environments.js';
-import type { NetworkPolicy, RepoSpec } from '../../core/environment.js';
+import { NETWORK_POLICIES, type NetworkPolicy, type RepoSpec } from '../../core/environment.js';
+import { parseDomainRule, parseInternalRange, presetNameProblem } from '../../core/network-policy.js';
 import { confirm, interactive } from '../confirm.js';
 import type { CliContext } from '../context.js';
 import { collect, enumOption } from '../parse.js';
@@ -8,7 +9,40 @@ import { UsageError } from '../usage-error.js';
 import { HOST_HELP } from './agent.js';
 import { str } from './run-views.js';
 
-const NETWORK = enumOption('--network', ['off', 'on'] as const);
+const NETWORK = enumOption('--network', NETWORK_POLICIES);
+const NETWORK_HELP =
+  "off (no network), allowlist (only --allow-domain/--allow-preset hosts, through the worker's proxy) or on (any public address); internal addresses are refused under both";
+
+/** A repeatable flag whose values `check` validates here (the message names the flag). */
+function checked(flag: string, check: (value: string) => unknown) {
+  return (value: string, previous: string[]): string[] => {
+    try {
+      check(value);
+    } catch (error) {
+      throw new UsageError(`${flag}: ${(error as Error).message}`);
+    }
+    return [...previous, value];
+  };
+}
+const DOMAIN = (flag: string) => checked(flag, parseDomainRule);
+const PRESET = (flag: string) =>
+  checked(flag, (value) => {
+    const problem = presetNameProblem(value);
+    if (problem) throw new Error(problem);
+  });
+const RANGE = (flag: string) => checked(flag, parseInternalRange);
+
+/** A list edited by `add` and `remove` flags (exact, case-insensitive); undefined when neither was given. */
+function editList(current: readonly string[], add: readonly string[], remove: readonly string[], missing: (value: string) => void): string[] | undefined {
+  if (add.length === 0 && remove.length === 0) return undefined;
+  const lower = (value: string): string => value.trim().toLowerCase();
+  let list = current.map(lower);
+  for (const value of remove.map(lower)) {
+    if (!list.includes(value)) missing(value);
+    list = list.filter((x) => x !== value);
+  }
+  return [...new Set([...list, ...add.map(lower)])];
+}
 
 /** `owner/repo[@branch]` (GitHub) or any git URL with an optional `@branch` suffix. */
 export function parseRepo(spec: string): { github?: { owner: string; repo: string }; repo?: { url: string; branch?: string } } {
@@ -86,6 +120,9 @@ function fields(env: EnvironmentItem): [string, string][] {
     ['Env', Object.keys(c.env).join(', ') || '-'],
     ['Secrets', c.secrets.join(', ') || '-'],
     ['Network', c.network],
+    // A newer client on an older server: the fields are absent there.
+    ['Allowed domains', [...(c.allow_presets ?? []).map((p) => `preset:${p}`), ...(c.allow_domains ?? [])].join(', ') || '-'],
+    ['Internal ranges', (c.allow_internal_ranges ?? []).join(', ') || '-'],
     ['Host', str(c.worker_host) || '(any worker)'],
     ['Scope', env.scope.type],
     ['Updated', env.last_updated],
@@ -107,6 +144,9 @@ interface CreateOptions {
   env: string[];
   secret: string[];
   network?: NetworkPolicy;
+  allowDomain: string[];
+  allowPreset: string[];
+  allowInternalRange: string[];
   host?: string;
 }
 
@@ -128,6 +168,12 @@ interface UpdateOptions {
   secret: string[];
   removeSecret: string[];
   network?: NetworkPolicy;
+  allowDomain: string[];
+  removeAllowDomain: string[];
+  allowPreset: string[];
+  removeAllowPreset: string[];
+  allowInternalRange: string[];
+  removeAllowInternalRange: string[];
   host?: string;
   removeHost?: boolean;
   force?: boolean;
@@ -159,7 +205,25 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('--personal', 'visible only to you')
     .option('--env <KEY=VALUE>', 'a plain environment variable (repeatable)', collect, [])
     .option('--secret <name>', 'attach a secret by name (repeatable)', collect, [])
-    .option('--network <policy>', 'off (default) or on', NETWORK)
+    .option('--network <policy>', `${NETWORK_HELP} (default: the server's, off unless its operator set OZ_NETWORK_DEFAULT)`, NETWORK)
+    .option(
+      '--allow-domain <domain>',
+      'under allowlist: a host its runs may reach, example.com or *.example.com, optionally :port (default ports 80 and 443; repeatable)',
+      DOMAIN('--allow-domain'),
+      [],
+    )
+    .option(
+      '--allow-preset <name>',
+      "under allowlist: a named set of hosts, such as npm, pypi, crates, go, maven, rubygems, debian, github (the server's operator may change them; repeatable)",
+      PRESET('--allow-preset'),
+      [],
+    )
+    .option(
+      '--allow-internal-range <cidr>',
+      'admins only: an internal address range its runs may reach anyway, such as 10.20.0.0/16 (repeatable)',
+      RANGE('--allow-internal-range'),
+      [],
+    )
     .option('--host <name>', `where its runs go when they name no --host themselves: ${HOST_HELP}`)
     .action(async (o: CreateOptions, cmd: Command) => {
       const ctx = context(cmd);
@@ -179,6 +243,9 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         ...(o.devcontainer !== undefined ? { devcontainer: o.devcontainer } : {}),
         secrets: o.secret,
         ...(o.network !== undefined ? { network: o.network } : {}),
+        ...(o.allowDomain.length > 0 ? { allow_domains: o.allowDomain } : {}),
+        ...(o.allowPreset.length > 0 ? { allow_presets: o.allowPreset } : {}),
+        ...(o.allowInternalRange.length > 0 ? { allow_internal_ranges: o.allowInternalRange } : {}),
         ...(o.host !== undefined ? { worker_host: o.host } : {}),
         ...(o.personal ? { team: false } : {}),
       };
@@ -223,7 +290,13 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     .option('--remove-env <KEY>', 'remove a variable (repeatable)', collect, [])
     .option('--secret <name>', 'attach a secret (repeatable)', collect, [])
     .option('--remove-secret <name>', 'detach a secret (repeatable)', collect, [])
-    .option('--network <policy>', 'off or on', NETWORK)
+    .option('--network <policy>', NETWORK_HELP, NETWORK)
+    .option('--allow-domain <domain>', 'allow a host under allowlist: example.com or *.example.com, optionally :port (repeatable)', DOMAIN('--allow-domain'), [])
+    .option('--remove-allow-domain <domain>', 'remove an allowed host, exact match (repeatable)', collect, [])
+    .option('--allow-preset <name>', 'allow a preset under allowlist (npm, pypi, github, …; repeatable)', PRESET('--allow-preset'), [])
+    .option('--remove-allow-preset <name>', 'remove a preset (repeatable)', collect, [])
+    .option('--allow-internal-range <cidr>', 'admins only: let its runs reach an internal range (repeatable)', RANGE('--allow-internal-range'), [])
+    .option('--remove-allow-internal-range <cidr>', 'admins only: remove an internal range, as listed (repeatable)', collect, [])
     .option('--host <name>', "a new worker name or label for the environment's runs (warp: any worker)")
     .option('--remove-host', "let the environment's runs go to any worker again")
     .option('--force', 'do not fail when a --remove-* value is not present')
@@ -293,6 +366,23 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
         body.secrets = [...new Set([...secrets, ...o.secret])];
       }
       if (o.network !== undefined) body.network = o.network;
+      const domains = editList(c.allow_domains ?? [], o.allowDomain, o.removeAllowDomain, (v) => missing('--remove-allow-domain', v));
+      if (domains) body.allow_domains = domains;
+      const presets = editList(c.allow_presets ?? [], o.allowPreset, o.removeAllowPreset, (v) => missing('--remove-allow-preset', v));
+      if (presets) body.allow_presets = presets;
+      const ranges = editList(
+        c.allow_internal_ranges ?? [],
+        o.allowInternalRange.map(parseInternalRange),
+        o.removeAllowInternalRange.map((r) => {
+          try {
+            return parseInternalRange(r);
+          } catch {
+            return r;
+          }
+        }),
+        (v) => missing('--remove-allow-internal-range', v),
+      );
+      if (ranges) body.allow_internal_ranges = ranges;
       if (o.host !== undefined && o.removeHost) throw new UsageError('--host and --remove-host: choose one');
       if (o.host !== undefined) body.worker_host = o.host;
       if (o.removeHost) body.worker_host = null;

@@ -194,10 +194,12 @@ export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliC
     .description('Show a run')
     .option('--conversation', 'show its conversation instead')
     .option('--follow', 'stream its events live until it ends')
-    .action(async (runId: string, options: { conversation?: boolean; follow?: boolean }, cmd: Command) => {
+    .option('--network', 'show what its network did instead: hosts contacted, bytes each way, refusals')
+    .action(async (runId: string, options: { conversation?: boolean; follow?: boolean; network?: boolean }, cmd: Command) => {
       const ctx = context(cmd);
-      if (options.conversation && options.follow) throw new UsageError('--conversation and --follow: choose one');
+      if ([options.conversation, options.follow, options.network].filter(Boolean).length > 1) throw new UsageError('--conversation, --follow and --network: choose one');
       if (options.conversation) return printConversation(ctx, runId);
+      if (options.network) return printNetwork(ctx, runId);
       if (options.follow) {
         await ctx.client.followRun(runId, { reconnect: true, onEvent: (e) => renderEvent(ctx.out, e) });
         const final = await ctx.client.getRun(runId);
@@ -268,4 +270,39 @@ export function runCommand(name: 'run' | 'task', context: (cmd: Command) => CliC
     .action(async (id: string, _options: unknown, cmd: Command) => printConversation(context(cmd), id));
 
   return run;
+}
+
+/** `oz run get --network`: the run's network audit, one row per destination. */
+async function printNetwork(ctx: CliContext, runId: string): Promise<void> {
+  const audit = await ctx.client.getRunNetwork(runId);
+  if (ctx.out.format === 'pretty') {
+    ctx.out.line(audit.policy === null ? 'Network: nothing reported yet.' : `Network: ${audit.policy}`);
+  }
+  const rows = audit.hosts.map((h) => ({ ...h }));
+  ctx.out.list(
+    rows,
+    [
+      { header: 'HOST', value: (h) => `${h.host}:${h.port}` },
+      { header: 'CONNECTIONS', value: (h) => String(h.connections) },
+      { header: 'DENIED', value: (h) => (h.denied > 0 ? `${h.denied} (${h.denied_reason ?? 'refused'})` : '0') },
+      { header: 'SENT', value: (h) => formatBytes(h.bytes_sent) },
+      { header: 'RECEIVED', value: (h) => formatBytes(h.bytes_received) },
+    ],
+    audit,
+    rows,
+    audit.policy === 'on' ? 'No refused destinations (under "on" hosts are not named; the totals follow).' : 'No hosts contacted.',
+  );
+  const o = audit.other;
+  if (ctx.out.format === 'pretty' && (o.connections > 0 || o.denied > 0 || o.bytes_sent > 0 || o.bytes_received > 0)) {
+    ctx.out.line(
+      `${audit.policy === 'on' ? 'All traffic' : 'Other hosts'}: ${o.connections} connections, ${o.denied} denied, ${formatBytes(o.bytes_sent)} sent, ${formatBytes(o.bytes_received)} received`,
+    );
+  }
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }

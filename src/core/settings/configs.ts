@@ -99,6 +99,8 @@ export interface ServerConfig extends SandboxLimitSettings {
   readonly trustProxy: boolean;
   /** How long a dashboard session lasts (ms). */
   readonly webSessionTtlMs: number;
+  /** The default network policy and presets (`OZ_NETWORK_*`); the presets file is read by src/main/server.ts. */
+  readonly network: { readonly defaultPolicy: 'off' | 'allowlist' | 'on'; readonly defaultPresets: readonly string[]; readonly presetsFile: string | null };
   /** The CLI's config file, where the first start writes the admin key. */
   readonly cliConfigPath: string;
   readonly logLevel: string;
@@ -267,6 +269,7 @@ export function serverConfig(s: SettingsOf<'server'>, env: Env): ServerConfig {
     }),
     trustProxy: s.trustProxy === 'on',
     webSessionTtlMs: s.webSessionHours * 3600_000,
+    network: Object.freeze({ defaultPolicy: s.networkDefault, defaultPresets: Object.freeze([...s.networkDefaultPresets]), presetsFile: s.networkPresetsFile }),
     cliConfigPath: cliConfigPath(env),
     logLevel: s.logLevel,
     sweepIntervalMs: s.sweepIntervalMs,

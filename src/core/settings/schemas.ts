@@ -28,6 +28,9 @@ export const anyText = z.string();
 
 export const nonEmpty = z.string().min(1, 'must not be empty');
 
+/** A network preset's name (src/core/network-policy.ts). */
+export const presetName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, 'must be a preset name (lowercase letters, digits, "-" and "_")');
+
 /** An absolute path, normalised (the message repeats the value: no "got" needed). */
 export const absolutePath = z
   .string()

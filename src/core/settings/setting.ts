@@ -27,6 +27,7 @@ export const SETTING_GROUPS = {
   agent: 'The built-in agent',
   results: 'Results: branches, commits, GitHub',
   hostGit: 'Host-side git',
+  network: 'Network egress',
   sandboxLimits: 'Per-run limits',
   cli: 'The CLI',
 } as const;

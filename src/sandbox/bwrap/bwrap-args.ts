@@ -37,6 +37,8 @@ export interface BwrapProfile {
   resolvFd?: number;
   hostsFd?: number;
   initScriptFd: number;
+  /** Arguments of the init (the egress bridge's socket under network `allowlist`). */
+  initArgs?: readonly string[];
   nodeFd: number;
   infoFd: number;
   /** A compiled seccomp program (src/sandbox/bwrap/seccomp-filter.ts), where the architecture has one. */
@@ -153,6 +155,7 @@ export function bwrapArgs(profile: BwrapProfile): string[] {
     '--',
     INIT_NODE,
     INIT_SCRIPT,
+    ...(profile.initArgs ?? []),
   );
   return args;
 }

@@ -3,15 +3,15 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, delimiter, dirname, join, posix, resolve as resolvePath } from 'node:path';
+import { basename, dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import { FenceLapsedError, SandboxFence, Watchdog } from '../fence.js';
 import { mountsUnder, pidAlive, reap, removeLeftovers, unmount } from '../reap.js';
 import { checkOwnDirectory } from '../worker-dirs.js';
-import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
+import type { ExecOptions, ExecResult, LimitKind, NetworkReport, Sandbox, SandboxBackend, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
 import { bwrapArgs, groupFile, passwdFile, type FdMount, type ImageProfile } from './bwrap-args.js';
-import { INIT_NODE, OZ_CLI, OZ_WRAPPER, SUPPORT_DIR, TOOLS_DIR } from '../sandbox-layout.js';
+import { egressInitArgs, INIT_NODE, OZ_CLI, OZ_WRAPPER, SUPPORT_DIR, TOOLS_DIR } from '../sandbox-layout.js';
 import { clearMountPoints, imageRootMounts, mountRunLayers, type RunLayers } from './image-root.js';
 import { IMAGE_LIBS, prepareImageNode, type ImageNode } from '../image-node.js';
 import { Cgroups, type RunCgroup } from './cgroups.js';
@@ -20,8 +20,10 @@ import { InitClient } from '../init/init-client.js';
 import { reachablePath } from './reachable.js';
 import { diskMountPoint, ImageDisks, plainDisk, type DiskTools, type RunDisk } from './run-disk.js';
 import { seccompFilter } from './seccomp-filter.js';
-import { SANDBOX_HOSTS, SLIRP_RESOLV_CONF, startSlirp, type SlirpNetwork } from './slirp-network.js';
+import { SANDBOX_HOSTS, SLIRP_DNS, SLIRP_RESOLV_CONF, startSlirp, type SlirpNetwork } from './slirp-network.js';
+import { addReports, applyEgressRules, nftTools, readNetworkReport, type NftTools } from '../egress-rules.js';
 import { SYSTEM_PATH } from '../../core/system-path.js';
+import { onPath } from '../host-command.js';
 
 /**
  * Host uids for sandboxes: one at random per run from this range, so no two
@@ -44,14 +46,6 @@ const IMAGE_MOUNT_NAMES = Object.values(imageRootMounts('/')).map((point) => bas
 
 export class SandboxUnavailableError extends Error {}
 
-/** A command's absolute path on `path`, or null. */
-function onPath(command: string, path: string): string | null {
-  for (const dir of path.split(delimiter)) {
-    if (dir && existsSync(join(dir, command))) return resolvePath(dir, command);
-  }
-  return null;
-}
-
 /** The host tools of a launch, resolved once (the chain runs with an empty environment). */
 interface HostTools {
   bwrap: string;
@@ -65,6 +59,8 @@ interface HostTools {
   mount: string | null;
   patchelf: string | null;
   disk: DiskTools | null;
+  /** nft and nsenter: network `on` refuses internal addresses with them; null: such runs cannot start. */
+  nft: NftTools | null;
 }
 
 /**
@@ -213,6 +209,7 @@ export class BwrapBackend implements SandboxBackend {
       umount: found.umount ?? 'umount',
       mount,
       patchelf: asRoot ? onPath('patchelf', path) : null,
+      nft: nftTools(path),
       disk: mkfs && mount && found.umount ? { mkfs, mount, umount: found.umount } : null,
     };
     let backend: BwrapBackend;
@@ -314,6 +311,7 @@ export class BwrapBackend implements SandboxBackend {
 
   async create(spec: SandboxSpec): Promise<Sandbox> {
     if (spec.network === 'on' && !this.asRoot) throw new Error('network "on" needs a worker running as root (it makes the namespace slirp4netns attaches to)');
+    if (spec.network === 'on' && !this.tools.nft) throw new Error('network "on" needs nftables (nft) and nsenter on the worker host: they keep the run off internal addresses');
     const { watchdog } = this;
     if (!watchdog) throw new Error('the backend is not open');
     if (spec.fenceAfterMs !== undefined && !(spec.fenceAfterMs >= 0)) throw new Error(`fenceAfterMs: ${spec.fenceAfterMs} is not a duration`);
@@ -377,6 +375,7 @@ export class BwrapBackend implements SandboxBackend {
         fence,
         watchdog,
         network: spec.network === 'on',
+        nft: this.tools.nft,
         hostPath: this.hostPath,
         seccomp: filter !== null,
       };
@@ -458,6 +457,7 @@ export class BwrapBackend implements SandboxBackend {
         ...(network ? { resolvFd: etc('resolv.conf'), hostsFd: etc('hosts') } : {}),
         ...(parts.seccomp ? { seccompFd: etc('seccomp') } : {}),
         initScriptFd: place(open(this.initScript)),
+        ...(spec.network === 'allowlist' && spec.supportDir ? { initArgs: egressInitArgs() } : {}),
         ...(spec.supportDir && existsSync(SUPPORT_CLIENT_SCRIPT) ? { supportClientFd: place(open(SUPPORT_CLIENT_SCRIPT)), ozWrapperFd: etc('oz') } : {}),
         nodeFd: place(open(image && this.imageNode ? this.imageNode.binary : this.reach(process.execPath))),
         infoFd: 3,
@@ -521,6 +521,7 @@ interface SandboxParts {
   fence: SandboxFence;
   watchdog: Watchdog;
   network: boolean;
+  nft: NftTools | null;
   hostPath: string;
   seccomp: boolean;
 }
@@ -554,7 +555,11 @@ class Jail {
     try {
       this.namespacePid = await Promise.race([readInfo(this.child.stdio[3] as Readable), timeout]);
       parts.watchdog.addProcess(parts.id, this.namespacePid);
-      if (parts.network) this.slirp = await startSlirp(this.namespacePid, parts.hostPath);
+      if (parts.network) {
+        // The rules before the interface: until slirp4netns configures it the namespace has no way out.
+        await applyEgressRules(parts.nft as NftTools, this.namespacePid, { allowRanges: parts.spec.internalRanges ?? [], dnsServers: [SLIRP_DNS] });
+        this.slirp = await startSlirp(this.namespacePid, parts.hostPath);
+      }
       await Promise.race([this.init.ready, timeout]);
     } catch (error) {
       const detail = this.stderr.trim().split('\n').at(-1);
@@ -598,6 +603,7 @@ class BwrapSandbox implements Sandbox {
   private hit: LimitKind | null = null;
   private destroyed: Promise<void> | null = null;
   private ticks = 0;
+  private earlierNetwork: NetworkReport | null = null;
 
   private constructor(
     private jail: Jail,
@@ -709,9 +715,17 @@ class BwrapSandbox implements Sandbox {
    * (its init included, which held every environment it was sent), then
    * bwrap starts again. The workspace and /tmp stay.
    */
+  async networkReport(): Promise<NetworkReport | null> {
+    const { network, nft } = this.parts;
+    if (!network || !nft || this.jail.namespacePid === 0) return this.earlierNetwork;
+    return addReports(this.earlierNetwork, await readNetworkReport(nft, this.jail.namespacePid).catch(() => null));
+  }
+
   async restart(whileStopped?: () => Promise<void>): Promise<void> {
     if (this.destroyed) throw new Error('the sandbox was destroyed');
     if (this.parts.fence.lapsed()) throw new FenceLapsedError();
+    // The next launch has a namespace of its own: what this one's saw is kept.
+    if (this.parts.network) this.earlierNetwork = await this.networkReport();
     await this.jail.stop('the sandbox is restarting');
     // Nothing of the run runs now: not even an init (on an image, one the image's files could subvert).
     if (whileStopped) await whileStopped();

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 
 /** What a sandbox with network gets as its resolver: slirp4netns's built-in DNS forwarder. */
-export const SLIRP_RESOLV_CONF = 'nameserver 10.0.2.3\n';
+export const SLIRP_DNS = '10.0.2.3';
+export const SLIRP_RESOLV_CONF = `nameserver ${SLIRP_DNS}\n`;
 export const SANDBOX_HOSTS = '127.0.0.1\tlocalhost oz-sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n';
 
 export interface SlirpNetwork {

@@ -60,9 +60,9 @@ export class ContainerHandle {
   }
 
   /** An init in the running container, as `user`; resolves once it said it is ready. */
-  async startInit(user: string, onViolation: () => void): Promise<void> {
+  async startInit(user: string, onViolation: () => void, args: readonly string[] = []): Promise<void> {
     const exec = await this.container.exec({
-      Cmd: [INIT_NODE, INIT_SCRIPT],
+      Cmd: [INIT_NODE, INIT_SCRIPT, ...args],
       User: user,
       WorkingDir: WORKSPACE,
       Env: [...this.initEnv],

@@ -22,6 +22,8 @@ import { containerOptions, hostSystemBinds, hostLimits, LABELS, type Bind } from
 import { DockerSandbox } from './docker-sandbox.js';
 import { EngineImages } from './engine-images.js';
 import { seccompProfile } from './seccomp-profile.js';
+import { onPath } from '../host-command.js';
+import { nftTools, type NftTools } from '../egress-rules.js';
 
 /** This worker process as its containers' labels name it: pid, start time, pid namespace. */
 const WORKER = {
@@ -57,11 +59,6 @@ export interface DockerBackendOptions {
   /** Put on every container (`dev.oz.worker`), for the operator. */
   workerName?: string;
   onWarning?: (message: string) => void;
-}
-
-function onPath(command: string, path: string): string | null {
-  for (const dir of path.split(':')) if (dir && existsSync(join(dir, command))) return join(dir, command);
-  return null;
 }
 
 function isDirectory(path: string): boolean {
@@ -145,7 +142,7 @@ export class DockerBackend implements SandboxBackend {
   private constructor(
     private readonly docker: Docker,
     private readonly options: DockerBackendOptions,
-    private readonly tools: { reaper: string; patchelf: string | null; umount: string; disk: { mkfs: string; mount: string; umount: string } | null },
+    private readonly tools: { reaper: string; patchelf: string | null; umount: string; disk: { mkfs: string; mount: string; umount: string } | null; nft: NftTools | null },
   ) {
     this.initScript = options.initScript ?? DEFAULT_INIT_SCRIPT;
     this.warn = options.onWarning ?? (() => {});
@@ -215,6 +212,7 @@ export class DockerBackend implements SandboxBackend {
       backend = new DockerBackend(docker, options, {
         reaper: realpathSync(reaper),
         patchelf: onPath('patchelf', path),
+        nft: nftTools(path),
         umount,
         disk: mkfs && mount ? { mkfs, mount, umount } : null,
       });
@@ -446,6 +444,7 @@ export class DockerBackend implements SandboxBackend {
         spec,
         disk,
         containers: { platform, image, users },
+        nft: this.tools.nft,
         fence,
         watchdog,
         hasSupportClient,

@@ -1,11 +1,12 @@
-import { rmSync, statfsSync } from 'node:fs';
+import { readFileSync, rmSync, statfsSync } from 'node:fs';
 import { posix } from 'node:path';
 import { RunFailure } from '../../core/run-failure.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from '../bwrap/disk-usage.js';
 import type { RunDisk } from '../bwrap/run-disk.js';
 import { FenceLapsedError, type SandboxFence, type Watchdog } from '../fence.js';
-import type { ExecOptions, ExecResult, LimitKind, Sandbox, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
-import { INIT_NODE, MIRRORS_DIR, OZ_CLI, SUPPORT_DIR, TOOLS_DIR, WORKSPACE } from '../sandbox-layout.js';
+import type { ExecOptions, ExecResult, LimitKind, NetworkReport, Sandbox, SandboxPhase, SandboxSpec } from '../sandbox-backend.js';
+import { addReports, applyEgressRules, readNetworkReport, type NftTools } from '../egress-rules.js';
+import { egressInitArgs, INIT_NODE, MIRRORS_DIR, OZ_CLI, SUPPORT_DIR, TOOLS_DIR, WORKSPACE } from '../sandbox-layout.js';
 import { ContainerHandle } from './container-handle.js';
 
 const MONITOR_MS = 500;
@@ -35,6 +36,8 @@ export interface DockerSandboxParts {
   warn: (message: string) => void;
   /** Remove what the backend made for the run (containers, disk, directory). */
   teardown: () => Promise<void>;
+  /** Under network `on`: how the rules that refuse internal addresses are loaded into each container's namespace. */
+  nft: NftTools | null;
 }
 
 /**
@@ -58,6 +61,9 @@ export class DockerSandbox implements Sandbox {
   private hit: LimitKind | null = null;
   private destroyed: Promise<void> | null = null;
   private ticks = 0;
+  /** The container main process whose namespace has the `on` rules, per container. */
+  private readonly ruled = new Map<ContainerHandle, number>();
+  private earlierNetwork: NetworkReport | null = null;
 
   private constructor(private readonly parts: DockerSandboxParts) {
     const { spec } = parts;
@@ -105,7 +111,13 @@ export class DockerSandbox implements Sandbox {
     const handle = this.containerOf(parts.phase);
     const pid = await handle.ensureRunning();
     parts.watchdog.addProcess(parts.id, pid);
-    await handle.startInit(parts.containers.users[parts.phase], () => void handle.kill());
+    if (parts.spec.network === 'on' && this.ruled.get(handle) !== pid) {
+      // A container that (re)started has a namespace without them; nothing of the run runs in it yet.
+      if (!parts.nft) throw new Error('network "on" needs nftables (nft) and nsenter on the worker host: they keep the run off internal addresses');
+      await applyEgressRules(parts.nft, pid, { allowRanges: parts.spec.internalRanges ?? [], dnsServers: nameservers(pid) });
+      this.ruled.set(handle, pid);
+    }
+    await handle.startInit(parts.containers.users[parts.phase], () => void handle.kill(), parts.spec.network === 'allowlist' && parts.spec.supportDir ? egressInitArgs() : []);
     this.current = handle;
   }
 
@@ -207,9 +219,22 @@ export class DockerSandbox implements Sandbox {
     this.parts.fence.renew(validForMs);
   }
 
+  async networkReport(): Promise<NetworkReport | null> {
+    const { nft } = this.parts;
+    let report = this.earlierNetwork;
+    if (!nft) return report;
+    for (const pid of this.ruled.values()) report = addReports(report, await readNetworkReport(nft, pid).catch(() => null));
+    return report;
+  }
+
   async restart(whileStopped?: () => Promise<void>): Promise<void> {
     if (this.destroyed) throw new Error('the sandbox was destroyed');
     if (this.parts.fence.lapsed()) throw new FenceLapsedError();
+    // Restarted containers have namespaces of their own: what these saw is kept.
+    if (this.ruled.size > 0) {
+      this.earlierNetwork = await this.networkReport();
+      this.ruled.clear();
+    }
     this.current = null;
     for (const handle of this.handles()) await handle.stop('the sandbox is restarting');
     if (whileStopped) await whileStopped();
@@ -253,5 +278,18 @@ function fileSystemUsed(mountPoint: string): number {
     return (stat.blocks - stat.bfree) * stat.bsize;
   } catch {
     return 0;
+  }
+}
+
+/** The resolvers of the container whose main process is `pid` (its /etc/resolv.conf, seen through /proc): the engine's DNS, reachable on port 53. */
+function nameservers(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/root/etc/resolv.conf`, 'utf8')
+      .split('\n')
+      .map((line) => /^\s*nameserver\s+(\S+)/.exec(line)?.[1])
+      .filter((address): address is string => address !== undefined)
+      .slice(0, 3);
+  } catch {
+    return [];
   }
 }

@@ -13,7 +13,7 @@ import {
 import { notFound } from '../../core/errors.js';
 import { principalOf } from '../auth.js';
 import type { ServerDeps } from '../deps.js';
-import { configFromCreate, configFromPatch } from '../environment-service.js';
+import { checkNetworkFields, configFromCreate, configFromPatch, DEFAULT_NETWORK_SETTINGS } from '../environment-service.js';
 import { devcontainerFields } from '../devcontainer/devcontainer-fields.js';
 import { teamLimits, refuseAboveMaxima } from '../limits.js';
 import { presentEnvironment } from '../presenters/environment.js';
@@ -52,7 +52,9 @@ export function environmentRoutes(deps: ServerDeps) {
         const body = request.body;
         // Our `devcontainer`: the file's fields, read from GitHub now (the request's own win over them).
         const source = body.devcontainer;
-        const config = configFromCreate(body, source ? { source, fields: await devcontainerFields(deps, team.id, source) } : undefined);
+        const network = deps.network ?? DEFAULT_NETWORK_SETTINGS;
+        const config = configFromCreate(body, source ? { source, fields: await devcontainerFields(deps, team.id, source) } : undefined, network);
+        checkNetworkFields(config, null, network, user.role === 'admin');
         refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
         const env = await deps.store.createEnvironment(
           {
@@ -85,6 +87,7 @@ export function environmentRoutes(deps: ServerDeps) {
         if (!current) throw notFound('environment', request.params.uid);
         const body = request.body;
         const config = configFromPatch(current.config, body);
+        checkNetworkFields(config, current.config, deps.network ?? DEFAULT_NETWORK_SETTINGS, user.role === 'admin');
         if (body.limits !== undefined) refuseAboveMaxima(config.limits, teamLimits(deps, team).maxima, 'limits.');
         const updated = await deps.store.updateEnvironment(
           team.id,

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { emptyCounts } from '../../core/network-audit.js';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { idParam } from '../../api/common.js';
@@ -8,6 +9,7 @@ import {
   cancelRunResponseSchema,
   followupRequestSchema,
   runDiffResponseSchema,
+  runNetworkResponseSchema,
   followupResponseSchema,
   listRunsResponseSchema,
   runAgentResponseSchema,
@@ -136,6 +138,17 @@ export function runRoutes(deps: ServerDeps, runs: RunService) {
             created_at: toRfc3339(d.createdAt),
           })),
         };
+      },
+    );
+
+    r.get(
+      '/agent/runs/:runId/network',
+      { schema: { params: runIdParams, response: { 200: runNetworkResponseSchema }, summary: "What a run's network did: hosts, bytes, refusals", tags: ['runs'] } },
+      async (request) => {
+        const run = await deps.store.getRun(principalOf(request).team.id, request.params.runId);
+        if (!run) throw notFound('run', request.params.runId);
+        const audit = run.networkAudit;
+        return { run_id: run.id, policy: audit?.policy ?? null, hosts: audit?.hosts ?? [], other: audit?.other ?? emptyCounts() };
       },
     );
 

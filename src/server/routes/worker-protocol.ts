@@ -40,6 +40,10 @@ import { PROVIDER_MODEL_PATTERN } from '../../core/model-catalog.js';
 import { followupHandover, followupSettings } from '../followup-handover.js';
 import { addUsage } from '../../core/execution.js';
 import { conversationHistory } from '../conversation-history.js';
+import { expandRules, formatDomainRule } from '../../core/network-policy.js';
+import { mergeAudits } from '../../core/network-audit.js';
+import { DEFAULT_NETWORK_SETTINGS } from '../environment-service.js';
+import type { ClaimedNetwork } from '../../api/worker-protocol.js';
 
 /** A workspace snapshot as the API documents it: a tar (the serializer is skipped for a Buffer). */
 const workspaceTarSchema = z.any().meta({ description: 'application/octet-stream: a tar of the workspace the last execution left' });
@@ -168,6 +172,15 @@ function claimedModel(run: Run): string | null {
   return id !== undefined && PROVIDER_MODEL_PATTERN.test(id) ? id : null;
 }
 
+/** The run's network, with the presets expanded from this server's (an operator's change reaches the next claim). */
+function claimedNetwork(deps: ServerDeps, env: Environment | null): ClaimedNetwork {
+  const settings = deps.network ?? DEFAULT_NETWORK_SETTINGS;
+  const config = env?.config;
+  const policy = config?.network ?? settings.defaultPolicy;
+  const { rules, unknownPresets } = expandRules(config?.allowDomains ?? [], config ? (config.allowPresets ?? []) : settings.defaultPresets, settings.presets);
+  return { policy, allow: rules.map(formatDomainRule), internal_ranges: config?.allowInternalRanges ?? [], unknown_presets: unknownPresets };
+}
+
 async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
   const env = run.environmentId ? await deps.store.getEnvironment(run.teamId, run.environmentId, run.creatorId ?? undefined) : null;
   const secrets = await claimedSecrets(deps, run, env);
@@ -176,6 +189,7 @@ async function toClaimed(deps: ServerDeps, run: Run): Promise<ClaimedRun> {
   const limits = effectiveRunLimits(teamLimits(deps, team ?? { limitCeilings: {} }), env?.config.limits ?? {}, run.config.maxRuntimeMs);
   return {
     run_id: run.id,
+    network: claimedNetwork(deps, env),
     team_id: run.teamId,
     attempt: run.attempt,
     lease_token: run.leaseToken ?? '',
@@ -458,7 +472,7 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
         },
       },
       async (request) => {
-        const { lease_token, state, status_message, usage, followups_through, idle_for_ms } = request.body;
+        const { lease_token, state, status_message, usage, followups_through, idle_for_ms, network_audit } = request.body;
         const current = await deps.store.getRunById(request.params.runId);
         if (!current) throw notFound('run', request.params.runId);
         // A retried finish (the first answer was lost) is acknowledged.
@@ -478,6 +492,8 @@ export function workerProtocolRoutes(deps: ServerDeps, runs: RunService, aborts:
           ...(status_message ? { statusMessage: status_message } : {}),
           // The run's usage is its executions' together; the execution keeps its own.
           ...(usage ? { usage: run.execution > 1 ? (addUsage(run.usage, usage) ?? usage) : usage, executionUsage: usage } : {}),
+          // Likewise its network audit: each execution's added to the earlier ones', bounded.
+          ...(network_audit ? { networkAudit: mergeAudits(run.execution > 1 ? run.networkAudit : null, network_audit) } : {}),
         });
         if (run.workerId) {
           if (idle_for_ms !== undefined && idle_for_ms > 0) await deps.store.followups.holdIdle(run.id, run.workerId, run.execution, now + idle_for_ms);

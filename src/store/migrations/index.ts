@@ -13,6 +13,7 @@ import * as m0009 from './0009-worker-pools.js';
 import * as m0010 from './0010-followups.js';
 import * as m0011 from './0011-run-diffs.js';
 import * as m0012 from './0012-web-sessions.js';
+import * as m0013 from './0013-network-audit.js';
 
 /**
  * Versioned migrations, applied on open. Kysely's Migrator records applied
@@ -33,6 +34,7 @@ function provider(dialect: DialectName): MigrationProvider {
     '0010-followups': { up: (db) => m0010.up(db, dialect) },
     '0011-run-diffs': { up: (db) => m0011.up(db) },
     '0012-web-sessions': { up: (db) => m0012.up(db) },
+    '0013-network-audit': { up: (db) => m0013.up(db) },
   };
   return { getMigrations: async () => all };
 }
