@@ -444,13 +444,15 @@ describe.each(SUITES)('sandboxed runs on the %s backend', (suite) => {
       expect(output).toContain('links=lo \n');
     });
 
-    it('with network on, reaches out but still not the host loopback', async (ctx) => {
+    it('with network on, reaches out but still not the host loopback, nor the host itself unless an admin allows its address', async (ctx) => {
       jailOnly(backend, ctx);
       const loopback = await listen('127.0.0.1');
       const any = await listen('0.0.0.0');
       listeners.push(loopback.server, any.server);
-      const envId = await createEnvironment({ network: 'on' });
       const external = externalIPv4();
+      // The host's own address is an internal one (private, or here a documentation range): refused by default.
+      const envId = await createEnvironment({ network: 'on', ...(external ? { allow_internal_ranges: [`${external}/32`] } : {}) });
+      const refusedEnv = await createEnvironment({ network: 'on' });
       const { run: result, output } = await run(
         [
           `timeout 3 bash -c 'cat < /dev/tcp/127.0.0.1/${loopback.port}' 2>/dev/null || echo loopback=closed`,
@@ -463,6 +465,11 @@ describe.each(SUITES)('sandboxed runs on the %s backend', (suite) => {
       expect(result.state).toBe('SUCCEEDED');
       expect(output).toContain('loopback=closed');
       expect(output).toContain('gateway=closed');
+      if (external) {
+        const refused = await run(`timeout 5 bash -c 'cat < /dev/tcp/${external}/${any.port}' 2>/dev/null || echo host=closed`, refusedEnv);
+        expect(refused.output).toContain('host=closed');
+        expect(refused.output).not.toContain('hello from the host');
+      }
       // bwrap's slirp4netns answers DNS itself; a container has the engine's resolver (and its bridge's gateway is
       // the host: the egress policy is what refuses private addresses there).
       if (backend === 'bwrap') expect(output).toContain('nameserver 10.0.2.3');

@@ -19,6 +19,8 @@ const FIELDS = [
   'setup_commands',
   'maintenance_commands',
   'network',
+  'allow_domains',
+  'allow_presets',
   'worker_host',
   'secrets',
   'env',
@@ -204,11 +206,46 @@ export function EnvironmentForm({
         >
           {NETWORK_POLICIES.map((n) => (
             <option key={n} value={n}>
-              {n === 'off' ? 'Off: no network in the sandbox' : 'On'}
+              {n === 'off' ? 'Off: no network in the sandbox' : n === 'allowlist' ? 'Allowlist: only the domains below, through the worker’s proxy' : 'On: any public address'}
             </option>
           ))}
         </select>
       </Field>
+      {form.network === 'allowlist' ? (
+        <>
+          <Field
+            id="env-allow-domains"
+            label="Allowed domains"
+            error={errors.at('allow_domains')}
+            hint="One per line: example.com, *.example.com (every name under it), either with :port (else 80 and 443)."
+          >
+            <textarea
+              id="env-allow-domains"
+              name="allow_domains"
+              rows={3}
+              spellCheck={false}
+              value={form.allowDomains}
+              onChange={set('allowDomains')}
+              {...describedBy('env-allow-domains', errors.at('allow_domains'), true)}
+            />
+          </Field>
+          <Field
+            id="env-allow-presets"
+            label="Allowed presets"
+            error={errors.at('allow_presets')}
+            hint="Named sets of hosts, separated by commas: npm, pypi, crates, go, maven, rubygems, debian, github."
+          >
+            <input
+              id="env-allow-presets"
+              name="allow_presets"
+              spellCheck={false}
+              value={form.allowPresets}
+              onChange={set('allowPresets')}
+              {...describedBy('env-allow-presets', errors.at('allow_presets'), true)}
+            />
+          </Field>
+        </>
+      ) : null}
       <Field id="env-secrets" label="Secrets" error={errors.at('secrets')} hint="Names of the secrets its runs get, separated by commas.">
         <input id="env-secrets" name="secrets" spellCheck={false} value={form.secrets} onChange={set('secrets')} {...describedBy('env-secrets', errors.at('secrets'), true)} />
       </Field>

@@ -80,6 +80,18 @@ export function EnvironmentConfig({ env }: { env: EnvironmentItem }): ReactNode 
         </dd>
         <dt>Network</dt>
         <dd>{c.network}</dd>
+        {c.network === 'allowlist' ? (
+          <>
+            <dt>Allowed</dt>
+            <dd>{[...(c.allow_presets ?? []).map((p) => `preset ${p}`), ...(c.allow_domains ?? [])].join(', ') || none}</dd>
+          </>
+        ) : null}
+        {(c.allow_internal_ranges ?? []).length > 0 ? (
+          <>
+            <dt>Internal ranges</dt>
+            <dd>{(c.allow_internal_ranges ?? []).join(', ')}</dd>
+          </>
+        ) : null}
         <dt>Secrets</dt>
         <dd>
           {c.secrets.length === 0

@@ -25,6 +25,9 @@ export interface EnvironmentForm {
   image: string;
   agentUser: string;
   network: NetworkPolicy;
+  /** Under `allowlist`: domain rules and preset names, separated by commas, spaces or lines. */
+  allowDomains: string;
+  allowPresets: string;
   secrets: string;
   vars: string;
   workerHost: string;
@@ -48,6 +51,8 @@ export function formOf(env?: EnvironmentItem): EnvironmentForm {
       image: '',
       agentUser: '',
       network: 'off',
+      allowDomains: '',
+      allowPresets: '',
       secrets: '',
       vars: '',
       workerHost: '',
@@ -71,6 +76,8 @@ export function formOf(env?: EnvironmentItem): EnvironmentForm {
     image: c.docker_image ?? '',
     agentUser: c.agent_user ?? '',
     network: c.network,
+    allowDomains: (c.allow_domains ?? []).join('\n'),
+    allowPresets: (c.allow_presets ?? []).join(', '),
     secrets: c.secrets.join(', '),
     vars: Object.entries(c.env)
       .map(([k, v]) => `${k}=${v}`)
@@ -126,6 +133,8 @@ function apiValues(f: EnvironmentForm) {
     docker_image: f.image.trim() || null,
     agent_user: f.agentUser.trim() || null,
     network: f.network,
+    allow_domains: names(f.allowDomains),
+    allow_presets: names(f.allowPresets),
     secrets: names(f.secrets),
     env: parseVars(f.vars).vars,
     worker_host: f.workerHost.trim() || null,
@@ -143,6 +152,8 @@ export function createBody(f: EnvironmentForm): CreateEnvironmentInput {
   if (v.maintenance_commands.length > 0) body.maintenance_commands = v.maintenance_commands;
   if (v.docker_image !== null) body.docker_image = v.docker_image;
   if (v.agent_user !== null) body.agent_user = v.agent_user;
+  if (v.allow_domains.length > 0) body.allow_domains = v.allow_domains;
+  if (v.allow_presets.length > 0) body.allow_presets = v.allow_presets;
   if (v.secrets.length > 0) body.secrets = v.secrets;
   if (Object.keys(v.env).length > 0) body.env = v.env;
   if (v.worker_host !== null) body.worker_host = v.worker_host;
@@ -173,6 +184,8 @@ export function patchBody(f: EnvironmentForm, initial: EnvironmentForm): PatchEn
   if (changed('docker_image')) body.docker_image = now.docker_image;
   if (changed('agent_user')) body.agent_user = now.agent_user;
   if (changed('network')) body.network = now.network;
+  if (changed('allow_domains')) body.allow_domains = now.allow_domains;
+  if (changed('allow_presets')) body.allow_presets = now.allow_presets;
   if (changed('secrets')) body.secrets = now.secrets;
   if (changed('env')) body.env = now.env;
   if (changed('worker_host')) body.worker_host = now.worker_host;
