@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, startOzServer, type OzServerHandle } from '../support/oz-server-process.js';
 import { until } from '../support/until.js';
 import { engineReachable } from '../support/container-engine.js';
+import { podmanMissing, startPodmanService, type PodmanService } from '../support/podman-service.js';
 import { runEvents } from '../support/run-events.js';
 import { netnsMissing, startTestHost, type TestHost } from '../support/netns-host.js';
 import { refusalReason } from '../../src/core/ip-address.js';
@@ -37,10 +38,12 @@ const registry = npmConfig('registry');
 const registryHost = registry ? new URL(registry).host : null;
 const cafile = npmConfig('cafile');
 const missing = netnsMissing();
-const SUITES = [...(missing ? [] : ['bwrap']), ...(!missing && engineReachable() ? ['docker'] : [])];
+const SUITES = [...(missing ? [] : ['bwrap']), ...(!missing && engineReachable() ? ['docker'] : []), ...(!missing && podmanMissing() === null ? ['docker on podman'] : [])];
 if (missing) console.log(`the egress suite is skipped: ${missing}`);
 
-describe.each(SUITES)('network egress on the %s backend', (backend) => {
+describe.each(SUITES)('network egress on the %s backend', (suite) => {
+  const backend = suite === 'docker on podman' ? 'docker' : suite;
+  let podman: PodmanService | null = null;
   let server: OzServerHandle;
   let dir: string;
   let testHost: TestHost;
@@ -57,9 +60,16 @@ describe.each(SUITES)('network egress on the %s backend', (backend) => {
     loopback = createServer((socket) => socket.end('hello from the host loopback\n'));
     await new Promise<void>((resolve) => loopback.listen(0, '127.0.0.1', () => resolve()));
     loopbackPort = (loopback.address() as { port: number }).port;
+    if (suite === 'docker on podman') podman = await startPodmanService();
     server = await startOzServer('sqlite', {
       args: ['--backend', backend],
-      env: { OZ_NETWORK_PRESETS_FILE: presets, OZ_TEAM_MAX_CONCURRENT_RUNS: '10', OZ_WORKER_CONCURRENCY: '3', OZ_KILL_GRACE_MS: '500' },
+      env: {
+        ...(podman ? { DOCKER_HOST: podman.dockerHost } : {}),
+        OZ_NETWORK_PRESETS_FILE: presets,
+        OZ_TEAM_MAX_CONCURRENT_RUNS: '10',
+        OZ_WORKER_CONCURRENCY: '3',
+        OZ_KILL_GRACE_MS: '500',
+      },
     });
   });
   afterAll(async () => {
@@ -67,6 +77,7 @@ describe.each(SUITES)('network egress on the %s backend', (backend) => {
       expect(await server?.stop()).toBe(0);
     } finally {
       loopback?.close();
+      await podman?.stop();
       await testHost?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
