@@ -9,6 +9,7 @@ import { api, startOzServer, type OzServerHandle } from '../support/oz-server-pr
 import { runEvents } from '../support/run-events.js';
 import { startForgeDouble, type ForgeDouble } from '../support/forge-double.js';
 import { until } from '../support/until.js';
+import { startTestHost } from '../support/netns-host.js';
 import { imageBackends } from '../support/container-engine.js';
 import { push, TestRegistry } from '../worker/images/registry-fixture.js';
 
@@ -272,5 +273,35 @@ describe.each(BACKENDS)('runs on an image on the $backend backend', ({ backend, 
     expect(result.state).toBe('FAILED');
     expect(result.status_message).toMatchObject({ reason: 'image_pull_failed' });
     expect(String((result.status_message as Json).message)).toMatch(/without TLS|OZ_INSECURE_REGISTRIES|insecure/);
+  });
+
+  it('on the image, setup as root and the harness meet the same egress rules: internal addresses refused under on, no route under allowlist', async () => {
+    const host = await startTestHost();
+    try {
+      const probe = (label: string): string => `nc -w 3 ${host.address} ${host.tcpPort} </dev/null 2>/dev/null | grep -q hello && echo ${label}=reached || echo ${label}=closed`;
+      const metadata = (label: string): string => `nc -w 3 169.254.169.254 80 </dev/null 2>/dev/null && echo ${label}=reached || echo ${label}=closed`;
+      const on = await createEnvironment({ docker_image: image, network: 'on', setup_commands: [`echo "setup as $(id -u)"; ${probe('setup')}; ${metadata('setup-metadata')}`] });
+      const refused = await run(`${probe('agent')}; ${metadata('agent-metadata')}`, on);
+      const setupOutput = (events: { type: string; data: Json }[]): string =>
+        events
+          .filter((e) => e.type === 'output' && e.data.phase === 'setup')
+          .map((e) => String(e.data.text))
+          .join('');
+      expect(refused.run.state, refused.output).toBe('SUCCEEDED');
+      const setup = setupOutput(refused.events);
+      expect(setup).toContain('setup as 0');
+      for (const label of ['setup', 'setup-metadata']) expect(setup).toContain(`${label}=closed`);
+      for (const label of ['agent', 'agent-metadata']) expect(refused.output).toContain(`${label}=closed`);
+      // The same destination, allowed by an admin: the rules are what refused it.
+      const allowed = await createEnvironment({ docker_image: image, network: 'on', allow_internal_ranges: [`${host.address}/32`] });
+      expect((await run(probe('agent'), allowed)).output).toContain('agent=reached');
+      const allowlist = await createEnvironment({ docker_image: image, network: 'allowlist', setup_commands: [probe('setup')] });
+      const proxied = await run(`${probe('agent')}; echo "proxy=$HTTP_PROXY"`, allowlist);
+      expect(setupOutput(proxied.events)).toContain('setup=closed');
+      expect(proxied.output).toContain('agent=closed');
+      expect(proxied.output).toContain('proxy=http://127.0.0.1:3128');
+    } finally {
+      await host.stop();
+    }
   });
 });
