@@ -157,7 +157,7 @@ export class RunExecution {
       { onStale: () => this.stop({ kind: 'fenced' }), onFailure: (error) => this.stop({ kind: 'upload', error }) },
       this.redactor,
     );
-    this.network = new RunNetwork(claimedNetwork(run), (event) => this.uploader.add(event), deps.logger, deps.egressLookup);
+    this.network = new RunNetwork(claimedNetwork(run), (event) => this.uploader.add(event), deps.logger, deps.egressLookup, deps.backend.isolates);
     this.inbox = new FollowupInbox(run.followups_after ?? 0, (through) => {
       deps.client
         .followupsDelivered(run.run_id, run.lease_token, through)

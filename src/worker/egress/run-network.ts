@@ -39,11 +39,16 @@ export class RunNetwork {
   /** An adopted idle sandbox's report when this execution began (its counters go on from there). */
   private baseline: NetworkReport | null = null;
 
+  /**
+   * `enforced`: the backend isolates (on `direct` nothing is enforced, and the run says so: no
+   * proxy is started, and no variable points at one that is not there).
+   */
   constructor(
     private readonly network: ClaimedNetwork,
     private readonly emit: Emit,
     private readonly logger: Logger,
     private readonly lookup?: Lookup,
+    private readonly enforced = true,
   ) {
     this.policy = network.policy;
     this.internalRanges = network.internal_ranges;
@@ -57,7 +62,7 @@ export class RunNetwork {
         'network_preset_unknown',
       );
     }
-    if (this.policy !== 'allowlist' || this.proxy) return;
+    if (this.policy !== 'allowlist' || this.proxy || !this.enforced) return;
     this.proxy = await EgressProxy.start(join(socketDir, EGRESS_SOCKET), {
       rules: this.network.allow.map(parseDomainRule),
       internalRanges: this.internalRanges,
@@ -68,7 +73,7 @@ export class RunNetwork {
 
   /** What every process of the run gets: under `allowlist`, the proxy (ordinary tools use it unchanged). */
   env(): Record<string, string> {
-    if (this.policy !== 'allowlist') return {};
+    if (this.policy !== 'allowlist' || !this.enforced) return {};
     const noProxy = 'localhost,127.0.0.1,::1';
     return {
       HTTP_PROXY: EGRESS_PROXY_URL,
