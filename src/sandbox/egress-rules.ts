@@ -15,9 +15,9 @@ import { onPath } from './host-command.js';
  * ranges are refused in the output hook, before they leave the namespace
  * (TCP: "no route to host" at once; UDP: the send fails), and each refused
  * destination is remembered in a set the worker reads for the run's
- * conversation and audit. The sandbox's own loopback, its resolver (the
- * backend's, often on a private address) and the ranges an operator allowed
- * stay reachable.
+ * conversation and audit. The sandbox's own addresses, its resolver (the
+ * backend's, often on a private address; port 53 only) and the ranges an
+ * operator allowed stay reachable.
  */
 export const EGRESS_TABLE = 'oz_egress';
 
@@ -57,7 +57,8 @@ export function egressRuleset(input: EgressRulesInput): string {
     '  set denied6 { type ipv6_addr . inet_service; flags dynamic, timeout; timeout 24h; size 256; }',
     '  chain output {',
     '    type filter hook output priority 0; policy accept;',
-    '    oifname "lo" accept',
+    // Its own addresses (loopback, and its interface's own, which route over lo); not "any packet on lo".
+    '    fib daddr type local accept',
     ...dnsRules,
     '    ip daddr @allowed4 accept',
     '    ip6 daddr @allowed6 accept',

@@ -30,6 +30,8 @@ export class ContainerHandle {
   private stderr = '';
   /** The container's own writable layer on the host (overlay2's upper directory), where the engine says. */
   upperDir: string | null = null;
+  /** The gateways of the container's networks, as the engine reports them (where Podman's resolver answers). */
+  gateways: string[] = [];
 
   constructor(
     private readonly docker: Docker,
@@ -49,6 +51,9 @@ export class ContainerHandle {
     if (!info.State.Running || !info.State.Pid) throw new Error(`the container stopped at once (${info.State.Error || `exit ${info.State.ExitCode}`})`);
     this.upperDir = (info.GraphDriver?.Data as { UpperDir?: string } | undefined)?.UpperDir ?? null;
     this.cgroup = processCgroup(info.State.Pid);
+    this.gateways = Object.values(info.NetworkSettings?.Networks ?? {})
+      .map((network) => network.Gateway)
+      .filter((gateway): gateway is string => typeof gateway === 'string' && gateway !== '');
     return info.State.Pid;
   }
 

@@ -114,7 +114,7 @@ export class DockerSandbox implements Sandbox {
     if (parts.spec.network === 'on' && this.ruled.get(handle) !== pid) {
       // A container that (re)started has a namespace without them; nothing of the run runs in it yet.
       if (!parts.nft) throw new Error('network "on" needs nftables (nft) and nsenter on the worker host: they keep the run off internal addresses');
-      await applyEgressRules(parts.nft, pid, { allowRanges: parts.spec.internalRanges ?? [], dnsServers: nameservers(pid) });
+      await applyEgressRules(parts.nft, pid, { allowRanges: parts.spec.internalRanges ?? [], dnsServers: resolvers(pid, handle.gateways) });
       this.ruled.set(handle, pid);
     }
     await handle.startInit(parts.containers.users[parts.phase], () => void handle.kill(), parts.spec.network === 'allowlist' && parts.spec.supportDir ? egressInitArgs() : []);
@@ -281,15 +281,22 @@ function fileSystemUsed(mountPoint: string): number {
   }
 }
 
-/** The resolvers of the container whose main process is `pid` (its /etc/resolv.conf, seen through /proc): the engine's DNS, reachable on port 53. */
-function nameservers(pid: number): string[] {
+/**
+ * The resolvers that get port 53 under `on`: those of the container's
+ * /etc/resolv.conf (seen through /proc) that are a gateway the engine reports
+ * (Podman's resolver answers there; Docker's, at 127.0.0.11, is the
+ * container's own loopback and needs no exception). The file alone is not
+ * trusted: an earlier phase could have written it.
+ */
+function resolvers(pid: number, gateways: readonly string[]): string[] {
+  let named: string[];
   try {
-    return readFileSync(`/proc/${pid}/root/etc/resolv.conf`, 'utf8')
+    named = readFileSync(`/proc/${pid}/root/etc/resolv.conf`, 'utf8')
       .split('\n')
       .map((line) => /^\s*nameserver\s+(\S+)/.exec(line)?.[1])
-      .filter((address): address is string => address !== undefined)
-      .slice(0, 3);
+      .filter((address): address is string => address !== undefined);
   } catch {
     return [];
   }
+  return named.filter((address) => gateways.includes(address)).slice(0, 3);
 }
