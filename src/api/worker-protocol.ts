@@ -147,7 +147,8 @@ export const finishRequestSchema = z
       .optional(),
     followups_through: z.number().int().min(0).optional(),
     idle_for_ms: z.number().int().min(0).max(3_600_000).optional(),
-    network_audit: networkAuditSchema.optional(),
+    // One that does not fit is dropped, never the finish with it (the run's end matters more than its audit).
+    network_audit: networkAuditSchema.optional().catch(undefined),
   })
   .strict();
 

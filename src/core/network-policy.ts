@@ -69,9 +69,15 @@ export function formatDomainRule(rule: DomainRule): string {
   return `${rule.wildcard ? '*.' : ''}${rule.host}${rule.port !== null ? `:${rule.port}` : ''}`;
 }
 
-/** Whether `rule` allows `host` (lowercase, no trailing dot) on `port`. `*.x.com` matches `a.x.com` and `a.b.x.com`, not `x.com`. */
-export function ruleAllows(rule: DomainRule, host: string, port: number): boolean {
-  const portOk = rule.port === null ? DEFAULT_RULE_PORTS.includes(port) : rule.port === port;
+/**
+ * Whether `rule` allows `host` (lowercase, no trailing dot) on `port`.
+ * `*.x.com` matches `a.x.com` and `a.b.x.com`, not `x.com`. A rule without a
+ * port allows the web's: 443 for a tunnel (TLS), 80 for plain HTTP (`kind`;
+ * absent: either), so port 80 is never a raw tunnel unless a rule names it.
+ */
+export function ruleAllows(rule: DomainRule, host: string, port: number, kind?: 'connect' | 'http'): boolean {
+  const defaults = kind === 'connect' ? [443] : kind === 'http' ? [80] : DEFAULT_RULE_PORTS;
+  const portOk = rule.port === null ? defaults.includes(port) : rule.port === port;
   if (!portOk) return false;
   return rule.wildcard ? host.endsWith(`.${rule.host}`) : host === rule.host;
 }

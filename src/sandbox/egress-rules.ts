@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { NetworkReport } from './sandbox-backend.js';
-import { MAPPED, NAT64, SIX_TO_FOUR, V4_SPECIAL, V6_SPECIAL, formatAddress, parseAddress } from '../core/ip-address.js';
+import { networkInterfaces } from 'node:os';
+import { MAPPED, NAT64, SIX_TO_FOUR, V4_SPECIAL, V6_SPECIAL, formatAddress, parseAddress, refusalReason } from '../core/ip-address.js';
 import { parseInternalRange } from '../core/network-policy.js';
 import { onPath } from './host-command.js';
 
@@ -32,6 +33,20 @@ export interface EgressRulesInput {
   allowRanges: readonly string[];
   /** The sandbox's resolvers (port 53 only). */
   dnsServers: readonly string[];
+  /** Addresses refused besides the internal ranges: the worker host's own public ones (default: read from its interfaces). */
+  hostAddresses?: readonly string[];
+}
+
+/**
+ * The worker host's own addresses that are not internal (a public one on a
+ * cloud VM): slirp4netns and the engine's bridge carry a run's packets from
+ * the host, so its services listening on every address would answer there.
+ */
+export function hostPublicAddresses(): string[] {
+  return Object.values(networkInterfaces())
+    .flatMap((addresses) => addresses ?? [])
+    .map((address) => address.address.replace(/%.*$/, ''))
+    .filter((address) => refusalReason(address) === null);
 }
 
 /** The nftables script of a sandbox with network `on`. */
@@ -39,6 +54,10 @@ export function egressRuleset(input: EgressRulesInput): string {
   const refused = refusedRanges();
   const allowed = input.allowRanges.map(parseInternalRange);
   const isV6 = (cidr: string): boolean => cidr.includes(':');
+  for (const address of input.hostAddresses ?? hostPublicAddresses()) {
+    if (isV6(address)) refused.v6.push(`${address}/128`);
+    else refused.v4.push(`${address}/32`);
+  }
   const set = (name: string, type: string, elements: string[]): string =>
     `  set ${name} { type ${type}; flags interval; auto-merge;${elements.length > 0 ? ` elements = { ${elements.join(', ')} };` : ''} }`;
   const dns = input.dnsServers.filter((address) => parseAddress(address) !== null);

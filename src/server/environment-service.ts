@@ -73,6 +73,13 @@ export function checkNetworkFields(next: EnvironmentConfig, before: EnvironmentC
     );
   }
   const ranges = (config: EnvironmentConfig | null): string => JSON.stringify([...(config?.allowInternalRanges ?? [])].sort());
+  // An admin's grant covers what the environment runs as it was when granted: a member changing its
+  // setup, image or policy would carry the grant to code the admin never saw.
+  if (!isAdmin && (before?.allowInternalRanges ?? []).length > 0) {
+    throw new OzError('not_authorized', 'allow_internal_ranges: this environment may reach internal addresses, so only an admin may change it', {
+      reason: 'allow_internal_ranges',
+    });
+  }
   if (!isAdmin && ranges(next) !== ranges(before)) {
     throw new OzError('not_authorized', 'allow_internal_ranges: only an admin may let an environment reach internal addresses', { reason: 'allow_internal_ranges' });
   }

@@ -20,6 +20,8 @@ export interface IdleSandbox {
   /** The mirrors bound into it and each checkout's base commit (the branch's publish base). */
   mounts: string[];
   bases: string[];
+  /** The network it was made with (src/worker/egress/run-network.ts `networkKey`): a run whose network changed since starts afresh. */
+  network: string;
   /** Releases what it holds of the worker's caches (its image, its warm-start snapshot). */
   release: () => void;
 }

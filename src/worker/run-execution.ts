@@ -34,7 +34,7 @@ import { restoreWorkspace, saveWorkspace, workspaceHeads } from './snapshots/wor
 import { destroyIdle, type IdleSandbox, type IdleSandboxes } from './idle-sandboxes.js';
 import type { RepoSpec } from '../core/environment.js';
 import type { NetworkAudit } from '../core/network-audit.js';
-import { claimedNetwork, RunNetwork } from './egress/run-network.js';
+import { claimedNetwork, networkKey, RunNetwork } from './egress/run-network.js';
 
 export interface ExecutionDeps {
   client: ProtocolClient;
@@ -263,7 +263,9 @@ export class RunExecution {
       const outcome = decideOutcome(this.stopReason, error, result);
       // Kept for a follow-up (idle) before the finish: the next execution's claim, right after it, finds it.
       // What its network did, while the sandbox is there to ask.
-      const audit = await this.network.collect(this.sandbox).catch(() => undefined);
+      const collected = await this.network.collect(this.sandbox).catch(() => undefined);
+      // A secret the run put in a host name is not kept with the run either.
+      const audit = collected ? this.redactor.redactDeep(collected) : undefined;
       const idle = hit === null ? await this.keepIdle(outcome) : null;
       await this.teardown(idle !== null);
       if (outcome?.message?.reason === 'worker_error') this.deps.logger.error({ err: error, runId: run.run_id }, 'run failed on the platform side');
@@ -380,6 +382,7 @@ export class RunExecution {
       image,
       mounts: this.mounts,
       bases: this.bases,
+      network: this.adopted?.network ?? networkKey(claimedNetwork(this.run)),
       // What the sandbox holds of the caches, taken over from the execution that made it.
       release:
         this.adopted?.release ??

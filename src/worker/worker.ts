@@ -7,6 +7,7 @@ import type { WorkerProfile } from '../core/worker-protocol.js';
 import { ProtocolError } from './protocol-client.js';
 import { RunExecution, type ExecutionDeps } from './run-execution.js';
 import { destroyIdle, IdleSandboxes } from './idle-sandboxes.js';
+import { claimedNetwork, networkKey } from './egress/run-network.js';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -82,7 +83,8 @@ export class Worker {
           // The run's last execution left its sandbox idle here: this one goes on in it. Else an idle
           // sandbox of another run gives up its slot when the worker is full.
           let adopted = this.idle.take(run.run_id);
-          if (adopted && run.resume_idle !== true) {
+          // A sandbox made under another network (the environment's policy or ranges changed since) is not resumed.
+          if (adopted && (run.resume_idle !== true || adopted.network !== networkKey(claimedNetwork(run)))) {
             await destroyIdle(adopted, this.logger);
             adopted = null;
           }

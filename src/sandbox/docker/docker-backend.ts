@@ -445,6 +445,7 @@ export class DockerBackend implements SandboxBackend {
         disk,
         containers: { platform, image, users },
         nft: this.tools.nft,
+        resolverAtGateway: this.networkPerRun,
         fence,
         watchdog,
         hasSupportClient,

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, statfsSync } from 'node:fs';
+import { rmSync, statfsSync } from 'node:fs';
 import { posix } from 'node:path';
 import { RunFailure } from '../../core/run-failure.js';
 import { DEFAULT_MAX_ENTRIES, diskUsage } from '../bwrap/disk-usage.js';
@@ -38,6 +38,12 @@ export interface DockerSandboxParts {
   teardown: () => Promise<void>;
   /** Under network `on`: how the rules that refuse internal addresses are loaded into each container's namespace. */
   nft: NftTools | null;
+  /**
+   * Whether the engine's resolver answers at the network's gateway (Podman's aardvark-dns), which then
+   * gets port 53 under `on`; Docker's answers at 127.0.0.11, the container's own loopback. Taken from
+   * the engine, never from the container's resolv.conf (an earlier phase could have written it).
+   */
+  resolverAtGateway: boolean;
 }
 
 /**
@@ -114,7 +120,7 @@ export class DockerSandbox implements Sandbox {
     if (parts.spec.network === 'on' && this.ruled.get(handle) !== pid) {
       // A container that (re)started has a namespace without them; nothing of the run runs in it yet.
       if (!parts.nft) throw new Error('network "on" needs nftables (nft) and nsenter on the worker host: they keep the run off internal addresses');
-      await applyEgressRules(parts.nft, pid, { allowRanges: parts.spec.internalRanges ?? [], dnsServers: resolvers(pid, handle.gateways) });
+      await applyEgressRules(parts.nft, pid, { allowRanges: parts.spec.internalRanges ?? [], dnsServers: parts.resolverAtGateway ? handle.gateways : [] });
       this.ruled.set(handle, pid);
     }
     await handle.startInit(parts.containers.users[parts.phase], () => void handle.kill(), parts.spec.network === 'allowlist' && parts.spec.supportDir ? egressInitArgs() : []);
@@ -279,24 +285,4 @@ function fileSystemUsed(mountPoint: string): number {
   } catch {
     return 0;
   }
-}
-
-/**
- * The resolvers that get port 53 under `on`: those of the container's
- * /etc/resolv.conf (seen through /proc) that are a gateway the engine reports
- * (Podman's resolver answers there; Docker's, at 127.0.0.11, is the
- * container's own loopback and needs no exception). The file alone is not
- * trusted: an earlier phase could have written it.
- */
-function resolvers(pid: number, gateways: readonly string[]): string[] {
-  let named: string[];
-  try {
-    named = readFileSync(`/proc/${pid}/root/etc/resolv.conf`, 'utf8')
-      .split('\n')
-      .map((line) => /^\s*nameserver\s+(\S+)/.exec(line)?.[1])
-      .filter((address): address is string => address !== undefined);
-  } catch {
-    return [];
-  }
-  return named.filter((address) => gateways.includes(address)).slice(0, 3);
 }

@@ -3,10 +3,11 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { canonical, formatAddress, parseAddress, reasonFor } from '../../core/ip-address.js';
-import { emptyCounts, MAX_AUDIT_HOSTS, type AuditHost, type NetworkAudit } from '../../core/network-audit.js';
+import { boundAudit, emptyCounts, MAX_AUDIT_HOSTS, type AuditCounts, type AuditHost, type NetworkAudit } from '../../core/network-audit.js';
 import { ruleAllows, type DomainRule } from '../../core/network-policy.js';
 import { systemLookup, type Lookup } from '../provisioning/remote-policy.js';
 import { EgressRanges } from './egress-ranges.js';
+import { MAX_HELLO_BYTES, readClientHello } from './client-hello.js';
 
 /** A request the policy refused, before any connection was made. */
 export interface Denial {
@@ -28,6 +29,11 @@ export interface EgressProxyOptions {
   maxConnections?: number;
 }
 
+/** Names resolved at once per run at most (each holds one of libuv's few threads). */
+const MAX_LOOKUPS = 16;
+/** A tunnel with no traffic either way this long is closed. */
+const TUNNEL_IDLE_MS = 10 * 60_000;
+
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 
 type Decision = { allowed: true; address: string } | { allowed: false; status: number; reason: string; denial: boolean };
@@ -46,11 +52,14 @@ type Decision = { allowed: true; address: string } | { allowed: false; status: n
  * caller resolve and pin the destination address, which is the point here.
  */
 export class EgressProxy {
+  /** Destinations connected to, and destinations refused: bounded apart, so refusals cannot crowd out what was reached. */
   private readonly hosts = new Map<string, AuditHost>();
+  private readonly denials = new Map<string, AuditHost>();
   private readonly other = emptyCounts();
   private readonly ranges: EgressRanges;
   private readonly lookup: Lookup;
   private readonly open = new Set<Duplex>();
+  private lookups = 0;
 
   private constructor(
     private readonly server: Server,
@@ -92,9 +101,10 @@ export class EgressProxy {
     return typeof address === 'object' && address ? address.port : 0;
   }
 
-  /** What went through so far (bounded). */
+  /** What went through so far (bounded: the busiest destinations, the rest in `other`). */
   audit(): NetworkAudit {
-    return { policy: 'allowlist', hosts: [...this.hosts.values()].map((h) => ({ ...h })), other: { ...this.other } };
+    const hosts = [...this.hosts.values(), ...this.denials.values()].map((h) => ({ ...h }));
+    return boundAudit({ policy: 'allowlist', hosts, other: { ...this.other } });
   }
 
   async close(): Promise<void> {
@@ -104,23 +114,19 @@ export class EgressProxy {
     if (this.path) rmSync(this.path, { force: true });
   }
 
-  /** The audit entry of host:port, or the overflow once the bound is reached. */
-  private entry(host: string, port: number): AuditHost | typeof this.other {
+  /** The audit entry of host:port in `map`, or the overflow once the bound is reached. */
+  private entry(map: Map<string, AuditHost>, host: string, port: number): AuditHost | AuditCounts {
     const key = `${host}:${port}`;
-    let found = this.hosts.get(key);
+    let found = map.get(key);
     if (!found) {
-      if (this.hosts.size >= MAX_AUDIT_HOSTS) return this.other;
+      if (map.size >= MAX_AUDIT_HOSTS) return this.other;
       found = { host, port, ...emptyCounts() };
-      this.hosts.set(key, found);
+      map.set(key, found);
     }
     return found;
   }
 
-  private async decide(rawHost: string, port: number): Promise<Decision> {
-    const host = rawHost
-      .replace(/^\[|\]$/g, '')
-      .toLowerCase()
-      .replace(/\.$/, '');
+  private async decide(host: string, port: number, kind: 'connect' | 'http'): Promise<Decision> {
     const literal = parseAddress(host);
     if (literal) {
       // Rules name domains; an address is reachable only in a range the operator allowed.
@@ -128,12 +134,22 @@ export class EgressProxy {
       if (this.ranges.allows(bytes)) return { allowed: true, address: formatAddress(bytes) };
       return { allowed: false, status: 403, reason: 'not in the allowlist (an address: the allowlist names domains)', denial: true };
     }
-    if (!this.options.rules.some((rule) => ruleAllows(rule, host, port))) return { allowed: false, status: 403, reason: 'not in the allowlist', denial: true };
+    if (!this.options.rules.some((rule) => ruleAllows(rule, host, port, kind))) {
+      const hint =
+        kind === 'connect' && port === 80 && this.options.rules.some((rule) => ruleAllows(rule, host, 80, 'http'))
+          ? ' on port 80: send plain HTTP as http://, not through CONNECT'
+          : '';
+      return { allowed: false, status: 403, reason: `not in the allowlist${hint}`, denial: true };
+    }
+    if (this.lookups >= MAX_LOOKUPS) return { allowed: false, status: 503, reason: 'too many names being resolved at once; try again', denial: false };
     let found: string[];
+    this.lookups += 1;
     try {
       found = await this.lookup(host);
     } catch (error) {
       return { allowed: false, status: 502, reason: `${host} does not resolve (${(error as Error).message})`, denial: false };
+    } finally {
+      this.lookups -= 1;
     }
     let refused: string | null = null;
     for (const address of found) {
@@ -147,51 +163,76 @@ export class EgressProxy {
     return { allowed: false, status: 403, reason: refused ?? `${host} has no address`, denial: refused !== null };
   }
 
-  private refuse(host: string, port: number, decision: Extract<Decision, { allowed: false }>): string {
-    const entry = this.entry(host, port);
-    if (decision.denial) {
+  /** Count a refusal (a denial: in the audit, and told); returns the body the client gets. */
+  private refuse(host: string, port: number, reason: string, denial: boolean): string {
+    if (denial) {
+      const entry = this.entry(this.denials, host, port);
       entry.denied += 1;
-      if ('host' in entry) entry.denied_reason = decision.reason;
-      this.options.onDenied?.({ host, port, reason: decision.reason });
+      if ('host' in entry) entry.denied_reason = reason;
+      this.options.onDenied?.({ host, port, reason });
     }
-    return `network denied: ${host}:${port} (${decision.reason})\n`;
+    return `network denied: ${host}:${port} (${reason})\n`;
   }
 
   private async tunnel(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
     const target = splitHostPort(req.url ?? '');
     if (!target) {
-      client.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nCONNECT needs host:port\n');
+      client.end(plainAnswer(400, 'CONNECT needs host:port, with a host name or an address\n'));
       return;
     }
-    const decision = await this.decide(target.host, target.port);
+    const decision = await this.decide(target.host, target.port, 'connect');
     if (!decision.allowed) {
-      const body = this.refuse(target.host, target.port, decision);
-      client.end(
-        `HTTP/1.1 ${decision.status} ${decision.status === 403 ? 'Forbidden' : 'Bad Gateway'}\r\nConnection: close\r\nContent-Type: text/plain\r\nX-Oz-Denied: ${headerSafe(decision.reason)}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
+      client.end(plainAnswer(decision.status, this.refuse(target.host, target.port, decision.reason, decision.denial), decision.reason));
       return;
     }
-    const entry = this.entry(target.host.toLowerCase(), target.port);
     const upstream = netConnect({ host: decision.address, port: target.port });
     this.track(client, upstream);
+    let connected = false;
     const timer = setTimeout(() => upstream.destroy(new Error('connect timed out')), this.options.connectTimeoutMs ?? 10_000);
     upstream.once('connect', () => {
       clearTimeout(timer);
+      connected = true;
+      const entry = this.entry(this.hosts, target.host, target.port);
       entry.connections += 1;
+      upstream.once('close', () => {
+        entry.bytes_sent += upstream.bytesWritten;
+        entry.bytes_received += upstream.bytesRead;
+      });
+      upstream.setTimeout(TUNNEL_IDLE_MS, () => upstream.destroy());
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      if (head.length > 0) upstream.write(head);
-      client.pipe(upstream).pipe(client);
+      // What the destination says goes through at once (a protocol whose server speaks first, as ssh).
+      upstream.pipe(client);
+      // TLS in the tunnel must be for the name it was opened for (its SNI); anything else is carried as is.
+      let first = head;
+      const judge = (): void => {
+        const read = readClientHello(first);
+        if (read.kind === 'more' && first.length < MAX_HELLO_BYTES) return;
+        client.off('data', more);
+        client.pause();
+        if (read.kind === 'hello' && read.name !== null && read.name !== target.host) {
+          this.refuse(target.host, target.port, `the tunnel's TLS asks for ${read.name.slice(0, 253)}, not ${target.host}`, true);
+          client.destroy();
+          upstream.destroy();
+          return;
+        }
+        upstream.write(first);
+        client.pipe(upstream);
+        client.resume();
+      };
+      const more = (chunk: Buffer): void => {
+        first = Buffer.concat([first, chunk]);
+        judge();
+      };
+      client.on('data', more);
+      if (first.length > 0) judge();
     });
     upstream.once('error', (error) => {
       clearTimeout(timer);
-      if (!client.writableEnded && upstream.bytesRead === 0 && upstream.bytesWritten === 0 && entry.connections === 0) {
-        client.end(`HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n${target.host}:${target.port}: ${error.message}\n`);
-      } else client.destroy();
+      if (!connected && !client.writableEnded) client.end(plainAnswer(502, `${target.host}:${target.port}: ${error.message}\n`));
+      else client.destroy();
     });
     upstream.once('close', () => {
       clearTimeout(timer);
-      entry.bytes_sent += upstream.bytesWritten;
-      entry.bytes_received += upstream.bytesRead;
       client.destroy();
     });
     client.once('close', () => upstream.destroy());
@@ -209,17 +250,35 @@ export class EgressProxy {
       res.writeHead(400, { 'content-type': 'text/plain' }).end('only http:// URLs are forwarded; https goes through CONNECT\n');
       return;
     }
+    const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '');
     const port = url.port ? Number(url.port) : 80;
-    const host = url.hostname.toLowerCase();
-    const decision = await this.decide(host, port);
+    if (!validHost(host)) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('not a host name or address\n');
+      return;
+    }
+    // The Host header is what a shared host routes by: it must be the URL's host, or anything on that address could be reached.
+    const sentHost = req.headers.host?.toLowerCase().replace(/\.(?=:|$)/, '');
+    if (sentHost !== undefined && sentHost !== url.host.replace(/\.(?=:|$)/, '') && sentHost !== url.hostname.replace(/\.$/, '')) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end(`the Host header (${headerSafe(sentHost)}) is not the URL's host (${url.host})\n`);
+      return;
+    }
+    const encoding = req.headers['transfer-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase() !== 'chunked') {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end('only the chunked transfer encoding is forwarded\n');
+      return;
+    }
+    const decision = await this.decide(host, port, 'http');
     if (!decision.allowed) {
-      const body = this.refuse(host.replace(/^\[|\]$/g, ''), port, decision);
+      const body = this.refuse(host, port, decision.reason, decision.denial);
       res.writeHead(decision.status, { 'content-type': 'text/plain', 'x-oz-denied': headerSafe(decision.reason), connection: 'close' }).end(body);
       return;
     }
-    const entry = this.entry(host, port);
-    const headers = { ...req.headers };
+    const entry = this.entry(this.hosts, host, port);
+    const headers: Record<string, string | string[] | undefined> = { ...req.headers, host: url.host };
     for (const name of HOP_BY_HOP) delete headers[name];
+    // A body the client framed in chunks goes on framed in chunks (never as raw bytes after a GET's headers).
+    if (encoding !== undefined) headers['transfer-encoding'] = 'chunked';
+    // No agent: a socket of its own per request, never one pooled with another run's.
     const upstream = httpRequest({
       host: decision.address,
       port,
@@ -227,17 +286,19 @@ export class EgressProxy {
       path: `${url.pathname}${url.search}`,
       headers,
       setHost: false,
+      agent: false,
       timeout: this.options.connectTimeoutMs ?? 10_000,
     });
     entry.connections += 1;
     upstream.on('socket', (socket: Socket) => {
-      this.track(req.socket, socket);
+      this.track(socket);
       socket.once('close', () => {
         entry.bytes_sent += socket.bytesWritten;
         entry.bytes_received += socket.bytesRead;
       });
     });
-    upstream.on('timeout', () => upstream.destroy(new Error('connect timed out')));
+    res.once('close', () => upstream.destroy());
+    upstream.on('timeout', () => upstream.destroy(new Error('timed out')));
     upstream.on('error', (error) => {
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end(`${host}:${port}: ${error.message}\n`);
       else res.destroy();
@@ -253,19 +314,36 @@ export class EgressProxy {
 
   private track(...sockets: Duplex[]): void {
     for (const socket of sockets) {
+      if (this.open.has(socket)) continue;
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
     }
   }
 }
 
-/** `host:port` or `[v6]:port` of a CONNECT line. */
+/** `host:port` or `[v6]:port` of a CONNECT line, the host lowercase and without a trailing dot; null when it is not one. */
 function splitHostPort(text: string): { host: string; port: number } | null {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):(\d{1,5})$/.exec(text);
   if (!match) return null;
   const port = Number(match[2]);
   if (port < 1 || port > 65535) return null;
-  return { host: (match[1] as string).replace(/^\[|\]$/g, '').toLowerCase(), port };
+  const host = (match[1] as string)
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase()
+    .replace(/\.$/, '');
+  return validHost(host) ? { host, port } : null;
+}
+
+/** A host name (letters, digits, "-", "_", dots; at most 253) or an IP address: nothing else is looked up or recorded. */
+function validHost(host: string): boolean {
+  return (host.length > 0 && host.length <= 253 && /^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$/.test(host)) || parseAddress(host) !== null;
+}
+
+/** A refusal as the proxy answers a CONNECT: status, a one-line body, the reason in a header. */
+function plainAnswer(status: number, body: string, reason?: string): string {
+  const text = status === 403 ? 'Forbidden' : status === 400 ? 'Bad Request' : status === 503 ? 'Service Unavailable' : 'Bad Gateway';
+  const denied = reason !== undefined ? `X-Oz-Denied: ${headerSafe(reason)}\r\n` : '';
+  return `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n${denied}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 /** A header value without control characters. */

@@ -17,6 +17,12 @@ const WATCH_MS = 5000;
 
 type Emit = (event: { type: RunEventType; at: number; data: Record<string, unknown> }) => void;
 
+/** What a sandbox's network was made from, as one string: the policy and (if any) the rules and ranges. */
+export function networkKey(network: ClaimedNetwork): string {
+  if (network.allow.length === 0 && network.internal_ranges.length === 0) return network.policy;
+  return JSON.stringify({ policy: network.policy, allow: [...network.allow].sort(), ranges: [...network.internal_ranges].sort() });
+}
+
 /** The run's network as the claim gives it; from an older server, the environment's policy alone. */
 export function claimedNetwork(run: ClaimedRun): ClaimedNetwork {
   return run.network ?? { policy: run.environment?.network ?? 'off', allow: [], internal_ranges: [], unknown_presets: [] };
@@ -135,13 +141,14 @@ export class RunNetwork {
 
   private denied(denial: Denial): void {
     const key = `${denial.host}:${denial.port}`;
-    if (this.told.has(key)) return;
-    this.told.add(key);
+    // Past the cap nothing more is kept here (the proxy's audit counts them, bounded).
+    if (this.notices > MAX_DENIAL_NOTICES || this.told.has(key)) return;
     this.notices += 1;
     if (this.notices > MAX_DENIAL_NOTICES) {
-      if (this.notices === MAX_DENIAL_NOTICES + 1) this.notice("More network denials: the run's network audit has them all (oz run get RUN_ID --network).", 'network_denied');
+      this.notice("More network denials: the run's network audit counts them all (oz run get RUN_ID --network).", 'network_denied');
       return;
     }
+    this.told.add(key);
     this.emit({
       type: 'notice',
       at: Date.now(),

@@ -1,5 +1,5 @@
-import type { ClaimedNetwork, ClaimedRun } from '../../core/worker-protocol.js';
-import { claimedNetwork } from '../egress/run-network.js';
+import type { ClaimedRun } from '../../core/worker-protocol.js';
+import { claimedNetwork, networkKey } from '../egress/run-network.js';
 import type { SnapshotMeta } from './snapshot-store.js';
 import type { SnapshotInputs } from './snapshot-key.js';
 
@@ -22,12 +22,6 @@ export function snapshotInputs(run: ClaimedRun, imageDigest: string | null, secr
     format: SNAPSHOT_FORMAT,
     backend,
   };
-}
-
-/** The network setup ran under: the policy, and (if any) the rules and ranges that shaped what it could reach. */
-function networkKey(network: ClaimedNetwork): string {
-  if (network.allow.length === 0 && network.internal_ranges.length === 0) return network.policy;
-  return JSON.stringify({ policy: network.policy, allow: [...network.allow].sort(), ranges: [...network.internal_ranges].sort() });
 }
 
 /** The snapshot as its events carry it (the server records the environment's latest). */
