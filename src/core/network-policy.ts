@@ -89,7 +89,8 @@ export function presetNameProblem(text: string): string | null {
 
 /**
  * An internal range the operator lets an environment reach (`10.20.0.0/16`,
- * `fd00::/8`, or one address), canonical; throws naming what is wrong.
+ * `fd00:1::/48`, or one address; IPv4 /8 or narrower, IPv6 /16 or narrower),
+ * canonical; throws naming what is wrong.
  */
 export function parseInternalRange(text: string): string {
   const [address = '', bits, extra] = text.trim().split('/');
@@ -129,6 +130,11 @@ export const BUILTIN_PRESETS: NetworkPresets = {
   github: ['github.com', '*.github.com', '*.githubusercontent.com', 'ghcr.io'],
 };
 
+/** Whether `presets` has one named `name` (its own entry: nothing an object inherits). */
+export function hasPreset(presets: NetworkPresets, name: string): boolean {
+  return Object.hasOwn(presets, name);
+}
+
 /** Every rule of `presets` (named) and `domains`, parsed, without repeats. */
 export function expandRules(domains: readonly string[], presetNames: readonly string[], presets: NetworkPresets): { rules: DomainRule[]; unknownPresets: string[] } {
   const seen = new Map<string, DomainRule>();
@@ -138,7 +144,8 @@ export function expandRules(domains: readonly string[], presetNames: readonly st
     seen.set(formatDomainRule(rule), rule);
   };
   for (const name of presetNames) {
-    const entries = presets[name];
+    // Own entries only: "constructor" is not a preset.
+    const entries = hasPreset(presets, name) ? presets[name] : undefined;
     if (!entries) unknownPresets.push(name);
     else entries.forEach(add);
   }
@@ -152,7 +159,7 @@ export function expandRules(domains: readonly string[], presetNames: readonly st
  */
 export function parsePresets(json: unknown, source: string): NetworkPresets {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${source}: must be a JSON object of preset name to a list of domain rules`);
-  const out: Record<string, readonly string[]> = { ...BUILTIN_PRESETS };
+  const out: Record<string, readonly string[]> = Object.assign(Object.create(null) as Record<string, readonly string[]>, BUILTIN_PRESETS);
   for (const [name, entries] of Object.entries(json)) {
     const problem = presetNameProblem(name);
     if (problem) throw new Error(`${source}: ${problem}`);

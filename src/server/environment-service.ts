@@ -1,7 +1,7 @@
 import type { EnvironmentConfig, EnvironmentLimits, RepoSpec } from '../core/environment.js';
 import { defaultEnvironmentConfig } from '../core/environment.js';
 import { OzError } from '../core/errors.js';
-import { BUILTIN_PRESETS, type NetworkPresets } from '../core/network-policy.js';
+import { BUILTIN_PRESETS, hasPreset, type NetworkPresets } from '../core/network-policy.js';
 import type { NetworkPolicy } from '../core/environment.js';
 import { routedHost } from '../core/worker-pool.js';
 import { githubRepoUrl } from './presenters/environment.js';
@@ -62,7 +62,7 @@ export const DEFAULT_NETWORK_SETTINGS: NetworkSettings = { presets: BUILTIN_PRES
  * 400 or 403 naming the field; nothing is written then.
  */
 export function checkNetworkFields(next: EnvironmentConfig, before: EnvironmentConfig | null, network: NetworkSettings, isAdmin: boolean): void {
-  const unknown = (next.allowPresets ?? []).filter((name) => !(name in network.presets));
+  const unknown = (next.allowPresets ?? []).filter((name) => !hasPreset(network.presets, name));
   if (unknown.length > 0) {
     throw new OzError(
       'invalid_request',

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { OzError } from '../core/errors.js';
-import { BUILTIN_PRESETS, parsePresets } from '../core/network-policy.js';
+import { BUILTIN_PRESETS, hasPreset, parsePresets } from '../core/network-policy.js';
 import type { NetworkSettings } from './environment-service.js';
 
 /**
@@ -24,7 +24,7 @@ export function buildNetworkSettings(config: { defaultPolicy: NetworkSettings['d
       throw new OzError('invalid_request', (error as Error).message, { reason: 'OZ_NETWORK_PRESETS_FILE' });
     }
   }
-  const unknown = config.defaultPresets.filter((name) => !(name in presets));
+  const unknown = config.defaultPresets.filter((name) => !hasPreset(presets, name));
   if (unknown.length > 0) {
     throw new OzError('invalid_request', `OZ_NETWORK_DEFAULT_PRESETS: no preset named ${unknown.join(', ')} (there are ${Object.keys(presets).sort().join(', ')})`, {
       reason: 'OZ_NETWORK_DEFAULT_PRESETS',

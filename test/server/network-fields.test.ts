@@ -49,6 +49,7 @@ describe('environment network fields, the claimed network and the run audit', ()
       [{ allow_domains: ['exa mple.com'] }, /not a host name/],
       [{ allow_presets: ['NPM!'] }, /allow_presets\[0\]: "NPM!" is not a preset name/],
       [{ allow_presets: ['npm', 'cobol'] }, /allow_presets: no preset named "cobol"; this server has crates, debian, github/],
+      [{ allow_presets: ['constructor'] }, /allow_presets: no preset named "constructor"/],
       [{ allow_internal_ranges: ['10.0.0.0/4'] }, /allow_internal_ranges\[0\]: .*not an internal range/],
       [{ allow_internal_ranges: ['not-an-address'] }, /not an IP address/],
     ];
