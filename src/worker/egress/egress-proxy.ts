@@ -231,9 +231,12 @@ export class EgressProxy {
       if (!connected && !client.writableEnded) client.end(plainAnswer(502, `${target.host}:${target.port}: ${error.message}\n`));
       else client.destroy();
     });
-    upstream.once('close', () => {
+    upstream.once('close', (hadError: boolean) => {
       clearTimeout(timer);
-      client.destroy();
+      // A clean close ends the client once what is still on its way has been written (destroying it
+      // here would cut the end off a download); a broken one breaks it too.
+      if (hadError || !connected) client.destroy();
+      else client.end();
     });
     client.once('close', () => upstream.destroy());
   }
