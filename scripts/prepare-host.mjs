@@ -22,11 +22,16 @@ const NEEDED = [
   ['mkfs.ext4', 'e2fsprogs'],
 ];
 
-/** What environments' images and warm starts need (a root worker): installed with the rest when it can be, else only named. */
+/**
+ * What environments' images and warm starts need, and network `on` (its rules
+ * keep runs off internal addresses), on a root worker: installed with the
+ * rest when it can be, else only named.
+ */
 const FOR_IMAGES = [
   ['skopeo', 'skopeo'],
   ['umoci', 'umoci'],
   ['patchelf', 'patchelf'],
+  ['nft', 'nftables'],
 ];
 
 if (process.platform !== 'linux' || process.argv.includes('--backend=direct')) process.exit(0);
@@ -36,13 +41,18 @@ const missing = [...new Set(NEEDED.filter(([command]) => !onPath(command)).map((
 const optional = root ? [...new Set(FOR_IMAGES.filter(([command]) => !onPath(command)).map(([, pkg]) => pkg))] : [];
 if (missing.length === 0 && optional.length > 0) {
   if (apt) {
-    process.stderr.write(`oz: installing what environments' images need: ${optional.join(', ')}\n`);
+    process.stderr.write(`oz: installing what environments' images and network "on" need: ${optional.join(', ')}\n`);
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
     const update = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
     const install = update.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', ...optional], { stdio: 'inherit', env }) : update;
-    if (install.status !== 0) process.stderr.write(`oz: could not install ${optional.join(', ')}: runs will ignore environments' images (docker_image) until they are\n`);
+    if (install.status !== 0)
+      process.stderr.write(
+        `oz: could not install ${optional.join(', ')}: runs will ignore environments' images (docker_image), and runs with network "on" will not start, until they are\n`,
+      );
   } else {
-    process.stderr.write(`oz: ${optional.join(', ')} not installed: runs will ignore environments' images (docker_image) until they are\n`);
+    process.stderr.write(
+      `oz: ${optional.join(', ')} not installed: runs will ignore environments' images (docker_image), and runs with network "on" will not start, until they are\n`,
+    );
   }
 }
 if (missing.length === 0) process.exit(0);
