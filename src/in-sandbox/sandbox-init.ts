@@ -124,7 +124,9 @@ function handle(line: string): void {
  * Network `allowlist` (`--egress <port> <socket>`): the sandbox has no network
  * but its loopback; this bridges 127.0.0.1:<port> (its `HTTP(S)_PROXY`) to
  * the worker's egress proxy socket, which decides. Listening before `ready`,
- * so no process of the run can take the port first.
+ * so no process of the run can take the port first. The same few lines as
+ * src/in-sandbox/model-bridge.ts: each file runs alone in the sandbox, so
+ * neither can import the other.
  */
 function bridgeEgress(port: number, socketPath: string): Promise<void> {
   const server = createServer((client) => {
