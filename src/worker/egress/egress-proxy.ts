@@ -209,7 +209,8 @@ export class EgressProxy {
         if (read.kind === 'more' && first.length < MAX_HELLO_BYTES) return;
         client.off('data', more);
         client.pause();
-        if (read.kind === 'hello' && read.name !== null && read.name !== target.host) {
+        // A tunnel to an address is the operator's range, trusted as such: only names are held to their SNI.
+        if (read.kind === 'hello' && read.name !== null && read.name !== target.host && parseAddress(target.host) === null) {
           this.refuse(target.host, target.port, `the tunnel's TLS asks for ${read.name.slice(0, 253)}, not ${target.host}`, true);
           client.destroy();
           upstream.destroy();
