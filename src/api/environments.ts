@@ -1,7 +1,7 @@
 import { ImageReferenceSyntaxError, parseImageReference } from '../core/image-reference.js';
 import { z } from 'zod';
 import { NETWORK_POLICIES } from '../core/environment.js';
-import { domainRuleProblem, MAX_DOMAIN_RULES, MAX_INTERNAL_RANGES, parseInternalRange, presetNameProblem } from '../core/network-policy.js';
+import { domainRuleProblem, internalRangeProblem, MAX_DOMAIN_RULES, MAX_INTERNAL_RANGES, parseInternalRange, presetNameProblem } from '../core/network-policy.js';
 import { creatorSchema, envName, envNameProblem, maxRuntimeSeconds, scopeSchema, successSchema, timestamp, workerHostSchema } from './common.js';
 
 /** `owner/repo` as on GitHub. */
@@ -66,15 +66,6 @@ function checkedList(max: number, what: string, problem: (entry: string) => stri
     })
     .transform((entries) => [...new Set(entries.map((entry) => entry.trim().toLowerCase()))]);
 }
-
-const rangeProblem = (entry: string): string | null => {
-  try {
-    parseInternalRange(entry);
-    return null;
-  } catch (error) {
-    return (error as Error).message;
-  }
-};
 
 /**
  * `owner/repo` or `owner/repo:path/to/devcontainer.json` on GitHub: the
@@ -147,7 +138,7 @@ const fields = {
   allow_domains: checkedList(MAX_DOMAIN_RULES, 'domain rules', domainRuleProblem),
   allow_presets: checkedList(50, 'presets', presetNameProblem),
   // An admin's: internal ranges (CIDR) its runs may reach anyway.
-  allow_internal_ranges: checkedList(MAX_INTERNAL_RANGES, 'ranges', rangeProblem).transform((ranges) => [...new Set(ranges.map(parseInternalRange))]),
+  allow_internal_ranges: checkedList(MAX_INTERNAL_RANGES, 'ranges', internalRangeProblem).transform((ranges) => [...new Set(ranges.map(parseInternalRange))]),
   secrets: z.array(envName).max(100),
   limits: limitsSchema,
   // Where its runs go when they name no worker_host themselves (docs/api.md "Worker pools"); "warp": any worker.

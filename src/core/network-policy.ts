@@ -5,7 +5,7 @@
  * the internal ranges (src/core/ip-address.ts) are refused unless the
  * operator allowed some for the environment.
  */
-import { formatAddress, parseAddress } from './ip-address.js';
+import { canonical, formatAddress, parseAddress, reasonFor } from './ip-address.js';
 
 /** One allowlist rule: an exact host, or every name under a suffix (`*.example.com`); `port` null: 80 and 443. */
 export interface DomainRule {
@@ -44,6 +44,8 @@ export function parseDomainRule(text: string): DomainRule {
     throw new Error(`"${text}" is not a domain rule (${why}); write example.com, *.example.com or either with :port`);
   };
   if (entry.length === 0 || entry.length > 260) return fail('it must be 1 to 253 characters');
+  if (entry.includes('/')) return fail('a URL or a path is not a rule: write the host alone, as example.com');
+  if (entry.startsWith('[')) return fail('an address is not a domain');
   const colon = entry.lastIndexOf(':');
   let name = entry;
   let port: number | null = null;
@@ -84,7 +86,7 @@ export function ruleAllows(rule: DomainRule, host: string, port: number, kind?: 
 
 /** Why `text` is not a preset name, or null. */
 export function presetNameProblem(text: string): string | null {
-  return PRESET_NAME.test(text) ? null : `"${text}" is not a preset name (lowercase letters, digits, "-" and "_", up to 40)`;
+  return PRESET_NAME.test(text.trim().toLowerCase()) ? null : `"${text}" is not a preset name (letters, digits, "-" and "_", up to 40)`;
 }
 
 /**
@@ -110,6 +112,29 @@ export function parseInternalRange(text: string): string {
     return byte & ((0xff << (8 - keep)) & 0xff);
   });
   return `${formatAddress(cleared)}/${length}`;
+}
+
+/**
+ * Why an admin may not grant `text` as an internal range, or null: it must
+ * parse, lie inside the internal ranges (a public one is reachable under `on`
+ * already, and under `allowlist` its hosts are named by domain), and be
+ * neither loopback (under `allowlist` the proxy runs on the worker's host,
+ * whose loopback holds the platform's own services) nor link-local (the
+ * cloud metadata endpoint).
+ */
+export function internalRangeProblem(text: string): string | null {
+  let range: string;
+  try {
+    range = parseInternalRange(text);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  const [address = ''] = range.split('/');
+  const bytes = parseAddress(address);
+  const why = bytes ? reasonFor(canonical(bytes)) : null;
+  if (why === null) return `"${text}" is a public range: under "on" it is reachable already, and under "allowlist" name its hosts in allow_domains`;
+  if (/loopback|link-local/.test(why)) return `"${text}" is ${why}: never reachable from a run (the worker's own services, a cloud's metadata endpoint)`;
+  return null;
 }
 
 export type NetworkPresets = Readonly<Record<string, readonly string[]>>;

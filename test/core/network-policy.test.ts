@@ -80,7 +80,7 @@ describe('parseDomainRule', () => {
       'ex!ample.com',
       `${'a'.repeat(64)}.com`,
     ]) {
-      expect(() => parseDomainRule(text), text).toThrow(/not a host name|the port must be/);
+      expect(() => parseDomainRule(text), text).toThrow(/not a host name|the port must be|a URL or a path is not a rule|an address is not a domain/);
     }
     expect(() => parseDomainRule('Bad Host')).toThrow('"Bad Host" is not a domain rule (not a host name); write example.com, *.example.com or either with :port');
   });
@@ -181,10 +181,10 @@ describe('parseInternalRange', () => {
 });
 
 describe('presetNameProblem', () => {
-  it('accepts lowercase letters, digits, "-" and "_", up to 40, starting with a letter or digit', () => {
-    for (const name of ['npm', 'my-mirror', 'a_b', '9lives', 'a'.repeat(40)]) expect(presetNameProblem(name), name).toBeNull();
-    for (const name of ['', 'NPM', '-npm', '_npm', 'my mirror', 'a.b', 'a'.repeat(41), 'ünï']) {
-      expect(presetNameProblem(name), name).toBe(`"${name}" is not a preset name (lowercase letters, digits, "-" and "_", up to 40)`);
+  it('accepts letters (read lowercase), digits, "-" and "_", up to 40, starting with a letter or digit', () => {
+    for (const name of ['npm', 'NPM', 'my-mirror', 'a_b', '9lives', 'a'.repeat(40)]) expect(presetNameProblem(name), name).toBeNull();
+    for (const name of ['', '-npm', '_npm', 'my mirror', 'a.b', 'a'.repeat(41), 'ünï']) {
+      expect(presetNameProblem(name), name).toBe(`"${name}" is not a preset name (letters, digits, "-" and "_", up to 40)`);
     }
   });
 });

@@ -52,6 +52,10 @@ describe('environment network fields, the claimed network and the run audit', ()
       [{ allow_presets: ['constructor'] }, /allow_presets: no preset named "constructor"/],
       [{ allow_internal_ranges: ['10.0.0.0/4'] }, /allow_internal_ranges\[0\]: .*not an internal range/],
       [{ allow_internal_ranges: ['not-an-address'] }, /not an IP address/],
+      [{ allow_internal_ranges: ['8.8.8.0/24'] }, /allow_internal_ranges\[0\]: "8\.8\.8\.0\/24" is a public range/],
+      [{ allow_internal_ranges: ['127.0.0.1/32'] }, /is loopback: never reachable from a run/],
+      [{ allow_internal_ranges: ['169.254.169.254'] }, /is link-local \(cloud metadata\): never reachable/],
+      [{ allow_domains: ['https://example.com/path'] }, /a URL or a path is not a rule: write the host alone/],
     ];
     const before = (await call('GET', '/agent/environments', admin)).json<{ environments: unknown[] }>().environments.length;
     for (const [body, message] of cases) {

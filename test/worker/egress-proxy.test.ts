@@ -553,7 +553,7 @@ describe('the egress proxy: addresses', () => {
     const denials: Denial[] = [];
     const lookup = lookupOf({}, asked);
     const closed = await startProxy({ rules: rules('allowed.test'), lookup, onDenied: (d) => denials.push(d) });
-    const reason = 'not in the allowlist (an address: the allowlist names domains)';
+    const reason = 'an address; the allowlist names domains';
     for (const [target, host] of [
       [`127.0.0.1:${echo.port}`, '127.0.0.1'],
       [`[::1]:${echo.port}`, '::1'],
@@ -564,7 +564,8 @@ describe('the egress proxy: addresses', () => {
     ] as const) {
       const refused = await connectVia(closed, target);
       expect(refused.status, target).toBe(403);
-      expect(refused.body).toBe(`network denied: ${host}:${target.slice(target.lastIndexOf(':') + 1)} (${reason})\n`);
+      const shown = host.includes(':') ? `[${host}]` : host;
+      expect(refused.body).toBe(`network denied: ${shown}:${target.slice(target.lastIndexOf(':') + 1)} (${reason})\n`);
     }
     expect(denials).toHaveLength(5);
     expect(echo.connections()).toBe(0);
@@ -584,14 +585,14 @@ describe('the egress proxy: addresses', () => {
 
   it('refuses an address literal in an HTTP URL unless an allowed range holds it', async () => {
     const upstream = await startHttp();
-    const reason = 'not in the allowlist (an address: the allowlist names domains)';
+    const reason = 'an address; the allowlist names domains';
     const closed = await startProxy({ rules: rules('allowed.test'), lookup: lookupOf({}) });
     const refused = await httpVia(closed, `http://127.0.0.1:${upstream.port}/x`);
     expect(refused.status).toBe(403);
     expect(refused.body).toBe(`network denied: 127.0.0.1:${upstream.port} (${reason})\n`);
     const refused6 = await httpVia(closed, `http://[::1]:${upstream.port}/x`);
     expect(refused6.status).toBe(403);
-    expect(refused6.body).toBe(`network denied: ::1:${upstream.port} (${reason})\n`);
+    expect(refused6.body).toBe(`network denied: [::1]:${upstream.port} (${reason})\n`);
     expect(upstream.requests).toEqual([]);
 
     const open = await startProxy({ rules: [], internalRanges: ['127.0.0.1/32'], lookup: lookupOf({}) });

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CreateEnvironmentInput, EnvironmentItem, PatchEnvironmentInput } from '../../api/environments.js';
 import { NETWORK_POLICIES, type NetworkPolicy, type RepoSpec } from '../../core/environment.js';
-import { parseDomainRule, parseInternalRange, presetNameProblem } from '../../core/network-policy.js';
+import { internalRangeProblem, parseDomainRule, parseInternalRange, presetNameProblem } from '../../core/network-policy.js';
 import { confirm, interactive } from '../confirm.js';
 import type { CliContext } from '../context.js';
 import { collect, enumOption } from '../parse.js';
@@ -30,7 +30,11 @@ const PRESET = (flag: string) =>
     const problem = presetNameProblem(value);
     if (problem) throw new Error(problem);
   });
-const RANGE = (flag: string) => checked(flag, parseInternalRange);
+const RANGE = (flag: string) =>
+  checked(flag, (value) => {
+    const problem = internalRangeProblem(value);
+    if (problem) throw new Error(problem);
+  });
 
 /** A list edited by `add` and `remove` flags (exact, case-insensitive); undefined when neither was given. */
 function editList(current: readonly string[], add: readonly string[], remove: readonly string[], missing: (value: string) => void): string[] | undefined {
@@ -220,7 +224,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
     )
     .option(
       '--allow-internal-range <cidr>',
-      'admins only: an internal address range its runs may reach anyway, such as 10.20.0.0/16 (repeatable)',
+      'admins only: an internal (private, CGNAT, unique-local) address range its runs may reach anyway, on any port, such as 10.20.0.0/16 (repeatable)',
       RANGE('--allow-internal-range'),
       [],
     )

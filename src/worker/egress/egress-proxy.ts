@@ -74,6 +74,9 @@ export class EgressProxy {
   static async start(listen: string | number, options: EgressProxyOptions): Promise<EgressProxy> {
     const server = createServer();
     server.maxConnections = options.maxConnections ?? 256;
+    // A request (or a CONNECT) whose headers never end is dropped, not held.
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 0;
     const proxy = new EgressProxy(server, options, typeof listen === 'string' ? listen : null);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       req.on('error', () => res.destroy());
@@ -132,7 +135,7 @@ export class EgressProxy {
       // Rules name domains; an address is reachable only in a range the operator allowed.
       const bytes = canonical(literal);
       if (this.ranges.allows(bytes)) return { allowed: true, address: formatAddress(bytes) };
-      return { allowed: false, status: 403, reason: 'not in the allowlist (an address: the allowlist names domains)', denial: true };
+      return { allowed: false, status: 403, reason: 'an address; the allowlist names domains', denial: true };
     }
     if (!this.options.rules.some((rule) => ruleAllows(rule, host, port, kind))) {
       const hint =
@@ -171,7 +174,7 @@ export class EgressProxy {
       if ('host' in entry) entry.denied_reason = reason;
       this.options.onDenied?.({ host, port, reason });
     }
-    return `network denied: ${host}:${port} (${reason})\n`;
+    return `network denied: ${hostPort(host, port)} (${reason})\n`;
   }
 
   private async tunnel(req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
@@ -192,9 +195,12 @@ export class EgressProxy {
     upstream.once('connect', () => {
       clearTimeout(timer);
       connected = true;
-      const entry = this.entry(this.hosts, target.host, target.port);
-      entry.connections += 1;
+      let refusedTls = false;
+      // Counted once it closes, unless its TLS was refused (then it is a denial, not a connection).
       upstream.once('close', () => {
+        if (refusedTls) return;
+        const entry = this.entry(this.hosts, target.host, target.port);
+        entry.connections += 1;
         entry.bytes_sent += upstream.bytesWritten;
         entry.bytes_received += upstream.bytesRead;
       });
@@ -211,6 +217,7 @@ export class EgressProxy {
         client.pause();
         // A tunnel to an address is the operator's range, trusted as such: only names are held to their SNI.
         if (read.kind === 'hello' && read.name !== null && read.name !== target.host && parseAddress(target.host) === null) {
+          refusedTls = true;
           this.refuse(target.host, target.port, `the tunnel's TLS asks for ${read.name.slice(0, 253)}, not ${target.host}`, true);
           client.destroy();
           upstream.destroy();
@@ -261,9 +268,9 @@ export class EgressProxy {
       return;
     }
     // The Host header is what a shared host routes by: it must be the URL's host, or anything on that address could be reached.
-    const sentHost = req.headers.host?.toLowerCase().replace(/\.(?=:|$)/, '');
-    if (sentHost !== undefined && sentHost !== url.host.replace(/\.(?=:|$)/, '') && sentHost !== url.hostname.replace(/\.$/, '')) {
-      res.writeHead(400, { 'content-type': 'text/plain' }).end(`the Host header (${headerSafe(sentHost)}) is not the URL's host (${url.host})\n`);
+    const sentHost = req.headers.host === undefined ? undefined : hostHeader(req.headers.host, url.port);
+    if (sentHost !== undefined && sentHost !== hostHeader(url.host, url.port)) {
+      res.writeHead(400, { 'content-type': 'text/plain' }).end(`the Host header (${headerSafe(req.headers.host ?? '')}) is not the URL's host (${url.host})\n`);
       return;
     }
     const encoding = req.headers['transfer-encoding'];
@@ -341,6 +348,21 @@ function splitHostPort(text: string): { host: string; port: number } | null {
 /** A host name (letters, digits, "-", "_", dots; at most 253) or an IP address: nothing else is looked up or recorded. */
 function validHost(host: string): boolean {
   return (host.length > 0 && host.length <= 253 && /^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$/.test(host)) || parseAddress(host) !== null;
+}
+
+/** `host:port`, an IPv6 address in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** A Host header as the URL parser reads it (`[::ffff:10.0.0.1]` and `[::ffff:a00:1]` alike), without a trailing dot or the URL's default port; null-safe for junk. */
+function hostHeader(value: string, port: string): string {
+  try {
+    const parsed = new URL(`http://${value}`);
+    return `${parsed.hostname.replace(/\.$/, '')}:${parsed.port || port || '80'}`;
+  } catch {
+    return `invalid:${value}`;
+  }
 }
 
 /** A refusal as the proxy answers a CONNECT: status, a one-line body, the reason in a header. */

@@ -8,7 +8,7 @@ import type { RunEventType } from '../../core/run-event.js';
 import type { NetworkReport, Sandbox } from '../../sandbox/sandbox-backend.js';
 import { EGRESS_PROXY_URL, EGRESS_SOCKET } from '../../sandbox/sandbox-layout.js';
 import type { Lookup } from '../provisioning/remote-policy.js';
-import { EgressProxy, type Denial } from './egress-proxy.js';
+import { EgressProxy, hostPort, type Denial } from './egress-proxy.js';
 
 /** Denials told in the conversation per execution; the rest are counted in the audit. */
 const MAX_DENIAL_NOTICES = 50;
@@ -140,7 +140,7 @@ export class RunNetwork {
   }
 
   private denied(denial: Denial): void {
-    const key = `${denial.host}:${denial.port}`;
+    const key = hostPort(denial.host, denial.port);
     // Past the cap nothing more is kept here (the proxy's audit counts them, bounded).
     if (this.notices > MAX_DENIAL_NOTICES || this.told.has(key)) return;
     this.notices += 1;
