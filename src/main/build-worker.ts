@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CommandHarness } from '../agent/command/command-harness.js';
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Harness } from '../agent/harness.js';
 import { SETTINGS, type SandboxBackendName, type WorkerConfig } from '../core/config.js';
 import { OzError } from '../core/errors.js';
-import { BwrapBackend, SandboxUnavailableError } from '../sandbox/bwrap/bwrap-backend.js';
+import { BwrapBackend, checkAncestorsSearchable, SandboxUnavailableError } from '../sandbox/bwrap/bwrap-backend.js';
 import { closeInheritedFds } from '../sandbox/close-inherited-fds.js';
 import { DirectBackend } from '../sandbox/direct/direct-backend.js';
 import { DockerBackend, DockerUnavailableError } from '../sandbox/docker/docker-backend.js';
@@ -110,6 +110,15 @@ export async function prepareWorker(args: {
   const closed = closeInheritedFds();
   if (closed.length > 0) args.logger.debug({ fds: closed }, 'closed descriptors inherited from the parent process (they would reach the sandboxes)');
   const backend = await openBackend(args.backend, config, args.logger);
+  // The mirrors and the support sockets are bound into bwrap sandboxes from here, as the sandbox's uid.
+  if (backend instanceof BwrapBackend && process.getuid?.() === 0) {
+    mkdirSync(config.cacheDir, { recursive: true });
+    try {
+      checkAncestorsSearchable(join(config.cacheDir, 'support'), 'the cache directory (repository mirrors, run sockets)', 'OZ_CACHE_DIR');
+    } catch (error) {
+      throw new OzError('invalid_request', (error as Error).message);
+    }
+  }
   const forgeHost = forgeGitHost(config.results);
   const mirrors = new MirrorCache(config.cacheDir, config.fileRepoRoots, (url) => gitUrl(url, config.results), {
     limits: { memoryBytes: config.hostGit.memoryBytes, maxFileBytes: config.hostGit.maxFileBytes },

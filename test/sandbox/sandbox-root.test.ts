@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BwrapBackend, bwrapInstalled, SandboxUnavailableError } from '../../src/sandbox/bwrap/bwrap-backend.js';
+import { cleanEnv, OZ_BIN } from '../support/oz-server-process.js';
 
 const INIT = join(import.meta.dirname, '..', '..', 'dist', 'in-sandbox', 'sandbox-init.js');
 const WATCHDOG = join(import.meta.dirname, '..', '..', 'dist', 'sandbox', 'watchdog.js');
@@ -101,5 +103,23 @@ describe.skipIf(!bwrapInstalled())('the bwrap sandbox root', () => {
       backend.close();
     }
     expect(existsSync(join(dir, `w${process.pid}`))).toBe(false);
+  });
+});
+
+describe.skipIf(!bwrapInstalled() || process.getuid?.() !== 0)('the cache directory of a root bwrap worker', () => {
+  it('refuses to start below a directory the sandbox users cannot search, naming it, the setting and the fix', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'oz-cache-')); // 0700, as mktemp -d makes it
+    try {
+      const result = spawnSync(process.execPath, [OZ_BIN, 'server', '--port', '0'], {
+        env: { ...cleanEnv(), XDG_CONFIG_HOME: join(dir, 'config'), OZ_DATA_DIR: join(dir, 'data'), OZ_CACHE_DIR: join(dir, 'cache') },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(result.status, result.stderr).not.toBe(0);
+      expect(result.stderr).toContain(`the cache directory (repository mirrors, run sockets) ${join(dir, 'cache', 'support')} is below ${dir} (mode 0700)`);
+      expect(result.stderr).toContain(`run chmod o+x ${dir}, or set OZ_CACHE_DIR`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -68,12 +68,12 @@ interface HostTools {
  * above the sandbox root must be searchable by others; one that is not makes
  * every sandbox fail with an obscure bwrap message. Say which, and the fix.
  */
-function checkAncestorsSearchable(path: string): void {
+export function checkAncestorsSearchable(path: string, what = 'the sandbox root', setting = 'OZ_SANDBOX_ROOT'): void {
   for (let dir = dirname(path); ; dir = dirname(dir)) {
     const mode = statSync(dir).mode & 0o777;
     if ((mode & 0o001) === 0) {
       throw new SandboxUnavailableError(
-        `the sandbox root ${path} is below ${dir} (mode ${mode.toString(8).padStart(4, '0')}), which the sandbox users cannot search: run chmod o+x ${dir}, or set OZ_SANDBOX_ROOT to a directory whose parents all have o+x`,
+        `${what} ${path} is below ${dir} (mode ${mode.toString(8).padStart(4, '0')}), which the sandbox users cannot search: run chmod o+x ${dir}, or set ${setting} to a directory whose parents all have o+x`,
       );
     }
     if (dir === dirname(dir)) return;
