@@ -66,6 +66,10 @@ describe('the oz CLI for network policy and the network audit', () => {
     expect(gone.code).toBe(2);
     expect(gone.stderr).toContain('--remove-allow-preset: "go" is not in the environment');
     expect((await oz('e', 'list', '--output-format', 'json')).stdout).not.toContain('"bad"');
+    // Rules under another policy are kept, and the CLI says they are unused.
+    const off = await oz('e', 'create', '-n', 'off-with-rules', '--network', 'on', '--allow-domain', 'example.com');
+    expect(off.code).toBe(0);
+    expect(off.stderr).toContain("note: the allowed domains and presets apply under --network allowlist; this environment's network is on");
   });
 
   it('prints the audit of a run with oz run get --network, as a table and as JSON', async () => {

@@ -36,6 +36,13 @@ const RANGE = (flag: string) =>
     if (problem) throw new Error(problem);
   });
 
+/** Rules that do nothing under the environment's policy are kept (a switch back to allowlist uses them), and said so on stderr. */
+function inactiveRulesNote(ctx: CliContext, env: EnvironmentItem): void {
+  const c = env.config;
+  if (c.network === 'allowlist' || ((c.allow_domains ?? []).length === 0 && (c.allow_presets ?? []).length === 0)) return;
+  ctx.err(`note: the allowed domains and presets apply under --network allowlist; this environment's network is ${c.network}, so they are kept but unused\n`);
+}
+
 /** A list edited by `add` and `remove` flags (exact, case-insensitive); undefined when neither was given. */
 function editList(current: readonly string[], add: readonly string[], remove: readonly string[], missing: (value: string) => void): string[] | undefined {
   if (add.length === 0 && remove.length === 0) return undefined;
@@ -255,6 +262,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
       };
       const created = await ctx.client.createEnvironment(body);
       ctx.out.result(`Created environment ${created.config.name} with ID: ${created.uid}`, created, created.uid);
+      if (o.allowDomain.length > 0 || o.allowPreset.length > 0) inactiveRulesNote(ctx, created);
     });
 
   env
@@ -393,6 +401,7 @@ export function environmentCommand(context: (cmd: Command) => CliContext): Comma
       if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give at least one option (see --help)');
       const updated = await ctx.client.updateEnvironment(id, body);
       ctx.out.result(`Updated environment ${updated.uid}.`, updated, updated.uid);
+      if (o.allowDomain.length > 0 || o.allowPreset.length > 0 || o.network !== undefined) inactiveRulesNote(ctx, updated);
     });
 
   env
