@@ -10,8 +10,8 @@
  * EgressProxy, once on a loopback port and once on a unix socket in a temp
  * directory, rules `bench.test:<port>`, `internalRanges` 127.0.0.1/32 and a
  * lookup that answers 127.0.0.1, so nothing leaves the machine); and the
- * sandbox's init (the TCP → unix-socket bridge of src/in-sandbox/sandbox-init.ts,
- * re-created below because that file cannot be imported). Requests name
+ * sandbox's init itself (dist/in-sandbox/sandbox-init.js with `--egress`, its
+ * TCP → unix-socket bridge; `npm run build` first). Requests name
  * `bench.test:<port>`, as a sandbox's would name a real host.
  *
  * - Latency: sequential requests for a 1 KiB response, each on a new
@@ -31,10 +31,10 @@
  * nearest-rank. Prints tables, then one JSON line. Results are written to
  * docs/benchmarks.md by hand.
  */
-import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, globalAgent, request, type IncomingMessage, type RequestOptions } from 'node:http';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -54,37 +54,15 @@ const SMALL = 1024;
 const MIB = 1024 * 1024;
 const WATCHDOG_MS = 20 * 60_000;
 const CHILD_STOP_MS = 5_000;
+/** The sandbox init as the build ships it: the bench runs its egress bridge, not a copy. */
+const INIT_SCRIPT = fileURLToPath(new URL('../../dist/in-sandbox/sandbox-init.js', import.meta.url));
 
 // ---------------------------------------------------------------------------
 // The other processes (this file again, with a role)
 
-type Role = 'destination' | 'proxy' | 'bridge';
+type Role = 'destination' | 'proxy';
 type ToParent = { type: 'ready'; port: number } | { type: 'audit'; tcp: unknown; unix: unknown; denied: number };
 type ToChild = { type: 'stop' } | { type: 'audit' };
-
-/**
- * `bridgeEgress` of src/in-sandbox/sandbox-init.ts, line for line (that file is
- * copied into the sandbox on its own and cannot be imported); it returns its
- * server instead of nothing, so the bench can read the port and close it.
- */
-function bridgeEgress(port: number, socketPath: string): Promise<Server> {
-  const server = createServer((client) => {
-    const upstream = connect(socketPath);
-    const close = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close);
-    upstream.on('error', close);
-    client.on('close', close);
-    upstream.on('close', close);
-    client.pipe(upstream).pipe(client);
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
-  });
-}
 
 /** A loopback HTTP server: `/small` is 1 KiB, `/bytes/N` streams N bytes (with backpressure). */
 function startDestination(): Promise<{ port: number; close: () => Promise<void> }> {
@@ -139,7 +117,7 @@ async function child(role: Role, args: string[]): Promise<void> {
   if (role === 'destination') {
     const destination = await startDestination();
     ({ port, close } = destination);
-  } else if (role === 'proxy') {
+  } else {
     const [destPort, socketPath] = args as [string, string];
     let denied = 0;
     const options = {
@@ -156,19 +134,6 @@ async function child(role: Role, args: string[]): Promise<void> {
       await tcp.close();
       await unix.close();
       globalAgent.destroy(); // sockets a proxy's plain-HTTP requests may have pooled in Node's global agent (keep-alive)
-    };
-  } else {
-    const [socketPath] = args as [string];
-    const server = await bridgeEgress(0, socketPath);
-    const open = new Set<Socket>();
-    server.on('connection', (socket: Socket) => {
-      open.add(socket);
-      socket.once('close', () => open.delete(socket));
-    });
-    port = (server.address() as { port: number }).port;
-    close = async () => {
-      for (const socket of open) socket.destroy();
-      await new Promise<void>((done) => server.close(() => done()));
     };
   }
   let stopping: Promise<void> | null = null;
@@ -221,6 +186,43 @@ async function stopChild(proc: ChildProcess): Promise<void> {
     proc.kill('SIGKILL');
     await exited;
   }
+}
+
+/** The built sandbox init itself, bridging a free loopback port to the proxy's socket (`--egress`), as in a run with network allowlist. */
+async function startInitBridge(socketPath: string): Promise<{ port: number }> {
+  if (!existsSync(INIT_SCRIPT)) throw new Error(`${INIT_SCRIPT} is missing: run npm run build first`);
+  const port = await freePort();
+  const proc = spawn(process.execPath, [INIT_SCRIPT, '--egress', String(port), socketPath], { stdio: ['pipe', 'pipe', 'inherit'] });
+  onCleanup(`stop the sandbox init (pid ${proc.pid})`, async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.stdin.end(); // the init exits when its requests end
+    const late = setTimeout(() => proc.kill('SIGKILL'), CHILD_STOP_MS);
+    await exited;
+    clearTimeout(late);
+  });
+  await new Promise<void>((resolve, reject) => {
+    let text = '';
+    proc.once('error', reject);
+    proc.once('exit', (code) => reject(new Error(`the sandbox init exited (${code}) before it was ready`)));
+    proc.stdout.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (text.includes('"ev":"ready"')) resolve();
+    });
+  });
+  return { port };
+}
+
+/** A loopback port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 function askAudit(proxy: Child): Promise<Extract<ToParent, { type: 'audit' }>> {
@@ -396,7 +398,7 @@ async function main(): Promise<number> {
 
     const destination = await startChild('destination', []);
     const proxy = await startChild('proxy', [String(destination.port), socketPath]);
-    const bridge = await startChild('bridge', [socketPath]);
+    const bridge = await startInitBridge(socketPath);
     const denied = await connectStatus(proxy.port, `other.test:${destination.port}`);
     if (denied !== 403) throw new Error(`CONNECT to a host outside the rules was answered ${denied}, not 403`);
 
@@ -518,5 +520,5 @@ async function main(): Promise<number> {
 }
 
 const role = process.argv[2];
-if (role === 'destination' || role === 'proxy' || role === 'bridge') await child(role, process.argv.slice(3));
+if (role === 'destination' || role === 'proxy') await child(role, process.argv.slice(3));
 else process.exitCode = await main();
