@@ -21,7 +21,7 @@ import { PublishError, type Publisher } from './results/publisher.js';
 import { collectDiffs } from './results/run-diff.js';
 import { RunSockets } from './run-sockets.js';
 import type { ReportedFinish, ReportedShutdown } from './support-server.js';
-import { RemoteRefusedError, type Lookup, type RemotePolicy } from './provisioning/remote-policy.js';
+import { RemoteRefusedError, type RemotePolicy } from './provisioning/remote-policy.js';
 import type { EnsuredImage, ImageProvider } from './images/image-store.js';
 import { ImageError, ImagePullCancelledError } from './images/image-errors.js';
 import { imageAgentUser, imageEnv } from './images/image-user.js';
@@ -68,8 +68,6 @@ export interface ExecutionDeps {
   agentBudgets: AgentBudgets;
   /** Where ended executions' sandboxes wait for a follow-up (the worker's); absent: each is torn down at once. */
   idle?: IdleSandboxes;
-  /** How the egress proxy of runs with network `allowlist` resolves names (tests inject one); default getaddrinfo. */
-  egressLookup?: Lookup;
 }
 
 type RunLimits = SandboxLimits & { outputBytes: number };
@@ -157,7 +155,7 @@ export class RunExecution {
       { onStale: () => this.stop({ kind: 'fenced' }), onFailure: (error) => this.stop({ kind: 'upload', error }) },
       this.redactor,
     );
-    this.network = new RunNetwork(claimedNetwork(run), (event) => this.uploader.add(event), deps.logger, deps.egressLookup, deps.backend.isolates);
+    this.network = new RunNetwork(claimedNetwork(run), (event) => this.uploader.add(event), deps.logger, deps.backend.isolates);
     this.inbox = new FollowupInbox(run.followups_after ?? 0, (through) => {
       deps.client
         .followupsDelivered(run.run_id, run.lease_token, through)

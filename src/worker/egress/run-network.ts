@@ -7,7 +7,6 @@ import type { ClaimedNetwork, ClaimedRun } from '../../core/worker-protocol.js';
 import type { RunEventType } from '../../core/run-event.js';
 import type { NetworkReport, Sandbox } from '../../sandbox/sandbox-backend.js';
 import { EGRESS_PROXY_URL, EGRESS_SOCKET } from '../../sandbox/sandbox-layout.js';
-import type { Lookup } from '../provisioning/remote-policy.js';
 import { EgressProxy, hostPort, type Denial } from './egress-proxy.js';
 
 /** Denials told in the conversation per execution; the rest are counted in the audit. */
@@ -53,7 +52,6 @@ export class RunNetwork {
     private readonly network: ClaimedNetwork,
     private readonly emit: Emit,
     private readonly logger: Logger,
-    private readonly lookup?: Lookup,
     private readonly enforced = true,
   ) {
     this.policy = network.policy;
@@ -72,7 +70,6 @@ export class RunNetwork {
     this.proxy = await EgressProxy.start(join(socketDir, EGRESS_SOCKET), {
       rules: this.network.allow.map(parseDomainRule),
       internalRanges: this.internalRanges,
-      ...(this.lookup ? { lookup: this.lookup } : {}),
       onDenied: (denial) => this.denied(denial),
     });
   }
