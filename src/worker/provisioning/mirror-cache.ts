@@ -78,6 +78,8 @@ export class MirrorCache {
   /** Every host-side git of this worker (the publisher's too) runs through this, under its limits. */
   readonly git: HostGit;
   private readonly remotes: RemotePolicy;
+  /** Each mirror's origin as read from its config once (the worker wrote it when it made the mirror; nothing else writes there). */
+  private readonly origins = new Map<string, string>();
 
   constructor(
     cacheDir: string,
@@ -194,8 +196,7 @@ export class MirrorCache {
    */
   async ensure(teamId: string, url: string, signal?: AbortSignal, auth: Record<string, string> = {}): Promise<string> {
     const source = this.source(url);
-    const teamDir = join(this.mirrors, this.name(`team\0${teamId}`));
-    const path = join(teamDir, `${this.name(`url\0${teamId}\0${source}`)}.git`);
+    const { teamDir, path } = this.mirrorOf(teamId, source);
     // One fetch per mirror at a time in this worker; git's own ref locks
     // cover other workers sharing the cache (a lost race is retried). A
     // caller that stops waiting still holds its place until those ahead are
@@ -215,6 +216,28 @@ export class MirrorCache {
       release();
     }
     return path;
+  }
+
+  private mirrorOf(teamId: string, source: string): { teamDir: string; path: string } {
+    const teamDir = join(this.mirrors, this.name(`team\0${teamId}`));
+    return { teamDir, path: join(teamDir, `${this.name(`url\0${teamId}\0${source}`)}.git`) };
+  }
+
+  /**
+   * Where the team's mirror of `url` is, if this cache has made it already
+   * (fetched or not since: {@link ensure} brings it up to date), else null,
+   * also for a URL {@link ensure} would refuse. A sandbox can be started on
+   * it while the fetch runs.
+   */
+  existing(teamId: string, url: string): string | null {
+    let source: string;
+    try {
+      source = this.source(url);
+    } catch {
+      return null;
+    }
+    const { path } = this.mirrorOf(teamId, source);
+    return existsSync(path) ? path : null;
   }
 
   private async update(teamDir: string, path: string, source: string, given: string, signal: AbortSignal | undefined, auth: Record<string, string>): Promise<void> {
@@ -246,7 +269,11 @@ export class MirrorCache {
       return;
     }
     // Judged is what git will use: the mirror's own origin (its source when the mirror was made).
-    const origin = (await this.git.run(['--git-dir', path, 'config', '--get', 'remote.origin.url'], { signal })).trim();
+    let origin = this.origins.get(path);
+    if (origin === undefined) {
+      origin = (await this.git.run(['--git-dir', path, 'config', '--get', 'remote.origin.url'], { signal })).trim();
+      this.origins.set(path, origin);
+    }
     const pins = await this.pin(origin, given, 'fetch');
     for (let attempt = 1; ; attempt++) {
       const before = packTemps(path);

@@ -112,8 +112,12 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
   // it (git 2.39 ignores `-c safe.directory`). A config just for the clones:
   const checkouts = input.checkouts ?? 'clone';
   const repos = checkouts === 'none' ? [] : input.repos;
+  // On a refresh, a mirror that has not moved since the snapshot: its checkout is what the run asks for.
+  const unmovedAt = (i: number): string | null =>
+    checkouts === 'refresh' && input.snapshotBases?.[i] !== undefined && input.snapshotBases[i] === input.mirrorHeads?.[i] ? input.snapshotBases[i] : null;
   let gitEnv: Record<string, string> = { ...(input.cloneEnv ?? input.env), GIT_TERMINAL_PROMPT: '0' };
-  if (repos.length > 0) {
+  // Written only where git will run (a warm start whose mirrors have not moved runs none).
+  if (repos.some((_repo, i) => unmovedAt(i) === null)) {
     const trust = sandbox.mountPaths.map((path) => `[safe]\n\tdirectory = ${path}\n`).join('');
     gitEnv = { ...gitEnv, GIT_CONFIG_GLOBAL: await sandbox.writeFile('.oz/clone.gitconfig', trust) };
   }
@@ -121,8 +125,7 @@ export async function setUpWorkspace(input: WorkspaceSetupInput): Promise<string
     if (input.stopped()) return bases;
     const dir = dirs[i] as string;
     const mirror = sandbox.mountPaths[i] as string;
-    // On a refresh, a mirror that has not moved since the snapshot: its checkout is what the run asks for.
-    const unmoved = checkouts === 'refresh' && input.snapshotBases?.[i] !== undefined && input.snapshotBases[i] === input.mirrorHeads?.[i] ? input.snapshotBases[i] : null;
+    const unmoved = unmovedAt(i);
     const command = unmoved
       ? `${dir} is at ${unmoved.slice(0, 12)} already (from the snapshot)`
       : checkouts === 'refresh'
