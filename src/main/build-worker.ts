@@ -177,6 +177,7 @@ export async function prepareWorker(args: {
       },
       {
         concurrency: args.concurrency ?? config.workerConcurrency,
+        spareSandboxes: config.spareSandboxes,
         name: config.workerName,
         labels: config.workerLabels,
         version: OZ_VERSION,

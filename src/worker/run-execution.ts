@@ -7,7 +7,7 @@ import { RunFailure } from '../core/run-failure.js';
 import type { RunStatusMessage, RunUsage } from '../core/run.js';
 import type { ClaimedRun } from '../core/worker-protocol.js';
 import type { AgentBudgets, Harness, HarnessResult } from '../agent/harness.js';
-import type { Sandbox, SandboxBackend, SandboxLimits, SandboxSpec } from '../sandbox/sandbox-backend.js';
+import type { LimitKind, Sandbox, SandboxBackend, SandboxLimits, SandboxSpec } from '../sandbox/sandbox-backend.js';
 import { Redactor } from '../secrets/redactor.js';
 import { SUPPORT_SOCKET_ENV, SUPPORT_TOKEN_ENV } from '../in-sandbox/harness-support-client.js';
 import { EventUploader } from './event-uploader.js';
@@ -17,6 +17,7 @@ import { OutputBudget, OutputCollector } from './output-collector.js';
 import { ProtocolError, type ProtocolClient } from './protocol-client.js';
 import { FetchError, type MirrorCache } from './provisioning/mirror-cache.js';
 import { checkoutDirs, setUpWorkspace } from './provisioning/workspace-setup.js';
+import { mirrorBranchHead } from './provisioning/mirror-refs.js';
 import { PublishError, type Publisher } from './results/publisher.js';
 import { collectDiffs } from './results/run-diff.js';
 import { RunSockets } from './run-sockets.js';
@@ -32,6 +33,7 @@ import { restoredMessage, savedMessage, snapshotInputs, snapshotRecord } from '.
 import { FollowupInbox, startingPrompt } from './followup-inbox.js';
 import { restoreWorkspace, saveWorkspace, workspaceHeads } from './snapshots/workspace-snapshot.js';
 import { destroyIdle, type IdleSandbox, type IdleSandboxes } from './idle-sandboxes.js';
+import { spareKey, type SpareSandboxes, type SpareShape, type TakenSpare } from './spare-sandboxes.js';
 import type { RepoSpec } from '../core/environment.js';
 import type { NetworkAudit } from '../core/network-audit.js';
 import { claimedNetwork, networkKey, RunNetwork } from './egress/run-network.js';
@@ -68,6 +70,8 @@ export interface ExecutionDeps {
   agentBudgets: AgentBudgets;
   /** Where ended executions' sandboxes wait for a follow-up (the worker's); absent: each is torn down at once. */
   idle?: IdleSandboxes;
+  /** Sandboxes the worker started ahead of claims (the worker's); absent: every run starts its own. */
+  spares?: SpareSandboxes;
 }
 
 type RunLimits = SandboxLimits & { outputBytes: number };
@@ -128,6 +132,8 @@ export class RunExecution {
   /** The mirrors and each checkout's base commit, once provisioned: what an idle sandbox keeps for the next execution. */
   private mounts: string[] = [];
   private bases: string[] = [];
+  /** What the run's sandbox was started with (but for the run's own parts): the shape of the spare made for the next run. */
+  private shape: SpareShape | null = null;
 
   constructor(
     private readonly run: ClaimedRun,
@@ -286,16 +292,25 @@ export class RunExecution {
     if (this.adopted) this.adopt(this.adopted);
     const harness = this.preflight();
     if (this.adopted) return this.resume(harness, this.adopted);
-    const mounts = await this.fetchRepositories();
+    // Mirrors this worker has already: the sandbox starts on them while the fetch brings them up to date.
+    const known = this.knownMirrors();
+    const fetching = this.fetchRepositories();
+    fetching.catch(() => {}); // awaited below; a sandbox that fails to start first is the run's error
+    const mounts = known ?? (await fetching);
     this.image = await this.pullImage();
     this.findSnapshot();
     // A worker that was frozen (or slow) past its lease starts nothing more.
     if (this.lease.validForMs <= 0) this.stop({ kind: 'fenced' });
     if (this.stopReason) return null;
-    this.sockets = await this.startSockets(harness);
+    this.shape = this.sandboxShape(mounts);
+    const spare = (await this.deps.spares?.take(spareKey(run.team_id, this.shape))) ?? null;
+    // The run holds its own image and snapshot (pullImage, findSnapshot): what the spare held is let go.
+    spare?.release();
+    this.sockets = await this.startSockets(harness, spare?.supportDir);
     await this.network.start(this.sockets.dir);
-    this.sandbox = await this.startSandbox(mounts);
+    this.sandbox = await this.startSandbox(this.shape, spare);
     await this.network.watchSandbox(this.sandbox, false);
+    await fetching;
     if (this.stopReason) return null;
     const env = { ...this.runEnv(), ...secretEnv(this.secrets?.env ?? {}) };
     const bases = await this.provision(env, mounts);
@@ -304,6 +319,7 @@ export class RunExecution {
     if (this.stopReason) return null;
     await this.uploader.flush(); // setup's events come before the state change
     await this.markStarted();
+    this.prepareSpare();
     const final = await this.runHarness(harness, env);
     if (this.stopReason) return null;
     const outcome = harnessOutcome(final);
@@ -564,6 +580,12 @@ export class RunExecution {
     return harness;
   }
 
+  /** Where each repository's mirror is, if this worker has every one already; else null (the first fetch makes them). */
+  private knownMirrors(): string[] | null {
+    const paths = (this.run.environment?.repos ?? []).map((repo) => this.deps.mirrors.existing(this.run.team_id, repo.url));
+    return paths.every((path) => path !== null) ? paths : null;
+  }
+
   /** Each repository into this worker's mirror of it (host side, the team's own); returns the mirrors. */
   private async fetchRepositories(): Promise<string[]> {
     const mounts: string[] = [];
@@ -759,29 +781,44 @@ export class RunExecution {
     };
   }
 
-  private async startSandbox(mounts: string[]): Promise<Sandbox> {
-    const { backend } = this.deps;
+  /** What the run's sandbox starts with, but for the run's own parts (its id, fence, limit handler, sockets). */
+  private sandboxShape(mounts: readonly string[], restored: FoundSnapshot | null = this.restored): SpareShape {
+    return {
+      ...this.sandboxImage(),
+      ...(restored ? { restore: { workspace: restored.workspace, layer: this.image ? restored.layer : null } } : {}),
+      network: this.network.policy,
+      internalRanges: this.network.internalRanges,
+      limits: this.limits,
+      mounts: [...mounts],
+      tools: this.deps.tools,
+    };
+  }
+
+  private onLimit(kind: LimitKind): void {
     const limits = this.limits;
-    const image = this.sandboxImage();
+    this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes });
+  }
+
+  /** The run's sandbox: the spare the worker started ahead in this shape, else one started now. */
+  private async startSandbox(shape: SpareShape, spare: TakenSpare | null): Promise<Sandbox> {
+    const { backend } = this.deps;
     let sandbox: Sandbox;
     const create = (restored: FoundSnapshot | null): Promise<Sandbox> =>
       backend.create({
-        ...image,
-        ...(restored ? { restore: { workspace: restored.workspace, layer: this.image ? restored.layer : null } } : {}),
+        ...(restored === this.restored ? shape : this.sandboxShape(shape.mounts, restored)),
         runId: this.run.run_id,
-        network: this.network.policy,
-        internalRanges: this.network.internalRanges,
-        limits,
-        mounts,
         supportDir: this.sockets?.dir,
-        tools: this.deps.tools,
         // Until the next renewal: the sandbox ends itself before the lease could lapse.
         fenceAfterMs: Math.max(0, Math.floor(this.lease.validForMs)),
-        onLimit: (kind) => this.stop({ kind: 'limit', limit: kind, value: kind === 'pids' ? limits.pids : kind === 'memory' ? limits.memoryBytes : limits.diskBytes }),
+        onLimit: (kind) => this.onLimit(kind),
       });
+    if (spare) {
+      spare.onLimit((kind) => this.onLimit(kind));
+      this.deps.logger.info({ runId: this.run.run_id }, 'started in a spare sandbox');
+    }
     try {
       try {
-        sandbox = await create(this.restored);
+        sandbox = spare ? spare.sandbox : await create(this.restored);
       } catch (error) {
         const restored = this.restored;
         if (!restored || !this.snapshotKey || error instanceof RunFailure) throw error;
@@ -791,6 +828,7 @@ export class RunExecution {
         this.deps.snapshots?.release(this.snapshotKey);
         this.restored = null;
         this.notice("The environment's snapshot could not be mounted: this run starts cold, and the snapshot is dropped.", 'snapshot_failed');
+        this.shape = this.sandboxShape(shape.mounts, null);
         sandbox = await create(null);
       }
     } catch (error) {
@@ -875,13 +913,18 @@ export class RunExecution {
     return bases;
   }
 
-  /** What each repository's mirror has now for the run's branch (host-side git on the worker's own bare mirrors), null where it cannot say. */
+  /**
+   * What each repository's mirror has now for the run's branch, null where it cannot say: read from
+   * the worker's own bare mirror's refs, else asked of host-side git.
+   */
   private mirrorHeads(mounts: readonly string[]): Promise<(string | null)[]> {
     const repos = this.checkoutRepos().repos;
     return Promise.all(
       repos.map(async (repo, i) => {
         const mirror = mounts[i];
         if (!mirror) return null;
+        const read = mirrorBranchHead(mirror, repo.branch);
+        if (read !== null) return read;
         const ref = repo.branch ? `refs/heads/${repo.branch}` : 'HEAD';
         const head = await this.deps.mirrors.git.run(['--git-dir', mirror, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { signal: this.stopped.signal }).catch(() => '');
         return /^[0-9a-f]{40,64}$/.test(head.trim()) ? head.trim() : null;
@@ -930,6 +973,33 @@ export class RunExecution {
     const probe = await (this.sandbox as Sandbox).exec(['/bin/sh', '-c', '[ -x /bin/bash ]'], { env: { PATH: '/usr/bin:/bin' }, onOutput: () => {} }).catch(() => null);
     if (probe === null || probe.exitCode === null || probe.exitCode > 1) return null;
     return probe.exitCode === 0 ? '/bin/bash' : '/bin/sh';
+  }
+
+  /**
+   * A spare for the environment's next run, shaped as its sandbox will be:
+   * on the snapshot this run started from or just kept, on the same image and
+   * mirrors (docs/design.md "Spare sandboxes"). Started now the run is under way,
+   * so it never delays the run itself.
+   */
+  private prepareSpare(): void {
+    const { spares, snapshots, images } = this.deps;
+    if (!spares || !this.shape || !this.deps.backend.isolates) return;
+    const team = this.run.team_id;
+    const key = this.snapshotKey;
+    const digest = this.image?.digest ?? null;
+    // The snapshot as the next run finds it: held (no hit counted) for as long as the spare waits.
+    const snapshot = key && snapshots ? snapshots.hold(team, key) : null;
+    if (digest) images?.hold(digest);
+    const release = (): void => {
+      if (snapshot && key) snapshots?.release(key);
+      if (digest) images?.release(digest);
+    };
+    try {
+      spares.prepare(team, this.sandboxShape(this.shape.mounts, snapshot), release);
+    } catch (error) {
+      release();
+      this.deps.logger.warn({ err: error, runId: this.run.run_id }, 'could not prepare a spare sandbox');
+    }
   }
 
   /** CLAIMED → INPROGRESS; retried while the server is unreachable (the lease decides how long). */

@@ -8,6 +8,7 @@ import { ProtocolError } from './protocol-client.js';
 import { RunExecution, type ExecutionDeps } from './run-execution.js';
 import { destroyIdle, IdleSandboxes } from './idle-sandboxes.js';
 import { claimedNetwork, networkKey } from './egress/run-network.js';
+import { SpareSandboxes } from './spare-sandboxes.js';
 
 export interface WorkerOptions {
   concurrency: number;
@@ -20,7 +21,12 @@ export interface WorkerOptions {
   idPrefix?: string;
   /** How long a claim long-poll waits on the server. */
   claimWaitMs?: number;
+  /** Sandboxes started ahead of claims (src/worker/spare-sandboxes.ts); default 0: none. */
+  spareSandboxes?: number;
 }
+
+/** A spare sandbox no claim took within this long is torn down. */
+const SPARE_IDLE_MS = 10 * 60_000;
 
 /**
  * A worker: claims runs (long-poll) while it has free slots and runs each in a
@@ -36,6 +42,7 @@ export class Worker {
 
   private readonly deps: ExecutionDeps;
   private readonly idle: IdleSandboxes;
+  private readonly spares: SpareSandboxes;
 
   constructor(
     deps: ExecutionDeps,
@@ -44,7 +51,11 @@ export class Worker {
   ) {
     this.id = `${options.idPrefix ?? ''}${hostname()}-${process.pid}-${randomToken(4)}`;
     this.idle = new IdleSandboxes(deps.client, () => this.id, logger);
-    this.deps = { ...deps, idle: this.idle };
+    // On bwrap only for now: the direct backend's sandbox is a directory, and spares on the
+    // container backend are not checked against its egress rules yet.
+    const spares = deps.backend.name === 'bwrap' ? (options.spareSandboxes ?? 0) : 0;
+    this.spares = new SpareSandboxes(deps.backend, deps.supportRoot, logger, { max: spares, idleMs: SPARE_IDLE_MS });
+    this.deps = { ...deps, idle: this.idle, spares: this.spares };
   }
 
   start(): void {
@@ -117,6 +128,7 @@ export class Worker {
     this.slotFreed?.();
     await this.loop;
     await this.idle.close();
+    await this.spares.close();
     const all = () => Promise.all([...this.executions.values()].map((e) => e.finished));
     const timedOut = await Promise.race([all().then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref())]);
     if (timedOut) {

@@ -34,6 +34,7 @@ describe('configuration', () => {
       cliConfigPath: '/home/u/.config/oz/config.json',
       logLevel: 'info',
       workerConcurrency: 2,
+      spareSandboxes: 2,
       workerName: workerNameFromHost(hostname()),
       workerLabels: [],
       killGraceMs: 2000,

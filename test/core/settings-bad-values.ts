@@ -36,6 +36,7 @@ export const BAD_VALUES: Readonly<Record<string, string | null>> = {
   OZ_SANDBOX_BACKEND: 'lxc',
   OZ_WORKER_TOKEN: null,
   OZ_WORKER_CONCURRENCY: '99',
+  OZ_SPARE_SANDBOXES: '17',
   OZ_WORKER_NAME: 'Box 1',
   OZ_WORKER_LABELS: 'gpu,warp',
   OZ_DRAIN_GRACE_MS: 'x',

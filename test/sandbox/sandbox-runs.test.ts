@@ -99,6 +99,8 @@ describe.each(SUITES)('sandboxed runs on the %s backend', (suite) => {
       args: ['--backend', backend],
       env: {
         OZ_FILE_REPO_ROOTS: fixtures,
+        // These probes find a run's sandbox directory by its run id, which a spare's does not carry (test/sandbox/spare-runs.test.ts covers spares).
+        OZ_SPARE_SANDBOXES: '0',
         OZ_TEAM_MAX_CONCURRENT_RUNS: '20',
         OZ_KILL_GRACE_MS: '500',
         OZ_WORKER_CONCURRENCY: '4',

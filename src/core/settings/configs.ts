@@ -122,6 +122,8 @@ export interface WorkerConfig extends SandboxLimitSettings {
   readonly codexBin: string | null;
   readonly logLevel: string;
   readonly workerConcurrency: number;
+  /** Sandboxes started ahead of claims (`OZ_SPARE_SANDBOXES`); 0 = none. */
+  readonly spareSandboxes: number;
   /** The worker's name and labels: which routed runs (`worker_host`) it may claim. */
   readonly workerName: string;
   readonly workerLabels: readonly string[];
@@ -314,6 +316,7 @@ export function workerConfig(s: SettingsOf<'worker'>): WorkerConfig {
     codexBin: s.codexBin,
     logLevel: s.logLevel,
     workerConcurrency: s.workerConcurrency,
+    spareSandboxes: s.spareSandboxes,
     workerName: s.workerName,
     workerLabels: s.workerLabels,
     killGraceMs: s.killGraceMs,

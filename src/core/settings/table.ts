@@ -354,6 +354,14 @@ export const SETTINGS = {
     group: 'worker',
     readBy: readBy('worker'),
   }),
+  spareSandboxes: setting({
+    env: 'OZ_SPARE_SANDBOXES',
+    schema: intIn(0, 16),
+    default: 2,
+    doc: "sandboxes a worker starts ahead of claims, on the bwrap backend, each shaped like a recent run's (its environment's limits, network, mirrors, image and snapshot), so the next run of that environment starts at once; 0: none (every run starts its own)",
+    group: 'worker',
+    readBy: readBy('worker'),
+  }),
   workerName: setting({
     env: 'OZ_WORKER_NAME',
     flag: flag('--name', 'name', 'worker'),

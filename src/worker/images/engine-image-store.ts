@@ -58,4 +58,8 @@ export class EngineImageStore implements ImageProvider {
   release(): void {
     // The engine keeps its images; the operator prunes them (docker image prune).
   }
+
+  hold(): void {
+    // Nothing to count: the engine keeps its images.
+  }
 }

@@ -34,6 +34,8 @@ export interface ImageProvider {
   ensure(reference: string, options?: EnsureOptions): Promise<EnsuredImage>;
   /** A run on the image ended (it may be evicted once no run holds it). */
   release(digest: string): void;
+  /** One more holder of an image `ensure` gave (a spare sandbox on it), until its own `release`. */
+  hold(digest: string): void;
 }
 
 export interface EnsureOptions {
@@ -147,6 +149,10 @@ export class ImageStore implements ImageProvider {
     this.touch(image.digest);
     this.evict();
     return image;
+  }
+
+  hold(digest: string): void {
+    this.inUse.set(digest, (this.inUse.get(digest) ?? 0) + 1);
   }
 
   /** A run is done with the image `ensure` gave it: its root may be evicted again. */

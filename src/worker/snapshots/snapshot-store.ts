@@ -112,6 +112,20 @@ export class SnapshotStore {
     return { meta: hit, workspace: join(dir, 'workspace'), layer: existsSync(layer) ? layer : null };
   }
 
+  /**
+   * The team's snapshot of `key` held as by {@link find}, without counting a
+   * hit (a spare sandbox started on it: the run that takes the spare finds it
+   * itself); null if there is none any more.
+   */
+  hold(teamId: string, key: string): FoundSnapshot | null {
+    const dir = join(this.teamDir(teamId), key);
+    const meta = this.readMeta(dir);
+    if (!meta) return null;
+    this.inUse.set(key, (this.inUse.get(key) ?? 0) + 1);
+    const layer = join(dir, 'layer');
+    return { meta, workspace: join(dir, 'workspace'), layer: existsSync(layer) ? layer : null };
+  }
+
   release(key: string): void {
     const count = (this.inUse.get(key) ?? 0) - 1;
     if (count > 0) {
