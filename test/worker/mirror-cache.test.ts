@@ -174,6 +174,31 @@ describe('MirrorCache', () => {
     await expect(new MirrorCache(cacheDir, []).ensure('team-a', join(roots, 'app.git'))).rejects.toThrow(/are off on this worker/);
   });
 
+  it('fetches a local origin only when its refs changed: a new commit, a new tag, a deleted branch', async () => {
+    const url = makeBareRepo(roots, 'app', { 'README.md': 'app\n' });
+    const origin = join(roots, 'app.git');
+    const mirror = await cache.ensure('team-a', url);
+    const fetchHead = join(mirror, 'FETCH_HEAD');
+    // Nothing changed since the clone: no git ran (a fetch writes FETCH_HEAD).
+    await cache.ensure('team-a', url);
+    expect(existsSync(fetchHead)).toBe(false);
+    const next = commit('app', 'next.txt');
+    await cache.ensure('team-a', url);
+    expect(git(dir, '--git-dir', mirror, 'rev-parse', 'refs/heads/main').trim()).toBe(next);
+    git(dir, '--git-dir', origin, 'tag', 'v1', next);
+    git(dir, '--git-dir', origin, 'branch', 'extra', next);
+    await cache.ensure('team-a', url);
+    expect(git(dir, '--git-dir', mirror, 'for-each-ref', '--format=%(refname)').trim().split('\n')).toEqual(['refs/heads/extra', 'refs/heads/main', 'refs/tags/v1']);
+    git(dir, '--git-dir', origin, 'branch', '-D', 'extra');
+    await cache.ensure('team-a', url);
+    expect(git(dir, '--git-dir', mirror, 'for-each-ref', '--format=%(refname)').trim().split('\n')).toEqual(['refs/heads/main', 'refs/tags/v1']);
+    // And again nothing: the last fetch's FETCH_HEAD stays as it was.
+    const before = statSync(fetchHead).mtimeMs;
+    await new Promise((r) => setTimeout(r, 20));
+    await cache.ensure('team-a', url);
+    expect(statSync(fetchHead).mtimeMs).toBe(before);
+  });
+
   it('runs no automatic gc or maintenance, whatever the mirror asks for', async () => {
     const url = makeBareRepo(roots, 'app', { 'README.md': 'app\n' });
     const mirror = await cache.ensure('team-a', url);

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { HostGitLimits } from '../git-limits.js';
 import { FetchCancelledError, FetchError, GIT_SSH_COMMAND, HostGit } from '../host-git.js';
 import { RemotePolicy, RemoteRefusedError, type Lookup } from './remote-policy.js';
+import { sameRefs } from './mirror-refs.js';
 
 export { FetchCancelledError, FetchError };
 
@@ -274,6 +275,9 @@ export class MirrorCache {
       origin = (await this.git.run(['--git-dir', path, 'config', '--get', 'remote.origin.url'], { signal })).trim();
       this.origins.set(path, origin);
     }
+    // A local origin whose refs the mirror has already: nothing to fetch (a git process pair and
+    // its upload-pack cost tens of milliseconds on every run's dispatch otherwise).
+    if (origin.startsWith('/') && sameRefs(origin, path)) return;
     const pins = await this.pin(origin, given, 'fetch');
     for (let attempt = 1; ; attempt++) {
       const before = packTemps(path);
