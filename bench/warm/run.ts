@@ -13,8 +13,7 @@
  *
  *   npm run build && npx tsx bench/warm/run.ts
  *
- * Then dispatch on a large checkout: a 5,000-file repository with no setup (cloned each run)
- * against the same repository with a warm snapshot of a trivial setup, interleaved.
+ * Dispatch of a warm environment with a large checkout is bench/dispatch/warm-repo.ts.
  *
  * Sizes: OZ_BENCH_COLD (default 3), OZ_BENCH_WARM (default 10), OZ_BENCH_BASE (default 10).
  */
@@ -128,33 +127,14 @@ async function main(): Promise<void> {
     const warm: number[] = [];
     for (let i = 0; i < WARM; i++) warm.push(await timedRun(server, warmEnv.uid));
 
-    // Dispatch on a large checkout: 5,000 files, no setup vs a warm snapshot of a trivial setup.
-    const files: Record<string, string> = { '.gitignore': 'node_modules/\n' };
-    for (let i = 0; i < 5000; i++) files[`src/d${i % 50}/f${i}.txt`] = `file ${i}\n`;
-    const bigUrl = makeBareRepo(repos, 'big-app', files);
-    const bigEnv = (extra: Record<string, unknown>): Promise<{ uid: string }> =>
-      call(server as OzServerHandle, 'POST', '/api/v1/agent/environments', { name: `big-${Math.random().toString(36).slice(2, 8)}`, repos: [{ url: bigUrl }], ...extra });
-    const bigNone = await bigEnv({});
-    const bigWarm = await bigEnv({ setup_commands: ['mkdir -p node_modules/dep && echo 1 > node_modules/dep/index.js'] });
-    await timedRun(server, bigWarm.uid, 'true'); // keeps the snapshot
-    const bigBaseline: number[] = [];
-    const bigWarmRuns: number[] = [];
-    for (let i = 0; i < WARM; i++) {
-      bigBaseline.push(await timedRun(server, bigNone.uid, 'true'));
-      bigWarmRuns.push(await timedRun(server, bigWarm.uid, 'true'));
-    }
-
     const b = p50(baseline);
     const c = p50(cold);
     const w = p50(warm);
-    const bb = p50(bigBaseline);
-    const bw = p50(bigWarmRuns);
     process.stdout.write(
       [
         `warm starts (${cpus()[0]?.model ?? 'cpu'}, ${cpus().length} cores, load ${loadavg()[0]?.toFixed(2)})`,
         `create → INPROGRESS p50, ms: no setup ${b.toFixed(0)} (n=${BASE}), cold npm ci ${c.toFixed(0)} (n=${COLD}), warm ${w.toFixed(0)} (n=${WARM})`,
         `cold / warm = ${(c / w).toFixed(1)}x; warm - no setup = ${(w - b).toFixed(0)} ms`,
-        `5,000-file repository, create → INPROGRESS p50, ms: no setup (clone) ${bb.toFixed(0)}, warm snapshot ${bw.toFixed(0)} (n=${WARM} each, interleaved)`,
         `samples: no setup [${baseline.map((x) => x.toFixed(0)).join(', ')}]`,
         `         cold [${cold.map((x) => x.toFixed(0)).join(', ')}]`,
         `         warm [${warm.map((x) => x.toFixed(0)).join(', ')}]`,
